@@ -1,0 +1,196 @@
+/*
+ * Engine life cycle: create, start, stop (drain), destroy, and counters.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/engine_internal.h"
+
+SY_API void sy_config_init(struct sy_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->display_affinity = -1;
+}
+
+static bool in_worker(struct sy_engine *eng)
+{
+	struct sy__worker *w = sy__worker_self();
+
+	return w && w->eng == eng;
+}
+
+static int engine_alloc(struct sy_engine *eng)
+{
+	eng->nslots = eng->nworkers + eng->cfg.max_producers;
+	eng->slots = calloc(eng->nslots, sizeof(*eng->slots));
+	eng->workers = calloc(eng->nworkers, sizeof(*eng->workers));
+	eng->routes = calloc(eng->cfg.max_routes, sizeof(*eng->routes));
+	eng->servers = calloc(eng->cfg.max_servers, sizeof(*eng->servers));
+	if (!eng->slots || !eng->workers || !eng->routes || !eng->servers)
+		return -ENOMEM;
+	for (unsigned i = 0; i < eng->nslots; i++) {
+		struct sy__slot *s = &eng->slots[i];
+
+		s->id = i;
+		s->pool.eng = eng;
+		s->pool.slot = i;
+		s->is_worker = i < eng->nworkers;
+		s->stash_tail = &s->stash;
+	}
+	for (unsigned i = 0; i < eng->nworkers; i++) {
+		struct sy__worker *w = &eng->workers[i];
+
+		w->eng = eng;
+		w->idx = i;
+		w->cpu = eng->cfg.worker_cpu[i];
+		w->slot = &eng->slots[i];
+		if (sy__slot_setup(eng, w->slot))
+			return -ENOMEM;
+		atomic_store(&w->slot->state, SY_SLOT_ATTACHED);
+	}
+	atomic_store(&eng->slots_used, eng->nworkers);
+	return sy__registry_init(eng);
+}
+
+static void engine_free(struct sy_engine *eng)
+{
+	sy__registry_destroy(eng);
+	if (eng->slots) {
+		for (unsigned i = 0; i < eng->nslots; i++)
+			sy__slot_free(eng, &eng->slots[i]);
+		for (unsigned i = 0; i < eng->nslots; i++)
+			sy__pool_destroy(eng, &eng->slots[i].pool);
+	}
+	sy__mem_fini(eng);
+	free(eng->slots);
+	free(eng->workers);
+	free(eng->routes);
+	free(eng->servers);
+	pthread_mutex_destroy(&eng->lock);
+	pthread_mutex_destroy(&eng->slot_lock);
+	free(eng);
+}
+
+SY_API int sy_engine_create(const struct sy_config *cfg, sy_engine **out)
+{
+	char why[400];
+	struct sy_engine *eng;
+	int rc;
+
+	eng = calloc(1, sizeof(*eng));
+	if (!eng)
+		return sy__fail(-ENOMEM, "no memory for an engine");
+	rc = sy__config_resolve(cfg, &eng->cfg, why, sizeof(why));
+	if (rc) {
+		free(eng);
+		return sy__fail(rc, "%s", why);
+	}
+	pthread_mutex_init(&eng->lock, NULL);
+	pthread_mutex_init(&eng->slot_lock, NULL);
+	eng->nworkers = eng->cfg.workers;
+	atomic_init(&eng->state, SY_ENGINE_CREATED);
+	sy__mem_init(eng);
+	rc = engine_alloc(eng);
+	if (!rc)
+		rc = sy__engine_remember(eng);
+	if (rc) {
+		engine_free(eng);
+		return sy__fail(rc, rc == -ENOSPC ? "too many engines in this process"
+						: "no memory for the engine");
+	}
+	*out = eng;
+	return 0;
+}
+
+SY_API int sy_engine_start(sy_engine *eng)
+{
+	int rc;
+
+	pthread_mutex_lock(&eng->lock);
+	if (atomic_load(&eng->state) != SY_ENGINE_CREATED) {
+		rc = -EALREADY;
+		goto out_unlock;
+	}
+	rc = sy__workers_start(eng);
+	if (rc) {
+		/* Nothing can have been sent through a worker that did not
+		 * start; stop the ones that did. */
+		atomic_store(&eng->state, SY_ENGINE_STOPPING);
+		urcu_memb_synchronize_rcu();
+		sy__workers_drain(eng);
+		atomic_store(&eng->state, SY_ENGINE_STOPPED);
+		goto out_unlock;
+	}
+	atomic_store(&eng->state, SY_ENGINE_RUNNING);
+out_unlock:
+	pthread_mutex_unlock(&eng->lock);
+	return rc;
+}
+
+SY_API int sy_engine_stop(sy_engine *eng)
+{
+	int rc = 0;
+
+	if (in_worker(eng))
+		return sy__fail(-EDEADLK, "sy_engine_stop from a handler");
+	pthread_mutex_lock(&eng->lock);
+	switch (atomic_load(&eng->state)) {
+	case SY_ENGINE_CREATED:
+		/* Messages may be queued already: run the workers to drain. */
+		rc = sy__workers_start(eng);
+		if (rc)
+			break;
+		/* fall through */
+	case SY_ENGINE_RUNNING:
+		atomic_store(&eng->state, SY_ENGINE_STOPPING);
+		/* After the grace period every send that saw RUNNING has
+		 * enqueued; later ones see STOPPING and fail. */
+		urcu_memb_synchronize_rcu();
+		sy__workers_drain(eng);
+		atomic_store(&eng->state, SY_ENGINE_STOPPED);
+		break;
+	default:
+		rc = -EALREADY;
+	}
+	pthread_mutex_unlock(&eng->lock);
+	return rc;
+}
+
+SY_API void sy_engine_destroy(sy_engine *eng)
+{
+	if (!eng)
+		return;
+	sy_engine_stop(eng);
+	sy__engine_forget(eng);
+	engine_free(eng);
+}
+
+SY_API unsigned sy_engine_workers(const sy_engine *eng)
+{
+	return eng->nworkers;
+}
+
+SY_API int sy_engine_worker_cpu(const sy_engine *eng, unsigned worker)
+{
+	if (worker >= eng->nworkers)
+		return -EINVAL;
+	return eng->workers[worker].cpu;
+}
+
+SY_API int sy_engine_stats(sy_engine *eng, struct sy_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (unsigned i = 0; i < eng->nslots; i++) {
+		const struct sy__slot *s = &eng->slots[i];
+
+		sy__counters_add_to(&s->counters, out);
+		out->pool_slabs += atomic_load_explicit(&s->pool.slab_count,
+							memory_order_relaxed);
+		out->pool_bytes += atomic_load_explicit(&s->pool.slab_bytes,
+							memory_order_relaxed);
+	}
+	out->in_flight = out->accepted > out->delivered ?
+			 out->accepted - out->delivered : 0;
+	return 0;
+}

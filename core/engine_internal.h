@@ -1,0 +1,250 @@
+/*
+ * The engine's internal structures, shared by the files of core/.
+ *
+ * Threads. A *slot* is the state of one sending thread: slots [0, workers)
+ * belong to the workers, slots [workers, workers + max_producers) to attached
+ * application threads. Each slot has an SPSC ring to every worker (out[w]),
+ * an SPSC ring from every worker for replies (replies[w]), a message pool,
+ * and counters. Only the thread attached to a slot produces on its out rings,
+ * consumes its reply rings, allocates from its pool and writes its counters.
+ *
+ * Routing. Routes live in an RCU-protected array indexed by id (the fast
+ * path) and in a cds_lfht keyed by name. A route object is immutable once
+ * published; updates publish a new object and free the old one with
+ * call_rcu. Senders hold one read-side section per send call (per burst);
+ * workers hold one per pass over their rings.
+ *
+ * Servers are reached through routes, and through the messages sent to them
+ * (msg->server). Removing a server first rebuilds every route without it,
+ * waits for a grace period (no sender can pick it any more), then waits until
+ * its worker has handled every message enqueued before that point.
+ */
+#ifndef SY_CORE_ENGINE_INTERNAL_H
+#define SY_CORE_ENGINE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <urcu/urcu-memb.h>
+#include <urcu/rculfhash.h>
+
+#include "core/config_internal.h"
+#include "metrics/counters.h"
+#include "policies/policy.h"
+#include "queues/park.h"
+#include "queues/ring.h"
+#include "switchyard.h"
+
+#define SY_CACHELINE 64
+#define SY_NAME_MAX 64
+#define SY_BURST_MAX 32 /* messages per burst descriptor */
+
+/* ---- messages and pools (pool.c) ---- */
+
+enum {
+	SY_CLASSES = 6,           /* pooled size classes */
+	SY_CLASS_HUGE = 0xff,     /* allocated alone, freed to the allocator */
+};
+
+enum sy__msg_flags {
+	SY_MSG_REQUEST = 1u << 0, /* a reply goes back to reply_slot */
+	SY_MSG_CALL = 1u << 1,    /* the request of a sy_call(); call_seq matches */
+	SY_MSG_BURST = 1u << 2,   /* an internal burst descriptor, not a message */
+};
+
+struct sy__pool;
+struct sy__server;
+
+struct sy_msg {
+	struct sy_msg *next;       /* free lists and return chains */
+	struct sy__pool *pool;     /* where it goes back to */
+	struct sy__server *server; /* destination, set by the send */
+	uint64_t tag;
+	uint32_t size;
+	uint32_t cap;
+	uint32_t reply_slot;       /* requester's slot */
+	uint32_t reply_gen;        /* requester's slot generation */
+	uint32_t call_seq;
+	uint8_t klass;
+	uint8_t flags;
+	_Alignas(16) unsigned char data[];
+};
+_Static_assert(sizeof(struct sy_msg) == 64, "message header is one cache line");
+
+/* A burst descriptor: SY_BURST_MAX messages for one worker in one ring entry. */
+struct sy__burst {
+	uint32_t n;
+	struct sy_msg *msgs[SY_BURST_MAX];
+};
+
+/* Messages freed by a thread for another thread's pool, returned 32 at once. */
+struct sy__chain {
+	struct sy_msg *head;
+	struct sy_msg *tail;
+	uint32_t n;
+	bool listed;               /* its index is in the slot's dirty list */
+};
+
+struct sy__pool {
+	/* Owner side: only the slot's thread touches these. */
+	struct sy_msg *free[SY_CLASSES];
+	void *slabs;               /* singly linked through the slab's first word */
+	_Atomic uint64_t slab_count;
+	_Atomic uint64_t slab_bytes;
+	struct sy_engine *eng;
+	uint32_t slot;
+	/* Remote side: other threads push chains here (Treiber stacks; the
+	 * owner takes a whole stack at once, so there is no ABA). */
+	_Alignas(SY_CACHELINE) _Atomic(struct sy_msg *) remote[SY_CLASSES];
+};
+
+/* ---- slots ---- */
+
+enum sy__slot_state { SY_SLOT_FREE, SY_SLOT_ATTACHED };
+
+struct sy__slot {
+	struct sy__counters counters;
+	struct sy__pool pool;
+	struct sy__parker parker;  /* a thread waiting in sy_call() */
+	struct sy__ring *_Atomic out; /* [workers], published once */
+	struct sy__ring *replies;  /* [workers] */
+	struct sy__chain *pending; /* [slots * SY_CLASSES] return chains */
+	uint32_t *dirty;           /* indices of non-empty pending chains */
+	unsigned ndirty;
+	uint64_t *policy_words;    /* [max_routes] */
+	struct sy_msg *stash;      /* replies taken by sy_call() for sy_poll_replies() */
+	struct sy_msg **stash_tail;
+	uint32_t id;
+	uint32_t call_seq;
+	_Atomic uint32_t gen;      /* changes at every attach */
+	_Atomic int state;
+	bool is_worker;
+};
+
+/* ---- workers (worker.c) ---- */
+
+struct sy__worker {
+	struct sy__parker parker;
+	_Atomic uint64_t passes;   /* loop passes completed */
+	_Atomic bool drain;        /* stop: exit once every inbox is empty */
+	struct sy_engine *eng;
+	struct sy__slot *slot;
+	pthread_t thread;
+	unsigned idx;
+	int cpu;
+	unsigned nservers;         /* placement; under eng->lock */
+	sy_msg *current;           /* message being handled */
+	bool taken;                /* the handler passed current on */
+};
+
+/* ---- servers and routes (registry.c) ---- */
+
+enum sy__server_state { SY_SERVER_ACTIVE, SY_SERVER_DRAINING };
+
+struct sy__server {
+	sy_handler_fn fn;
+	void *ctx;
+	unsigned worker;
+	uint32_t id;
+	_Atomic int state;
+	char name[SY_NAME_MAX];
+};
+
+struct sy__route {
+	struct cds_lfht_node node;
+	struct rcu_head rcu;
+	const struct sy__policy *policy;
+	void *pstate;
+	uint32_t id;
+	unsigned n;
+	char name[SY_NAME_MAX];
+	struct sy__server *servers[];
+};
+
+/* ---- the engine ---- */
+
+enum sy__engine_state {
+	SY_ENGINE_CREATED,
+	SY_ENGINE_RUNNING,
+	SY_ENGINE_STOPPING,
+	SY_ENGINE_STOPPED,
+};
+
+struct sy_engine {
+	struct sy__config cfg;
+	_Atomic int state;
+	unsigned nworkers;
+	unsigned nstarted;               /* worker threads running */
+	unsigned nslots;
+	_Atomic unsigned slots_used;     /* slots [0, slots_used) may have rings */
+	struct sy__slot *slots;
+	struct sy__worker *workers;
+	_Atomic(struct sy__route *) *routes;   /* [max_routes] */
+	struct sy__server **servers;           /* [max_servers], under lock */
+	struct cds_lfht *route_names;
+	pthread_mutex_t lock;            /* servers, routes, start, stop */
+	pthread_mutex_t slot_lock;       /* attach, detach */
+	uint64_t uid;
+	unsigned je_arena;
+	bool je_arena_valid;
+};
+
+/* ---- functions shared inside core/ ---- */
+
+/* error.c */
+int sy__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* memory.c: the engine's allocator */
+void *sy__mem_alloc(struct sy_engine *eng, size_t size);
+void sy__mem_free(struct sy_engine *eng, void *p, size_t size);
+void sy__mem_init(struct sy_engine *eng);
+void sy__mem_fini(struct sy_engine *eng);
+
+/* pool.c */
+struct sy_msg *sy__msg_alloc(struct sy__slot *s, size_t size);
+void sy__msg_release(struct sy__slot *self, struct sy_msg *m);
+void sy__pending_flush(struct sy__slot *self);
+void sy__pool_destroy(struct sy_engine *eng, struct sy__pool *p);
+
+/* slot.c */
+struct sy__slot *sy__slot_self(struct sy_engine *eng);
+struct sy__slot *sy__slot_get(struct sy_engine *eng, int *err);
+int sy__slot_setup(struct sy_engine *eng, struct sy__slot *s);
+void sy__slot_free(struct sy_engine *eng, struct sy__slot *s);
+struct sy__worker *sy__worker_self(void);
+void sy__worker_bind(struct sy__worker *w);
+void sy__worker_unbind(struct sy__worker *w);
+int sy__engine_remember(struct sy_engine *eng);
+void sy__rcu_thread_get(void);
+void sy__rcu_thread_put(void);
+void sy__engine_forget(struct sy_engine *eng);
+
+/* send.c */
+void sy__reply_drop(struct sy__slot *s, struct sy_msg *m);
+
+/* worker.c */
+int sy__workers_start(struct sy_engine *eng);
+void sy__workers_drain(struct sy_engine *eng);
+void sy__worker_wait_handled(struct sy_engine *eng, unsigned w);
+unsigned sy__worker_drain_ring(struct sy__worker *w, struct sy__ring *r);
+
+/* registry.c */
+int sy__registry_init(struct sy_engine *eng);
+void sy__registry_destroy(struct sy_engine *eng);
+
+static inline struct sy__ring *sy__slot_out(struct sy__slot *s)
+{
+	return atomic_load_explicit(&s->out, memory_order_acquire);
+}
+
+static inline bool sy__idle_sleeps(const struct sy_engine *eng)
+{
+	return eng->cfg.idle == SY_IDLE_SLEEP;
+}
+
+#define sy__likely(x) __builtin_expect(!!(x), 1)
+#define sy__unlikely(x) __builtin_expect(!!(x), 0)
+
+#endif /* SY_CORE_ENGINE_INTERNAL_H */

@@ -1,0 +1,235 @@
+/*
+ * Message pools.
+ *
+ * Every slot (thread) has a pool with one free list per size class. A thread
+ * allocates from its own pool and frees into it without atomics. A message
+ * freed by another thread goes back to the pool it came from: the freeing
+ * thread chains it with others for the same pool and class, and pushes the
+ * chain of SY_RETURN_BATCH messages with one compare-and-swap onto the
+ * pool's remote stack. When the owner's free list runs dry it takes the
+ * whole remote stack with one exchange. A pool grows by a slab when both are
+ * empty; in steady state nothing is allocated.
+ *
+ * Messages above the largest class are allocated alone and freed straight
+ * to the allocator.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "core/engine_internal.h"
+
+#define SY_RETURN_BATCH 32
+#define SY_SLAB_BYTES (64u * 1024)
+
+static const uint32_t class_bytes[SY_CLASSES] = {
+	128, 256, 512, 2048, 8192, 65536,
+};
+
+static unsigned class_of(size_t size)
+{
+	for (unsigned k = 0; k < SY_CLASSES; k++)
+		if (size + sizeof(struct sy_msg) <= class_bytes[k])
+			return k;
+	return SY_CLASS_HUGE;
+}
+
+static struct sy_msg *pool_grow(struct sy__pool *p, unsigned k)
+{
+	size_t obj = class_bytes[k];
+	size_t count = SY_SLAB_BYTES / obj < 8 ? 8 : SY_SLAB_BYTES / obj;
+	size_t bytes = SY_CACHELINE + count * obj;
+	char *slab = sy__mem_alloc(p->eng, bytes);
+	struct sy_msg *head = NULL;
+
+	if (!slab)
+		return NULL;
+	/* The slab's first cache line links the pool's slabs for destroy. */
+	((void **)slab)[0] = p->slabs;
+	((size_t *)slab)[1] = bytes;
+	p->slabs = slab;
+	for (size_t i = count; i-- > 0;) {
+		struct sy_msg *m = (struct sy_msg *)(slab + SY_CACHELINE + i * obj);
+
+		m->pool = p;
+		m->klass = (uint8_t)k;
+		m->cap = (uint32_t)(obj - sizeof(struct sy_msg));
+		m->next = head;
+		head = m;
+	}
+	atomic_store_explicit(&p->slab_count,
+			      atomic_load_explicit(&p->slab_count, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	atomic_store_explicit(&p->slab_bytes,
+			      atomic_load_explicit(&p->slab_bytes, memory_order_relaxed) + bytes,
+			      memory_order_relaxed);
+	return head;
+}
+
+static struct sy_msg *alloc_huge(struct sy__slot *s, size_t size)
+{
+	struct sy_msg *m = sy__mem_alloc(s->pool.eng, sizeof(*m) + size);
+
+	if (!m)
+		return NULL;
+	m->pool = &s->pool;
+	m->klass = SY_CLASS_HUGE;
+	m->cap = (uint32_t)size;
+	return m;
+}
+
+struct sy_msg *sy__msg_alloc(struct sy__slot *s, size_t size)
+{
+	struct sy__pool *p = &s->pool;
+	unsigned k = class_of(size);
+	struct sy_msg *m;
+
+	if (sy__unlikely(k == SY_CLASS_HUGE)) {
+		m = alloc_huge(s, size);
+		goto init;
+	}
+	m = p->free[k];
+	if (sy__unlikely(!m)) {
+		/* Acquire pairs with the release in push_chain(): the chain's
+		 * next pointers are visible. */
+		m = atomic_exchange_explicit(&p->remote[k], NULL,
+					     memory_order_acquire);
+		if (!m)
+			m = pool_grow(p, k);
+		if (!m)
+			return NULL;
+	}
+	p->free[k] = m->next;
+	if (m->next)
+		__builtin_prefetch(m->next, 1);
+init:
+	if (!m)
+		return NULL;
+	m->next = NULL;
+	m->server = NULL;
+	m->tag = 0;
+	m->size = (uint32_t)size;
+	m->flags = 0;
+	return m;
+}
+
+static void push_chain(struct sy__pool *p, unsigned k, struct sy_msg *head,
+		       struct sy_msg *tail)
+{
+	struct sy_msg *old = atomic_load_explicit(&p->remote[k],
+						  memory_order_relaxed);
+
+	/* Release pairs with the owner's acquire exchange in sy__msg_alloc(). */
+	do {
+		tail->next = old;
+	} while (!atomic_compare_exchange_weak_explicit(&p->remote[k], &old,
+							head,
+							memory_order_release,
+							memory_order_relaxed));
+}
+
+void sy__msg_release(struct sy__slot *self, struct sy_msg *m)
+{
+	struct sy__pool *p = m->pool;
+	unsigned k = m->klass;
+	struct sy__chain *c;
+	uint32_t idx;
+
+	if (sy__unlikely(k == SY_CLASS_HUGE)) {
+		sy__mem_free(p->eng, m, sizeof(*m) + m->cap);
+		return;
+	}
+	if (self && &self->pool == p) {
+		m->next = p->free[k];
+		p->free[k] = m;
+		return;
+	}
+	if (!self) {
+		push_chain(p, k, m, m);
+		return;
+	}
+	idx = p->slot * SY_CLASSES + k;
+	c = &self->pending[idx];
+	if (!c->listed) {
+		c->listed = true;
+		self->dirty[self->ndirty++] = idx;
+	}
+	if (!c->head)
+		c->tail = m;
+	m->next = c->head;
+	c->head = m;
+	if (++c->n == SY_RETURN_BATCH) {
+		push_chain(p, k, c->head, c->tail);
+		c->head = NULL;
+		c->n = 0;
+	}
+}
+
+void sy__pending_flush(struct sy__slot *self)
+{
+	struct sy_engine *eng = self->pool.eng;
+
+	for (unsigned i = 0; i < self->ndirty; i++) {
+		uint32_t idx = self->dirty[i];
+		struct sy__chain *c = &self->pending[idx];
+
+		if (c->head)
+			push_chain(&eng->slots[idx / SY_CLASSES].pool,
+				   idx % SY_CLASSES, c->head, c->tail);
+		c->head = NULL;
+		c->n = 0;
+		c->listed = false;
+	}
+	self->ndirty = 0;
+}
+
+void sy__pool_destroy(struct sy_engine *eng, struct sy__pool *p)
+{
+	void *slab = p->slabs;
+
+	while (slab) {
+		void *next = ((void **)slab)[0];
+
+		sy__mem_free(eng, slab, ((size_t *)slab)[1]);
+		slab = next;
+	}
+	p->slabs = NULL;
+}
+
+SY_API void sy_msg_free(sy_msg *msg)
+{
+	if (msg)
+		sy__msg_release(sy__slot_self(msg->pool->eng), msg);
+}
+
+SY_API void *sy_msg_data(sy_msg *msg)
+{
+	return msg->data;
+}
+
+SY_API size_t sy_msg_size(const sy_msg *msg)
+{
+	return msg->size;
+}
+
+SY_API size_t sy_msg_capacity(const sy_msg *msg)
+{
+	return msg->cap;
+}
+
+SY_API int sy_msg_set_size(sy_msg *msg, size_t size)
+{
+	if (size > msg->cap)
+		return -EMSGSIZE;
+	msg->size = (uint32_t)size;
+	return 0;
+}
+
+SY_API uint64_t sy_msg_tag(const sy_msg *msg)
+{
+	return msg->tag;
+}
+
+SY_API void sy_msg_set_tag(sy_msg *msg, uint64_t tag)
+{
+	msg->tag = tag;
+}

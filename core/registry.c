@@ -1,0 +1,469 @@
+/*
+ * The registry: servers and routes.
+ *
+ * Writers (add, replace, remove) serialize on eng->lock. Readers never lock:
+ * senders load eng->routes[id] inside an RCU read-side section; sy_route_find
+ * looks the name up in a cds_lfht. A route object is never modified after it
+ * is published: a change builds a new object, publishes it in both places,
+ * and frees the old one with call_rcu once no reader can hold it.
+ *
+ * Ordering: the release store of eng->routes[id] (R1) pairs with the
+ * acquire load on the send path (A1 in send.c): a sender that sees a route
+ * sees it complete, its policy state and server pointers included.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/engine_internal.h"
+
+static unsigned long name_hash(const char *s)
+{
+	unsigned long h = 1469598103934665603ul;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ul;
+	return h;
+}
+
+static int route_match(struct cds_lfht_node *node, const void *key)
+{
+	const struct sy__route *r = caa_container_of(node, struct sy__route, node);
+
+	return strcmp(r->name, key) == 0;
+}
+
+static int check_name(const char *what, const char *name)
+{
+	size_t len = name ? strlen(name) : 0;
+
+	if (len == 0 || len >= SY_NAME_MAX)
+		return sy__fail(-EINVAL, "%s name must be 1 to %d bytes", what,
+				SY_NAME_MAX - 1);
+	return 0;
+}
+
+static bool in_worker(struct sy_engine *eng)
+{
+	struct sy__worker *w = sy__worker_self();
+
+	return w && w->eng == eng;
+}
+
+static void route_free(struct sy__route *r)
+{
+	if (r->policy->destroy)
+		r->policy->destroy(r->pstate);
+	free(r);
+}
+
+static void route_free_rcu(struct rcu_head *head)
+{
+	route_free(caa_container_of(head, struct sy__route, rcu));
+}
+
+static struct sy__route *route_new(const struct sy__policy *policy,
+				   const char *name, uint32_t id, unsigned n,
+				   int *err)
+{
+	struct sy__route *r = calloc(1, sizeof(*r) + n * sizeof(r->servers[0]));
+
+	if (!r || (policy->create && policy->create(n, &r->pstate) != 0)) {
+		free(r);
+		*err = sy__fail(-ENOMEM, "no memory for route \"%s\"", name);
+		return NULL;
+	}
+	r->policy = policy;
+	r->id = id;
+	r->n = n;
+	strcpy(r->name, name);
+	cds_lfht_node_init(&r->node);
+	return r;
+}
+
+/* Build a route from user options. Under eng->lock. */
+static struct sy__route *route_build(struct sy_engine *eng, const char *name,
+				     uint32_t id,
+				     const struct sy_route_opts *opts, int *err)
+{
+	const char *pname = opts && opts->policy ? opts->policy : "round_robin";
+	const struct sy__policy *policy = sy__policy_find(pname);
+	struct sy__route *r;
+
+	if (!opts || !opts->servers) {
+		*err = sy__fail(-EINVAL, "route \"%s\": no servers", name);
+		return NULL;
+	}
+	if (!policy) {
+		*err = sy__fail(-EINVAL, "route \"%s\": unknown policy \"%s\"",
+				name, pname);
+		return NULL;
+	}
+	if (opts->n_servers < policy->min_servers ||
+	    opts->n_servers > policy->max_servers ||
+	    opts->n_servers > eng->cfg.max_servers) {
+		*err = sy__fail(-EINVAL, "route \"%s\": policy %s takes %u to %u servers, not %u",
+				name, pname, policy->min_servers,
+				policy->max_servers, opts->n_servers);
+		return NULL;
+	}
+	for (unsigned i = 0; i < opts->n_servers; i++) {
+		uint32_t sid = opts->servers[i];
+
+		if (sid >= eng->cfg.max_servers || !eng->servers[sid]) {
+			*err = sy__fail(-ENOENT, "route \"%s\": no server with id %u",
+					name, sid);
+			return NULL;
+		}
+		for (unsigned j = 0; j < i; j++) {
+			if (opts->servers[j] == sid) {
+				*err = sy__fail(-EINVAL, "route \"%s\": server %u listed twice",
+						name, sid);
+				return NULL;
+			}
+		}
+	}
+	r = route_new(policy, name, id, opts->n_servers, err);
+	if (!r)
+		return NULL;
+	for (unsigned i = 0; i < opts->n_servers; i++)
+		r->servers[i] = eng->servers[opts->servers[i]];
+	return r;
+}
+
+/* Publish @p r in place of @p old (NULL: a new route). Under eng->lock. */
+static void route_publish(struct sy_engine *eng, struct sy__route *old,
+			  struct sy__route *r)
+{
+	sy__rcu_thread_get();
+	urcu_memb_read_lock();
+	if (old) {
+		struct cds_lfht_iter iter;
+
+		cds_lfht_lookup(eng->route_names, name_hash(old->name),
+				route_match, old->name, &iter);
+		cds_lfht_replace(eng->route_names, &iter, name_hash(r->name),
+				 route_match, r->name, &r->node);
+	} else {
+		cds_lfht_add(eng->route_names, name_hash(r->name), &r->node);
+	}
+	urcu_memb_read_unlock();
+	/* R1: pairs with A1 in send.c. */
+	atomic_store_explicit(&eng->routes[r->id], r, memory_order_release);
+	if (old)
+		urcu_memb_call_rcu(&old->rcu, route_free_rcu);
+	sy__rcu_thread_put();
+}
+
+static struct sy__route *route_lookup(struct sy_engine *eng, const char *name)
+{
+	struct cds_lfht_iter iter;
+	struct cds_lfht_node *node;
+
+	cds_lfht_lookup(eng->route_names, name_hash(name), route_match, name,
+			&iter);
+	node = cds_lfht_iter_get_node(&iter);
+	return node ? caa_container_of(node, struct sy__route, node) : NULL;
+}
+
+SY_API int sy_route_find(sy_engine *eng, const char *name, uint32_t *id)
+{
+	struct sy__route *r;
+	int rc = -ENOENT;
+
+	if (!name)
+		return -EINVAL;
+	sy__rcu_thread_get();
+	urcu_memb_read_lock();
+	r = route_lookup(eng, name);
+	if (r) {
+		*id = r->id;
+		rc = 0;
+	}
+	urcu_memb_read_unlock();
+	sy__rcu_thread_put();
+	return rc;
+}
+
+SY_API int sy_route_add(sy_engine *eng, const char *name,
+			const struct sy_route_opts *opts, uint32_t *id)
+{
+	struct sy__route *r;
+	uint32_t rid;
+	int rc;
+
+	if ((rc = check_name("route", name)) != 0)
+		return rc;
+	if (in_worker(eng))
+		return sy__fail(-EDEADLK, "sy_route_add from a handler");
+	pthread_mutex_lock(&eng->lock);
+	for (rid = 0; rid < eng->cfg.max_routes; rid++) {
+		struct sy__route *cur = atomic_load_explicit(&eng->routes[rid],
+							     memory_order_relaxed);
+
+		if (cur && strcmp(cur->name, name) == 0) {
+			rc = sy__fail(-EEXIST, "route \"%s\" exists", name);
+			goto out_unlock;
+		}
+	}
+	for (rid = 0; rid < eng->cfg.max_routes; rid++)
+		if (!atomic_load_explicit(&eng->routes[rid], memory_order_relaxed))
+			break;
+	if (rid == eng->cfg.max_routes) {
+		rc = sy__fail(-ENOSPC, "all %u route ids in use", eng->cfg.max_routes);
+		goto out_unlock;
+	}
+	r = route_build(eng, name, rid, opts, &rc);
+	if (!r)
+		goto out_unlock;
+	route_publish(eng, NULL, r);
+	*id = rid;
+out_unlock:
+	pthread_mutex_unlock(&eng->lock);
+	return rc;
+}
+
+static struct sy__route *route_get(struct sy_engine *eng, uint32_t id)
+{
+	if (id >= eng->cfg.max_routes)
+		return NULL;
+	return atomic_load_explicit(&eng->routes[id], memory_order_relaxed);
+}
+
+SY_API int sy_route_replace(sy_engine *eng, uint32_t id,
+			    const struct sy_route_opts *opts)
+{
+	struct sy__route *old, *r;
+	int rc = 0;
+
+	if (in_worker(eng))
+		return sy__fail(-EDEADLK, "sy_route_replace from a handler");
+	pthread_mutex_lock(&eng->lock);
+	old = route_get(eng, id);
+	if (!old) {
+		rc = sy__fail(-ENOENT, "no route with id %u", id);
+		goto out_unlock;
+	}
+	r = route_build(eng, old->name, id, opts, &rc);
+	if (r)
+		route_publish(eng, old, r);
+out_unlock:
+	pthread_mutex_unlock(&eng->lock);
+	return rc;
+}
+
+static void route_unpublish(struct sy_engine *eng, struct sy__route *r)
+{
+	sy__rcu_thread_get();
+	urcu_memb_read_lock();
+	cds_lfht_del(eng->route_names, &r->node);
+	urcu_memb_read_unlock();
+	atomic_store_explicit(&eng->routes[r->id], NULL, memory_order_release);
+	urcu_memb_call_rcu(&r->rcu, route_free_rcu);
+	sy__rcu_thread_put();
+}
+
+SY_API int sy_route_remove(sy_engine *eng, uint32_t id)
+{
+	struct sy__route *r;
+	int rc = 0;
+
+	if (in_worker(eng))
+		return sy__fail(-EDEADLK, "sy_route_remove from a handler");
+	pthread_mutex_lock(&eng->lock);
+	r = route_get(eng, id);
+	if (r)
+		route_unpublish(eng, r);
+	else
+		rc = -ENOENT;
+	pthread_mutex_unlock(&eng->lock);
+	return rc;
+}
+
+/* ---- servers ---- */
+
+static struct sy__server *server_by_name(struct sy_engine *eng,
+					 const char *name)
+{
+	for (unsigned i = 0; i < eng->cfg.max_servers; i++)
+		if (eng->servers[i] && strcmp(eng->servers[i]->name, name) == 0)
+			return eng->servers[i];
+	return NULL;
+}
+
+static unsigned least_loaded_worker(struct sy_engine *eng)
+{
+	unsigned best = 0;
+
+	for (unsigned w = 1; w < eng->nworkers; w++)
+		if (eng->workers[w].nservers < eng->workers[best].nservers)
+			best = w;
+	return best;
+}
+
+SY_API int sy_server_add(sy_engine *eng, const char *name, sy_handler_fn fn,
+			 void *ctx, const struct sy_server_opts *opts,
+			 uint32_t *id)
+{
+	int worker = opts ? opts->worker : -1;
+	struct sy__server *s;
+	uint32_t sid;
+	int rc;
+
+	if ((rc = check_name("server", name)) != 0)
+		return rc;
+	if (!fn)
+		return sy__fail(-EINVAL, "server \"%s\": no handler", name);
+	if (worker < -1 || worker >= (int)eng->nworkers)
+		return sy__fail(-EINVAL, "server \"%s\": worker %d out of range 0..%u",
+				name, worker, eng->nworkers - 1);
+	if (in_worker(eng))
+		return sy__fail(-EDEADLK, "sy_server_add from a handler");
+	pthread_mutex_lock(&eng->lock);
+	if (server_by_name(eng, name)) {
+		rc = sy__fail(-EEXIST, "server \"%s\" exists", name);
+		goto out_unlock;
+	}
+	for (sid = 0; sid < eng->cfg.max_servers; sid++)
+		if (!eng->servers[sid])
+			break;
+	if (sid == eng->cfg.max_servers) {
+		rc = sy__fail(-ENOSPC, "all %u server ids in use", eng->cfg.max_servers);
+		goto out_unlock;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		rc = -ENOMEM;
+		goto out_unlock;
+	}
+	s->fn = fn;
+	s->ctx = ctx;
+	s->id = sid;
+	s->worker = worker < 0 ? least_loaded_worker(eng) : (unsigned)worker;
+	strcpy(s->name, name);
+	atomic_init(&s->state, SY_SERVER_ACTIVE);
+	eng->workers[s->worker].nservers++;
+	eng->servers[sid] = s;
+	*id = sid;
+out_unlock:
+	pthread_mutex_unlock(&eng->lock);
+	return rc;
+}
+
+SY_API int sy_server_find(sy_engine *eng, const char *name, uint32_t *id)
+{
+	struct sy__server *s;
+
+	if (!name)
+		return -EINVAL;
+	pthread_mutex_lock(&eng->lock);
+	s = server_by_name(eng, name);
+	if (s)
+		*id = s->id;
+	pthread_mutex_unlock(&eng->lock);
+	return s ? 0 : -ENOENT;
+}
+
+/* Rebuild every route that lists @p s without it. Under eng->lock. */
+static int routes_drop_server(struct sy_engine *eng, struct sy__server *s)
+{
+	for (uint32_t id = 0; id < eng->cfg.max_routes; id++) {
+		struct sy__route *old = route_get(eng, id), *r;
+		unsigned j = 0;
+		int rc;
+
+		if (!old)
+			continue;
+		for (unsigned i = 0; i < old->n; i++)
+			j += old->servers[i] == s;
+		if (!j)
+			continue;
+		r = route_new(old->policy, old->name, id, old->n - j, &rc);
+		if (!r)
+			return rc;
+		j = 0;
+		for (unsigned i = 0; i < old->n; i++)
+			if (old->servers[i] != s)
+				r->servers[j++] = old->servers[i];
+		route_publish(eng, old, r);
+	}
+	return 0;
+}
+
+static bool worker_has_queued(struct sy_engine *eng, unsigned w)
+{
+	unsigned used = atomic_load(&eng->slots_used);
+
+	for (unsigned i = 0; i < used; i++) {
+		struct sy__ring *out = sy__slot_out(&eng->slots[i]);
+
+		if (out && sy__ring_count(&out[w]))
+			return true;
+	}
+	return false;
+}
+
+SY_API int sy_server_remove(sy_engine *eng, uint32_t id)
+{
+	struct sy__server *s;
+	int rc;
+
+	if (in_worker(eng))
+		return sy__fail(-EDEADLK, "sy_server_remove from a handler");
+	pthread_mutex_lock(&eng->lock);
+	s = id < eng->cfg.max_servers ? eng->servers[id] : NULL;
+	if (!s) {
+		rc = sy__fail(-ENOENT, "no server with id %u", id);
+		goto out_unlock;
+	}
+	if (atomic_load(&eng->state) == SY_ENGINE_CREATED &&
+	    worker_has_queued(eng, s->worker)) {
+		rc = sy__fail(-EBUSY, "server \"%s\": messages are queued and the engine is not started",
+			      s->name);
+		goto out_unlock;
+	}
+	atomic_store_explicit(&s->state, SY_SERVER_DRAINING, memory_order_relaxed);
+	rc = routes_drop_server(eng, s);
+	if (rc)
+		goto out_unlock;
+	eng->servers[id] = NULL;
+	eng->workers[s->worker].nservers--;
+	/* After the grace period no sender holds a route that lists s, so
+	 * every message for s is in its worker's rings or being handled. */
+	urcu_memb_synchronize_rcu();
+	if (atomic_load(&eng->state) == SY_ENGINE_RUNNING)
+		sy__worker_wait_handled(eng, s->worker);
+	free(s);
+out_unlock:
+	pthread_mutex_unlock(&eng->lock);
+	return rc;
+}
+
+int sy__registry_init(struct sy_engine *eng)
+{
+	eng->route_names = cds_lfht_new_flavor(16, 16, 0,
+					       CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
+					       &urcu_memb_flavor, NULL);
+	return eng->route_names ? 0 : -ENOMEM;
+}
+
+void sy__registry_destroy(struct sy_engine *eng)
+{
+	if (eng->routes) {
+		for (uint32_t id = 0; id < eng->cfg.max_routes; id++) {
+			struct sy__route *r = route_get(eng, id);
+
+			if (r)
+				route_unpublish(eng, r);
+		}
+	}
+	/* Every route is out of the table and queued for call_rcu: wait for
+	 * the callbacks, then destroy the empty table. Never inside a
+	 * read-side section. */
+	urcu_memb_barrier();
+	if (eng->route_names)
+		cds_lfht_destroy(eng->route_names, NULL);
+	if (eng->servers)
+		for (unsigned i = 0; i < eng->cfg.max_servers; i++)
+			free(eng->servers[i]);
+}

@@ -1,0 +1,383 @@
+/*
+ * Slots and the threads attached to them.
+ *
+ * A thread finds its slot for an engine through thread-local state: a
+ * one-entry cache for the engine it used last, then a small table. Attaching
+ * takes eng->slot_lock; the mutex hands a slot (its rings' producer side, its
+ * pool, its counters) from one thread to the next with a happens-before edge.
+ *
+ * A thread attached lazily (by its first send) is detached by a thread-exit
+ * destructor. The destructor checks, under live_lock, that the engine still
+ * exists: an engine destroyed first has already reclaimed the slot.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "core/engine_internal.h"
+
+#define SY_TLS_ENGINES 8
+
+struct tls_entry {
+	struct sy_engine *eng;
+	uint64_t uid;
+	struct sy__slot *slot;
+	int refs;               /* explicit attaches; 0 for a lazy attach */
+};
+
+struct tls_state {
+	struct sy_engine *last_eng;
+	struct sy__slot *last_slot;
+	struct sy__worker *worker;
+	unsigned rcu_refs;
+	bool exit_hook;
+	struct tls_entry e[SY_TLS_ENGINES];
+};
+
+static __thread struct tls_state tls __attribute__((tls_model("initial-exec")));
+
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sy_engine *live[64];
+static uint64_t live_uid[64];
+static uint64_t next_uid = 1;
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+
+static void thread_exit(void *arg);
+
+static void make_exit_key(void)
+{
+	if (pthread_key_create(&exit_key, thread_exit) != 0)
+		abort();
+}
+
+void sy__rcu_thread_get(void)
+{
+	if (tls.rcu_refs++ == 0)
+		urcu_memb_register_thread();
+}
+
+void sy__rcu_thread_put(void)
+{
+	if (--tls.rcu_refs == 0)
+		urcu_memb_unregister_thread();
+}
+
+int sy__engine_remember(struct sy_engine *eng)
+{
+	int rc = -ENOSPC;
+
+	pthread_mutex_lock(&live_lock);
+	for (unsigned i = 0; i < 64; i++) {
+		if (!live[i]) {
+			live[i] = eng;
+			live_uid[i] = eng->uid = next_uid++;
+			rc = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&live_lock);
+	return rc;
+}
+
+void sy__engine_forget(struct sy_engine *eng)
+{
+	pthread_mutex_lock(&live_lock);
+	for (unsigned i = 0; i < 64; i++)
+		if (live[i] == eng)
+			live[i] = NULL;
+	pthread_mutex_unlock(&live_lock);
+	if (tls.last_eng == eng)
+		tls.last_eng = NULL;
+	for (unsigned i = 0; i < SY_TLS_ENGINES; i++)
+		if (tls.e[i].eng == eng && tls.e[i].uid == eng->uid)
+			tls.e[i].eng = NULL;
+}
+
+static bool engine_alive(struct sy_engine *eng, uint64_t uid)
+{
+	for (unsigned i = 0; i < 64; i++)
+		if (live[i] == eng && live_uid[i] == uid)
+			return true;
+	return false;
+}
+
+static struct tls_entry *tls_find(struct sy_engine *eng)
+{
+	for (unsigned i = 0; i < SY_TLS_ENGINES; i++)
+		if (tls.e[i].eng == eng)
+			return &tls.e[i];
+	return NULL;
+}
+
+struct sy__slot *sy__slot_self(struct sy_engine *eng)
+{
+	struct tls_entry *e;
+
+	if (sy__likely(tls.last_eng == eng))
+		return tls.last_slot;
+	e = tls_find(eng);
+	if (!e)
+		return NULL;
+	tls.last_eng = eng;
+	tls.last_slot = e->slot;
+	return e->slot;
+}
+
+struct sy__worker *sy__worker_self(void)
+{
+	return tls.worker;
+}
+
+static size_t ring_bytes(const struct sy_engine *eng)
+{
+	return sy__ring_buffer_bytes(eng->cfg.ring_size);
+}
+
+static int rings_alloc(struct sy_engine *eng, struct sy__ring **out)
+{
+	struct sy__ring *r = sy__mem_alloc(eng, eng->nworkers * sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	for (unsigned w = 0; w < eng->nworkers; w++) {
+		void *buf = sy__mem_alloc(eng, ring_bytes(eng));
+
+		if (!buf) {
+			while (w-- > 0)
+				sy__mem_free(eng, r[w].buf, ring_bytes(eng));
+			sy__mem_free(eng, r, eng->nworkers * sizeof(*r));
+			return -ENOMEM;
+		}
+		sy__ring_init(&r[w], buf, eng->cfg.ring_size);
+	}
+	*out = r;
+	return 0;
+}
+
+/* Free the messages a ring still holds that the slabs do not cover. */
+static void ring_discard(struct sy__ring *r)
+{
+	void *e;
+
+	while (sy__ring_dequeue_spsc(r, &e)) {
+		struct sy_msg *m = e;
+
+		if (m->flags & SY_MSG_BURST) {
+			struct sy__burst *b = (struct sy__burst *)m->data;
+
+			for (uint32_t i = 0; i < b->n; i++)
+				if (b->msgs[i]->klass == SY_CLASS_HUGE)
+					sy__msg_release(NULL, b->msgs[i]);
+		} else if (m->klass == SY_CLASS_HUGE) {
+			sy__msg_release(NULL, m);
+		}
+	}
+}
+
+static void rings_free(struct sy_engine *eng, struct sy__ring *r)
+{
+	if (!r)
+		return;
+	for (unsigned w = 0; w < eng->nworkers; w++) {
+		ring_discard(&r[w]);
+		sy__mem_free(eng, r[w].buf, ring_bytes(eng));
+	}
+	sy__mem_free(eng, r, eng->nworkers * sizeof(*r));
+}
+
+int sy__slot_setup(struct sy_engine *eng, struct sy__slot *s)
+{
+	size_t chains = (size_t)eng->nslots * SY_CLASSES;
+	struct sy__ring *out = NULL;
+
+	s->pending = sy__mem_alloc(eng, chains * sizeof(*s->pending));
+	s->dirty = sy__mem_alloc(eng, chains * sizeof(*s->dirty));
+	s->policy_words = sy__mem_alloc(eng, eng->cfg.max_routes *
+					sizeof(*s->policy_words));
+	if (!s->pending || !s->dirty || !s->policy_words)
+		goto out_free;
+	if (rings_alloc(eng, &s->replies))
+		goto out_free;
+	if (rings_alloc(eng, &out))
+		goto out_free;
+	s->stash_tail = &s->stash;
+	/* Release pairs with the workers' acquire in sy__slot_out(): a
+	 * worker that sees the rings sees them initialized. */
+	atomic_store_explicit(&s->out, out, memory_order_release);
+	return 0;
+
+out_free:
+	sy__slot_free(eng, s);
+	return -ENOMEM;
+}
+
+void sy__slot_free(struct sy_engine *eng, struct sy__slot *s)
+{
+	size_t chains = (size_t)eng->nslots * SY_CLASSES;
+
+	for (struct sy_msg *m = s->stash, *next; m; m = next) {
+		next = m->next;
+		if (m->klass == SY_CLASS_HUGE)
+			sy__msg_release(NULL, m);
+	}
+	rings_free(eng, atomic_load_explicit(&s->out, memory_order_relaxed));
+	rings_free(eng, s->replies);
+	sy__mem_free(eng, s->pending, chains * sizeof(*s->pending));
+	sy__mem_free(eng, s->dirty, chains * sizeof(*s->dirty));
+	sy__mem_free(eng, s->policy_words,
+		     eng->cfg.max_routes * sizeof(*s->policy_words));
+	atomic_store_explicit(&s->out, NULL, memory_order_relaxed);
+	s->replies = NULL;
+	s->pending = NULL;
+	s->dirty = NULL;
+	s->policy_words = NULL;
+}
+
+static void tls_add(struct sy_engine *eng, struct tls_entry *e,
+		    struct sy__slot *s, int refs)
+{
+	e->eng = eng;
+	e->uid = eng->uid;
+	e->slot = s;
+	e->refs = refs;
+	tls.last_eng = eng;
+	tls.last_slot = s;
+	if (!tls.exit_hook) {
+		pthread_once(&exit_once, make_exit_key);
+		pthread_setspecific(exit_key, &tls);
+		tls.exit_hook = true;
+	}
+}
+
+static int attach(struct sy_engine *eng, int refs, struct sy__slot **out)
+{
+	struct tls_entry *e = tls_find(NULL);
+	struct sy__slot *s = NULL;
+	int rc = 0;
+
+	if (!e)
+		return sy__fail(-ENOSPC, "thread attached to too many engines (%d)",
+				SY_TLS_ENGINES);
+	pthread_mutex_lock(&eng->slot_lock);
+	if (atomic_load(&eng->state) == SY_ENGINE_STOPPED) {
+		rc = sy__fail(-ESHUTDOWN, "engine is stopped");
+		goto out_unlock;
+	}
+	for (unsigned i = eng->nworkers; i < eng->nslots; i++) {
+		if (atomic_load_explicit(&eng->slots[i].state,
+					 memory_order_relaxed) == SY_SLOT_FREE) {
+			s = &eng->slots[i];
+			break;
+		}
+	}
+	if (!s) {
+		rc = sy__fail(-ENOSPC, "all %u producer slots are attached",
+			      eng->cfg.max_producers);
+		goto out_unlock;
+	}
+	if (!sy__slot_out(s) && (rc = sy__slot_setup(eng, s)) != 0) {
+		sy__fail(rc, "no memory for a producer slot");
+		goto out_unlock;
+	}
+	atomic_fetch_add_explicit(&s->gen, 1, memory_order_relaxed);
+	atomic_store_explicit(&s->state, SY_SLOT_ATTACHED, memory_order_relaxed);
+	if (atomic_load(&eng->slots_used) < s->id + 1)
+		atomic_store(&eng->slots_used, s->id + 1);
+out_unlock:
+	pthread_mutex_unlock(&eng->slot_lock);
+	if (rc)
+		return rc;
+	sy__rcu_thread_get();
+	tls_add(eng, e, s, refs);
+	*out = s;
+	return 0;
+}
+
+struct sy__slot *sy__slot_get(struct sy_engine *eng, int *err)
+{
+	struct sy__slot *s = sy__slot_self(eng);
+
+	if (sy__likely(s != NULL))
+		return s;
+	*err = attach(eng, 0, &s);
+	return *err ? NULL : s;
+}
+
+static void detach(struct sy_engine *eng, struct tls_entry *e)
+{
+	struct sy__slot *s = e->slot;
+
+	for (struct sy_msg *m = s->stash, *next; m; m = next) {
+		next = m->next;
+		sy__reply_drop(s, m);
+	}
+	s->stash = NULL;
+	s->stash_tail = &s->stash;
+	sy__pending_flush(s);
+	pthread_mutex_lock(&eng->slot_lock);
+	/* A new generation: replies still on their way are dropped. */
+	atomic_fetch_add_explicit(&s->gen, 1, memory_order_relaxed);
+	atomic_store_explicit(&s->state, SY_SLOT_FREE, memory_order_relaxed);
+	pthread_mutex_unlock(&eng->slot_lock);
+	e->eng = NULL;
+	if (tls.last_eng == eng)
+		tls.last_eng = NULL;
+	sy__rcu_thread_put();
+}
+
+void sy__worker_bind(struct sy__worker *w)
+{
+	tls.worker = w;
+	sy__rcu_thread_get();
+	tls_add(w->eng, tls_find(NULL), w->slot, 1);
+}
+
+static void thread_exit(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&live_lock);
+	for (unsigned i = 0; i < SY_TLS_ENGINES; i++) {
+		struct tls_entry *e = &tls.e[i];
+
+		if (e->eng && engine_alive(e->eng, e->uid) && !tls.worker)
+			detach(e->eng, e);
+	}
+	pthread_mutex_unlock(&live_lock);
+	while (tls.rcu_refs > 0)
+		sy__rcu_thread_put();
+}
+
+SY_API int sy_producer_attach(sy_engine *eng)
+{
+	struct tls_entry *e = tls_find(eng);
+	struct sy__slot *s;
+
+	if (e) {
+		e->refs++;
+		return 0;
+	}
+	return attach(eng, 1, &s);
+}
+
+SY_API int sy_producer_detach(sy_engine *eng)
+{
+	struct tls_entry *e = tls_find(eng);
+
+	if (!e || tls.worker)
+		return -ENOENT;
+	if (--e->refs > 0)
+		return 0;
+	detach(eng, e);
+	return 0;
+}
+
+void sy__worker_unbind(struct sy__worker *w)
+{
+	struct tls_entry *e = tls_find(w->eng);
+
+	if (e)
+		e->eng = NULL;
+	tls.last_eng = NULL;
+	tls.worker = NULL;
+	sy__rcu_thread_put();
+}

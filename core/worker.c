@@ -1,0 +1,238 @@
+/*
+ * Workers.
+ *
+ * A worker polls, in turn, its inbound ring from every slot in use (the
+ * producers' and the other workers'), taking up to `burst` entries from each,
+ * and runs the handler of each message's server. One RCU read-side section
+ * covers a whole pass, so handlers that send pay only a nested lock.
+ *
+ * When a pass finds nothing the worker idles by its strategy: spin; spin then
+ * yield; or spin, yield, then park until a sender wakes it (park.h). Before
+ * it idles it hands back the messages it freed for other threads' pools.
+ *
+ * Stop: once the engine is STOPPING and a grace period has passed, no send
+ * can enqueue; the control thread then sets `drain` (release, D1). A worker
+ * that read `drain` (acquire, pairs with D1) before a pass that found every
+ * inbox empty has nothing more to do and exits.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "core/engine_internal.h"
+
+static inline void handle(struct sy__worker *w, struct sy_msg *m)
+{
+	struct sy__server *srv = m->server;
+	int rc;
+
+	w->current = m;
+	w->taken = false;
+	rc = srv->fn(w->eng, m, srv->ctx);
+	if (sy__unlikely(rc < 0))
+		sy__count(&w->slot->counters, SY_C_HANDLER_FAILED, 1);
+	if (!w->taken)
+		sy__msg_release(w->slot, m);
+	w->current = NULL;
+}
+
+static unsigned handle_burst(struct sy__worker *w, struct sy_msg *d)
+{
+	struct sy__burst *b = (struct sy__burst *)d->data;
+	uint32_t n = b->n;
+
+	for (uint32_t i = 0; i < n; i++)
+		__builtin_prefetch(b->msgs[i]);
+	for (uint32_t i = 0; i < n; i++)
+		handle(w, b->msgs[i]);
+	sy__msg_release(w->slot, d);
+	return n;
+}
+
+unsigned sy__worker_drain_ring(struct sy__worker *w, struct sy__ring *r)
+{
+	unsigned burst = w->eng->cfg.burst, handled = 0, i;
+	void *e;
+
+	for (i = 0; i < burst && sy__ring_dequeue_spsc(r, &e); i++) {
+		struct sy_msg *m = e;
+
+		if (m->flags & SY_MSG_BURST) {
+			handled += handle_burst(w, m);
+		} else {
+			handle(w, m);
+			handled++;
+		}
+	}
+	if (handled)
+		sy__count(&w->slot->counters, SY_C_DELIVERED, handled);
+	return i;
+}
+
+static unsigned poll_pass(struct sy__worker *w)
+{
+	struct sy_engine *eng = w->eng;
+	unsigned used = atomic_load_explicit(&eng->slots_used,
+					     memory_order_acquire);
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < used; i++) {
+		struct sy__ring *out = sy__slot_out(&eng->slots[i]);
+
+		if (out)
+			n += sy__worker_drain_ring(w, &out[w->idx]);
+	}
+	return n;
+}
+
+static bool inbox_has_work(struct sy__worker *w)
+{
+	struct sy_engine *eng = w->eng;
+	unsigned used = atomic_load_explicit(&eng->slots_used,
+					     memory_order_acquire);
+
+	for (unsigned i = 0; i < used; i++) {
+		struct sy__ring *out = sy__slot_out(&eng->slots[i]);
+
+		if (out && sy__ring_count(&out[w->idx]))
+			return true;
+	}
+	return false;
+}
+
+#define SY_SPIN_ROUNDS 64
+#define SY_YIELD_ROUNDS 64
+
+static void idle(struct sy__worker *w, unsigned round)
+{
+	enum sy_idle how = w->eng->cfg.idle;
+
+	if (round == 0)
+		sy__pending_flush(w->slot);
+	if (how == SY_IDLE_SPIN || round < SY_SPIN_ROUNDS) {
+		__builtin_ia32_pause();
+		return;
+	}
+	if (how == SY_IDLE_YIELD || round < SY_SPIN_ROUNDS + SY_YIELD_ROUNDS) {
+		sched_yield();
+		return;
+	}
+	sy__park_prepare(&w->parker);
+	if (inbox_has_work(w) ||
+	    atomic_load_explicit(&w->drain, memory_order_acquire)) {
+		sy__park_cancel(&w->parker);
+		return;
+	}
+	sy__park_wait(&w->parker, 0);
+}
+
+static void *worker_main(void *arg)
+{
+	struct sy__worker *w = arg;
+	unsigned round = 0;
+
+	sy__worker_bind(w);
+	for (;;) {
+		/* D1: pairs with the release store in sy__workers_drain(). */
+		bool draining = atomic_load_explicit(&w->drain,
+						     memory_order_acquire);
+		unsigned n;
+
+		urcu_memb_read_lock();
+		n = poll_pass(w);
+		urcu_memb_read_unlock();
+		/* P1: pairs with the acquire in sy__worker_wait_handled(). */
+		atomic_fetch_add_explicit(&w->passes, 1, memory_order_release);
+		if (n) {
+			round = 0;
+			continue;
+		}
+		if (draining)
+			break;
+		idle(w, round++);
+	}
+	sy__pending_flush(w->slot);
+	sy__worker_unbind(w);
+	return NULL;
+}
+
+int sy__workers_start(struct sy_engine *eng)
+{
+	for (unsigned i = 0; i < eng->nworkers; i++) {
+		struct sy__worker *w = &eng->workers[i];
+		pthread_attr_t attr;
+		int rc;
+
+		pthread_attr_init(&attr);
+		if (w->cpu >= 0) {
+			cpu_set_t set;
+
+			CPU_ZERO(&set);
+			CPU_SET(w->cpu, &set);
+			pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
+		}
+		rc = pthread_create(&w->thread, &attr, worker_main, w);
+		pthread_attr_destroy(&attr);
+		if (rc) {
+			sy__fail(-rc, "cannot start worker %u on CPU %d: %s", i,
+				 w->cpu, sy_strerror(rc));
+			eng->nstarted = i;
+			return -rc;
+		}
+		if (eng->cfg.display_affinity)
+			fprintf(stderr, "switchyard: worker %u -> cpu %d\n", i,
+				w->cpu);
+	}
+	eng->nstarted = eng->nworkers;
+	return 0;
+}
+
+void sy__workers_drain(struct sy_engine *eng)
+{
+	for (unsigned i = 0; i < eng->nstarted; i++) {
+		struct sy__worker *w = &eng->workers[i];
+
+		/* D1 */
+		atomic_store_explicit(&w->drain, true, memory_order_release);
+		sy__unpark(&w->parker);
+	}
+	for (unsigned i = 0; i < eng->nstarted; i++)
+		pthread_join(eng->workers[i].thread, NULL);
+	eng->nstarted = 0;
+}
+
+static void pause_briefly(void)
+{
+	struct timespec ts = { .tv_sec = 0, .tv_nsec = 20000 };
+
+	nanosleep(&ts, NULL);
+}
+
+void sy__worker_wait_handled(struct sy_engine *eng, unsigned wi)
+{
+	struct sy__worker *w = &eng->workers[wi];
+	unsigned used = atomic_load_explicit(&eng->slots_used,
+					     memory_order_acquire);
+	uint64_t pass;
+
+	for (unsigned i = 0; i < used; i++) {
+		struct sy__ring *out = sy__slot_out(&eng->slots[i]);
+		unsigned mark;
+
+		if (!out)
+			continue;
+		mark = sy__ring_produced(&out[wi]);
+		while (!sy__ring_passed(&out[wi], mark)) {
+			sy__unpark(&w->parker);
+			pause_briefly();
+		}
+	}
+	/* The last marked entry was taken in the pass under way now or in an
+	 * earlier one: once one more pass completes, it has been handled. */
+	pass = atomic_load_explicit(&w->passes, memory_order_acquire);
+	while (atomic_load_explicit(&w->passes, memory_order_acquire) <= pass) {
+		sy__unpark(&w->parker);
+		pause_briefly();
+	}
+}

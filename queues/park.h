@@ -1,0 +1,57 @@
+/*
+ * Parking a thread until another one has work for it.
+ *
+ * The sleeper announces itself, re-checks for work, then sleeps on a futex:
+ *
+ *   sleeper                          waker
+ *   S1 parked = 1 (seq_cst)          W1 publish work (ring p_tail store)
+ *   S2 look for work                 W2 fence (seq_cst)
+ *   S3 futex_wait(parked == 1)       W3 if parked: parked = 0, futex_wake
+ *
+ * S1 pairs with W2/W3 and W1 pairs with S2: either the sleeper sees the work
+ * at S2, or the waker sees parked == 1 at W3 and wakes it. The futex_wait
+ * returns at once if the waker already reset the word, so no wake-up is lost.
+ * A waker makes a system call only when the sleeper really sleeps.
+ */
+#ifndef SY_QUEUES_PARK_H
+#define SY_QUEUES_PARK_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct sy__parker {
+	_Atomic uint32_t parked;
+} __attribute__((aligned(64)));
+
+/** S1: announce that the caller is about to sleep. */
+static inline void sy__park_prepare(struct sy__parker *p)
+{
+	atomic_store_explicit(&p->parked, 1, memory_order_seq_cst);
+}
+
+/** The caller found work after S1: withdraw. */
+static inline void sy__park_cancel(struct sy__parker *p)
+{
+	atomic_store_explicit(&p->parked, 0, memory_order_relaxed);
+}
+
+/**
+ * S3: sleep until woken or @p timeout_ns (0: no limit) passes. Returns with
+ * parked reset to 0.
+ */
+void sy__park_wait(struct sy__parker *p, uint64_t timeout_ns);
+
+/** W3 slow path: wake the sleeper. */
+void sy__unpark(struct sy__parker *p);
+
+/** W2 + W3, after publishing work the sleeper will look for. */
+static inline void sy__wake(struct sy__parker *p)
+{
+	/* W2: order the ring store before the parked load (pairs with S1). */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&p->parked, memory_order_relaxed))
+		sy__unpark(p);
+}
+
+#endif /* SY_QUEUES_PARK_H */

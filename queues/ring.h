@@ -1,0 +1,67 @@
+/*
+ * Single-producer single-consumer rings of pointers, on Concurrency Kit.
+ *
+ * Invariants: one thread at a time enqueues (the producer) and one thread
+ * dequeues (the consumer); a ring of size n holds n - 1 entries. Both sides
+ * are wait-free. An entry becomes visible to the consumer after everything
+ * the producer wrote before enqueueing it (ck_ring fences the slot store
+ * before the p_tail store, and the consumer loads p_tail before the slot).
+ *
+ * The produced/consumed counters let a control thread wait until everything
+ * enqueued before a point has been taken (see sy__ring_passed()).
+ */
+#ifndef SY_QUEUES_RING_H
+#define SY_QUEUES_RING_H
+
+#include <stdbool.h>
+#include <ck_ring.h>
+
+struct sy__ring {
+	struct ck_ring ring;
+	struct ck_ring_buffer *buf;
+} __attribute__((aligned(64)));
+
+/** Bytes of buffer a ring of @p size entries needs. */
+static inline size_t sy__ring_buffer_bytes(unsigned size)
+{
+	return (size_t)size * sizeof(struct ck_ring_buffer);
+}
+
+/** Set up @p r over @p buf (sy__ring_buffer_bytes(size) bytes, size a power of two). */
+static inline void sy__ring_init(struct sy__ring *r, void *buf, unsigned size)
+{
+	ck_ring_init(&r->ring, size);
+	r->buf = buf;
+}
+
+/** Producer only. @return false when full. */
+static inline bool sy__ring_enqueue_spsc(struct sy__ring *r, void *p)
+{
+	return ck_ring_enqueue_spsc(&r->ring, r->buf, p);
+}
+
+/** Consumer only. @return false when empty. */
+static inline bool sy__ring_dequeue_spsc(struct sy__ring *r, void **p)
+{
+	return ck_ring_dequeue_spsc(&r->ring, r->buf, p);
+}
+
+/** Entries in the ring; exact for its producer or consumer, a hint otherwise. */
+static inline unsigned sy__ring_count(const struct sy__ring *r)
+{
+	return ck_ring_size(&r->ring);
+}
+
+/** Entries the producer has published so far (wraps). Any thread. */
+static inline unsigned sy__ring_produced(const struct sy__ring *r)
+{
+	return ck_pr_load_uint(&r->ring.p_tail);
+}
+
+/** True once the consumer has taken every entry published up to @p mark. */
+static inline bool sy__ring_passed(const struct sy__ring *r, unsigned mark)
+{
+	return (int)(ck_pr_load_uint(&r->ring.c_head) - mark) >= 0;
+}
+
+#endif /* SY_QUEUES_RING_H */
