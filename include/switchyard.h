@@ -25,6 +25,7 @@
 #ifndef SWITCHYARD_H
 #define SWITCHYARD_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

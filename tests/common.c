@@ -1,0 +1,66 @@
+#include <sched.h>
+#include <string.h>
+#include <time.h>
+
+#include "tests/common.h"
+
+static uint64_t ms_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+bool t_wait_u64(_Atomic uint64_t *v, uint64_t want, unsigned max_ms)
+{
+	uint64_t end = ms_now() + max_ms;
+
+	while (atomic_load(v) < want) {
+		if (ms_now() > end)
+			return false;
+		sched_yield();
+	}
+	return true;
+}
+
+int t_send_retry(sy_engine *eng, uint32_t route, sy_msg *m, unsigned max_ms)
+{
+	uint64_t end = ms_now() + max_ms;
+	int rc;
+
+	while ((rc = sy_send(eng, route, m)) == -EAGAIN && ms_now() < end)
+		sched_yield();
+	return rc;
+}
+
+sy_engine *t_engine(unsigned workers, enum sy_idle idle)
+{
+	struct sy_config cfg;
+	sy_engine *eng = NULL;
+
+	sy_config_init(&cfg);
+	cfg.workers = workers;
+	cfg.idle = idle;
+	cfg.pin = SY_PIN_NONE;
+	if (sy_engine_create(&cfg, &eng) != 0)
+		return NULL;
+	return eng;
+}
+
+uint32_t t_direct(sy_engine *eng, const char *name, sy_handler_fn fn,
+		  void *ctx, int worker, uint32_t *server_id)
+{
+	struct sy_server_opts so = { .worker = worker };
+	struct sy_route_opts ro = { .policy = "direct", .n_servers = 1 };
+	uint32_t sid, rid;
+
+	if (sy_server_add(eng, name, fn, ctx, &so, &sid) != 0)
+		return UINT32_MAX;
+	ro.servers = &sid;
+	if (sy_route_add(eng, name, &ro, &rid) != 0)
+		return UINT32_MAX;
+	if (server_id)
+		*server_id = sid;
+	return rid;
+}
