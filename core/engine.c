@@ -78,6 +78,7 @@ SY_API int sy_engine_create(const struct sy_config *cfg, sy_engine **out)
 	struct sy_engine *eng;
 	int rc;
 
+	sy__park_init();
 	eng = calloc(1, sizeof(*eng));
 	if (!eng)
 		return sy__fail(-ENOMEM, "no memory for an engine");

@@ -5,13 +5,21 @@
  *
  *   sleeper                          waker
  *   S1 parked = 1 (seq_cst)          W1 publish work (ring p_tail store)
- *   S2 look for work                 W2 fence (seq_cst)
- *   S3 futex_wait(parked == 1)       W3 if parked: parked = 0, futex_wake
+ *   S2 barrier (see below)           W2 barrier (see below)
+ *   S3 look for work                 W3 if parked: parked = 0, futex_wake
+ *   S4 futex_wait(parked == 1)
  *
- * S1 pairs with W2/W3 and W1 pairs with S2: either the sleeper sees the work
- * at S2, or the waker sees parked == 1 at W3 and wakes it. The futex_wait
- * returns at once if the waker already reset the word, so no wake-up is lost.
- * A waker makes a system call only when the sleeper really sleeps.
+ * Either the sleeper sees the work at S3, or the waker sees parked == 1 at
+ * W3 and wakes it. The futex_wait returns at once if the waker already reset
+ * the word, so no wake-up is lost. A waker makes a system call only when the
+ * sleeper really sleeps.
+ *
+ * The barriers are asymmetric where the kernel allows: S2 is
+ * membarrier(PRIVATE_EXPEDITED), which makes every thread of the process
+ * execute a full barrier, so W2 is only a compiler barrier and the send path
+ * pays no fence. Either W1 happened before that barrier ran on the waker's
+ * CPU (the sleeper sees the work at S3) or W3 ran after it (the waker sees
+ * parked == 1). Without membarrier, S2 and W2 are both seq_cst fences.
  */
 #ifndef SY_QUEUES_PARK_H
 #define SY_QUEUES_PARK_H
@@ -24,11 +32,14 @@ struct sy__parker {
 	_Atomic uint32_t parked;
 } __attribute__((aligned(64)));
 
-/** S1: announce that the caller is about to sleep. */
-static inline void sy__park_prepare(struct sy__parker *p)
-{
-	atomic_store_explicit(&p->parked, 1, memory_order_seq_cst);
-}
+/** True when S2 is a membarrier and W2 a compiler barrier. */
+extern bool sy__park_asymmetric;
+
+/** Probe and register membarrier once per process. Any thread. */
+void sy__park_init(void);
+
+/** S1 + S2: announce that the caller is about to sleep. */
+void sy__park_prepare(struct sy__parker *p);
 
 /** The caller found work after S1: withdraw. */
 static inline void sy__park_cancel(struct sy__parker *p)
@@ -48,8 +59,11 @@ void sy__unpark(struct sy__parker *p);
 /** W2 + W3, after publishing work the sleeper will look for. */
 static inline void sy__wake(struct sy__parker *p)
 {
-	/* W2: order the ring store before the parked load (pairs with S1). */
-	atomic_thread_fence(memory_order_seq_cst);
+	/* W2: order the ring store before the parked load (pairs with S2). */
+	if (sy__park_asymmetric)
+		atomic_signal_fence(memory_order_seq_cst);
+	else
+		atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&p->parked, memory_order_relaxed))
 		sy__unpark(p);
 }
