@@ -50,24 +50,37 @@ static unsigned handle_burst(struct sy__worker *w, struct sy_msg *d)
 	return n;
 }
 
+#define SY_DEQUEUE_MAX 32
+
 unsigned sy__worker_drain_ring(struct sy__worker *w, struct sy__ring *r)
 {
-	unsigned burst = w->eng->cfg.burst, handled = 0, i;
-	void *e;
+	unsigned burst = w->eng->cfg.burst, taken = 0, handled = 0;
+	void *e[SY_DEQUEUE_MAX];
 
-	for (i = 0; i < burst && sy__ring_dequeue_spsc(r, &e); i++) {
-		struct sy_msg *m = e;
+	while (taken < burst) {
+		unsigned want = burst - taken < SY_DEQUEUE_MAX ?
+				burst - taken : SY_DEQUEUE_MAX;
+		unsigned n = sy__ring_dequeue_burst_spsc(r, e, want);
 
-		if (m->flags & SY_MSG_BURST) {
-			handled += handle_burst(w, m);
-		} else {
-			handle(w, m);
-			handled++;
+		for (unsigned i = 0; i < n; i++)
+			__builtin_prefetch(e[i]);
+		for (unsigned i = 0; i < n; i++) {
+			struct sy_msg *m = e[i];
+
+			if (m->flags & SY_MSG_BURST) {
+				handled += handle_burst(w, m);
+			} else {
+				handle(w, m);
+				handled++;
+			}
 		}
+		taken += n;
+		if (n < want)
+			break;
 	}
 	if (handled)
 		sy__count(&w->slot->counters, SY_C_DELIVERED, handled);
-	return i;
+	return taken;
 }
 
 static unsigned poll_pass(struct sy__worker *w)
