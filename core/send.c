@@ -204,11 +204,12 @@ static int enqueue_group(struct sy__slot *s, unsigned w, struct sy_msg **msgs,
 static int send_chunk(struct sy_engine *eng, uint32_t route,
 		      struct sy_msg **msgs, unsigned n, struct sy__slot *s)
 {
-	struct sy_msg *by_worker[SY_BURST_MAX];
-	unsigned short worker_of[SY_BURST_MAX];
+	enum { REFUSED = USHRT_MAX };
+	struct sy_msg *group[SY_BURST_MAX];
 	struct sy_msg *refused[SY_BURST_MAX];
-	unsigned accepted = 0, nrefused = 0, first_err_at = n;
-	uint64_t woken[SY_MAX_WORKERS / 64] = { 0 };
+	unsigned short worker_of[SY_BURST_MAX];
+	uint64_t done[SY_MAX_WORKERS / 64] = { 0 };
+	unsigned accepted = 0, nrefused = 0, first_refused = n;
 	struct sy__route *r;
 	int err = 0;
 
@@ -223,56 +224,51 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 
 		msgs[i]->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
 		msgs[i]->server = srv;
-		worker_of[i] = srv ? (unsigned short)srv->worker : USHRT_MAX;
-		if (!srv && first_err_at == n) {
-			first_err_at = i;
-			err = -EHOSTUNREACH;
+		worker_of[i] = srv ? (unsigned short)srv->worker : REFUSED;
+		if (!srv) {
+			reject(s, -EHOSTUNREACH, 1);
+			if (i < first_refused) {
+				first_refused = i;
+				err = -EHOSTUNREACH;
+			}
 		}
 	}
-	/* Group by worker, keeping each worker's messages in order. */
+	/* One ring entry per worker, each worker's messages in order. */
 	for (unsigned i = 0; i < n; i++) {
 		unsigned w = worker_of[i], k = 0;
 		int rc;
 
-		if (w == USHRT_MAX) {
-			refused[nrefused++] = msgs[i];
-			sy__count(&s->counters, SY_C_REJ_UNREACHABLE, 1);
+		if (w == REFUSED || (done[w / 64] & (1ull << (w % 64))))
 			continue;
-		}
-		if (woken[w / 64] & (1ull << (w % 64)))
-			continue;
-		woken[w / 64] |= 1ull << (w % 64);
+		done[w / 64] |= 1ull << (w % 64);
 		for (unsigned j = i; j < n; j++)
 			if (worker_of[j] == w)
-				by_worker[k++] = msgs[j];
-		rc = enqueue_group(s, w, by_worker, k);
+				group[k++] = msgs[j];
+		rc = enqueue_group(s, w, group, k);
 		if (rc == 0) {
 			wake_worker(eng, w);
 			continue;
 		}
-		if (!err || i < first_err_at) {
-			err = rc;
-			first_err_at = i;
-		}
 		reject(s, rc, k);
+		if (i < first_refused) {
+			first_refused = i;
+			err = rc;
+		}
 		for (unsigned j = i; j < n; j++)
 			if (worker_of[j] == w)
-				worker_of[j] = USHRT_MAX - 1;
+				worker_of[j] = REFUSED;
 	}
 	urcu_memb_read_unlock();
 	/* Stable partition: accepted first, refused after, both in order. */
-	nrefused = 0;
 	for (unsigned i = 0; i < n; i++) {
-		if (worker_of[i] >= USHRT_MAX - 1)
+		if (worker_of[i] == REFUSED)
 			refused[nrefused++] = msgs[i];
 		else
 			msgs[accepted++] = msgs[i];
 	}
 	memcpy(msgs + accepted, refused, nrefused * sizeof(msgs[0]));
 	sy__count(&s->counters, SY_C_ACCEPTED, accepted);
-	if (accepted == 0)
-		return err;
-	return (int)accepted;
+	return accepted ? (int)accepted : err;
 }
 
 SY_API int sy_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
