@@ -151,8 +151,8 @@ SY_API int sy_engine_worker_cpu(const sy_engine *eng, unsigned worker);
 
 /**
  * Counters of the whole engine, summed over all threads. While traffic flows
- * the sums are a recent view, not an atomic one; with nothing in flight,
- * accepted == delivered + dropped_shutdown holds exactly.
+ * the sums are a recent view, not an atomic one; with nothing in flight
+ * (after sy_engine_stop(), for instance) accepted == delivered exactly.
  */
 struct sy_stats {
 	uint64_t accepted;          /**< messages taken by a send call */
@@ -212,13 +212,15 @@ SY_API int sy_server_add(sy_engine *eng, const char *name, sy_handler_fn fn,
  * Remove a server at run time: take it out of every route, wait until every
  * message already sent to it has run its handler, then free it.
  * Control; any thread but a worker of this engine; blocks until drained.
- * @return 0; -ENOENT (no such server); -EDEADLK (called from a worker).
+ * @return 0; -ENOENT (no such server); -EDEADLK (called from a worker);
+ *         -EBUSY (the engine was never started and messages for the
+ *         server's worker are queued: start or stop the engine first).
  */
 SY_API int sy_server_remove(sy_engine *eng, uint32_t id);
 
 /**
- * Look up a server by name. Any thread; never blocks.
- * @return 0; -ENOENT.
+ * Look up a server by name. Any thread; takes the control mutex briefly.
+ * @return 0; -ENOENT; -EINVAL (NULL name).
  */
 SY_API int sy_server_find(sy_engine *eng, const char *name, uint32_t *id);
 
@@ -261,8 +263,8 @@ SY_API int sy_route_remove(sy_engine *eng, uint32_t id);
 
 /**
  * Look up a route's id by name. Any thread; never blocks (it takes an RCU
- * read-side section).
- * @return 0; -ENOENT.
+ * read-side section, registering the thread for the call if needed).
+ * @return 0; -ENOENT; -EINVAL (NULL name).
  */
 SY_API int sy_route_find(sy_engine *eng, const char *name, uint32_t *id);
 
