@@ -209,11 +209,42 @@ void sy__pending_flush(struct sy__slot *self);
 void sy__pool_destroy(struct sy_engine *eng, struct sy__pool *p);
 
 /* slot.c */
-struct sy__slot *sy__slot_self(struct sy_engine *eng);
-struct sy__slot *sy__slot_get(struct sy_engine *eng, int *err);
+
+/* The calling thread's slot for the engine it used last, and its worker. */
+struct sy__tls_hot {
+	struct sy_engine *eng;
+	struct sy__slot *slot;
+	struct sy__worker *worker;
+};
+extern __thread struct sy__tls_hot sy__tls_hot
+	__attribute__((tls_model("initial-exec")));
+
+struct sy__slot *sy__slot_lookup(struct sy_engine *eng);
+struct sy__slot *sy__slot_attach_lazy(struct sy_engine *eng, int *err);
+
+/** The calling thread's slot for @p eng, or NULL if it is not attached. */
+static inline struct sy__slot *sy__slot_self(struct sy_engine *eng)
+{
+	if (__builtin_expect(sy__tls_hot.eng == eng, 1))
+		return sy__tls_hot.slot;
+	return sy__slot_lookup(eng);
+}
+
+/** The calling thread's slot for @p eng, attaching it if needed. */
+static inline struct sy__slot *sy__slot_get(struct sy_engine *eng, int *err)
+{
+	if (__builtin_expect(sy__tls_hot.eng == eng, 1))
+		return sy__tls_hot.slot;
+	return sy__slot_attach_lazy(eng, err);
+}
+
+static inline struct sy__worker *sy__worker_self(void)
+{
+	return sy__tls_hot.worker;
+}
+
 int sy__slot_setup(struct sy_engine *eng, struct sy__slot *s);
 void sy__slot_free(struct sy_engine *eng, struct sy__slot *s);
-struct sy__worker *sy__worker_self(void);
 void sy__worker_bind(struct sy__worker *w);
 void sy__worker_unbind(struct sy__worker *w);
 int sy__engine_remember(struct sy_engine *eng);

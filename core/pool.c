@@ -25,9 +25,11 @@ static const uint32_t class_bytes[SY_CLASSES] = {
 	128, 256, 512, 2048, 8192, 65536,
 };
 
-static unsigned class_of(size_t size)
+static inline unsigned class_of(size_t size)
 {
-	for (unsigned k = 0; k < SY_CLASSES; k++)
+	if (sy__likely(size + sizeof(struct sy_msg) <= class_bytes[0]))
+		return 0;
+	for (unsigned k = 1; k < SY_CLASSES; k++)
 		if (size + sizeof(struct sy_msg) <= class_bytes[k])
 			return k;
 	return SY_CLASS_HUGE;
@@ -65,7 +67,17 @@ static struct sy_msg *pool_grow(struct sy__pool *p, unsigned k)
 	return head;
 }
 
-static struct sy_msg *alloc_huge(struct sy__slot *s, size_t size)
+static void msg_init(struct sy_msg *m, size_t size)
+{
+	m->next = NULL;
+	m->server = NULL;
+	m->tag = 0;
+	m->size = (uint32_t)size;
+	m->flags = 0;
+}
+
+static __attribute__((noinline)) struct sy_msg *alloc_huge(struct sy__slot *s,
+							    size_t size)
 {
 	struct sy_msg *m = sy__mem_alloc(s->pool.eng, sizeof(*m) + size);
 
@@ -74,7 +86,20 @@ static struct sy_msg *alloc_huge(struct sy__slot *s, size_t size)
 	m->pool = &s->pool;
 	m->klass = SY_CLASS_HUGE;
 	m->cap = (uint32_t)size;
+	msg_init(m, size);
 	return m;
+}
+
+/* The free list of class k is empty: take the remote stack, or grow. */
+static __attribute__((noinline)) struct sy_msg *pool_refill(struct sy__pool *p,
+							     unsigned k)
+{
+	/* Acquire pairs with the release in push_chain(): the chain's next
+	 * pointers are visible. */
+	struct sy_msg *m = atomic_exchange_explicit(&p->remote[k], NULL,
+						    memory_order_acquire);
+
+	return m ? m : pool_grow(p, k);
 }
 
 struct sy_msg *sy__msg_alloc(struct sy__slot *s, size_t size)
@@ -83,32 +108,15 @@ struct sy_msg *sy__msg_alloc(struct sy__slot *s, size_t size)
 	unsigned k = class_of(size);
 	struct sy_msg *m;
 
-	if (sy__unlikely(k == SY_CLASS_HUGE)) {
-		m = alloc_huge(s, size);
-		goto init;
-	}
+	if (sy__unlikely(k == SY_CLASS_HUGE))
+		return alloc_huge(s, size);
 	m = p->free[k];
-	if (sy__unlikely(!m)) {
-		/* Acquire pairs with the release in push_chain(): the chain's
-		 * next pointers are visible. */
-		m = atomic_exchange_explicit(&p->remote[k], NULL,
-					     memory_order_acquire);
-		if (!m)
-			m = pool_grow(p, k);
-		if (!m)
-			return NULL;
-	}
+	if (sy__unlikely(!m) && !(m = pool_refill(p, k)))
+		return NULL;
 	p->free[k] = m->next;
 	if (m->next)
 		__builtin_prefetch(m->next, 1);
-init:
-	if (!m)
-		return NULL;
-	m->next = NULL;
-	m->server = NULL;
-	m->tag = 0;
-	m->size = (uint32_t)size;
-	m->flags = 0;
+	msg_init(m, size);
 	return m;
 }
 

@@ -210,6 +210,7 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 	unsigned short worker_of[SY_BURST_MAX];
 	uint64_t done[SY_MAX_WORKERS / 64] = { 0 };
 	unsigned accepted = 0, nrefused = 0, first_refused = n;
+	bool mixed = false;
 	struct sy__route *r;
 	int err = 0;
 
@@ -225,6 +226,7 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 		msgs[i]->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
 		msgs[i]->server = srv;
 		worker_of[i] = srv ? (unsigned short)srv->worker : REFUSED;
+		mixed |= worker_of[i] != worker_of[0];
 		if (!srv) {
 			reject(s, -EHOSTUNREACH, 1);
 			if (i < first_refused) {
@@ -232,6 +234,16 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 				err = -EHOSTUNREACH;
 			}
 		}
+	}
+	if (!mixed && worker_of[0] != REFUSED) {
+		/* The common case: every message for one worker. */
+		err = enqueue_group(s, worker_of[0], msgs, n);
+		urcu_memb_read_unlock();
+		if (err)
+			return reject(s, err, n);
+		wake_worker(eng, worker_of[0]);
+		sy__count(&s->counters, SY_C_ACCEPTED, n);
+		return (int)n;
 	}
 	/* One ring entry per worker, each worker's messages in order. */
 	for (unsigned i = 0; i < n; i++) {

@@ -25,15 +25,13 @@ struct tls_entry {
 };
 
 struct tls_state {
-	struct sy_engine *last_eng;
-	struct sy__slot *last_slot;
-	struct sy__worker *worker;
 	unsigned rcu_refs;
 	bool exit_hook;
 	struct tls_entry e[SY_TLS_ENGINES];
 };
 
 static __thread struct tls_state tls __attribute__((tls_model("initial-exec")));
+__thread struct sy__tls_hot sy__tls_hot __attribute__((tls_model("initial-exec")));
 
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sy_engine *live[64];
@@ -86,8 +84,8 @@ void sy__engine_forget(struct sy_engine *eng)
 		if (live[i] == eng)
 			live[i] = NULL;
 	pthread_mutex_unlock(&live_lock);
-	if (tls.last_eng == eng)
-		tls.last_eng = NULL;
+	if (sy__tls_hot.eng == eng)
+		sy__tls_hot.eng = NULL;
 	for (unsigned i = 0; i < SY_TLS_ENGINES; i++)
 		if (tls.e[i].eng == eng && tls.e[i].uid == eng->uid)
 			tls.e[i].eng = NULL;
@@ -109,23 +107,15 @@ static struct tls_entry *tls_find(struct sy_engine *eng)
 	return NULL;
 }
 
-struct sy__slot *sy__slot_self(struct sy_engine *eng)
+struct sy__slot *sy__slot_lookup(struct sy_engine *eng)
 {
-	struct tls_entry *e;
+	struct tls_entry *e = tls_find(eng);
 
-	if (sy__likely(tls.last_eng == eng))
-		return tls.last_slot;
-	e = tls_find(eng);
 	if (!e)
 		return NULL;
-	tls.last_eng = eng;
-	tls.last_slot = e->slot;
+	sy__tls_hot.eng = eng;
+	sy__tls_hot.slot = e->slot;
 	return e->slot;
-}
-
-struct sy__worker *sy__worker_self(void)
-{
-	return tls.worker;
 }
 
 static size_t ring_bytes(const struct sy_engine *eng)
@@ -240,8 +230,8 @@ static void tls_add(struct sy_engine *eng, struct tls_entry *e,
 	e->uid = eng->uid;
 	e->slot = s;
 	e->refs = refs;
-	tls.last_eng = eng;
-	tls.last_slot = s;
+	sy__tls_hot.eng = eng;
+	sy__tls_hot.slot = s;
 	if (!tls.exit_hook) {
 		pthread_once(&exit_once, make_exit_key);
 		pthread_setspecific(exit_key, &tls);
@@ -293,11 +283,11 @@ out_unlock:
 	return 0;
 }
 
-struct sy__slot *sy__slot_get(struct sy_engine *eng, int *err)
+struct sy__slot *sy__slot_attach_lazy(struct sy_engine *eng, int *err)
 {
-	struct sy__slot *s = sy__slot_self(eng);
+	struct sy__slot *s = sy__slot_lookup(eng);
 
-	if (sy__likely(s != NULL))
+	if (s)
 		return s;
 	*err = attach(eng, 0, &s);
 	return *err ? NULL : s;
@@ -320,14 +310,14 @@ static void detach(struct sy_engine *eng, struct tls_entry *e)
 	atomic_store_explicit(&s->state, SY_SLOT_FREE, memory_order_relaxed);
 	pthread_mutex_unlock(&eng->slot_lock);
 	e->eng = NULL;
-	if (tls.last_eng == eng)
-		tls.last_eng = NULL;
+	if (sy__tls_hot.eng == eng)
+		sy__tls_hot.eng = NULL;
 	sy__rcu_thread_put();
 }
 
 void sy__worker_bind(struct sy__worker *w)
 {
-	tls.worker = w;
+	sy__tls_hot.worker = w;
 	sy__rcu_thread_get();
 	tls_add(w->eng, tls_find(NULL), w->slot, 1);
 }
@@ -339,7 +329,7 @@ static void thread_exit(void *arg)
 	for (unsigned i = 0; i < SY_TLS_ENGINES; i++) {
 		struct tls_entry *e = &tls.e[i];
 
-		if (e->eng && engine_alive(e->eng, e->uid) && !tls.worker)
+		if (e->eng && engine_alive(e->eng, e->uid) && !sy__tls_hot.worker)
 			detach(e->eng, e);
 	}
 	pthread_mutex_unlock(&live_lock);
@@ -363,7 +353,7 @@ SY_API int sy_producer_detach(sy_engine *eng)
 {
 	struct tls_entry *e = tls_find(eng);
 
-	if (!e || tls.worker)
+	if (!e || sy__tls_hot.worker)
 		return -ENOENT;
 	if (--e->refs > 0)
 		return 0;
@@ -377,7 +367,7 @@ void sy__worker_unbind(struct sy__worker *w)
 
 	if (e)
 		e->eng = NULL;
-	tls.last_eng = NULL;
-	tls.worker = NULL;
+	sy__tls_hot.eng = NULL;
+	sy__tls_hot.worker = NULL;
 	sy__rcu_thread_put();
 }

@@ -52,7 +52,8 @@ static unsigned handle_burst(struct sy__worker *w, struct sy_msg *d)
 
 #define SY_DEQUEUE_MAX 32
 
-unsigned sy__worker_drain_ring(struct sy__worker *w, struct sy__ring *r)
+__attribute__((noinline)) unsigned sy__worker_drain_ring(struct sy__worker *w,
+						   struct sy__ring *r)
 {
 	unsigned burst = w->eng->cfg.burst, taken = 0, handled = 0;
 	void *e[SY_DEQUEUE_MAX];
