@@ -203,8 +203,47 @@ void sy__mem_init(struct sy_engine *eng);
 void sy__mem_fini(struct sy_engine *eng);
 
 /* pool.c */
-struct sy_msg *sy__msg_alloc(struct sy__slot *s, size_t size);
+
+#define SY_RETURN_BATCH 32 /* messages returned to another pool at once */
+
+/*
+ * Messages freed one after another by one thread, chained while they belong
+ * to the same pool and class, then handed back together.
+ */
+struct sy__release_batch {
+	struct sy__pool *pool;
+	struct sy_msg *head;
+	struct sy_msg *tail;
+	uint32_t n;
+	uint8_t klass;
+};
+
 void sy__msg_release(struct sy__slot *self, struct sy_msg *m);
+void sy__release_batch_flush(struct sy__slot *self, struct sy__release_batch *b);
+
+static inline void sy__release_batch_add(struct sy__slot *self,
+					 struct sy__release_batch *b,
+					 struct sy_msg *m)
+{
+	if (__builtin_expect(m->pool == b->pool && m->klass == b->klass, 1)) {
+		m->next = b->head;
+		b->head = m;
+		b->n++;
+		return;
+	}
+	sy__release_batch_flush(self, b);
+	if (m->klass == SY_CLASS_HUGE) {
+		sy__msg_release(self, m);
+		return;
+	}
+	m->next = NULL;
+	b->pool = m->pool;
+	b->klass = m->klass;
+	b->head = b->tail = m;
+	b->n = 1;
+}
+
+struct sy_msg *sy__msg_alloc(struct sy__slot *s, size_t size);
 void sy__pending_flush(struct sy__slot *self);
 void sy__pool_destroy(struct sy_engine *eng, struct sy__pool *p);
 

@@ -18,7 +18,6 @@
 
 #include "core/engine_internal.h"
 
-#define SY_RETURN_BATCH 32
 #define SY_SLAB_BYTES (64u * 1024)
 
 static const uint32_t class_bytes[SY_CLASSES] = {
@@ -167,6 +166,40 @@ void sy__msg_release(struct sy__slot *self, struct sy_msg *m)
 	c->head = m;
 	if (++c->n == SY_RETURN_BATCH) {
 		push_chain(p, k, c->head, c->tail);
+		c->head = NULL;
+		c->n = 0;
+	}
+}
+
+void sy__release_batch_flush(struct sy__slot *self, struct sy__release_batch *b)
+{
+	struct sy__pool *p = b->pool;
+	uint32_t n = b->n, idx;
+	struct sy__chain *c;
+
+
+	if (!n)
+		return;
+	b->n = 0;
+	b->pool = NULL;
+	if (p == &self->pool) {
+		b->tail->next = p->free[b->klass];
+		p->free[b->klass] = b->head;
+		return;
+	}
+	idx = p->slot * SY_CLASSES + b->klass;
+	c = &self->pending[idx];
+	if (!c->listed) {
+		c->listed = true;
+		self->dirty[self->ndirty++] = idx;
+	}
+	if (!c->head)
+		c->tail = b->tail;
+	b->tail->next = c->head;
+	c->head = b->head;
+	c->n += n;
+	if (c->n >= SY_RETURN_BATCH) {
+		push_chain(p, b->klass, c->head, c->tail);
 		c->head = NULL;
 		c->n = 0;
 	}

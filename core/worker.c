@@ -22,7 +22,8 @@
 
 #include "core/engine_internal.h"
 
-static inline void handle(struct sy__worker *w, struct sy_msg *m)
+static inline void handle(struct sy__worker *w, struct sy_msg *m,
+			  struct sy__release_batch *done)
 {
 	struct sy__server *srv = m->server;
 	int rc;
@@ -33,11 +34,12 @@ static inline void handle(struct sy__worker *w, struct sy_msg *m)
 	if (sy__unlikely(rc < 0))
 		sy__count(&w->slot->counters, SY_C_HANDLER_FAILED, 1);
 	if (!w->taken)
-		sy__msg_release(w->slot, m);
+		sy__release_batch_add(w->slot, done, m);
 	w->current = NULL;
 }
 
-static unsigned handle_burst(struct sy__worker *w, struct sy_msg *d)
+static unsigned handle_burst(struct sy__worker *w, struct sy_msg *d,
+			     struct sy__release_batch *done)
 {
 	struct sy__burst *b = (struct sy__burst *)d->data;
 	uint32_t n = b->n;
@@ -45,7 +47,7 @@ static unsigned handle_burst(struct sy__worker *w, struct sy_msg *d)
 	for (uint32_t i = 0; i < n; i++)
 		__builtin_prefetch(b->msgs[i]);
 	for (uint32_t i = 0; i < n; i++)
-		handle(w, b->msgs[i]);
+		handle(w, b->msgs[i], done);
 	sy__msg_release(w->slot, d);
 	return n;
 }
@@ -56,6 +58,7 @@ __attribute__((noinline)) unsigned sy__worker_drain_ring(struct sy__worker *w,
 						   struct sy__ring *r)
 {
 	unsigned burst = w->eng->cfg.burst, taken = 0, handled = 0;
+	struct sy__release_batch done = { .pool = NULL };
 	void *e[SY_DEQUEUE_MAX];
 
 	while (taken < burst) {
@@ -69,9 +72,9 @@ __attribute__((noinline)) unsigned sy__worker_drain_ring(struct sy__worker *w,
 			struct sy_msg *m = e[i];
 
 			if (m->flags & SY_MSG_BURST) {
-				handled += handle_burst(w, m);
+				handled += handle_burst(w, m, &done);
 			} else {
-				handle(w, m);
+				handle(w, m, &done);
 				handled++;
 			}
 		}
@@ -79,6 +82,7 @@ __attribute__((noinline)) unsigned sy__worker_drain_ring(struct sy__worker *w,
 		if (n < want)
 			break;
 	}
+	sy__release_batch_flush(w->slot, &done);
 	if (handled)
 		sy__count(&w->slot->counters, SY_C_DELIVERED, handled);
 	return taken;
