@@ -1,0 +1,480 @@
+/*
+ * Engine variants: the same one-producer, one-consumer runs as the baselines,
+ * with the engine in the middle.
+ *
+ * The producer never drops a message: -EAGAIN (the worker's ring is full)
+ * means back off and send the same message again, as the API asks. A run
+ * whose handler count stops moving for BENCH_STALL_NS fails with -ETIMEDOUT
+ * rather than hang.
+ */
+#include "engine_runs.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "pinned.h"
+#include "switchyard.h"
+
+#define PAYLOAD_BYTES 16
+#define SEND_BURST 32
+
+struct counter {
+	_Alignas(BENCH_CACHELINE) atomic_uint_fast64_t handled;
+};
+
+/* One run: an engine with its route, and the producer's view of it. */
+struct engine_run {
+	const char *variant;
+	sy_engine *eng;
+	uint32_t route;
+	uint64_t n;
+	unsigned spin_limit;
+	unsigned window;         /* see struct bench_ctx */
+	struct counter *counter; /* throughput runs */
+	uint64_t *samples;       /* round-trip runs */
+	uint64_t t_start;
+	uint64_t t_end;
+};
+
+typedef int (*send_fn)(sy_engine *eng, uint32_t route, sy_msg *msg);
+
+static void engine_error(const struct engine_run *run, const char *call,
+			 int err)
+{
+	fprintf(stderr, "sy-bench: %s: %s: %s\n", run->variant, call,
+		sy_strerror(err));
+}
+
+/* For the calls that leave a detailed message in sy_last_error(). */
+static void engine_error_detail(const char *variant, const char *call,
+				int err)
+{
+	const char *why = sy_last_error();
+
+	if (!why || !*why)
+		why = sy_strerror(err);
+	fprintf(stderr, "sy-bench: %s: %s: %s\n", variant, call, why);
+}
+
+/* A wait that timed out: what stalled, and the engine's view of it. */
+static void stall_error(const struct engine_run *run, const char *what)
+{
+	struct sy_stats st;
+
+	sy_engine_stats(run->eng, &st);
+	fprintf(stderr, "sy-bench: %s: %s for %llu s (engine: accepted %ju, "
+		"delivered %ju, in flight %ju, refused as full %ju)\n",
+		run->variant, what, BENCH_STALL_NS / 1000000000ull,
+		(uintmax_t)st.accepted, (uintmax_t)st.delivered,
+		(uintmax_t)st.in_flight, (uintmax_t)st.rejected_full);
+}
+
+/* A send call failed: -ETIMEDOUT means it kept refusing with -EAGAIN. */
+static void send_error(const struct engine_run *run, const char *call,
+		       int err)
+{
+	char what[64];
+
+	if (err != -ETIMEDOUT) {
+		engine_error(run, call, err);
+		return;
+	}
+	snprintf(what, sizeof(what), "%s kept returning -EAGAIN", call);
+	stall_error(run, what);
+}
+
+int engine_preflight(void)
+{
+	sy_engine *eng;
+	int rc;
+
+	rc = sy_engine_create(NULL, &eng);
+	if (rc < 0) {
+		engine_error_detail("engine configuration", "sy_engine_create",
+				    rc);
+		return rc;
+	}
+	sy_engine_destroy(eng);
+	return 0;
+}
+
+/* The handler of the throughput runs: count, nothing else. */
+static int count_handler(sy_engine *eng, sy_msg *msg, void *arg)
+{
+	struct counter *c = arg;
+	uint_fast64_t v;
+
+	(void)eng;
+	(void)msg;
+	/*
+	 * Only the one worker writes the count, so a load and a store make
+	 * the increment; relaxed, as the count publishes nothing else.
+	 */
+	v = atomic_load_explicit(&c->handled, memory_order_relaxed);
+	atomic_store_explicit(&c->handled, v + 1, memory_order_relaxed);
+	return 0;
+}
+
+/* The handler of the round-trip runs: answer in place. */
+static int echo_handler(sy_engine *eng, sy_msg *msg, void *arg)
+{
+	(void)eng;
+	(void)arg;
+	return sy_reply(msg, msg);
+}
+
+/* Create, configure and start the engine of @p run. */
+static int engine_open(struct engine_run *run, const struct bench_ctx *ctx,
+		       enum sy_idle idle, sy_handler_fn fn, void *fn_arg)
+{
+	struct sy_server_opts sopts = { .worker = 0 };
+	struct sy_route_opts ropts = { .policy = "direct", .n_servers = 1 };
+	struct sy_config cfg;
+	uint32_t server;
+	char cpu[16];
+	int rc;
+
+	snprintf(cpu, sizeof(cpu), "%d", ctx->consumer_cpu);
+	sy_config_init(&cfg);
+	cfg.workers = 1;
+	cfg.cpus = cpu;
+	cfg.pin = SY_PIN_CLOSE;
+	cfg.idle = idle;
+	rc = sy_engine_create(&cfg, &run->eng);
+	if (rc < 0) {
+		engine_error_detail(run->variant, "sy_engine_create", rc);
+		return rc;
+	}
+	rc = sy_server_add(run->eng, "bench", fn, fn_arg, &sopts, &server);
+	if (rc < 0) {
+		engine_error(run, "sy_server_add", rc);
+		goto out_destroy;
+	}
+	ropts.servers = &server;
+	rc = sy_route_add(run->eng, "bench", &ropts, &run->route);
+	if (rc < 0) {
+		engine_error(run, "sy_route_add", rc);
+		goto out_destroy;
+	}
+	rc = sy_engine_start(run->eng);
+	if (rc < 0) {
+		engine_error_detail(run->variant, "sy_engine_start", rc);
+		goto out_destroy;
+	}
+	return 0;
+out_destroy:
+	sy_engine_destroy(run->eng);
+	return rc;
+}
+
+/* Run @p produce on the producer CPU against the open engine, then close it. */
+static int engine_drive(struct engine_run *run, const struct bench_ctx *ctx,
+			int (*produce)(void *), double *secs)
+{
+	struct pinned_thread producer = {
+		.cpu = ctx->producer_cpu, .fn = produce, .arg = run,
+	};
+	int rc;
+
+	rc = pinned_run(&producer, 1, ctx->spin_limit);
+	/* The producer explains its own failures; this is one of the thread. */
+	if (rc < 0 && !producer.rc)
+		engine_error(run, "starting the producer thread", rc);
+	if (!rc)
+		*secs = (double)(run->t_end - run->t_start) / 1e9;
+	sy_engine_destroy(run->eng);
+	return rc;
+}
+
+static sy_msg *alloc_msg(const struct engine_run *run)
+{
+	sy_msg *msg = sy_msg_alloc(run->eng, PAYLOAD_BYTES);
+
+	if (!msg)
+		engine_error_detail(run->variant, "sy_msg_alloc", -ENOMEM);
+	return msg;
+}
+
+/*
+ * Send @p msg, again and again while the worker's ring is full.
+ * @return 0 (the engine owns @p msg); a negative errno (the caller does).
+ */
+static int send_retry(const struct engine_run *run, send_fn send,
+		      sy_msg *msg, struct backoff *b)
+{
+	int rc;
+
+	while ((rc = send(run->eng, run->route, msg)) == -EAGAIN) {
+		rc = backoff_wait(b);
+		if (rc < 0)
+			return rc;
+	}
+	backoff_reset(b);
+	return rc;
+}
+
+/*
+ * Send msgs[0..n) in order, resending what the engine did not accept.
+ * Frees what it could not send. @return 0; a negative errno.
+ */
+static int send_burst_retry(const struct engine_run *run, sy_msg **msgs,
+			    unsigned n, struct backoff *b)
+{
+	unsigned done = 0;
+	int k;
+
+	while (done < n) {
+		k = sy_send_burst(run->eng, run->route, msgs + done, n - done);
+		if (k > 0) {
+			done += (unsigned)k;
+			backoff_reset(b);
+			continue;
+		}
+		/* None accepted: a full ring is worth waiting for. */
+		if (k == -EAGAIN)
+			k = backoff_wait(b);
+		if (k < 0) {
+			send_error(run, "sy_send_burst", k);
+			while (done < n)
+				sy_msg_free(msgs[done++]);
+			return k;
+		}
+	}
+	return 0;
+}
+
+/* Wait until the handler has counted @p target messages. */
+static int await_handled(struct engine_run *run, uint64_t target,
+			 struct backoff *b)
+{
+	uint_fast64_t seen = 0, handled;
+	int rc;
+
+	for (;;) {
+		handled = atomic_load_explicit(&run->counter->handled,
+					       memory_order_relaxed);
+		if (handled >= target)
+			break;
+		if (handled != seen) {
+			seen = handled;
+			backoff_reset(b);
+		}
+		rc = backoff_wait(b);
+		if (rc < 0) {
+			stall_error(run, "the handler count stopped moving");
+			return rc;
+		}
+	}
+	backoff_reset(b);
+	return 0;
+}
+
+/* With a window, wait for the handler after each window of @p sent. */
+static int pace(struct engine_run *run, uint64_t sent, struct backoff *b)
+{
+	if (!run->window || sent % run->window)
+		return 0;
+	return await_handled(run, sent, b);
+}
+
+static int attach(const struct engine_run *run)
+{
+	int rc = sy_producer_attach(run->eng);
+
+	if (rc < 0)
+		engine_error(run, "sy_producer_attach", rc);
+	return rc;
+}
+
+static int produce_single(void *arg)
+{
+	struct engine_run *run = arg;
+	struct backoff b;
+	sy_msg *msg;
+	int rc;
+
+	rc = attach(run);
+	if (rc < 0)
+		return rc;
+	backoff_init(&b, run->spin_limit);
+	run->t_start = bench_now_ns();
+	for (uint64_t i = 0; i < run->n; i++) {
+		msg = alloc_msg(run);
+		if (!msg) {
+			rc = -ENOMEM;
+			goto out_detach;
+		}
+		rc = send_retry(run, sy_send, msg, &b);
+		if (rc < 0) {
+			send_error(run, "sy_send", rc);
+			sy_msg_free(msg);
+			goto out_detach;
+		}
+		rc = pace(run, i + 1, &b);
+		if (rc < 0)
+			goto out_detach;
+	}
+	rc = await_handled(run, run->n, &b);
+	run->t_end = bench_now_ns();
+out_detach:
+	sy_producer_detach(run->eng);
+	return rc;
+}
+
+static int produce_burst(void *arg)
+{
+	struct engine_run *run = arg;
+	sy_msg *msgs[SEND_BURST];
+	struct backoff b;
+	unsigned count;
+	int rc;
+
+	rc = attach(run);
+	if (rc < 0)
+		return rc;
+	backoff_init(&b, run->spin_limit);
+	run->t_start = bench_now_ns();
+	for (uint64_t sent = 0; sent < run->n; sent += count) {
+		count = run->n - sent < SEND_BURST ? (unsigned)(run->n - sent)
+						   : SEND_BURST;
+		for (unsigned i = 0; i < count; i++) {
+			msgs[i] = alloc_msg(run);
+			if (!msgs[i]) {
+				while (i)
+					sy_msg_free(msgs[--i]);
+				rc = -ENOMEM;
+				goto out_detach;
+			}
+		}
+		rc = send_burst_retry(run, msgs, count, &b);
+		if (!rc)
+			rc = pace(run, sent + count, &b);
+		if (rc < 0)
+			goto out_detach;
+	}
+	rc = await_handled(run, run->n, &b);
+	run->t_end = bench_now_ns();
+out_detach:
+	sy_producer_detach(run->eng);
+	return rc;
+}
+
+static int engine_throughput(const struct bench_ctx *ctx, const char *variant,
+			     int (*produce)(void *), uint64_t n, double *secs)
+{
+	struct engine_run run = {
+		.variant = variant, .n = n, .spin_limit = ctx->spin_limit,
+		.window = ctx->engine_window,
+	};
+	int rc;
+
+	run.counter = aligned_alloc(BENCH_CACHELINE, sizeof(*run.counter));
+	if (!run.counter)
+		return -ENOMEM;
+	atomic_init(&run.counter->handled, 0);
+	rc = engine_open(&run, ctx, ctx->engine_idle, count_handler,
+			 run.counter);
+	if (!rc)
+		rc = engine_drive(&run, ctx, produce, secs);
+	free(run.counter);
+	return rc;
+}
+
+int engine_single(const struct bench_ctx *ctx, uint64_t n, double *secs)
+{
+	return engine_throughput(ctx, "engine-single", produce_single, n,
+				 secs);
+}
+
+int engine_burst32(const struct bench_ctx *ctx, uint64_t n, double *secs)
+{
+	return engine_throughput(ctx, "engine-burst32", produce_burst, n,
+				 secs);
+}
+
+/* Wait for the reply to the one request in flight; the caller owns it then. */
+static int await_reply(const struct engine_run *run, sy_msg **reply,
+		       struct backoff *b)
+{
+	int k;
+
+	while ((k = sy_poll_replies(run->eng, reply, 1)) == 0) {
+		k = backoff_wait(b);
+		if (k < 0)
+			break;
+	}
+	if (k == -ETIMEDOUT)
+		stall_error(run, "no reply came");
+	else if (k < 0)
+		engine_error(run, "sy_poll_replies", k);
+	if (k < 0)
+		return k;
+	backoff_reset(b);
+	return 0;
+}
+
+static int produce_requests(void *arg)
+{
+	struct engine_run *run = arg;
+	struct backoff b;
+	sy_msg *msg;
+	uint64_t t0;
+	int rc;
+
+	rc = attach(run);
+	if (rc < 0)
+		return rc;
+	backoff_init(&b, run->spin_limit);
+	msg = alloc_msg(run);
+	if (!msg) {
+		rc = -ENOMEM;
+		goto out_detach;
+	}
+	run->t_start = bench_now_ns();
+	for (uint64_t i = 0; i < run->n; i++) {
+		t0 = bench_now_ns();
+		sy_msg_set_tag(msg, i);
+		rc = send_retry(run, sy_request, msg, &b);
+		if (rc < 0) {
+			send_error(run, "sy_request", rc);
+			goto out_free;
+		}
+		msg = NULL;
+		rc = await_reply(run, &msg, &b);
+		if (rc < 0)
+			goto out_free;
+		run->samples[i] = bench_now_ns() - t0;
+		if (sy_msg_tag(msg) != i) {
+			rc = -EPROTO;
+			engine_error(run, "reply tag", rc);
+			goto out_free;
+		}
+	}
+	run->t_end = bench_now_ns();
+out_free:
+	sy_msg_free(msg);
+out_detach:
+	sy_producer_detach(run->eng);
+	return rc;
+}
+
+int engine_rtt(const struct bench_ctx *ctx, uint64_t n, uint64_t *samples,
+	       double *secs)
+{
+	struct engine_run run = {
+		.variant = "engine-rtt", .n = n, .spin_limit = ctx->spin_limit,
+		.samples = samples,
+	};
+	enum sy_idle idle = SY_IDLE_DEFAULT;
+	int rc;
+
+	/* Spinning is only fair when the worker does not share a CPU. */
+	if (ctx->producer_cpu != ctx->consumer_cpu)
+		idle = SY_IDLE_SPIN;
+	rc = engine_open(&run, ctx, idle, echo_handler, NULL);
+	if (!rc)
+		rc = engine_drive(&run, ctx, produce_requests, secs);
+	return rc;
+}

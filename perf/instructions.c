@@ -1,0 +1,212 @@
+/*
+ * Callgrind runs of sy-bench by sy-bench.
+ *
+ * The child is the same executable, found through /proc/self/exe in the
+ * parent (inside valgrind that link names valgrind's own tool), started
+ * with --fixed-run. Valgrind runs one thread at a time anyway, so the child
+ * puts producer and worker on one CPU: there, a waiter's sched_yield()
+ * hands the CPU to the thread it waits for, whereas on two CPUs it returns
+ * at once and the waiter spins through instructions that would be counted.
+ * Callgrind's output goes to a private temporary directory that is removed
+ * afterwards.
+ */
+#include "instructions.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "engine_runs.h"
+
+/* N of the fixed workload: runs of N and 2N messages. */
+#define INSTRUCTIONS_MESSAGES 100000u
+
+extern char **environ;
+
+struct fixed_variant {
+	const char *name;
+	int (*run)(const struct bench_ctx *ctx, uint64_t n, double *secs);
+};
+
+static const struct fixed_variant fixed_variants[] = {
+	{ "engine-single", engine_single },
+	{ "engine-burst32", engine_burst32 },
+};
+
+#define N_FIXED (sizeof(fixed_variants) / sizeof(fixed_variants[0]))
+
+int instructions_fixed_run(const struct bench_ctx *ctx, const char *variant,
+			   uint64_t n)
+{
+	double secs;
+
+	for (unsigned i = 0; i < N_FIXED; i++) {
+		if (!strcmp(fixed_variants[i].name, variant))
+			return fixed_variants[i].run(ctx, n, &secs);
+	}
+	return -EINVAL;
+}
+
+/* The path of @p prog in a directory of PATH, or false. */
+static bool find_in_path(const char *prog, char *out, size_t len)
+{
+	const char *path = getenv("PATH");
+
+	while (path && *path) {
+		size_t dirlen = strcspn(path, ":");
+
+		if (dirlen && (size_t)snprintf(out, len, "%.*s/%s", (int)dirlen,
+					       path, prog) < len &&
+		    access(out, X_OK) == 0)
+			return true;
+		path += dirlen;
+		if (*path == ':')
+			path++;
+	}
+	return false;
+}
+
+/* The "summary:" or "totals:" count of a callgrind output file. */
+static int read_total(const char *file, uint64_t *ir)
+{
+	char line[512];
+	int rc = -EPROTO;
+	FILE *f;
+
+	f = fopen(file, "r");
+	if (!f) {
+		rc = -errno;
+		fprintf(stderr, "sy-bench: instructions: %s: %s\n", file,
+			strerror(-rc));
+		return rc;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "summary: %" SCNu64, ir) == 1 ||
+		    sscanf(line, "totals: %" SCNu64, ir) == 1) {
+			rc = 0;
+			break;
+		}
+	}
+	fclose(f);
+	if (rc < 0)
+		fprintf(stderr, "sy-bench: instructions: %s: no summary or "
+			"totals line\n", file);
+	return rc;
+}
+
+/* Everything a callgrind run needs to know. */
+struct callgrind {
+	char valgrind[PATH_MAX];
+	char self[PATH_MAX];
+	char dir[PATH_MAX];
+	char cpus[32];
+};
+
+/* Run @p variant with @p n messages under callgrind; store its Ir count. */
+static int callgrind_run(const struct callgrind *cg, const char *variant,
+			 uint64_t n, uint64_t *ir)
+{
+	char out_arg[PATH_MAX + 32], file[PATH_MAX], count[24];
+	char *argv[] = {
+		(char *)cg->valgrind, "--tool=callgrind", "-q", out_arg,
+		(char *)cg->self, "--fixed-run", count, "--fixed-variant",
+		(char *)variant, "--cpus", (char *)cg->cpus, NULL,
+	};
+	pid_t pid;
+	int rc, status;
+
+	if ((size_t)snprintf(file, sizeof(file), "%s/%s-%" PRIu64 ".out",
+			     cg->dir, variant, n) >= sizeof(file))
+		return -ENAMETOOLONG;
+	snprintf(out_arg, sizeof(out_arg), "--callgrind-out-file=%s", file);
+	snprintf(count, sizeof(count), "%" PRIu64, n);
+	rc = posix_spawn(&pid, cg->valgrind, NULL, NULL, argv, environ);
+	if (rc) {
+		fprintf(stderr, "sy-bench: instructions: starting %s: %s\n",
+			cg->valgrind, strerror(rc));
+		return -rc;
+	}
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		fprintf(stderr, "sy-bench: instructions: the callgrind run of "
+			"%s with %" PRIu64 " messages failed\n", variant, n);
+		unlink(file);
+		return -ECHILD;
+	}
+	rc = read_total(file, ir);
+	unlink(file);
+	return rc;
+}
+
+static int measure(const struct bench_ctx *ctx, const struct callgrind *cg,
+		   struct report *rep)
+{
+	const uint64_t n = INSTRUCTIONS_MESSAGES;
+	struct report_row *row;
+	uint64_t ir1, ir2;
+	int rc = 0;
+
+	for (unsigned i = 0; i < N_FIXED; i++) {
+		const char *name = fixed_variants[i].name;
+
+		if (ctx->progress)
+			fprintf(stderr, "\r\033[Kinstructions: %s", name);
+		rc = callgrind_run(cg, name, n, &ir1);
+		if (!rc)
+			rc = callgrind_run(cg, name, 2 * n, &ir2);
+		if (rc < 0)
+			break;
+		row = report_add_row(rep, "instructions", name);
+		row->producers = 1;
+		row->workers = 1;
+		row->messages = n;
+		row->has_instructions = true;
+		row->instructions_per_msg = ((double)ir2 - (double)ir1) /
+					    (double)n;
+	}
+	if (ctx->progress)
+		fprintf(stderr, "\r\033[K");
+	return rc;
+}
+
+int scenario_instructions(const struct bench_ctx *ctx, struct report *rep)
+{
+	const char *tmp = getenv("TMPDIR");
+	struct callgrind cg;
+	ssize_t len;
+	int rc;
+
+	if (!find_in_path("valgrind", cg.valgrind, sizeof(cg.valgrind))) {
+		rep->instructions_skipped = true;
+		return 0;
+	}
+	len = readlink("/proc/self/exe", cg.self, sizeof(cg.self) - 1);
+	if (len < 0) {
+		rc = -errno;
+		fprintf(stderr, "sy-bench: instructions: /proc/self/exe: %s\n",
+			strerror(-rc));
+		return rc;
+	}
+	cg.self[len] = '\0';
+	snprintf(cg.cpus, sizeof(cg.cpus), "%d", ctx->producer_cpu);
+	snprintf(cg.dir, sizeof(cg.dir), "%s/sy-bench.XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(cg.dir)) {
+		rc = -errno;
+		fprintf(stderr, "sy-bench: instructions: %s: %s\n", cg.dir,
+			strerror(-rc));
+		return rc;
+	}
+	rc = measure(ctx, &cg, rep);
+	rmdir(cg.dir);
+	return rc;
+}

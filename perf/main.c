@@ -1,0 +1,441 @@
+/*
+ * sy-bench: the performance harness of switchyard.
+ *
+ * Usage: sy-bench [options] [throughput | latency | instructions | all]
+ *
+ *   throughput    one producer thread to one consumer, --messages per run:
+ *                 the raw baselines ck-spsc (ck_ring, one pointer at a time),
+ *                 batched-limit (a ring that caches indices and publishes
+ *                 every 32: the practical limit) and mutex-queue (mutex and
+ *                 condition variables), then engine-single (sy_send) and
+ *                 engine-burst32 (sy_send_burst), with the engine's ratio to
+ *                 each baseline.
+ *   latency       round trips with one request outstanding: ck-pingpong over
+ *                 two ck rings, engine-rtt with sy_request()/sy_reply();
+ *                 100,000 round trips per run (fewer if --messages is lower).
+ *   instructions  instructions per routed message of the engine variants,
+ *                 from callgrind: (Ir(2N) - Ir(N)) / N, N = 100,000.
+ *   all           throughput and latency (the default), plus instructions
+ *                 with --instructions.
+ *
+ * Variants run interleaved (A B C A B C ...) --runs times; the table shows
+ * the median, min and max. Compare figures only inside one invocation: the
+ * host moves virtual CPUs, which is why a core-to-core round trip between
+ * the two CPUs is probed before and after and reported with the results.
+ *
+ * Options:
+ *   --runs R        repeats of each variant (1 to 1000; default 5)
+ *   --messages N    messages per throughput run (default 10000000)
+ *   --cpus LIST     CPUs to use, taskset syntax ("0-3,8,10-14:2"); the
+ *                   producer runs on the lowest allowed CPU of the set,
+ *                   the consumer (the engine's one worker) on the next one,
+ *                   both on the same CPU if the set has one. Default:
+ *                   SY_CPUS, else the allowed CPUs.
+ *   --json FILE     write the results as JSON
+ *   --csv FILE      write the results as CSV, one line per result
+ *   --instructions  include the instructions scenario in "all" (slow)
+ *   --quiet         no progress on stderr (shown only on a terminal)
+ *   --help          this text
+ *
+ * Output: a table on stdout, then the probe. --json writes
+ *   {"tool", "version", "machine": {"cpus", "model", "probe_rtt_ns":
+ *   {"before", "after"}, ...}, "results": [{"scenario", "variant",
+ *   "producers", "workers", "messages", "msgs_per_sec": {"median", "min",
+ *   "max", "runs"}, "latency_ns": {"p50", "p90", "p99", "p999", "max"},
+ *   "instructions_per_msg", "ratio_vs": {"<baseline>": median / median}}]}
+ * with each part only where measured (msgs_per_sec counts round trips in
+ * latency rows; ratio_vs is on engine rows only). Keys may be added, never
+ * renamed. --csv has the same fields, one line per result.
+ *
+ * --fixed-run N --fixed-variant V is internal: the child that the
+ * instructions scenario runs under callgrind.
+ *
+ * Other SY_* variables (SY_IDLE, ...) reach the engine as usual; a bad one
+ * stops sy-bench before it measures anything. Exit status: 0; 1 when a run
+ * or the environment fails; 2 for bad options.
+ *
+ * Example: sy-bench --runs 3 --messages 2000000 --json results.json
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "affinity.h"
+#include "bench.h"
+#include "engine_runs.h"
+#include "instructions.h"
+#include "probe.h"
+#include "report.h"
+#include "scenarios.h"
+#include "stats.h"
+
+/* Pauses before a waiter yields, when producer and consumer have a CPU each. */
+#define SPIN_LIMIT 256
+
+/* Messages in flight in a fixed run: whole bursts, far below a ring's 1023. */
+#define FIXED_RUN_WINDOW 512
+
+#define DEFAULT_RUNS 5
+#define DEFAULT_MESSAGES 10000000ull
+#define MAX_MESSAGES 1000000000000ull
+
+enum exit_status { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
+
+enum scenario_bits {
+	RUN_THROUGHPUT = 1 << 0,
+	RUN_LATENCY = 1 << 1,
+	RUN_INSTRUCTIONS = 1 << 2,
+};
+
+/* Options without a short form. */
+enum long_only {
+	OPT_CSV = 256,
+	OPT_INSTRUCTIONS,
+	OPT_FIXED_RUN,
+	OPT_FIXED_VARIANT,
+};
+
+struct options {
+	unsigned runs;
+	uint64_t messages;
+	const char *cpus;
+	const char *json;
+	const char *csv;
+	bool quiet;
+	bool instructions;
+	unsigned scenarios;
+	uint64_t fixed_run;          /* messages of a fixed run, 0: none */
+	const char *fixed_variant;
+};
+
+static const struct option long_options[] = {
+	{ "runs", required_argument, NULL, 'r' },
+	{ "messages", required_argument, NULL, 'n' },
+	{ "cpus", required_argument, NULL, 'c' },
+	{ "json", required_argument, NULL, 'j' },
+	{ "csv", required_argument, NULL, OPT_CSV },
+	{ "instructions", no_argument, NULL, OPT_INSTRUCTIONS },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	/* Internal: the child side of the instructions scenario. */
+	{ "fixed-run", required_argument, NULL, OPT_FIXED_RUN },
+	{ "fixed-variant", required_argument, NULL, OPT_FIXED_VARIANT },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: sy-bench [options] [throughput | latency | instructions | all]\n"
+		"\n"
+		"Measure switchyard against raw baselines in the same run.\n"
+		"\n"
+		"  -r, --runs R        repeats of each variant (1-%u, default %u)\n"
+		"  -n, --messages N    messages per throughput run (default %llu)\n"
+		"  -c, --cpus LIST     CPUs in taskset syntax: producer on the lowest,\n"
+		"                      consumer on the next (default: SY_CPUS, else\n"
+		"                      the allowed CPUs)\n"
+		"  -j, --json FILE     write the results as JSON\n"
+		"      --csv FILE      write the results as CSV\n"
+		"      --instructions  add instructions per message (callgrind) to all\n"
+		"  -q, --quiet         no progress on stderr\n"
+		"  -h, --help          show this help\n",
+		STATS_MAX_RUNS, DEFAULT_RUNS, DEFAULT_MESSAGES);
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "sy-bench: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry 'sy-bench --help'.\n");
+	return -EINVAL;
+}
+
+/* A decimal number in [min, max], nothing else. */
+static bool parse_u64(const char *s, uint64_t min, uint64_t max,
+		      uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (!*s)
+		return false;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return false;
+		if (v > (max - (uint64_t)(*s - '0')) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	if (v < min)
+		return false;
+	*out = v;
+	return true;
+}
+
+static int parse_scenario(const char *name, struct options *o)
+{
+	if (!strcmp(name, "throughput"))
+		o->scenarios = RUN_THROUGHPUT;
+	else if (!strcmp(name, "latency"))
+		o->scenarios = RUN_LATENCY;
+	else if (!strcmp(name, "instructions"))
+		o->scenarios = RUN_INSTRUCTIONS;
+	else if (!strcmp(name, "all"))
+		o->scenarios = RUN_THROUGHPUT | RUN_LATENCY;
+	else
+		return usage_error("unknown scenario '%s'", name);
+	return 0;
+}
+
+/* @return 0; 1 for --help; -EINVAL (explained on stderr). */
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	uint64_t v;
+	int opt;
+
+	*o = (struct options){
+		.runs = DEFAULT_RUNS,
+		.messages = DEFAULT_MESSAGES,
+		.scenarios = RUN_THROUGHPUT | RUN_LATENCY,
+	};
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":r:n:c:j:qh", long_options,
+				  NULL)) != -1) {
+		switch (opt) {
+		case 'r':
+			if (!parse_u64(optarg, 1, STATS_MAX_RUNS, &v))
+				return usage_error("--runs: '%s' is not a "
+						   "number from 1 to 1000",
+						   optarg);
+			o->runs = (unsigned)v;
+			break;
+		case 'n':
+			if (!parse_u64(optarg, 1, MAX_MESSAGES, &o->messages))
+				return usage_error("--messages: '%s' is not a "
+						   "number from 1 to 10^12",
+						   optarg);
+			break;
+		case 'c':
+			o->cpus = optarg;
+			break;
+		case 'j':
+			o->json = optarg;
+			break;
+		case OPT_CSV:
+			o->csv = optarg;
+			break;
+		case OPT_INSTRUCTIONS:
+			o->instructions = true;
+			break;
+		case 'q':
+			o->quiet = true;
+			break;
+		case 'h':
+			return 1;
+		case OPT_FIXED_RUN:
+			if (!parse_u64(optarg, 1, MAX_MESSAGES, &o->fixed_run))
+				return usage_error("--fixed-run: bad count "
+						   "'%s'", optarg);
+			break;
+		case OPT_FIXED_VARIANT:
+			o->fixed_variant = optarg;
+			break;
+		case ':':
+			return usage_error("%s needs a value",
+					   argv[optind - 1]);
+		default:
+			return usage_error("bad option '%s'",
+					   argv[optind - 1]);
+		}
+	}
+	if (optind < argc && parse_scenario(argv[optind++], o) < 0)
+		return -EINVAL;
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (o->instructions)
+		o->scenarios |= RUN_INSTRUCTIONS;
+	if (!o->fixed_run != !o->fixed_variant)
+		return usage_error("%s", "--fixed-run and --fixed-variant go "
+				   "together");
+	return 0;
+}
+
+/*
+ * Place the producer and the consumer on the two lowest CPUs of @p list
+ * (named @p source in messages; NULL: all allowed) that the process may use.
+ */
+static int choose_cpus(const char *source, const char *list,
+		       struct bench_ctx *ctx, unsigned *n_allowed)
+{
+	cpu_set_t allowed, wanted;
+	char why[256];
+	int rc;
+
+	rc = affinity_allowed(&allowed);
+	if (rc < 0) {
+		fprintf(stderr, "sy-bench: sched_getaffinity: %s\n",
+			strerror(-rc));
+		return rc;
+	}
+	*n_allowed = (unsigned)CPU_COUNT(&allowed);
+	if (list) {
+		rc = affinity_parse_cpulist(list, &wanted, why, sizeof(why));
+		if (rc < 0) {
+			fprintf(stderr, "sy-bench: %s: %s\n", source, why);
+			return rc;
+		}
+		CPU_AND(&wanted, &wanted, &allowed);
+		if (!CPU_COUNT(&wanted)) {
+			fprintf(stderr, "sy-bench: %s: none of the CPUs in "
+				"\"%s\" is allowed to this process\n", source,
+				list);
+			return -EINVAL;
+		}
+	} else {
+		wanted = allowed;
+	}
+	ctx->producer_cpu = affinity_nth(&wanted, 0);
+	ctx->consumer_cpu = affinity_nth(&wanted, 1);
+	if (ctx->consumer_cpu < 0)
+		ctx->consumer_cpu = ctx->producer_cpu;
+	/* Sharing one CPU, a waiter only delays the thread it waits for. */
+	ctx->spin_limit = ctx->producer_cpu == ctx->consumer_cpu ? 0
+								   : SPIN_LIMIT;
+	return 0;
+}
+
+static FILE *open_output(const char *option, const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		fprintf(stderr, "sy-bench: %s %s: %s\n", option, path,
+			strerror(errno));
+	return f;
+}
+
+/* Write @p rep to @p f with @p write, and close @p f. */
+static int write_output(const char *path, FILE *f,
+			int (*write)(const struct report *, FILE *),
+			const struct report *rep)
+{
+	int rc = write(rep, f);
+
+	if (fclose(f) && !rc)
+		rc = -errno;
+	if (rc < 0)
+		fprintf(stderr, "sy-bench: writing %s: %s\n", path,
+			strerror(-rc));
+	return rc;
+}
+
+/*
+ * Fixed runs are counted, not timed: no spinning, sleeping workers, and a
+ * window that keeps the ring from filling, so that every instruction counted
+ * belongs to a message routed once.
+ */
+static int fixed_run(const struct options *o)
+{
+	struct bench_ctx ctx = {
+		.engine_idle = SY_IDLE_SLEEP,
+		.engine_window = FIXED_RUN_WINDOW,
+	};
+	unsigned n_allowed;
+	int rc;
+
+	rc = choose_cpus("--cpus", o->cpus, &ctx, &n_allowed);
+	if (rc < 0)
+		return EXIT_USAGE;
+	ctx.spin_limit = 0;
+	rc = instructions_fixed_run(&ctx, o->fixed_variant, o->fixed_run);
+	if (rc == -EINVAL)
+		fprintf(stderr, "sy-bench: --fixed-variant: unknown variant "
+			"'%s'\n", o->fixed_variant);
+	return rc < 0 ? EXIT_FAILED : EXIT_OK;
+}
+
+static int probe(const struct bench_ctx *ctx, double *median_ns)
+{
+	int rc = probe_round_trip(ctx, median_ns);
+
+	if (rc < 0)
+		fprintf(stderr, "sy-bench: core-to-core probe: %s\n",
+			strerror(-rc));
+	return rc;
+}
+
+static int run_scenarios(const struct options *o, const struct bench_ctx *ctx,
+			 struct report *rep)
+{
+	int rc;
+
+	rc = probe(ctx, &rep->probe_before_ns);
+	if (!rc && (o->scenarios & RUN_THROUGHPUT))
+		rc = scenario_throughput(ctx, rep);
+	if (!rc && (o->scenarios & RUN_LATENCY))
+		rc = scenario_latency(ctx, rep);
+	if (!rc)
+		rc = probe(ctx, &rep->probe_after_ns);
+	rep->has_probe = !rc;
+	if (!rc && (o->scenarios & RUN_INSTRUCTIONS))
+		rc = scenario_instructions(ctx, rep);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct bench_ctx ctx = { .engine_idle = SY_IDLE_DEFAULT };
+	FILE *json = NULL, *csv = NULL;
+	struct report rep;
+	struct options o;
+	unsigned n_allowed;
+	const char *env;
+	int rc;
+
+	rc = parse_options(argc, argv, &o);
+	if (rc > 0) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (rc < 0)
+		return EXIT_USAGE;
+	if (o.fixed_run)
+		return fixed_run(&o);
+	if (o.cpus && choose_cpus("--cpus", o.cpus, &ctx, &n_allowed) < 0)
+		return EXIT_USAGE;
+	if (engine_preflight() < 0)
+		return EXIT_FAILED;
+	if (!o.cpus) {
+		env = getenv("SY_CPUS");
+		if (choose_cpus("SY_CPUS", env && *env ? env : NULL, &ctx,
+				&n_allowed) < 0)
+			return EXIT_FAILED;
+	}
+	if (o.json && !(json = open_output("--json", o.json)))
+		return EXIT_USAGE;
+	if (o.csv && !(csv = open_output("--csv", o.csv))) {
+		if (json)
+			fclose(json);
+		return EXIT_USAGE;
+	}
+	ctx.runs = o.runs;
+	ctx.messages = o.messages;
+	ctx.progress = !o.quiet && isatty(STDERR_FILENO);
+	report_init(&rep, n_allowed, ctx.producer_cpu, ctx.consumer_cpu);
+	rc = run_scenarios(&o, &ctx, &rep);
+	if (!rc)
+		rc = report_print_table(&rep, stdout);
+	if (json && rc)
+		fclose(json);
+	else if (json)
+		rc = write_output(o.json, json, report_write_json, &rep);
+	if (csv && rc)
+		fclose(csv);
+	else if (csv)
+		rc = write_output(o.csv, csv, report_write_csv, &rep);
+	return rc < 0 ? EXIT_FAILED : EXIT_OK;
+}

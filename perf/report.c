@@ -1,0 +1,389 @@
+/*
+ * Table, JSON and CSV output of sy-bench.
+ */
+#include "report.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "switchyard.h"
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define BENCH_VERSION STR(SY_VERSION_MAJOR) "." STR(SY_VERSION_MINOR) "." \
+		      STR(SY_VERSION_PATCH)
+
+/* Most distinct baselines that ratios refer to in one report. */
+#define MAX_BASELINES 8
+
+/* The model name of the first CPU in /proc/cpuinfo, or "unknown". */
+static void read_model(char *out, size_t len)
+{
+	char line[256];
+	FILE *f;
+
+	snprintf(out, len, "unknown");
+	f = fopen("/proc/cpuinfo", "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char *colon = strchr(line, ':');
+
+		if (strncmp(line, "model name", 10) || !colon)
+			continue;
+		colon += strspn(colon + 1, " \t") + 1;
+		colon[strcspn(colon, "\n")] = '\0';
+		snprintf(out, len, "%s", colon);
+		break;
+	}
+	fclose(f);
+}
+
+void report_init(struct report *rep, unsigned cpus_allowed,
+		 int producer_cpu, int consumer_cpu)
+{
+	long online = sysconf(_SC_NPROCESSORS_ONLN);
+
+	memset(rep, 0, sizeof(*rep));
+	read_model(rep->model, sizeof(rep->model));
+	rep->cpus = online > 0 ? (unsigned)online : cpus_allowed;
+	rep->cpus_allowed = cpus_allowed;
+	rep->producer_cpu = producer_cpu;
+	rep->consumer_cpu = consumer_cpu;
+}
+
+struct report_row *report_add_row(struct report *rep, const char *scenario,
+				  const char *variant)
+{
+	struct report_row *row;
+
+	assert(rep->n_rows < REPORT_MAX_ROWS);
+	row = &rep->rows[rep->n_rows++];
+	memset(row, 0, sizeof(*row));
+	row->scenario = scenario;
+	row->variant = variant;
+	return row;
+}
+
+void report_add_ratio(struct report_row *row, const char *baseline,
+		      double value)
+{
+	assert(row->n_ratios < REPORT_MAX_RATIOS);
+	row->ratios[row->n_ratios].baseline = baseline;
+	row->ratios[row->n_ratios].value = value;
+	row->n_ratios++;
+}
+
+/*
+ * The baselines that rows of @p scenario (NULL: every row) have ratios to,
+ * in order of first appearance. @return their number.
+ */
+static unsigned baselines_of(const struct report *rep, const char *scenario,
+			     const char **names)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < rep->n_rows; i++) {
+		const struct report_row *row = &rep->rows[i];
+
+		if (scenario && strcmp(row->scenario, scenario))
+			continue;
+		for (unsigned r = 0; r < row->n_ratios; r++) {
+			const char *name = row->ratios[r].baseline;
+			unsigned k = 0;
+
+			while (k < n && strcmp(names[k], name))
+				k++;
+			if (k == n && n < MAX_BASELINES)
+				names[n++] = name;
+		}
+	}
+	return n;
+}
+
+/* The ratio of @p row to @p baseline; false if it has none. */
+static bool ratio_of(const struct report_row *row, const char *baseline,
+		     double *value)
+{
+	for (unsigned r = 0; r < row->n_ratios; r++) {
+		if (!strcmp(row->ratios[r].baseline, baseline)) {
+			*value = row->ratios[r].value;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* table                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Which columns a section of the table has. */
+struct columns {
+	bool latency;
+	bool rate;
+	bool rate_spread; /* min and max beside the median */
+	bool instructions;
+	unsigned n_baselines;
+	const char *baselines[MAX_BASELINES];
+};
+
+static void section_columns(const struct report *rep, const char *scenario,
+			    struct columns *c)
+{
+	memset(c, 0, sizeof(*c));
+	for (unsigned i = 0; i < rep->n_rows; i++) {
+		const struct report_row *row = &rep->rows[i];
+
+		if (strcmp(row->scenario, scenario))
+			continue;
+		c->latency |= row->has_latency;
+		c->rate |= row->has_rate;
+		c->instructions |= row->has_instructions;
+	}
+	c->rate_spread = c->rate && !c->latency;
+	c->n_baselines = baselines_of(rep, scenario, c->baselines);
+}
+
+/* The width of the column "vs <baseline>". */
+static int ratio_width(const char *baseline)
+{
+	int len = (int)strlen(baseline);
+
+	return 3 + (len < 8 ? 8 : len);
+}
+
+static void print_header(const struct report_row *first,
+			 const struct columns *c, FILE *out)
+{
+	fprintf(out, "\n%s", first->scenario);
+	if (c->instructions)
+		fprintf(out, ": callgrind, (Ir(2N) - Ir(N)) / N, N = %" PRIu64
+			" messages", first->messages);
+	else if (first->messages)
+		fprintf(out, ": %" PRIu64 " %s per run", first->messages,
+			c->latency ? "round trips" : "messages");
+	if (first->has_rate)
+		fprintf(out, ", median of %u runs", first->rate.runs);
+	fprintf(out, "\n%-16s", "variant");
+	if (c->latency)
+		fprintf(out, " %9s %9s %9s %9s %9s", "p50 ns", "p90 ns",
+			"p99 ns", "p99.9 ns", "max ns");
+	if (c->rate)
+		fprintf(out, " %9s", c->latency ? "M rt/s" : "M/s");
+	if (c->rate_spread)
+		fprintf(out, " %9s %9s", "min", "max");
+	if (c->instructions)
+		fprintf(out, " %12s", "instr/msg");
+	for (unsigned b = 0; b < c->n_baselines; b++)
+		fprintf(out, "  vs %-*s", ratio_width(c->baselines[b]) - 3,
+			c->baselines[b]);
+	fputc('\n', out);
+}
+
+static void print_row(const struct report_row *row, const struct columns *c,
+		      FILE *out)
+{
+	int blank = 0;
+	double v;
+
+	fprintf(out, "%-16s", row->variant);
+	if (c->latency && row->has_latency)
+		fprintf(out, " %9" PRIu64 " %9" PRIu64 " %9" PRIu64
+			" %9" PRIu64 " %9" PRIu64, row->latency.p50,
+			row->latency.p90, row->latency.p99,
+			row->latency.p999, row->latency.max);
+	else if (c->latency)
+		fprintf(out, " %9s %9s %9s %9s %9s", "-", "-", "-", "-", "-");
+	if (c->rate && row->has_rate)
+		fprintf(out, " %9.2f", row->rate.median / 1e6);
+	else if (c->rate)
+		fprintf(out, " %9s", "-");
+	if (c->rate_spread && row->has_rate)
+		fprintf(out, " %9.2f %9.2f", row->rate.min / 1e6,
+			row->rate.max / 1e6);
+	else if (c->rate_spread)
+		fprintf(out, " %9s %9s", "-", "-");
+	if (c->instructions && row->has_instructions)
+		fprintf(out, " %12.1f", row->instructions_per_msg);
+	else if (c->instructions)
+		fprintf(out, " %12s", "-");
+	/* Blank ratio cells are written only when a ratio follows them. */
+	for (unsigned b = 0; b < c->n_baselines; b++) {
+		blank += 2 + ratio_width(c->baselines[b]);
+		if (!ratio_of(row, c->baselines[b], &v))
+			continue;
+		fprintf(out, "%*.3f", blank, v);
+		blank = 0;
+	}
+	fputc('\n', out);
+}
+
+int report_print_table(const struct report *rep, FILE *out)
+{
+	fprintf(out, "sy-bench %s: %s, %u CPUs (%u allowed), producer on CPU "
+		"%d, consumer on CPU %d\n", BENCH_VERSION, rep->model,
+		rep->cpus, rep->cpus_allowed, rep->producer_cpu,
+		rep->consumer_cpu);
+	for (unsigned i = 0; i < rep->n_rows; i++) {
+		const struct report_row *row = &rep->rows[i];
+		struct columns c;
+
+		section_columns(rep, row->scenario, &c);
+		/* A section starts at the first row of its scenario. */
+		if (!i || strcmp(rep->rows[i - 1].scenario, row->scenario))
+			print_header(row, &c, out);
+		print_row(row, &c, out);
+	}
+	if (rep->instructions_skipped)
+		fprintf(out, "\ninstructions: skipped (valgrind not found)\n");
+	if (rep->has_probe)
+		fprintf(out, "\nprobe: core-to-core round trip, "
+			"CPU %d <-> CPU %d, median: before %.0f ns, "
+			"after %.0f ns\n",
+			rep->producer_cpu, rep->consumer_cpu,
+			rep->probe_before_ns, rep->probe_after_ns);
+	fflush(out);
+	return ferror(out) ? -EIO : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* JSON                                                               */
+/* ------------------------------------------------------------------ */
+
+static void json_string(const char *s, FILE *out)
+{
+	fputc('"', out);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			fprintf(out, "\\%c", ch);
+		else if (ch < 0x20)
+			fprintf(out, "\\u%04x", ch);
+		else
+			fputc(ch, out);
+	}
+	fputc('"', out);
+}
+
+static void json_row(const struct report_row *row, FILE *out)
+{
+	fprintf(out, "{\"scenario\":");
+	json_string(row->scenario, out);
+	fprintf(out, ",\"variant\":");
+	json_string(row->variant, out);
+	fprintf(out, ",\"producers\":%u,\"workers\":%u", row->producers,
+		row->workers);
+	if (row->messages)
+		fprintf(out, ",\"messages\":%" PRIu64, row->messages);
+	if (row->has_rate)
+		fprintf(out, ",\n   \"msgs_per_sec\":{\"median\":%.0f,"
+			"\"min\":%.0f,\"max\":%.0f,\"runs\":%u}",
+			row->rate.median, row->rate.min, row->rate.max,
+			row->rate.runs);
+	if (row->has_latency)
+		fprintf(out, ",\n   \"latency_ns\":{\"p50\":%" PRIu64
+			",\"p90\":%" PRIu64 ",\"p99\":%" PRIu64
+			",\"p999\":%" PRIu64 ",\"max\":%" PRIu64 "}",
+			row->latency.p50, row->latency.p90, row->latency.p99,
+			row->latency.p999, row->latency.max);
+	if (row->has_instructions)
+		fprintf(out, ",\n   \"instructions_per_msg\":%.1f",
+			row->instructions_per_msg);
+	if (row->n_ratios) {
+		fprintf(out, ",\n   \"ratio_vs\":{");
+		for (unsigned r = 0; r < row->n_ratios; r++) {
+			if (r)
+				fputc(',', out);
+			json_string(row->ratios[r].baseline, out);
+			fprintf(out, ":%.4f", row->ratios[r].value);
+		}
+		fputc('}', out);
+	}
+	fputc('}', out);
+}
+
+int report_write_json(const struct report *rep, FILE *out)
+{
+	fprintf(out, "{\"tool\":\"sy-bench\",\"version\":\"%s\",\n"
+		" \"machine\":{\"cpus\":%u,\"model\":", BENCH_VERSION,
+		rep->cpus);
+	json_string(rep->model, out);
+	fprintf(out, ",\"cpus_allowed\":%u,\"producer_cpu\":%d,"
+		"\"consumer_cpu\":%d", rep->cpus_allowed, rep->producer_cpu,
+		rep->consumer_cpu);
+	if (rep->has_probe)
+		fprintf(out, ",\"probe_rtt_ns\":{\"before\":%.0f,"
+			"\"after\":%.0f}", rep->probe_before_ns,
+			rep->probe_after_ns);
+	fprintf(out, "},\n \"results\":[");
+	for (unsigned i = 0; i < rep->n_rows; i++) {
+		fprintf(out, "%s\n  ", i ? "," : "");
+		json_row(&rep->rows[i], out);
+	}
+	fprintf(out, "]}\n");
+	fflush(out);
+	return ferror(out) ? -EIO : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* CSV                                                                */
+/* ------------------------------------------------------------------ */
+
+int report_write_csv(const struct report *rep, FILE *out)
+{
+	const char *baselines[MAX_BASELINES];
+	unsigned n_baselines = baselines_of(rep, NULL, baselines);
+	double v;
+
+	fprintf(out, "scenario,variant,producers,workers,messages,runs,"
+		"msgs_per_sec_median,msgs_per_sec_min,msgs_per_sec_max,"
+		"p50_ns,p90_ns,p99_ns,p999_ns,max_ns,instructions_per_msg,"
+		"probe_rtt_before_ns,probe_rtt_after_ns");
+	for (unsigned b = 0; b < n_baselines; b++)
+		fprintf(out, ",ratio_vs_%s", baselines[b]);
+	fputc('\n', out);
+	for (unsigned i = 0; i < rep->n_rows; i++) {
+		const struct report_row *row = &rep->rows[i];
+
+		fprintf(out, "%s,%s,%u,%u,", row->scenario, row->variant,
+			row->producers, row->workers);
+		if (row->messages)
+			fprintf(out, "%" PRIu64, row->messages);
+		if (row->has_rate)
+			fprintf(out, ",%u,%.0f,%.0f,%.0f", row->rate.runs,
+				row->rate.median, row->rate.min,
+				row->rate.max);
+		else
+			fprintf(out, ",,,,");
+		if (row->has_latency)
+			fprintf(out, ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
+				",%" PRIu64 ",%" PRIu64, row->latency.p50,
+				row->latency.p90, row->latency.p99,
+				row->latency.p999, row->latency.max);
+		else
+			fprintf(out, ",,,,,");
+		if (row->has_instructions)
+			fprintf(out, ",%.1f", row->instructions_per_msg);
+		else
+			fputc(',', out);
+		if (rep->has_probe)
+			fprintf(out, ",%.0f,%.0f", rep->probe_before_ns,
+				rep->probe_after_ns);
+		else
+			fprintf(out, ",,");
+		for (unsigned b = 0; b < n_baselines; b++) {
+			if (ratio_of(row, baselines[b], &v))
+				fprintf(out, ",%.4f", v);
+			else
+				fputc(',', out);
+		}
+		fputc('\n', out);
+	}
+	fflush(out);
+	return ferror(out) ? -EIO : 0;
+}

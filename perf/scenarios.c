@@ -1,0 +1,191 @@
+/*
+ * Throughput and latency scenarios: run the variants interleaved, summarize
+ * each over its runs, and relate the engine to the baselines measured in
+ * the same invocation.
+ */
+#include "scenarios.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "baselines.h"
+#include "engine_runs.h"
+
+/* Round trips per latency run, fewer if --messages asks for fewer. */
+#define LATENCY_ROUND_TRIPS 100000u
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+struct throughput_variant {
+	const char *name;
+	int (*run)(const struct bench_ctx *ctx, uint64_t n, double *secs);
+	bool engine;
+};
+
+static const struct throughput_variant throughput_variants[] = {
+	{ "ck-spsc", baseline_ck_spsc, false },
+	{ "batched-limit", baseline_batched_limit, false },
+	{ "mutex-queue", baseline_mutex_queue, false },
+	{ "engine-single", engine_single, true },
+	{ "engine-burst32", engine_burst32, true },
+};
+
+struct latency_variant {
+	const char *name;
+	int (*run)(const struct bench_ctx *ctx, uint64_t n, uint64_t *samples,
+		   double *secs);
+	bool engine;
+};
+
+static const struct latency_variant latency_variants[] = {
+	{ "ck-pingpong", baseline_ck_pingpong, false },
+	{ "engine-rtt", engine_rtt, true },
+};
+
+static void show_progress(const struct bench_ctx *ctx, const char *scenario,
+			  unsigned run, const char *variant)
+{
+	if (ctx->progress)
+		fprintf(stderr, "\r\033[K%s: run %u/%u: %s", scenario, run + 1,
+			ctx->runs, variant);
+}
+
+static void clear_progress(const struct bench_ctx *ctx)
+{
+	if (ctx->progress)
+		fprintf(stderr, "\r\033[K");
+}
+
+static void run_failed(const struct bench_ctx *ctx, const char *scenario,
+		       const char *variant, int err)
+{
+	clear_progress(ctx);
+	fprintf(stderr, "sy-bench: %s: %s failed: %s\n", scenario, variant,
+		err == -EPROTO ? "messages lost or out of order"
+			       : strerror(-err));
+}
+
+/* Events per second; a run too short for the clock counts as 1 ns. */
+static double rate_of(uint64_t events, double secs)
+{
+	return (double)events / (secs > 1e-9 ? secs : 1e-9);
+}
+
+static struct report_row *add_row(struct report *rep, const char *scenario,
+				  const char *variant, uint64_t messages,
+				  const double *rates, unsigned runs)
+{
+	struct report_row *row = report_add_row(rep, scenario, variant);
+
+	row->producers = 1;
+	row->workers = 1;
+	row->messages = messages;
+	row->has_rate = true;
+	stats_summarize(rates, runs, &row->rate);
+	return row;
+}
+
+int scenario_throughput(const struct bench_ctx *ctx, struct report *rep)
+{
+	const unsigned nv = ARRAY_SIZE(throughput_variants);
+	struct report_row *rows[ARRAY_SIZE(throughput_variants)];
+	double *rates, secs;
+	int rc = 0;
+
+	/* rates[v * runs + r]: variant v, run r */
+	rates = calloc((size_t)nv * ctx->runs, sizeof(*rates));
+	if (!rates)
+		return -ENOMEM;
+	for (unsigned r = 0; r < ctx->runs; r++) {
+		for (unsigned v = 0; v < nv; v++) {
+			const struct throughput_variant *tv =
+				&throughput_variants[v];
+
+			show_progress(ctx, "throughput", r, tv->name);
+			rc = tv->run(ctx, ctx->messages, &secs);
+			if (rc < 0) {
+				run_failed(ctx, "throughput", tv->name, rc);
+				goto out_free;
+			}
+			rates[v * ctx->runs + r] = rate_of(ctx->messages, secs);
+		}
+	}
+	clear_progress(ctx);
+	for (unsigned v = 0; v < nv; v++)
+		rows[v] = add_row(rep, "throughput",
+				  throughput_variants[v].name, ctx->messages,
+				  &rates[v * ctx->runs], ctx->runs);
+	for (unsigned v = 0; v < nv; v++) {
+		if (!throughput_variants[v].engine)
+			continue;
+		for (unsigned b = 0; b < nv; b++) {
+			if (throughput_variants[b].engine)
+				continue;
+			report_add_ratio(rows[v], throughput_variants[b].name,
+					 rows[v]->rate.median /
+					 rows[b]->rate.median);
+		}
+	}
+out_free:
+	free(rates);
+	return rc;
+}
+
+int scenario_latency(const struct bench_ctx *ctx, struct report *rep)
+{
+	const unsigned nv = ARRAY_SIZE(latency_variants);
+	struct report_row *rows[ARRAY_SIZE(latency_variants)];
+	struct stats_latency *lat;
+	uint64_t n, *samples;
+	double *rates, secs;
+	int rc = -ENOMEM;
+
+	n = ctx->messages < LATENCY_ROUND_TRIPS ? ctx->messages
+						: LATENCY_ROUND_TRIPS;
+	samples = calloc(n, sizeof(*samples));
+	/* rates[v * runs + r] and lat[v * runs + r]: variant v, run r */
+	rates = calloc((size_t)nv * ctx->runs, sizeof(*rates));
+	lat = calloc((size_t)nv * ctx->runs, sizeof(*lat));
+	if (!samples || !rates || !lat)
+		goto out_free;
+	for (unsigned r = 0; r < ctx->runs; r++) {
+		for (unsigned v = 0; v < nv; v++) {
+			const struct latency_variant *lv = &latency_variants[v];
+
+			show_progress(ctx, "latency", r, lv->name);
+			rc = lv->run(ctx, n, samples, &secs);
+			if (rc < 0) {
+				run_failed(ctx, "latency", lv->name, rc);
+				goto out_free;
+			}
+			stats_percentiles(samples, n, &lat[v * ctx->runs + r]);
+			rates[v * ctx->runs + r] = rate_of(n, secs);
+		}
+	}
+	clear_progress(ctx);
+	for (unsigned v = 0; v < nv; v++) {
+		rows[v] = add_row(rep, "latency", latency_variants[v].name, n,
+				  &rates[v * ctx->runs], ctx->runs);
+		rows[v]->has_latency = true;
+		stats_latency_median(&lat[v * ctx->runs], ctx->runs,
+				     &rows[v]->latency);
+	}
+	for (unsigned v = 0; v < nv; v++) {
+		if (!latency_variants[v].engine)
+			continue;
+		for (unsigned b = 0; b < nv; b++) {
+			if (latency_variants[b].engine)
+				continue;
+			report_add_ratio(rows[v], latency_variants[b].name,
+					 rows[v]->rate.median /
+					 rows[b]->rate.median);
+		}
+	}
+out_free:
+	free(lat);
+	free(rates);
+	free(samples);
+	return rc;
+}
