@@ -7,8 +7,20 @@
  * the producer wrote before enqueueing it (ck_ring fences the slot store
  * before the p_tail store, and the consumer loads p_tail before the slot).
  *
+ * The producer keeps a private copy of the consumer's counter and reloads
+ * it only when the ring looks full, so an enqueue does not touch the
+ * consumer's cache line; the consumer takes entries in bursts, with one load
+ * of the producer's counter and one store of its own per burst. Both sides
+ * use ck_ring's layout and fences, so the ring stays a ck_ring.
+ *
  * The produced/consumed counters let a control thread wait until everything
  * enqueued before a point has been taken (see sy__ring_passed()).
+ *
+ * ThreadSanitizer does not model the fences; under it the hand-offs carry
+ * explicit annotations: P1 (release, before the producer publishes p_tail)
+ * pairs with C1 (acquire, after the consumer loads it), and C2 (release,
+ * before the consumer hands slots back through c_head) pairs with P2
+ * (acquire, after the producer reloads it).
  */
 #ifndef SY_QUEUES_RING_H
 #define SY_QUEUES_RING_H
@@ -16,9 +28,20 @@
 #include <stdbool.h>
 #include <ck_ring.h>
 
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define SY_TSAN_RELEASE(addr) __tsan_release((void *)(addr))
+#define SY_TSAN_ACQUIRE(addr) __tsan_acquire((void *)(addr))
+#else
+#define SY_TSAN_RELEASE(addr) ((void)(addr))
+#define SY_TSAN_ACQUIRE(addr) ((void)(addr))
+#endif
+
 struct sy__ring {
 	struct ck_ring ring;
 	struct ck_ring_buffer *buf;
+	/* The producer's copy of ring.c_head, on a line of its own. */
+	unsigned c_cache __attribute__((aligned(64)));
 } __attribute__((aligned(64)));
 
 /** Bytes of buffer a ring of @p size entries needs. */
@@ -37,13 +60,35 @@ static inline void sy__ring_init(struct sy__ring *r, void *buf, unsigned size)
 /** Producer only. @return false when full. */
 static inline bool sy__ring_enqueue_spsc(struct sy__ring *r, void *p)
 {
-	return ck_ring_enqueue_spsc(&r->ring, r->buf, p);
+	struct ck_ring *ring = &r->ring;
+	unsigned prod = ring->p_tail;
+
+	/* A ring of size n holds n - 1 entries: mask of them. */
+	if (__builtin_expect(prod - r->c_cache >= ring->mask, 0)) {
+		r->c_cache = ck_pr_load_uint(&ring->c_head);
+		SY_TSAN_ACQUIRE(&ring->c_head); /* P2 */
+		if (prod - r->c_cache >= ring->mask)
+			return false;
+	}
+	r->buf[prod & ring->mask].value = p;
+	/* The slot is written before the entry is published. */
+	ck_pr_fence_store();
+	SY_TSAN_RELEASE(&ring->p_tail); /* P1 */
+	ck_pr_store_uint(&ring->p_tail, prod + 1);
+	return true;
 }
 
 /** Consumer only. @return false when empty. */
 static inline bool sy__ring_dequeue_spsc(struct sy__ring *r, void **p)
 {
-	return ck_ring_dequeue_spsc(&r->ring, r->buf, p);
+	bool ok = ck_ring_dequeue_spsc(&r->ring, r->buf, p);
+
+	if (ok) {
+		SY_TSAN_ACQUIRE(&r->ring.p_tail); /* C1 */
+		SY_TSAN_RELEASE(&r->ring.c_head); /* C2: ck stored it already;
+						   * the slot was read before */
+	}
+	return ok;
 }
 
 /**
@@ -65,10 +110,12 @@ static inline unsigned sy__ring_dequeue_burst_spsc(struct sy__ring *r,
 		n = max;
 	/* Read the slots after the p_tail snapshot that published them. */
 	ck_pr_fence_load();
+	SY_TSAN_ACQUIRE(&ring->p_tail); /* C1 */
 	for (unsigned i = 0; i < n; i++)
 		out[i] = r->buf[(c + i) & ring->mask].value;
 	/* Finish reading the slots before handing them back. */
 	ck_pr_fence_load_store();
+	SY_TSAN_RELEASE(&ring->c_head); /* C2 */
 	ck_pr_store_uint(&ring->c_head, c + n);
 	return n;
 }
