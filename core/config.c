@@ -528,6 +528,9 @@ int sy__config_resolve(const struct sy_config *in, struct sy__config *out,
 		return err;
 
 	cfg.allocator = in->allocator;
+	cfg.seed = in->seed;
+	cfg.clock = in->clock;
+	cfg.clock_ctx = in->clock_ctx;
 	sy__place_workers(&cpus, cfg.pin, cfg.workers, cfg.worker_cpu);
 	for (i = cfg.workers; i < SY_MAX_WORKERS; i++)
 		cfg.worker_cpu[i] = -1;

@@ -30,6 +30,9 @@ struct sy__config {
 	unsigned max_servers;
 	unsigned max_routes;
 	const struct sy_allocator *allocator;
+	uint64_t seed;                   /* 0: the engine picks one */
+	uint64_t (*clock)(void *ctx);    /* NULL: the engine's default */
+	void *clock_ctx;
 };
 
 /**

@@ -4,8 +4,18 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/engine_internal.h"
+
+uint64_t sy__clock_monotonic(void *ctx)
+{
+	struct timespec ts;
+
+	(void)ctx;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 SY_API void sy_config_init(struct sy_config *cfg)
 {
@@ -47,6 +57,7 @@ static int engine_alloc(struct sy_engine *eng)
 		w->slot = &eng->slots[i];
 		if (sy__slot_setup(eng, w->slot))
 			return -ENOMEM;
+		sy__slot_reset_picks(eng, w->slot);
 		atomic_store(&w->slot->state, SY_SLOT_ATTACHED);
 	}
 	atomic_store(&eng->slots_used, eng->nworkers);
@@ -87,6 +98,10 @@ SY_API int sy_engine_create(const struct sy_config *cfg, sy_engine **out)
 		free(eng);
 		return sy__fail(rc, "%s", why);
 	}
+	if (!eng->cfg.clock)
+		eng->cfg.clock = sy__clock_monotonic;
+	if (!eng->cfg.seed)
+		eng->cfg.seed = sy__clock_monotonic(NULL) | 1;
 	pthread_mutex_init(&eng->lock, NULL);
 	pthread_mutex_init(&eng->slot_lock, NULL);
 	eng->nworkers = eng->cfg.workers;

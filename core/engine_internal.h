@@ -52,6 +52,8 @@ enum sy__msg_flags {
 	SY_MSG_REQUEST = 1u << 0, /* a reply goes back to reply_slot */
 	SY_MSG_CALL = 1u << 1,    /* the request of a sy_call(); call_seq matches */
 	SY_MSG_BURST = 1u << 2,   /* an internal burst descriptor, not a message */
+	SY_MSG_INFLIGHT = 1u << 3,/* counted in server->inflight until handled */
+	SY_MSG_OBSERVE = 1u << 4, /* the route's policy observes its handler run */
 };
 
 struct sy__pool;
@@ -62,11 +64,14 @@ struct sy_msg {
 	struct sy__pool *pool;     /* where it goes back to */
 	struct sy__server *server; /* destination, set by the send */
 	uint64_t tag;
+	uint64_t key;              /* for key-based policies */
 	uint32_t size;
 	uint32_t cap;
-	uint32_t reply_slot;       /* requester's slot */
-	uint32_t reply_gen;        /* requester's slot generation */
+	uint16_t reply_slot;       /* requester's slot */
+	uint16_t reply_gen;        /* requester's slot generation (low bits) */
 	uint32_t call_seq;
+	uint32_t route_id;         /* route it was sent through */
+	uint16_t pick;             /* index of server in that route */
 	uint8_t klass;
 	uint8_t flags;
 	_Alignas(16) unsigned char data[];
@@ -114,6 +119,7 @@ struct sy__slot {
 	uint32_t *dirty;           /* indices of non-empty pending chains */
 	unsigned ndirty;
 	uint64_t *policy_words;    /* [max_routes] */
+	uint64_t rng;              /* sy_pick_random() state (xorshift64*) */
 	struct sy_msg *stash;      /* replies taken by sy_call() for sy_poll_replies() */
 	struct sy_msg **stash_tail;
 	uint32_t id;
@@ -150,17 +156,31 @@ struct sy__server {
 	uint32_t id;
 	_Atomic int state;
 	char name[SY_NAME_MAX];
+	/* Messages sent and not yet handled, for SY_POLICY_INFLIGHT routes:
+	 * senders add, the owning worker subtracts. */
+	_Alignas(SY_CACHELINE) _Atomic int64_t inflight;
 };
 
 struct sy__route {
 	struct cds_lfht_node node;
 	struct rcu_head rcu;
-	const struct sy__policy *policy;
+	const struct sy_policy *policy;
 	void *pstate;
 	uint32_t id;
+	uint8_t msg_flags;          /* SY_MSG_INFLIGHT, SY_MSG_OBSERVE */
 	unsigned n;
 	char name[SY_NAME_MAX];
+	char *params;               /* as given, "" if none */
+	struct sy_policy_server *info; /* [n] ids and weights */
 	struct sy__server *servers[];
+};
+
+/* One pick in progress (public as an opaque type). */
+struct sy_pick {
+	const struct sy__route *route;
+	struct sy__slot *slot;
+	struct sy_engine *eng;
+	uint64_t key;
 };
 
 /* ---- the engine ---- */
@@ -283,6 +303,7 @@ static inline struct sy__worker *sy__worker_self(void)
 }
 
 int sy__slot_setup(struct sy_engine *eng, struct sy__slot *s);
+void sy__slot_reset_picks(struct sy_engine *eng, struct sy__slot *s);
 void sy__slot_free(struct sy_engine *eng, struct sy__slot *s);
 void sy__worker_bind(struct sy__worker *w);
 void sy__worker_unbind(struct sy__worker *w);
@@ -307,6 +328,14 @@ void sy__registry_destroy(struct sy_engine *eng);
 static inline struct sy__ring *sy__slot_out(struct sy__slot *s)
 {
 	return atomic_load_explicit(&s->out, memory_order_acquire);
+}
+
+uint64_t sy__clock_monotonic(void *ctx);
+
+/** The engine's clock in nanoseconds. Any thread. */
+static inline uint64_t sy__now(const struct sy_engine *eng)
+{
+	return eng->cfg.clock(eng->cfg.clock_ctx);
 }
 
 static inline bool sy__idle_sleeps(const struct sy_engine *eng)

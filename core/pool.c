@@ -71,6 +71,7 @@ static void msg_init(struct sy_msg *m, size_t size)
 	m->next = NULL;
 	m->server = NULL;
 	m->tag = 0;
+	m->key = 0;
 	m->size = (uint32_t)size;
 	m->flags = 0;
 }
@@ -273,4 +274,14 @@ SY_API uint64_t sy_msg_tag(const sy_msg *msg)
 SY_API void sy_msg_set_tag(sy_msg *msg, uint64_t tag)
 {
 	msg->tag = tag;
+}
+
+SY_API uint64_t sy_msg_key(const sy_msg *msg)
+{
+	return msg->key;
+}
+
+SY_API void sy_msg_set_key(sy_msg *msg, uint64_t key)
+{
+	msg->key = key;
 }

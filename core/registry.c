@@ -54,6 +54,8 @@ static void route_free(struct sy__route *r)
 {
 	if (r->policy->destroy)
 		r->policy->destroy(r->pstate);
+	free(r->params);
+	free(r->info);
 	free(r);
 }
 
@@ -62,22 +64,52 @@ static void route_free_rcu(struct rcu_head *head)
 	route_free(caa_container_of(head, struct sy__route, rcu));
 }
 
-static struct sy__route *route_new(const struct sy__policy *policy,
-				   const char *name, uint32_t id, unsigned n,
-				   int *err)
+/*
+ * A route over @p n servers whose ids and weights are in @p info (taken
+ * over by the route), with its policy's state built. Under eng->lock.
+ */
+static struct sy__route *route_new(struct sy_engine *eng,
+				   const struct sy_policy *policy,
+				   const char *name, uint32_t id,
+				   struct sy_policy_server *info, unsigned n,
+				   const char *params, int *err)
 {
 	struct sy__route *r = calloc(1, sizeof(*r) + n * sizeof(r->servers[0]));
+	int rc;
 
-	if (!r || (policy->create && policy->create(n, &r->pstate) != 0)) {
+	if (!r || !(r->params = strdup(params ? params : ""))) {
 		free(r);
+		free(info);
 		*err = sy__fail(-ENOMEM, "no memory for route \"%s\"", name);
 		return NULL;
 	}
 	r->policy = policy;
 	r->id = id;
 	r->n = n;
+	r->info = info;
 	strcpy(r->name, name);
+	for (unsigned i = 0; i < n; i++)
+		r->servers[i] = eng->servers[info[i].id];
+	r->msg_flags = (uint8_t)(((policy->flags & SY_POLICY_INFLIGHT) ? SY_MSG_INFLIGHT : 0) |
+				 ((policy->flags & SY_POLICY_OBSERVE) && policy->observe ?
+				  SY_MSG_OBSERVE : 0));
 	cds_lfht_node_init(&r->node);
+	if (policy->create && n > 0) {
+		struct sy_policy_route view = {
+			.name = r->name, .params = r->params, .n = n, .servers = info,
+		};
+
+		rc = policy->create(&view, &r->pstate);
+		if (rc) {
+			free(r->params);
+			free(r->info);
+			free(r);
+			*err = sy__fail(rc < 0 ? rc : -EINVAL,
+					"route \"%s\": policy %s refused its servers or parameters \"%s\"",
+					name, policy->name, params ? params : "");
+			return NULL;
+		}
+	}
 	return r;
 }
 
@@ -87,10 +119,11 @@ static struct sy__route *route_build(struct sy_engine *eng, const char *name,
 				     const struct sy_route_opts *opts, int *err)
 {
 	const char *pname = opts && opts->policy ? opts->policy : "round_robin";
-	const struct sy__policy *policy = sy__policy_find(pname);
-	struct sy__route *r;
+	const struct sy_policy *policy = sy__policy_find(pname);
+	struct sy_policy_server *info;
+	unsigned n, min, max;
 
-	if (!opts || !opts->servers) {
+	if (!opts || !opts->servers || opts->n_servers == 0) {
 		*err = sy__fail(-EINVAL, "route \"%s\": no servers", name);
 		return NULL;
 	}
@@ -99,15 +132,15 @@ static struct sy__route *route_build(struct sy_engine *eng, const char *name,
 				name, pname);
 		return NULL;
 	}
-	if (opts->n_servers < policy->min_servers ||
-	    opts->n_servers > policy->max_servers ||
-	    opts->n_servers > eng->cfg.max_servers) {
+	n = opts->n_servers;
+	min = policy->min_servers ? policy->min_servers : 1;
+	max = policy->max_servers ? policy->max_servers : eng->cfg.max_servers;
+	if (n < min || n > max || n > eng->cfg.max_servers) {
 		*err = sy__fail(-EINVAL, "route \"%s\": policy %s takes %u to %u servers, not %u",
-				name, pname, policy->min_servers,
-				policy->max_servers, opts->n_servers);
+				name, pname, min, max, n);
 		return NULL;
 	}
-	for (unsigned i = 0; i < opts->n_servers; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		uint32_t sid = opts->servers[i];
 
 		if (sid >= eng->cfg.max_servers || !eng->servers[sid]) {
@@ -122,13 +155,22 @@ static struct sy__route *route_build(struct sy_engine *eng, const char *name,
 				return NULL;
 			}
 		}
+		if (opts->weights && (opts->weights[i] < 1 || opts->weights[i] > 65535)) {
+			*err = sy__fail(-EINVAL, "route \"%s\": weight %u of server %u is not in 1..65535",
+					name, opts->weights[i], sid);
+			return NULL;
+		}
 	}
-	r = route_new(policy, name, id, opts->n_servers, err);
-	if (!r)
+	info = calloc(n, sizeof(*info));
+	if (!info) {
+		*err = sy__fail(-ENOMEM, "no memory for route \"%s\"", name);
 		return NULL;
-	for (unsigned i = 0; i < opts->n_servers; i++)
-		r->servers[i] = eng->servers[opts->servers[i]];
-	return r;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		info[i].id = opts->servers[i];
+		info[i].weight = opts->weights ? opts->weights[i] : 1;
+	}
+	return route_new(eng, policy, name, id, info, n, opts->params, err);
 }
 
 /* Publish @p r in place of @p old (NULL: a new route). Under eng->lock. */
@@ -369,6 +411,7 @@ static int routes_drop_server(struct sy_engine *eng, struct sy__server *s)
 {
 	for (uint32_t id = 0; id < eng->cfg.max_routes; id++) {
 		struct sy__route *old = route_get(eng, id), *r;
+		struct sy_policy_server *info;
 		unsigned j = 0;
 		int rc;
 
@@ -378,13 +421,17 @@ static int routes_drop_server(struct sy_engine *eng, struct sy__server *s)
 			j += old->servers[i] == s;
 		if (!j)
 			continue;
-		r = route_new(old->policy, old->name, id, old->n - j, &rc);
-		if (!r)
-			return rc;
+		info = calloc(old->n, sizeof(*info));
+		if (!info)
+			return -ENOMEM;
 		j = 0;
 		for (unsigned i = 0; i < old->n; i++)
 			if (old->servers[i] != s)
-				r->servers[j++] = old->servers[i];
+				info[j++] = old->info[i];
+		r = route_new(eng, old->policy, old->name, id, info, j,
+			      old->params, &rc);
+		if (!r)
+			return rc;
 		route_publish(eng, old, r);
 	}
 	return 0;

@@ -69,25 +69,53 @@ static inline struct sy__route *route_for_send(struct sy_engine *eng,
 	return r;
 }
 
-/* The policy's pick, or the next available server after it. */
-static inline struct sy__server *pick(struct sy__route *r, struct sy__slot *s,
-				      const struct sy_msg *m)
+/*
+ * The policy's pick, or the next available server after it; records the
+ * choice in the message. NULL when no server of the route is available.
+ */
+static inline struct sy__server *pick(struct sy_engine *eng,
+				      struct sy__route *r, struct sy__slot *s,
+				      struct sy_msg *m)
 {
-	unsigned n = r->n, i;
+	unsigned n = r->n, i = 0;
 
 	if (sy__unlikely(n == 0))
 		return NULL;
-	i = r->policy->pick(r->pstate, n, &s->policy_words[r->id], m);
+	if (n > 1) {
+		struct sy_pick p = { .route = r, .slot = s, .eng = eng, .key = m->key };
+		int k = r->policy->pick(r->pstate, &p);
+
+		i = k >= 0 && (unsigned)k < n ? (unsigned)k : 0;
+	}
 	for (unsigned tries = 0; tries < n; tries++) {
 		struct sy__server *srv = r->servers[i];
 
 		if (sy__likely(atomic_load_explicit(&srv->state,
 						    memory_order_relaxed) ==
-			       SY_SERVER_ACTIVE))
+			       SY_SERVER_ACTIVE)) {
+			m->server = srv;
+			m->route_id = r->id;
+			m->pick = (uint16_t)i;
+			m->flags = (uint8_t)((m->flags & (SY_MSG_REQUEST | SY_MSG_CALL)) |
+					     r->msg_flags);
+			if (r->msg_flags & SY_MSG_INFLIGHT)
+				atomic_fetch_add_explicit(&srv->inflight, 1,
+							  memory_order_relaxed);
 			return srv;
+		}
 		i = i + 1 == n ? 0 : i + 1;
 	}
 	return NULL;
+}
+
+/* A message that did not go after all gives its in-flight count back. */
+static inline void unpick(struct sy_msg *m)
+{
+	if (m->flags & SY_MSG_INFLIGHT) {
+		atomic_fetch_sub_explicit(&m->server->inflight, 1,
+					  memory_order_relaxed);
+		m->flags &= (uint8_t)~SY_MSG_INFLIGHT;
+	}
 }
 
 static inline void wake_worker(struct sy_engine *eng, unsigned w)
@@ -107,13 +135,13 @@ static int send_one(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
 	r = route_for_send(eng, route, &err);
 	if (sy__unlikely(!r))
 		goto out_reject;
-	srv = pick(r, s, m);
+	srv = pick(eng, r, s, m);
 	if (sy__unlikely(!srv)) {
 		err = -EHOSTUNREACH;
 		goto out_reject;
 	}
-	m->server = srv;
 	if (sy__unlikely(!sy__ring_enqueue_spsc(&sy__slot_out(s)[srv->worker], m))) {
+		unpick(m);
 		err = -EAGAIN;
 		goto out_reject;
 	}
@@ -160,8 +188,8 @@ SY_API int sy_request(sy_engine *eng, uint32_t route, sy_msg *msg)
 	if (sy__unlikely(!s))
 		return err;
 	msg->flags = (uint8_t)((msg->flags & ~SY_MSG_CALL) | SY_MSG_REQUEST);
-	msg->reply_slot = s->id;
-	msg->reply_gen = atomic_load_explicit(&s->gen, memory_order_relaxed);
+	msg->reply_slot = (uint16_t)s->id;
+	msg->reply_gen = (uint16_t)atomic_load_explicit(&s->gen, memory_order_relaxed);
 	rc = send_one(eng, route, msg, s);
 	if (rc == 0) {
 		sy__count(&s->counters, SY_C_REQUESTS, 1);
@@ -221,10 +249,10 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 		return reject(s, err, n);
 	}
 	for (unsigned i = 0; i < n; i++) {
-		struct sy__server *srv = pick(r, s, msgs[i]);
+		struct sy__server *srv;
 
 		msgs[i]->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
-		msgs[i]->server = srv;
+		srv = pick(eng, r, s, msgs[i]);
 		worker_of[i] = srv ? (unsigned short)srv->worker : REFUSED;
 		mixed |= worker_of[i] != worker_of[0];
 		if (!srv) {
@@ -239,8 +267,11 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 		/* The common case: every message for one worker. */
 		err = enqueue_group(s, worker_of[0], msgs, n);
 		urcu_memb_read_unlock();
-		if (err)
+		if (err) {
+			for (unsigned i = 0; i < n; i++)
+				unpick(msgs[i]);
 			return reject(s, err, n);
+		}
 		wake_worker(eng, worker_of[0]);
 		sy__count(&s->counters, SY_C_ACCEPTED, n);
 		return (int)n;
@@ -266,9 +297,12 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 			first_refused = i;
 			err = rc;
 		}
-		for (unsigned j = i; j < n; j++)
-			if (worker_of[j] == w)
+		for (unsigned j = i; j < n; j++) {
+			if (worker_of[j] == w) {
 				worker_of[j] = REFUSED;
+				unpick(msgs[j]);
+			}
+		}
 	}
 	urcu_memb_read_unlock();
 	/* Stable partition: accepted first, refused after, both in order. */
@@ -335,7 +369,7 @@ SY_API int sy_reply(sy_msg *request, sy_msg *reply)
 		return -EINVAL;
 	eng = w->eng;
 	to = &eng->slots[request->reply_slot];
-	if (atomic_load_explicit(&to->gen, memory_order_relaxed) !=
+	if ((uint16_t)atomic_load_explicit(&to->gen, memory_order_relaxed) !=
 	    request->reply_gen) {
 		sy__count(&w->slot->counters, SY_C_REPLIES_DROPPED, 1);
 		return -ECONNRESET;
@@ -363,7 +397,7 @@ SY_API int sy_reply(sy_msg *request, sy_msg *reply)
 static struct sy_msg *reply_take(struct sy_engine *eng, struct sy__slot *s,
 				 unsigned *cursor)
 {
-	uint32_t gen = atomic_load_explicit(&s->gen, memory_order_relaxed);
+	uint16_t gen = (uint16_t)atomic_load_explicit(&s->gen, memory_order_relaxed);
 
 	for (unsigned tries = 0; tries < eng->nworkers; tries++) {
 		unsigned w = (*cursor + tries) % eng->nworkers;
@@ -463,8 +497,8 @@ SY_API int sy_call(sy_engine *eng, uint32_t route, sy_msg *req,
 	seq = ++s->call_seq;
 	req->flags = SY_MSG_REQUEST | SY_MSG_CALL;
 	req->call_seq = seq;
-	req->reply_slot = s->id;
-	req->reply_gen = atomic_load_explicit(&s->gen, memory_order_relaxed);
+	req->reply_slot = (uint16_t)s->id;
+	req->reply_gen = (uint16_t)atomic_load_explicit(&s->gen, memory_order_relaxed);
 	rc = send_one(eng, route, req, s);
 	if (rc)
 		return rc;

@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/engine_internal.h"
 
@@ -223,6 +224,22 @@ void sy__slot_free(struct sy_engine *eng, struct sy__slot *s)
 	s->policy_words = NULL;
 }
 
+static uint64_t splitmix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+void sy__slot_reset_picks(struct sy_engine *eng, struct sy__slot *s)
+{
+	/* The same seed and slot give the same sequence of random picks. */
+	s->rng = splitmix64(eng->cfg.seed ^ ((uint64_t)s->id << 32)) | 1;
+	memset(s->policy_words, 0,
+	       eng->cfg.max_routes * sizeof(*s->policy_words));
+}
+
 static void tls_add(struct sy_engine *eng, struct tls_entry *e,
 		    struct sy__slot *s, int refs)
 {
@@ -269,6 +286,7 @@ static int attach(struct sy_engine *eng, int refs, struct sy__slot **out)
 		sy__fail(rc, "no memory for a producer slot");
 		goto out_unlock;
 	}
+	sy__slot_reset_picks(eng, s);
 	atomic_fetch_add_explicit(&s->gen, 1, memory_order_relaxed);
 	atomic_store_explicit(&s->state, SY_SLOT_ATTACHED, memory_order_relaxed);
 	if (atomic_load(&eng->slots_used) < s->id + 1)

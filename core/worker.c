@@ -22,12 +22,33 @@
 
 #include "core/engine_internal.h"
 
+/* Tell the route's policy how a handler run went, if the route still holds
+ * the server at the index it was picked from. */
+static void observe(struct sy__worker *w, uint32_t route_id, unsigned pick,
+		    struct sy__server *srv, int rc, uint64_t service_ns)
+{
+	struct sy_engine *eng = w->eng;
+	struct sy__route *r;
+
+	/* Inside the pass's read-side section; pairs with R1 in registry.c. */
+	r = atomic_load_explicit(&eng->routes[route_id], memory_order_acquire);
+	if (r && pick < r->n && r->servers[pick] == srv && r->policy->observe)
+		r->policy->observe(r->pstate, pick, rc, service_ns);
+}
+
 static inline void handle(struct sy__worker *w, struct sy_msg *m,
 			  struct sy__release_batch *done)
 {
 	struct sy__server *srv = m->server;
+	uint8_t flags = m->flags;
+	uint32_t route_id = m->route_id;
+	unsigned pick = m->pick;
+	uint64_t t0 = 0;
 	int rc;
 
+	/* The handler may give the message away: read it before. */
+	if (sy__unlikely(flags & SY_MSG_OBSERVE))
+		t0 = sy__now(w->eng);
 	w->current = m;
 	w->taken = false;
 	rc = srv->fn(w->eng, m, srv->ctx);
@@ -36,6 +57,14 @@ static inline void handle(struct sy__worker *w, struct sy_msg *m,
 	if (!w->taken)
 		sy__release_batch_add(w->slot, done, m);
 	w->current = NULL;
+	if (sy__unlikely(flags & (SY_MSG_INFLIGHT | SY_MSG_OBSERVE))) {
+		if (flags & SY_MSG_INFLIGHT)
+			atomic_fetch_sub_explicit(&srv->inflight, 1,
+						  memory_order_relaxed);
+		if (flags & SY_MSG_OBSERVE)
+			observe(w, route_id, pick, srv, rc,
+				sy__now(w->eng) - t0);
+	}
 }
 
 static unsigned handle_burst(struct sy__worker *w, struct sy_msg *d,

@@ -95,6 +95,19 @@ struct sy_config {
 	unsigned max_servers;  /**< server ids; 0: 256 */
 	unsigned max_routes;   /**< route ids; 0: 1024 */
 	const struct sy_allocator *allocator; /**< NULL: built-in */
+	/**
+	 * Deterministic mode: a non-zero seed makes every random choice of the
+	 * engine (policies' sy_pick_random()) a function of the seed and the
+	 * sending thread's sequence of sends. 0: seeded from the clock.
+	 */
+	uint64_t seed;
+	/**
+	 * The engine's clock in nanoseconds, for policies that measure time
+	 * (sy_pick_now(), handler service times). Called from any thread,
+	 * concurrently; must be monotonic. NULL: CLOCK_MONOTONIC.
+	 */
+	uint64_t (*clock)(void *ctx);
+	void *clock_ctx;
 };
 
 /**
@@ -230,9 +243,11 @@ SY_API int sy_server_find(sy_engine *eng, const char *name, uint32_t *id);
 
 /** What a route is: a policy over a set of servers. */
 struct sy_route_opts {
-	const char *policy;       /**< "direct" (one server) or "round_robin"; NULL: "round_robin" */
-	const uint32_t *servers;  /**< server ids, in order */
+	const char *policy;       /**< a built-in or registered policy name (see docs/policies.md); NULL: "round_robin" */
+	const uint32_t *servers;  /**< server ids, in order (the priority order for "failover") */
 	unsigned n_servers;       /**< 1 or more */
+	const uint32_t *weights;  /**< one per server, 1 to 65535, for "weighted"; NULL: all 1 */
+	const char *params;       /**< policy parameters, "name=value,name=value"; NULL: none */
 };
 
 /**
@@ -336,6 +351,16 @@ SY_API uint64_t sy_msg_tag(const sy_msg *msg);
 SY_API void sy_msg_set_tag(sy_msg *msg, uint64_t tag);
 
 /**
+ * The key that key-based policies ("hash") route by; 0 for a new message.
+ * Messages with the same key sent through the same route go to the same
+ * server while the route's servers do not change. The owner only.
+ */
+SY_API uint64_t sy_msg_key(const sy_msg *msg);
+
+/** Set the key. The owner only. */
+SY_API void sy_msg_set_key(sy_msg *msg, uint64_t key);
+
+/**
  * Inside a handler: keep the message being handled; the handler now owns it
  * and must free or send it later. The handling worker only.
  * @return 0; -EINVAL if @p msg is not the message being handled.
@@ -409,6 +434,99 @@ SY_API int sy_poll_replies(sy_engine *eng, sy_msg **out, unsigned max);
  */
 SY_API int sy_call(sy_engine *eng, uint32_t route, sy_msg *req,
 		   sy_msg **reply, uint64_t timeout_ns);
+
+/* ------------------------------------------------------------------ */
+/* Policies                                                           */
+/* ------------------------------------------------------------------ */
+
+/** One server of a route, as a policy sees it when the route is built. */
+struct sy_policy_server {
+	uint32_t id;     /**< server id */
+	uint32_t weight; /**< from sy_route_opts.weights, else 1 */
+};
+
+/** A route being built, as its policy's create() sees it. */
+struct sy_policy_route {
+	const char *name;                        /**< the route's name */
+	const char *params;                      /**< sy_route_opts.params, or "" */
+	unsigned n;                              /**< servers, >= 1 */
+	const struct sy_policy_server *servers;  /**< in the route's order */
+};
+
+/** One pick in progress. Opaque; read through the sy_pick_*() functions. */
+struct sy_pick;
+
+enum sy_policy_flags {
+	/** The engine counts each server's messages in flight (sent, not yet
+	 *  handled) for sy_pick_inflight(); one atomic add per message. */
+	SY_POLICY_INFLIGHT = 1u << 0,
+	/** The engine times each handler run of the route's messages and calls
+	 *  observe(); one clock read per message on the worker. */
+	SY_POLICY_OBSERVE = 1u << 1,
+};
+
+/**
+ * A routing policy: how a route picks one of its servers.
+ *
+ * create() runs on the control thread when a route is added or replaced and
+ * builds state that is shared, read-only, by every sender of that route
+ * object (a replaced route gets new state). pick() runs on every sending
+ * thread concurrently, inside an RCU read-side section: it must not block,
+ * and should write only the producer-private word of sy_pick_word(). It
+ * returns an index in [0, n). The engine skips a picked server that is not
+ * available (removed, draining) by trying the next index in order; a policy
+ * may also check sy_pick_available() itself. observe() (optional) runs on
+ * the worker that owns the server, after each handler run of a message the
+ * route sent there, with the handler's result and its service time; calls
+ * for different servers run concurrently on different workers.
+ */
+struct sy_policy {
+	const char *name;          /**< 1 to 31 bytes, unique in the process */
+	unsigned flags;            /**< enum sy_policy_flags */
+	unsigned min_servers;      /**< 0: 1 */
+	unsigned max_servers;      /**< 0: no limit */
+	int (*create)(const struct sy_policy_route *route, void **state); /**< optional; 0 or -EINVAL/-ENOMEM */
+	void (*destroy)(void *state);                                     /**< optional */
+	int (*pick)(const void *state, struct sy_pick *p);                /**< required */
+	void (*observe)(void *state, unsigned index, int result,
+			uint64_t service_ns);                             /**< optional */
+};
+
+/**
+ * Register a policy for every engine of the process; routes then name it in
+ * sy_route_opts.policy. @p policy must stay valid until the process exits.
+ * Any thread; takes a process-wide mutex.
+ * @return 0; -EINVAL (no name or pick, name too long); -EEXIST (a policy of
+ *         that name exists, built-in or registered); -ENOSPC (64 registered).
+ */
+SY_API int sy_policy_register(const struct sy_policy *policy);
+
+/** Number of servers of the route. In pick() only. */
+SY_API unsigned sy_pick_count(const struct sy_pick *p);
+
+/** The message's key (sy_msg_set_key()). In pick() only. */
+SY_API uint64_t sy_pick_key(const struct sy_pick *p);
+
+/**
+ * A 64-bit word private to the sending thread and the route id, zero at
+ * first, kept across picks and route replacements. In pick() only.
+ */
+SY_API uint64_t *sy_pick_word(struct sy_pick *p);
+
+/** A uniform 64-bit random number from the sending thread's generator. In pick() only. */
+SY_API uint64_t sy_pick_random(struct sy_pick *p);
+
+/** The engine's clock, in nanoseconds. In pick() only. */
+SY_API uint64_t sy_pick_now(const struct sy_pick *p);
+
+/** Whether server @p i of the route can take messages now. In pick() only. */
+SY_API bool sy_pick_available(const struct sy_pick *p, unsigned i);
+
+/**
+ * Messages sent to server @p i and not yet handled, over every route that
+ * counts them (SY_POLICY_INFLIGHT). In pick() only.
+ */
+SY_API int64_t sy_pick_inflight(const struct sy_pick *p, unsigned i);
 
 /* ------------------------------------------------------------------ */
 /* Errors                                                             */

@@ -4,7 +4,7 @@
 
 #include "policies/policy.h"
 
-extern const struct sy__policy sy__policy_direct;
-extern const struct sy__policy sy__policy_round_robin;
+extern const struct sy_policy sy__policy_direct;
+extern const struct sy_policy sy__policy_round_robin;
 
 #endif /* SY_POLICIES_INTERNAL_H */

@@ -1,26 +1,24 @@
 /*
  * round_robin: each producer cycles through the servers in order, from its
- * own cursor, so producers never share a cache line to pick. Over any n
- * consecutive picks of one producer every server is picked once.
+ * own cursor (the producer-private word), so producers never share a cache
+ * line to pick. Over any n consecutive picks of one producer every server is
+ * picked once.
  */
 #include "policies/policies_internal.h"
 
-static unsigned rr_pick(const void *state, unsigned n, uint64_t *word,
-			const sy_msg *msg)
+static int rr_pick(const void *state, struct sy_pick *p)
 {
-	uint64_t cur = *word;
+	uint64_t *cursor = sy_pick_word(p);
+	uint64_t cur = *cursor;
 
 	(void)state;
-	(void)msg;
-	if (cur >= n)
+	if (cur >= sy_pick_count(p))
 		cur = 0;
-	*word = cur + 1;
-	return (unsigned)cur;
+	*cursor = cur + 1;
+	return (int)cur;
 }
 
-const struct sy__policy sy__policy_round_robin = {
+const struct sy_policy sy__policy_round_robin = {
 	.name = "round_robin",
-	.min_servers = 1,
-	.max_servers = UINT32_MAX,
 	.pick = rr_pick,
 };

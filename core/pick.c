@@ -1,0 +1,52 @@
+/*
+ * What a policy's pick() may read: the route, the message's key, and the
+ * sending thread's private word and random generator.
+ */
+#include "core/engine_internal.h"
+
+SY_API unsigned sy_pick_count(const struct sy_pick *p)
+{
+	return p->route->n;
+}
+
+SY_API uint64_t sy_pick_key(const struct sy_pick *p)
+{
+	return p->key;
+}
+
+SY_API uint64_t *sy_pick_word(struct sy_pick *p)
+{
+	return &p->slot->policy_words[p->route->id];
+}
+
+SY_API uint64_t sy_pick_random(struct sy_pick *p)
+{
+	/* xorshift64*: the slot's own state, so picking writes no shared line. */
+	uint64_t x = p->slot->rng;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	p->slot->rng = x;
+	return x * 0x2545f4914f6cdd1dull;
+}
+
+SY_API uint64_t sy_pick_now(const struct sy_pick *p)
+{
+	return sy__now(p->eng);
+}
+
+SY_API bool sy_pick_available(const struct sy_pick *p, unsigned i)
+{
+	return i < p->route->n &&
+	       atomic_load_explicit(&p->route->servers[i]->state,
+				    memory_order_relaxed) == SY_SERVER_ACTIVE;
+}
+
+SY_API int64_t sy_pick_inflight(const struct sy_pick *p, unsigned i)
+{
+	if (i >= p->route->n)
+		return 0;
+	return atomic_load_explicit(&p->route->servers[i]->inflight,
+				    memory_order_relaxed);
+}
