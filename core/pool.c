@@ -66,10 +66,8 @@ static struct sy_msg *pool_grow(struct sy__pool *p, unsigned k)
 	return head;
 }
 
-static void msg_init(struct sy_msg *m, size_t size)
+static inline void msg_init(struct sy_msg *m, size_t size)
 {
-	m->next = NULL;
-	m->server = NULL;
 	m->tag = 0;
 	m->key = 0;
 	m->size = (uint32_t)size;
@@ -114,10 +112,50 @@ struct sy_msg *sy__msg_alloc(struct sy__slot *s, size_t size)
 	if (sy__unlikely(!m) && !(m = pool_refill(p, k)))
 		return NULL;
 	p->free[k] = m->next;
-	if (m->next)
-		__builtin_prefetch(m->next, 1);
+	/* Prefetching NULL is harmless: no branch. */
+	__builtin_prefetch(m->next, 1);
 	msg_init(m, size);
 	return m;
+}
+
+static __attribute__((noinline)) struct sy_msg *alloc_slow(struct sy_engine *eng,
+							    size_t size)
+{
+	int err = 0;
+	struct sy__slot *s;
+	struct sy_msg *m;
+
+	if (size > SY_MSG_MAX_SIZE) {
+		sy__fail(-EMSGSIZE, "message size %zu above %u", size,
+			 SY_MSG_MAX_SIZE);
+		return NULL;
+	}
+	s = sy__slot_get(eng, &err);
+	if (!s)
+		return NULL;
+	m = sy__msg_alloc(s, size);
+	if (!m)
+		sy__fail(-ENOMEM, "no memory for a message of %zu bytes", size);
+	return m;
+}
+
+SY_API sy_msg *sy_msg_alloc(sy_engine *eng, size_t size)
+{
+	/* The common case: an attached thread, the smallest class, and a
+	 * message on the thread's own free list. */
+	if (sy__likely(sy__tls_hot.eng == eng &&
+		       size + sizeof(struct sy_msg) <= class_bytes[0])) {
+		struct sy__pool *p = &sy__tls_hot.slot->pool;
+		struct sy_msg *m = p->free[0];
+
+		if (sy__likely(m != NULL)) {
+			p->free[0] = m->next;
+			__builtin_prefetch(m->next, 1);
+			msg_init(m, size);
+			return m;
+		}
+	}
+	return alloc_slow(eng, size);
 }
 
 static void push_chain(struct sy__pool *p, unsigned k, struct sy_msg *head,

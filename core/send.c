@@ -538,23 +538,3 @@ SY_API int sy_msg_keep(sy_msg *msg)
 	w->taken = true;
 	return 0;
 }
-
-SY_API sy_msg *sy_msg_alloc(sy_engine *eng, size_t size)
-{
-	int err = 0;
-	struct sy__slot *s;
-	struct sy_msg *m;
-
-	if (size > SY_MSG_MAX_SIZE) {
-		sy__fail(-EMSGSIZE, "message size %zu above %u", size,
-			 SY_MSG_MAX_SIZE);
-		return NULL;
-	}
-	s = sy__slot_get(eng, &err);
-	if (!s)
-		return NULL;
-	m = sy__msg_alloc(s, size);
-	if (!m)
-		sy__fail(-ENOMEM, "no memory for a message of %zu bytes", size);
-	return m;
-}
