@@ -8,6 +8,8 @@
 
 #include "core/engine_internal.h"
 
+char sy__rcu_token;
+
 uint64_t sy__clock_monotonic(void *ctx)
 {
 	struct timespec ts;
@@ -73,6 +75,7 @@ static void engine_free(struct sy_engine *eng)
 		for (unsigned i = 0; i < eng->nslots; i++)
 			sy__pool_destroy(eng, &eng->slots[i].pool);
 	}
+	sy__huge_destroy(eng);
 	sy__mem_fini(eng);
 	free(eng->slots);
 	free(eng->workers);
@@ -80,6 +83,7 @@ static void engine_free(struct sy_engine *eng)
 	free(eng->servers);
 	pthread_mutex_destroy(&eng->lock);
 	pthread_mutex_destroy(&eng->slot_lock);
+	pthread_mutex_destroy(&eng->huge_lock);
 	free(eng);
 }
 
@@ -104,6 +108,7 @@ SY_API int sy_engine_create(const struct sy_config *cfg, sy_engine **out)
 		eng->cfg.seed = sy__clock_monotonic(NULL) | 1;
 	pthread_mutex_init(&eng->lock, NULL);
 	pthread_mutex_init(&eng->slot_lock, NULL);
+	pthread_mutex_init(&eng->huge_lock, NULL);
 	eng->nworkers = eng->cfg.workers;
 	atomic_init(&eng->state, SY_ENGINE_CREATED);
 	sy__mem_init(eng);
@@ -133,7 +138,7 @@ SY_API int sy_engine_start(sy_engine *eng)
 		/* Nothing can have been sent through a worker that did not
 		 * start; stop the ones that did. */
 		atomic_store(&eng->state, SY_ENGINE_STOPPING);
-		urcu_memb_synchronize_rcu();
+		sy__synchronize();
 		sy__workers_drain(eng);
 		atomic_store(&eng->state, SY_ENGINE_STOPPED);
 		goto out_unlock;
@@ -162,7 +167,7 @@ SY_API int sy_engine_stop(sy_engine *eng)
 		atomic_store(&eng->state, SY_ENGINE_STOPPING);
 		/* After the grace period every send that saw RUNNING has
 		 * enqueued; later ones see STOPPING and fail. */
-		urcu_memb_synchronize_rcu();
+		sy__synchronize();
 		sy__workers_drain(eng);
 		atomic_store(&eng->state, SY_ENGINE_STOPPED);
 		break;

@@ -78,6 +78,13 @@ struct sy_msg {
 };
 _Static_assert(sizeof(struct sy_msg) == 64, "message header is one cache line");
 
+/* What precedes an unpooled (huge) message: the engine's list of them. */
+struct sy__huge {
+	struct sy__huge *prev;
+	struct sy__huge *next;
+	size_t bytes;
+} __attribute__((aligned(64)));
+
 /* A burst descriptor: SY_BURST_MAX messages for one worker in one ring entry. */
 struct sy__burst {
 	uint32_t n;
@@ -206,6 +213,8 @@ struct sy_engine {
 	struct cds_lfht *route_names;
 	pthread_mutex_t lock;            /* servers, routes, start, stop */
 	pthread_mutex_t slot_lock;       /* attach, detach */
+	pthread_mutex_t huge_lock;
+	struct sy__huge *huge;           /* unpooled messages, for destroy */
 	uint64_t uid;
 	unsigned je_arena;
 	bool je_arena_valid;
@@ -266,6 +275,7 @@ static inline void sy__release_batch_add(struct sy__slot *self,
 struct sy_msg *sy__msg_alloc(struct sy__slot *s, size_t size);
 void sy__pending_flush(struct sy__slot *self);
 void sy__pool_destroy(struct sy_engine *eng, struct sy__pool *p);
+void sy__huge_destroy(struct sy_engine *eng);
 
 /* slot.c */
 
@@ -324,6 +334,37 @@ unsigned sy__worker_drain_ring(struct sy__worker *w, struct sy__ring *r);
 /* registry.c */
 int sy__registry_init(struct sy_engine *eng);
 void sy__registry_destroy(struct sy_engine *eng);
+
+/*
+ * RCU, memb flavor. liburcu is not built for ThreadSanitizer, so under it
+ * the grace period is annotated: every read-side section releases a token
+ * when it ends (G1) and a waiter acquires it after synchronize_rcu() or at
+ * the start of a call_rcu callback (G2, pairs with G1).
+ */
+extern char sy__rcu_token;
+
+static inline void sy__read_lock(void)
+{
+	urcu_memb_read_lock();
+}
+
+static inline void sy__read_unlock(void)
+{
+	SY_TSAN_RELEASE(&sy__rcu_token); /* G1 */
+	urcu_memb_read_unlock();
+}
+
+static inline void sy__synchronize(void)
+{
+	urcu_memb_synchronize_rcu();
+	SY_TSAN_ACQUIRE(&sy__rcu_token); /* G2 */
+}
+
+/* At the start of a call_rcu callback. */
+static inline void sy__rcu_callback_start(void)
+{
+	SY_TSAN_ACQUIRE(&sy__rcu_token); /* G2 */
+}
 
 static inline struct sy__ring *sy__slot_out(struct sy__slot *s)
 {

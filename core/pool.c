@@ -74,18 +74,59 @@ static inline void msg_init(struct sy_msg *m, size_t size)
 	m->flags = 0;
 }
 
+/*
+ * Messages above the largest class are allocated alone, behind a struct
+ * sy__huge that links them into the engine's list (under huge_lock), so that
+ * destroy frees those a caller still holds too.
+ */
 static __attribute__((noinline)) struct sy_msg *alloc_huge(struct sy__slot *s,
 							    size_t size)
 {
-	struct sy_msg *m = sy__mem_alloc(s->pool.eng, sizeof(*m) + size);
+	struct sy_engine *eng = s->pool.eng;
+	size_t bytes = sizeof(struct sy__huge) + sizeof(struct sy_msg) + size;
+	struct sy__huge *h = sy__mem_alloc(eng, bytes);
+	struct sy_msg *m;
 
-	if (!m)
+	if (!h)
 		return NULL;
+	h->bytes = bytes;
+	pthread_mutex_lock(&eng->huge_lock);
+	h->next = eng->huge;
+	if (h->next)
+		h->next->prev = h;
+	eng->huge = h;
+	pthread_mutex_unlock(&eng->huge_lock);
+	m = (struct sy_msg *)(h + 1);
 	m->pool = &s->pool;
 	m->klass = SY_CLASS_HUGE;
 	m->cap = (uint32_t)size;
 	msg_init(m, size);
 	return m;
+}
+
+static void free_huge(struct sy_engine *eng, struct sy_msg *m)
+{
+	struct sy__huge *h = (struct sy__huge *)m - 1;
+
+	pthread_mutex_lock(&eng->huge_lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		eng->huge = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&eng->huge_lock);
+	sy__mem_free(eng, h, h->bytes);
+}
+
+void sy__huge_destroy(struct sy_engine *eng)
+{
+	while (eng->huge) {
+		struct sy__huge *h = eng->huge;
+
+		eng->huge = h->next;
+		sy__mem_free(eng, h, h->bytes);
+	}
 }
 
 /* The free list of class k is empty: take the remote stack, or grow. */
@@ -181,7 +222,7 @@ void sy__msg_release(struct sy__slot *self, struct sy_msg *m)
 	uint32_t idx;
 
 	if (sy__unlikely(k == SY_CLASS_HUGE)) {
-		sy__mem_free(p->eng, m, sizeof(*m) + m->cap);
+		free_huge(p->eng, m);
 		return;
 	}
 	if (self && &self->pool == p) {

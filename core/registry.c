@@ -61,6 +61,7 @@ static void route_free(struct sy__route *r)
 
 static void route_free_rcu(struct rcu_head *head)
 {
+	sy__rcu_callback_start();
 	route_free(caa_container_of(head, struct sy__route, rcu));
 }
 
@@ -178,7 +179,7 @@ static void route_publish(struct sy_engine *eng, struct sy__route *old,
 			  struct sy__route *r)
 {
 	sy__rcu_thread_get();
-	urcu_memb_read_lock();
+	sy__read_lock();
 	if (old) {
 		struct cds_lfht_iter iter;
 
@@ -189,7 +190,7 @@ static void route_publish(struct sy_engine *eng, struct sy__route *old,
 	} else {
 		cds_lfht_add(eng->route_names, name_hash(r->name), &r->node);
 	}
-	urcu_memb_read_unlock();
+	sy__read_unlock();
 	/* R1: pairs with A1 in send.c. */
 	atomic_store_explicit(&eng->routes[r->id], r, memory_order_release);
 	if (old)
@@ -216,13 +217,13 @@ SY_API int sy_route_find(sy_engine *eng, const char *name, uint32_t *id)
 	if (!name)
 		return -EINVAL;
 	sy__rcu_thread_get();
-	urcu_memb_read_lock();
+	sy__read_lock();
 	r = route_lookup(eng, name);
 	if (r) {
 		*id = r->id;
 		rc = 0;
 	}
-	urcu_memb_read_unlock();
+	sy__read_unlock();
 	sy__rcu_thread_put();
 	return rc;
 }
@@ -297,9 +298,9 @@ out_unlock:
 static void route_unpublish(struct sy_engine *eng, struct sy__route *r)
 {
 	sy__rcu_thread_get();
-	urcu_memb_read_lock();
+	sy__read_lock();
 	cds_lfht_del(eng->route_names, &r->node);
-	urcu_memb_read_unlock();
+	sy__read_unlock();
 	atomic_store_explicit(&eng->routes[r->id], NULL, memory_order_release);
 	urcu_memb_call_rcu(&r->rcu, route_free_rcu);
 	sy__rcu_thread_put();
@@ -477,7 +478,7 @@ SY_API int sy_server_remove(sy_engine *eng, uint32_t id)
 	eng->workers[s->worker].nservers--;
 	/* After the grace period no sender holds a route that lists s, so
 	 * every message for s is in its worker's rings or being handled. */
-	urcu_memb_synchronize_rcu();
+	sy__synchronize();
 	if (atomic_load(&eng->state) == SY_ENGINE_RUNNING)
 		sy__worker_wait_handled(eng, s->worker);
 	free(s);

@@ -129,9 +129,10 @@ static int send_one(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
 {
 	struct sy__server *srv;
 	struct sy__route *r;
+	unsigned w;
 	int err = 0;
 
-	urcu_memb_read_lock();
+	sy__read_lock();
 	r = route_for_send(eng, route, &err);
 	if (sy__unlikely(!r))
 		goto out_reject;
@@ -140,18 +141,19 @@ static int send_one(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
 		err = -EHOSTUNREACH;
 		goto out_reject;
 	}
-	if (sy__unlikely(!sy__ring_enqueue_spsc(&sy__slot_out(s)[srv->worker], m))) {
+	w = srv->worker; /* srv may be freed once the section ends */
+	if (sy__unlikely(!sy__ring_enqueue_spsc(&sy__slot_out(s)[w], m))) {
 		unpick(m);
 		err = -EAGAIN;
 		goto out_reject;
 	}
-	urcu_memb_read_unlock();
+	sy__read_unlock();
 	sy__count(&s->counters, SY_C_ACCEPTED, 1);
-	wake_worker(eng, srv->worker);
+	wake_worker(eng, w);
 	return 0;
 
 out_reject:
-	urcu_memb_read_unlock();
+	sy__read_unlock();
 	return reject(s, err, 1);
 }
 
@@ -242,10 +244,10 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 	struct sy__route *r;
 	int err = 0;
 
-	urcu_memb_read_lock();
+	sy__read_lock();
 	r = route_for_send(eng, route, &err);
 	if (sy__unlikely(!r)) {
-		urcu_memb_read_unlock();
+		sy__read_unlock();
 		return reject(s, err, n);
 	}
 	for (unsigned i = 0; i < n; i++) {
@@ -266,7 +268,7 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 	if (!mixed && worker_of[0] != REFUSED) {
 		/* The common case: every message for one worker. */
 		err = enqueue_group(s, worker_of[0], msgs, n);
-		urcu_memb_read_unlock();
+		sy__read_unlock();
 		if (err) {
 			for (unsigned i = 0; i < n; i++)
 				unpick(msgs[i]);
@@ -304,7 +306,7 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 			}
 		}
 	}
-	urcu_memb_read_unlock();
+	sy__read_unlock();
 	/* Stable partition: accepted first, refused after, both in order. */
 	for (unsigned i = 0; i < n; i++) {
 		if (worker_of[i] == REFUSED)

@@ -145,34 +145,12 @@ static int rings_alloc(struct sy_engine *eng, struct sy__ring **out)
 	return 0;
 }
 
-/* Free the messages a ring still holds that the slabs do not cover. */
-static void ring_discard(struct sy__ring *r)
-{
-	void *e;
-
-	while (sy__ring_dequeue_spsc(r, &e)) {
-		struct sy_msg *m = e;
-
-		if (m->flags & SY_MSG_BURST) {
-			struct sy__burst *b = (struct sy__burst *)m->data;
-
-			for (uint32_t i = 0; i < b->n; i++)
-				if (b->msgs[i]->klass == SY_CLASS_HUGE)
-					sy__msg_release(NULL, b->msgs[i]);
-		} else if (m->klass == SY_CLASS_HUGE) {
-			sy__msg_release(NULL, m);
-		}
-	}
-}
-
 static void rings_free(struct sy_engine *eng, struct sy__ring *r)
 {
 	if (!r)
 		return;
-	for (unsigned w = 0; w < eng->nworkers; w++) {
-		ring_discard(&r[w]);
+	for (unsigned w = 0; w < eng->nworkers; w++)
 		sy__mem_free(eng, r[w].buf, ring_bytes(eng));
-	}
 	sy__mem_free(eng, r, eng->nworkers * sizeof(*r));
 }
 
@@ -206,11 +184,6 @@ void sy__slot_free(struct sy_engine *eng, struct sy__slot *s)
 {
 	size_t chains = (size_t)eng->nslots * SY_CLASSES;
 
-	for (struct sy_msg *m = s->stash, *next; m; m = next) {
-		next = m->next;
-		if (m->klass == SY_CLASS_HUGE)
-			sy__msg_release(NULL, m);
-	}
 	rings_free(eng, atomic_load_explicit(&s->out, memory_order_relaxed));
 	rings_free(eng, s->replies);
 	sy__mem_free(eng, s->pending, chains * sizeof(*s->pending));

@@ -186,9 +186,9 @@ static void *worker_main(void *arg)
 						     memory_order_acquire);
 		unsigned n;
 
-		urcu_memb_read_lock();
+		sy__read_lock();
 		n = poll_pass(w);
-		urcu_memb_read_unlock();
+		sy__read_unlock();
 		/* P1: pairs with the acquire in sy__worker_wait_handled(). */
 		atomic_fetch_add_explicit(&w->passes, 1, memory_order_release);
 		if (n) {

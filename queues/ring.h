@@ -55,6 +55,7 @@ static inline void sy__ring_init(struct sy__ring *r, void *buf, unsigned size)
 {
 	ck_ring_init(&r->ring, size);
 	r->buf = buf;
+	r->c_cache = 0;
 }
 
 /** Producer only. @return false when full. */
@@ -76,19 +77,6 @@ static inline bool sy__ring_enqueue_spsc(struct sy__ring *r, void *p)
 	SY_TSAN_RELEASE(&ring->p_tail); /* P1 */
 	ck_pr_store_uint(&ring->p_tail, prod + 1);
 	return true;
-}
-
-/** Consumer only. @return false when empty. */
-static inline bool sy__ring_dequeue_spsc(struct sy__ring *r, void **p)
-{
-	bool ok = ck_ring_dequeue_spsc(&r->ring, r->buf, p);
-
-	if (ok) {
-		SY_TSAN_ACQUIRE(&r->ring.p_tail); /* C1 */
-		SY_TSAN_RELEASE(&r->ring.c_head); /* C2: ck stored it already;
-						   * the slot was read before */
-	}
-	return ok;
 }
 
 /**
@@ -118,6 +106,12 @@ static inline unsigned sy__ring_dequeue_burst_spsc(struct sy__ring *r,
 	SY_TSAN_RELEASE(&ring->c_head); /* C2 */
 	ck_pr_store_uint(&ring->c_head, c + n);
 	return n;
+}
+
+/** Consumer only. @return false when empty. */
+static inline bool sy__ring_dequeue_spsc(struct sy__ring *r, void **p)
+{
+	return sy__ring_dequeue_burst_spsc(r, p, 1) == 1;
 }
 
 /** Entries in the ring; exact for its producer or consumer, a hint otherwise. */

@@ -1,0 +1,436 @@
+/*
+ * Unit tests of core/pool.c through the public API: message sizes and
+ * capacities, and the promise that a warmed-up engine sends without calling
+ * its allocator. The engine gets a counting allocator through
+ * struct sy_config.allocator, so the tests see every call the engine makes.
+ *
+ * The no-allocation test bounds how far the producer runs ahead of the
+ * worker (a window of accepted but not yet handled messages) and grows the
+ * pool past that bound before it measures: "steady state" is then a fact of
+ * the test, not of the scheduler.
+ */
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "tests/common.h"
+
+#define WAIT_MS 60000u
+
+/* Messages accepted but not yet handled, at most. */
+#define WINDOW 2048u
+#define BURST_MAX 64u
+/* Messages of one size class the producer may hold at once, with margin
+ * for the worker's unreturned chains and burst descriptors. */
+#define PREWARM (WINDOW + 2 * BURST_MAX + 256u)
+
+#define WARMUP_MSGS 200000u
+#define MEASURED_MSGS 1000000u
+
+struct counting_allocator {
+	struct sy_allocator a;
+	_Atomic uint64_t allocs;
+	_Atomic uint64_t frees;
+	_Atomic uint64_t alloc_bytes;
+	_Atomic uint64_t free_bytes;
+	_Atomic uint64_t misaligned;
+};
+
+static void *count_alloc(size_t size, size_t align, void *ctx)
+{
+	struct counting_allocator *c = ctx;
+	void *p;
+
+	if (align < sizeof(void *))
+		align = sizeof(void *);
+	if (posix_memalign(&p, align, size) != 0)
+		return NULL;
+	if ((uintptr_t)p % align)
+		atomic_fetch_add(&c->misaligned, 1);
+	atomic_fetch_add(&c->allocs, 1);
+	atomic_fetch_add(&c->alloc_bytes, size);
+	return p;
+}
+
+static void count_free(void *p, size_t size, void *ctx)
+{
+	struct counting_allocator *c = ctx;
+
+	atomic_fetch_add(&c->frees, 1);
+	atomic_fetch_add(&c->free_bytes, size);
+	free(p);
+}
+
+static void counting_init(struct counting_allocator *c)
+{
+	c->a.alloc = count_alloc;
+	c->a.free = count_free;
+	c->a.ctx = c;
+	atomic_init(&c->allocs, 0);
+	atomic_init(&c->frees, 0);
+	atomic_init(&c->alloc_bytes, 0);
+	atomic_init(&c->free_bytes, 0);
+	atomic_init(&c->misaligned, 0);
+}
+
+static uint64_t calls(struct counting_allocator *c)
+{
+	return atomic_load(&c->allocs) + atomic_load(&c->frees);
+}
+
+static sy_engine *counting_engine(struct counting_allocator *c)
+{
+	struct sy_config cfg;
+	sy_engine *eng = NULL;
+
+	sy_config_init(&cfg);
+	cfg.workers = 1;
+	cfg.pin = SY_PIN_NONE;
+	cfg.idle = SY_IDLE_SLEEP;
+	cfg.allocator = &c->a;
+	cr_assert_eq(sy_engine_create(&cfg, &eng), 0, "%s", sy_last_error());
+	return eng;
+}
+
+static void expect_balanced(struct counting_allocator *c)
+{
+	cr_assert_gt(atomic_load(&c->allocs), 0, "the allocator was never used");
+	cr_assert_eq(atomic_load(&c->allocs), atomic_load(&c->frees),
+		     "%lu allocations, %lu frees",
+		     (unsigned long)atomic_load(&c->allocs),
+		     (unsigned long)atomic_load(&c->frees));
+	cr_assert_eq(atomic_load(&c->alloc_bytes), atomic_load(&c->free_bytes),
+		     "%lu bytes allocated, %lu freed",
+		     (unsigned long)atomic_load(&c->alloc_bytes),
+		     (unsigned long)atomic_load(&c->free_bytes));
+	cr_assert_eq(atomic_load(&c->misaligned), 0);
+}
+
+/* ---- the traffic of the no-allocation test ---- */
+
+struct sink {
+	_Atomic uint64_t delivered;
+	_Atomic uint64_t bad;
+};
+
+static int sink_handler(sy_engine *eng, sy_msg *m, void *ctx)
+{
+	struct sink *s = ctx;
+	const unsigned char *d = sy_msg_data(m);
+
+	(void)eng;
+	/* The producer writes the low byte of the tag over the payload. */
+	if (sy_msg_size(m) && d[sy_msg_size(m) - 1] != (unsigned char)sy_msg_tag(m))
+		atomic_fetch_add_explicit(&s->bad, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->delivered, 1, memory_order_release);
+	return 0;
+}
+
+/* Payload sizes in three pool classes (the largest shares its class with
+ * the engine's burst descriptors). */
+static const size_t traffic_sizes[] = { 16, 150, 400 };
+#define N_SIZES (sizeof(traffic_sizes) / sizeof(traffic_sizes[0]))
+
+struct traffic {
+	sy_engine *eng;
+	uint32_t route;
+	struct sink *sink;
+	uint64_t sent;
+};
+
+static sy_msg *traffic_msg(struct traffic *t, uint64_t seq)
+{
+	size_t size = traffic_sizes[seq % N_SIZES];
+	sy_msg *m = sy_msg_alloc(t->eng, size);
+
+	cr_assert_not_null(m, "alloc: %s", sy_last_error());
+	sy_msg_set_tag(m, seq);
+	memset(sy_msg_data(m), (unsigned char)seq, size);
+	return m;
+}
+
+/* Wait until fewer than WINDOW - @p room accepted messages are unhandled. */
+static void traffic_throttle(struct traffic *t, unsigned room)
+{
+	uint64_t want = t->sent + room > WINDOW ? t->sent + room - WINDOW : 0;
+
+	cr_assert(t_wait_u64(&t->sink->delivered, want, WAIT_MS),
+		  "worker stuck: %lu of %lu handled",
+		  (unsigned long)atomic_load(&t->sink->delivered),
+		  (unsigned long)t->sent);
+}
+
+static void traffic_single(struct traffic *t)
+{
+	sy_msg *m;
+	int rc;
+
+	traffic_throttle(t, 1);
+	m = traffic_msg(t, t->sent);
+	rc = t_send_retry(t->eng, t->route, m, WAIT_MS);
+	cr_assert_eq(rc, 0, "send: %s", sy_strerror(rc));
+	t->sent++;
+}
+
+static void traffic_burst(struct traffic *t, unsigned n)
+{
+	sy_msg *msgs[BURST_MAX];
+	unsigned done = 0, tries = 0;
+
+	traffic_throttle(t, n);
+	for (unsigned i = 0; i < n; i++)
+		msgs[i] = traffic_msg(t, t->sent + i);
+	while (done < n) {
+		int rc = sy_send_burst(t->eng, t->route, msgs + done, n - done);
+
+		if (rc > 0) {
+			done += (unsigned)rc;
+			continue;
+		}
+		cr_assert_eq(rc, -EAGAIN, "burst: %s", sy_strerror(rc));
+		cr_assert_lt(++tries, 10000000u, "burst refused for too long");
+		sched_yield();
+	}
+	t->sent += n;
+}
+
+/* Send @p count messages, alternating single sends and bursts. */
+static void traffic_run(struct traffic *t, uint64_t count)
+{
+	static const unsigned bursts[] = { 2, 7, 16, 32, 45, 64 };
+	uint64_t end = t->sent + count;
+	unsigned k = 0;
+
+	while (t->sent < end) {
+		uint64_t left = end - t->sent;
+		unsigned n = bursts[k++ % (sizeof(bursts) / sizeof(bursts[0]))];
+
+		if (n > left)
+			n = (unsigned)left;
+		for (unsigned i = 0; i < n && t->sent < end; i++)
+			traffic_single(t);
+		left = end - t->sent;
+		if (left == 0)
+			break;
+		traffic_burst(t, n > left ? (unsigned)left : n);
+	}
+}
+
+/* Make the calling thread's pool hold PREWARM free messages of each class
+ * the traffic uses: allocate them all at once, then free them. */
+static void pool_prewarm(sy_engine *eng)
+{
+	static sy_msg *held[2 * PREWARM];
+
+	for (size_t k = 0; k < N_SIZES; k++) {
+		unsigned n = k + 1 == N_SIZES ? 2 * PREWARM : PREWARM;
+
+		for (unsigned i = 0; i < n; i++) {
+			held[i] = sy_msg_alloc(eng, traffic_sizes[k]);
+			cr_assert_not_null(held[i]);
+		}
+		for (unsigned i = 0; i < n; i++)
+			sy_msg_free(held[i]);
+	}
+}
+
+Test(core_pool, warm_engine_sends_a_million_messages_without_allocating)
+{
+	struct counting_allocator c;
+	struct sink sink;
+	struct traffic t = { .sink = &sink };
+	struct sy_stats before, after;
+	uint64_t calls_before, calls_after;
+
+	counting_init(&c);
+	atomic_init(&sink.delivered, 0);
+	atomic_init(&sink.bad, 0);
+	t.eng = counting_engine(&c);
+	t.route = t_direct(t.eng, "sink", sink_handler, &sink, 0, NULL);
+	cr_assert_neq(t.route, UINT32_MAX, "%s", sy_last_error());
+	cr_assert_eq(sy_engine_start(t.eng), 0, "%s", sy_last_error());
+
+	pool_prewarm(t.eng);
+	traffic_run(&t, WARMUP_MSGS);
+	cr_assert(t_wait_u64(&sink.delivered, t.sent, WAIT_MS));
+
+	calls_before = calls(&c);
+	sy_engine_stats(t.eng, &before);
+	traffic_run(&t, MEASURED_MSGS);
+	cr_assert(t_wait_u64(&sink.delivered, t.sent, WAIT_MS));
+	calls_after = calls(&c);
+	sy_engine_stats(t.eng, &after);
+
+	cr_assert_eq(calls_after, calls_before,
+		     "%lu allocator calls while sending %u warm messages",
+		     (unsigned long)(calls_after - calls_before), MEASURED_MSGS);
+	cr_assert_eq(after.pool_slabs, before.pool_slabs);
+	cr_assert_eq(after.pool_bytes, before.pool_bytes);
+	cr_assert_eq(after.accepted - before.accepted, MEASURED_MSGS);
+	cr_assert_eq(atomic_load(&sink.bad), 0, "payloads arrived damaged");
+
+	cr_assert_eq(sy_engine_stop(t.eng), 0);
+	sy_engine_stats(t.eng, &after);
+	cr_assert_eq(after.accepted, after.delivered);
+	sy_engine_destroy(t.eng);
+	expect_balanced(&c);
+}
+
+/* ---- sizes and capacities ---- */
+
+static const size_t sizes[] = { 0, 1, 63, 64, 100, 1000, 5000, 70000 };
+
+Test(core_pool, alloc_above_the_maximum_size_returns_null)
+{
+	sy_engine *eng = t_engine(1, SY_IDLE_SLEEP);
+	sy_msg *m;
+
+	cr_assert_not_null(eng);
+	cr_assert_null(sy_msg_alloc(eng, (size_t)SY_MSG_MAX_SIZE + 1));
+	cr_assert_neq(sy_last_error()[0], '\0', "no explanation in sy_last_error()");
+	cr_assert_null(sy_msg_alloc(eng, SIZE_MAX));
+
+	m = sy_msg_alloc(eng, SY_MSG_MAX_SIZE);
+	cr_assert_not_null(m, "the maximum size itself is allowed");
+	cr_assert_geq(sy_msg_capacity(m), (size_t)SY_MSG_MAX_SIZE);
+	sy_msg_free(m);
+	sy_engine_destroy(eng);
+}
+
+Test(core_pool, capacity_covers_the_requested_size)
+{
+	sy_engine *eng = t_engine(1, SY_IDLE_SLEEP);
+
+	cr_assert_not_null(eng);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		sy_msg *m = sy_msg_alloc(eng, sizes[i]);
+
+		cr_assert_not_null(m, "size %zu: %s", sizes[i], sy_last_error());
+		cr_assert_eq(sy_msg_size(m), sizes[i]);
+		cr_assert_geq(sy_msg_capacity(m), sizes[i], "size %zu: capacity %zu",
+			      sizes[i], sy_msg_capacity(m));
+		cr_assert_eq(sy_msg_tag(m), 0);
+		sy_msg_free(m);
+	}
+	sy_engine_destroy(eng);
+}
+
+Test(core_pool, writing_the_whole_capacity_stays_inside_the_message)
+{
+	sy_engine *eng = t_engine(1, SY_IDLE_SLEEP);
+	sy_msg *msgs[sizeof(sizes) / sizeof(sizes[0])][2];
+
+	cr_assert_not_null(eng);
+	/* Two of each size, side by side in their slabs: each fills its whole
+	 * capacity with its own byte; neither may see the other's. */
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		for (unsigned j = 0; j < 2; j++) {
+			sy_msg *m = sy_msg_alloc(eng, sizes[i]);
+
+			cr_assert_not_null(m);
+			memset(sy_msg_data(m), (int)(i * 2 + j + 1), sy_msg_capacity(m));
+			msgs[i][j] = m;
+		}
+	}
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		for (unsigned j = 0; j < 2; j++) {
+			sy_msg *m = msgs[i][j];
+			const unsigned char *d = sy_msg_data(m);
+
+			cr_assert_eq(sy_msg_size(m), sizes[i],
+				     "a neighbour's payload overwrote the header");
+			for (size_t b = 0; b < sy_msg_capacity(m); b++)
+				cr_assert_eq(d[b], (unsigned char)(i * 2 + j + 1),
+					     "size %zu byte %zu changed", sizes[i], b);
+			sy_msg_free(m);
+		}
+	}
+	sy_engine_destroy(eng);
+}
+
+Test(core_pool, set_size_above_capacity_is_refused)
+{
+	sy_engine *eng = t_engine(1, SY_IDLE_SLEEP);
+
+	cr_assert_not_null(eng);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		sy_msg *m = sy_msg_alloc(eng, sizes[i]);
+		size_t cap = sy_msg_capacity(m);
+
+		cr_assert_eq(sy_msg_set_size(m, cap + 1), -EMSGSIZE);
+		cr_assert_eq(sy_msg_size(m), sizes[i], "a refused size was applied");
+		cr_assert_eq(sy_msg_set_size(m, cap), 0);
+		cr_assert_eq(sy_msg_size(m), cap);
+		cr_assert_eq(sy_msg_set_size(m, 0), 0);
+		cr_assert_eq(sy_msg_size(m), 0);
+		sy_msg_free(m);
+	}
+	sy_engine_destroy(eng);
+}
+
+/* ---- every allocation is freed ---- */
+
+static int count_handler(sy_engine *eng, sy_msg *m, void *ctx)
+{
+	(void)eng;
+	(void)m;
+	atomic_fetch_add_explicit((_Atomic uint64_t *)ctx, 1, memory_order_release);
+	return 0;
+}
+
+Test(core_pool, destroy_returns_every_allocation_to_the_allocator)
+{
+	struct counting_allocator c;
+	_Atomic uint64_t delivered;
+	uint64_t sent = 0;
+	sy_msg *kept[16];
+	sy_engine *eng;
+	uint32_t route;
+
+	counting_init(&c);
+	atomic_init(&delivered, 0);
+	eng = counting_engine(&c);
+	route = t_direct(eng, "count", count_handler, &delivered, 0, NULL);
+	cr_assert_neq(route, UINT32_MAX, "%s", sy_last_error());
+	cr_assert_eq(sy_engine_start(eng), 0);
+
+	/* Every size, huge ones included, sent singly and in bursts. */
+	for (unsigned round = 0; round < 50; round++) {
+		sy_msg *burst[sizeof(sizes) / sizeof(sizes[0])];
+		unsigned n = sizeof(sizes) / sizeof(sizes[0]);
+		int rc;
+
+		for (unsigned i = 0; i < n; i++) {
+			sy_msg *m = sy_msg_alloc(eng, sizes[i]);
+
+			cr_assert_not_null(m);
+			cr_assert_eq(t_send_retry(eng, route, m, WAIT_MS), 0);
+			sent++;
+			burst[i] = sy_msg_alloc(eng, sizes[(i + round) % n]);
+			cr_assert_not_null(burst[i]);
+		}
+		for (unsigned done = 0; done < n; done += (unsigned)rc) {
+			rc = sy_send_burst(eng, route, burst + done, n - done);
+			if (rc == -EAGAIN) {
+				rc = 0;
+				sched_yield();
+				continue;
+			}
+			cr_assert_gt(rc, 0, "burst: %s", sy_strerror(rc));
+		}
+		sent += n;
+	}
+	cr_assert(t_wait_u64(&delivered, sent, WAIT_MS));
+
+	/* Pooled messages the caller still holds go with the engine. */
+	for (unsigned i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+		kept[i] = sy_msg_alloc(eng, sizes[i % 7]);
+		cr_assert_not_null(kept[i]);
+	}
+	sy_engine_destroy(eng);
+	expect_balanced(&c);
+}
