@@ -360,6 +360,14 @@ static inline void sy__synchronize(void)
 	SY_TSAN_ACQUIRE(&sy__rcu_token); /* G2 */
 }
 
+/* Free @p head's object with @p fn after a grace period. */
+static inline void sy__call_rcu(struct rcu_head *head,
+				void (*fn)(struct rcu_head *head))
+{
+	SY_TSAN_RELEASE(&sy__rcu_token); /* G1: what we did with it before */
+	urcu_memb_call_rcu(head, fn);
+}
+
 /* At the start of a call_rcu callback. */
 static inline void sy__rcu_callback_start(void)
 {

@@ -194,7 +194,7 @@ static void route_publish(struct sy_engine *eng, struct sy__route *old,
 	/* R1: pairs with A1 in send.c. */
 	atomic_store_explicit(&eng->routes[r->id], r, memory_order_release);
 	if (old)
-		urcu_memb_call_rcu(&old->rcu, route_free_rcu);
+		sy__call_rcu(&old->rcu, route_free_rcu);
 	sy__rcu_thread_put();
 }
 
@@ -302,7 +302,7 @@ static void route_unpublish(struct sy_engine *eng, struct sy__route *r)
 	cds_lfht_del(eng->route_names, &r->node);
 	sy__read_unlock();
 	atomic_store_explicit(&eng->routes[r->id], NULL, memory_order_release);
-	urcu_memb_call_rcu(&r->rcu, route_free_rcu);
+	sy__call_rcu(&r->rcu, route_free_rcu);
 	sy__rcu_thread_put();
 }
 

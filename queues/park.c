@@ -43,7 +43,7 @@ void sy__park_prepare(struct sy__parker *p)
 	if (sy__park_asymmetric)
 		syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
 	else
-		atomic_thread_fence(memory_order_seq_cst);
+		sy__fence();
 }
 
 void sy__park_wait(struct sy__parker *p, uint64_t timeout_ns)

@@ -32,6 +32,22 @@ struct sy__parker {
 	_Atomic uint32_t parked;
 } __attribute__((aligned(64)));
 
+/*
+ * A full fence. ThreadSanitizer does not support atomic_thread_fence; its
+ * builds use a seq_cst read-modify-write on a private word instead, which is
+ * as strong on every architecture we run on.
+ */
+static inline void sy__fence(void)
+{
+#if defined(__SANITIZE_THREAD__)
+	static _Atomic int word;
+
+	atomic_fetch_add_explicit(&word, 0, memory_order_seq_cst);
+#else
+	atomic_thread_fence(memory_order_seq_cst);
+#endif
+}
+
 /** True when S2 is a membarrier and W2 a compiler barrier. */
 extern bool sy__park_asymmetric;
 
@@ -63,7 +79,7 @@ static inline void sy__wake(struct sy__parker *p)
 	if (sy__park_asymmetric)
 		atomic_signal_fence(memory_order_seq_cst);
 	else
-		atomic_thread_fence(memory_order_seq_cst);
+		sy__fence();
 	if (atomic_load_explicit(&p->parked, memory_order_relaxed))
 		sy__unpark(p);
 }
