@@ -338,14 +338,8 @@ SY_API int sy_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
 			for (int i = 0; i < rc; i++)
 				mark_taken(msgs[done + (unsigned)i]);
 		if ((unsigned)rc < chunk) {
-			/* Keep the refused messages right after the accepted. */
-			struct sy_msg *tmp[SY_BURST_MAX];
-			unsigned rest = n - done - chunk;
-
-			memcpy(tmp, msgs + done + rc, (chunk - (unsigned)rc) * sizeof(*tmp));
-			memmove(msgs + done + rc, msgs + done + chunk, rest * sizeof(*tmp));
-			memcpy(msgs + done + rc + rest, tmp,
-			       (chunk - (unsigned)rc) * sizeof(*tmp));
+			/* Refused ones stay in place: msgs[done + rc..n) are
+			 * the caller's, in their original order. */
 			return (int)(done + (unsigned)rc);
 		}
 		done += chunk;
