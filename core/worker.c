@@ -25,15 +25,18 @@
 /* Tell the route's policy how a handler run went, if the route still holds
  * the server at the index it was picked from. */
 static void observe(struct sy__worker *w, uint32_t route_id, unsigned pick,
-		    struct sy__server *srv, int rc, uint64_t service_ns)
+		    struct sy__server *srv, int rc, uint64_t start_ns)
 {
 	struct sy_engine *eng = w->eng;
 	struct sy__route *r;
 
 	/* Inside the pass's read-side section; pairs with R1 in registry.c. */
 	r = atomic_load_explicit(&eng->routes[route_id], memory_order_acquire);
-	if (r && pick < r->n && r->servers[pick] == srv && r->policy->observe)
-		r->policy->observe(r->pstate, pick, rc, service_ns);
+	if (r && pick < r->n && r->servers[pick] == srv && r->policy->observe) {
+		uint64_t now = sy__now(eng);
+
+		r->policy->observe(r->pstate, pick, rc, now - start_ns, now);
+	}
 }
 
 static inline void handle(struct sy__worker *w, struct sy_msg *m,
@@ -62,8 +65,7 @@ static inline void handle(struct sy__worker *w, struct sy_msg *m,
 			atomic_fetch_sub_explicit(&srv->inflight, 1,
 						  memory_order_relaxed);
 		if (flags & SY_MSG_OBSERVE)
-			observe(w, route_id, pick, srv, rc,
-				sy__now(w->eng) - t0);
+			observe(w, route_id, pick, srv, rc, t0);
 	}
 }
 

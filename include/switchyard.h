@@ -477,8 +477,9 @@ enum sy_policy_flags {
  * available (removed, draining) by trying the next index in order; a policy
  * may also check sy_pick_available() itself. observe() (optional) runs on
  * the worker that owns the server, after each handler run of a message the
- * route sent there, with the handler's result and its service time; calls
- * for different servers run concurrently on different workers.
+ * route sent there, with the handler's result, its service time and the
+ * engine clock when it ended; calls for different servers run concurrently
+ * on different workers, calls for one server never do.
  */
 struct sy_policy {
 	const char *name;          /**< 1 to 31 bytes, unique in the process */
@@ -489,7 +490,7 @@ struct sy_policy {
 	void (*destroy)(void *state);                                     /**< optional */
 	int (*pick)(const void *state, struct sy_pick *p);                /**< required */
 	void (*observe)(void *state, unsigned index, int result,
-			uint64_t service_ns);                             /**< optional */
+			uint64_t service_ns, uint64_t now_ns);            /**< optional */
 };
 
 /**

@@ -36,6 +36,11 @@ struct bench_ctx {
 	 * fixed run keeps its ring from filling, so it counts no retries.
 	 */
 	unsigned engine_window;
+	/*
+	 * Built-in policy of the throughput engines' route (engine_runs.h):
+	 * "direct", the default, keeps the one-server route.
+	 */
+	const char *policy;
 	unsigned runs;          /* repeats of each variant */
 	uint64_t messages;      /* messages per throughput run */
 	bool progress;          /* show progress on stderr */

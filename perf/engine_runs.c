@@ -6,19 +6,64 @@
  * means back off and send the same message again, as the API asks. A run
  * whose handler count stops moving for BENCH_STALL_NS fails with -ETIMEDOUT
  * rather than hang.
+ *
+ * The servers of a route all run the same counting handler with the same
+ * counter: they belong to the one worker, which is then the counter's only
+ * writer whichever server a policy picks.
  */
 #include "engine_runs.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "pinned.h"
 #include "switchyard.h"
 
 #define PAYLOAD_BYTES 16
 #define SEND_BURST 32
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* How the route of one built-in policy is built. */
+struct route_setup {
+	const char *policy;
+	unsigned n_servers;
+	const uint32_t *weights;  /* NULL: all 1 */
+	bool keyed;               /* each message's key is its sequence number */
+	const char *description;  /* for the table */
+};
+
+static const uint32_t bench_weights[] = { 4, 3, 2, 1 };
+
+/* The picking policies first, ENGINE_BASELINE_POLICY leading; then direct. */
+static const struct route_setup route_setups[] = {
+	{ "round_robin", ENGINE_ROUTE_SERVERS, NULL, false,
+	  "engine route: round_robin over 4 servers of the one worker" },
+	{ "weighted", ENGINE_ROUTE_SERVERS, bench_weights, false,
+	  "engine route: weighted over 4 servers of the one worker, "
+	  "weights 4,3,2,1" },
+	{ "least_connections", ENGINE_ROUTE_SERVERS, NULL, false,
+	  "engine route: least_connections over 4 servers of the one worker" },
+	{ "adaptive", ENGINE_ROUTE_SERVERS, NULL, false,
+	  "engine route: adaptive over 4 servers of the one worker" },
+	{ "hash", ENGINE_ROUTE_SERVERS, NULL, true,
+	  "engine route: hash over 4 servers of the one worker, key = "
+	  "sequence number" },
+	{ "random", ENGINE_ROUTE_SERVERS, NULL, false,
+	  "engine route: random over 4 servers of the one worker" },
+	{ "failover", ENGINE_ROUTE_SERVERS, NULL, false,
+	  "engine route: failover over 4 servers of the one worker" },
+	{ "direct", 1, NULL, false, "engine route: direct to one server" },
+};
+
+_Static_assert(ARRAY_SIZE(route_setups) == ENGINE_PICKING_POLICIES + 1,
+	       "every picking policy, then direct");
+_Static_assert(ARRAY_SIZE(bench_weights) == ENGINE_ROUTE_SERVERS,
+	       "one weight per server");
 
 struct counter {
 	_Alignas(BENCH_CACHELINE) atomic_uint_fast64_t handled;
@@ -29,6 +74,7 @@ struct engine_run {
 	const char *variant;
 	sy_engine *eng;
 	uint32_t route;
+	bool keyed;              /* set each message's key (see route_setup) */
 	uint64_t n;
 	unsigned spin_limit;
 	unsigned window;         /* see struct bench_ctx */
@@ -100,6 +146,70 @@ int engine_preflight(void)
 	return 0;
 }
 
+static const struct route_setup *find_setup(const char *policy)
+{
+	for (unsigned i = 0; i < ARRAY_SIZE(route_setups); i++) {
+		if (!strcmp(route_setups[i].policy, policy))
+			return &route_setups[i];
+	}
+	return NULL;
+}
+
+const char *engine_picking_policy(unsigned i)
+{
+	assert(i < ENGINE_PICKING_POLICIES);
+	return route_setups[i].policy;
+}
+
+bool engine_policy_known(const char *name)
+{
+	return find_setup(name) != NULL;
+}
+
+const char *engine_policy_route(const char *name)
+{
+	const struct route_setup *setup = find_setup(name);
+
+	assert(setup);
+	return setup->description;
+}
+
+/*
+ * Add the servers of @p setup, all on worker 0 and running @p fn, and the
+ * route "bench" over them. @p call: the call that failed, if one did.
+ */
+static int add_route(sy_engine *eng, const struct route_setup *setup,
+		     sy_handler_fn fn, void *fn_arg, uint32_t *route,
+		     const char **call)
+{
+	struct sy_server_opts sopts = { .worker = 0 };
+	struct sy_route_opts ropts = {
+		.policy = setup->policy, .n_servers = setup->n_servers,
+		.weights = setup->weights,
+	};
+	uint32_t servers[ENGINE_ROUTE_SERVERS];
+	char name[16];
+	int rc;
+
+	for (unsigned i = 0; i < setup->n_servers; i++) {
+		/* The one server of "direct" keeps the name it always had. */
+		if (setup->n_servers == 1)
+			snprintf(name, sizeof(name), "bench");
+		else
+			snprintf(name, sizeof(name), "bench-%u", i);
+		rc = sy_server_add(eng, name, fn, fn_arg, &sopts, &servers[i]);
+		if (rc < 0) {
+			*call = "sy_server_add";
+			return rc;
+		}
+	}
+	ropts.servers = servers;
+	rc = sy_route_add(eng, "bench", &ropts, route);
+	if (rc < 0)
+		*call = "sy_route_add";
+	return rc;
+}
+
 /* The handler of the throughput runs: count, nothing else. */
 static int count_handler(sy_engine *eng, sy_msg *msg, void *arg)
 {
@@ -125,17 +235,47 @@ static int echo_handler(sy_engine *eng, sy_msg *msg, void *arg)
 	return sy_reply(msg, msg);
 }
 
-/* Create, configure and start the engine of @p run. */
-static int engine_open(struct engine_run *run, const struct bench_ctx *ctx,
-		       enum sy_idle idle, sy_handler_fn fn, void *fn_arg)
+int engine_policy_check(const char *name)
 {
-	struct sy_server_opts sopts = { .worker = 0 };
-	struct sy_route_opts ropts = { .policy = "direct", .n_servers = 1 };
+	const struct route_setup *setup = find_setup(name);
+	const char *call = NULL;
 	struct sy_config cfg;
-	uint32_t server;
+	sy_engine *eng;
+	uint32_t route;
+	int rc;
+
+	assert(setup);
+	sy_config_init(&cfg);
+	cfg.workers = 1;
+	rc = sy_engine_create(&cfg, &eng);
+	if (rc < 0) {
+		engine_error_detail(name, "sy_engine_create", rc);
+		return rc;
+	}
+	rc = add_route(eng, setup, count_handler, NULL, &route, &call);
+	sy_engine_destroy(eng);
+	/* The route is valid for every built-in policy of this build. */
+	if (rc == -EINVAL && !strcmp(call, "sy_route_add"))
+		return -ENOENT;
+	if (rc < 0)
+		fprintf(stderr, "sy-bench: policy %s: %s: %s\n", name, call,
+			sy_strerror(rc));
+	return rc;
+}
+
+/* Create, configure and start the engine of @p run, routing by @p policy. */
+static int engine_open(struct engine_run *run, const struct bench_ctx *ctx,
+		       enum sy_idle idle, const char *policy, sy_handler_fn fn,
+		       void *fn_arg)
+{
+	const struct route_setup *setup = find_setup(policy);
+	const char *call = NULL;
+	struct sy_config cfg;
 	char cpu[16];
 	int rc;
 
+	assert(setup);
+	run->keyed = setup->keyed;
 	snprintf(cpu, sizeof(cpu), "%d", ctx->consumer_cpu);
 	sy_config_init(&cfg);
 	cfg.workers = 1;
@@ -147,15 +287,9 @@ static int engine_open(struct engine_run *run, const struct bench_ctx *ctx,
 		engine_error_detail(run->variant, "sy_engine_create", rc);
 		return rc;
 	}
-	rc = sy_server_add(run->eng, "bench", fn, fn_arg, &sopts, &server);
+	rc = add_route(run->eng, setup, fn, fn_arg, &run->route, &call);
 	if (rc < 0) {
-		engine_error(run, "sy_server_add", rc);
-		goto out_destroy;
-	}
-	ropts.servers = &server;
-	rc = sy_route_add(run->eng, "bench", &ropts, &run->route);
-	if (rc < 0) {
-		engine_error(run, "sy_route_add", rc);
+		engine_error(run, call, rc);
 		goto out_destroy;
 	}
 	rc = sy_engine_start(run->eng);
@@ -306,6 +440,8 @@ static int produce_single(void *arg)
 			rc = -ENOMEM;
 			goto out_detach;
 		}
+		if (run->keyed)
+			sy_msg_set_key(msg, i);
 		rc = send_retry(run, sy_send, msg, &b);
 		if (rc < 0) {
 			send_error(run, "sy_send", rc);
@@ -347,6 +483,8 @@ static int produce_burst(void *arg)
 				rc = -ENOMEM;
 				goto out_detach;
 			}
+			if (run->keyed)
+				sy_msg_set_key(msgs[i], sent + i);
 		}
 		rc = send_burst_retry(run, msgs, count, &b);
 		if (!rc)
@@ -374,8 +512,8 @@ static int engine_throughput(const struct bench_ctx *ctx, const char *variant,
 	if (!run.counter)
 		return -ENOMEM;
 	atomic_init(&run.counter->handled, 0);
-	rc = engine_open(&run, ctx, ctx->engine_idle, count_handler,
-			 run.counter);
+	rc = engine_open(&run, ctx, ctx->engine_idle, ctx->policy,
+			 count_handler, run.counter);
 	if (!rc)
 		rc = engine_drive(&run, ctx, produce, secs);
 	free(run.counter);
@@ -473,7 +611,7 @@ int engine_rtt(const struct bench_ctx *ctx, uint64_t n, uint64_t *samples,
 	/* Spinning is only fair when the worker does not share a CPU. */
 	if (ctx->producer_cpu != ctx->consumer_cpu)
 		idle = SY_IDLE_SPIN;
-	rc = engine_open(&run, ctx, idle, echo_handler, NULL);
+	rc = engine_open(&run, ctx, idle, "direct", echo_handler, NULL);
 	if (!rc)
 		rc = engine_drive(&run, ctx, produce_requests, secs);
 	return rc;

@@ -1,7 +1,12 @@
 /*
  * Engine variants of sy-bench, driven through the public API only: one
  * producer thread pinned to ctx->producer_cpu, one engine worker pinned to
- * ctx->consumer_cpu, one server, one route "bench" with policy "direct".
+ * ctx->consumer_cpu, and a route "bench" with the policy ctx->policy:
+ * "direct" over one server, any other policy over ENGINE_ROUTE_SERVERS
+ * servers, all owned by the one worker, so that the policy picks among
+ * servers while messages still move between the same two CPUs. The route
+ * of "weighted" has the weights 4, 3, 2, 1; with "hash" each message's key
+ * is its sequence number. The round-trip run always uses "direct".
  *
  * Every function is called from the control thread and blocks for the run;
  * the engine is created, started, stopped and destroyed around the timed
@@ -11,9 +16,42 @@
 #ifndef SY_PERF_ENGINE_RUNS_H
 #define SY_PERF_ENGINE_RUNS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "bench.h"
+
+/* Servers of the route of a policy that picks (every one but "direct"). */
+#define ENGINE_ROUTE_SERVERS 4
+
+/* Built-in policies that pick among servers: all but "direct". */
+#define ENGINE_PICKING_POLICIES 7
+
+/* The picking policy that the others are compared with; the first of them. */
+#define ENGINE_BASELINE_POLICY "round_robin"
+
+/**
+ * The @p i-th built-in policy that picks among servers, i below
+ * ENGINE_PICKING_POLICIES, ENGINE_BASELINE_POLICY first. Any thread.
+ */
+const char *engine_picking_policy(unsigned i);
+
+/** Whether @p name is a built-in policy ("direct" included). Any thread. */
+bool engine_policy_known(const char *name);
+
+/**
+ * A line that says how the route of the built-in policy @p name is built,
+ * for the table. Any thread.
+ */
+const char *engine_policy_route(const char *name);
+
+/**
+ * Whether this build of the library has the built-in policy @p name: build
+ * its route on an engine that is never started. Control thread; blocks.
+ * @return 0; -ENOENT (sy_route_add() refused the policy with -EINVAL: not
+ *         in this build); another negative errno (explained on stderr).
+ */
+int engine_policy_check(const char *name);
 
 /**
  * Create and destroy an engine with every setting taken from the
@@ -24,8 +62,9 @@ int engine_preflight(void);
 
 /**
  * @p n messages of 16 bytes, each allocated with sy_msg_alloc() and sent
- * alone with sy_send() (retried while the ring is full); the handler counts.
- * @p secs: from the first send until the handler has counted @p n.
+ * alone with sy_send() (retried while the ring is full) through the route
+ * of ctx->policy; the handler counts. @p secs: from the first send until
+ * the handler has counted @p n.
  */
 int engine_single(const struct bench_ctx *ctx, uint64_t n, double *secs);
 

@@ -8,7 +8,8 @@
  * hands the CPU to the thread it waits for, whereas on two CPUs it returns
  * at once and the waiter spins through instructions that would be counted.
  * Callgrind's output goes to a private temporary directory that is removed
- * afterwards.
+ * afterwards. A child is told the policy of its route with the internal
+ * option --fixed-policy.
  */
 #include "instructions.h"
 
@@ -108,21 +109,25 @@ struct callgrind {
 	char cpus[32];
 };
 
-/* Run @p variant with @p n messages under callgrind; store its Ir count. */
+/*
+ * Run @p variant through the route of @p policy with @p n messages under
+ * callgrind; store its Ir count.
+ */
 static int callgrind_run(const struct callgrind *cg, const char *variant,
-			 uint64_t n, uint64_t *ir)
+			 const char *policy, uint64_t n, uint64_t *ir)
 {
 	char out_arg[PATH_MAX + 32], file[PATH_MAX], count[24];
 	char *argv[] = {
 		(char *)cg->valgrind, "--tool=callgrind", "-q", out_arg,
 		(char *)cg->self, "--fixed-run", count, "--fixed-variant",
-		(char *)variant, "--cpus", (char *)cg->cpus, NULL,
+		(char *)variant, "--fixed-policy", (char *)policy, "--cpus",
+		(char *)cg->cpus, NULL,
 	};
 	pid_t pid;
 	int rc, status;
 
-	if ((size_t)snprintf(file, sizeof(file), "%s/%s-%" PRIu64 ".out",
-			     cg->dir, variant, n) >= sizeof(file))
+	if ((size_t)snprintf(file, sizeof(file), "%s/%s-%s-%" PRIu64 ".out",
+			     cg->dir, variant, policy, n) >= sizeof(file))
 		return -ENAMETOOLONG;
 	snprintf(out_arg, sizeof(out_arg), "--callgrind-out-file=%s", file);
 	snprintf(count, sizeof(count), "%" PRIu64, n);
@@ -138,7 +143,8 @@ static int callgrind_run(const struct callgrind *cg, const char *variant,
 	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
 		fprintf(stderr, "sy-bench: instructions: the callgrind run of "
-			"%s with %" PRIu64 " messages failed\n", variant, n);
+			"%s (policy %s) with %" PRIu64 " messages failed\n",
+			variant, policy, n);
 		unlink(file);
 		return -ECHILD;
 	}
@@ -147,12 +153,34 @@ static int callgrind_run(const struct callgrind *cg, const char *variant,
 	return rc;
 }
 
+/* (Ir(2N) - Ir(N)) / N of @p variant through the route of @p policy. */
+static int per_message(const struct callgrind *cg, const char *variant,
+		       const char *policy, double *out)
+{
+	const uint64_t n = INSTRUCTIONS_MESSAGES;
+	uint64_t ir1, ir2;
+	int rc;
+
+	rc = callgrind_run(cg, variant, policy, n, &ir1);
+	if (!rc)
+		rc = callgrind_run(cg, variant, policy, 2 * n, &ir2);
+	if (!rc)
+		*out = ((double)ir2 - (double)ir1) / (double)n;
+	return rc;
+}
+
+static void fill_row(struct report_row *row, double per_msg)
+{
+	row->has_instructions = true;
+	row->instructions_per_msg = per_msg;
+	row->instructions_messages = INSTRUCTIONS_MESSAGES;
+}
+
 static int measure(const struct bench_ctx *ctx, const struct callgrind *cg,
 		   struct report *rep)
 {
-	const uint64_t n = INSTRUCTIONS_MESSAGES;
 	struct report_row *row;
-	uint64_t ir1, ir2;
+	double per_msg;
 	int rc = 0;
 
 	for (unsigned i = 0; i < N_FIXED; i++) {
@@ -160,53 +188,123 @@ static int measure(const struct bench_ctx *ctx, const struct callgrind *cg,
 
 		if (ctx->progress)
 			fprintf(stderr, "\r\033[Kinstructions: %s", name);
-		rc = callgrind_run(cg, name, n, &ir1);
-		if (!rc)
-			rc = callgrind_run(cg, name, 2 * n, &ir2);
+		rc = per_message(cg, name, ctx->policy, &per_msg);
 		if (rc < 0)
 			break;
 		row = report_add_row(rep, "instructions", name);
+		row->policy = ctx->policy;
+		row->detail = i ? NULL : engine_policy_route(ctx->policy);
 		row->producers = 1;
 		row->workers = 1;
-		row->messages = n;
-		row->has_instructions = true;
-		row->instructions_per_msg = ((double)ir2 - (double)ir1) /
-					    (double)n;
+		row->messages = INSTRUCTIONS_MESSAGES;
+		fill_row(row, per_msg);
 	}
 	if (ctx->progress)
 		fprintf(stderr, "\r\033[K");
 	return rc;
 }
 
-int scenario_instructions(const struct bench_ctx *ctx, struct report *rep)
+/* Count the rows of the "policies" scenario; set their differences. */
+static int measure_policies(const struct bench_ctx *ctx,
+			    const struct callgrind *cg, struct report *rep)
+{
+	const struct report_row *base = NULL;
+	double per_msg;
+	int rc = 0;
+
+	for (unsigned i = 0; i < rep->n_rows; i++) {
+		struct report_row *row = &rep->rows[i];
+
+		if (strcmp(row->scenario, "policies"))
+			continue;
+		if (ctx->progress)
+			fprintf(stderr, "\r\033[Kpolicies: instructions: %s",
+				row->policy);
+		rc = per_message(cg, "engine-burst32", row->policy, &per_msg);
+		if (rc < 0)
+			break;
+		fill_row(row, per_msg);
+		if (!strcmp(row->policy, ENGINE_BASELINE_POLICY))
+			base = row;
+	}
+	if (ctx->progress)
+		fprintf(stderr, "\r\033[K");
+	for (unsigned i = 0; !rc && base && i < rep->n_rows; i++) {
+		struct report_row *row = &rep->rows[i];
+
+		if (strcmp(row->scenario, "policies"))
+			continue;
+		row->extra_vs = base->policy;
+		row->extra_instructions = row->instructions_per_msg -
+					  base->instructions_per_msg;
+	}
+	return rc;
+}
+
+/*
+ * Find valgrind and this executable and make the output directory.
+ * @return 0; -ENOENT (valgrind is not on PATH); a negative errno
+ *         (explained on stderr).
+ */
+static int callgrind_open(const struct bench_ctx *ctx, struct callgrind *cg)
 {
 	const char *tmp = getenv("TMPDIR");
-	struct callgrind cg;
 	ssize_t len;
 	int rc;
 
-	if (!find_in_path("valgrind", cg.valgrind, sizeof(cg.valgrind))) {
-		rep->instructions_skipped = true;
-		return 0;
-	}
-	len = readlink("/proc/self/exe", cg.self, sizeof(cg.self) - 1);
+	if (!find_in_path("valgrind", cg->valgrind, sizeof(cg->valgrind)))
+		return -ENOENT;
+	len = readlink("/proc/self/exe", cg->self, sizeof(cg->self) - 1);
 	if (len < 0) {
 		rc = -errno;
 		fprintf(stderr, "sy-bench: instructions: /proc/self/exe: %s\n",
 			strerror(-rc));
 		return rc;
 	}
-	cg.self[len] = '\0';
-	snprintf(cg.cpus, sizeof(cg.cpus), "%d", ctx->producer_cpu);
-	snprintf(cg.dir, sizeof(cg.dir), "%s/sy-bench.XXXXXX",
+	cg->self[len] = '\0';
+	snprintf(cg->cpus, sizeof(cg->cpus), "%d", ctx->producer_cpu);
+	snprintf(cg->dir, sizeof(cg->dir), "%s/sy-bench.XXXXXX",
 		 tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(cg.dir)) {
+	if (!mkdtemp(cg->dir)) {
 		rc = -errno;
-		fprintf(stderr, "sy-bench: instructions: %s: %s\n", cg.dir,
+		fprintf(stderr, "sy-bench: instructions: %s: %s\n", cg->dir,
 			strerror(-rc));
 		return rc;
 	}
+	return 0;
+}
+
+int scenario_instructions(const struct bench_ctx *ctx, struct report *rep)
+{
+	struct callgrind cg;
+	int rc;
+
+	rc = callgrind_open(ctx, &cg);
+	if (rc == -ENOENT) {
+		rep->instructions_skipped = true;
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
 	rc = measure(ctx, &cg, rep);
+	rmdir(cg.dir);
+	return rc;
+}
+
+int instructions_policies(const struct bench_ctx *ctx, struct report *rep)
+{
+	struct callgrind cg;
+	int rc;
+
+	rc = callgrind_open(ctx, &cg);
+	if (rc == -ENOENT) {
+		report_add_note(rep, "policies: instructions per pick skipped "
+				"(valgrind not found)");
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	rc = measure_policies(ctx, &cg, rep);
 	rmdir(cg.dir);
 	return rc;
 }

@@ -6,7 +6,8 @@
  * sleep and the producer keeps the ring from filling, so that waiting and
  * retrying cost few instructions), and reports
  * (Ir(2N) - Ir(N)) / N: the difference cancels the cost of starting the
- * process and the engine.
+ * process and the engine. The child routes through the route of
+ * ctx->policy (engine_runs.h), which it gets with --fixed-policy.
  */
 #ifndef SY_PERF_INSTRUCTIONS_H
 #define SY_PERF_INSTRUCTIONS_H
@@ -17,16 +18,28 @@
 #include "report.h"
 
 /**
- * Measure engine-single and engine-burst32 and append a row for each; if
- * valgrind is not on PATH, mark the report so and return 0.
+ * Measure engine-single and engine-burst32 through the route of
+ * ctx->policy and append a row for each; if valgrind is not on PATH, mark
+ * the report so and return 0.
  * Control thread; blocks (tens of seconds).
  * @return 0; a negative errno (explained on stderr).
  */
 int scenario_instructions(const struct bench_ctx *ctx, struct report *rep);
 
 /**
+ * Measure engine-burst32 through the route of the policy of every row of
+ * the "policies" scenario, and give each row its instructions per message
+ * and, once the row of ENGINE_BASELINE_POLICY is measured, the difference
+ * to it. If valgrind is not on PATH, add a note saying so and return 0.
+ * Control thread; blocks (two callgrind runs per row).
+ * @return 0; a negative errno (explained on stderr).
+ */
+int instructions_policies(const struct bench_ctx *ctx, struct report *rep);
+
+/**
  * The body of a fixed run: @p variant ("engine-single" or "engine-burst32")
- * once with @p n messages. @return 0; -EINVAL (unknown variant); the run's
+ * once with @p n messages, through the route of
+ * ctx->policy. @return 0; -EINVAL (unknown variant); the run's
  * error.
  */
 int instructions_fixed_run(const struct bench_ctx *ctx, const char *variant,

@@ -1,20 +1,33 @@
 /*
  * sy-bench: the performance harness of switchyard.
  *
- * Usage: sy-bench [options] [throughput | latency | instructions | all]
+ * Usage: sy-bench [options]
+ *                 [throughput | latency | instructions | policies | all]
  *
  *   throughput    one producer thread to one consumer, --messages per run:
  *                 the raw baselines ck-spsc (ck_ring, one pointer at a time),
  *                 batched-limit (a ring that caches indices and publishes
  *                 every 32: the practical limit) and mutex-queue (mutex and
  *                 condition variables), then engine-single (sy_send) and
- *                 engine-burst32 (sy_send_burst), with the engine's ratio to
- *                 each baseline.
+ *                 engine-burst32 (sy_send_burst) through the route of
+ *                 --policy, with the engine's ratio to each baseline.
  *   latency       round trips with one request outstanding: ck-pingpong over
- *                 two ck rings, engine-rtt with sy_request()/sy_reply();
- *                 100,000 round trips per run (fewer if --messages is lower).
+ *                 two ck rings, engine-rtt with sy_request()/sy_reply()
+ *                 (always policy direct); 100,000 round trips per run (fewer
+ *                 if --messages is lower).
  *   instructions  instructions per routed message of the engine variants,
- *                 from callgrind: (Ir(2N) - Ir(N)) / N, N = 100,000.
+ *                 through the route of --policy, from callgrind:
+ *                 (Ir(2N) - Ir(N)) / N, N = 100,000.
+ *   policies      engine-burst32 through a route of each built-in policy
+ *                 that picks among servers (round_robin, weighted,
+ *                 least_connections, adaptive, hash, random, failover: all
+ *                 but direct), 4 servers of the one worker, --messages per
+ *                 run, with each policy's ratio to round_robin. With
+ *                 --instructions, also each policy's instructions per
+ *                 message from callgrind as above, and the difference to
+ *                 round_robin's ("extra/pick"). A policy this build lacks
+ *                 is skipped with a note. Not part of "all"; ignores
+ *                 --policy.
  *   all           throughput and latency (the default), plus instructions
  *                 with --instructions.
  *
@@ -33,28 +46,44 @@
  *                   SY_CPUS, else the allowed CPUs.
  *   --json FILE     write the results as JSON
  *   --csv FILE      write the results as CSV, one line per result
- *   --instructions  include the instructions scenario in "all" (slow)
+ *   --policy NAME   the policy of engine-single's and engine-burst32's route:
+ *                   direct (the default: one server, figures comparable
+ *                   with earlier runs), or round_robin, weighted (weights
+ *                   4,3,2,1), least_connections, adaptive, hash (each
+ *                   message keyed with its sequence number), random or
+ *                   failover over 4 servers, all owned by the one worker
+ *                   (so the messages still go from the producer's CPU to
+ *                   the consumer's). An unknown name, or one this build of
+ *                   the library lacks, is a bad option.
+ *   --instructions  include the instructions scenario in "all" (slow); with
+ *                   "policies", count each policy's instructions instead
  *   --quiet         no progress on stderr (shown only on a terminal)
  *   --help          this text
  *
  * Output: a table on stdout, then the probe. --json writes
  *   {"tool", "version", "machine": {"cpus", "model", "probe_rtt_ns":
  *   {"before", "after"}, ...}, "results": [{"scenario", "variant",
- *   "producers", "workers", "messages", "msgs_per_sec": {"median", "min",
- *   "max", "runs"}, "latency_ns": {"p50", "p90", "p99", "p999", "max"},
- *   "instructions_per_msg", "ratio_vs": {"<baseline>": median / median}}]}
- * with each part only where measured (msgs_per_sec counts round trips in
- * latency rows; ratio_vs is on engine rows only). Keys may be added, never
+ *   "policy", "producers", "workers", "messages", "msgs_per_sec":
+ *   {"median", "min", "max", "runs"}, "latency_ns": {"p50", "p90", "p99",
+ *   "p999", "max"}, "instructions_per_msg", "extra_instructions_vs":
+ *   {"round_robin": difference}, "ratio_vs": {"<baseline>": median /
+ *   median}}], "notes": ["what was skipped, and why"]}
+ * with each part only where measured (policy is on engine rows only, the
+ * policy of their route; msgs_per_sec counts round trips in latency rows;
+ * ratio_vs is on engine rows only; in policies rows it is to round_robin,
+ * and extra_instructions_vs is there only). Keys may be added, never
  * renamed. --csv has the same fields, one line per result.
  *
- * --fixed-run N --fixed-variant V is internal: the child that the
- * instructions scenario runs under callgrind.
+ * --fixed-run N --fixed-variant V [--fixed-policy P] is internal: the child
+ * that the instructions and policies scenarios run under callgrind.
  *
  * Other SY_* variables (SY_IDLE, ...) reach the engine as usual; a bad one
  * stops sy-bench before it measures anything. Exit status: 0; 1 when a run
  * or the environment fails; 2 for bad options.
  *
- * Example: sy-bench --runs 3 --messages 2000000 --json results.json
+ * Examples: sy-bench --runs 3 --messages 2000000 --json results.json
+ *           sy-bench --policy weighted throughput
+ *           sy-bench --runs 3 --instructions policies
  */
 #include <errno.h>
 #include <getopt.h>
@@ -89,14 +118,17 @@ enum scenario_bits {
 	RUN_THROUGHPUT = 1 << 0,
 	RUN_LATENCY = 1 << 1,
 	RUN_INSTRUCTIONS = 1 << 2,
+	RUN_POLICIES = 1 << 3,
 };
 
 /* Options without a short form. */
 enum long_only {
 	OPT_CSV = 256,
 	OPT_INSTRUCTIONS,
+	OPT_POLICY,
 	OPT_FIXED_RUN,
 	OPT_FIXED_VARIANT,
+	OPT_FIXED_POLICY,
 };
 
 struct options {
@@ -108,8 +140,10 @@ struct options {
 	bool quiet;
 	bool instructions;
 	unsigned scenarios;
+	const char *policy;          /* --policy, NULL: not given */
 	uint64_t fixed_run;          /* messages of a fixed run, 0: none */
 	const char *fixed_variant;
+	const char *fixed_policy;    /* NULL: direct */
 };
 
 static const struct option long_options[] = {
@@ -119,20 +153,26 @@ static const struct option long_options[] = {
 	{ "json", required_argument, NULL, 'j' },
 	{ "csv", required_argument, NULL, OPT_CSV },
 	{ "instructions", no_argument, NULL, OPT_INSTRUCTIONS },
+	{ "policy", required_argument, NULL, OPT_POLICY },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	/* Internal: the child side of the instructions scenario. */
 	{ "fixed-run", required_argument, NULL, OPT_FIXED_RUN },
 	{ "fixed-variant", required_argument, NULL, OPT_FIXED_VARIANT },
+	{ "fixed-policy", required_argument, NULL, OPT_FIXED_POLICY },
 	{ NULL, 0, NULL, 0 },
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: sy-bench [options] [throughput | latency | instructions | all]\n"
+		"Usage: sy-bench [options]\n"
+		"                [throughput | latency | instructions | policies | all]\n"
 		"\n"
 		"Measure switchyard against raw baselines in the same run.\n"
+		"\"all\" (the default) is throughput and latency; \"policies\"\n"
+		"compares the built-in policies (engine-burst32, 4 servers, ratio\n"
+		"to round_robin) and runs only when named.\n"
 		"\n"
 		"  -r, --runs R        repeats of each variant (1-%u, default %u)\n"
 		"  -n, --messages N    messages per throughput run (default %llu)\n"
@@ -141,7 +181,14 @@ static void usage(FILE *out)
 		"                      the allowed CPUs)\n"
 		"  -j, --json FILE     write the results as JSON\n"
 		"      --csv FILE      write the results as CSV\n"
-		"      --instructions  add instructions per message (callgrind) to all\n"
+		"      --policy NAME   route engine-single and engine-burst32 with NAME:\n"
+		"                      direct (default, one server), round_robin,\n"
+		"                      weighted (4,3,2,1), least_connections, adaptive,\n"
+		"                      hash (key: sequence number), random or failover\n"
+		"                      (4 servers, all on the one worker)\n"
+		"      --instructions  add instructions per message (callgrind) to all;\n"
+		"                      with policies, count each policy's extra\n"
+		"                      instructions per pick against round_robin\n"
 		"  -q, --quiet         no progress on stderr\n"
 		"  -h, --help          show this help\n",
 		STATS_MAX_RUNS, DEFAULT_RUNS, DEFAULT_MESSAGES);
@@ -152,6 +199,22 @@ static int usage_error(const char *fmt, const char *arg)
 	fprintf(stderr, "sy-bench: ");
 	fprintf(stderr, fmt, arg);
 	fprintf(stderr, "\nTry 'sy-bench --help'.\n");
+	return -EINVAL;
+}
+
+/* @p name of @p option if it is a built-in policy, else a usage error. */
+static int parse_policy(const char *option, const char *name,
+			const char **out)
+{
+	if (engine_policy_known(name)) {
+		*out = name;
+		return 0;
+	}
+	fprintf(stderr, "sy-bench: %s: unknown policy '%s' (built in: direct",
+		option, name);
+	for (unsigned i = 0; i < ENGINE_PICKING_POLICIES; i++)
+		fprintf(stderr, ", %s", engine_picking_policy(i));
+	fprintf(stderr, ")\nTry 'sy-bench --help'.\n");
 	return -EINVAL;
 }
 
@@ -184,6 +247,8 @@ static int parse_scenario(const char *name, struct options *o)
 		o->scenarios = RUN_LATENCY;
 	else if (!strcmp(name, "instructions"))
 		o->scenarios = RUN_INSTRUCTIONS;
+	else if (!strcmp(name, "policies"))
+		o->scenarios = RUN_POLICIES;
 	else if (!strcmp(name, "all"))
 		o->scenarios = RUN_THROUGHPUT | RUN_LATENCY;
 	else
@@ -231,6 +296,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case OPT_INSTRUCTIONS:
 			o->instructions = true;
 			break;
+		case OPT_POLICY:
+			if (parse_policy("--policy", optarg, &o->policy) < 0)
+				return -EINVAL;
+			break;
 		case 'q':
 			o->quiet = true;
 			break;
@@ -244,6 +313,11 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case OPT_FIXED_VARIANT:
 			o->fixed_variant = optarg;
 			break;
+		case OPT_FIXED_POLICY:
+			if (parse_policy("--fixed-policy", optarg,
+					 &o->fixed_policy) < 0)
+				return -EINVAL;
+			break;
 		case ':':
 			return usage_error("%s needs a value",
 					   argv[optind - 1]);
@@ -256,11 +330,14 @@ static int parse_options(int argc, char **argv, struct options *o)
 		return -EINVAL;
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
-	if (o->instructions)
+	/* The policies scenario counts its own instructions. */
+	if (o->instructions && !(o->scenarios & RUN_POLICIES))
 		o->scenarios |= RUN_INSTRUCTIONS;
 	if (!o->fixed_run != !o->fixed_variant)
 		return usage_error("%s", "--fixed-run and --fixed-variant go "
 				   "together");
+	if (o->fixed_policy && !o->fixed_run)
+		return usage_error("%s", "--fixed-policy needs --fixed-run");
 	return 0;
 }
 
@@ -343,6 +420,7 @@ static int fixed_run(const struct options *o)
 	struct bench_ctx ctx = {
 		.engine_idle = SY_IDLE_SLEEP,
 		.engine_window = FIXED_RUN_WINDOW,
+		.policy = o->fixed_policy ? o->fixed_policy : "direct",
 	};
 	unsigned n_allowed;
 	int rc;
@@ -378,12 +456,37 @@ static int run_scenarios(const struct options *o, const struct bench_ctx *ctx,
 		rc = scenario_throughput(ctx, rep);
 	if (!rc && (o->scenarios & RUN_LATENCY))
 		rc = scenario_latency(ctx, rep);
+	if (!rc && (o->scenarios & RUN_POLICIES))
+		rc = scenario_policies(ctx, rep);
 	if (!rc)
 		rc = probe(ctx, &rep->probe_after_ns);
 	rep->has_probe = !rc;
 	if (!rc && (o->scenarios & RUN_INSTRUCTIONS))
 		rc = scenario_instructions(ctx, rep);
+	if (!rc && (o->scenarios & RUN_POLICIES) && o->instructions)
+		rc = instructions_policies(ctx, rep);
+	else if (!rc && (o->scenarios & RUN_POLICIES))
+		report_add_note(rep, "policies: instructions per pick skipped "
+				"(add --instructions to count them with "
+				"callgrind)");
 	return rc;
+}
+
+/*
+ * Whether this build of the library has the policy of --policy.
+ * @return EXIT_OK; EXIT_USAGE (it lacks it); EXIT_FAILED.
+ */
+static int check_policy(const char *name)
+{
+	int rc = engine_policy_check(name);
+
+	if (rc == -ENOENT) {
+		fprintf(stderr, "sy-bench: --policy: policy '%s' is not in this "
+			"build of switchyard (sy_route_add refused it with "
+			"-EINVAL)\n", name);
+		return EXIT_USAGE;
+	}
+	return rc < 0 ? EXIT_FAILED : EXIT_OK;
 }
 
 int main(int argc, char **argv)
@@ -409,6 +512,8 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	if (engine_preflight() < 0)
 		return EXIT_FAILED;
+	if (o.policy && (rc = check_policy(o.policy)) != EXIT_OK)
+		return rc;
 	if (!o.cpus) {
 		env = getenv("SY_CPUS");
 		if (choose_cpus("SY_CPUS", env && *env ? env : NULL, &ctx,
@@ -424,6 +529,7 @@ int main(int argc, char **argv)
 	}
 	ctx.runs = o.runs;
 	ctx.messages = o.messages;
+	ctx.policy = o.policy ? o.policy : "direct";
 	ctx.progress = !o.quiet && isatty(STDERR_FILENO);
 	report_init(&rep, n_allowed, ctx.producer_cpu, ctx.consumer_cpu);
 	rc = run_scenarios(&o, &ctx, &rep);

@@ -6,6 +6,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -18,6 +19,9 @@
 
 /* Most distinct baselines that ratios refer to in one report. */
 #define MAX_BASELINES 8
+
+/* The narrowest variant column of the table. */
+#define VARIANT_WIDTH 16
 
 /* The model name of the first CPU in /proc/cpuinfo, or "unknown". */
 static void read_model(char *out, size_t len)
@@ -77,6 +81,16 @@ void report_add_ratio(struct report_row *row, const char *baseline,
 	row->n_ratios++;
 }
 
+void report_add_note(struct report *rep, const char *fmt, ...)
+{
+	va_list ap;
+
+	assert(rep->n_notes < REPORT_MAX_NOTES);
+	va_start(ap, fmt);
+	vsnprintf(rep->notes[rep->n_notes++], REPORT_NOTE_LEN, fmt, ap);
+	va_end(ap);
+}
+
 /*
  * The baselines that rows of @p scenario (NULL: every row) have ratios to,
  * in order of first appearance. @return their number.
@@ -123,10 +137,12 @@ static bool ratio_of(const struct report_row *row, const char *baseline,
 
 /* Which columns a section of the table has. */
 struct columns {
+	int variant_width;
 	bool latency;
 	bool rate;
 	bool rate_spread; /* min and max beside the median */
 	bool instructions;
+	const char *extra_vs; /* extra instructions relative to this variant */
 	unsigned n_baselines;
 	const char *baselines[MAX_BASELINES];
 };
@@ -135,14 +151,20 @@ static void section_columns(const struct report *rep, const char *scenario,
 			    struct columns *c)
 {
 	memset(c, 0, sizeof(*c));
+	c->variant_width = VARIANT_WIDTH;
 	for (unsigned i = 0; i < rep->n_rows; i++) {
 		const struct report_row *row = &rep->rows[i];
+		int len = (int)strlen(row->variant);
 
 		if (strcmp(row->scenario, scenario))
 			continue;
+		if (len > c->variant_width)
+			c->variant_width = len;
 		c->latency |= row->has_latency;
 		c->rate |= row->has_rate;
 		c->instructions |= row->has_instructions;
+		if (row->extra_vs)
+			c->extra_vs = row->extra_vs;
 	}
 	c->rate_spread = c->rate && !c->latency;
 	c->n_baselines = baselines_of(rep, scenario, c->baselines);
@@ -160,15 +182,21 @@ static void print_header(const struct report_row *first,
 			 const struct columns *c, FILE *out)
 {
 	fprintf(out, "\n%s", first->scenario);
-	if (c->instructions)
-		fprintf(out, ": callgrind, (Ir(2N) - Ir(N)) / N, N = %" PRIu64
-			" messages", first->messages);
-	else if (first->messages)
+	if (first->has_rate && first->messages)
 		fprintf(out, ": %" PRIu64 " %s per run", first->messages,
 			c->latency ? "round trips" : "messages");
 	if (first->has_rate)
 		fprintf(out, ", median of %u runs", first->rate.runs);
-	fprintf(out, "\n%-16s", "variant");
+	if (c->instructions)
+		fprintf(out, "%s callgrind, (Ir(2N) - Ir(N)) / N, N = %" PRIu64
+			" messages", c->rate ? "\ninstr/msg:" : ":",
+			first->instructions_messages);
+	if (c->extra_vs)
+		fprintf(out, "; extra/pick: instr/msg minus %s's",
+			c->extra_vs);
+	if (first->detail)
+		fprintf(out, "\n%s", first->detail);
+	fprintf(out, "\n%-*s", c->variant_width, "variant");
 	if (c->latency)
 		fprintf(out, " %9s %9s %9s %9s %9s", "p50 ns", "p90 ns",
 			"p99 ns", "p99.9 ns", "max ns");
@@ -178,6 +206,8 @@ static void print_header(const struct report_row *first,
 		fprintf(out, " %9s %9s", "min", "max");
 	if (c->instructions)
 		fprintf(out, " %12s", "instr/msg");
+	if (c->extra_vs)
+		fprintf(out, " %11s", "extra/pick");
 	for (unsigned b = 0; b < c->n_baselines; b++)
 		fprintf(out, "  vs %-*s", ratio_width(c->baselines[b]) - 3,
 			c->baselines[b]);
@@ -190,7 +220,7 @@ static void print_row(const struct report_row *row, const struct columns *c,
 	int blank = 0;
 	double v;
 
-	fprintf(out, "%-16s", row->variant);
+	fprintf(out, "%-*s", c->variant_width, row->variant);
 	if (c->latency && row->has_latency)
 		fprintf(out, " %9" PRIu64 " %9" PRIu64 " %9" PRIu64
 			" %9" PRIu64 " %9" PRIu64, row->latency.p50,
@@ -211,6 +241,10 @@ static void print_row(const struct report_row *row, const struct columns *c,
 		fprintf(out, " %12.1f", row->instructions_per_msg);
 	else if (c->instructions)
 		fprintf(out, " %12s", "-");
+	if (c->extra_vs && row->extra_vs)
+		fprintf(out, " %+11.1f", row->extra_instructions);
+	else if (c->extra_vs)
+		fprintf(out, " %11s", "-");
 	/* Blank ratio cells are written only when a ratio follows them. */
 	for (unsigned b = 0; b < c->n_baselines; b++) {
 		blank += 2 + ratio_width(c->baselines[b]);
@@ -238,6 +272,10 @@ int report_print_table(const struct report *rep, FILE *out)
 			print_header(row, &c, out);
 		print_row(row, &c, out);
 	}
+	if (rep->n_notes)
+		fputc('\n', out);
+	for (unsigned i = 0; i < rep->n_notes; i++)
+		fprintf(out, "%s\n", rep->notes[i]);
 	if (rep->instructions_skipped)
 		fprintf(out, "\ninstructions: skipped (valgrind not found)\n");
 	if (rep->has_probe)
@@ -276,6 +314,10 @@ static void json_row(const struct report_row *row, FILE *out)
 	json_string(row->scenario, out);
 	fprintf(out, ",\"variant\":");
 	json_string(row->variant, out);
+	if (row->policy) {
+		fprintf(out, ",\"policy\":");
+		json_string(row->policy, out);
+	}
 	fprintf(out, ",\"producers\":%u,\"workers\":%u", row->producers,
 		row->workers);
 	if (row->messages)
@@ -294,6 +336,11 @@ static void json_row(const struct report_row *row, FILE *out)
 	if (row->has_instructions)
 		fprintf(out, ",\n   \"instructions_per_msg\":%.1f",
 			row->instructions_per_msg);
+	if (row->extra_vs) {
+		fprintf(out, ",\n   \"extra_instructions_vs\":{");
+		json_string(row->extra_vs, out);
+		fprintf(out, ":%.1f}", row->extra_instructions);
+	}
 	if (row->n_ratios) {
 		fprintf(out, ",\n   \"ratio_vs\":{");
 		for (unsigned r = 0; r < row->n_ratios; r++) {
@@ -325,7 +372,16 @@ int report_write_json(const struct report *rep, FILE *out)
 		fprintf(out, "%s\n  ", i ? "," : "");
 		json_row(&rep->rows[i], out);
 	}
-	fprintf(out, "]}\n");
+	fputc(']', out);
+	if (rep->n_notes) {
+		fprintf(out, ",\n \"notes\":[");
+		for (unsigned i = 0; i < rep->n_notes; i++) {
+			fprintf(out, "%s\n  ", i ? "," : "");
+			json_string(rep->notes[i], out);
+		}
+		fputc(']', out);
+	}
+	fprintf(out, "}\n");
 	fflush(out);
 	return ferror(out) ? -EIO : 0;
 }
@@ -343,7 +399,8 @@ int report_write_csv(const struct report *rep, FILE *out)
 	fprintf(out, "scenario,variant,producers,workers,messages,runs,"
 		"msgs_per_sec_median,msgs_per_sec_min,msgs_per_sec_max,"
 		"p50_ns,p90_ns,p99_ns,p999_ns,max_ns,instructions_per_msg,"
-		"probe_rtt_before_ns,probe_rtt_after_ns");
+		"probe_rtt_before_ns,probe_rtt_after_ns,policy,"
+		"extra_instructions,extra_instructions_vs");
 	for (unsigned b = 0; b < n_baselines; b++)
 		fprintf(out, ",ratio_vs_%s", baselines[b]);
 	fputc('\n', out);
@@ -374,6 +431,12 @@ int report_write_csv(const struct report *rep, FILE *out)
 		if (rep->has_probe)
 			fprintf(out, ",%.0f,%.0f", rep->probe_before_ns,
 				rep->probe_after_ns);
+		else
+			fprintf(out, ",,");
+		fprintf(out, ",%s", row->policy ? row->policy : "");
+		if (row->extra_vs)
+			fprintf(out, ",%.1f,%s", row->extra_instructions,
+				row->extra_vs);
 		else
 			fprintf(out, ",,");
 		for (unsigned b = 0; b < n_baselines; b++) {

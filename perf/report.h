@@ -14,6 +14,8 @@
 
 #define REPORT_MAX_ROWS 16
 #define REPORT_MAX_RATIOS 4
+#define REPORT_MAX_NOTES 12
+#define REPORT_NOTE_LEN 160
 
 /** A variant's median rate divided by a baseline's, measured in one run. */
 struct report_ratio {
@@ -25,6 +27,8 @@ struct report_ratio {
 struct report_row {
 	const char *scenario;
 	const char *variant;
+	const char *policy;       /* the route's policy on engine rows, else NULL */
+	const char *detail;       /* a line under the section's title (first row) */
 	unsigned producers;
 	unsigned workers;         /* consuming threads: the engine's workers */
 	uint64_t messages;        /* per run */
@@ -34,6 +38,10 @@ struct report_row {
 	struct stats_latency latency;
 	bool has_instructions;
 	double instructions_per_msg;
+	uint64_t instructions_messages; /* N of the callgrind runs */
+	/* instructions_per_msg minus that of the row of extra_vs */
+	const char *extra_vs;
+	double extra_instructions;
 	unsigned n_ratios;
 	struct report_ratio ratios[REPORT_MAX_RATIOS];
 };
@@ -50,6 +58,8 @@ struct report {
 	bool instructions_skipped; /* valgrind not found */
 	unsigned n_rows;
 	struct report_row rows[REPORT_MAX_ROWS];
+	unsigned n_notes;          /* what was skipped, and why */
+	char notes[REPORT_MAX_NOTES][REPORT_NOTE_LEN];
 };
 
 /** Fill the machine part of @p rep; no rows. */
@@ -63,6 +73,10 @@ struct report_row *report_add_row(struct report *rep, const char *scenario,
 /** Add a ratio to @p row. */
 void report_add_ratio(struct report_row *row, const char *baseline,
 		      double value);
+
+/** Add a line to print after the table and to write in JSON's "notes". */
+void report_add_note(struct report *rep, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /** The readable table. @return 0; -EIO. */
 int report_print_table(const struct report *rep, FILE *out);

@@ -1,7 +1,7 @@
 /*
- * Throughput and latency scenarios: run the variants interleaved, summarize
- * each over its runs, and relate the engine to the baselines measured in
- * the same invocation.
+ * Throughput, latency and policies scenarios: run the variants interleaved,
+ * summarize each over its runs, and relate the engine to the baselines
+ * measured in the same invocation.
  */
 #include "scenarios.h"
 
@@ -113,10 +113,14 @@ int scenario_throughput(const struct bench_ctx *ctx, struct report *rep)
 		}
 	}
 	clear_progress(ctx);
-	for (unsigned v = 0; v < nv; v++)
+	for (unsigned v = 0; v < nv; v++) {
 		rows[v] = add_row(rep, "throughput",
 				  throughput_variants[v].name, ctx->messages,
 				  &rates[v * ctx->runs], ctx->runs);
+		if (throughput_variants[v].engine)
+			rows[v]->policy = ctx->policy;
+	}
+	rows[0]->detail = engine_policy_route(ctx->policy);
 	for (unsigned v = 0; v < nv; v++) {
 		if (!throughput_variants[v].engine)
 			continue;
@@ -168,6 +172,8 @@ int scenario_latency(const struct bench_ctx *ctx, struct report *rep)
 	for (unsigned v = 0; v < nv; v++) {
 		rows[v] = add_row(rep, "latency", latency_variants[v].name, n,
 				  &rates[v * ctx->runs], ctx->runs);
+		if (latency_variants[v].engine)
+			rows[v]->policy = "direct";
 		rows[v]->has_latency = true;
 		stats_latency_median(&lat[v * ctx->runs], ctx->runs,
 				     &rows[v]->latency);
@@ -187,5 +193,83 @@ out_free:
 	free(lat);
 	free(rates);
 	free(samples);
+	return rc;
+}
+
+/*
+ * The picking policies this build has, into @p names; a note for each one
+ * it lacks. @return their number; a negative errno.
+ */
+static int available_policies(struct report *rep, const char **names)
+{
+	unsigned n = 0;
+	int rc;
+
+	for (unsigned i = 0; i < ENGINE_PICKING_POLICIES; i++) {
+		const char *name = engine_picking_policy(i);
+
+		rc = engine_policy_check(name);
+		if (rc == -ENOENT) {
+			report_add_note(rep, "policies: %s skipped: not in this "
+					"build (sy_route_add refused it with "
+					"-EINVAL)", name);
+			continue;
+		}
+		if (rc < 0)
+			return rc;
+		names[n++] = name;
+	}
+	return (int)n;
+}
+
+int scenario_policies(const struct bench_ctx *ctx, struct report *rep)
+{
+	const char *names[ENGINE_PICKING_POLICIES];
+	struct report_row *rows[ENGINE_PICKING_POLICIES];
+	struct report_row *base = NULL;
+	struct bench_ctx run_ctx = *ctx;
+	double *rates, secs;
+	unsigned np;
+	int rc;
+
+	rc = available_policies(rep, names);
+	if (rc < 0)
+		return rc;
+	np = (unsigned)rc;
+	if (!np)
+		return 0;
+	/* rates[p * runs + r]: policy p, run r */
+	rates = calloc((size_t)np * ctx->runs, sizeof(*rates));
+	if (!rates)
+		return -ENOMEM;
+	rc = 0;
+	for (unsigned r = 0; r < ctx->runs; r++) {
+		for (unsigned p = 0; p < np; p++) {
+			run_ctx.policy = names[p];
+			show_progress(ctx, "policies", r, names[p]);
+			rc = engine_burst32(&run_ctx, ctx->messages, &secs);
+			if (rc < 0) {
+				run_failed(ctx, "policies", names[p], rc);
+				goto out_free;
+			}
+			rates[p * ctx->runs + r] = rate_of(ctx->messages, secs);
+		}
+	}
+	clear_progress(ctx);
+	for (unsigned p = 0; p < np; p++) {
+		rows[p] = add_row(rep, "policies", names[p], ctx->messages,
+				  &rates[p * ctx->runs], ctx->runs);
+		rows[p]->policy = names[p];
+		if (!strcmp(names[p], ENGINE_BASELINE_POLICY))
+			base = rows[p];
+	}
+	rows[0]->detail = "engine-burst32 through a route of 4 servers of "
+			  "the one worker (weighted: 4,3,2,1; hash: key = "
+			  "sequence number)";
+	for (unsigned p = 0; base && p < np; p++)
+		report_add_ratio(rows[p], base->variant,
+				 rows[p]->rate.median / base->rate.median);
+out_free:
+	free(rates);
 	return rc;
 }

@@ -1,0 +1,371 @@
+/*
+ * Tests of user-written policies: registered with sy_policy_register(),
+ * then named by routes like the built-in ones.
+ *
+ * The policies here record what the engine hands them (the route's servers
+ * and parameters in create(), the handler's result and service time in
+ * observe()) in the global `seen`. Registrations are process-wide and
+ * cannot be undone; Criterion runs each test in a process of its own, and
+ * each test registers names of its own all the same.
+ *
+ * Handlers and policy callbacks count with atomics and never call
+ * Criterion's assertions; the test thread asserts after the engine has
+ * stopped. No test asserts how long anything took.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "tests/common.h"
+
+/* Bound of every wait: generous enough for a loaded 2-CPU machine. */
+#define WAIT_MS 60000u
+#define MAX_SERVERS 4u
+#define STEP_NS 123u
+
+/* What the engine showed the policies. */
+struct seen {
+	/* create(): control thread only, read after it returns. */
+	unsigned creates;
+	char route_name[64];
+	char params[64];
+	unsigned n;
+	struct sy_policy_server servers[MAX_SERVERS];
+	/* destroy(): after an RCU grace period, on liburcu's thread. */
+	_Atomic unsigned destroys;
+	/* observe(): on the worker. */
+	_Atomic uint64_t observed;
+	_Atomic uint64_t observed_failed;  /* result -EIO */
+	_Atomic uint64_t observed_odd;     /* any other result, index or time */
+};
+
+static struct seen seen;
+
+/* ---- always_last: every message to the last server ---- */
+
+struct last_state {
+	unsigned n;
+};
+
+static int last_create(const struct sy_policy_route *route, void **state)
+{
+	struct last_state *s;
+
+	if (strstr(route->params, "refuse=1"))
+		return -EINVAL;
+	s = malloc(sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->n = route->n;
+	seen.creates++;
+	strncpy(seen.route_name, route->name, sizeof(seen.route_name) - 1);
+	strncpy(seen.params, route->params, sizeof(seen.params) - 1);
+	seen.n = route->n;
+	for (unsigned i = 0; i < route->n && i < MAX_SERVERS; i++)
+		seen.servers[i] = route->servers[i];
+	*state = s;
+	return 0;
+}
+
+static void last_destroy(void *state)
+{
+	free(state);
+	atomic_fetch_add(&seen.destroys, 1);
+}
+
+static int last_pick(const void *state, struct sy_pick *p)
+{
+	const struct last_state *s = state;
+
+	(void)p;
+	return (int)s->n - 1;
+}
+
+static void last_observe(void *state, unsigned index, int result,
+			 uint64_t service_ns, uint64_t now_ns)
+{
+	const struct last_state *s = state;
+
+	atomic_fetch_add(&seen.observed, 1);
+	if (index != s->n - 1 || service_ns != STEP_NS || now_ns < service_ns ||
+	    (result != 0 && result != -EIO))
+		atomic_fetch_add(&seen.observed_odd, 1);
+	else if (result == -EIO)
+		atomic_fetch_add(&seen.observed_failed, 1);
+}
+
+static const struct sy_policy always_last = {
+	.name = "always_last",
+	.flags = SY_POLICY_OBSERVE,
+	.create = last_create,
+	.destroy = last_destroy,
+	.pick = last_pick,
+	.observe = last_observe,
+};
+
+/* The same callbacks, without asking for observe(). */
+static const struct sy_policy always_last_unobserved = {
+	.name = "always_last_unobserved",
+	.create = last_create,
+	.destroy = last_destroy,
+	.pick = last_pick,
+	.observe = last_observe,
+};
+
+/* ---- even_keys: the key's parity picks the server ---- */
+
+static int parity_pick(const void *state, struct sy_pick *p)
+{
+	(void)state;
+	return (int)(sy_pick_key(p) % 2);
+}
+
+static const struct sy_policy even_keys = {
+	.name = "even_keys",
+	.min_servers = 2,
+	.max_servers = 2,
+	.pick = parity_pick,
+};
+
+/* ------------------------------------------------------------------ */
+/* The engine                                                         */
+/* ------------------------------------------------------------------ */
+
+struct server {
+	_Atomic uint64_t *clock;
+	unsigned index;
+	_Atomic uint64_t got;
+	_Atomic uint64_t wrong_key;  /* keys of the other parity */
+};
+
+struct rig {
+	sy_engine *eng;
+	_Atomic uint64_t clock;
+	uint32_t ids[MAX_SERVERS];
+	struct server servers[MAX_SERVERS];
+};
+
+static uint64_t fake_clock(void *ctx)
+{
+	return atomic_load((_Atomic uint64_t *)ctx);
+}
+
+/* Takes STEP_NS of fake time; fails the messages with an odd tag. */
+static int step_handler(sy_engine *eng, sy_msg *msg, void *ctx)
+{
+	struct server *s = ctx;
+
+	(void)eng;
+	atomic_fetch_add(s->clock, STEP_NS);
+	if (sy_msg_key(msg) % 2 != s->index % 2)
+		atomic_fetch_add(&s->wrong_key, 1);
+	atomic_fetch_add(&s->got, 1);
+	return sy_msg_tag(msg) % 2 ? -EIO : 0;
+}
+
+/* An engine of one worker on a fake clock, with @p n servers. */
+static void rig_start(struct rig *r, unsigned n)
+{
+	struct sy_config cfg;
+
+	atomic_init(&r->clock, 1);
+	sy_config_init(&cfg);
+	cfg.workers = 1;
+	cfg.idle = SY_IDLE_SLEEP;
+	cfg.pin = SY_PIN_NONE;
+	cfg.clock = fake_clock;
+	cfg.clock_ctx = &r->clock;
+	cr_assert_eq(sy_engine_create(&cfg, &r->eng), 0, "%s", sy_last_error());
+	for (unsigned i = 0; i < n; i++) {
+		char name[] = "server-0";
+
+		name[7] = (char)('0' + i);
+		r->servers[i].clock = &r->clock;
+		r->servers[i].index = i;
+		atomic_init(&r->servers[i].got, 0);
+		atomic_init(&r->servers[i].wrong_key, 0);
+		cr_assert_eq(sy_server_add(r->eng, name, step_handler,
+					   &r->servers[i], NULL, &r->ids[i]), 0);
+	}
+	cr_assert_eq(sy_engine_start(r->eng), 0);
+}
+
+/* Send @p count messages with tag and key i, then stop the engine. */
+static void rig_send_and_stop(struct rig *r, uint32_t route, unsigned count)
+{
+	for (unsigned i = 0; i < count; i++) {
+		sy_msg *m = sy_msg_alloc(r->eng, 8);
+
+		cr_assert_not_null(m, "%s", sy_last_error());
+		sy_msg_set_tag(m, i);
+		sy_msg_set_key(m, i);
+		cr_assert_eq(t_send_retry(r->eng, route, m, WAIT_MS), 0);
+	}
+	/* Drains: every accepted message is handled and observed. */
+	cr_assert_eq(sy_engine_stop(r->eng), 0);
+}
+
+static uint64_t got(struct rig *r, unsigned i)
+{
+	return atomic_load(&r->servers[i].got);
+}
+
+Test(user_policy, route_uses_a_registered_policy_by_name)
+{
+	const uint32_t weights[] = { 3, 1, 7 };
+	struct sy_route_opts ro = {
+		.policy = "always_last", .n_servers = 3, .weights = weights,
+		.params = "answer=42",
+	};
+	struct rig r;
+	uint32_t route;
+
+	cr_assert_eq(sy_policy_register(&always_last), 0);
+	rig_start(&r, 3);
+	ro.servers = r.ids;
+	cr_assert_eq(sy_route_add(r.eng, "to-last", &ro, &route), 0, "%s",
+		     sy_last_error());
+
+	cr_expect_eq(seen.creates, 1);
+	cr_expect_str_eq(seen.route_name, "to-last");
+	cr_expect_str_eq(seen.params, "answer=42");
+	cr_expect_eq(seen.n, 3);
+	for (unsigned i = 0; i < 3; i++) {
+		cr_expect_eq(seen.servers[i].id, r.ids[i]);
+		cr_expect_eq(seen.servers[i].weight, weights[i]);
+	}
+
+	rig_send_and_stop(&r, route, 100);
+	cr_expect_eq(got(&r, 0), 0);
+	cr_expect_eq(got(&r, 1), 0);
+	cr_expect_eq(got(&r, 2), 100);
+	sy_engine_destroy(r.eng);
+	/* Destroying the engine frees the route after a grace period. */
+	cr_expect_eq(atomic_load(&seen.destroys), 1);
+}
+
+Test(user_policy, observe_gets_each_result_and_service_time)
+{
+	struct sy_route_opts ro = { .policy = "always_last", .n_servers = 2 };
+	struct sy_stats st;
+	struct rig r;
+	uint32_t route;
+
+	cr_assert_eq(sy_policy_register(&always_last), 0);
+	rig_start(&r, 2);
+	ro.servers = r.ids;
+	cr_assert_eq(sy_route_add(r.eng, "observed", &ro, &route), 0, "%s",
+		     sy_last_error());
+	rig_send_and_stop(&r, route, 100);
+	cr_assert_eq(sy_engine_stats(r.eng, &st), 0);
+	cr_expect_eq(st.handler_failed, 50);
+	cr_expect_eq(atomic_load(&seen.observed), 100);
+	cr_expect_eq(atomic_load(&seen.observed_failed), 50);
+	cr_expect_eq(atomic_load(&seen.observed_odd), 0,
+		     "%llu observations with a wrong index, result or time",
+		     (unsigned long long)atomic_load(&seen.observed_odd));
+	sy_engine_destroy(r.eng);
+}
+
+Test(user_policy, observe_is_not_called_without_its_flag)
+{
+	struct sy_route_opts ro = {
+		.policy = "always_last_unobserved", .n_servers = 2,
+	};
+	struct rig r;
+	uint32_t route;
+
+	cr_assert_eq(sy_policy_register(&always_last_unobserved), 0);
+	rig_start(&r, 2);
+	ro.servers = r.ids;
+	cr_assert_eq(sy_route_add(r.eng, "unobserved", &ro, &route), 0);
+	rig_send_and_stop(&r, route, 50);
+	cr_expect_eq(got(&r, 1), 50);
+	cr_expect_eq(atomic_load(&seen.observed), 0);
+	sy_engine_destroy(r.eng);
+}
+
+Test(user_policy, pick_sees_the_message_key)
+{
+	struct sy_route_opts ro = { .policy = "even_keys", .n_servers = 2 };
+	struct rig r;
+	uint32_t route;
+
+	cr_assert_eq(sy_policy_register(&even_keys), 0);
+	rig_start(&r, 2);
+	ro.servers = r.ids;
+	cr_assert_eq(sy_route_add(r.eng, "parity", &ro, &route), 0);
+	rig_send_and_stop(&r, route, 200);
+	for (unsigned i = 0; i < 2; i++) {
+		cr_expect_eq(got(&r, i), 100, "server %u got %llu", i,
+			     (unsigned long long)got(&r, i));
+		cr_expect_eq(atomic_load(&r.servers[i].wrong_key), 0);
+	}
+	sy_engine_destroy(r.eng);
+}
+
+Test(user_policy, route_build_honours_create_and_server_limits)
+{
+	struct sy_route_opts ro = { .n_servers = 2 };
+	struct rig r;
+	uint32_t route;
+
+	cr_assert_eq(sy_policy_register(&always_last), 0);
+	cr_assert_eq(sy_policy_register(&even_keys), 0);
+	rig_start(&r, 3);
+	ro.servers = r.ids;
+
+	ro.policy = "always_last";
+	ro.params = "refuse=1";
+	cr_expect_eq(sy_route_add(r.eng, "refused", &ro, &route), -EINVAL);
+	cr_expect_eq(seen.creates, 0);
+
+	ro.policy = "even_keys";
+	ro.params = NULL;
+	ro.n_servers = 3;
+	cr_expect_eq(sy_route_add(r.eng, "three", &ro, &route), -EINVAL);
+	ro.n_servers = 1;
+	cr_expect_eq(sy_route_add(r.eng, "one", &ro, &route), -EINVAL);
+
+	ro.policy = "no_such_policy";
+	ro.n_servers = 2;
+	cr_expect_eq(sy_route_add(r.eng, "unknown", &ro, &route), -EINVAL);
+	sy_engine_destroy(r.eng);
+}
+
+Test(user_policy, register_refuses_bad_and_duplicate_policies)
+{
+	static const struct sy_policy nameless = { .pick = parity_pick };
+	static const struct sy_policy empty = { .name = "", .pick = parity_pick };
+	static const struct sy_policy no_pick = { .name = "no_pick" };
+	static const struct sy_policy too_long = {
+		.name = "a_policy_name_of_32_bytes_______", .pick = parity_pick,
+	};
+	static const struct sy_policy longest = {
+		.name = "a_policy_name_of_31_bytes______", .pick = parity_pick,
+	};
+	static const struct sy_policy builtin = {
+		.name = "round_robin", .pick = parity_pick,
+	};
+	static const struct sy_policy twin = {
+		.name = "twice_registered", .pick = parity_pick,
+	};
+	static const struct sy_policy twin_again = {
+		.name = "twice_registered", .pick = last_pick,
+	};
+
+	cr_expect_eq(sy_policy_register(NULL), -EINVAL);
+	cr_expect_eq(sy_policy_register(&nameless), -EINVAL);
+	cr_expect_eq(sy_policy_register(&empty), -EINVAL);
+	cr_expect_eq(sy_policy_register(&no_pick), -EINVAL);
+	cr_expect_eq(sy_policy_register(&too_long), -EINVAL);
+	cr_expect_eq(sy_policy_register(&longest), 0);
+	cr_expect_eq(sy_policy_register(&builtin), -EEXIST);
+	cr_expect_eq(sy_policy_register(&twin), 0);
+	cr_expect_eq(sy_policy_register(&twin), -EEXIST);
+	cr_expect_eq(sy_policy_register(&twin_again), -EEXIST);
+}
