@@ -188,6 +188,7 @@ struct sy_pick {
 	struct sy__slot *slot;
 	struct sy_engine *eng;
 	uint64_t key;
+	uint64_t now;               /* 0: not read yet */
 };
 
 /* ---- the engine ---- */

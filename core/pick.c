@@ -31,9 +31,12 @@ SY_API uint64_t sy_pick_random(struct sy_pick *p)
 	return x * 0x2545f4914f6cdd1dull;
 }
 
-SY_API uint64_t sy_pick_now(const struct sy_pick *p)
+SY_API uint64_t sy_pick_now(struct sy_pick *p)
 {
-	return sy__now(p->eng);
+	/* Once per send call: every pick of a burst sees the same time. */
+	if (!p->now)
+		p->now = sy__now(p->eng);
+	return p->now;
 }
 
 SY_API bool sy_pick_available(const struct sy_pick *p, unsigned i)

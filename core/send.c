@@ -73,18 +73,18 @@ static inline struct sy__route *route_for_send(struct sy_engine *eng,
  * The policy's pick, or the next available server after it; records the
  * choice in the message. NULL when no server of the route is available.
  */
-static inline struct sy__server *pick(struct sy_engine *eng,
-				      struct sy__route *r, struct sy__slot *s,
-				      struct sy_msg *m)
+static inline struct sy__server *pick(struct sy_pick *ctx, struct sy_msg *m)
 {
+	struct sy__route *r = (struct sy__route *)ctx->route;
 	unsigned n = r->n, i = 0;
 
 	if (sy__unlikely(n == 0))
 		return NULL;
 	if (n > 1) {
-		struct sy_pick p = { .route = r, .slot = s, .eng = eng, .key = m->key };
-		int k = r->policy->pick(r->pstate, &p);
+		int k;
 
+		ctx->key = m->key;
+		k = r->policy->pick(r->pstate, ctx);
 		i = k >= 0 && (unsigned)k < n ? (unsigned)k : 0;
 	}
 	for (unsigned tries = 0; tries < n; tries++) {
@@ -136,7 +136,7 @@ static int send_one(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
 	r = route_for_send(eng, route, &err);
 	if (sy__unlikely(!r))
 		goto out_reject;
-	srv = pick(eng, r, s, m);
+	srv = pick(&(struct sy_pick){ .route = r, .slot = s, .eng = eng }, m);
 	if (sy__unlikely(!srv)) {
 		err = -EHOSTUNREACH;
 		goto out_reject;
@@ -241,6 +241,7 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 	uint64_t done[SY_MAX_WORKERS / 64] = { 0 };
 	unsigned accepted = 0, nrefused = 0, first_refused = n;
 	bool mixed = false;
+	struct sy_pick ctx;
 	struct sy__route *r;
 	int err = 0;
 
@@ -250,11 +251,13 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 		sy__read_unlock();
 		return reject(s, err, n);
 	}
+	/* One pick context for the chunk: a policy reads the clock once. */
+	ctx = (struct sy_pick){ .route = r, .slot = s, .eng = eng };
 	for (unsigned i = 0; i < n; i++) {
 		struct sy__server *srv;
 
 		msgs[i]->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
-		srv = pick(eng, r, s, msgs[i]);
+		srv = pick(&ctx, msgs[i]);
 		worker_of[i] = srv ? (unsigned short)srv->worker : REFUSED;
 		mixed |= worker_of[i] != worker_of[0];
 		if (!srv) {

@@ -25,22 +25,24 @@
 /* Tell the route's policy how a handler run went, if the route still holds
  * the server at the index it was picked from. */
 static void observe(struct sy__worker *w, uint32_t route_id, unsigned pick,
-		    struct sy__server *srv, int rc, uint64_t start_ns)
+		    struct sy__server *srv, int rc, uint64_t start_ns,
+		    uint64_t end_ns)
 {
-	struct sy_engine *eng = w->eng;
 	struct sy__route *r;
 
 	/* Inside the pass's read-side section; pairs with R1 in registry.c. */
-	r = atomic_load_explicit(&eng->routes[route_id], memory_order_acquire);
-	if (r && pick < r->n && r->servers[pick] == srv && r->policy->observe) {
-		uint64_t now = sy__now(eng);
-
-		r->policy->observe(r->pstate, pick, rc, now - start_ns, now);
-	}
+	r = atomic_load_explicit(&w->eng->routes[route_id], memory_order_acquire);
+	if (r && pick < r->n && r->servers[pick] == srv && r->policy->observe)
+		r->policy->observe(r->pstate, pick, rc, end_ns - start_ns, end_ns);
 }
 
+/*
+ * Run @p m's handler. *clock is the time the previous handler run ended if
+ * that run was timed too, else 0: timed runs back to back cost one clock
+ * read each.
+ */
 static inline void handle(struct sy__worker *w, struct sy_msg *m,
-			  struct sy__release_batch *done)
+			  struct sy__release_batch *done, uint64_t *clock)
 {
 	struct sy__server *srv = m->server;
 	uint8_t flags = m->flags;
@@ -51,7 +53,8 @@ static inline void handle(struct sy__worker *w, struct sy_msg *m,
 
 	/* The handler may give the message away: read it before. */
 	if (sy__unlikely(flags & SY_MSG_OBSERVE))
-		t0 = sy__now(w->eng);
+		t0 = *clock ? *clock : sy__now(w->eng);
+	*clock = 0;
 	w->current = m;
 	w->taken = false;
 	rc = srv->fn(w->eng, m, srv->ctx);
@@ -64,13 +67,15 @@ static inline void handle(struct sy__worker *w, struct sy_msg *m,
 		if (flags & SY_MSG_INFLIGHT)
 			atomic_fetch_sub_explicit(&srv->inflight, 1,
 						  memory_order_relaxed);
-		if (flags & SY_MSG_OBSERVE)
-			observe(w, route_id, pick, srv, rc, t0);
+		if (flags & SY_MSG_OBSERVE) {
+			*clock = sy__now(w->eng);
+			observe(w, route_id, pick, srv, rc, t0, *clock);
+		}
 	}
 }
 
 static unsigned handle_burst(struct sy__worker *w, struct sy_msg *d,
-			     struct sy__release_batch *done)
+			     struct sy__release_batch *done, uint64_t *clock)
 {
 	struct sy__burst *b = (struct sy__burst *)d->data;
 	uint32_t n = b->n;
@@ -78,7 +83,7 @@ static unsigned handle_burst(struct sy__worker *w, struct sy_msg *d,
 	for (uint32_t i = 0; i < n; i++)
 		__builtin_prefetch(b->msgs[i]);
 	for (uint32_t i = 0; i < n; i++)
-		handle(w, b->msgs[i], done);
+		handle(w, b->msgs[i], done, clock);
 	sy__msg_release(w->slot, d);
 	return n;
 }
@@ -90,6 +95,7 @@ __attribute__((noinline)) unsigned sy__worker_drain_ring(struct sy__worker *w,
 {
 	unsigned burst = w->eng->cfg.burst, taken = 0, handled = 0;
 	struct sy__release_batch done = { .pool = NULL };
+	uint64_t clock = 0;
 	void *e[SY_DEQUEUE_MAX];
 
 	while (taken < burst) {
@@ -103,9 +109,9 @@ __attribute__((noinline)) unsigned sy__worker_drain_ring(struct sy__worker *w,
 			struct sy_msg *m = e[i];
 
 			if (m->flags & SY_MSG_BURST) {
-				handled += handle_burst(w, m, &done);
+				handled += handle_burst(w, m, &done, &clock);
 			} else {
-				handle(w, m, &done);
+				handle(w, m, &done, &clock);
 				handled++;
 			}
 		}

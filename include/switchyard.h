@@ -517,8 +517,11 @@ SY_API uint64_t *sy_pick_word(struct sy_pick *p);
 /** A uniform 64-bit random number from the sending thread's generator. In pick() only. */
 SY_API uint64_t sy_pick_random(struct sy_pick *p);
 
-/** The engine's clock, in nanoseconds. In pick() only. */
-SY_API uint64_t sy_pick_now(const struct sy_pick *p);
+/**
+ * The engine's clock, in nanoseconds, read at most once per send call (the
+ * picks of one sy_send_burst() see the same time). In pick() only.
+ */
+SY_API uint64_t sy_pick_now(struct sy_pick *p);
 
 /** Whether server @p i of the route can take messages now. In pick() only. */
 SY_API bool sy_pick_available(const struct sy_pick *p, unsigned i);

@@ -3,8 +3,9 @@
  * (sent, not yet handled, over every route that counts them).
  *
  * Algorithm. A route of at most LC_SCAN_MAX servers is scanned in full: the
- * available server with the fewest in flight wins, ties broken uniformly at
- * random (reservoir sampling over the tied servers). A larger route uses the
+ * available server with the fewest in flight wins; the scan starts at a
+ * random server and keeps the first of equals, so ties are broken at random
+ * (uniformly when all are tied) with one random number per pick. A larger route uses the
  * power of two random choices: two distinct servers drawn at random, the one
  * with fewer in flight wins, a tie goes to the first drawn (itself a random
  * choice). When neither drawn server is available the route is scanned.
@@ -12,7 +13,7 @@
  * available one exists.
  *
  * Cost per pick: at most LC_SCAN_MAX relaxed loads of in-flight counters and
- * availability states, plus one random number per tie; with power of two
+ * availability states, plus one random number; with power of two
  * choices, one random number and two counter loads.
  *
  * Threads: pick() runs on any sending thread, concurrently; it keeps no
@@ -34,25 +35,20 @@ static unsigned below(uint32_t bits, unsigned n)
 /* Every available server, fewest in flight, ties at random. */
 static int lc_scan(struct sy_pick *p, unsigned n)
 {
-	int64_t least = 0;
-	unsigned ties = 0;
-	int best = 0;
+	/* Scanning from a random start and keeping the first of equals
+	 * breaks ties at random with one draw per pick. */
+	unsigned start = below((uint32_t)(sy_pick_random(p) >> 32), n);
+	int64_t least = INT64_MAX;
+	int best = (int)start;
 
-	for (unsigned i = 0; i < n; i++) {
+	for (unsigned k = 0, i = start; k < n; k++, i = i + 1 == n ? 0 : i + 1) {
 		int64_t in;
 
 		if (!sy_pick_available(p, i))
 			continue;
 		in = sy_pick_inflight(p, i);
-		if (ties == 0 || in < least) {
+		if (in < least) {
 			least = in;
-			best = (int)i;
-			ties = 1;
-		} else if (in == least &&
-			   below((uint32_t)(sy_pick_random(p) >> 32), ++ties) == 0) {
-			/* The k-th tied server replaces the choice with
-			 * probability 1/k: each tied server ends up chosen
-			 * with probability 1/ties. */
 			best = (int)i;
 		}
 	}
