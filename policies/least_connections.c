@@ -3,9 +3,8 @@
  * (sent, not yet handled, over every route that counts them).
  *
  * Algorithm. A route of at most LC_SCAN_MAX servers is scanned in full: the
- * available server with the fewest in flight wins; the scan starts at a
- * random server and keeps the first of equals, so ties are broken at random
- * (uniformly when all are tied) with one random number per pick. A larger route uses the
+ * available server with the fewest in flight wins, ties broken uniformly at
+ * random with one random number (only when there is a tie). A larger route uses the
  * power of two random choices: two distinct servers drawn at random, the one
  * with fewer in flight wins, a tie goes to the first drawn (itself a random
  * choice). When neither drawn server is available the route is scanned.
@@ -13,7 +12,7 @@
  * available one exists.
  *
  * Cost per pick: at most LC_SCAN_MAX relaxed loads of in-flight counters and
- * availability states, plus one random number; with power of two
+ * availability states, plus one random number when servers tie; with power of two
  * choices, one random number and two counter loads.
  *
  * Threads: pick() runs on any sending thread, concurrently; it keeps no
@@ -33,15 +32,13 @@ static unsigned below(uint32_t bits, unsigned n)
 }
 
 /* Every available server, fewest in flight, ties at random. */
-static int lc_scan(struct sy_pick *p, unsigned n)
+/* Any size of route, rarely: the first available server of least load. */
+static int lc_first_least(struct sy_pick *p, unsigned n)
 {
-	/* Scanning from a random start and keeping the first of equals
-	 * breaks ties at random with one draw per pick. */
-	unsigned start = below((uint32_t)(sy_pick_random(p) >> 32), n);
 	int64_t least = INT64_MAX;
-	int best = (int)start;
+	int best = 0;
 
-	for (unsigned k = 0, i = start; k < n; k++, i = i + 1 == n ? 0 : i + 1) {
+	for (unsigned i = 0; i < n; i++) {
 		int64_t in;
 
 		if (!sy_pick_available(p, i))
@@ -53,6 +50,32 @@ static int lc_scan(struct sy_pick *p, unsigned n)
 		}
 	}
 	return best;
+}
+
+/* A route of at most LC_SCAN_MAX servers. */
+static int lc_scan(struct sy_pick *p, unsigned n)
+{
+	int64_t in[LC_SCAN_MAX], least = INT64_MAX;
+	unsigned ties = 0, k;
+
+	for (unsigned i = 0; i < n; i++) {
+		in[i] = sy_pick_available(p, i) ? sy_pick_inflight(p, i) : INT64_MAX;
+		if (in[i] < least) {
+			least = in[i];
+			ties = 1;
+		} else if (in[i] == least) {
+			ties++;
+		}
+	}
+	if (ties <= 1)
+		k = 0;
+	else
+		k = below((uint32_t)(sy_pick_random(p) >> 32), ties);
+	/* The k-th of the tied servers: each with probability 1/ties. */
+	for (unsigned i = 0; i < n; i++)
+		if (in[i] == least && k-- == 0)
+			return (int)i;
+	return 0;
 }
 
 /* Two distinct servers at random; the one with fewer in flight. */
@@ -74,7 +97,7 @@ static int lc_two_choices(struct sy_pick *p, unsigned n)
 		return (int)a;
 	if (b_ok)
 		return (int)b;
-	return lc_scan(p, n);
+	return lc_first_least(p, n);
 }
 
 static int lc_pick(const void *state, struct sy_pick *p)
