@@ -100,13 +100,14 @@ struct sy__chain {
 };
 
 struct sy__pool {
-	/* Owner side: only the slot's thread touches these. */
-	struct sy_msg *free[SY_CLASSES];
+	/* Read-only after create; other threads read them. */
+	struct sy_engine *eng;
+	uint32_t slot;
+	/* Owner side: only the slot's thread writes these, on their own line. */
+	_Alignas(SY_CACHELINE) struct sy_msg *free[SY_CLASSES];
 	void *slabs;               /* singly linked through the slab's first word */
 	_Atomic uint64_t slab_count;
 	_Atomic uint64_t slab_bytes;
-	struct sy_engine *eng;
-	uint32_t slot;
 	/* Remote side: other threads push chains here (Treiber stacks; the
 	 * owner takes a whole stack at once, so there is no ABA). */
 	_Alignas(SY_CACHELINE) _Atomic(struct sy_msg *) remote[SY_CLASSES];
