@@ -130,12 +130,6 @@ static double exp_neg(double x)
 	return r * poly;
 }
 
-/* A uniform integer in [0, n) from 32 random bits (multiply-shift). */
-static unsigned below(uint32_t bits, unsigned n)
-{
-	return (unsigned)(((uint64_t)bits * n) >> 32);
-}
-
 static int adaptive_create(const struct sy_policy_route *route, void **state)
 {
 	static const char *const known[] = { "decay_ms", "penalty_ms", NULL };
@@ -226,7 +220,7 @@ static int adaptive_scan(const struct adaptive *a, struct sy_pick *p,
 			best = (int)i;
 			ties = 1;
 		} else if (!lighter(least, load) &&
-			   below((uint32_t)(sy_pick_random(p) >> 32), ++ties) == 0) {
+			   sy__below((uint32_t)(sy_pick_random(p) >> 32), ++ties) == 0) {
 			/* The k-th tied server replaces the choice with
 			 * probability 1/k: each ends up chosen with
 			 * probability 1/ties. */
@@ -240,13 +234,10 @@ static int adaptive_scan(const struct adaptive *a, struct sy_pick *p,
 static int adaptive_two_choices(const struct adaptive *a, struct sy_pick *p,
 				unsigned n, uint64_t now)
 {
-	uint64_t r = sy_pick_random(p);
-	unsigned x = below((uint32_t)r, n);
-	unsigned y = below((uint32_t)(r >> 32), n - 1);
+	unsigned x, y;
 	bool x_ok, y_ok;
 
-	if (y >= x)
-		y++;
+	sy__pick_two(p, n, &x, &y);
 	x_ok = sy_pick_available(p, x);
 	y_ok = sy_pick_available(p, y);
 	if (x_ok && y_ok)

@@ -25,12 +25,6 @@
 
 #define LC_SCAN_MAX 4u
 
-/* A uniform integer in [0, n) from 32 random bits (multiply-shift). */
-static unsigned below(uint32_t bits, unsigned n)
-{
-	return (unsigned)(((uint64_t)bits * n) >> 32);
-}
-
 /* Every available server, fewest in flight, ties at random. */
 /* Any size of route, rarely: the first available server of least load. */
 static int lc_first_least(struct sy_pick *p, unsigned n)
@@ -70,7 +64,7 @@ static int lc_scan(struct sy_pick *p, unsigned n)
 	if (ties <= 1)
 		k = 0;
 	else
-		k = below((uint32_t)(sy_pick_random(p) >> 32), ties);
+		k = sy__below((uint32_t)(sy_pick_random(p) >> 32), ties);
 	/* The k-th of the tied servers: each with probability 1/ties. */
 	for (unsigned i = 0; i < n; i++)
 		if (in[i] == least && k-- == 0)
@@ -81,13 +75,10 @@ static int lc_scan(struct sy_pick *p, unsigned n)
 /* Two distinct servers at random; the one with fewer in flight. */
 static int lc_two_choices(struct sy_pick *p, unsigned n)
 {
-	uint64_t r = sy_pick_random(p);
-	unsigned a = below((uint32_t)r, n);
-	unsigned b = below((uint32_t)(r >> 32), n - 1);
+	unsigned a, b;
 	bool a_ok, b_ok;
 
-	if (b >= a)
-		b++;
+	sy__pick_two(p, n, &a, &b);
 	a_ok = sy_pick_available(p, a);
 	b_ok = sy_pick_available(p, b);
 	if (a_ok && b_ok)

@@ -11,6 +11,24 @@
 
 #include "switchyard.h"
 
+/** A uniform integer in [0, n) from 32 random bits (multiply-shift). */
+static inline unsigned sy__below(uint32_t bits, unsigned n)
+{
+	return (unsigned)(((uint64_t)bits * n) >> 32);
+}
+
+/** Two distinct indices in [0, n), n >= 2, drawn with one random number. */
+static inline void sy__pick_two(struct sy_pick *p, unsigned n, unsigned *a,
+				unsigned *b)
+{
+	uint64_t r = sy_pick_random(p);
+
+	*a = sy__below((uint32_t)r, n);
+	*b = sy__below((uint32_t)(r >> 32), n - 1);
+	if (*b >= *a)
+		(*b)++;
+}
+
 /** The policy named @p name, built-in or registered, or NULL. Any thread. */
 const struct sy_policy *sy__policy_find(const char *name);
 

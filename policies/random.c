@@ -16,7 +16,7 @@ static int random_pick(const void *state, struct sy_pick *p)
 	uint64_t r = sy_pick_random(p);
 
 	(void)state;
-	return (int)(((r >> 32) * sy_pick_count(p)) >> 32);
+	return (int)sy__below((uint32_t)(r >> 32), sy_pick_count(p));
 }
 
 const struct sy_policy sy__policy_random = {
