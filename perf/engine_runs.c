@@ -188,7 +188,7 @@ static int add_route(sy_engine *eng, const struct route_setup *setup,
 		.weights = setup->weights,
 	};
 	uint32_t servers[ENGINE_ROUTE_SERVERS];
-	char name[16];
+	char name[32];
 	int rc;
 
 	for (unsigned i = 0; i < setup->n_servers; i++) {
