@@ -69,6 +69,20 @@ static inline struct sy__route *route_for_send(struct sy_engine *eng,
 	return r;
 }
 
+/* Count one more message in flight to @p srv, published by sy__pick_settle(). */
+static inline void pending_add(struct sy_pick *ctx, struct sy__server *srv)
+{
+	for (unsigned k = 0; k < ctx->npending; k++) {
+		if (ctx->pending[k].srv == srv) {
+			ctx->pending[k].n++;
+			return;
+		}
+	}
+	ctx->pending[ctx->npending].srv = srv;
+	ctx->pending[ctx->npending].n = 1;
+	ctx->npending++;
+}
+
 /*
  * The policy's pick, or the next available server after it; records the
  * choice in the message. NULL when no server of the route is available.
@@ -99,8 +113,7 @@ static inline struct sy__server *pick(struct sy_pick *ctx, struct sy_msg *m)
 			m->flags = (uint8_t)((m->flags & (SY_MSG_REQUEST | SY_MSG_CALL)) |
 					     r->msg_flags);
 			if (r->msg_flags & SY_MSG_INFLIGHT)
-				atomic_fetch_add_explicit(&srv->inflight, 1,
-							  memory_order_relaxed);
+				pending_add(ctx, srv);
 			return srv;
 		}
 		i = i + 1 == n ? 0 : i + 1;
@@ -124,10 +137,12 @@ static inline void wake_worker(struct sy_engine *eng, unsigned w)
 		sy__wake(&eng->workers[w].parker);
 }
 
-static int send_one(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
+static inline __attribute__((always_inline)) int
+send_one(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
 		    struct sy__slot *s)
 {
 	struct sy__server *srv;
+	struct sy_pick ctx;
 	struct sy__route *r;
 	unsigned w;
 	int err = 0;
@@ -136,12 +151,18 @@ static int send_one(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
 	r = route_for_send(eng, route, &err);
 	if (sy__unlikely(!r))
 		goto out_reject;
-	srv = pick(&(struct sy_pick){ .route = r, .slot = s, .eng = eng }, m);
+	ctx.route = r;
+	ctx.slot = s;
+	ctx.eng = eng;
+	ctx.now = 0;
+	ctx.npending = 0;
+	srv = pick(&ctx, m);
 	if (sy__unlikely(!srv)) {
 		err = -EHOSTUNREACH;
 		goto out_reject;
 	}
 	w = srv->worker; /* srv may be freed once the section ends */
+	sy__pick_settle(&ctx);
 	if (sy__unlikely(!sy__ring_enqueue_spsc(&sy__slot_out(s)[w], m))) {
 		unpick(m);
 		err = -EAGAIN;
@@ -252,7 +273,11 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 		return reject(s, err, n);
 	}
 	/* One pick context for the chunk: a policy reads the clock once. */
-	ctx = (struct sy_pick){ .route = r, .slot = s, .eng = eng };
+	ctx.route = r;
+	ctx.slot = s;
+	ctx.eng = eng;
+	ctx.now = 0;
+	ctx.npending = 0;
 	for (unsigned i = 0; i < n; i++) {
 		struct sy__server *srv;
 
@@ -268,6 +293,7 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 			}
 		}
 	}
+	sy__pick_settle(&ctx);
 	if (!mixed && worker_of[0] != REFUSED) {
 		/* The common case: every message for one worker. */
 		err = enqueue_group(s, worker_of[0], msgs, n);

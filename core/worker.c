@@ -36,13 +36,31 @@ static void observe(struct sy__worker *w, uint32_t route_id, unsigned pick,
 		r->policy->observe(r->pstate, pick, rc, end_ns - start_ns, end_ns);
 }
 
+/* What one sy__worker_drain_ring() call carries from message to message. */
+struct drain {
+	struct sy__release_batch done; /* freed messages, handed back together */
+	uint64_t clock;                /* end of the previous timed run, or 0 */
+	struct sy__server *handled_srv;/* in-flight count not yet given back: */
+	int64_t handled;               /* this many runs of handled_srv */
+};
+
+/* Give back the in-flight count of the runs handled so far. */
+static void drain_settle(struct drain *d)
+{
+	if (d->handled) {
+		atomic_fetch_sub_explicit(&d->handled_srv->inflight, d->handled,
+					  memory_order_relaxed);
+		d->handled = 0;
+	}
+}
+
 /*
- * Run @p m's handler. *clock is the time the previous handler run ended if
- * that run was timed too, else 0: timed runs back to back cost one clock
- * read each.
+ * Run @p m's handler. Timed runs back to back cost one clock read each (the
+ * end of one is the start of the next); in-flight counts are given back once
+ * per run of messages to one server.
  */
 static inline void handle(struct sy__worker *w, struct sy_msg *m,
-			  struct sy__release_batch *done, uint64_t *clock)
+			  struct drain *d)
 {
 	struct sy__server *srv = m->server;
 	uint8_t flags = m->flags;
@@ -53,38 +71,42 @@ static inline void handle(struct sy__worker *w, struct sy_msg *m,
 
 	/* The handler may give the message away: read it before. */
 	if (sy__unlikely(flags & SY_MSG_OBSERVE))
-		t0 = *clock ? *clock : sy__now(w->eng);
-	*clock = 0;
+		t0 = d->clock ? d->clock : sy__now(w->eng);
+	d->clock = 0;
 	w->current = m;
 	w->taken = false;
 	rc = srv->fn(w->eng, m, srv->ctx);
 	if (sy__unlikely(rc < 0))
 		sy__count(&w->slot->counters, SY_C_HANDLER_FAILED, 1);
 	if (!w->taken)
-		sy__release_batch_add(w->slot, done, m);
+		sy__release_batch_add(w->slot, &d->done, m);
 	w->current = NULL;
 	if (sy__unlikely(flags & (SY_MSG_INFLIGHT | SY_MSG_OBSERVE))) {
-		if (flags & SY_MSG_INFLIGHT)
-			atomic_fetch_sub_explicit(&srv->inflight, 1,
-						  memory_order_relaxed);
+		if (flags & SY_MSG_INFLIGHT) {
+			if (d->handled_srv != srv) {
+				drain_settle(d);
+				d->handled_srv = srv;
+			}
+			d->handled++;
+		}
 		if (flags & SY_MSG_OBSERVE) {
-			*clock = sy__now(w->eng);
-			observe(w, route_id, pick, srv, rc, t0, *clock);
+			d->clock = sy__now(w->eng);
+			observe(w, route_id, pick, srv, rc, t0, d->clock);
 		}
 	}
 }
 
-static unsigned handle_burst(struct sy__worker *w, struct sy_msg *d,
-			     struct sy__release_batch *done, uint64_t *clock)
+static unsigned handle_burst(struct sy__worker *w, struct sy_msg *desc,
+			     struct drain *d)
 {
-	struct sy__burst *b = (struct sy__burst *)d->data;
+	struct sy__burst *b = (struct sy__burst *)desc->data;
 	uint32_t n = b->n;
 
 	for (uint32_t i = 0; i < n; i++)
 		__builtin_prefetch(b->msgs[i]);
 	for (uint32_t i = 0; i < n; i++)
-		handle(w, b->msgs[i], done, clock);
-	sy__msg_release(w->slot, d);
+		handle(w, b->msgs[i], d);
+	sy__msg_release(w->slot, desc);
 	return n;
 }
 
@@ -94,8 +116,7 @@ __attribute__((noinline)) unsigned sy__worker_drain_ring(struct sy__worker *w,
 						   struct sy__ring *r)
 {
 	unsigned burst = w->eng->cfg.burst, taken = 0, handled = 0;
-	struct sy__release_batch done = { .pool = NULL };
-	uint64_t clock = 0;
+	struct drain d = { .done.pool = NULL };
 	void *e[SY_DEQUEUE_MAX];
 
 	while (taken < burst) {
@@ -109,9 +130,9 @@ __attribute__((noinline)) unsigned sy__worker_drain_ring(struct sy__worker *w,
 			struct sy_msg *m = e[i];
 
 			if (m->flags & SY_MSG_BURST) {
-				handled += handle_burst(w, m, &done, &clock);
+				handled += handle_burst(w, m, &d);
 			} else {
-				handle(w, m, &done, &clock);
+				handle(w, m, &d);
 				handled++;
 			}
 		}
@@ -119,7 +140,8 @@ __attribute__((noinline)) unsigned sy__worker_drain_ring(struct sy__worker *w,
 		if (n < want)
 			break;
 	}
-	sy__release_batch_flush(w->slot, &done);
+	drain_settle(&d);
+	sy__release_batch_flush(w->slot, &d.done);
 	if (handled)
 		sy__count(&w->slot->counters, SY_C_DELIVERED, handled);
 	return taken;
