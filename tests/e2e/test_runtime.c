@@ -122,6 +122,10 @@ struct feeder {
 	_Atomic uint64_t sent;   /* accepted sends */
 	_Atomic uint64_t stop;
 	_Atomic uint64_t done;
+	/* With a budget, the feeder sends no more than this many before the
+	 * test raises it, so it cannot run out of ids before the test's
+	 * changes are done however the threads are scheduled. 0: none. */
+	_Atomic uint64_t budget;
 	uint8_t *accepted;       /* [FEED_MAX], feeder-written until joined */
 	uint64_t ids;            /* ids tried */
 	uint64_t failed;         /* sends refused; the feeder freed those */
@@ -134,9 +138,14 @@ static void *feed(void *arg)
 	uint64_t id;
 
 	for (id = 0; id < FEED_MAX && !atomic_load(&f->stop); id++) {
-		sy_msg *m = sy_msg_alloc(f->eng, sizeof(id));
+		sy_msg *m;
 		int rc;
 
+		for (unsigned i = 0; i < WAIT_MS / 10 && atomic_load(&f->budget) &&
+		     atomic_load(&f->sent) >= atomic_load(&f->budget) &&
+		     !atomic_load(&f->stop); i++)
+			t_wait_u64(&f->budget, atomic_load(&f->sent) + 1, 10);
+		m = sy_msg_alloc(f->eng, sizeof(id));
 		if (!m) {
 			f->failed++;
 			break;
@@ -238,14 +247,20 @@ Test(runtime_route, replaced_under_traffic_loses_and_duplicates_nothing)
 
 	feeder_start(&f, eng, route, false);
 	for (unsigned i = 0; i < REPLACES; i++) {
-		/* Let traffic flow through every version of the route. */
-		if (!feeder_wait(&f, atomic_load(&f.sent) + 16))
+		uint64_t sent = atomic_load(&f.sent);
+
+		/* Let traffic flow through every version of the route, and
+		 * on while it is replaced, but not so far ahead that the
+		 * feeder runs out of ids first. */
+		atomic_store(&f.budget, sent + 64);
+		if (!feeder_wait(&f, sent + 16))
 			break;
 		ro.servers = i % 2 == 0 ? &sb : &sa;
 		if (sy_route_replace(eng, route, &ro) != 0)
 			break;
 		replaced++;
 	}
+	atomic_store(&f.budget, 0);
 	feeder_join(&f);
 	cr_assert_eq(replaced, REPLACES, "replaced %u times of %u: %s",
 		     replaced, REPLACES, sy_last_error());
