@@ -25,6 +25,11 @@
 /* A waiter that made no progress for this long reports -ETIMEDOUT. */
 #define BENCH_STALL_NS (10ull * 1000 * 1000 * 1000)
 
+/* Defaults of --size and --burst, and the largest burst (half a ring). */
+#define BENCH_DEFAULT_PAYLOAD 16
+#define BENCH_DEFAULT_BURST 32
+#define BENCH_MAX_BURST 512
+
 /** Parameters of one invocation, shared by every scenario and variant. */
 struct bench_ctx {
 	int producer_cpu;
@@ -44,6 +49,17 @@ struct bench_ctx {
 	unsigned runs;          /* repeats of each variant */
 	uint64_t messages;      /* messages per throughput run */
 	bool progress;          /* show progress on stderr */
+	/*
+	 * The allowed CPUs (--cpus, SY_CPUS, else the process's): where the
+	 * threads of many-thread runs are spread (multi_runs.h).
+	 */
+	cpu_set_t cpus;
+	unsigned producers;     /* producer threads of the engine rows */
+	unsigned workers;       /* engine workers, one server each */
+	unsigned payload;       /* payload bytes per message */
+	unsigned burst;         /* messages per sy_send_burst(), <= BENCH_MAX_BURST */
+	const char *burst_variant; /* "engine-burst<burst>" */
+	bool oversubscribe;     /* scaling: one step beyond the CPUs */
 };
 
 static inline uint64_t bench_now_ns(void)

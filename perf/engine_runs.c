@@ -23,9 +23,6 @@
 #include "pinned.h"
 #include "switchyard.h"
 
-#define PAYLOAD_BYTES 16
-#define SEND_BURST 32
-
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* How the route of one built-in policy is built. */
@@ -78,6 +75,8 @@ struct engine_run {
 	uint64_t n;
 	unsigned spin_limit;
 	unsigned window;         /* see struct bench_ctx */
+	unsigned payload;        /* bytes per message */
+	unsigned burst;          /* messages per sy_send_burst() */
 	struct counter *counter; /* throughput runs */
 	uint64_t *samples;       /* round-trip runs */
 	uint64_t t_start;
@@ -324,7 +323,7 @@ static int engine_drive(struct engine_run *run, const struct bench_ctx *ctx,
 
 static sy_msg *alloc_msg(const struct engine_run *run)
 {
-	sy_msg *msg = sy_msg_alloc(run->eng, PAYLOAD_BYTES);
+	sy_msg *msg = sy_msg_alloc(run->eng, run->payload);
 
 	if (!msg)
 		engine_error_detail(run->variant, "sy_msg_alloc", -ENOMEM);
@@ -462,7 +461,7 @@ out_detach:
 static int produce_burst(void *arg)
 {
 	struct engine_run *run = arg;
-	sy_msg *msgs[SEND_BURST];
+	sy_msg *msgs[BENCH_MAX_BURST];
 	struct backoff b;
 	unsigned count;
 	int rc;
@@ -473,8 +472,8 @@ static int produce_burst(void *arg)
 	backoff_init(&b, run->spin_limit);
 	run->t_start = bench_now_ns();
 	for (uint64_t sent = 0; sent < run->n; sent += count) {
-		count = run->n - sent < SEND_BURST ? (unsigned)(run->n - sent)
-						   : SEND_BURST;
+		count = run->n - sent < run->burst ? (unsigned)(run->n - sent)
+						   : run->burst;
 		for (unsigned i = 0; i < count; i++) {
 			msgs[i] = alloc_msg(run);
 			if (!msgs[i]) {
@@ -504,7 +503,8 @@ static int engine_throughput(const struct bench_ctx *ctx, const char *variant,
 {
 	struct engine_run run = {
 		.variant = variant, .n = n, .spin_limit = ctx->spin_limit,
-		.window = ctx->engine_window,
+		.window = ctx->engine_window, .payload = ctx->payload,
+		.burst = ctx->burst,
 	};
 	int rc;
 
@@ -603,7 +603,7 @@ int engine_rtt(const struct bench_ctx *ctx, uint64_t n, uint64_t *samples,
 {
 	struct engine_run run = {
 		.variant = "engine-rtt", .n = n, .spin_limit = ctx->spin_limit,
-		.samples = samples,
+		.samples = samples, .payload = ctx->payload,
 	};
 	enum sy_idle idle = SY_IDLE_DEFAULT;
 	int rc;

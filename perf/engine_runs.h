@@ -61,14 +61,14 @@ int engine_policy_check(const char *name);
 int engine_preflight(void);
 
 /**
- * @p n messages of 16 bytes, each allocated with sy_msg_alloc() and sent
- * alone with sy_send() (retried while the ring is full) through the route
- * of ctx->policy; the handler counts. @p secs: from the first send until
+ * @p n messages of ctx->payload bytes, each allocated with sy_msg_alloc()
+ * and sent alone with sy_send() (retried while the ring is full) through
+ * the route of ctx->policy; the handler counts. @p secs: from the first send until
  * the handler has counted @p n.
  */
 int engine_single(const struct bench_ctx *ctx, uint64_t n, double *secs);
 
-/** As engine_single(), in bursts of 32 with sy_send_burst(). */
+/** As engine_single(), in bursts of ctx->burst with sy_send_burst(). */
 int engine_burst32(const struct bench_ctx *ctx, uint64_t n, double *secs);
 
 /**

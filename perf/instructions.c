@@ -180,7 +180,7 @@ static int measure(const struct bench_ctx *ctx, const struct callgrind *cg,
 		   struct report *rep)
 {
 	struct report_row *row;
-	double per_msg;
+	double per_msg = 0;
 	int rc = 0;
 
 	for (unsigned i = 0; i < N_FIXED; i++) {
@@ -209,7 +209,7 @@ static int measure_policies(const struct bench_ctx *ctx,
 			    const struct callgrind *cg, struct report *rep)
 {
 	const struct report_row *base = NULL;
-	double per_msg;
+	double per_msg = 0;
 	int rc = 0;
 
 	for (unsigned i = 0; i < rep->n_rows; i++) {

@@ -2,19 +2,29 @@
  * sy-bench: the performance harness of switchyard.
  *
  * Usage: sy-bench [options]
- *                 [throughput | latency | instructions | policies | all]
+ *                 [throughput | latency | instructions | policies |
+ *                  scaling | memory | all]
  *
  *   throughput    one producer thread to one consumer, --messages per run:
  *                 the raw baselines ck-spsc (ck_ring, one pointer at a time),
  *                 batched-limit (a ring that caches indices and publishes
  *                 every 32: the practical limit) and mutex-queue (mutex and
- *                 condition variables), then engine-single (sy_send) and
- *                 engine-burst32 (sy_send_burst) through the route of
- *                 --policy, with the engine's ratio to each baseline.
+ *                 condition variables), zmq-inproc (ZeroMQ inproc
+ *                 PUSH/PULL, one zmq_msg of --size bytes per message; only
+ *                 in a build with libzmq, meson option zmq), then
+ *                 engine-single (sy_send) and engine-burst32
+ *                 (sy_send_burst) through the route of --policy, with the
+ *                 engine's ratio to each baseline.
  *   latency       round trips with one request outstanding: ck-pingpong over
  *                 two ck rings, engine-rtt with sy_request()/sy_reply()
  *                 (always policy direct); 100,000 round trips per run (fewer
- *                 if --messages is lower).
+ *                 if --messages is lower). Then engine-open-loop: as many
+ *                 requests, sent on a fixed schedule at --rate-fraction of
+ *                 engine-rtt's median rate (request i due at t0 + i / rate,
+ *                 at most 512 outstanding), replies polled between sends,
+ *                 each latency counted from the request's intended send
+ *                 time (coordinated omission corrected, as wrk2); its
+ *                 worker spins like engine-rtt's unless SY_IDLE is set.
  *   instructions  instructions per routed message of the engine variants,
  *                 through the route of --policy, from callgrind:
  *                 (Ir(2N) - Ir(N)) / N, N = 100,000.
@@ -28,6 +38,23 @@
  *                 round_robin's ("extra/pick"). A policy this build lacks
  *                 is skipped with a note. Not part of "all"; ignores
  *                 --policy.
+ *   scaling       k producers x k workers for k = 1, 2, 4, ... up to half
+ *                 the allowed CPUs (--cpus or SY_CPUS; at least k = 1),
+ *                 producer and worker j on the CPUs 2j and 2j+1 of the
+ *                 set; one more step, oversubscribed, with --oversubscribe.
+ *                 engine-burst32 through round_robin over one server per
+ *                 worker, each producer sending --messages per run; each
+ *                 k's median rate, speedup over k = 1 and efficiency
+ *                 (speedup / k). Not part of "all".
+ *   memory        one producer, one worker, a counting sy_allocator in the
+ *                 engine's configuration: after a warm-up of 1,000,000
+ *                 messages, --messages (here default 100,000,000: about
+ *                 2 s per 100 M at 80 M/s) with engine-burst<B>, then as
+ *                 many with engine-single; RSS (/proc/self/statm), pool
+ *                 counters (sy_engine_stats) and allocator calls before
+ *                 and after each phase: growth per million messages and
+ *                 allocator calls per message (0 in steady state). Runs
+ *                 once, whatever --runs says. Not part of "all".
  *   all           throughput and latency (the default), plus instructions
  *                 with --instructions.
  *
@@ -57,6 +84,32 @@
  *                   the library lacks, is a bad option.
  *   --instructions  include the instructions scenario in "all" (slow); with
  *                   "policies", count each policy's instructions instead
+ *   --producers P   throughput: producer threads of the engine rows
+ *                   (1 to 64, default 1)
+ *   --workers W     throughput: engine workers, one server each (1 to 64,
+ *                   default 1). With P or W above 1 the engine rows route
+ *                   round_robin over the W servers (--policy must be
+ *                   direct or round_robin), each producer sends N/P
+ *                   messages, and the threads are spread over the allowed
+ *                   CPUs (producer and worker j on the CPUs 2j and 2j+1,
+ *                   the rest after them, wrapping around; more threads
+ *                   than CPUs is allowed). The baselines stay 1x1.
+ *   --size BYTES    payload of every engine message (0 to 1048576,
+ *                   default 16)
+ *   --burst B       messages per sy_send_burst() of the throughput and
+ *                   memory scenarios (1 to 512, default 32); the variant
+ *                   is named engine-burst<B>
+ *   --oversubscribe scaling: add one step with twice the pairs of the last
+ *   --rate-fraction F  latency: the rate engine-open-loop offers, as a
+ *                   fraction of engine-rtt's median rate (0 < F <= 1,
+ *                   default 0.5)
+ *   --plot DIR      after the table, write PNG charts with gnuplot into DIR
+ *                   (created if missing): throughput.png (throughput and
+ *                   policies rows: median, min/max bars, log y),
+ *                   latency.png (percentiles of every latency row, log y),
+ *                   scaling.png (with scaling rows: rate against producers
+ *                   + workers), with their data files and sy-bench.gp;
+ *                   "plot: skipped (gnuplot not found)" without gnuplot
  *   --quiet         no progress on stderr (shown only on a terminal)
  *   --help          this text
  *
@@ -73,10 +126,24 @@
  * ratio_vs is on engine rows only; in policies rows it is to round_robin,
  * and extra_instructions_vs is there only). Keys may be added, never
  * renamed. --csv has the same fields, one line per result.
+ * Scaling rows add "speedup" and "efficiency"; memory rows add
+ * "warmup_messages", "rss_kib": {"before", "after"}, "growth_kib",
+ * "growth_kib_per_million", "allocs_per_msg", "frees_per_msg",
+ * "alloc_bytes", "pool_bytes", "pool_bytes_before", "pool_slabs".
+ * engine-open-loop rows add "offered_per_sec" and "rate_fraction". Every
+ * report ends its results with two rows that are NOT measured: the seed's
+ * published figures, {"scenario": "reference", "variant":
+ * "seed-reference", "reference": true, "producers" (1 or 50),
+ * "msgs_per_sec" (runs 0), "latency_bound_ns": {"p99"} (p99 below it),
+ * "informative_ratios": {"<scenario>/<variant>": engine median / figure},
+ * "informative_p99_vs_bound": {"<scenario>/<variant>": p99 / bound}};
+ * the table shows them in a section of their own. They are not in --csv.
  *
  * --fixed-run N --fixed-variant V [--fixed-policy P] is internal: the child
  * that the instructions and policies scenarios run under callgrind.
  *
+ * SY_DISPLAY_AFFINITY=1 also makes sy-bench print its own threads' CPUs
+ * (producer, consumer, control) on stderr at start.
  * Other SY_* variables (SY_IDLE, ...) reach the engine as usual; a bad one
  * stops sy-bench before it measures anything. Exit status: 0; 1 when a run
  * or the environment fails; 2 for bad options.
@@ -84,6 +151,7 @@
  * Examples: sy-bench --runs 3 --messages 2000000 --json results.json
  *           sy-bench --policy weighted throughput
  *           sy-bench --runs 3 --instructions policies
+ *           sy-bench --rate-fraction 0.25 --plot charts latency
  */
 #include <errno.h>
 #include <getopt.h>
@@ -97,10 +165,16 @@
 #include "bench.h"
 #include "engine_runs.h"
 #include "instructions.h"
+#include "memory_scenario.h"
+#include "multi_runs.h"
+#include "open_loop.h"
+#include "plot.h"
 #include "probe.h"
 #include "report.h"
+#include "scaling.h"
 #include "scenarios.h"
 #include "stats.h"
+#include "thread_map.h"
 
 /* Pauses before a waiter yields, when producer and consumer have a CPU each. */
 #define SPIN_LIMIT 256
@@ -110,6 +184,7 @@
 
 #define DEFAULT_RUNS 5
 #define DEFAULT_MESSAGES 10000000ull
+#define MEMORY_DEFAULT_MESSAGES 100000000ull
 #define MAX_MESSAGES 1000000000000ull
 
 enum exit_status { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
@@ -119,6 +194,8 @@ enum scenario_bits {
 	RUN_LATENCY = 1 << 1,
 	RUN_INSTRUCTIONS = 1 << 2,
 	RUN_POLICIES = 1 << 3,
+	RUN_SCALING = 1 << 4,
+	RUN_MEMORY = 1 << 5,
 };
 
 /* Options without a short form. */
@@ -129,6 +206,13 @@ enum long_only {
 	OPT_FIXED_RUN,
 	OPT_FIXED_VARIANT,
 	OPT_FIXED_POLICY,
+	OPT_PRODUCERS,
+	OPT_WORKERS,
+	OPT_SIZE,
+	OPT_BURST,
+	OPT_OVERSUBSCRIBE,
+	OPT_RATE_FRACTION,
+	OPT_PLOT,
 };
 
 struct options {
@@ -144,6 +228,14 @@ struct options {
 	uint64_t fixed_run;          /* messages of a fixed run, 0: none */
 	const char *fixed_variant;
 	const char *fixed_policy;    /* NULL: direct */
+	bool messages_set;           /* --messages given */
+	unsigned producers;
+	unsigned workers;
+	unsigned payload;            /* --size */
+	unsigned burst;
+	bool oversubscribe;
+	double rate_fraction;        /* of engine-open-loop */
+	const char *plot;            /* --plot DIR, NULL: none */
 };
 
 static const struct option long_options[] = {
@@ -154,9 +246,16 @@ static const struct option long_options[] = {
 	{ "csv", required_argument, NULL, OPT_CSV },
 	{ "instructions", no_argument, NULL, OPT_INSTRUCTIONS },
 	{ "policy", required_argument, NULL, OPT_POLICY },
+	{ "producers", required_argument, NULL, OPT_PRODUCERS },
+	{ "workers", required_argument, NULL, OPT_WORKERS },
+	{ "size", required_argument, NULL, OPT_SIZE },
+	{ "burst", required_argument, NULL, OPT_BURST },
+	{ "oversubscribe", no_argument, NULL, OPT_OVERSUBSCRIBE },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	/* Internal: the child side of the instructions scenario. */
+	{ "rate-fraction", required_argument, NULL, OPT_RATE_FRACTION },
+	{ "plot", required_argument, NULL, OPT_PLOT },
 	{ "fixed-run", required_argument, NULL, OPT_FIXED_RUN },
 	{ "fixed-variant", required_argument, NULL, OPT_FIXED_VARIANT },
 	{ "fixed-policy", required_argument, NULL, OPT_FIXED_POLICY },
@@ -167,7 +266,8 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: sy-bench [options]\n"
-		"                [throughput | latency | instructions | policies | all]\n"
+		"                [throughput | latency | instructions | policies |\n"
+		"                 scaling | memory | all]\n"
 		"\n"
 		"Measure switchyard against raw baselines in the same run.\n"
 		"\"all\" (the default) is throughput and latency; \"policies\"\n"
@@ -189,9 +289,25 @@ static void usage(FILE *out)
 		"      --instructions  add instructions per message (callgrind) to all;\n"
 		"                      with policies, count each policy's extra\n"
 		"                      instructions per pick against round_robin\n"
+		"      --rate-fraction F  engine-open-loop (latency) offers F (0 < F\n"
+		"                      <= 1, default 0.5) of engine-rtt's rate\n"
+		"      --plot DIR      write PNG charts (gnuplot) and their data to DIR\n"
+		"      --producers P   producer threads of the engine rows (1-64, default 1)\n"
+		"      --workers W     engine workers, one server each (1-64, default 1);\n"
+		"                      above 1x1 the route is round_robin over them\n"
+		"      --size BYTES    payload of engine messages (default 16)\n"
+		"      --burst B       messages per sy_send_burst (1-512, default 32)\n"
+		"      --oversubscribe scaling: one step beyond the CPUs\n"
+		"\"scaling\" (k x k pairs up to the CPUs) and \"memory\" (RSS and\n"
+		"allocations around 100,000,000 messages by default) run only when\n"
+		"named.\n"
 		"  -q, --quiet         no progress on stderr\n"
 		"  -h, --help          show this help\n",
 		STATS_MAX_RUNS, DEFAULT_RUNS, DEFAULT_MESSAGES);
+#ifdef SY_BENCH_HAVE_ZMQ
+	fprintf(out, "\nBuilt with libzmq: throughput includes the zmq-inproc "
+		"baseline.\n");
+#endif
 }
 
 static int usage_error(const char *fmt, const char *arg)
@@ -239,6 +355,20 @@ static bool parse_u64(const char *s, uint64_t min, uint64_t max,
 	return true;
 }
 
+/* A decimal fraction in (0, 1], nothing else. */
+static bool parse_fraction(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !(v > 0 && v <= 1))
+		return false;
+	*out = v;
+	return true;
+}
+
 static int parse_scenario(const char *name, struct options *o)
 {
 	if (!strcmp(name, "throughput"))
@@ -249,6 +379,10 @@ static int parse_scenario(const char *name, struct options *o)
 		o->scenarios = RUN_INSTRUCTIONS;
 	else if (!strcmp(name, "policies"))
 		o->scenarios = RUN_POLICIES;
+	else if (!strcmp(name, "scaling"))
+		o->scenarios = RUN_SCALING;
+	else if (!strcmp(name, "memory"))
+		o->scenarios = RUN_MEMORY;
 	else if (!strcmp(name, "all"))
 		o->scenarios = RUN_THROUGHPUT | RUN_LATENCY;
 	else
@@ -264,8 +398,13 @@ static int parse_options(int argc, char **argv, struct options *o)
 
 	*o = (struct options){
 		.runs = DEFAULT_RUNS,
+		.rate_fraction = OPEN_LOOP_DEFAULT_FRACTION,
 		.messages = DEFAULT_MESSAGES,
 		.scenarios = RUN_THROUGHPUT | RUN_LATENCY,
+		.producers = 1,
+		.workers = 1,
+		.payload = BENCH_DEFAULT_PAYLOAD,
+		.burst = BENCH_DEFAULT_BURST,
 	};
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":r:n:c:j:qh", long_options,
@@ -283,6 +422,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 				return usage_error("--messages: '%s' is not a "
 						   "number from 1 to 10^12",
 						   optarg);
+			o->messages_set = true;
 			break;
 		case 'c':
 			o->cpus = optarg;
@@ -295,6 +435,40 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case OPT_INSTRUCTIONS:
 			o->instructions = true;
+			break;
+		case OPT_RATE_FRACTION:
+			if (!parse_fraction(optarg, &o->rate_fraction))
+				return usage_error("--rate-fraction: '%s' is "
+						   "not a number in (0, 1]",
+						   optarg);
+			break;
+		case OPT_PLOT:
+			o->plot = optarg;
+			break;
+		case OPT_PRODUCERS:
+		case OPT_WORKERS:
+			if (!parse_u64(optarg, 1, MULTI_MAX_THREADS, &v))
+				return usage_error("%s: not a number from 1 "
+						   "to 64", argv[optind - 1]);
+			*(opt == OPT_PRODUCERS ? &o->producers : &o->workers) =
+				(unsigned)v;
+			break;
+		case OPT_SIZE:
+			if (!parse_u64(optarg, 0, SY_MSG_MAX_SIZE, &v))
+				return usage_error("--size: '%s' is not a "
+						   "number from 0 to 1048576",
+						   optarg);
+			o->payload = (unsigned)v;
+			break;
+		case OPT_BURST:
+			if (!parse_u64(optarg, 1, BENCH_MAX_BURST, &v))
+				return usage_error("--burst: '%s' is not a "
+						   "number from 1 to 512",
+						   optarg);
+			o->burst = (unsigned)v;
+			break;
+		case OPT_OVERSUBSCRIBE:
+			o->oversubscribe = true;
 			break;
 		case OPT_POLICY:
 			if (parse_policy("--policy", optarg, &o->policy) < 0)
@@ -338,6 +512,11 @@ static int parse_options(int argc, char **argv, struct options *o)
 				   "together");
 	if (o->fixed_policy && !o->fixed_run)
 		return usage_error("%s", "--fixed-policy needs --fixed-run");
+	if ((o->producers > 1 || o->workers > 1) && o->policy &&
+	    strcmp(o->policy, "direct") && strcmp(o->policy, MULTI_POLICY))
+		return usage_error("--policy %s: with --producers or --workers "
+				   "above 1 the route is round_robin",
+				   o->policy);
 	return 0;
 }
 
@@ -375,6 +554,7 @@ static int choose_cpus(const char *source, const char *list,
 	} else {
 		wanted = allowed;
 	}
+	ctx->cpus = wanted;
 	ctx->producer_cpu = affinity_nth(&wanted, 0);
 	ctx->consumer_cpu = affinity_nth(&wanted, 1);
 	if (ctx->consumer_cpu < 0)
@@ -421,6 +601,8 @@ static int fixed_run(const struct options *o)
 		.engine_idle = SY_IDLE_SLEEP,
 		.engine_window = FIXED_RUN_WINDOW,
 		.policy = o->fixed_policy ? o->fixed_policy : "direct",
+		.payload = BENCH_DEFAULT_PAYLOAD,
+		.burst = BENCH_DEFAULT_BURST,
 	};
 	unsigned n_allowed;
 	int rc;
@@ -456,8 +638,14 @@ static int run_scenarios(const struct options *o, const struct bench_ctx *ctx,
 		rc = scenario_throughput(ctx, rep);
 	if (!rc && (o->scenarios & RUN_LATENCY))
 		rc = scenario_latency(ctx, rep);
+	if (!rc && (o->scenarios & RUN_LATENCY))
+		rc = scenario_open_loop(ctx, o->rate_fraction, rep);
 	if (!rc && (o->scenarios & RUN_POLICIES))
 		rc = scenario_policies(ctx, rep);
+	if (!rc && (o->scenarios & RUN_SCALING))
+		rc = scenario_scaling(ctx, rep);
+	if (!rc && (o->scenarios & RUN_MEMORY))
+		rc = scenario_memory(ctx, rep);
 	if (!rc)
 		rc = probe(ctx, &rep->probe_after_ns);
 	rep->has_probe = !rc;
@@ -492,6 +680,7 @@ static int check_policy(const char *name)
 int main(int argc, char **argv)
 {
 	struct bench_ctx ctx = { .engine_idle = SY_IDLE_DEFAULT };
+	char burst_variant[32];
 	FILE *json = NULL, *csv = NULL;
 	struct report rep;
 	struct options o;
@@ -529,12 +718,25 @@ int main(int argc, char **argv)
 	}
 	ctx.runs = o.runs;
 	ctx.messages = o.messages;
+	if (o.scenarios == RUN_MEMORY && !o.messages_set)
+		ctx.messages = MEMORY_DEFAULT_MESSAGES;
+	ctx.producers = o.producers;
+	ctx.workers = o.workers;
+	ctx.payload = o.payload;
+	ctx.burst = o.burst;
+	ctx.oversubscribe = o.oversubscribe;
+	snprintf(burst_variant, sizeof(burst_variant), "engine-burst%u",
+		 o.burst);
+	ctx.burst_variant = burst_variant;
 	ctx.policy = o.policy ? o.policy : "direct";
 	ctx.progress = !o.quiet && isatty(STDERR_FILENO);
+	thread_map_print(&ctx);
 	report_init(&rep, n_allowed, ctx.producer_cpu, ctx.consumer_cpu);
 	rc = run_scenarios(&o, &ctx, &rep);
 	if (!rc)
 		rc = report_print_table(&rep, stdout);
+	if (!rc && o.plot)
+		rc = plot_report(&rep, o.plot, stdout);
 	if (json && rc)
 		fclose(json);
 	else if (json)

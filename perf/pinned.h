@@ -7,7 +7,8 @@
 
 #include <pthread.h>
 
-#define PINNED_MAX 2
+/* Enough for the producers of a many-thread run (multi_runs.h). */
+#define PINNED_MAX 64
 
 /** One thread of a run: filled by the caller except @p tid and @p rc. */
 struct pinned_thread {

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "reference.h"
 #include "switchyard.h"
 
 #define STR_(x) #x
@@ -143,6 +144,9 @@ struct columns {
 	bool rate_spread; /* min and max beside the median */
 	bool instructions;
 	const char *extra_vs; /* extra instructions relative to this variant */
+	bool threads;         /* producers x workers */
+	bool scaling;         /* speedup and efficiency */
+	bool memory;          /* RSS, allocator calls, pool */
 	unsigned n_baselines;
 	const char *baselines[MAX_BASELINES];
 };
@@ -165,6 +169,10 @@ static void section_columns(const struct report *rep, const char *scenario,
 		c->instructions |= row->has_instructions;
 		if (row->extra_vs)
 			c->extra_vs = row->extra_vs;
+		c->threads |= row->producers > 1 || row->workers > 1 ||
+			      row->has_scaling;
+		c->scaling |= row->has_scaling;
+		c->memory |= row->has_memory;
 	}
 	c->rate_spread = c->rate && !c->latency;
 	c->n_baselines = baselines_of(rep, scenario, c->baselines);
@@ -197,6 +205,8 @@ static void print_header(const struct report_row *first,
 	if (first->detail)
 		fprintf(out, "\n%s", first->detail);
 	fprintf(out, "\n%-*s", c->variant_width, "variant");
+	if (c->threads)
+		fprintf(out, " %7s", "PxW");
 	if (c->latency)
 		fprintf(out, " %9s %9s %9s %9s %9s", "p50 ns", "p90 ns",
 			"p99 ns", "p99.9 ns", "max ns");
@@ -204,6 +214,12 @@ static void print_header(const struct report_row *first,
 		fprintf(out, " %9s", c->latency ? "M rt/s" : "M/s");
 	if (c->rate_spread)
 		fprintf(out, " %9s %9s", "min", "max");
+	if (c->scaling)
+		fprintf(out, " %8s %10s", "speedup", "efficiency");
+	if (c->memory)
+		fprintf(out, " %10s %10s %10s %11s %10s %10s", "RSS0 KiB",
+			"RSS1 KiB", "KiB/M msg", "allocs/msg", "frees/msg",
+			"pool KiB");
 	if (c->instructions)
 		fprintf(out, " %12s", "instr/msg");
 	if (c->extra_vs)
@@ -214,6 +230,14 @@ static void print_header(const struct report_row *first,
 	fputc('\n', out);
 }
 
+static void print_threads(const struct report_row *row, FILE *out)
+{
+	char pw[24];
+
+	snprintf(pw, sizeof(pw), "%ux%u", row->producers, row->workers);
+	fprintf(out, " %7s", pw);
+}
+
 static void print_row(const struct report_row *row, const struct columns *c,
 		      FILE *out)
 {
@@ -221,6 +245,8 @@ static void print_row(const struct report_row *row, const struct columns *c,
 	double v;
 
 	fprintf(out, "%-*s", c->variant_width, row->variant);
+	if (c->threads)
+		print_threads(row, out);
 	if (c->latency && row->has_latency)
 		fprintf(out, " %9" PRIu64 " %9" PRIu64 " %9" PRIu64
 			" %9" PRIu64 " %9" PRIu64, row->latency.p50,
@@ -237,6 +263,20 @@ static void print_row(const struct report_row *row, const struct columns *c,
 			row->rate.max / 1e6);
 	else if (c->rate_spread)
 		fprintf(out, " %9s %9s", "-", "-");
+	if (c->scaling && row->has_scaling)
+		fprintf(out, " %8.2f %10.2f", row->speedup, row->efficiency);
+	else if (c->scaling)
+		fprintf(out, " %8s %10s", "-", "-");
+	if (c->memory && row->has_memory)
+		fprintf(out, " %10" PRIu64 " %10" PRIu64 " %10.2f %11.6f "
+			"%10.6f %10" PRIu64, row->memory.rss_before_kib,
+			row->memory.rss_after_kib,
+			row->memory.growth_kib_per_million,
+			row->memory.allocs_per_msg, row->memory.frees_per_msg,
+			row->memory.pool_bytes / 1024);
+	else if (c->memory)
+		fprintf(out, " %10s %10s %10s %11s %10s %10s", "-", "-", "-",
+			"-", "-", "-");
 	if (c->instructions && row->has_instructions)
 		fprintf(out, " %12.1f", row->instructions_per_msg);
 	else if (c->instructions)
@@ -272,6 +312,7 @@ int report_print_table(const struct report *rep, FILE *out)
 			print_header(row, &c, out);
 		print_row(row, &c, out);
 	}
+	reference_print_table(rep, out);
 	if (rep->n_notes)
 		fputc('\n', out);
 	for (unsigned i = 0; i < rep->n_notes; i++)
@@ -308,6 +349,21 @@ static void json_string(const char *s, FILE *out)
 	fputc('"', out);
 }
 
+static void json_memory(const struct report_memory *m, FILE *out)
+{
+	fprintf(out, ",\n   \"warmup_messages\":%" PRIu64 ",\"rss_kib\":"
+		"{\"before\":%" PRIu64 ",\"after\":%" PRIu64 "},"
+		"\"growth_kib\":%" PRId64 ",\"growth_kib_per_million\":%.4f,"
+		"\n   \"allocs_per_msg\":%.9f,\"frees_per_msg\":%.9f,"
+		"\"alloc_bytes\":%" PRIu64 ",\"pool_bytes\":%" PRIu64 ","
+		"\"pool_bytes_before\":%" PRIu64 ",\"pool_slabs\":%" PRIu64,
+		m->warmup_messages, m->rss_before_kib, m->rss_after_kib,
+		(int64_t)(m->rss_after_kib - m->rss_before_kib),
+		m->growth_kib_per_million, m->allocs_per_msg, m->frees_per_msg,
+		m->alloc_bytes, m->pool_bytes, m->pool_bytes_before,
+		m->pool_slabs);
+}
+
 static void json_row(const struct report_row *row, FILE *out)
 {
 	fprintf(out, "{\"scenario\":");
@@ -341,6 +397,10 @@ static void json_row(const struct report_row *row, FILE *out)
 		json_string(row->extra_vs, out);
 		fprintf(out, ":%.1f}", row->extra_instructions);
 	}
+	if (row->offered_rate > 0)
+		fprintf(out, ",\n   \"offered_per_sec\":%.0f,"
+			"\"rate_fraction\":%.3f", row->offered_rate,
+			row->rate_fraction);
 	if (row->n_ratios) {
 		fprintf(out, ",\n   \"ratio_vs\":{");
 		for (unsigned r = 0; r < row->n_ratios; r++) {
@@ -351,6 +411,11 @@ static void json_row(const struct report_row *row, FILE *out)
 		}
 		fputc('}', out);
 	}
+	if (row->has_scaling)
+		fprintf(out, ",\n   \"speedup\":%.4f,\"efficiency\":%.4f",
+			row->speedup, row->efficiency);
+	if (row->has_memory)
+		json_memory(&row->memory, out);
 	fputc('}', out);
 }
 
@@ -372,6 +437,7 @@ int report_write_json(const struct report *rep, FILE *out)
 		fprintf(out, "%s\n  ", i ? "," : "");
 		json_row(&rep->rows[i], out);
 	}
+	reference_write_json(rep, rep->n_rows > 0, out);
 	fputc(']', out);
 	if (rep->n_notes) {
 		fprintf(out, ",\n \"notes\":[");
@@ -400,7 +466,9 @@ int report_write_csv(const struct report *rep, FILE *out)
 		"msgs_per_sec_median,msgs_per_sec_min,msgs_per_sec_max,"
 		"p50_ns,p90_ns,p99_ns,p999_ns,max_ns,instructions_per_msg,"
 		"probe_rtt_before_ns,probe_rtt_after_ns,policy,"
-		"extra_instructions,extra_instructions_vs");
+		"extra_instructions,extra_instructions_vs,speedup,efficiency,"
+		"rss_before_kib,rss_after_kib,growth_kib_per_million,"
+		"allocs_per_msg,pool_bytes");
 	for (unsigned b = 0; b < n_baselines; b++)
 		fprintf(out, ",ratio_vs_%s", baselines[b]);
 	fputc('\n', out);
@@ -439,6 +507,20 @@ int report_write_csv(const struct report *rep, FILE *out)
 				row->extra_vs);
 		else
 			fprintf(out, ",,");
+		if (row->has_scaling)
+			fprintf(out, ",%.4f,%.4f", row->speedup,
+				row->efficiency);
+		else
+			fprintf(out, ",,");
+		if (row->has_memory)
+			fprintf(out, ",%" PRIu64 ",%" PRIu64 ",%.4f,%.9f,%" PRIu64,
+				row->memory.rss_before_kib,
+				row->memory.rss_after_kib,
+				row->memory.growth_kib_per_million,
+				row->memory.allocs_per_msg,
+				row->memory.pool_bytes);
+		else
+			fprintf(out, ",,,,,");
 		for (unsigned b = 0; b < n_baselines; b++) {
 			if (ratio_of(row, baselines[b], &v))
 				fprintf(out, ",%.4f", v);

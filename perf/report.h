@@ -12,8 +12,8 @@
 
 #include "stats.h"
 
-#define REPORT_MAX_ROWS 16
-#define REPORT_MAX_RATIOS 4
+#define REPORT_MAX_ROWS 32
+#define REPORT_MAX_RATIOS 6
 #define REPORT_MAX_NOTES 12
 #define REPORT_NOTE_LEN 160
 
@@ -21,6 +21,20 @@
 struct report_ratio {
 	const char *baseline;
 	double value;
+};
+
+/** Memory of one phase of the memory scenario, before and after it. */
+struct report_memory {
+	uint64_t warmup_messages;  /* sent before "before" */
+	uint64_t rss_before_kib;
+	uint64_t rss_after_kib;
+	double growth_kib_per_million;
+	double allocs_per_msg;     /* allocator calls per message in the phase */
+	double frees_per_msg;
+	uint64_t alloc_bytes;      /* bytes the allocator gave in the phase */
+	uint64_t pool_bytes_before;
+	uint64_t pool_bytes;       /* after */
+	uint64_t pool_slabs;       /* after */
 };
 
 /** One result: a variant of a scenario. Only measured parts are set. */
@@ -42,8 +56,17 @@ struct report_row {
 	/* instructions_per_msg minus that of the row of extra_vs */
 	const char *extra_vs;
 	double extra_instructions;
+	/* open-loop rows: the offered rate, and its share of engine-rtt's */
+	double offered_rate;
+	double rate_fraction;
 	unsigned n_ratios;
 	struct report_ratio ratios[REPORT_MAX_RATIOS];
+	/* scaling rows: median rate / that of k = 1, and speedup / k */
+	bool has_scaling;
+	double speedup;
+	double efficiency;
+	bool has_memory;
+	struct report_memory memory;
 };
 
 struct report {

@@ -12,6 +12,10 @@
 
 #include "baselines.h"
 #include "engine_runs.h"
+#include "multi_runs.h"
+#ifdef SY_BENCH_HAVE_ZMQ
+#include "zmq_baseline.h"
+#endif
 
 /* Round trips per latency run, fewer if --messages asks for fewer. */
 #define LATENCY_ROUND_TRIPS 100000u
@@ -19,7 +23,7 @@
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 struct throughput_variant {
-	const char *name;
+	const char *name;         /* NULL: ctx->burst_variant */
 	int (*run)(const struct bench_ctx *ctx, uint64_t n, double *secs);
 	bool engine;
 };
@@ -28,9 +32,27 @@ static const struct throughput_variant throughput_variants[] = {
 	{ "ck-spsc", baseline_ck_spsc, false },
 	{ "batched-limit", baseline_batched_limit, false },
 	{ "mutex-queue", baseline_mutex_queue, false },
-	{ "engine-single", engine_single, true },
-	{ "engine-burst32", engine_burst32, true },
+#ifdef SY_BENCH_HAVE_ZMQ
+	{ "zmq-inproc", baseline_zmq_inproc, false },
+#endif
+	{ "engine-single", multi_engine_single, true },
+	{ NULL, multi_engine_burst, true },
 };
+
+static const char *variant_name(const struct bench_ctx *ctx,
+				const struct throughput_variant *tv)
+{
+	return tv->name ? tv->name : ctx->burst_variant;
+}
+
+/* An engine row: --producers x --workers, and the policy of its route. */
+static void engine_row(const struct bench_ctx *ctx, struct report_row *row)
+{
+	row->producers = ctx->producers;
+	row->workers = ctx->workers;
+	row->policy = ctx->producers == 1 && ctx->workers == 1 ? ctx->policy
+							       : MULTI_POLICY;
+}
 
 struct latency_variant {
 	const char *name;
@@ -103,10 +125,12 @@ int scenario_throughput(const struct bench_ctx *ctx, struct report *rep)
 			const struct throughput_variant *tv =
 				&throughput_variants[v];
 
-			show_progress(ctx, "throughput", r, tv->name);
+			show_progress(ctx, "throughput", r,
+				      variant_name(ctx, tv));
 			rc = tv->run(ctx, ctx->messages, &secs);
 			if (rc < 0) {
-				run_failed(ctx, "throughput", tv->name, rc);
+				run_failed(ctx, "throughput",
+					   variant_name(ctx, tv), rc);
 				goto out_free;
 			}
 			rates[v * ctx->runs + r] = rate_of(ctx->messages, secs);
@@ -115,10 +139,11 @@ int scenario_throughput(const struct bench_ctx *ctx, struct report *rep)
 	clear_progress(ctx);
 	for (unsigned v = 0; v < nv; v++) {
 		rows[v] = add_row(rep, "throughput",
-				  throughput_variants[v].name, ctx->messages,
+				  variant_name(ctx, &throughput_variants[v]),
+				  ctx->messages,
 				  &rates[v * ctx->runs], ctx->runs);
 		if (throughput_variants[v].engine)
-			rows[v]->policy = ctx->policy;
+			engine_row(ctx, rows[v]);
 	}
 	rows[0]->detail = engine_policy_route(ctx->policy);
 	for (unsigned v = 0; v < nv; v++) {
