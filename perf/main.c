@@ -47,7 +47,7 @@
  *                 k's median rate, speedup over k = 1 and efficiency
  *                 (speedup / k). Not part of "all".
  *   memory        one producer, one worker, a counting sy_allocator in the
- *                 engine's configuration: after a warm-up of 1,000,000
+ *                 engine's configuration: after a warm-up of 10,000,000
  *                 messages, --messages (here default 100,000,000: about
  *                 2 s per 100 M at 80 M/s) with engine-burst<B>, then as
  *                 many with engine-single; RSS (/proc/self/statm), pool

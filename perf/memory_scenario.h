@@ -16,8 +16,12 @@
 #include "bench.h"
 #include "report.h"
 
-/* Messages sent before the first measurement, to fill the pools. */
-#define MEMORY_WARMUP 1000000u
+/*
+ * Messages sent before the first measurement, to fill the pools: a pool
+ * grows until it holds what its producer keeps in flight at most (up to
+ * ring_size - 1 bursts of 32), which a short warm-up does not always reach.
+ */
+#define MEMORY_WARMUP 10000000u
 
 /**
  * Run the memory scenario and add one row per phase, and a note if the
