@@ -190,24 +190,7 @@ struct sy_pick {
 	struct sy_engine *eng;
 	uint64_t key;
 	uint64_t now;               /* 0: not read yet */
-	/* In-flight increments of this send call, added to the servers'
-	 * counters once per server before the messages are enqueued; picks
-	 * of the same call see them (sy_pick_inflight()). */
-	unsigned npending;
-	struct {
-		struct sy__server *srv;
-		int64_t n;
-	} pending[SY_BURST_MAX];
 };
-
-/* Publish the in-flight increments a send call has collected. */
-static inline void sy__pick_settle(struct sy_pick *p)
-{
-	for (unsigned i = 0; i < p->npending; i++)
-		atomic_fetch_add_explicit(&p->pending[i].srv->inflight,
-					  p->pending[i].n, memory_order_relaxed);
-	p->npending = 0;
-}
 
 /* ---- the engine ---- */
 

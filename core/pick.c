@@ -48,15 +48,8 @@ SY_API bool sy_pick_available(const struct sy_pick *p, unsigned i)
 
 SY_API int64_t sy_pick_inflight(const struct sy_pick *p, unsigned i)
 {
-	const struct sy__server *srv;
-	int64_t n;
-
 	if (i >= p->route->n)
 		return 0;
-	srv = p->route->servers[i];
-	n = atomic_load_explicit(&srv->inflight, memory_order_relaxed);
-	for (unsigned k = 0; k < p->npending; k++)
-		if (p->pending[k].srv == srv)
-			n += p->pending[k].n;
-	return n;
+	return atomic_load_explicit(&p->route->servers[i]->inflight,
+				    memory_order_relaxed);
 }

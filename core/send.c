@@ -69,20 +69,6 @@ static inline struct sy__route *route_for_send(struct sy_engine *eng,
 	return r;
 }
 
-/* Count one more message in flight to @p srv, published by sy__pick_settle(). */
-static inline void pending_add(struct sy_pick *ctx, struct sy__server *srv)
-{
-	for (unsigned k = 0; k < ctx->npending; k++) {
-		if (ctx->pending[k].srv == srv) {
-			ctx->pending[k].n++;
-			return;
-		}
-	}
-	ctx->pending[ctx->npending].srv = srv;
-	ctx->pending[ctx->npending].n = 1;
-	ctx->npending++;
-}
-
 /*
  * The policy's pick, or the next available server after it; records the
  * choice in the message. NULL when no server of the route is available.
@@ -113,7 +99,8 @@ static inline struct sy__server *pick(struct sy_pick *ctx, struct sy_msg *m)
 			m->flags = (uint8_t)((m->flags & (SY_MSG_REQUEST | SY_MSG_CALL)) |
 					     r->msg_flags);
 			if (r->msg_flags & SY_MSG_INFLIGHT)
-				pending_add(ctx, srv);
+				atomic_fetch_add_explicit(&srv->inflight, 1,
+							  memory_order_relaxed);
 			return srv;
 		}
 		i = i + 1 == n ? 0 : i + 1;
@@ -155,14 +142,12 @@ send_one(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
 	ctx.slot = s;
 	ctx.eng = eng;
 	ctx.now = 0;
-	ctx.npending = 0;
 	srv = pick(&ctx, m);
 	if (sy__unlikely(!srv)) {
 		err = -EHOSTUNREACH;
 		goto out_reject;
 	}
 	w = srv->worker; /* srv may be freed once the section ends */
-	sy__pick_settle(&ctx);
 	if (sy__unlikely(!sy__ring_enqueue_spsc(&sy__slot_out(s)[w], m))) {
 		unpick(m);
 		err = -EAGAIN;
@@ -277,7 +262,6 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 	ctx.slot = s;
 	ctx.eng = eng;
 	ctx.now = 0;
-	ctx.npending = 0;
 	for (unsigned i = 0; i < n; i++) {
 		struct sy__server *srv;
 
@@ -293,7 +277,6 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 			}
 		}
 	}
-	sy__pick_settle(&ctx);
 	if (!mixed && worker_of[0] != REFUSED) {
 		/* The common case: every message for one worker. */
 		err = enqueue_group(s, worker_of[0], msgs, n);
