@@ -316,7 +316,8 @@ SY_API int sy_producer_detach(sy_engine *eng);
 /**
  * Allocate a message with room for @p size payload bytes (its size is set to
  * @p size) from the calling thread's pool. Any thread (attaches it);
- * never blocks in steady state (a pool grows by a slab when empty).
+ * never blocks in steady state (a pool grows by a slab when empty; a
+ * message above 65,472 bytes is allocated alone).
  * The caller owns the message.
  * @return the message, or NULL (size above SY_MSG_MAX_SIZE, no producer slot,
  *         or no memory; sy_last_error() says which).
@@ -324,7 +325,8 @@ SY_API int sy_producer_detach(sy_engine *eng);
 SY_API sy_msg *sy_msg_alloc(sy_engine *eng, size_t size);
 
 /**
- * Return a message to the pool it came from. Any thread; never blocks.
+ * Return a message to the pool it came from. Any thread; never blocks
+ * (a message above 65,472 bytes, allocated alone, takes a mutex briefly).
  * The caller must own @p msg. NULL is ignored.
  */
 SY_API void sy_msg_free(sy_msg *msg);
