@@ -16,14 +16,12 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <time.h>
 
 #include <criterion/criterion.h>
 
 #include "tests/common.h"
+#include "tests/policies/rig.h"
 
-/* Bound of every wait: generous enough for a loaded 2-CPU machine. */
-#define WAIT_MS 60000u
 #define MAX_SERVERS 8u
 #define WINDOW 64u
 #define FAST_NS 1000u
@@ -47,14 +45,6 @@ struct rig {
 	uint32_t ids[MAX_SERVERS];
 	struct server servers[MAX_SERVERS];
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static uint64_t fake_clock(void *ctx)
 {
@@ -117,11 +107,11 @@ static void rig_start(struct rig *r, unsigned n, const char *params)
 /* Wait until at most @p outstanding of the messages sent are unhandled. */
 static void rig_wait(struct rig *r, uint64_t outstanding)
 {
-	uint64_t end = now_ms() + WAIT_MS;
+	uint64_t end = rig_now_ms() + RIG_WAIT_MS;
 
 	while (r->sent - atomic_load_explicit(&r->handled, memory_order_acquire) >
 	       outstanding) {
-		cr_assert_leq(now_ms(), end, "%llu of %llu messages not handled",
+		cr_assert_leq(rig_now_ms(), end, "%llu of %llu messages not handled",
 			      (unsigned long long)(r->sent - atomic_load(&r->handled)),
 			      (unsigned long long)r->sent);
 		sched_yield();
@@ -144,7 +134,7 @@ static void rig_phase(struct rig *r, uint64_t count, uint64_t *got)
 		rig_wait(r, WINDOW - 1);
 		m = sy_msg_alloc(r->eng, 8);
 		cr_assert_not_null(m, "%s", sy_last_error());
-		cr_assert_eq(t_send_retry(r->eng, r->route, m, WAIT_MS), 0);
+		cr_assert_eq(t_send_retry(r->eng, r->route, m, RIG_WAIT_MS), 0);
 		r->sent++;
 	}
 	rig_wait(r, 0);

@@ -24,9 +24,8 @@
 #include <criterion/criterion.h>
 
 #include "tests/common.h"
+#include "tests/policies/rig.h"
 
-/* Bound of every wait: generous enough for a loaded 2-CPU machine. */
-#define WAIT_MS 60000u
 #define SERVERS 4u
 #define MAX_ROUTES 3u
 #define PER_ROUTE 1000u
@@ -157,7 +156,7 @@ static void run_once(struct run *r, uint64_t seed)
 		     sy_strerror(s.first_error));
 
 	cr_assert_eq(sy_engine_start(eng), 0);
-	cr_assert(t_wait_u64(&r->log.n, s.sent, WAIT_MS), "handled %llu of %u",
+	cr_assert(t_wait_u64(&r->log.n, s.sent, RIG_WAIT_MS), "handled %llu of %u",
 		  (unsigned long long)atomic_load(&r->log.n), s.sent);
 	cr_assert_eq(sy_engine_stop(eng), 0);
 	cr_assert_eq(atomic_load(&r->log.n), r->nroutes * PER_ROUTE);

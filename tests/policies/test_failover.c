@@ -17,58 +17,19 @@
 #include <criterion/criterion.h>
 
 #include "tests/common.h"
+#include "tests/policies/rig.h"
 
-/* Bound of every wait: generous enough for a loaded 2-CPU machine. */
-#define WAIT_MS 60000u
 #define SERVERS 3u
 
-struct server {
-	_Atomic uint64_t got;
-	_Atomic uint64_t *delivered; /* the rig's, all servers */
-};
-
-struct rig {
-	sy_engine *eng;
-	uint64_t sent;
-	_Atomic uint64_t delivered;
-	uint32_t ids[SERVERS];
-	struct server servers[SERVERS];
-};
-
-static int count_handler(sy_engine *eng, sy_msg *msg, void *ctx)
-{
-	struct server *s = ctx;
-
-	(void)eng;
-	(void)msg;
-	atomic_fetch_add_explicit(&s->got, 1, memory_order_relaxed);
-	/* Pairs with the load in t_wait_u64(): the count above is visible. */
-	atomic_fetch_add_explicit(s->delivered, 1, memory_order_release);
-	return 0;
-}
-
 /* A started engine of two workers and SERVERS servers over them. */
-static void rig_start(struct rig *r)
+static void rig_start(struct rig_fleet *r)
 {
-	r->sent = 0;
-	atomic_init(&r->delivered, 0);
-	r->eng = t_engine(2, SY_IDLE_SLEEP);
-	cr_assert_not_null(r->eng, "%s", sy_last_error());
-	for (unsigned i = 0; i < SERVERS; i++) {
-		struct sy_server_opts so = { .worker = (int)(i % 2) };
-		char name[] = "server-0";
-
-		name[7] = (char)('0' + i);
-		atomic_init(&r->servers[i].got, 0);
-		r->servers[i].delivered = &r->delivered;
-		cr_assert_eq(sy_server_add(r->eng, name, count_handler,
-					   &r->servers[i], &so, &r->ids[i]), 0);
-	}
+	rig_fleet_init(r, t_engine(2, SY_IDLE_SLEEP), SERVERS, 1);
 	cr_assert_eq(sy_engine_start(r->eng), 0);
 }
 
 /* A failover route over the servers at @p order (indexes into r->ids). */
-static uint32_t rig_route(struct rig *r, const char *name,
+static uint32_t rig_route(struct rig_fleet *r, const char *name,
 			  const unsigned *order, unsigned n)
 {
 	struct sy_route_opts ro = { .policy = "failover", .n_servers = n };
@@ -83,66 +44,60 @@ static uint32_t rig_route(struct rig *r, const char *name,
 }
 
 /* Send @p n messages one by one and wait until every one is handled. */
-static void send_and_wait(struct rig *r, uint32_t route, unsigned n)
+static void send_and_wait(struct rig_fleet *r, uint32_t route, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++) {
 		sy_msg *m = sy_msg_alloc(r->eng, 8);
 		int rc;
 
 		cr_assert_not_null(m, "%s", sy_last_error());
-		rc = t_send_retry(r->eng, route, m, WAIT_MS);
+		rc = t_send_retry(r->eng, route, m, RIG_WAIT_MS);
 		if (rc)
 			sy_msg_free(m);
 		cr_assert_eq(rc, 0, "sy_send: %d", rc);
 	}
 	r->sent += n;
-	cr_assert(t_wait_u64(&r->delivered, r->sent, WAIT_MS),
+	cr_assert(t_wait_u64(&r->delivered, r->sent, RIG_WAIT_MS),
 		  "%llu of %llu messages handled",
 		  (unsigned long long)atomic_load(&r->delivered),
 		  (unsigned long long)r->sent);
 }
 
-static uint64_t got(struct rig *r, unsigned server)
+static uint64_t got(struct rig_fleet *r, unsigned server)
 {
-	return atomic_load(&r->servers[server].got);
+	return rig_fleet_got(r, server);
+}
+
+/* All of 10,000 messages reach order[0], the first of the route's order. */
+static void check_all_to_first(const char *name, const unsigned *order)
+{
+	struct rig_fleet r;
+	uint32_t route;
+
+	rig_start(&r);
+	route = rig_route(&r, name, order, SERVERS);
+	send_and_wait(&r, route, 10000);
+	cr_assert_eq(sy_engine_stop(r.eng), 0);
+	cr_expect_eq(got(&r, order[0]), 10000);
+	cr_expect_eq(got(&r, order[1]), 0);
+	cr_expect_eq(got(&r, order[2]), 0);
+	sy_engine_destroy(r.eng);
 }
 
 Test(policies_failover, all_traffic_goes_to_the_first_server)
 {
-	const unsigned order[SERVERS] = { 0, 1, 2 };
-	struct rig r;
-	uint32_t route;
-
-	rig_start(&r);
-	route = rig_route(&r, "first", order, SERVERS);
-	send_and_wait(&r, route, 10000);
-	cr_assert_eq(sy_engine_stop(r.eng), 0);
-	cr_expect_eq(got(&r, 0), 10000);
-	cr_expect_eq(got(&r, 1), 0);
-	cr_expect_eq(got(&r, 2), 0);
-	sy_engine_destroy(r.eng);
+	check_all_to_first("first", (const unsigned[SERVERS]){ 0, 1, 2 });
 }
 
 Test(policies_failover, the_first_is_the_first_of_the_route_order_not_of_ids)
 {
-	const unsigned order[SERVERS] = { 2, 0, 1 };
-	struct rig r;
-	uint32_t route;
-
-	rig_start(&r);
-	route = rig_route(&r, "reversed", order, SERVERS);
-	send_and_wait(&r, route, 10000);
-	cr_assert_eq(sy_engine_stop(r.eng), 0);
-	cr_expect_eq(got(&r, 2), 10000);
-	cr_expect_eq(got(&r, 0), 0);
-	cr_expect_eq(got(&r, 1), 0);
-	sy_engine_destroy(r.eng);
+	check_all_to_first("reversed", (const unsigned[SERVERS]){ 2, 0, 1 });
 }
 
 Test(policies_failover, removing_the_first_server_moves_traffic_to_the_next)
 {
 	const unsigned order[SERVERS] = { 0, 1, 2 };
-	struct rig r;
+	struct rig_fleet r;
 	uint32_t route;
 
 	rig_start(&r);
@@ -169,7 +124,7 @@ Test(policies_failover, with_its_only_server_removed_a_route_refuses_and_the_mes
 	sy_msg *m, *burst[2];
 	uint32_t lonely, spare;
 	struct sy_stats st;
-	struct rig r;
+	struct rig_fleet r;
 
 	rig_start(&r);
 	lonely = rig_route(&r, "lonely", only, 1);
@@ -191,9 +146,9 @@ Test(policies_failover, with_its_only_server_removed_a_route_refuses_and_the_mes
 	/* Refused twice, the message is intact and the caller's to send on. */
 	cr_expect_eq(sy_msg_size(m), sizeof(text));
 	cr_expect_str_eq((const char *)sy_msg_data(m), text);
-	cr_assert_eq(t_send_retry(r.eng, spare, m, WAIT_MS), 0);
+	cr_assert_eq(t_send_retry(r.eng, spare, m, RIG_WAIT_MS), 0);
 	r.sent++;
-	cr_assert(t_wait_u64(&r.delivered, r.sent, WAIT_MS));
+	cr_assert(t_wait_u64(&r.delivered, r.sent, RIG_WAIT_MS));
 	cr_assert_eq(sy_engine_stop(r.eng), 0);
 	cr_expect_eq(got(&r, 0), 100);
 	cr_expect_eq(got(&r, 1), 1);

@@ -18,27 +18,16 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <criterion/criterion.h>
 
 #include "tests/common.h"
+#include "tests/policies/rig.h"
 
-/* Bound of every wait: generous enough for a loaded 2-CPU machine. */
-#define WAIT_MS 60000u
 #define MAX_SERVERS 100u
 #define PHASES 3u
-#define BATCH 256u
-/* Messages in flight at most; with BATCH, below a ring's 1024 entries. */
-#define IN_FLIGHT_MAX 512u
 /* The tag's key number of a message whose key is in no owner map. */
 #define UNMAPPED 0xffffffffu
-
-/*
- * Chi-square critical value at p = 0.001 for 3 degrees of freedom, from the
- * standard table (NIST/SEMATECH e-Handbook of Statistical Methods, 1.3.6.7.4).
- */
-#define CHI2_P001_DF3 16.266
 
 struct rig;
 
@@ -60,14 +49,6 @@ struct rig {
 	uint32_t ids[MAX_SERVERS];
 	struct server servers[MAX_SERVERS];
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* The test's own generator (splitmix64), independent of the engine's. */
 static uint64_t test_random(uint64_t *state)
@@ -102,7 +83,7 @@ static int claim_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 							  memory_order_relaxed);
 		}
 	}
-	/* Pairs with the load in rig_wait(): everything above is visible. */
+	/* Pairs with the load in rig_wait_handled(): everything above is visible. */
 	atomic_fetch_add_explicit(&r->delivered, 1, memory_order_release);
 	return 0;
 }
@@ -126,11 +107,9 @@ static void rig_init(struct rig *r, unsigned n, uint32_t map_keys)
 	cr_assert_not_null(r->eng, "%s", sy_last_error());
 	for (unsigned i = 0; i < n; i++) {
 		struct sy_server_opts so = { .worker = (int)(i % 2) };
-		char name[] = "server-000";
+		char name[16];
 
-		name[7] = (char)('0' + i / 100);
-		name[8] = (char)('0' + i / 10 % 10);
-		name[9] = (char)('0' + i % 10);
+		rig_server_name(name, sizeof(name), i, 3);
 		r->servers[i].index = (uint16_t)i;
 		r->servers[i].rig = r;
 		for (unsigned p = 0; p < PHASES; p++)
@@ -170,16 +149,21 @@ static void rig_destroy(struct rig *r)
 		free(r->owner[p]);
 }
 
-/* Wait until at most @p in_flight of the messages sent are not handled. */
-static void rig_wait(struct rig *r, uint64_t in_flight)
-{
-	uint64_t end = now_ms() + WAIT_MS;
+struct key_label {
+	unsigned phase;
+	uint32_t keys;
+	uint64_t seed;
+};
 
-	while (r->sent - atomic_load(&r->delivered) > in_flight) {
-		cr_assert_leq(now_ms(), end, "%llu messages not handled",
-			      (unsigned long long)(r->sent - atomic_load(&r->delivered)));
-		sched_yield();
-	}
+/* With keys, message i has key i % keys, numbered in its tag; without, a
+ * random key from the seed, unnumbered. */
+static void label_key(sy_msg *msg, uint64_t i, void *ctx)
+{
+	struct key_label *l = ctx;
+	uint32_t number = l->keys ? (uint32_t)(i % l->keys) : UNMAPPED;
+
+	sy_msg_set_key(msg, l->keys ? number : test_random(&l->seed));
+	sy_msg_set_tag(msg, (uint64_t)l->phase << 32 | number);
 }
 
 /*
@@ -190,25 +174,9 @@ static void rig_wait(struct rig *r, uint64_t in_flight)
 static void send_keys(struct rig *r, unsigned phase, uint64_t total,
 		      uint32_t keys, uint64_t seed)
 {
-	sy_msg *msgs[BATCH];
+	struct key_label l = { .phase = phase, .keys = keys, .seed = seed };
 
-	for (uint64_t i = 0; i < total;) {
-		unsigned n = total - i < BATCH ? (unsigned)(total - i) : BATCH;
-		int k;
-
-		rig_wait(r, IN_FLIGHT_MAX - BATCH);
-		for (unsigned j = 0; j < n; j++, i++) {
-			uint32_t number = keys ? (uint32_t)(i % keys) : UNMAPPED;
-
-			msgs[j] = sy_msg_alloc(r->eng, 8);
-			cr_assert_not_null(msgs[j], "%s", sy_last_error());
-			sy_msg_set_key(msgs[j], keys ? number : test_random(&seed));
-			sy_msg_set_tag(msgs[j], (uint64_t)phase << 32 | number);
-		}
-		k = sy_send_burst(r->eng, r->route, msgs, n);
-		cr_assert_eq(k, (int)n, "sy_send_burst took %d of %u", k, n);
-		r->sent += n;
-	}
+	rig_send(r->eng, r->route, &r->sent, &r->delivered, total, label_key, &l);
 }
 
 static uint64_t got(const struct rig *r, unsigned server, unsigned phase)
@@ -290,7 +258,8 @@ Test(policies_hash, the_same_servers_in_another_order_keep_every_key)
 Test(policies_hash, a_million_random_keys_spread_evenly_by_chi_square)
 {
 	const uint64_t total = 1000000;
-	double expected = total / 4.0, chi2 = 0;
+	double expected[4], chi2;
+	uint64_t counts[4];
 	struct rig r;
 
 	rig_init(&r, 4, 0);
@@ -299,12 +268,12 @@ Test(policies_hash, a_million_random_keys_spread_evenly_by_chi_square)
 	cr_assert_eq(sy_engine_stop(r.eng), 0);
 	cr_assert_eq(atomic_load(&r.delivered), total);
 	for (unsigned i = 0; i < 4; i++) {
-		double d = (double)got(&r, i, 0) - expected;
-
-		chi2 += d * d / expected;
+		counts[i] = got(&r, i, 0);
+		expected[i] = total / 4.0;
 	}
-	cr_expect_lt(chi2, CHI2_P001_DF3, "chi-square %.3f >= %.3f", chi2,
-		     CHI2_P001_DF3);
+	chi2 = rig_chi_square(counts, expected, 4);
+	cr_expect_lt(chi2, RIG_CHI2_P001_DF3, "chi-square %.3f >= %.3f", chi2,
+		     RIG_CHI2_P001_DF3);
 	rig_destroy(&r);
 }
 
@@ -496,7 +465,7 @@ static int order_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 static void *order_produce(void *arg)
 {
 	struct order_producer *p = arg;
-	uint64_t rng = 1000 + p->id, seq = 0, stall_end = now_ms() + WAIT_MS;
+	uint64_t rng = 1000 + p->id, seq = 0, stall_end = rig_now_ms() + RIG_WAIT_MS;
 	sy_msg *msgs[ORDER_BURST];
 	unsigned held = 0;
 
@@ -521,7 +490,7 @@ static void *order_produce(void *arg)
 		}
 		k = sy_send_burst(p->eng, p->route, msgs, held);
 		if (k < 0) {
-			if (k != -EAGAIN || now_ms() > stall_end) {
+			if (k != -EAGAIN || rig_now_ms() > stall_end) {
 				p->error = k;
 				goto out_free;
 			}
@@ -532,7 +501,7 @@ static void *order_produce(void *arg)
 		p->accepted += (unsigned)k;
 		held -= (unsigned)k;
 		memmove(msgs, msgs + k, held * sizeof(msgs[0]));
-		stall_end = now_ms() + WAIT_MS;
+		stall_end = rig_now_ms() + RIG_WAIT_MS;
 	}
 out_free:
 	for (unsigned i = 0; i < held; i++)

@@ -19,14 +19,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <criterion/criterion.h>
 
 #include "tests/common.h"
+#include "tests/policies/rig.h"
 
-/* Bound of every wait: generous enough for a loaded 2-CPU machine. */
-#define WAIT_MS 60000u
 #define SENDERS 2u
 #define SERVERS 3u
 #define SEQ_MAX (1u << 21)      /* messages per sender at most */
@@ -58,14 +56,6 @@ struct sender {
 	_Atomic uint64_t sent;    /* accepted so far */
 	uint64_t failed;
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static bool bit_test(const uint64_t *bits, uint64_t i)
 {
@@ -127,7 +117,7 @@ static void *send_one_by_one(void *arg)
 	for (uint64_t seq = 0; seq < SEQ_MAX && !atomic_load(s->stop); seq++) {
 		sy_msg *m = note_msg(s, seq);
 
-		if (!m || t_send_retry(s->eng, s->route, m, WAIT_MS)) {
+		if (!m || t_send_retry(s->eng, s->route, m, RIG_WAIT_MS)) {
 			sy_msg_free(m);
 			s->failed++;
 			continue;
@@ -145,7 +135,7 @@ static void *send_in_bursts(void *arg)
 	for (uint64_t base = 0; base + BURST <= SEQ_MAX && !atomic_load(s->stop);
 	     base += BURST) {
 		sy_msg *msgs[BURST];
-		uint64_t end = now_ms() + WAIT_MS;
+		uint64_t end = rig_now_ms() + RIG_WAIT_MS;
 		unsigned done = 0, made = 0;
 
 		while (made < BURST && (msgs[made] = note_msg(s, base + made)))
@@ -161,7 +151,7 @@ static void *send_in_bursts(void *arg)
 				done += (unsigned)k;
 				continue;
 			}
-			if (k != -EAGAIN || now_ms() > end)
+			if (k != -EAGAIN || rig_now_ms() > end)
 				break;
 			sched_yield();
 		}
@@ -199,10 +189,10 @@ static const struct shape cycle[] = {
 /* Wait until the handlers have run @p want messages in all. */
 static void wait_handled(struct ledger *l, uint64_t want)
 {
-	uint64_t end = now_ms() + WAIT_MS;
+	uint64_t end = rig_now_ms() + RIG_WAIT_MS;
 
 	while (atomic_load_explicit(&l->handled, memory_order_acquire) < want) {
-		cr_assert_leq(now_ms(), end, "handled %llu of %llu",
+		cr_assert_leq(rig_now_ms(), end, "handled %llu of %llu",
 			      (unsigned long long)atomic_load(&l->handled),
 			      (unsigned long long)want);
 		sched_yield();
@@ -248,7 +238,7 @@ Test(route_switch, replacing_policies_under_traffic_loses_and_repeats_nothing)
 					    &senders[p]), 0);
 	}
 	for (unsigned p = 0; p < SENDERS; p++)
-		cr_assert(t_wait_u64(&senders[p].sent, 1000, WAIT_MS),
+		cr_assert(t_wait_u64(&senders[p].sent, 1000, RIG_WAIT_MS),
 			  "sender %u did not start", p);
 
 	for (unsigned round = 0; round < ROUNDS; round++) {

@@ -21,9 +21,8 @@
 #include <criterion/criterion.h>
 
 #include "tests/common.h"
+#include "tests/policies/rig.h"
 
-/* Bound of every wait: generous enough for a loaded 2-CPU machine. */
-#define WAIT_MS 60000u
 #define MAX_SERVERS 4u
 #define STEP_NS 123u
 
@@ -203,7 +202,7 @@ static void rig_send_and_stop(struct rig *r, uint32_t route, unsigned count)
 		cr_assert_not_null(m, "%s", sy_last_error());
 		sy_msg_set_tag(m, i);
 		sy_msg_set_key(m, i);
-		cr_assert_eq(t_send_retry(r->eng, route, m, WAIT_MS), 0);
+		cr_assert_eq(t_send_retry(r->eng, route, m, RIG_WAIT_MS), 0);
 	}
 	/* Drains: every accepted message is handled and observed. */
 	cr_assert_eq(sy_engine_stop(r->eng), 0);

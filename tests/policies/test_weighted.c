@@ -17,29 +17,17 @@
  * and no send is refused.
  */
 #include <errno.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include <criterion/criterion.h>
 
 #include "tests/common.h"
+#include "tests/policies/rig.h"
 
-/* Bound of every wait: generous enough for a loaded 2-CPU machine. */
-#define WAIT_MS 60000u
 #define MAX_SERVERS 20u
 #define PHASES 3u
-#define BATCH 256u
-/* Messages in flight at most; with BATCH, below a ring's 1024 entries. */
-#define IN_FLIGHT_MAX 512u
-
-/*
- * Chi-square critical value at p = 0.001 for 3 degrees of freedom, from the
- * standard table (NIST/SEMATECH e-Handbook of Statistical Methods, 1.3.6.7.4).
- */
-#define CHI2_P001_DF3 16.266
 
 struct rig;
 
@@ -61,14 +49,6 @@ struct rig {
 	struct server servers[MAX_SERVERS];
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static uint64_t tag_of(unsigned phase, uint64_t number)
 {
 	return (uint64_t)phase << 32 | number;
@@ -85,7 +65,7 @@ static int log_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 		atomic_fetch_add_explicit(&s->got[phase], 1, memory_order_relaxed);
 	if (number < s->rig->log_len)
 		s->rig->log[number] = s->index;
-	/* Pairs with the load in rig_wait(): the count and log above are visible. */
+	/* Pairs with the load in rig_wait_handled(): the count and log above are visible. */
 	atomic_fetch_add_explicit(&s->rig->delivered, 1, memory_order_release);
 	return 0;
 }
@@ -104,10 +84,9 @@ static void rig_init(struct rig *r, unsigned n, uint64_t log_len)
 	cr_assert_not_null(r->eng, "%s", sy_last_error());
 	for (unsigned i = 0; i < n; i++) {
 		struct sy_server_opts so = { .worker = (int)(i % 2) };
-		char name[] = "server-00";
+		char name[16];
 
-		name[7] = (char)('0' + i / 10);
-		name[8] = (char)('0' + i % 10);
+		rig_server_name(name, sizeof(name), i, 2);
 		r->servers[i].index = (uint8_t)i;
 		r->servers[i].rig = r;
 		for (unsigned p = 0; p < PHASES; p++)
@@ -139,39 +118,19 @@ static void rig_destroy(struct rig *r)
 	free(r->log);
 }
 
-/* Wait until at most @p in_flight of the messages sent are not handled. */
-static void rig_wait(struct rig *r, uint64_t in_flight)
+/* Message i of a phase carries the phase and i in its tag. */
+static void label_number(sy_msg *msg, uint64_t i, void *ctx)
 {
-	uint64_t end = now_ms() + WAIT_MS;
+	const unsigned *phase = ctx;
 
-	while (r->sent - atomic_load(&r->delivered) > in_flight) {
-		cr_assert_leq(now_ms(), end, "%llu messages not handled",
-			      (unsigned long long)(r->sent - atomic_load(&r->delivered)));
-		sched_yield();
-	}
+	sy_msg_set_tag(msg, tag_of(*phase, i));
 }
 
 /* Send @p total messages of @p phase, numbered from 0, none refused. */
 static void send_many(struct rig *r, unsigned phase, uint64_t total)
 {
-	sy_msg *msgs[BATCH];
-	uint64_t number = 0;
-
-	while (number < total) {
-		unsigned n = total - number < BATCH ? (unsigned)(total - number) : BATCH;
-		int k;
-
-		rig_wait(r, IN_FLIGHT_MAX - BATCH);
-		for (unsigned i = 0; i < n; i++) {
-			msgs[i] = sy_msg_alloc(r->eng, 8);
-			cr_assert_not_null(msgs[i], "%s", sy_last_error());
-			sy_msg_set_tag(msgs[i], tag_of(phase, number + i));
-		}
-		k = sy_send_burst(r->eng, r->route, msgs, n);
-		cr_assert_eq(k, (int)n, "sy_send_burst took %d of %u", k, n);
-		r->sent += n;
-		number += n;
-	}
+	rig_send(r->eng, r->route, &r->sent, &r->delivered, total, label_number,
+		 &phase);
 }
 
 static uint64_t got(const struct rig *r, unsigned server, unsigned phase)
@@ -266,7 +225,8 @@ Test(policies_weighted, a_million_messages_match_the_weights_by_chi_square)
 {
 	const uint32_t weights[] = { 1, 10, 100, 1000 };
 	const uint64_t total = 1000000;
-	double chi2 = 0;
+	double expected[4], chi2;
+	uint64_t counts[4];
 	struct rig r;
 
 	rig_init(&r, 4, 0);
@@ -275,13 +235,12 @@ Test(policies_weighted, a_million_messages_match_the_weights_by_chi_square)
 	cr_assert_eq(sy_engine_stop(r.eng), 0);
 	cr_assert_eq(atomic_load(&r.delivered), total);
 	for (unsigned i = 0; i < 4; i++) {
-		double expected = (double)total * weights[i] / 1111;
-		double d = (double)got(&r, i, 0) - expected;
-
-		chi2 += d * d / expected;
+		counts[i] = got(&r, i, 0);
+		expected[i] = (double)total * weights[i] / 1111;
 	}
-	cr_expect_lt(chi2, CHI2_P001_DF3, "chi-square %.3f >= %.3f", chi2,
-		     CHI2_P001_DF3);
+	chi2 = rig_chi_square(counts, expected, 4);
+	cr_expect_lt(chi2, RIG_CHI2_P001_DF3, "chi-square %.3f >= %.3f", chi2,
+		     RIG_CHI2_P001_DF3);
 	rig_destroy(&r);
 }
 
