@@ -49,27 +49,26 @@ static int lc_first_least(struct sy_pick *p, unsigned n)
 /* A route of at most LC_SCAN_MAX servers. */
 static int lc_scan(struct sy_pick *p, unsigned n)
 {
-	int64_t in[LC_SCAN_MAX], least = INT64_MAX;
-	unsigned ties = 0, k;
+	int64_t least = INT64_MAX;
+	unsigned tied[LC_SCAN_MAX], ties = 0;
 
 	for (unsigned i = 0; i < n; i++) {
-		in[i] = sy_pick_available(p, i) ? sy_pick_inflight(p, i) : INT64_MAX;
-		if (in[i] < least) {
-			least = in[i];
-			ties = 1;
-		} else if (in[i] == least) {
-			ties++;
+		int64_t in;
+
+		if (!sy_pick_available(p, i))
+			continue;
+		in = sy_pick_inflight(p, i);
+		if (in < least) {
+			least = in;
+			ties = 0;
 		}
+		if (in == least)
+			tied[ties++] = i;
 	}
 	if (ties <= 1)
-		k = 0;
-	else
-		k = sy__below((uint32_t)(sy_pick_random(p) >> 32), ties);
-	/* The k-th of the tied servers: each with probability 1/ties. */
-	for (unsigned i = 0; i < n; i++)
-		if (in[i] == least && k-- == 0)
-			return (int)i;
-	return 0;
+		return ties ? (int)tied[0] : 0;
+	/* One of the tied servers, each with probability 1/ties. */
+	return (int)tied[sy__below((uint32_t)(sy_pick_random(p) >> 32), ties)];
 }
 
 /* Two distinct servers at random; the one with fewer in flight. */
