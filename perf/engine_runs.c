@@ -348,18 +348,14 @@ static int send_retry(const struct engine_run *run, send_fn send,
 	return rc;
 }
 
-/*
- * Send msgs[0..n) in order, resending what the engine did not accept.
- * Frees what it could not send. @return 0; a negative errno.
- */
-static int send_burst_retry(const struct engine_run *run, sy_msg **msgs,
-			    unsigned n, struct backoff *b)
+int bench_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
+		     unsigned n, struct backoff *b)
 {
 	unsigned done = 0;
 	int k;
 
 	while (done < n) {
-		k = sy_send_burst(run->eng, run->route, msgs + done, n - done);
+		k = sy_send_burst(eng, route, msgs + done, n - done);
 		if (k > 0) {
 			done += (unsigned)k;
 			backoff_reset(b);
@@ -369,13 +365,22 @@ static int send_burst_retry(const struct engine_run *run, sy_msg **msgs,
 		if (k == -EAGAIN)
 			k = backoff_wait(b);
 		if (k < 0) {
-			send_error(run, "sy_send_burst", k);
 			while (done < n)
 				sy_msg_free(msgs[done++]);
 			return k;
 		}
 	}
 	return 0;
+}
+
+static int send_burst_retry(const struct engine_run *run, sy_msg **msgs,
+			    unsigned n, struct backoff *b)
+{
+	int rc = bench_send_burst(run->eng, run->route, msgs, n, b);
+
+	if (rc < 0)
+		send_error(run, "sy_send_burst", rc);
+	return rc;
 }
 
 /* Wait until the handler has counted @p target messages. */

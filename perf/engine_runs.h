@@ -81,4 +81,12 @@ int engine_burst32(const struct bench_ctx *ctx, uint64_t n, double *secs);
 int engine_rtt(const struct bench_ctx *ctx, uint64_t n, uint64_t *samples,
 	       double *secs);
 
+/**
+ * Send msgs[0..n) in order, resending what the engine refuses and waiting
+ * with @p b while its ring is full. On an error the messages not sent are
+ * freed. @return 0; a negative errno (-ETIMEDOUT when @p b gave up).
+ */
+int bench_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
+		     unsigned n, struct backoff *b);
+
 #endif /* SY_PERF_ENGINE_RUNS_H */

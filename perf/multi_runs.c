@@ -280,34 +280,16 @@ static int send_single(const struct multi_engine *m, uint64_t n,
 	return 0;
 }
 
-/* Send msgs[0..n), resending what was refused; free what cannot be sent. */
 static int send_burst_retry(const struct multi_engine *m, sy_msg **msgs,
 			    unsigned n, struct backoff *b)
 {
-	unsigned done = 0;
-	int k;
+	int k = bench_send_burst(m->eng, m->route, msgs, n, b);
 
-	while (done < n) {
-		k = sy_send_burst(m->eng, m->route, msgs + done, n - done);
-		if (k > 0) {
-			done += (unsigned)k;
-			backoff_reset(b);
-			continue;
-		}
-		if (k == -EAGAIN)
-			k = backoff_wait(b);
-		if (k < 0) {
-			if (k == -ETIMEDOUT)
-				stall_error(m, "sy_send_burst kept returning "
-					    "-EAGAIN");
-			else
-				multi_error(m, "sy_send_burst", k);
-			while (done < n)
-				sy_msg_free(msgs[done++]);
-			return k;
-		}
-	}
-	return 0;
+	if (k == -ETIMEDOUT)
+		stall_error(m, "sy_send_burst kept returning -EAGAIN");
+	else if (k < 0)
+		multi_error(m, "sy_send_burst", k);
+	return k;
 }
 
 int multi_send(const struct multi_engine *m, uint64_t n, unsigned payload,
