@@ -35,6 +35,12 @@
 #define MAX_SERVERS_MAX		65535u
 #define MAX_ROUTES_DEFAULT	1024u
 #define MAX_ROUTES_MAX		(1u << 20)
+#define MAX_DEAD_LETTERS_DEFAULT 4096u
+#define MAX_DEAD_LETTERS_MAX	(1u << 24)
+#define METRICS_INTERVAL_DEFAULT 100u
+#define METRICS_INTERVAL_MAX	3600000u
+#define LATENCY_SAMPLE_DEFAULT	64u
+#define RETENTION_DEFAULT	60000u
 
 /* Room for the allowed CPUs in a message; longer lists end in "...". */
 #define CPULIST_TEXT_MAX	128
@@ -483,6 +489,94 @@ static int resolve_ring_size(unsigned val, unsigned *out,
 	return 0;
 }
 
+/* A whole number from @p s in [lo, hi], named @p name in messages. */
+static int parse_uint(const char *name, const char *s, unsigned long lo,
+		      unsigned long hi, unsigned long *out, char *why,
+		      size_t whylen)
+{
+	char *end;
+	unsigned long v;
+
+	if (*s == '\0')
+		return fail(why, whylen, "%s=\"\": empty", name);
+	if (*s < '0' || *s > '9')
+		return fail(why, whylen, "%s=\"%s\": expected a number from %lu to %lu",
+			    name, s, lo, hi);
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end != '\0' || v < lo || v > hi)
+		return fail(why, whylen, "%s=\"%s\": expected a number from %lu to %lu",
+			    name, s, lo, hi);
+	*out = v;
+	return 0;
+}
+
+static int resolve_collector_cpu(const char *cfg_cpu, int *cpu, char *why,
+				 size_t whylen)
+{
+	const char *name = "config.collector_cpu";
+	const char *s = cfg_cpu;
+	unsigned long v;
+	int err;
+
+	*cpu = -1;
+	if (!s) {
+		name = "SY_COLLECTOR_CPU";
+		s = getenv(name);
+		if (!s)
+			return 0;
+	}
+	if (strcmp(s, "none") == 0)
+		return 0;
+	err = parse_uint(name, s, 0, CPU_SETSIZE - 1, &v, why, whylen);
+	if (err)
+		return err;
+	*cpu = (int)v;
+	return 0;
+}
+
+static int resolve_metrics(const struct sy_config *in, struct sy__config *cfg,
+			   char *why, size_t whylen)
+{
+	unsigned long v;
+	const char *s;
+	int err;
+
+	if (in->metrics < -1 || in->metrics > 1)
+		return fail(why, whylen, "config.metrics=%d: expected -1, 0 or 1",
+			    in->metrics);
+	cfg->metrics = in->metrics != -1;
+	cfg->metrics_interval_ms = METRICS_INTERVAL_DEFAULT;
+	if (in->metrics_interval_ms) {
+		if (in->metrics_interval_ms > METRICS_INTERVAL_MAX)
+			return fail(why, whylen,
+				    "config.metrics_interval_ms=%u: expected 1 to %u",
+				    in->metrics_interval_ms, METRICS_INTERVAL_MAX);
+		cfg->metrics_interval_ms = in->metrics_interval_ms;
+	} else if ((s = getenv("SY_METRICS_INTERVAL_MS")) != NULL) {
+		err = parse_uint("SY_METRICS_INTERVAL_MS", s, 1,
+				 METRICS_INTERVAL_MAX, &v, why, whylen);
+		if (err)
+			return err;
+		cfg->metrics_interval_ms = (unsigned)v;
+	}
+	err = resolve_collector_cpu(in->collector_cpu, &cfg->collector_cpu,
+				    why, whylen);
+	if (!err)
+		err = resolve_size("latency_sample", in->latency_sample,
+				   LATENCY_SAMPLE_DEFAULT, 1u << 30,
+				   &cfg->latency_sample, why, whylen);
+	if (!err)
+		err = resolve_size("retention_ms", in->retention_ms,
+				   RETENTION_DEFAULT, 24u * 3600 * 1000,
+				   &cfg->retention_ms, why, whylen);
+	if (!err && cfg->retention_ms < cfg->metrics_interval_ms)
+		err = fail(why, whylen,
+			   "config.retention_ms=%u: shorter than the metrics interval (%u ms)",
+			   cfg->retention_ms, cfg->metrics_interval_ms);
+	return err;
+}
+
 int sy__config_resolve(const struct sy_config *in, struct sy__config *out,
 		       char *why, size_t whylen)
 {
@@ -524,6 +618,12 @@ int sy__config_resolve(const struct sy_config *in, struct sy__config *out,
 		err = resolve_size("max_routes", in->max_routes,
 				   MAX_ROUTES_DEFAULT, MAX_ROUTES_MAX,
 				   &cfg.max_routes, why, whylen);
+	if (!err)
+		err = resolve_size("max_dead_letters", in->max_dead_letters,
+				   MAX_DEAD_LETTERS_DEFAULT, MAX_DEAD_LETTERS_MAX,
+				   &cfg.max_dead_letters, why, whylen);
+	if (!err)
+		err = resolve_metrics(in, &cfg, why, whylen);
 	if (err)
 		return err;
 
@@ -531,6 +631,9 @@ int sy__config_resolve(const struct sy_config *in, struct sy__config *out,
 	cfg.seed = in->seed;
 	cfg.clock = in->clock;
 	cfg.clock_ctx = in->clock_ctx;
+	cfg.on_breaker = in->on_breaker;
+	cfg.on_backpressure = in->on_backpressure;
+	cfg.callback_ctx = in->callback_ctx;
 	sy__place_workers(&cpus, cfg.pin, cfg.workers, cfg.worker_cpu);
 	for (i = cfg.workers; i < SY_MAX_WORKERS; i++)
 		cfg.worker_cpu[i] = -1;

@@ -33,6 +33,17 @@ struct sy__config {
 	uint64_t seed;                   /* 0: the engine picks one */
 	uint64_t (*clock)(void *ctx);    /* NULL: the engine's default */
 	void *clock_ctx;
+	unsigned max_dead_letters;
+	void (*on_breaker)(sy_engine *eng, uint32_t server, int from, int to,
+			   void *ctx);
+	void (*on_backpressure)(sy_engine *eng, unsigned worker, bool congested,
+				void *ctx);
+	void *callback_ctx;
+	bool metrics;
+	unsigned metrics_interval_ms;
+	int collector_cpu;               /* -1: not pinned */
+	unsigned latency_sample;
+	unsigned retention_ms;
 };
 
 /**

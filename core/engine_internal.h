@@ -32,6 +32,7 @@
 
 #include "core/config_internal.h"
 #include "metrics/counters.h"
+#include "metrics/shard.h"
 #include "policies/policy.h"
 #include "queues/park.h"
 #include "queues/ring.h"
@@ -54,13 +55,26 @@ enum sy__msg_flags {
 	SY_MSG_BURST = 1u << 2,   /* an internal burst descriptor, not a message */
 	SY_MSG_INFLIGHT = 1u << 3,/* counted in server->inflight until handled */
 	SY_MSG_OBSERVE = 1u << 4, /* the route's policy observes its handler run */
+	SY_MSG_DEADLINE = 1u << 5,/* deadline is set */
+	SY_MSG_TIMED = 1u << 6,   /* sent_ns is set: a latency sample */
+	SY_MSG_DEAD = 1u << 7,    /* dead-lettered before: dl_first_ns is set */
 };
+
+/* Flags a send keeps; the others come from the route. */
+#define SY_MSG_KEEP_FLAGS (SY_MSG_REQUEST | SY_MSG_CALL | SY_MSG_DEADLINE | \
+			   SY_MSG_TIMED | SY_MSG_DEAD)
 
 struct sy__pool;
 struct sy__server;
 
+/*
+ * A message header is two cache lines. The first is what every send and
+ * every handler run touches; the second is read and written only when a
+ * flag says so (a deadline, a latency sample, a retry, a dead letter), so
+ * the common path still touches one line of header.
+ */
 struct sy_msg {
-	struct sy_msg *next;       /* free lists and return chains */
+	struct sy_msg *next;       /* free lists, return chains, retry lists */
 	struct sy__pool *pool;     /* where it goes back to */
 	struct sy__server *server; /* destination, set by the send */
 	uint64_t tag;
@@ -69,14 +83,21 @@ struct sy_msg {
 	uint32_t cap;
 	uint16_t reply_slot;       /* requester's slot */
 	uint16_t reply_gen;        /* requester's slot generation (low bits) */
-	uint32_t call_seq;
+	uint32_t call_seq : 24;    /* sy_call() sequence (wraps) */
+	uint32_t attempts : 8;     /* handler runs so far */
 	uint32_t route_id;         /* route it was sent through */
 	uint16_t pick;             /* index of server in that route */
 	uint8_t klass;
 	uint8_t flags;
+	/* Second line. */
+	_Alignas(64) uint64_t deadline; /* SY_MSG_DEADLINE: engine clock */
+	uint64_t sent_ns;          /* SY_MSG_TIMED: clock at the send call */
+	uint64_t dl_first_ns;      /* SY_MSG_DEAD: first dead-lettered */
+	uint64_t due_ns;           /* a retry waiting on its worker: when it goes */
+	uint32_t last_server;      /* id of the server of its last handler run */
 	_Alignas(16) unsigned char data[];
 };
-_Static_assert(sizeof(struct sy_msg) == 64, "message header is one cache line");
+_Static_assert(sizeof(struct sy_msg) == 128, "message header is two cache lines");
 
 /* What precedes an unpooled (huge) message: the engine's list of them. */
 struct sy__huge {
@@ -130,6 +151,10 @@ struct sy__slot {
 	uint64_t rng;              /* sy_pick_random() state (xorshift64*) */
 	struct sy_msg *stash;      /* replies taken by sy_call() for sy_poll_replies() */
 	struct sy_msg **stash_tail;
+	struct sy__shard *shard;   /* NULL: metrics off */
+	/* congested[w]: the ring to worker w is past a route's threshold and
+	 * has not drained below its low mark yet (on_backpressure). */
+	_Atomic uint8_t *congested;
 	uint32_t id;
 	uint32_t call_seq;
 	_Atomic uint32_t gen;      /* changes at every attach */
@@ -151,22 +176,46 @@ struct sy__worker {
 	unsigned nservers;         /* placement; under eng->lock */
 	sy_msg *current;           /* message being handled */
 	bool taken;                /* the handler passed current on */
+	/* Retries waiting for their backoff, soonest first (msg->next). */
+	struct sy_msg *retries;
+	unsigned nretries;
+	/* Per route: handler runs and retries on this worker (the budget). */
+	struct sy__budget *budget; /* [max_routes] */
+};
+
+struct sy__budget {
+	uint64_t runs;
+	uint64_t retries;
 };
 
 /* ---- servers and routes (registry.c) ---- */
 
-enum sy__server_state { SY_SERVER_ACTIVE, SY_SERVER_DRAINING };
+/*
+ * Why a server cannot take messages now: 0 means it can. Senders read it
+ * on every pick; it changes only on state changes.
+ */
+enum sy__gate {
+	SY_GATE_DRAINING = 1u << 0,  /* being removed */
+	SY_GATE_UNHEALTHY = 1u << 1, /* its health probe marked it down */
+	SY_GATE_BREAKER = 1u << 2,   /* its breaker is open, half-open or forced */
+};
+
+struct sy__breaker;
+struct sy__health;
 
 struct sy__server {
 	sy_handler_fn fn;
 	void *ctx;
 	unsigned worker;
 	uint32_t id;
-	_Atomic int state;
+	_Atomic unsigned gate;      /* enum sy__gate bits */
+	struct sy__breaker *breaker; /* NULL: none */
+	struct sy__health *health;  /* NULL: no probe */
 	char name[SY_NAME_MAX];
 	/* Messages sent and not yet handled, for SY_POLICY_INFLIGHT routes:
 	 * senders add, the owning worker subtracts. */
 	_Alignas(SY_CACHELINE) _Atomic int64_t inflight;
+	_Atomic uint64_t transitions; /* breaker transitions */
 };
 
 struct sy__route {
@@ -176,12 +225,32 @@ struct sy__route {
 	void *pstate;
 	uint32_t id;
 	uint8_t msg_flags;          /* SY_MSG_INFLIGHT, SY_MSG_OBSERVE */
+	uint8_t bp_mode;            /* enum sy_backpressure */
+	uint8_t max_attempts;       /* 1: no retries */
+	bool dl_unreachable;
+	uint32_t bp_high;           /* ring entries at which it is congested */
+	uint32_t bp_low;            /* ring entries it must drain below */
+	uint64_t bp_block_ns;
+	uint64_t backoff_ns;
+	uint64_t backoff_max_ns;
+	uint32_t budget_milli;      /* retries per 1000 first runs */
+	uint32_t budget_min;
 	unsigned n;
 	char name[SY_NAME_MAX];
 	char *params;               /* as given, "" if none */
 	struct sy_policy_server *info; /* [n] ids and weights */
 	struct sy__server *servers[];
 };
+
+/* Could a sender pick @p srv now (without taking a half-open token)? */
+bool sy__server_usable_slow(const struct sy__server *srv);
+
+static inline bool sy__server_usable(const struct sy__server *srv)
+{
+	unsigned gate = atomic_load_explicit(&srv->gate, memory_order_relaxed);
+
+	return gate == 0 || (gate == SY_GATE_BREAKER && sy__server_usable_slow(srv));
+}
 
 /* One pick in progress (public as an opaque type). */
 struct sy_pick {
@@ -217,6 +286,9 @@ struct sy_engine {
 	pthread_mutex_t slot_lock;       /* attach, detach */
 	pthread_mutex_t huge_lock;
 	struct sy__huge *huge;           /* unpooled messages, for destroy */
+	struct sy__dlq *dlq;
+	struct sy__metrics *metrics;     /* NULL: metrics off */
+	struct sy__health_thread *health;/* NULL until a server has a probe */
 	uint64_t uid;
 	unsigned je_arena;
 	bool je_arena_valid;
@@ -323,6 +395,9 @@ int sy__engine_remember(struct sy_engine *eng);
 void sy__rcu_thread_get(void);
 void sy__rcu_thread_put(void);
 void sy__engine_forget(struct sy_engine *eng);
+/* Register the calling thread as an RCU reader until it exits (snapshot
+ * readers that are not attached to the engine). */
+void sy__rcu_reader_ensure(void);
 
 /* send.c */
 void sy__reply_drop(struct sy__slot *s, struct sy_msg *m);

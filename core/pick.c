@@ -2,6 +2,7 @@
  * What a policy's pick() may read: the route, the message's key, and the
  * sending thread's private word and random generator.
  */
+#include "core/breaker.h"
 #include "core/engine_internal.h"
 
 SY_API unsigned sy_pick_count(const struct sy_pick *p)
@@ -41,9 +42,7 @@ SY_API uint64_t sy_pick_now(struct sy_pick *p)
 
 SY_API bool sy_pick_available(const struct sy_pick *p, unsigned i)
 {
-	return i < p->route->n &&
-	       atomic_load_explicit(&p->route->servers[i]->state,
-				    memory_order_relaxed) == SY_SERVER_ACTIVE;
+	return i < p->route->n && sy__server_usable(p->route->servers[i]);
 }
 
 SY_API int64_t sy_pick_inflight(const struct sy_pick *p, unsigned i)
@@ -52,4 +51,9 @@ SY_API int64_t sy_pick_inflight(const struct sy_pick *p, unsigned i)
 		return 0;
 	return atomic_load_explicit(&p->route->servers[i]->inflight,
 				    memory_order_relaxed);
+}
+
+bool sy__server_usable_slow(const struct sy__server *srv)
+{
+	return srv->breaker && sy__breaker_would_admit(srv);
 }

@@ -21,7 +21,7 @@
 #define SY_SLAB_BYTES (64u * 1024)
 
 static const uint32_t class_bytes[SY_CLASSES] = {
-	128, 256, 512, 2048, 8192, 65536,
+	192, 256, 512, 2048, 8192, 65536,
 };
 
 static inline unsigned class_of(size_t size)
@@ -71,6 +71,8 @@ static inline void msg_init(struct sy_msg *m, size_t size)
 	m->tag = 0;
 	m->key = 0;
 	m->size = (uint32_t)size;
+	m->call_seq = 0;
+	m->attempts = 0;
 	m->flags = 0;
 }
 

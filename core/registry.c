@@ -384,7 +384,7 @@ SY_API int sy_server_add(sy_engine *eng, const char *name, sy_handler_fn fn,
 	s->id = sid;
 	s->worker = worker < 0 ? least_loaded_worker(eng) : (unsigned)worker;
 	strcpy(s->name, name);
-	atomic_init(&s->state, SY_SERVER_ACTIVE);
+	atomic_init(&s->gate, 0u);
 	eng->workers[s->worker].nservers++;
 	eng->servers[sid] = s;
 	*id = sid;
@@ -470,7 +470,7 @@ SY_API int sy_server_remove(sy_engine *eng, uint32_t id)
 			      s->name);
 		goto out_unlock;
 	}
-	atomic_store_explicit(&s->state, SY_SERVER_DRAINING, memory_order_relaxed);
+	atomic_fetch_or_explicit(&s->gate, SY_GATE_DRAINING, memory_order_relaxed);
 	rc = routes_drop_server(eng, s);
 	if (rc)
 		goto out_unlock;

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/breaker.h"
 #include "core/engine_internal.h"
 
 static uint64_t now_ns(void)
@@ -89,14 +90,15 @@ static inline struct sy__server *pick(struct sy_pick *ctx, struct sy_msg *m)
 	}
 	for (unsigned tries = 0; tries < n; tries++) {
 		struct sy__server *srv = r->servers[i];
+		unsigned gate = atomic_load_explicit(&srv->gate,
+						     memory_order_relaxed);
 
-		if (sy__likely(atomic_load_explicit(&srv->state,
-						    memory_order_relaxed) ==
-			       SY_SERVER_ACTIVE)) {
+		if (sy__likely(gate == 0) ||
+		    (gate == SY_GATE_BREAKER && sy__breaker_admit(srv))) {
 			m->server = srv;
 			m->route_id = r->id;
 			m->pick = (uint16_t)i;
-			m->flags = (uint8_t)((m->flags & (SY_MSG_REQUEST | SY_MSG_CALL)) |
+			m->flags = (uint8_t)((m->flags & SY_MSG_KEEP_FLAGS) |
 					     r->msg_flags);
 			if (r->msg_flags & SY_MSG_INFLIGHT)
 				atomic_fetch_add_explicit(&srv->inflight, 1,
@@ -502,7 +504,7 @@ SY_API int sy_call(sy_engine *eng, uint32_t route, sy_msg *req,
 	s = sy__slot_get(eng, &rc);
 	if (!s)
 		return rc;
-	seq = ++s->call_seq;
+	seq = ++s->call_seq & 0xffffffu; /* msg->call_seq has 24 bits */
 	req->flags = SY_MSG_REQUEST | SY_MSG_CALL;
 	req->call_seq = seq;
 	req->reply_slot = (uint16_t)s->id;

@@ -28,6 +28,7 @@ struct tls_entry {
 struct tls_state {
 	unsigned rcu_refs;
 	bool exit_hook;
+	bool reader;            /* registered by sy__rcu_reader_ensure() */
 	struct tls_entry e[SY_TLS_ENGINES];
 };
 
@@ -213,6 +214,15 @@ void sy__slot_reset_picks(struct sy_engine *eng, struct sy__slot *s)
 	       eng->cfg.max_routes * sizeof(*s->policy_words));
 }
 
+static void set_exit_hook(void)
+{
+	if (!tls.exit_hook) {
+		pthread_once(&exit_once, make_exit_key);
+		pthread_setspecific(exit_key, &tls);
+		tls.exit_hook = true;
+	}
+}
+
 static void tls_add(struct sy_engine *eng, struct tls_entry *e,
 		    struct sy__slot *s, int refs)
 {
@@ -222,11 +232,16 @@ static void tls_add(struct sy_engine *eng, struct tls_entry *e,
 	e->refs = refs;
 	sy__tls_hot.eng = eng;
 	sy__tls_hot.slot = s;
-	if (!tls.exit_hook) {
-		pthread_once(&exit_once, make_exit_key);
-		pthread_setspecific(exit_key, &tls);
-		tls.exit_hook = true;
-	}
+	set_exit_hook();
+}
+
+void sy__rcu_reader_ensure(void)
+{
+	if (tls.reader)
+		return;
+	sy__rcu_thread_get();
+	tls.reader = true;
+	set_exit_hook();
 }
 
 static int attach(struct sy_engine *eng, int refs, struct sy__slot **out)
@@ -326,6 +341,7 @@ static void thread_exit(void *arg)
 	pthread_mutex_unlock(&live_lock);
 	while (tls.rcu_refs > 0)
 		sy__rcu_thread_put();
+	tls.reader = false;
 }
 
 SY_API int sy_producer_attach(sy_engine *eng)

@@ -108,6 +108,28 @@ struct sy_config {
 	 */
 	uint64_t (*clock)(void *ctx);
 	void *clock_ctx;
+	/** Dead letter queue capacity; when full the oldest entry is evicted
+	 *  (and counted). 0: 4096. */
+	unsigned max_dead_letters;
+	/** Called on every circuit breaker transition, from the thread that
+	 *  made it (a sender, a worker or the caller of sy_breaker_force()).
+	 *  Must not block; NULL: none. */
+	void (*on_breaker)(sy_engine *eng, uint32_t server, int from, int to,
+			   void *ctx);
+	/** Called once when an inbox (the ring from one sending thread to one
+	 *  worker) rises past a route's backpressure threshold (congested =
+	 *  true, on the sending thread) and once when it has drained below the
+	 *  low mark again (false, on the worker's thread). Must not block and
+	 *  must not send; NULL: none. */
+	void (*on_backpressure)(sy_engine *eng, unsigned worker, bool congested,
+				void *ctx);
+	void *callback_ctx;    /**< passed to on_breaker and on_backpressure */
+	/* Metrics (docs/metrics.md). */
+	int metrics;           /**< 1 on (the default when 0), -1 off: no shards, no collector */
+	unsigned metrics_interval_ms; /**< collector period; 0: SY_METRICS_INTERVAL_MS, else 100 */
+	const char *collector_cpu; /**< the collector's CPU ("3"), or "none"; NULL: SY_COLLECTOR_CPU, else not pinned */
+	unsigned latency_sample; /**< time 1 message in N (1: every one); 0: 64 */
+	unsigned retention_ms; /**< how long past windows are kept; 0: 60000 */
 };
 
 /**
@@ -205,8 +227,44 @@ SY_API int sy_engine_stats(sy_engine *eng, struct sy_stats *out);
 typedef int (*sy_handler_fn)(sy_engine *eng, sy_msg *msg, void *ctx);
 
 /** Server options; zero-initialize, then set. */
+/** Circuit breaker states (docs/reliability.md). */
+enum sy_breaker_state {
+	SY_BREAKER_CLOSED = 0,    /**< normal: calls pass, results counted */
+	SY_BREAKER_OPEN,          /**< tripped: no calls until open_ns has passed */
+	SY_BREAKER_HALF_OPEN,     /**< admitting half_open_probes trial calls */
+	SY_BREAKER_FORCED_OPEN,   /**< operator: no calls until released */
+	SY_BREAKER_DISABLED,      /**< operator: calls pass, nothing is counted */
+};
+
+/** A server's circuit breaker. Zero fields take the defaults. */
+struct sy_breaker_opts {
+	unsigned consecutive_failures; /**< trip after this many failures in a row; 0: 5 */
+	unsigned window;               /**< count-based sliding window of the last calls, <= 1024; 0: no rate rule */
+	unsigned min_calls;            /**< calls in the window before the rate rule applies; 0: window */
+	double failure_rate;           /**< trip when failures / calls in the window >= this, in (0, 1]; 0: 0.5 */
+	uint64_t open_ns;              /**< time open before half-open; 0: 1 s */
+	unsigned half_open_probes;     /**< trial calls admitted in half-open; 0: 1 */
+	unsigned success_threshold;    /**< successful probes that close it, <= half_open_probes; 0: half_open_probes */
+};
+
+/**
+ * A health probe: 0 healthy, < 0 unhealthy. Runs on the engine's health
+ * thread, never on a worker; may block briefly (it delays other probes).
+ */
+typedef int (*sy_health_fn)(sy_engine *eng, uint32_t server, void *ctx);
+
+struct sy_health_opts {
+	sy_health_fn probe;            /**< required */
+	void *ctx;
+	uint64_t interval_ns;          /**< between probes; 0: 1 s */
+	unsigned healthy_threshold;    /**< passes in a row that mark it up; 0: 2 */
+	unsigned unhealthy_threshold;  /**< failures in a row that mark it down; 0: 3 */
+};
+
 struct sy_server_opts {
 	int worker; /**< owning worker index; -1 places it on the worker with fewest servers */
+	const struct sy_breaker_opts *breaker; /**< NULL: no circuit breaker */
+	const struct sy_health_opts *health;   /**< NULL: no health probe */
 };
 
 /**
@@ -241,6 +299,15 @@ SY_API int sy_server_find(sy_engine *eng, const char *name, uint32_t *id);
 /* Routes                                                             */
 /* ------------------------------------------------------------------ */
 
+/** What a send does when the picked server's inbox is past the threshold. */
+enum sy_backpressure {
+	SY_BP_OFF = 0,        /**< no threshold: only a full ring refuses (-EAGAIN) */
+	SY_BP_REJECT,         /**< refuse with -ENOBUFS; the message stays the caller's */
+	SY_BP_SPILL,          /**< another server of the route below the threshold, else -ENOBUFS */
+	SY_BP_BLOCK,          /**< wait until the inbox drains, up to the message's deadline or bp_block_ns, then -ENOBUFS */
+	SY_BP_DEAD_LETTER,    /**< accept it and dead-letter it (reason backpressure) */
+};
+
 /** What a route is: a policy over a set of servers. */
 struct sy_route_opts {
 	const char *policy;       /**< a built-in or registered policy name (see docs/policies.md); NULL: "round_robin" */
@@ -248,6 +315,20 @@ struct sy_route_opts {
 	unsigned n_servers;       /**< 1 or more */
 	const uint32_t *weights;  /**< one per server, 1 to 65535, for "weighted"; NULL: all 1 */
 	const char *params;       /**< policy parameters, "name=value,name=value"; NULL: none */
+	/* Backpressure (docs/reliability.md). */
+	enum sy_backpressure backpressure; /**< 0: SY_BP_OFF */
+	double bp_high;           /**< threshold, a fraction of the ring's capacity in (0, 1]; 0: 0.8 */
+	double bp_low;            /**< the mark it must drain below to clear, < bp_high; 0: bp_high / 2 */
+	uint64_t bp_block_ns;     /**< SY_BP_BLOCK: longest wait when the message has no deadline; 0: 1 ms */
+	/* Retries of failed handler runs. */
+	unsigned max_attempts;    /**< handler runs per message, <= 255; 0 or 1: no retries */
+	uint64_t retry_backoff_ns;/**< first backoff, doubled per attempt, with jitter; 0: 100 us */
+	uint64_t retry_backoff_max_ns; /**< 0: 100 ms */
+	double retry_budget;      /**< retries at most this share of first attempts, per worker; 0: 0.2 */
+	unsigned retry_budget_min;/**< retries always allowed per worker and route, on top; 0: 10 */
+	/** Dead-letter a message that finds no available server instead of
+	 *  refusing it (-EHOSTUNREACH); the send then succeeds. */
+	bool dead_letter_unreachable;
 };
 
 /**
@@ -368,6 +449,20 @@ SY_API void sy_msg_set_key(sy_msg *msg, uint64_t key);
  * @return 0; -EINVAL if @p msg is not the message being handled.
  */
 SY_API int sy_msg_keep(sy_msg *msg);
+
+/**
+ * Give the message a deadline, in the engine's clock (sy_config.clock), or 0
+ * for none. A worker dead-letters a message whose deadline has passed
+ * (reason SY_DL_TIMEOUT) instead of running its handler; SY_BP_BLOCK waits
+ * no longer than it. The owner only.
+ */
+SY_API void sy_msg_set_deadline(sy_msg *msg, uint64_t deadline_ns);
+
+/** The message's deadline, or 0. The owner only. */
+SY_API uint64_t sy_msg_deadline(const sy_msg *msg);
+
+/** Handler runs of this message so far: 1 in its first handler run. */
+SY_API unsigned sy_msg_attempts(const sy_msg *msg);
 
 /* ------------------------------------------------------------------ */
 /* Sending                                                            */
@@ -533,6 +628,287 @@ SY_API bool sy_pick_available(const struct sy_pick *p, unsigned i);
  * counts them (SY_POLICY_INFLIGHT). In pick() only.
  */
 SY_API int64_t sy_pick_inflight(const struct sy_pick *p, unsigned i);
+
+/* ------------------------------------------------------------------ */
+/* Circuit breakers and health                                        */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Operator control of a server's breaker: SY_BREAKER_FORCED_OPEN (no calls),
+ * SY_BREAKER_DISABLED (calls pass, results ignored) or SY_BREAKER_CLOSED
+ * (back to normal operation, counts cleared). Any thread.
+ * @return 0; -ENOENT (no such server); -EINVAL (other state, or the server
+ *         has no breaker).
+ */
+SY_API int sy_breaker_force(sy_engine *eng, uint32_t server,
+			    enum sy_breaker_state state);
+
+/** A server's breaker state; SY_BREAKER_CLOSED when it has none. Any
+ *  thread. @return 0; -ENOENT. */
+SY_API int sy_breaker_state(sy_engine *eng, uint32_t server,
+			    enum sy_breaker_state *state);
+
+/** Whether a server's health probe last marked it up (true without a
+ *  probe). Any thread. @return 0; -ENOENT. */
+SY_API int sy_server_healthy(sy_engine *eng, uint32_t server, bool *healthy);
+
+/* ------------------------------------------------------------------ */
+/* Dead letter queue and accounting                                   */
+/* ------------------------------------------------------------------ */
+
+/** Why a message was dead-lettered. */
+enum sy_dl_reason {
+	SY_DL_UNREACHABLE = 0,    /**< no server of the route was available */
+	SY_DL_CIRCUIT_OPEN,       /**< every available server's circuit was open */
+	SY_DL_BACKPRESSURE,       /**< SY_BP_DEAD_LETTER, or a retry that found the inboxes full */
+	SY_DL_TIMEOUT,            /**< its deadline passed before its handler ran */
+	SY_DL_HANDLER_FAILED,     /**< the handler failed and the route has no retries */
+	SY_DL_RETRIES_EXHAUSTED,  /**< the handler failed max_attempts times, or the budget was spent */
+	SY_DL_SHUTDOWN,           /**< waiting for a retry when the engine stopped */
+	SY_DL_REASONS
+};
+
+#define SY_ANY UINT32_MAX /**< a filter field that matches every route or server */
+
+/** One dead letter, copied out. */
+struct sy_dead_letter {
+	uint64_t id;              /**< unique in the engine, increasing */
+	enum sy_dl_reason reason;
+	uint32_t route;           /**< route id it was sent through */
+	uint32_t server;          /**< the last server tried, or SY_ANY */
+	unsigned attempts;        /**< handler runs */
+	uint64_t first_ns;        /**< when it was first dead-lettered (engine clock) */
+	uint64_t last_ns;         /**< when it was dead-lettered last (after a replay) */
+	uint64_t tag;             /**< sy_msg_tag() */
+	uint64_t key;             /**< sy_msg_key() */
+	size_t size;              /**< sy_msg_size() */
+};
+
+/** Which dead letters an admin function applies to. Zero fields and NULL
+ *  match all; set route and server to SY_ANY to match any. */
+struct sy_dl_filter {
+	unsigned reasons;         /**< bit (1u << reason) per reason; 0: all */
+	uint32_t route;           /**< SY_ANY: all */
+	uint32_t server;          /**< SY_ANY: all */
+	uint64_t since_ns;        /**< last_ns >= since_ns */
+	uint64_t until_ns;        /**< last_ns <= until_ns; 0: no bound */
+};
+
+/** A filter matching every dead letter. */
+SY_API void sy_dl_filter_init(struct sy_dl_filter *f);
+
+/** Dead letters held that match @p f (NULL: all). Any thread. */
+SY_API size_t sy_dlq_count(sy_engine *eng, const struct sy_dl_filter *f);
+
+/**
+ * Copy out up to @p max matching dead letters, oldest first, leaving them in
+ * the queue. Any thread; holds the queue's lock while it copies.
+ * @return entries copied; -EINVAL.
+ */
+SY_API int sy_dlq_list(sy_engine *eng, const struct sy_dl_filter *f,
+		       struct sy_dead_letter *out, unsigned max);
+
+/**
+ * Copy up to @p cap bytes of dead letter @p id's payload into @p buf.
+ * @return the payload's size; -ENOENT (no longer held).
+ */
+SY_API long sy_dlq_peek(sy_engine *eng, uint64_t id, void *buf, size_t cap);
+
+/**
+ * Send matching dead letters again, each to its route, oldest first, at most
+ * @p max of them (0: all) and at most @p per_second a second (0: no limit;
+ * the caller sleeps between sends). A replayed message leaves the queue and
+ * is a new send (counted as accepted again); one whose send is refused stays
+ * in the queue and the replay stops. Any thread but a worker; may block.
+ * @return messages replayed; -EINVAL; -EDEADLK (from a worker).
+ */
+SY_API int sy_dlq_replay(sy_engine *eng, const struct sy_dl_filter *f,
+			 unsigned max, unsigned per_second);
+
+/** Receives a drained dead letter; the message is the callee's (free it
+ *  with sy_msg_free()). Runs without the queue's lock held. */
+typedef void (*sy_dlq_fn)(sy_engine *eng, const struct sy_dead_letter *dl,
+			  sy_msg *msg, void *ctx);
+
+/**
+ * Take matching dead letters out of the queue, oldest first, handing each to
+ * @p fn. Any thread. @return entries drained; -EINVAL.
+ */
+SY_API int sy_dlq_drain(sy_engine *eng, const struct sy_dl_filter *f,
+			sy_dlq_fn fn, void *ctx);
+
+/** Free matching dead letters. Any thread. @return entries purged. */
+SY_API int sy_dlq_purge(sy_engine *eng, const struct sy_dl_filter *f);
+
+/**
+ * Where every accepted message is. At any moment
+ *   accepted = delivered + dead_lettered + evicted + in_flight
+ * and with the engine quiet (stopped, or nothing sent for a while and no
+ * retry pending) in_flight is 0. A replay is a new acceptance.
+ */
+struct sy_accounting {
+	uint64_t accepted;        /**< messages taken by send calls (replays included) */
+	uint64_t delivered;       /**< ended in a handler run: it succeeded, or the handler kept the message */
+	uint64_t dead_lettered;   /**< ended in the dead letter queue and not evicted */
+	uint64_t dead_lettered_by[SY_DL_REASONS]; /**< the same, by reason */
+	uint64_t evicted;         /**< dead letters pushed out by newer ones */
+	uint64_t in_flight;       /**< in rings, in handlers, or waiting for a retry */
+	uint64_t retried;         /**< handler runs that were retries */
+	uint64_t dlq_held;        /**< entries in the queue now */
+	uint64_t replayed;        /**< dead letters sent again */
+};
+
+/** Fill @p out. Any thread. @return 0; -EINVAL. */
+SY_API int sy_engine_accounting(sy_engine *eng, struct sy_accounting *out);
+
+/* ------------------------------------------------------------------ */
+/* Metrics (docs/metrics.md)                                          */
+/* ------------------------------------------------------------------ */
+
+/** What a series in a snapshot describes. */
+enum sy_series_kind {
+	SY_SERIES_ENGINE = 0,     /**< the whole engine: one series */
+	SY_SERIES_SERVER,
+	SY_SERIES_ROUTE,
+	SY_SERIES_TRANSPORT,      /**< "producer" (thread to worker rings), "worker" (worker to worker), "reply" */
+	SY_SERIES_KINDS
+};
+
+/** Counters of one series. */
+struct sy_counters {
+	uint64_t sent;            /**< messages accepted for it */
+	uint64_t delivered;       /**< handler runs that ended its message */
+	uint64_t failed;          /**< handler runs that returned < 0 */
+	uint64_t retried;         /**< retries sent */
+	uint64_t rejected;        /**< sends refused */
+	uint64_t dead_lettered[SY_DL_REASONS];
+	uint64_t transitions;     /**< circuit breaker transitions (servers) */
+};
+
+/** Latency histograms recorded by the engine. */
+enum sy_hist_kind {
+	SY_HIST_LATENCY = 0,      /**< send call to handler start (sampled) */
+	SY_HIST_SERVICE,          /**< handler run (sampled) */
+	SY_HIST_RTT,              /**< request to reply received (sampled) */
+	SY_HIST_SOJOURN,          /**< send call to the worker taking it off the ring (sampled) */
+	SY_HIST_KINDS
+};
+
+/** A histogram's summary, in nanoseconds. All 0 when count is 0. */
+struct sy_hist_summary {
+	uint64_t count;
+	uint64_t min, max;
+	double mean, stddev;
+	uint64_t p50, p90, p95, p99, p999;
+};
+
+/** An inbox's depth: every ring into one worker. */
+struct sy_queue_depth {
+	uint64_t current;         /**< at the snapshot */
+	uint64_t max;             /**< highest seen in the retained windows */
+	double trend;             /**< least-squares slope, messages per window, over the retained windows */
+};
+
+struct sy_hist;               /**< a merged histogram, owned by its snapshot */
+
+/** One series of a snapshot. Valid while the snapshot is held. */
+struct sy_series {
+	enum sy_series_kind kind;
+	uint32_t id;              /**< server or route id; worker index for queue depth; 0 else */
+	const char *name;
+	struct sy_counters total; /**< since the start (or the last reset) */
+	struct sy_counters recent;/**< during the last window */
+	double sent_per_s;        /**< over the last window */
+	double delivered_per_s;
+	double error_rate;        /**< failed / (delivered + failed), since the start */
+	double error_rate_recent; /**< the same over the last window */
+	enum sy_breaker_state breaker; /**< servers */
+	bool healthy;             /**< servers */
+	unsigned worker;          /**< servers: owning worker */
+};
+
+typedef struct sy_snapshot sy_snapshot;
+
+/**
+ * Take a reference to the latest snapshot: no lock, never blocks. Release it
+ * with sy_snapshot_release(). Any thread.
+ * @return the snapshot; NULL with metrics off or before the first one.
+ */
+SY_API sy_snapshot *sy_metrics_snapshot(sy_engine *eng);
+
+/** Drop a reference from sy_metrics_snapshot(). Any thread. */
+SY_API void sy_snapshot_release(sy_snapshot *snap);
+
+/** Ask the collector for a snapshot now and wait for it (up to 1 s).
+ *  Control thread. @return 0; -ENOTSUP (metrics off); -ETIMEDOUT. */
+SY_API int sy_metrics_refresh(sy_engine *eng);
+
+/** Zero every counter and histogram from now on (totals restart). Any
+ *  thread; takes effect at the collector's next window. @return 0; -ENOTSUP. */
+SY_API int sy_metrics_reset(sy_engine *eng);
+
+/** Snapshot sequence number (1 for the first), its time (engine clock) and
+ *  the length of its window. */
+SY_API uint64_t sy_snapshot_seq(const sy_snapshot *snap);
+SY_API uint64_t sy_snapshot_time_ns(const sy_snapshot *snap);
+SY_API uint64_t sy_snapshot_window_ns(const sy_snapshot *snap);
+
+/** Series of one kind in the snapshot, and the i-th of them (NULL past the
+ *  end). */
+SY_API unsigned sy_snapshot_count(const sy_snapshot *snap,
+				  enum sy_series_kind kind);
+SY_API const struct sy_series *sy_snapshot_series(const sy_snapshot *snap,
+						  enum sy_series_kind kind,
+						  unsigned i);
+
+/** The series of that kind and name, or NULL. */
+SY_API const struct sy_series *sy_snapshot_find(const sy_snapshot *snap,
+						enum sy_series_kind kind,
+						const char *name);
+
+/** An engine-wide histogram: its summary since the start, or over the last
+ *  window (@p recent). */
+SY_API int sy_snapshot_hist(const sy_snapshot *snap, enum sy_hist_kind kind,
+			    bool recent, struct sy_hist_summary *out);
+
+/** Samples at or below @p ns in an engine-wide histogram since the start
+ *  (for cumulative buckets). */
+SY_API uint64_t sy_snapshot_hist_count_le(const sy_snapshot *snap,
+					  enum sy_hist_kind kind, uint64_t ns);
+
+/** Workers in the snapshot and the depth of worker @p w's inbox. */
+SY_API unsigned sy_snapshot_workers(const sy_snapshot *snap);
+SY_API int sy_snapshot_queue(const sy_snapshot *snap, unsigned w,
+			     struct sy_queue_depth *out);
+
+/** Export formats. */
+enum sy_format {
+	SY_FORMAT_JSON = 0,
+	SY_FORMAT_CSV,
+	SY_FORMAT_PROMETHEUS,     /**< text exposition format 0.0.4 */
+	SY_FORMAT_ERLANG,         /**< terms for file:consult/1 */
+	SY_FORMAT_TABLE,          /**< human-readable */
+};
+
+/**
+ * Render @p snap in @p fmt into a new buffer (free it with free()).
+ * Any thread. @return 0; -EINVAL; -ENOMEM.
+ */
+SY_API int sy_snapshot_format(const sy_snapshot *snap, enum sy_format fmt,
+			      char **buf, size_t *len);
+
+/**
+ * Serve /metrics (Prometheus text) and /metrics.json on @p addr (a loopback
+ * IPv4 address, NULL: "127.0.0.1") and @p port (0: any free port, written to
+ * *bound). Reads snapshots only. Control thread.
+ * @return 0; -ENOTSUP (built without libmicrohttpd, or metrics off);
+ *         -EALREADY; -EADDRINUSE; -EINVAL.
+ */
+SY_API int sy_metrics_serve(sy_engine *eng, const char *addr, unsigned port,
+			    unsigned *bound);
+
+/** Stop the endpoint (also done by sy_engine_destroy()). Control thread. */
+SY_API void sy_metrics_serve_stop(sy_engine *eng);
 
 /* ------------------------------------------------------------------ */
 /* Errors                                                             */

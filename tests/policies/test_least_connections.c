@@ -65,7 +65,7 @@ static void fake_init(unsigned n, const int64_t *inflight)
 	fake.route->n = n;
 	fake.route->policy = fake.policy;
 	for (unsigned i = 0; i < n; i++) {
-		atomic_init(&fake.servers[i].state, SY_SERVER_ACTIVE);
+		atomic_init(&fake.servers[i].gate, 0u);
 		atomic_init(&fake.servers[i].inflight, inflight[i]);
 		fake.route->servers[i] = &fake.servers[i];
 	}
@@ -81,7 +81,7 @@ static void fake_fini(void)
 
 static void fake_drain(unsigned i)
 {
-	atomic_store(&fake.servers[i].state, SY_SERVER_DRAINING);
+	atomic_store(&fake.servers[i].gate, (unsigned)SY_GATE_DRAINING);
 }
 
 /* Pick @p rounds times; count each server's picks in @p got[n]. */

@@ -1,0 +1,106 @@
+/*
+ * Log-linear latency histograms, in nanoseconds.
+ *
+ * Values below 128 have a bucket each. Above, every power of two [2^e,
+ * 2^(e+1)) is split into 64 equal buckets, so a bucket is at most 1/64 of
+ * its lower bound wide and its midpoint is within 1/128 (0.78%) of any value
+ * in it. The last octave starts at 2^41 ns (36 minutes); values from 2^42 ns
+ * (73 minutes) up land in the last bucket. 2368 buckets in all.
+ *
+ * A shard's histogram has one writer (its thread): a record is relaxed loads
+ * and stores, no locked instruction. The collector reads it with relaxed
+ * loads; a merged view is exact once the writer is quiet, and otherwise off
+ * by the records in progress (count and buckets are read separately).
+ */
+#ifndef SY_METRICS_HIST_H
+#define SY_METRICS_HIST_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "switchyard.h"
+
+#define SY_HIST_LINEAR 128u        /* values with a bucket each */
+#define SY_HIST_SUB 64u            /* buckets per octave above */
+#define SY_HIST_FIRST_EXP 7u       /* 2^7 = SY_HIST_LINEAR */
+#define SY_HIST_LAST_EXP 41u       /* the last octave's exponent */
+#define SY_HIST_BUCKETS (SY_HIST_LINEAR + \
+			 (SY_HIST_LAST_EXP - SY_HIST_FIRST_EXP + 1) * SY_HIST_SUB)
+
+/* One thread's histogram. */
+struct sy__hist {
+	_Atomic uint64_t count;
+	_Atomic uint64_t sum;          /* ns */
+	_Atomic uint64_t sumsq;        /* a double's bits: sum of ns^2 */
+	_Atomic uint64_t min;          /* UINT64_MAX when empty */
+	_Atomic uint64_t max;
+	_Atomic uint64_t b[SY_HIST_BUCKETS];
+};
+
+/* A merged histogram (plain numbers; owned by one thread or immutable). */
+struct sy_hist {
+	uint64_t count;
+	uint64_t sum;
+	double sumsq;
+	uint64_t min;                  /* UINT64_MAX when empty */
+	uint64_t max;
+	uint64_t b[SY_HIST_BUCKETS];
+};
+
+static inline unsigned sy__hist_index(uint64_t v)
+{
+	unsigned e;
+
+	if (v < SY_HIST_LINEAR)
+		return (unsigned)v;
+	e = 63u - (unsigned)__builtin_clzll(v);
+	if (e > SY_HIST_LAST_EXP)
+		return SY_HIST_BUCKETS - 1;
+	return SY_HIST_LINEAR + (e - SY_HIST_FIRST_EXP) * SY_HIST_SUB +
+	       (unsigned)(v >> (e - 6)) - SY_HIST_SUB;
+}
+
+static inline void sy__hist_bump(_Atomic uint64_t *a, uint64_t n)
+{
+	atomic_store_explicit(a, atomic_load_explicit(a, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+/* Record @p ns. The owning thread only. */
+static inline void sy__hist_record(struct sy__hist *h, uint64_t ns)
+{
+	double sq;
+	uint64_t bits;
+
+	sy__hist_bump(&h->b[sy__hist_index(ns)], 1);
+	sy__hist_bump(&h->count, 1);
+	sy__hist_bump(&h->sum, ns);
+	bits = atomic_load_explicit(&h->sumsq, memory_order_relaxed);
+	memcpy(&sq, &bits, sizeof(sq));
+	sq += (double)ns * (double)ns;
+	memcpy(&bits, &sq, sizeof(bits));
+	atomic_store_explicit(&h->sumsq, bits, memory_order_relaxed);
+	if (ns < atomic_load_explicit(&h->min, memory_order_relaxed))
+		atomic_store_explicit(&h->min, ns, memory_order_relaxed);
+	if (ns > atomic_load_explicit(&h->max, memory_order_relaxed))
+		atomic_store_explicit(&h->max, ns, memory_order_relaxed);
+}
+
+/* hist.c */
+void sy__hist_init(struct sy__hist *h);                 /* empty */
+void sy_hist_clear(struct sy_hist *h);                  /* empty */
+void sy__hist_merge(struct sy_hist *into, const struct sy__hist *h); /* any thread */
+void sy_hist_add(struct sy_hist *into, const struct sy_hist *h);
+void sy_hist_sub(struct sy_hist *into, const struct sy_hist *h); /* into -= h (windows) */
+/* Lower and upper bound (inclusive) of bucket @p i, and its midpoint. */
+uint64_t sy_hist_bucket_low(unsigned i);
+uint64_t sy_hist_bucket_high(unsigned i);
+uint64_t sy_hist_bucket_mid(unsigned i);
+/* The value at quantile @p q in [0, 1] (nearest rank), as its bucket's
+ * midpoint clamped to [min, max]; 0 when empty. */
+uint64_t sy_hist_quantile(const struct sy_hist *h, double q);
+void sy_hist_summary(const struct sy_hist *h, struct sy_hist_summary *out);
+uint64_t sy_hist_count_le(const struct sy_hist *h, uint64_t ns);
+
+#endif /* SY_METRICS_HIST_H */
