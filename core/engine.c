@@ -6,7 +6,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/dlq.h"
 #include "core/engine_internal.h"
+#include "core/health.h"
+#include "metrics/metrics.h"
 
 char sy__rcu_token;
 
@@ -57,18 +60,23 @@ static int engine_alloc(struct sy_engine *eng)
 		w->idx = i;
 		w->cpu = eng->cfg.worker_cpu[i];
 		w->slot = &eng->slots[i];
-		if (sy__slot_setup(eng, w->slot))
+		w->budget = calloc(eng->cfg.max_routes, sizeof(*w->budget));
+		if (!w->budget || sy__slot_setup(eng, w->slot))
 			return -ENOMEM;
 		sy__slot_reset_picks(eng, w->slot);
 		atomic_store(&w->slot->state, SY_SLOT_ATTACHED);
 	}
 	atomic_store(&eng->slots_used, eng->nworkers);
+	if (sy__dlq_init(eng) || sy__metrics_init(eng))
+		return -ENOMEM;
 	return sy__registry_init(eng);
 }
 
 static void engine_free(struct sy_engine *eng)
 {
+	sy__metrics_destroy(eng);
 	sy__registry_destroy(eng);
+	sy__dlq_destroy(eng);
 	if (eng->slots) {
 		for (unsigned i = 0; i < eng->nslots; i++)
 			sy__slot_free(eng, &eng->slots[i]);
@@ -77,6 +85,8 @@ static void engine_free(struct sy_engine *eng)
 	}
 	sy__huge_destroy(eng);
 	sy__mem_fini(eng);
+	for (unsigned i = 0; eng->workers && i < eng->nworkers; i++)
+		free(eng->workers[i].budget);
 	free(eng->slots);
 	free(eng->workers);
 	free(eng->routes);
@@ -144,6 +154,7 @@ SY_API int sy_engine_start(sy_engine *eng)
 		goto out_unlock;
 	}
 	atomic_store(&eng->state, SY_ENGINE_RUNNING);
+	rc = sy__metrics_start(eng);
 out_unlock:
 	pthread_mutex_unlock(&eng->lock);
 	return rc;
@@ -170,6 +181,7 @@ SY_API int sy_engine_stop(sy_engine *eng)
 		sy__synchronize();
 		sy__workers_drain(eng);
 		atomic_store(&eng->state, SY_ENGINE_STOPPED);
+		sy__metrics_stop(eng);
 		break;
 	default:
 		rc = -EALREADY;
@@ -182,7 +194,9 @@ SY_API void sy_engine_destroy(sy_engine *eng)
 {
 	if (!eng)
 		return;
+	sy_metrics_serve_stop(eng);
 	sy_engine_stop(eng);
+	sy__health_shutdown(eng);
 	sy__engine_forget(eng);
 	engine_free(eng);
 }
@@ -211,7 +225,48 @@ SY_API int sy_engine_stats(sy_engine *eng, struct sy_stats *out)
 		out->pool_bytes += atomic_load_explicit(&s->pool.slab_bytes,
 							memory_order_relaxed);
 	}
-	out->in_flight = out->accepted > out->delivered ?
-			 out->accepted - out->delivered : 0;
+	out->in_flight = 0;
+	{
+		struct sy_accounting a;
+
+		sy_engine_accounting(eng, &a);
+		out->in_flight = a.in_flight;
+	}
+	return 0;
+}
+
+static uint64_t counter_sum(struct sy_engine *eng, enum sy__counter c)
+{
+	uint64_t sum = 0;
+
+	for (unsigned i = 0; i < eng->nslots; i++)
+		sum += atomic_load_explicit(&eng->slots[i].counters.v[c],
+					    memory_order_relaxed);
+	return sum;
+}
+
+/*
+ * Outcomes are read before acceptances: a message is accepted before it can
+ * end, so in_flight never goes below zero on account of the read order.
+ * (A sender counts its acceptance just after the enqueue; in that window a
+ * message may end first, and in_flight is clamped at 0.)
+ */
+SY_API int sy_engine_accounting(sy_engine *eng, struct sy_accounting *out)
+{
+	uint64_t runs, handed_on, ended;
+
+	if (!eng || !out)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	sy__dlq_accounting(eng, out);
+	/* A worker counts a failure handed on at once and its runs at the
+	 * end of a batch: mid-batch the difference may be short. */
+	handed_on = counter_sum(eng, SY_C_HANDED_ON);
+	runs = counter_sum(eng, SY_C_DELIVERED);
+	out->retried = counter_sum(eng, SY_C_RETRIED);
+	out->accepted = counter_sum(eng, SY_C_ACCEPTED);
+	out->delivered = runs > handed_on ? runs - handed_on : 0;
+	ended = out->delivered + out->dead_lettered + out->evicted;
+	out->in_flight = out->accepted > ended ? out->accepted - ended : 0;
 	return 0;
 }

@@ -152,9 +152,10 @@ struct sy__slot {
 	struct sy_msg *stash;      /* replies taken by sy_call() for sy_poll_replies() */
 	struct sy_msg **stash_tail;
 	struct sy__shard *shard;   /* NULL: metrics off */
-	/* congested[w]: the ring to worker w is past a route's threshold and
-	 * has not drained below its low mark yet (on_backpressure). */
-	_Atomic uint8_t *congested;
+	/* congested[w]: 0, or 1 + the low mark of the route whose threshold
+	 * the ring to worker w passed; cleared (on_backpressure) once the
+	 * ring has drained below it. */
+	_Atomic uint32_t *congested;
 	uint32_t id;
 	uint32_t call_seq;
 	_Atomic uint32_t gen;      /* changes at every attach */
@@ -401,12 +402,22 @@ void sy__rcu_reader_ensure(void);
 
 /* send.c */
 void sy__reply_drop(struct sy__slot *s, struct sy_msg *m);
+int sy__resend(struct sy__worker *w, struct sy_msg *m, enum sy_dl_reason *why);
 
 /* worker.c */
 int sy__workers_start(struct sy_engine *eng);
 void sy__workers_drain(struct sy_engine *eng);
 void sy__worker_wait_handled(struct sy_engine *eng, unsigned w);
 unsigned sy__worker_drain_ring(struct sy__worker *w, struct sy__ring *r);
+
+/* retry.c: a worker's retries (the worker only) */
+bool sy__retry_allowed(const struct sy__route *r, const struct sy_msg *m,
+		       const struct sy__budget *b);
+void sy__retry_schedule(struct sy__worker *w, const struct sy__route *r,
+			struct sy_msg *m);
+unsigned sy__retries_due(struct sy__worker *w); /* inside a read-side section */
+uint64_t sy__retries_next(const struct sy__worker *w); /* 0: none */
+void sy__retries_shutdown(struct sy__worker *w);
 
 /* registry.c */
 int sy__registry_init(struct sy_engine *eng);

@@ -324,6 +324,25 @@ SY_API void sy_msg_free(sy_msg *msg)
 		sy__msg_release(sy__slot_self(msg->pool->eng), msg);
 }
 
+SY_API void sy_msg_set_deadline(sy_msg *msg, uint64_t deadline_ns)
+{
+	msg->deadline = deadline_ns;
+	if (deadline_ns)
+		msg->flags |= SY_MSG_DEADLINE;
+	else
+		msg->flags &= (uint8_t)~SY_MSG_DEADLINE;
+}
+
+SY_API uint64_t sy_msg_deadline(const sy_msg *msg)
+{
+	return (msg->flags & SY_MSG_DEADLINE) ? msg->deadline : 0;
+}
+
+SY_API unsigned sy_msg_attempts(const sy_msg *msg)
+{
+	return msg->attempts;
+}
+
 SY_API void *sy_msg_data(sy_msg *msg)
 {
 	return msg->data;

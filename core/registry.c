@@ -15,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/breaker.h"
 #include "core/engine_internal.h"
+#include "core/health.h"
 
 static unsigned long name_hash(const char *s)
 {
@@ -115,6 +117,74 @@ static struct sy__route *route_new(struct sy_engine *eng,
 }
 
 /* Build a route from user options. Under eng->lock. */
+/* Defaults of the reliability settings (docs/reliability.md). */
+#define BP_HIGH_DEFAULT 0.8
+#define BP_BLOCK_NS_DEFAULT 1000000ull
+#define BACKOFF_NS_DEFAULT 100000ull
+#define BACKOFF_MAX_NS_DEFAULT 100000000ull
+#define RETRY_BUDGET_DEFAULT 0.2
+#define RETRY_BUDGET_MIN_DEFAULT 10u
+
+/* The route's reliability settings from @p opts, checked. */
+static int route_settings(struct sy_engine *eng, const char *name,
+			  const struct sy_route_opts *o, struct sy__route *r)
+{
+	unsigned cap = eng->cfg.ring_size - 1; /* entries a ring holds */
+	double high = o->bp_high ? o->bp_high : BP_HIGH_DEFAULT;
+	double low = o->bp_low ? o->bp_low : high / 2;
+	double budget = o->retry_budget ? o->retry_budget : RETRY_BUDGET_DEFAULT;
+
+	if ((unsigned)o->backpressure > SY_BP_DEAD_LETTER)
+		return sy__fail(-EINVAL, "route \"%s\": backpressure %d is not an enum sy_backpressure value",
+				name, (int)o->backpressure);
+	if (!(high > 0 && high <= 1))
+		return sy__fail(-EINVAL, "route \"%s\": bp_high %g is not in (0, 1]",
+				name, high);
+	if (!(low >= 0 && low < high))
+		return sy__fail(-EINVAL, "route \"%s\": bp_low %g is not in [0, bp_high %g)",
+				name, low, high);
+	if (o->max_attempts > 255)
+		return sy__fail(-EINVAL, "route \"%s\": max_attempts %u is over 255",
+				name, o->max_attempts);
+	if (!(budget > 0 && budget <= 1000))
+		return sy__fail(-EINVAL, "route \"%s\": retry_budget %g is not in (0, 1000]",
+				name, budget);
+	r->bp_mode = (uint8_t)o->backpressure;
+	r->bp_high = (uint32_t)(high * cap + 0.999999);
+	if (r->bp_high < 1)
+		r->bp_high = 1;
+	r->bp_low = (uint32_t)(low * cap);
+	r->bp_block_ns = o->bp_block_ns ? o->bp_block_ns : BP_BLOCK_NS_DEFAULT;
+	r->max_attempts = (uint8_t)(o->max_attempts ? o->max_attempts : 1);
+	r->backoff_ns = o->retry_backoff_ns ? o->retry_backoff_ns : BACKOFF_NS_DEFAULT;
+	r->backoff_max_ns = o->retry_backoff_max_ns ? o->retry_backoff_max_ns :
+			    BACKOFF_MAX_NS_DEFAULT;
+	if (r->backoff_max_ns < r->backoff_ns)
+		return sy__fail(-EINVAL, "route \"%s\": retry_backoff_max_ns %llu is below retry_backoff_ns %llu",
+				name, (unsigned long long)r->backoff_max_ns,
+				(unsigned long long)r->backoff_ns);
+	r->budget_milli = (uint32_t)(budget * 1000 + 0.5);
+	r->budget_min = o->retry_budget_min ? o->retry_budget_min :
+			RETRY_BUDGET_MIN_DEFAULT;
+	r->dl_unreachable = o->dead_letter_unreachable;
+	return 0;
+}
+
+/* A rebuilt route keeps the settings of the one it replaces. */
+static void route_settings_copy(struct sy__route *r, const struct sy__route *old)
+{
+	r->bp_mode = old->bp_mode;
+	r->bp_high = old->bp_high;
+	r->bp_low = old->bp_low;
+	r->bp_block_ns = old->bp_block_ns;
+	r->max_attempts = old->max_attempts;
+	r->backoff_ns = old->backoff_ns;
+	r->backoff_max_ns = old->backoff_max_ns;
+	r->budget_milli = old->budget_milli;
+	r->budget_min = old->budget_min;
+	r->dl_unreachable = old->dl_unreachable;
+}
+
 static struct sy__route *route_build(struct sy_engine *eng, const char *name,
 				     uint32_t id,
 				     const struct sy_route_opts *opts, int *err)
@@ -122,6 +192,7 @@ static struct sy__route *route_build(struct sy_engine *eng, const char *name,
 	const char *pname = opts && opts->policy ? opts->policy : "round_robin";
 	const struct sy_policy *policy = sy__policy_find(pname);
 	struct sy_policy_server *info;
+	struct sy__route *r;
 	unsigned n, min, max;
 
 	if (!opts || !opts->servers || opts->n_servers == 0) {
@@ -171,7 +242,12 @@ static struct sy__route *route_build(struct sy_engine *eng, const char *name,
 		info[i].id = opts->servers[i];
 		info[i].weight = opts->weights ? opts->weights[i] : 1;
 	}
-	return route_new(eng, policy, name, id, info, n, opts->params, err);
+	r = route_new(eng, policy, name, id, info, n, opts->params, err);
+	if (r && (*err = route_settings(eng, name, opts, r)) != 0) {
+		route_free(r);
+		return NULL;
+	}
+	return r;
 }
 
 /* Publish @p r in place of @p old (NULL: a new route). Under eng->lock. */
@@ -344,6 +420,16 @@ static unsigned least_loaded_worker(struct sy_engine *eng)
 	return best;
 }
 
+/* Free a server no route lists and no message references. Under eng->lock. */
+static void server_free(struct sy_engine *eng, struct sy__server *s)
+{
+	if (s->health)
+		sy__health_detach(eng, s);
+	if (s->breaker)
+		sy__breaker_destroy(eng, s->breaker);
+	free(s);
+}
+
 SY_API int sy_server_add(sy_engine *eng, const char *name, sy_handler_fn fn,
 			 void *ctx, const struct sy_server_opts *opts,
 			 uint32_t *id)
@@ -385,6 +471,16 @@ SY_API int sy_server_add(sy_engine *eng, const char *name, sy_handler_fn fn,
 	s->worker = worker < 0 ? least_loaded_worker(eng) : (unsigned)worker;
 	strcpy(s->name, name);
 	atomic_init(&s->gate, 0u);
+	if (opts && opts->breaker &&
+	    (rc = sy__breaker_create(eng, opts->breaker, &s->breaker)) != 0) {
+		free(s);
+		goto out_unlock;
+	}
+	if (opts && opts->health &&
+	    (rc = sy__health_attach(eng, s, opts->health)) != 0) {
+		server_free(eng, s);
+		goto out_unlock;
+	}
 	eng->workers[s->worker].nservers++;
 	eng->servers[sid] = s;
 	*id = sid;
@@ -433,6 +529,7 @@ static int routes_drop_server(struct sy_engine *eng, struct sy__server *s)
 			      old->params, &rc);
 		if (!r)
 			return rc;
+		route_settings_copy(r, old);
 		route_publish(eng, old, r);
 	}
 	return 0;
@@ -471,6 +568,8 @@ SY_API int sy_server_remove(sy_engine *eng, uint32_t id)
 		goto out_unlock;
 	}
 	atomic_fetch_or_explicit(&s->gate, SY_GATE_DRAINING, memory_order_relaxed);
+	if (s->health)
+		sy__health_detach(eng, s);
 	rc = routes_drop_server(eng, s);
 	if (rc)
 		goto out_unlock;
@@ -481,7 +580,7 @@ SY_API int sy_server_remove(sy_engine *eng, uint32_t id)
 	sy__synchronize();
 	if (atomic_load(&eng->state) == SY_ENGINE_RUNNING)
 		sy__worker_wait_handled(eng, s->worker);
-	free(s);
+	server_free(eng, s);
 out_unlock:
 	pthread_mutex_unlock(&eng->lock);
 	return rc;
@@ -511,7 +610,11 @@ void sy__registry_destroy(struct sy_engine *eng)
 	urcu_memb_barrier();
 	if (eng->route_names)
 		cds_lfht_destroy(eng->route_names, NULL);
-	if (eng->servers)
+	if (eng->servers) {
+		pthread_mutex_lock(&eng->lock);
 		for (unsigned i = 0; i < eng->cfg.max_servers; i++)
-			free(eng->servers[i]);
+			if (eng->servers[i])
+				server_free(eng, eng->servers[i]);
+		pthread_mutex_unlock(&eng->lock);
+	}
 }

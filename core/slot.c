@@ -164,7 +164,13 @@ int sy__slot_setup(struct sy_engine *eng, struct sy__slot *s)
 	s->dirty = sy__mem_alloc(eng, chains * sizeof(*s->dirty));
 	s->policy_words = sy__mem_alloc(eng, eng->cfg.max_routes *
 					sizeof(*s->policy_words));
-	if (!s->pending || !s->dirty || !s->policy_words)
+	s->congested = sy__mem_alloc(eng, eng->nworkers * sizeof(*s->congested));
+	if (!s->pending || !s->dirty || !s->policy_words || !s->congested)
+		goto out_free;
+	for (unsigned w = 0; w < eng->nworkers; w++)
+		atomic_init(&s->congested[w], 0u);
+	if (eng->cfg.metrics && !s->shard &&
+	    !(s->shard = sy__shard_create(eng)))
 		goto out_free;
 	if (rings_alloc(eng, &s->replies))
 		goto out_free;
@@ -191,6 +197,11 @@ void sy__slot_free(struct sy_engine *eng, struct sy__slot *s)
 	sy__mem_free(eng, s->dirty, chains * sizeof(*s->dirty));
 	sy__mem_free(eng, s->policy_words,
 		     eng->cfg.max_routes * sizeof(*s->policy_words));
+	sy__mem_free(eng, s->congested, eng->nworkers * sizeof(*s->congested));
+	if (s->shard)
+		sy__shard_destroy(eng, s->shard);
+	s->shard = NULL;
+	s->congested = NULL;
 	atomic_store_explicit(&s->out, NULL, memory_order_relaxed);
 	s->replies = NULL;
 	s->pending = NULL;

@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "core/breaker.h"
+#include "core/dlq.h"
 #include "core/engine_internal.h"
 
 /* Tell the route's policy how a handler run went, if the route still holds
@@ -40,8 +42,11 @@ static void observe(struct sy__worker *w, uint32_t route_id, unsigned pick,
 struct drain {
 	struct sy__release_batch done; /* freed messages, handed back together */
 	uint64_t clock;                /* end of the previous timed run, or 0 */
+	uint64_t now;                  /* clock read for deadlines in this batch, or 0 */
+	uint64_t taken_ns;             /* when the batch was taken, if it holds a sample */
 	struct sy__server *handled_srv;/* in-flight count not yet given back: */
 	int64_t handled;               /* this many runs of handled_srv */
+	unsigned runs;                 /* handler runs */
 };
 
 /* Give back the in-flight count of the runs handled so far. */
@@ -52,6 +57,108 @@ static void drain_settle(struct drain *d)
 					  memory_order_relaxed);
 		d->handled = 0;
 	}
+}
+
+/* One more message of @p srv is no longer in flight. */
+static inline void settle_one(struct drain *d, struct sy__server *srv)
+{
+	if (d->handled_srv != srv) {
+		drain_settle(d);
+		d->handled_srv = srv;
+	}
+	d->handled++;
+}
+
+/* Has @p m's deadline passed? One clock read per batch. */
+static bool expired(struct sy__worker *w, const struct sy_msg *m,
+		    struct drain *d)
+{
+	if (!d->now)
+		d->now = sy__now(w->eng);
+	return d->now >= m->deadline;
+}
+
+/* @p m expired before its handler ran: dead-letter it. */
+static __attribute__((noinline)) void expire(struct sy__worker *w,
+					     struct sy_msg *m, struct drain *d)
+{
+	struct sy__server *srv = m->server;
+
+	if (m->flags & SY_MSG_INFLIGHT)
+		settle_one(d, srv);
+	m->last_server = srv->id;
+	sy__dead_letter(w->eng, w->slot, m, SY_DL_TIMEOUT, srv->id);
+}
+
+/*
+ * The handler of @p m failed and left the message to the engine: retry it
+ * if its route allows and the budget has room, else dead-letter it.
+ */
+static __attribute__((noinline)) void failed(struct sy__worker *w,
+					     struct sy_msg *m,
+					     struct sy__server *srv)
+{
+	struct sy_engine *eng = w->eng;
+	struct sy__route *r;
+	struct sy__budget *b = &w->budget[m->route_id];
+
+	sy__count(&w->slot->counters, SY_C_HANDED_ON, 1);
+	m->last_server = srv->id;
+	/* Inside the pass's read-side section; pairs with R1 in registry.c. */
+	r = atomic_load_explicit(&eng->routes[m->route_id], memory_order_acquire);
+	if (!r || r->max_attempts <= 1) {
+		sy__dead_letter(eng, w->slot, m, SY_DL_HANDLER_FAILED, srv->id);
+		return;
+	}
+	if (!sy__retry_allowed(r, m, b) ||
+	    atomic_load_explicit(&eng->state, memory_order_relaxed) >=
+	    SY_ENGINE_STOPPING) {
+		sy__dead_letter(eng, w->slot, m, SY_DL_RETRIES_EXHAUSTED, srv->id);
+		return;
+	}
+	b->retries++;
+	sy__count(&w->slot->counters, SY_C_RETRIED, 1);
+	if (w->slot->shard) {
+		sy__sc_add(&w->slot->shard->route[m->route_id], SY_SC_RETRIED, 1);
+		sy__sc_add(&w->slot->shard->server[srv->id], SY_SC_RETRIED, 1);
+	}
+	sy__retry_schedule(w, r, m);
+}
+
+/* Count a handler run in the worker's shard. */
+static inline void count_run(struct sy__shard *sh, uint32_t server,
+			     uint32_t route, int rc)
+{
+	enum sy__sc c = rc >= 0 ? SY_SC_DELIVERED : SY_SC_FAILED;
+
+	sy__sc_add(&sh->server[server], c, 1);
+	sy__sc_add(&sh->route[route], c, 1);
+}
+
+/* A latency sample starts its handler run: record how long it waited. */
+static __attribute__((noinline)) uint64_t timed_start(struct sy__worker *w,
+						      const struct sy_msg *m,
+						      const struct drain *d)
+{
+	uint64_t now = sy__now(w->eng);
+	struct sy__shard *sh = w->slot->shard;
+
+	if (sh) {
+		sy__hist_record(&sh->hist[SY_HIST_LATENCY], now - m->sent_ns);
+		if (d->taken_ns >= m->sent_ns)
+			sy__hist_record(&sh->hist[SY_HIST_SOJOURN],
+					d->taken_ns - m->sent_ns);
+	}
+	return now;
+}
+
+static void timed_end(struct sy__worker *w, uint64_t start)
+{
+	struct sy__shard *sh = w->slot->shard;
+
+	if (sh)
+		sy__hist_record(&sh->hist[SY_HIST_SERVICE],
+				sy__now(w->eng) - start);
 }
 
 /*
@@ -66,29 +173,44 @@ static inline void handle(struct sy__worker *w, struct sy_msg *m,
 	uint8_t flags = m->flags;
 	uint32_t route_id = m->route_id;
 	unsigned pick = m->pick;
-	uint64_t t0 = 0;
+	uint64_t t0 = 0, start = 0;
 	int rc;
 
+	if (sy__unlikely(flags & (SY_MSG_DEADLINE | SY_MSG_TIMED))) {
+		if ((flags & SY_MSG_DEADLINE) && expired(w, m, d)) {
+			expire(w, m, d);
+			return;
+		}
+		if (flags & SY_MSG_TIMED)
+			start = timed_start(w, m, d);
+	}
 	/* The handler may give the message away: read it before. */
 	if (sy__unlikely(flags & SY_MSG_OBSERVE))
 		t0 = d->clock ? d->clock : sy__now(w->eng);
 	d->clock = 0;
+	m->attempts++;
 	w->current = m;
 	w->taken = false;
 	rc = srv->fn(w->eng, m, srv->ctx);
-	if (sy__unlikely(rc < 0))
-		sy__count(&w->slot->counters, SY_C_HANDLER_FAILED, 1);
-	if (!w->taken)
-		sy__release_batch_add(w->slot, &d->done, m);
 	w->current = NULL;
-	if (sy__unlikely(flags & (SY_MSG_INFLIGHT | SY_MSG_OBSERVE))) {
-		if (flags & SY_MSG_INFLIGHT) {
-			if (d->handled_srv != srv) {
-				drain_settle(d);
-				d->handled_srv = srv;
-			}
-			d->handled++;
-		}
+	d->runs++;
+	w->budget[route_id].runs++;
+	if (sy__unlikely(srv->breaker != NULL))
+		sy__breaker_record(srv, rc >= 0);
+	if (w->slot->shard)
+		count_run(w->slot->shard, srv->id, route_id, rc);
+	if (sy__unlikely(rc < 0)) {
+		sy__count(&w->slot->counters, SY_C_HANDLER_FAILED, 1);
+		if (!w->taken)
+			failed(w, m, srv);
+	} else if (!w->taken) {
+		sy__release_batch_add(w->slot, &d->done, m);
+	}
+	if (sy__unlikely(flags & (SY_MSG_INFLIGHT | SY_MSG_OBSERVE | SY_MSG_TIMED))) {
+		if (flags & SY_MSG_TIMED)
+			timed_end(w, start);
+		if (flags & SY_MSG_INFLIGHT)
+			settle_one(d, srv);
 		if (flags & SY_MSG_OBSERVE) {
 			d->clock = sy__now(w->eng);
 			observe(w, route_id, pick, srv, rc, t0, d->clock);
@@ -115,7 +237,7 @@ static unsigned handle_burst(struct sy__worker *w, struct sy_msg *desc,
 __attribute__((noinline)) unsigned sy__worker_drain_ring(struct sy__worker *w,
 						   struct sy__ring *r)
 {
-	unsigned burst = w->eng->cfg.burst, taken = 0, handled = 0;
+	unsigned burst = w->eng->cfg.burst, taken = 0;
 	struct drain d = { .done.pool = NULL };
 	void *e[SY_DEQUEUE_MAX];
 
@@ -123,18 +245,21 @@ __attribute__((noinline)) unsigned sy__worker_drain_ring(struct sy__worker *w,
 		unsigned want = burst - taken < SY_DEQUEUE_MAX ?
 				burst - taken : SY_DEQUEUE_MAX;
 		unsigned n = sy__ring_dequeue_burst_spsc(r, e, want);
+		uint8_t any = 0;
 
 		for (unsigned i = 0; i < n; i++)
 			__builtin_prefetch(e[i]);
+		for (unsigned i = 0; i < n; i++)
+			any |= ((struct sy_msg *)e[i])->flags;
+		d.now = 0;
+		d.taken_ns = sy__unlikely(any & SY_MSG_TIMED) ? sy__now(w->eng) : 0;
 		for (unsigned i = 0; i < n; i++) {
 			struct sy_msg *m = e[i];
 
-			if (m->flags & SY_MSG_BURST) {
-				handled += handle_burst(w, m, &d);
-			} else {
+			if (m->flags & SY_MSG_BURST)
+				handle_burst(w, m, &d);
+			else
 				handle(w, m, &d);
-				handled++;
-			}
 		}
 		taken += n;
 		if (n < want)
@@ -142,9 +267,23 @@ __attribute__((noinline)) unsigned sy__worker_drain_ring(struct sy__worker *w,
 	}
 	drain_settle(&d);
 	sy__release_batch_flush(w->slot, &d.done);
-	if (handled)
-		sy__count(&w->slot->counters, SY_C_DELIVERED, handled);
+	if (d.runs)
+		sy__count(&w->slot->counters, SY_C_DELIVERED, d.runs);
 	return taken;
+}
+
+/* on_backpressure: has the ring from @p s drained below its low mark? */
+static __attribute__((noinline)) void check_congested(struct sy__worker *w,
+						      struct sy__slot *s,
+						      const struct sy__ring *r)
+{
+	uint32_t v = atomic_load_explicit(&s->congested[w->idx],
+					  memory_order_acquire);
+
+	if (v && sy__ring_count(r) < v &&
+	    atomic_compare_exchange_strong(&s->congested[w->idx], &v, 0))
+		w->eng->cfg.on_backpressure(w->eng, w->idx, false,
+					    w->eng->cfg.callback_ctx);
 }
 
 static unsigned poll_pass(struct sy__worker *w)
@@ -157,8 +296,11 @@ static unsigned poll_pass(struct sy__worker *w)
 	for (unsigned i = 0; i < used; i++) {
 		struct sy__ring *out = sy__slot_out(&eng->slots[i]);
 
-		if (out)
-			n += sy__worker_drain_ring(w, &out[w->idx]);
+		if (!out)
+			continue;
+		n += sy__worker_drain_ring(w, &out[w->idx]);
+		if (sy__unlikely(eng->cfg.on_backpressure != NULL))
+			check_congested(w, &eng->slots[i], &out[w->idx]);
 	}
 	return n;
 }
@@ -181,6 +323,22 @@ static bool inbox_has_work(struct sy__worker *w)
 #define SY_SPIN_ROUNDS 64
 #define SY_YIELD_ROUNDS 64
 
+#define SY_RETRY_PARK_MAX_NS 1000000u
+
+/* How long a parked worker may sleep: until its next retry is due (at most
+ * 1 ms, since the engine's clock may not be the system's), or 0: forever. */
+static uint64_t retry_wait(struct sy__worker *w)
+{
+	uint64_t due = sy__retries_next(w), now;
+
+	if (!due)
+		return 0;
+	now = sy__now(w->eng);
+	if (due <= now)
+		return 1;
+	return due - now < SY_RETRY_PARK_MAX_NS ? due - now : SY_RETRY_PARK_MAX_NS;
+}
+
 static void idle(struct sy__worker *w, unsigned round)
 {
 	enum sy_idle how = w->eng->cfg.idle;
@@ -201,7 +359,7 @@ static void idle(struct sy__worker *w, unsigned round)
 		sy__park_cancel(&w->parker);
 		return;
 	}
-	sy__park_wait(&w->parker, 0);
+	sy__park_wait(&w->parker, retry_wait(w));
 }
 
 static void *worker_main(void *arg)
@@ -218,6 +376,8 @@ static void *worker_main(void *arg)
 
 		sy__read_lock();
 		n = poll_pass(w);
+		if (sy__unlikely(w->retries != NULL))
+			n += sy__retries_due(w);
 		sy__read_unlock();
 		/* P1: pairs with the acquire in sy__worker_wait_handled(). */
 		atomic_fetch_add_explicit(&w->passes, 1, memory_order_release);
@@ -225,8 +385,10 @@ static void *worker_main(void *arg)
 			round = 0;
 			continue;
 		}
-		if (draining)
+		if (draining) {
+			sy__retries_shutdown(w);
 			break;
+		}
 		idle(w, round++);
 	}
 	sy__pending_flush(w->slot);

@@ -186,22 +186,24 @@ SY_API int sy_engine_worker_cpu(const sy_engine *eng, unsigned worker);
 
 /**
  * Counters of the whole engine, summed over all threads. While traffic flows
- * the sums are a recent view, not an atomic one; with nothing in flight
- * (after sy_engine_stop(), for instance) accepted == delivered exactly.
+ * the sums are a recent view, not an atomic one. Where every message went
+ * (delivered, dead-lettered, evicted) is sy_engine_accounting()'s job.
  */
 struct sy_stats {
 	uint64_t accepted;          /**< messages taken by a send call */
-	uint64_t delivered;         /**< handler runs */
+	uint64_t delivered;         /**< handler runs (retries included) */
 	uint64_t handler_failed;    /**< handler runs that returned < 0 */
 	uint64_t rejected_noroute;  /**< sends refused: unknown route (-ENOENT) */
 	uint64_t rejected_unreachable; /**< sends refused: no server available (-EHOSTUNREACH) */
 	uint64_t rejected_full;     /**< sends refused: ring full (-EAGAIN) */
 	uint64_t rejected_shutdown; /**< sends refused: engine stopping (-ESHUTDOWN) */
+	uint64_t rejected_backpressure; /**< sends refused: inbox past the route's threshold (-ENOBUFS) */
+	uint64_t retried;           /**< failed handler runs scheduled for a retry */
 	uint64_t requests;          /**< accepted messages that expect a reply */
 	uint64_t replies_sent;      /**< replies enqueued by handlers */
 	uint64_t replies_received;  /**< replies handed to their requester */
 	uint64_t replies_dropped;   /**< replies to a thread that detached or timed out, or to a full reply ring */
-	uint64_t in_flight;         /**< accepted - delivered, clamped at 0 */
+	uint64_t in_flight;         /**< as sy_engine_accounting() counts it */
 	uint64_t pool_slabs;        /**< slabs the message pools hold */
 	uint64_t pool_bytes;        /**< bytes of those slabs */
 };

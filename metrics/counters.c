@@ -18,4 +18,6 @@ void sy__counters_add_to(const struct sy__counters *c, struct sy_stats *out)
 	out->replies_sent += get(c, SY_C_REPLIES_SENT);
 	out->replies_received += get(c, SY_C_REPLIES_RECEIVED);
 	out->replies_dropped += get(c, SY_C_REPLIES_DROPPED);
+	out->rejected_backpressure += get(c, SY_C_REJ_BACKPRESSURE);
+	out->retried += get(c, SY_C_RETRIED);
 }

@@ -27,6 +27,9 @@ enum sy__counter {
 	SY_C_REPLIES_SENT,
 	SY_C_REPLIES_RECEIVED,
 	SY_C_REPLIES_DROPPED,
+	SY_C_REJ_BACKPRESSURE,
+	SY_C_HANDED_ON,     /* failed handler runs whose message went to a retry or the DLQ */
+	SY_C_RETRIED,
 	SY_C_COUNT
 };
 

@@ -115,6 +115,27 @@ static inline bool sy__ring_dequeue_spsc(struct sy__ring *r, void **p)
 }
 
 /** Entries in the ring; exact for its producer or consumer, a hint otherwise. */
+/*
+ * Does the ring hold @p limit entries or more? The producer only. Reads the
+ * consumer's index only when the cached one says it might.
+ */
+static inline bool sy__ring_over(struct sy__ring *r, unsigned limit)
+{
+	unsigned prod = r->ring.p_tail;
+
+	if (__builtin_expect(prod - r->c_cache < limit, 1))
+		return false;
+	r->c_cache = ck_pr_load_uint(&r->ring.c_head);
+	SY_TSAN_ACQUIRE(&r->ring.c_head); /* P2 */
+	return prod - r->c_cache >= limit;
+}
+
+/* Entries the ring can hold. */
+static inline unsigned sy__ring_capacity(const struct sy__ring *r)
+{
+	return r->ring.mask;
+}
+
 static inline unsigned sy__ring_count(const struct sy__ring *r)
 {
 	return ck_ring_size(&r->ring);

@@ -393,7 +393,7 @@ static void churn_add_server(struct churn *c)
 {
 	struct run *run = c->run;
 	int k = pick_server_slot(c, false);
-	struct sy_server_opts opts;
+	struct sy_server_opts opts = { .worker = -1 };
 	struct server_slot *sv;
 	char name[16];
 	int rc;

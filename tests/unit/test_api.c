@@ -294,7 +294,7 @@ Test(api_producer, lazy_producer_is_detached_when_its_thread_exits)
 Test(api_server, add_with_a_bad_worker_index_is_einval)
 {
 	sy_engine *eng = t_engine(2, SY_IDLE_SLEEP);
-	struct sy_server_opts opts;
+	struct sy_server_opts opts = { .worker = -1 };
 	uint32_t id;
 
 	cr_assert_not_null(eng);
