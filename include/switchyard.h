@@ -113,7 +113,7 @@ struct sy_config {
 	unsigned max_dead_letters;
 	/** Called on every circuit breaker transition, from the thread that
 	 *  made it (a sender, a worker or the caller of sy_breaker_force()).
-	 *  Must not block; NULL: none. */
+	 *  Must not block or call control functions; NULL: none. */
 	void (*on_breaker)(sy_engine *eng, uint32_t server, int from, int to,
 			   void *ctx);
 	/** Called once when an inbox (the ring from one sending thread to one
@@ -242,16 +242,18 @@ enum sy_breaker_state {
 struct sy_breaker_opts {
 	unsigned consecutive_failures; /**< trip after this many failures in a row; 0: 5 */
 	unsigned window;               /**< count-based sliding window of the last calls, <= 1024; 0: no rate rule */
-	unsigned min_calls;            /**< calls in the window before the rate rule applies; 0: window */
-	double failure_rate;           /**< trip when failures / calls in the window >= this, in (0, 1]; 0: 0.5 */
+	unsigned min_calls;            /**< calls in the window before the rate rule applies; 0: window (needs window) */
+	double failure_rate;           /**< trip when failures / calls in the window >= this, in (0, 1]; 0: 0.5 (needs window) */
 	uint64_t open_ns;              /**< time open before half-open; 0: 1 s */
-	unsigned half_open_probes;     /**< trial calls admitted in half-open; 0: 1 */
+	unsigned half_open_probes;     /**< trial calls admitted in half-open, <= 65535; 0: 1 */
 	unsigned success_threshold;    /**< successful probes that close it, <= half_open_probes; 0: half_open_probes */
 };
 
 /**
- * A health probe: 0 healthy, < 0 unhealthy. Runs on the engine's health
+ * A health probe: >= 0 healthy, < 0 unhealthy. Runs on the engine's health
  * thread, never on a worker; may block briefly (it delays other probes).
+ * It may send, but must not call control functions (server, route and
+ * breaker functions): removing a server waits for its running probe.
  */
 typedef int (*sy_health_fn)(sy_engine *eng, uint32_t server, void *ctx);
 
