@@ -144,9 +144,11 @@ SY_API int sy_engine_start(sy_engine *eng)
 		goto out_unlock;
 	}
 	rc = sy__workers_start(eng);
+	if (!rc)
+		rc = sy__metrics_start(eng);
 	if (rc) {
-		/* Nothing can have been sent through a worker that did not
-		 * start; stop the ones that did. */
+		/* Stop the workers that started; they drain what was queued
+		 * before the start. */
 		atomic_store(&eng->state, SY_ENGINE_STOPPING);
 		sy__synchronize();
 		sy__workers_drain(eng);
@@ -154,7 +156,6 @@ SY_API int sy_engine_start(sy_engine *eng)
 		goto out_unlock;
 	}
 	atomic_store(&eng->state, SY_ENGINE_RUNNING);
-	rc = sy__metrics_start(eng);
 out_unlock:
 	pthread_mutex_unlock(&eng->lock);
 	return rc;

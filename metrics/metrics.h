@@ -15,13 +15,21 @@
 struct sy_engine;
 struct sy__metrics;
 
-/* At engine create (cfg resolved): 0; -ENOMEM. Nothing when metrics are off. */
+/* At engine create (cfg resolved, clock set): 0; -ENOMEM (then call
+ * sy__metrics_destroy(), which frees a partial set-up). Nothing when
+ * metrics are off. */
 int sy__metrics_init(struct sy_engine *eng);
-/* At engine start / stop: the collector thread. Stop publishes a last
- * snapshot after the workers have drained. */
+/*
+ * At engine start / stop, with eng->lock held (the collector never blocks
+ * on it, so stop can join it): start the collector thread (0; -EAGAIN or
+ * -EINVAL with sy__fail's message when it cannot be created or pinned);
+ * stop it, then publish a last snapshot, exact once the workers have
+ * drained. The calling thread is registered with RCU if it is not.
+ */
 int sy__metrics_start(struct sy_engine *eng);
 void sy__metrics_stop(struct sy_engine *eng);
-/* At destroy, after stop: the endpoint, the snapshots, everything. */
+/* At destroy, after stop and before the slots (and their shards) are
+ * freed: the snapshots (after an RCU barrier), everything. */
 void sy__metrics_destroy(struct sy_engine *eng);
 
 #endif /* SY_METRICS_METRICS_H */
