@@ -289,6 +289,7 @@ struct sy_engine {
 	struct sy__huge *huge;           /* unpooled messages, for destroy */
 	struct sy__dlq *dlq;
 	struct sy__metrics *metrics;     /* NULL: metrics off */
+	struct sy__http *http;           /* NULL: not serving; under lock */
 	struct sy__health_thread *health;/* NULL until a server has a probe */
 	uint64_t uid;
 	unsigned je_arena;

@@ -41,6 +41,9 @@ static const struct {
 	{ EMSGSIZE, "message size above capacity" },
 	{ ECONNRESET, "the requester is no longer attached" },
 	{ EBUSY, "busy: messages are queued and the engine is not running" },
+	{ ENOBUFS, "destination inbox past its backpressure threshold" },
+	{ ENOTSUP, "not supported by this engine or build" },
+	{ EADDRINUSE, "address already in use" },
 };
 
 SY_API const char *sy_strerror(int err)

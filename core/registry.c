@@ -18,6 +18,7 @@
 #include "core/breaker.h"
 #include "core/engine_internal.h"
 #include "core/health.h"
+#include "metrics/metrics.h"
 
 static unsigned long name_hash(const char *s)
 {
@@ -335,6 +336,7 @@ SY_API int sy_route_add(sy_engine *eng, const char *name,
 	r = route_build(eng, name, rid, opts, &rc);
 	if (!r)
 		goto out_unlock;
+	sy__metrics_id_added(eng, false, rid);
 	route_publish(eng, NULL, r);
 	*id = rid;
 out_unlock:
@@ -482,6 +484,7 @@ SY_API int sy_server_add(sy_engine *eng, const char *name, sy_handler_fn fn,
 		goto out_unlock;
 	}
 	eng->workers[s->worker].nservers++;
+	sy__metrics_id_added(eng, true, sid);
 	eng->servers[sid] = s;
 	*id = sid;
 out_unlock:

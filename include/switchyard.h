@@ -781,7 +781,7 @@ enum sy_series_kind {
 /** Counters of one series. */
 struct sy_counters {
 	uint64_t sent;            /**< messages accepted for it */
-	uint64_t delivered;       /**< handler runs that ended its message */
+	uint64_t delivered;       /**< handler runs that succeeded (returned >= 0) */
 	uint64_t failed;          /**< handler runs that returned < 0 */
 	uint64_t retried;         /**< retries sent */
 	uint64_t rejected;        /**< sends refused */

@@ -308,12 +308,8 @@ static bool id_changed(struct id_info *ii)
 	return changed;
 }
 
-/*
- * A server or route id that names something new (added, or re-added after
- * a merge saw it gone) starts its totals at the previous merge: the counts
- * its shards kept for the id's earlier owner are not its own.
- */
-static void ids_rebase(struct sy__metrics *m, bool servers_fresh)
+/* Keep the names the merges saw (the snapshot's series names). */
+static void ids_refresh(struct sy__metrics *m, bool servers_fresh)
 {
 	const struct sy__config *cfg = &m->eng->cfg;
 
@@ -322,18 +318,61 @@ static void ids_rebase(struct sy__metrics *m, bool servers_fresh)
 
 		ii->live = m->servers[id].live;
 		strcpy(ii->name, m->servers[id].name);
-		if (!id_changed(ii))
+		id_changed(ii);
+	}
+	for (unsigned id = 0; id < cfg->max_routes; id++)
+		id_changed(&m->route_ids[id]);
+}
+
+/* The counts every shard holds for one id now. */
+static void id_sum(struct sy__metrics *m, bool server, uint32_t id,
+		   uint64_t *out)
+{
+	struct sy_engine *eng = m->eng;
+	unsigned used = atomic_load_explicit(&eng->slots_used,
+					     memory_order_acquire);
+
+	memset(out, 0, SY_SC_COUNT * sizeof(*out));
+	for (unsigned i = 0; i < used; i++) {
+		const struct sy__shard *sh = eng->slots[i].shard;
+		const struct sy__sctr *c;
+
+		if (!sh)
 			continue;
-		memcpy(m->base.server[id], m->prev->server[id],
-		       sizeof(m->base.server[id]));
+		c = server ? &sh->server[id] : &sh->route[id];
+		for (unsigned f = 0; f < SY_SC_COUNT; f++)
+			out[f] += atomic_load_explicit(&c->v[f],
+						       memory_order_relaxed);
+	}
+}
+
+/*
+ * A server or route was just added under id @p id (with eng->lock held, so
+ * no merge reads the registry meanwhile): its totals start now. The counts
+ * the shards keep for the id's earlier owner are not its own. Ids are only
+ * reused once every message of the earlier owner has been handled, so the
+ * sums are final for it.
+ */
+void sy__metrics_id_added(struct sy_engine *eng, bool server, uint32_t id)
+{
+	struct sy__metrics *m = eng->metrics;
+	uint64_t now[SY_SC_COUNT];
+
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->merge_lock);
+	id_sum(m, server, id, now);
+	if (server) {
+		memcpy(m->base.server[id], now, sizeof(now));
+		memcpy(m->prev->server[id], now, sizeof(now));
 		/* A new server's breaker counts from 0. */
 		m->base.transitions[id] = 0;
 		m->prev->transitions[id] = 0;
+	} else {
+		memcpy(m->base.route[id], now, sizeof(now));
+		memcpy(m->prev->route[id], now, sizeof(now));
 	}
-	for (unsigned id = 0; id < cfg->max_routes; id++)
-		if (id_changed(&m->route_ids[id]))
-			memcpy(m->base.route[id], m->prev->route[id],
-			       sizeof(m->base.route[id]));
+	pthread_mutex_unlock(&m->merge_lock);
 }
 
 /* ---- retained windows ---- */
@@ -635,7 +674,7 @@ static void collect(struct sy__metrics *m, bool have_lock)
 	fresh = servers_refresh(m, cur, have_lock);
 	routes_read(m);
 	cur->time_ns = sy__now(eng);
-	ids_rebase(m, fresh);
+	ids_refresh(m, fresh);
 	reset = atomic_exchange_explicit(&m->reset, false, memory_order_relaxed);
 	if (reset)
 		raw_copy(&m->base, cur, cfg);

@@ -1,1 +1,1311 @@
-/* PLACEHOLDER */
+/*
+ * Snapshot exports: sy_snapshot_format() renders one snapshot as JSON, CSV,
+ * Prometheus text, Erlang terms or an aligned table (docs/metrics.md has
+ * the schemas and an example of each).
+ *
+ * Everything here reads the snapshot through the public accessors only, so
+ * an export says exactly what a caller of sy_snapshot_series() and
+ * sy_snapshot_hist() would see. A snapshot is immutable while it is held:
+ * formatting takes no lock and may run on any thread, concurrently with the
+ * collector publishing the next one.
+ *
+ * Names are arbitrary bytes (1 to 63 of them). Each format escapes them its
+ * own way: JSON and Prometheus need valid UTF-8, so a byte that does not
+ * start a valid sequence becomes U+FFFD there (and in CSV and the table);
+ * Erlang binaries keep the bytes exactly, as octal escapes. Floating-point
+ * values are made finite before they are written (NaN as 0, infinities and
+ * magnitudes above 1e300 as +-1e300), since not every format can carry
+ * NaN or infinity.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "switchyard.h"
+
+_Static_assert(SY_DL_REASONS == 7, "a dead letter reason needs a name below");
+_Static_assert(SY_HIST_KINDS == 4, "a histogram kind needs a name below");
+_Static_assert(SY_SERIES_KINDS == 4, "a series kind needs a name below");
+
+static const char *const reason_names[SY_DL_REASONS] = {
+	"unreachable", "circuit_open", "backpressure", "timeout",
+	"handler_failed", "retries_exhausted", "shutdown",
+};
+
+static const char *const hist_names[SY_HIST_KINDS] = {
+	"latency", "service", "rtt", "sojourn",
+};
+
+/* Singular (CSV, Prometheus, table) and plural (JSON, Erlang) kind names. */
+static const char *const kind_names[SY_SERIES_KINDS] = {
+	"engine", "server", "route", "transport",
+};
+static const char *const kind_plurals[SY_SERIES_KINDS] = {
+	"engine", "servers", "routes", "transports",
+};
+
+#define BREAKER_STATES (SY_BREAKER_DISABLED + 1)
+static const char *const breaker_names[BREAKER_STATES] = {
+	"closed", "open", "half_open", "forced_open", "disabled",
+};
+
+static const char *breaker_name(enum sy_breaker_state s)
+{
+	return (unsigned)s < BREAKER_STATES ? breaker_names[s] : "unknown";
+}
+
+/* ---- output buffer ---- */
+
+struct out {
+	char *buf;
+	size_t len;
+	size_t cap;
+	int err;                /* the first failure; later writes do nothing */
+};
+
+static bool reserve(struct out *o, size_t more)
+{
+	size_t cap;
+	char *p;
+
+	if (o->err)
+		return false;
+	if (o->len + more < o->cap)
+		return true;
+	cap = o->cap ? o->cap : 4096;
+	while (cap <= o->len + more)
+		cap *= 2;
+	p = realloc(o->buf, cap);
+	if (!p) {
+		o->err = -ENOMEM;
+		return false;
+	}
+	o->buf = p;
+	o->cap = cap;
+	return true;
+}
+
+static void put(struct out *o, const char *s, size_t n)
+{
+	if (!reserve(o, n))
+		return;
+	memcpy(o->buf + o->len, s, n);
+	o->len += n;
+	o->buf[o->len] = '\0';
+}
+
+static void puts_(struct out *o, const char *s)
+{
+	put(o, s, strlen(s));
+}
+
+static void putc_(struct out *o, char c)
+{
+	put(o, &c, 1);
+}
+
+static void putf(struct out *o, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Formats straight into the free space; a second pass only when it grows. */
+static void putf(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (!reserve(o, 64))
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		o->err = -EINVAL;
+		o->buf[o->len] = '\0';
+		return;
+	}
+	if ((size_t)n >= o->cap - o->len) {
+		if (!reserve(o, (size_t)n + 1))
+			return;
+		va_start(ap, fmt);
+		vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+		va_end(ap);
+	}
+	o->len += (size_t)n;
+}
+
+/* ---- numbers and names ---- */
+
+/* The largest magnitude written. Not DBL_MAX: at 10 digits it rounds up
+ * past the largest double, which readers then take as infinite. */
+#define FLOAT_LIMIT 1e300
+
+static double clamp(double v)
+{
+	if (isnan(v))
+		return 0.0;
+	if (v > FLOAT_LIMIT)
+		return FLOAT_LIMIT;
+	if (v < -FLOAT_LIMIT)
+		return -FLOAT_LIMIT;
+	return v;
+}
+
+/*
+ * A finite double in at most 32 bytes, shortest of %.10g. Erlang wants a
+ * digit on both sides of the point ("1.0e+20", not "1e+20"); JSON,
+ * Prometheus and CSV read either.
+ */
+static void fmt_double(char *dst, size_t cap, double v, bool erlang)
+{
+	char tmp[32];
+	char *e;
+
+	snprintf(tmp, sizeof(tmp), "%.10g", clamp(v));
+	if (!erlang || strchr(tmp, '.')) {
+		snprintf(dst, cap, "%s", tmp);
+		return;
+	}
+	e = strchr(tmp, 'e');
+	if (!e) {
+		snprintf(dst, cap, "%s.0", tmp);
+		return;
+	}
+	snprintf(dst, cap, "%.*s.0%s", (int)(e - tmp), tmp, e);
+}
+
+static void put_double(struct out *o, double v)
+{
+	char s[40];
+
+	fmt_double(s, sizeof(s), v, false);
+	puts_(o, s);
+}
+
+/* Length of the valid UTF-8 sequence at @p s, or 0 if it does not start one. */
+static size_t utf8_len(const unsigned char *s)
+{
+	unsigned char c = s[0];
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	/* Overlong forms, surrogates and code points above U+10FFFF. */
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+static const char replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
+
+static const char *series_name(const struct sy_series *s)
+{
+	return s->name ? s->name : "";
+}
+
+/* ---- JSON ---- */
+
+static void json_string(struct out *o, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+
+	putc_(o, '"');
+	while (*s) {
+		size_t n = utf8_len(s);
+
+		if (n == 0) {
+			puts_(o, "\\ufffd");
+			s++;
+			continue;
+		}
+		switch (*s) {
+		case '"': puts_(o, "\\\""); break;
+		case '\\': puts_(o, "\\\\"); break;
+		case '\b': puts_(o, "\\b"); break;
+		case '\f': puts_(o, "\\f"); break;
+		case '\n': puts_(o, "\\n"); break;
+		case '\r': puts_(o, "\\r"); break;
+		case '\t': puts_(o, "\\t"); break;
+		default:
+			if (*s < 0x20)
+				putf(o, "\\u%04x", *s);
+			else
+				put(o, (const char *)s, n);
+		}
+		s += n;
+	}
+	putc_(o, '"');
+}
+
+static void json_counters(struct out *o, const struct sy_counters *c)
+{
+	putf(o, "{\"sent\":%" PRIu64 ",\"delivered\":%" PRIu64
+	     ",\"failed\":%" PRIu64 ",\"retried\":%" PRIu64
+	     ",\"rejected\":%" PRIu64 ",\"dead_lettered\":{",
+	     c->sent, c->delivered, c->failed, c->retried, c->rejected);
+	for (unsigned r = 0; r < SY_DL_REASONS; r++)
+		putf(o, "%s\"%s\":%" PRIu64, r ? "," : "", reason_names[r],
+		     c->dead_lettered[r]);
+	putf(o, "},\"transitions\":%" PRIu64 "}", c->transitions);
+}
+
+static void json_series(struct out *o, const struct sy_series *s)
+{
+	puts_(o, "{\"name\":");
+	json_string(o, series_name(s));
+	putf(o, ",\"id\":%" PRIu32 ",\"counters\":{\"total\":", s->id);
+	json_counters(o, &s->total);
+	puts_(o, ",\"recent\":");
+	json_counters(o, &s->recent);
+	puts_(o, "},\"rates\":{\"sent_per_s\":");
+	put_double(o, s->sent_per_s);
+	puts_(o, ",\"delivered_per_s\":");
+	put_double(o, s->delivered_per_s);
+	puts_(o, "},\"error_rate\":{\"total\":");
+	put_double(o, s->error_rate);
+	puts_(o, ",\"recent\":");
+	put_double(o, s->error_rate_recent);
+	putc_(o, '}');
+	if (s->kind == SY_SERIES_SERVER)
+		putf(o, ",\"breaker\":\"%s\",\"healthy\":%s,\"worker\":%u",
+		     breaker_name(s->breaker), s->healthy ? "true" : "false",
+		     s->worker);
+	putc_(o, '}');
+}
+
+static void json_summary(struct out *o, const struct sy_hist_summary *h)
+{
+	putf(o, "{\"count\":%" PRIu64 ",\"min\":%" PRIu64 ",\"max\":%" PRIu64
+	     ",\"mean\":", h->count, h->min, h->max);
+	put_double(o, h->mean);
+	puts_(o, ",\"stddev\":");
+	put_double(o, h->stddev);
+	putf(o, ",\"p50\":%" PRIu64 ",\"p90\":%" PRIu64 ",\"p95\":%" PRIu64
+	     ",\"p99\":%" PRIu64 ",\"p999\":%" PRIu64 "}",
+	     h->p50, h->p90, h->p95, h->p99, h->p999);
+}
+
+static int read_hist(const sy_snapshot *snap, unsigned k, bool recent,
+		     struct sy_hist_summary *h)
+{
+	memset(h, 0, sizeof(*h));
+	return sy_snapshot_hist(snap, (enum sy_hist_kind)k, recent, h);
+}
+
+static int format_json(const sy_snapshot *snap, struct out *o)
+{
+	struct sy_hist_summary h;
+	struct sy_queue_depth q;
+	unsigned nw;
+	int rc;
+
+	putf(o, "{\"seq\":%" PRIu64 ",\"time_ns\":%" PRIu64
+	     ",\"window_ns\":%" PRIu64, sy_snapshot_seq(snap),
+	     sy_snapshot_time_ns(snap), sy_snapshot_window_ns(snap));
+	/* The engine is one series: an object; the other kinds are arrays. */
+	puts_(o, ",\"engine\":");
+	if (sy_snapshot_count(snap, SY_SERIES_ENGINE))
+		json_series(o, sy_snapshot_series(snap, SY_SERIES_ENGINE, 0));
+	else
+		puts_(o, "null");
+	for (unsigned k = SY_SERIES_SERVER; k < SY_SERIES_KINDS; k++) {
+		unsigned n = sy_snapshot_count(snap, (enum sy_series_kind)k);
+
+		putf(o, ",\"%s\":[", kind_plurals[k]);
+		for (unsigned i = 0; i < n; i++) {
+			if (i)
+				putc_(o, ',');
+			json_series(o, sy_snapshot_series(snap,
+							  (enum sy_series_kind)k, i));
+		}
+		putc_(o, ']');
+	}
+	puts_(o, ",\"histograms\":{");
+	for (unsigned k = 0; k < SY_HIST_KINDS; k++) {
+		putf(o, "%s\"%s\":{\"total\":", k ? "," : "", hist_names[k]);
+		if ((rc = read_hist(snap, k, false, &h)) < 0)
+			return rc;
+		json_summary(o, &h);
+		puts_(o, ",\"recent\":");
+		if ((rc = read_hist(snap, k, true, &h)) < 0)
+			return rc;
+		json_summary(o, &h);
+		putc_(o, '}');
+	}
+	puts_(o, "},\"queues\":[");
+	nw = sy_snapshot_workers(snap);
+	for (unsigned w = 0; w < nw; w++) {
+		if ((rc = sy_snapshot_queue(snap, w, &q)) < 0)
+			return rc;
+		putf(o, "%s{\"worker\":%u,\"current\":%" PRIu64
+		     ",\"max\":%" PRIu64 ",\"trend\":", w ? "," : "", w,
+		     q.current, q.max);
+		put_double(o, q.trend);
+		putc_(o, '}');
+	}
+	puts_(o, "]}\n");
+	return 0;
+}
+
+/* ---- CSV (RFC 4180) ---- */
+
+/* Counter columns, once for the totals and once (prefixed) for the window. */
+#define CSV_COUNTERS (5 + SY_DL_REASONS + 1)
+
+enum csv_col {
+	COL_SEQ, COL_TIME, COL_WINDOW, COL_KIND, COL_NAME, COL_ID,
+	COL_TOTAL,
+	COL_RECENT = COL_TOTAL + CSV_COUNTERS,
+	COL_SENT_PER_S = COL_RECENT + CSV_COUNTERS,
+	COL_DELIVERED_PER_S, COL_ERROR_RATE, COL_ERROR_RATE_RECENT,
+	COL_BREAKER, COL_HEALTHY, COL_WORKER,
+	COL_PERIOD, COL_COUNT, COL_MIN, COL_MAX, COL_MEAN, COL_STDDEV,
+	COL_P50, COL_P90, COL_P95, COL_P99, COL_P999,
+	COL_QUEUE_CURRENT, COL_QUEUE_MAX, COL_QUEUE_TREND,
+	CSV_COLS
+};
+
+static const char *const csv_counter_names[CSV_COUNTERS] = {
+	"sent", "delivered", "failed", "retried", "rejected",
+	"dl_unreachable", "dl_circuit_open", "dl_backpressure", "dl_timeout",
+	"dl_handler_failed", "dl_retries_exhausted", "dl_shutdown",
+	"transitions",
+};
+
+static const char *const csv_tail_names[CSV_COLS - COL_SENT_PER_S] = {
+	"sent_per_s", "delivered_per_s", "error_rate", "error_rate_recent",
+	"breaker", "healthy", "worker",
+	"period", "count", "min_ns", "max_ns", "mean_ns", "stddev_ns",
+	"p50_ns", "p90_ns", "p95_ns", "p99_ns", "p999_ns",
+	"queue_current", "queue_max", "queue_trend",
+};
+
+/* One row: cell text, empty where NULL. Numbers live in num. */
+struct csv_row {
+	const char *cell[CSV_COLS];
+	char num[CSV_COLS][40];
+};
+
+static void csv_row_init(struct csv_row *r, const sy_snapshot *snap,
+			 const char *kind)
+{
+	memset(r->cell, 0, sizeof(r->cell));
+	snprintf(r->num[COL_SEQ], sizeof(r->num[0]), "%" PRIu64,
+		 sy_snapshot_seq(snap));
+	snprintf(r->num[COL_TIME], sizeof(r->num[0]), "%" PRIu64,
+		 sy_snapshot_time_ns(snap));
+	snprintf(r->num[COL_WINDOW], sizeof(r->num[0]), "%" PRIu64,
+		 sy_snapshot_window_ns(snap));
+	r->cell[COL_SEQ] = r->num[COL_SEQ];
+	r->cell[COL_TIME] = r->num[COL_TIME];
+	r->cell[COL_WINDOW] = r->num[COL_WINDOW];
+	r->cell[COL_KIND] = kind;
+}
+
+static void csv_u64(struct csv_row *r, unsigned col, uint64_t v)
+{
+	snprintf(r->num[col], sizeof(r->num[col]), "%" PRIu64, v);
+	r->cell[col] = r->num[col];
+}
+
+static void csv_double(struct csv_row *r, unsigned col, double v)
+{
+	fmt_double(r->num[col], sizeof(r->num[col]), v, false);
+	r->cell[col] = r->num[col];
+}
+
+static void csv_field(struct out *o, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+
+	if (!strpbrk(str, ",\"\r\n")) {
+		while (*s) {
+			size_t n = utf8_len(s);
+
+			if (n)
+				put(o, (const char *)s, n);
+			else
+				puts_(o, replacement);
+			s += n ? n : 1;
+		}
+		return;
+	}
+	putc_(o, '"');
+	while (*s) {
+		size_t n = utf8_len(s);
+
+		if (n == 0)
+			puts_(o, replacement);
+		else if (*s == '"')
+			puts_(o, "\"\"");
+		else
+			put(o, (const char *)s, n);
+		s += n ? n : 1;
+	}
+	putc_(o, '"');
+}
+
+static void csv_emit(struct out *o, const struct csv_row *r)
+{
+	for (unsigned c = 0; c < CSV_COLS; c++) {
+		if (c)
+			putc_(o, ',');
+		if (r->cell[c])
+			csv_field(o, r->cell[c]);
+	}
+	puts_(o, "\r\n");
+}
+
+static void csv_counters(struct csv_row *r, unsigned col,
+			 const struct sy_counters *c)
+{
+	csv_u64(r, col + 0, c->sent);
+	csv_u64(r, col + 1, c->delivered);
+	csv_u64(r, col + 2, c->failed);
+	csv_u64(r, col + 3, c->retried);
+	csv_u64(r, col + 4, c->rejected);
+	for (unsigned i = 0; i < SY_DL_REASONS; i++)
+		csv_u64(r, col + 5 + i, c->dead_lettered[i]);
+	csv_u64(r, col + 5 + SY_DL_REASONS, c->transitions);
+}
+
+static void csv_header(struct out *o)
+{
+	puts_(o, "seq,time_ns,window_ns,kind,name,id");
+	for (unsigned i = 0; i < CSV_COUNTERS; i++)
+		putf(o, ",%s", csv_counter_names[i]);
+	for (unsigned i = 0; i < CSV_COUNTERS; i++)
+		putf(o, ",recent_%s", csv_counter_names[i]);
+	for (unsigned i = 0; i < CSV_COLS - COL_SENT_PER_S; i++)
+		putf(o, ",%s", csv_tail_names[i]);
+	puts_(o, "\r\n");
+}
+
+static int format_csv(const sy_snapshot *snap, struct out *o)
+{
+	struct csv_row r;
+	unsigned nw;
+	int rc;
+
+	csv_header(o);
+	for (unsigned k = 0; k < SY_SERIES_KINDS; k++) {
+		unsigned n = sy_snapshot_count(snap, (enum sy_series_kind)k);
+
+		for (unsigned i = 0; i < n; i++) {
+			const struct sy_series *s =
+				sy_snapshot_series(snap, (enum sy_series_kind)k, i);
+
+			csv_row_init(&r, snap, kind_names[k]);
+			r.cell[COL_NAME] = series_name(s);
+			csv_u64(&r, COL_ID, s->id);
+			csv_counters(&r, COL_TOTAL, &s->total);
+			csv_counters(&r, COL_RECENT, &s->recent);
+			csv_double(&r, COL_SENT_PER_S, s->sent_per_s);
+			csv_double(&r, COL_DELIVERED_PER_S, s->delivered_per_s);
+			csv_double(&r, COL_ERROR_RATE, s->error_rate);
+			csv_double(&r, COL_ERROR_RATE_RECENT, s->error_rate_recent);
+			if (s->kind == SY_SERIES_SERVER) {
+				r.cell[COL_BREAKER] = breaker_name(s->breaker);
+				r.cell[COL_HEALTHY] = s->healthy ? "1" : "0";
+				csv_u64(&r, COL_WORKER, s->worker);
+			}
+			csv_emit(o, &r);
+		}
+	}
+	for (unsigned k = 0; k < SY_HIST_KINDS; k++) {
+		for (int recent = 0; recent < 2; recent++) {
+			struct sy_hist_summary h;
+
+			if ((rc = read_hist(snap, k, recent, &h)) < 0)
+				return rc;
+			csv_row_init(&r, snap, "hist");
+			r.cell[COL_NAME] = hist_names[k];
+			r.cell[COL_PERIOD] = recent ? "recent" : "total";
+			csv_u64(&r, COL_COUNT, h.count);
+			csv_u64(&r, COL_MIN, h.min);
+			csv_u64(&r, COL_MAX, h.max);
+			csv_double(&r, COL_MEAN, h.mean);
+			csv_double(&r, COL_STDDEV, h.stddev);
+			csv_u64(&r, COL_P50, h.p50);
+			csv_u64(&r, COL_P90, h.p90);
+			csv_u64(&r, COL_P95, h.p95);
+			csv_u64(&r, COL_P99, h.p99);
+			csv_u64(&r, COL_P999, h.p999);
+			csv_emit(o, &r);
+		}
+	}
+	nw = sy_snapshot_workers(snap);
+	for (unsigned w = 0; w < nw; w++) {
+		struct sy_queue_depth q;
+
+		if ((rc = sy_snapshot_queue(snap, w, &q)) < 0)
+			return rc;
+		csv_row_init(&r, snap, "queue");
+		csv_u64(&r, COL_ID, w);
+		csv_u64(&r, COL_QUEUE_CURRENT, q.current);
+		csv_u64(&r, COL_QUEUE_MAX, q.max);
+		csv_double(&r, COL_QUEUE_TREND, q.trend);
+		csv_emit(o, &r);
+	}
+	return 0;
+}
+
+/* ---- Prometheus text exposition format 0.0.4 ---- */
+
+/* A label value: \, " and newline escaped; invalid UTF-8 replaced. */
+static void prom_label(struct out *o, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+
+	putc_(o, '"');
+	while (*s) {
+		size_t n = utf8_len(s);
+
+		if (n == 0)
+			puts_(o, replacement);
+		else if (*s == '\\')
+			puts_(o, "\\\\");
+		else if (*s == '"')
+			puts_(o, "\\\"");
+		else if (*s == '\n')
+			puts_(o, "\\n");
+		else
+			put(o, (const char *)s, n);
+		s += n ? n : 1;
+	}
+	putc_(o, '"');
+}
+
+static void prom_family(struct out *o, const char *name, const char *type,
+			const char *help)
+{
+	putf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* metric{kind="...",name="..."  (the caller closes the braces) */
+static void prom_series_labels(struct out *o, const char *metric,
+			       unsigned kind, const struct sy_series *s)
+{
+	putf(o, "%s{kind=\"%s\",name=", metric, kind_names[kind]);
+	prom_label(o, series_name(s));
+}
+
+/* A counter family: one sample per series, from its totals. */
+struct prom_counter {
+	const char *name;
+	const char *help;
+	size_t offset;          /* of the uint64_t in struct sy_counters */
+};
+
+static const struct prom_counter prom_counters[] = {
+	{ "switchyard_messages_sent_total",
+	  "Messages accepted for the series since the start.",
+	  offsetof(struct sy_counters, sent) },
+	{ "switchyard_messages_delivered_total",
+	  "Handler runs that succeeded.",
+	  offsetof(struct sy_counters, delivered) },
+	{ "switchyard_messages_failed_total",
+	  "Handler runs that returned an error.",
+	  offsetof(struct sy_counters, failed) },
+	{ "switchyard_messages_retried_total",
+	  "Retries sent.",
+	  offsetof(struct sy_counters, retried) },
+	{ "switchyard_messages_rejected_total",
+	  "Sends refused.",
+	  offsetof(struct sy_counters, rejected) },
+};
+
+static uint64_t counter_at(const struct sy_counters *c, size_t offset)
+{
+	uint64_t v;
+
+	memcpy(&v, (const char *)c + offset, sizeof(v));
+	return v;
+}
+
+static void prom_each_series(struct out *o, const sy_snapshot *snap,
+			     const struct prom_counter *pc)
+{
+	prom_family(o, pc->name, "counter", pc->help);
+	for (unsigned k = 0; k < SY_SERIES_KINDS; k++) {
+		unsigned n = sy_snapshot_count(snap, (enum sy_series_kind)k);
+
+		for (unsigned i = 0; i < n; i++) {
+			const struct sy_series *s =
+				sy_snapshot_series(snap, (enum sy_series_kind)k, i);
+
+			prom_series_labels(o, pc->name, k, s);
+			putf(o, "} %" PRIu64 "\n",
+			     counter_at(&s->total, pc->offset));
+		}
+	}
+}
+
+/* Fixed bucket bounds for every latency histogram, in seconds and ns. */
+static const struct {
+	const char *le;
+	uint64_t ns;
+} prom_buckets[] = {
+	{ "1e-06", 1000u }, { "2.5e-06", 2500u }, { "5e-06", 5000u },
+	{ "1e-05", 10000u }, { "2.5e-05", 25000u }, { "5e-05", 50000u },
+	{ "0.0001", 100000u }, { "0.00025", 250000u }, { "0.0005", 500000u },
+	{ "0.001", 1000000u }, { "0.0025", 2500000u }, { "0.005", 5000000u },
+	{ "0.01", 10000000u }, { "0.025", 25000000u }, { "0.05", 50000000u },
+	{ "0.1", 100000000u }, { "0.25", 250000000u }, { "0.5", 500000000u },
+	{ "1", 1000000000u }, { "2.5", 2500000000u }, { "5", 5000000000u },
+	{ "10", 10000000000u },
+};
+
+static const char *const hist_help[SY_HIST_KINDS] = {
+	"Send call to handler start, sampled, since the start.",
+	"Handler run time, sampled, since the start.",
+	"Request to reply received, sampled, since the start.",
+	"Send call to the worker taking the message off its ring, sampled, since the start.",
+};
+
+static int prom_hist(struct out *o, const sy_snapshot *snap, unsigned k)
+{
+	struct sy_hist_summary h;
+	char name[64];
+	uint64_t prev = 0;
+	int rc;
+
+	if ((rc = read_hist(snap, k, false, &h)) < 0)
+		return rc;
+	snprintf(name, sizeof(name), "switchyard_%s_seconds", hist_names[k]);
+	prom_family(o, name, "histogram", hist_help[k]);
+	for (size_t b = 0; b < sizeof(prom_buckets) / sizeof(prom_buckets[0]); b++) {
+		uint64_t v = sy_snapshot_hist_count_le(snap, (enum sy_hist_kind)k,
+						       prom_buckets[b].ns);
+
+		/* Buckets are cumulative: never below the last, never above
+		 * the count, even if a sample landed between the reads. */
+		v = v < prev ? prev : v > h.count ? h.count : v;
+		putf(o, "%s_bucket{le=\"%s\"} %" PRIu64 "\n", name,
+		     prom_buckets[b].le, v);
+		prev = v;
+	}
+	putf(o, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum ", name, h.count,
+	     name);
+	put_double(o, clamp(h.mean) * (double)h.count / 1e9);
+	putf(o, "\n%s_count %" PRIu64 "\n", name, h.count);
+	return 0;
+}
+
+static int format_prometheus(const sy_snapshot *snap, struct out *o)
+{
+	unsigned ns = sy_snapshot_count(snap, SY_SERIES_SERVER);
+	unsigned nw = sy_snapshot_workers(snap);
+	struct sy_queue_depth q;
+	int rc;
+
+	prom_family(o, "switchyard_snapshot_seq", "gauge",
+		    "Sequence number of the exported snapshot (1 for the first).");
+	putf(o, "switchyard_snapshot_seq %" PRIu64 "\n", sy_snapshot_seq(snap));
+	prom_family(o, "switchyard_snapshot_window_seconds", "gauge",
+		    "Length of the snapshot's last window.");
+	puts_(o, "switchyard_snapshot_window_seconds ");
+	put_double(o, (double)sy_snapshot_window_ns(snap) / 1e9);
+	putc_(o, '\n');
+
+	for (size_t c = 0; c < sizeof(prom_counters) / sizeof(prom_counters[0]); c++)
+		prom_each_series(o, snap, &prom_counters[c]);
+
+	prom_family(o, "switchyard_messages_dead_lettered_total", "counter",
+		    "Messages dead-lettered, by reason.");
+	for (unsigned k = 0; k < SY_SERIES_KINDS; k++) {
+		unsigned n = sy_snapshot_count(snap, (enum sy_series_kind)k);
+
+		for (unsigned i = 0; i < n; i++) {
+			const struct sy_series *s =
+				sy_snapshot_series(snap, (enum sy_series_kind)k, i);
+
+			for (unsigned r = 0; r < SY_DL_REASONS; r++) {
+				prom_series_labels(o,
+					"switchyard_messages_dead_lettered_total", k, s);
+				putf(o, ",reason=\"%s\"} %" PRIu64 "\n",
+				     reason_names[r], s->total.dead_lettered[r]);
+			}
+		}
+	}
+
+	prom_family(o, "switchyard_breaker_transitions_total", "counter",
+		    "Circuit breaker transitions of a server.");
+	for (unsigned i = 0; i < ns; i++) {
+		const struct sy_series *s =
+			sy_snapshot_series(snap, SY_SERIES_SERVER, i);
+
+		puts_(o, "switchyard_breaker_transitions_total{name=");
+		prom_label(o, series_name(s));
+		putf(o, "} %" PRIu64 "\n", s->total.transitions);
+	}
+	prom_family(o, "switchyard_breaker_state", "gauge",
+		    "A server's circuit breaker state: 1 for the state it is in.");
+	for (unsigned i = 0; i < ns; i++) {
+		const struct sy_series *s =
+			sy_snapshot_series(snap, SY_SERIES_SERVER, i);
+
+		for (unsigned b = 0; b < BREAKER_STATES; b++) {
+			puts_(o, "switchyard_breaker_state{name=");
+			prom_label(o, series_name(s));
+			putf(o, ",state=\"%s\"} %d\n", breaker_names[b],
+			     (unsigned)s->breaker == b);
+		}
+	}
+	prom_family(o, "switchyard_server_healthy", "gauge",
+		    "1 when the server's health probe last marked it up (or it has none).");
+	for (unsigned i = 0; i < ns; i++) {
+		const struct sy_series *s =
+			sy_snapshot_series(snap, SY_SERIES_SERVER, i);
+
+		puts_(o, "switchyard_server_healthy{name=");
+		prom_label(o, series_name(s));
+		putf(o, "} %d\n", s->healthy ? 1 : 0);
+	}
+
+	prom_family(o, "switchyard_queue_depth", "gauge",
+		    "Ring entries waiting in a worker's inbox at the snapshot (a burst is one).");
+	for (unsigned w = 0; w < nw; w++) {
+		if ((rc = sy_snapshot_queue(snap, w, &q)) < 0)
+			return rc;
+		putf(o, "switchyard_queue_depth{worker=\"%u\"} %" PRIu64 "\n",
+		     w, q.current);
+	}
+	prom_family(o, "switchyard_queue_depth_max", "gauge",
+		    "Highest inbox depth seen in the retained windows.");
+	for (unsigned w = 0; w < nw; w++) {
+		if ((rc = sy_snapshot_queue(snap, w, &q)) < 0)
+			return rc;
+		putf(o, "switchyard_queue_depth_max{worker=\"%u\"} %" PRIu64 "\n",
+		     w, q.max);
+	}
+	prom_family(o, "switchyard_queue_depth_trend", "gauge",
+		    "Least-squares slope of the inbox depth, messages per window.");
+	for (unsigned w = 0; w < nw; w++) {
+		if ((rc = sy_snapshot_queue(snap, w, &q)) < 0)
+			return rc;
+		putf(o, "switchyard_queue_depth_trend{worker=\"%u\"} ", w);
+		put_double(o, q.trend);
+		putc_(o, '\n');
+	}
+
+	for (unsigned k = 0; k < SY_HIST_KINDS; k++)
+		if ((rc = prom_hist(o, snap, k)) < 0)
+			return rc;
+	return 0;
+}
+
+/* ---- Erlang terms (file:consult/1) ---- */
+
+static void erl_double(struct out *o, double v)
+{
+	char s[40];
+
+	fmt_double(s, sizeof(s), v, true);
+	puts_(o, s);
+}
+
+/* A binary <<"...">>: printable ASCII as is, every other byte in octal. */
+static void erl_binary(struct out *o, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+
+	puts_(o, "<<\"");
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			putf(o, "\\%c", *s);
+		else if (*s >= 0x20 && *s < 0x7f)
+			putc_(o, (char)*s);
+		else
+			putf(o, "\\%03o", *s);
+	}
+	puts_(o, "\">>");
+}
+
+/* A counters map; @p in is the indentation of its continuation lines. */
+static void erl_counters(struct out *o, const struct sy_counters *c,
+			 const char *in)
+{
+	putf(o, "#{sent => %" PRIu64 ", delivered => %" PRIu64
+	     ", failed => %" PRIu64 ", retried => %" PRIu64
+	     ", rejected => %" PRIu64 ",\n%s  dead_lettered => #{",
+	     c->sent, c->delivered, c->failed, c->retried, c->rejected, in);
+	for (unsigned r = 0; r < SY_DL_REASONS; r++)
+		putf(o, "%s%s => %" PRIu64, r ? ", " : "", reason_names[r],
+		     c->dead_lettered[r]);
+	putf(o, "},\n%s  transitions => %" PRIu64 "}", in, c->transitions);
+}
+
+/* The keys every series has, without the braces, each line after the
+ * first indented by @p in. */
+static void erl_series_body(struct out *o, const struct sy_series *s,
+			    const char *in)
+{
+	puts_(o, "counters => ");
+	erl_counters(o, &s->total, in);
+	putf(o, ",\n%srecent => ", in);
+	erl_counters(o, &s->recent, in);
+	putf(o, ",\n%srates => #{sent_per_s => ", in);
+	erl_double(o, s->sent_per_s);
+	puts_(o, ", delivered_per_s => ");
+	erl_double(o, s->delivered_per_s);
+	putf(o, "},\n%serrors => #{total_count => %" PRIu64
+	     ", recent_count => %" PRIu64 ", error_rate => ", in,
+	     s->total.failed, s->recent.failed);
+	erl_double(o, s->error_rate);
+	puts_(o, ", recent_error_rate => ");
+	erl_double(o, s->error_rate_recent);
+	putc_(o, '}');
+}
+
+static void erl_series(struct out *o, const struct sy_series *s)
+{
+	static const char in[] = "     ";
+
+	puts_(o, "#{name => ");
+	erl_binary(o, series_name(s));
+	putf(o, ", id => %" PRIu32 ",\n%s", s->id, in);
+	erl_series_body(o, s, in);
+	if (s->kind == SY_SERIES_SERVER)
+		putf(o, ",\n%sbreaker => %s, healthy => %s, worker => %u", in,
+		     breaker_name(s->breaker), s->healthy ? "true" : "false",
+		     s->worker);
+	putc_(o, '}');
+}
+
+/* A histogram summary in microseconds (floats). */
+static void erl_summary(struct out *o, const struct sy_hist_summary *h)
+{
+	const struct {
+		const char *key;
+		double ns;
+	} v[] = {
+		{ "p50", (double)h->p50 }, { "p90", (double)h->p90 },
+		{ "p95", (double)h->p95 }, { "p99", (double)h->p99 },
+		{ "p999", (double)h->p999 }, { "min", (double)h->min },
+		{ "max", (double)h->max }, { "mean", h->mean },
+		{ "stddev", h->stddev },
+	};
+
+	putf(o, "#{count => %" PRIu64, h->count);
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		putf(o, ", %s => ", v[i].key);
+		erl_double(o, clamp(v[i].ns) / 1e3);
+	}
+	putc_(o, '}');
+}
+
+static void erl_list(struct out *o, const sy_snapshot *snap,
+		     enum sy_series_kind k)
+{
+	unsigned n = sy_snapshot_count(snap, k);
+
+	putf(o, ",\n  %s => [", kind_plurals[k]);
+	for (unsigned i = 0; i < n; i++) {
+		puts_(o, i ? ",\n   " : "\n   ");
+		erl_series(o, sy_snapshot_series(snap, k, i));
+	}
+	putc_(o, ']');
+}
+
+static int format_erlang(const sy_snapshot *snap, struct out *o)
+{
+	const struct sy_series *eng = NULL;
+	struct sy_hist_summary h;
+	struct sy_queue_depth q;
+	unsigned nw;
+	int rc;
+
+	putf(o, "#{seq => %" PRIu64 ", time_ns => %" PRIu64
+	     ", window_ns => %" PRIu64 ",\n  ", sy_snapshot_seq(snap),
+	     sy_snapshot_time_ns(snap), sy_snapshot_window_ns(snap));
+	if (sy_snapshot_count(snap, SY_SERIES_ENGINE))
+		eng = sy_snapshot_series(snap, SY_SERIES_ENGINE, 0);
+	if (eng) {
+		erl_series_body(o, eng, "  ");
+	} else {
+		static const struct sy_series none = { .kind = SY_SERIES_ENGINE };
+
+		erl_series_body(o, &none, "  ");
+	}
+	/* latencies: send to handler start; the other kinds by name. */
+	for (unsigned k = 0; k < SY_HIST_KINDS; k++) {
+		if ((rc = read_hist(snap, k, false, &h)) < 0)
+			return rc;
+		putf(o, ",\n  %s => ", k == SY_HIST_LATENCY ? "latencies" :
+		     hist_names[k]);
+		erl_summary(o, &h);
+	}
+	puts_(o, ",\n  queues => [");
+	nw = sy_snapshot_workers(snap);
+	for (unsigned w = 0; w < nw; w++) {
+		if ((rc = sy_snapshot_queue(snap, w, &q)) < 0)
+			return rc;
+		putf(o, "%s#{worker => %u, current => %" PRIu64
+		     ", max => %" PRIu64 ", trend => ", w ? ", " : "", w,
+		     q.current, q.max);
+		erl_double(o, q.trend);
+		putc_(o, '}');
+	}
+	putc_(o, ']');
+	erl_list(o, snap, SY_SERIES_SERVER);
+	erl_list(o, snap, SY_SERIES_ROUTE);
+	erl_list(o, snap, SY_SERIES_TRANSPORT);
+	puts_(o, "}.\n");
+	return 0;
+}
+
+/* ---- aligned table ---- */
+
+#define TABLE_MAX_COLS 16
+
+/*
+ * Rows of cells, rendered once every column's width is known. Columns whose
+ * bit is set in text are left-aligned, the others right-aligned.
+ */
+struct table {
+	unsigned ncols;
+	unsigned text;
+	unsigned ncells;
+	struct out cells;       /* each cell's text and its NUL, in order */
+	size_t width[TABLE_MAX_COLS];
+};
+
+static void table_init(struct table *t, unsigned ncols, unsigned text)
+{
+	memset(t, 0, sizeof(*t));
+	t->ncols = ncols;
+	t->text = text;
+}
+
+/* Columns a string takes on a terminal: one per UTF-8 sequence. */
+static size_t display_width(const char *s)
+{
+	size_t w = 0;
+
+	for (; *s; s++)
+		w += ((unsigned char)*s & 0xc0) != 0x80;
+	return w;
+}
+
+static void table_cell(struct table *t, const char *s)
+{
+	unsigned col = t->ncells % t->ncols;
+	size_t w = display_width(s);
+
+	if (w > t->width[col])
+		t->width[col] = w;
+	put(&t->cells, s, strlen(s) + 1);
+	t->ncells++;
+}
+
+static void table_cellf(struct table *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void table_cellf(struct table *t, const char *fmt, ...)
+{
+	char s[64];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s, sizeof(s), fmt, ap);
+	va_end(ap);
+	table_cell(t, s);
+}
+
+/* A name fit for a terminal: control bytes and backslashes escaped C-style,
+ * invalid UTF-8 replaced. */
+static void table_name(struct table *t, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	struct out e = { 0 };
+
+	while (*s) {
+		size_t n = utf8_len(s);
+
+		if (n == 0)
+			puts_(&e, replacement);
+		else if (*s == '\\')
+			puts_(&e, "\\\\");
+		else if (*s == '\n')
+			puts_(&e, "\\n");
+		else if (*s == '\t')
+			puts_(&e, "\\t");
+		else if (*s < 0x20 || *s == 0x7f)
+			putf(&e, "\\x%02x", *s);
+		else
+			put(&e, (const char *)s, n);
+		s += n ? n : 1;
+	}
+	if (e.err)
+		t->cells.err = e.err;
+	else
+		table_cell(t, e.buf ? e.buf : "");
+	free(e.buf);
+}
+
+static void table_render(struct table *t, struct out *o)
+{
+	const char *cell = t->cells.buf;
+
+	if (t->cells.err) {
+		o->err = o->err ? o->err : t->cells.err;
+		t->ncells = 0;
+	}
+	for (unsigned i = 0; i < t->ncells; i++) {
+		unsigned col = i % t->ncols;
+		size_t pad = t->width[col] - display_width(cell);
+		bool left = t->text & (1u << col);
+		bool last = col == t->ncols - 1;
+
+		if (col)
+			puts_(o, "  ");
+		if (!left)
+			putf(o, "%*s", (int)pad, "");
+		puts_(o, cell);
+		if (left && !last)
+			putf(o, "%*s", (int)pad, "");
+		if (last)
+			putc_(o, '\n');
+		cell += strlen(cell) + 1;
+	}
+	free(t->cells.buf);
+	t->cells.buf = NULL;
+}
+
+static void table_series(struct out *o, const sy_snapshot *snap)
+{
+	static const char *const head[] = {
+		"KIND", "NAME", "ID", "SENT", "DELIVERED", "FAILED", "RETRIED",
+		"REJECTED", "DEAD", "SENT/S", "DELIVERED/S", "ERRORS",
+		"RECENT ERRORS", "BREAKER", "HEALTHY", "WORKER",
+	};
+	const unsigned ncols = sizeof(head) / sizeof(head[0]);
+	struct table t;
+
+	_Static_assert(sizeof(head) / sizeof(head[0]) <= TABLE_MAX_COLS,
+		       "table too wide");
+	table_init(&t, ncols, 1u << 0 | 1u << 1 | 1u << 13 | 1u << 14);
+	for (unsigned c = 0; c < ncols; c++)
+		table_cell(&t, head[c]);
+	for (unsigned k = 0; k < SY_SERIES_KINDS; k++) {
+		unsigned n = sy_snapshot_count(snap, (enum sy_series_kind)k);
+
+		for (unsigned i = 0; i < n; i++) {
+			const struct sy_series *s =
+				sy_snapshot_series(snap, (enum sy_series_kind)k, i);
+			uint64_t dead = 0;
+
+			for (unsigned r = 0; r < SY_DL_REASONS; r++)
+				dead += s->total.dead_lettered[r];
+			table_cell(&t, kind_names[k]);
+			table_name(&t, series_name(s));
+			table_cellf(&t, "%" PRIu32, s->id);
+			table_cellf(&t, "%" PRIu64, s->total.sent);
+			table_cellf(&t, "%" PRIu64, s->total.delivered);
+			table_cellf(&t, "%" PRIu64, s->total.failed);
+			table_cellf(&t, "%" PRIu64, s->total.retried);
+			table_cellf(&t, "%" PRIu64, s->total.rejected);
+			table_cellf(&t, "%" PRIu64, dead);
+			table_cellf(&t, "%.1f", clamp(s->sent_per_s));
+			table_cellf(&t, "%.1f", clamp(s->delivered_per_s));
+			table_cellf(&t, "%.2f%%", clamp(s->error_rate) * 100);
+			table_cellf(&t, "%.2f%%", clamp(s->error_rate_recent) * 100);
+			if (s->kind == SY_SERIES_SERVER) {
+				table_cell(&t, breaker_name(s->breaker));
+				table_cell(&t, s->healthy ? "yes" : "no");
+				table_cellf(&t, "%u", s->worker);
+			} else {
+				table_cell(&t, "-");
+				table_cell(&t, "-");
+				table_cell(&t, "-");
+			}
+		}
+	}
+	table_render(&t, o);
+}
+
+/* Dead letters by reason, for the series that have any. */
+static void table_dead_letters(struct out *o, const sy_snapshot *snap)
+{
+	struct table t;
+	unsigned rows = 0;
+
+	table_init(&t, 2 + SY_DL_REASONS, 1u << 0 | 1u << 1);
+	table_cell(&t, "DEAD LETTERS");
+	table_cell(&t, "NAME");
+	for (unsigned r = 0; r < SY_DL_REASONS; r++) {
+		char head[32];
+		size_t i;
+
+		for (i = 0; reason_names[r][i] && i < sizeof(head) - 1; i++)
+			head[i] = (char)toupper((unsigned char)reason_names[r][i]);
+		head[i] = '\0';
+		table_cell(&t, head);
+	}
+	for (unsigned k = 0; k < SY_SERIES_KINDS; k++) {
+		unsigned n = sy_snapshot_count(snap, (enum sy_series_kind)k);
+
+		for (unsigned i = 0; i < n; i++) {
+			const struct sy_series *s =
+				sy_snapshot_series(snap, (enum sy_series_kind)k, i);
+			uint64_t dead = 0;
+
+			for (unsigned r = 0; r < SY_DL_REASONS; r++)
+				dead += s->total.dead_lettered[r];
+			if (!dead)
+				continue;
+			table_cell(&t, kind_names[k]);
+			table_name(&t, series_name(s));
+			for (unsigned r = 0; r < SY_DL_REASONS; r++)
+				table_cellf(&t, "%" PRIu64,
+					    s->total.dead_lettered[r]);
+			rows++;
+		}
+	}
+	if (rows) {
+		putc_(o, '\n');
+		table_render(&t, o);
+	}
+	free(t.cells.buf);
+}
+
+static int table_hists(struct out *o, const sy_snapshot *snap)
+{
+	static const char *const head[] = {
+		"HISTOGRAM (us)", "PERIOD", "COUNT", "MIN", "MEAN", "STDDEV",
+		"P50", "P90", "P95", "P99", "P99.9", "MAX",
+	};
+	const unsigned ncols = sizeof(head) / sizeof(head[0]);
+	struct sy_hist_summary h;
+	struct table t;
+	int rc;
+
+	table_init(&t, ncols, 1u << 0 | 1u << 1);
+	for (unsigned c = 0; c < ncols; c++)
+		table_cell(&t, head[c]);
+	for (unsigned k = 0; k < SY_HIST_KINDS; k++) {
+		for (int recent = 0; recent < 2; recent++) {
+			if ((rc = read_hist(snap, k, recent, &h)) < 0) {
+				free(t.cells.buf);
+				return rc;
+			}
+			table_cell(&t, hist_names[k]);
+			table_cell(&t, recent ? "recent" : "total");
+			table_cellf(&t, "%" PRIu64, h.count);
+			table_cellf(&t, "%.3f", (double)h.min / 1e3);
+			table_cellf(&t, "%.3f", clamp(h.mean) / 1e3);
+			table_cellf(&t, "%.3f", clamp(h.stddev) / 1e3);
+			table_cellf(&t, "%.3f", (double)h.p50 / 1e3);
+			table_cellf(&t, "%.3f", (double)h.p90 / 1e3);
+			table_cellf(&t, "%.3f", (double)h.p95 / 1e3);
+			table_cellf(&t, "%.3f", (double)h.p99 / 1e3);
+			table_cellf(&t, "%.3f", (double)h.p999 / 1e3);
+			table_cellf(&t, "%.3f", (double)h.max / 1e3);
+		}
+	}
+	putc_(o, '\n');
+	table_render(&t, o);
+	return 0;
+}
+
+static int table_queues(struct out *o, const sy_snapshot *snap)
+{
+	unsigned nw = sy_snapshot_workers(snap);
+	struct sy_queue_depth q;
+	struct table t;
+	int rc;
+
+	table_init(&t, 4, 0);
+	table_cell(&t, "WORKER");
+	table_cell(&t, "QUEUE");
+	table_cell(&t, "MAX");
+	table_cell(&t, "TREND");
+	for (unsigned w = 0; w < nw; w++) {
+		if ((rc = sy_snapshot_queue(snap, w, &q)) < 0) {
+			free(t.cells.buf);
+			return rc;
+		}
+		table_cellf(&t, "%u", w);
+		table_cellf(&t, "%" PRIu64, q.current);
+		table_cellf(&t, "%" PRIu64, q.max);
+		table_cellf(&t, "%+.2f", clamp(q.trend));
+	}
+	putc_(o, '\n');
+	table_render(&t, o);
+	return 0;
+}
+
+static int format_table(const sy_snapshot *snap, struct out *o)
+{
+	int rc;
+
+	putf(o, "switchyard snapshot %" PRIu64 " at %.6f s, window %.3f ms\n\n",
+	     sy_snapshot_seq(snap), (double)sy_snapshot_time_ns(snap) / 1e9,
+	     (double)sy_snapshot_window_ns(snap) / 1e6);
+	table_series(o, snap);
+	table_dead_letters(o, snap);
+	if ((rc = table_hists(o, snap)) < 0)
+		return rc;
+	return table_queues(o, snap);
+}
+
+/* ---- entry point ---- */
+
+/*
+ * The buffer is NUL-terminated; *len (when @p len is not NULL) excludes the
+ * NUL. It comes from malloc(): free() it. On failure *buf is left alone.
+ */
+SY_API int sy_snapshot_format(const sy_snapshot *snap, enum sy_format fmt,
+			      char **buf, size_t *len)
+{
+	struct out o = { 0 };
+	int rc;
+
+	if (!snap || !buf)
+		return -EINVAL;
+	switch (fmt) {
+	case SY_FORMAT_JSON: rc = format_json(snap, &o); break;
+	case SY_FORMAT_CSV: rc = format_csv(snap, &o); break;
+	case SY_FORMAT_PROMETHEUS: rc = format_prometheus(snap, &o); break;
+	case SY_FORMAT_ERLANG: rc = format_erlang(snap, &o); break;
+	case SY_FORMAT_TABLE: rc = format_table(snap, &o); break;
+	default: return -EINVAL;
+	}
+	if (!rc)
+		rc = o.err;
+	if (rc) {
+		free(o.buf);
+		return rc;
+	}
+	*buf = o.buf;
+	if (len)
+		*len = o.len;
+	return 0;
+}

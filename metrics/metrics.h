@@ -12,6 +12,9 @@
 #ifndef SY_METRICS_METRICS_H
 #define SY_METRICS_METRICS_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 struct sy_engine;
 struct sy__metrics;
 
@@ -31,5 +34,8 @@ void sy__metrics_stop(struct sy_engine *eng);
 /* At destroy, after stop and before the slots (and their shards) are
  * freed: the snapshots (after an RCU barrier), everything. */
 void sy__metrics_destroy(struct sy_engine *eng);
+
+/* A server (@p server) or route id was just added; under eng->lock. */
+void sy__metrics_id_added(struct sy_engine *eng, bool server, uint32_t id);
 
 #endif /* SY_METRICS_METRICS_H */

@@ -113,6 +113,7 @@ static void wait_flag(_Atomic bool *flag)
 static const int documented_errors[] = {
 	EINVAL, ENOMEM, ENOENT, EEXIST, ENOSPC, EAGAIN, EHOSTUNREACH,
 	ESHUTDOWN, ETIMEDOUT, EDEADLK, EALREADY, EMSGSIZE, ECONNRESET, EBUSY,
+	ENOBUFS, ENOTSUP, EADDRINUSE,
 };
 #define N_ERRORS (sizeof(documented_errors) / sizeof(documented_errors[0]))
 
