@@ -247,10 +247,9 @@ static uint64_t counter_sum(struct sy_engine *eng, enum sy__counter c)
 }
 
 /*
- * Outcomes are read before acceptances: a message is accepted before it can
- * end, so in_flight never goes below zero on account of the read order.
- * (A sender counts its acceptance just after the enqueue; in that window a
- * message may end first, and in_flight is clamped at 0.)
+ * Outcomes are read before acceptances, and a sender counts a message as
+ * accepted just before it enqueues it (taking the count back if the enqueue
+ * fails): a reader never sees more messages ended than accepted.
  */
 SY_API int sy_engine_accounting(sy_engine *eng, struct sy_accounting *out)
 {
@@ -260,10 +259,10 @@ SY_API int sy_engine_accounting(sy_engine *eng, struct sy_accounting *out)
 		return -EINVAL;
 	memset(out, 0, sizeof(*out));
 	sy__dlq_accounting(eng, out);
-	/* A worker counts a failure handed on at once and its runs at the
-	 * end of a batch: mid-batch the difference may be short. */
-	handed_on = counter_sum(eng, SY_C_HANDED_ON);
+	/* Runs before the failures handed on: a failure read without its run
+	 * makes delivered short for a moment (clamped), never long. */
 	runs = counter_sum(eng, SY_C_DELIVERED);
+	handed_on = counter_sum(eng, SY_C_HANDED_ON);
 	out->retried = counter_sum(eng, SY_C_RETRIED);
 	out->accepted = counter_sum(eng, SY_C_ACCEPTED);
 	out->delivered = runs > handed_on ? runs - handed_on : 0;

@@ -180,12 +180,12 @@ struct sy__worker {
 	/* Retries waiting for their backoff, soonest first (msg->next). */
 	struct sy_msg *retries;
 	unsigned nretries;
-	/* Per route: handler runs and retries on this worker (the budget). */
+	/* Per route: first runs and retries on this worker (the budget). */
 	struct sy__budget *budget; /* [max_routes] */
 };
 
 struct sy__budget {
-	uint64_t runs;
+	uint64_t runs;         /* first runs (attempt 1) */
 	uint64_t retries;
 };
 

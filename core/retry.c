@@ -59,10 +59,8 @@ static struct sy_msg *pop(struct sy__worker *w)
 bool sy__retry_allowed(const struct sy__route *r, const struct sy_msg *m,
 		       const struct sy__budget *b)
 {
-	uint64_t first = b->runs - b->retries;
-
 	return m->attempts < r->max_attempts &&
-	       b->retries < first * r->budget_milli / 1000 + r->budget_min;
+	       b->retries < b->runs * r->budget_milli / 1000 + r->budget_min;
 }
 
 void sy__retry_schedule(struct sy__worker *w, const struct sy__route *r,

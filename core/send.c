@@ -95,6 +95,21 @@ static inline void count_sent(struct sy__slot *s, uint32_t route,
 	sy__sc_add(&sh->transport[transport_of(s)], SY_SC_SENT, 1);
 }
 
+/*
+ * Count @p n messages as accepted just before they are enqueued: a reader
+ * of sy_engine_accounting() that sees one of them end then sees it
+ * accepted too. An enqueue that fails takes the count back (withdraw()).
+ */
+static inline void count_accepted(struct sy__slot *s, uint64_t n)
+{
+	sy__count(&s->counters, SY_C_ACCEPTED, n);
+}
+
+static inline void withdraw(struct sy__slot *s, uint64_t n)
+{
+	sy__count(&s->counters, SY_C_ACCEPTED, (uint64_t)0 - n);
+}
+
 /* Load a route for sending. Inside a read-side section. */
 static inline struct sy__route *route_for_send(struct sy_engine *eng,
 					       uint32_t id, int *err)
@@ -227,7 +242,7 @@ static void accept_dead(struct sy_engine *eng, struct sy__slot *s,
 {
 	m->route_id = r->id;
 	m->flags &= (uint8_t)(SY_MSG_KEEP_FLAGS & ~SY_MSG_TIMED);
-	sy__count(&s->counters, SY_C_ACCEPTED, 1);
+	count_accepted(s, 1);
 	sy__dead_letter(eng, s, m, why, server);
 }
 
@@ -238,10 +253,13 @@ static void note_congested(struct sy_engine *eng, struct sy__slot *s,
 	if (!eng->cfg.on_backpressure ||
 	    atomic_load_explicit(&s->congested[w], memory_order_relaxed))
 		return;
-	/* The worker clears it (and calls back) once below the low mark. */
+	/* Called back before the flag is set: the worker clears it (and calls
+	 * back "drained") once below the low mark, so it cannot report the end
+	 * of this crossing before its start. Release pairs with the worker's
+	 * acquire in check_congested(). */
+	eng->cfg.on_backpressure(eng, w, true, eng->cfg.callback_ctx);
 	atomic_store_explicit(&s->congested[w], r->bp_low + 1,
 			      memory_order_release);
-	eng->cfg.on_backpressure(eng, w, true, eng->cfg.callback_ctx);
 }
 
 /* Move @p m to another admitted server of @p r whose ring is below the
@@ -391,7 +409,9 @@ again:
 	w = srv->worker; /* srv may be freed once the section ends */
 	if (sy__unlikely(sy__shard_sample(s->shard)))
 		stamp(eng, m);
+	count_accepted(s, 1);
 	if (sy__unlikely(!sy__ring_enqueue_spsc(&sy__slot_out(s)[w], m))) {
+		withdraw(s, 1);
 		unpick(m);
 		err = reject_at(s, -EAGAIN, 1, route, srv->id);
 		sy__read_unlock();
@@ -400,7 +420,6 @@ again:
 	if (s->shard)
 		count_sent(s, route, srv->id);
 	sy__read_unlock();
-	sy__count(&s->counters, SY_C_ACCEPTED, 1);
 	wake_worker(eng, w);
 	return 0;
 }
@@ -475,19 +494,22 @@ static int enqueue_group(struct sy__slot *s, unsigned w, struct sy_msg **msgs,
 	return -EAGAIN;
 }
 
-enum { REFUSED = USHRT_MAX, TAKEN = USHRT_MAX - 1 }; /* worker_of[] marks */
+/* worker_of[] marks: refused; accepted and dead-lettered; accepted and
+ * already enqueued to another worker (spilled). */
+enum { REFUSED = USHRT_MAX, TAKEN = USHRT_MAX - 1, SPILLED = USHRT_MAX - 2 };
 
 /*
  * The group of a chunk's messages for worker @p w found the ring past the
- * route's threshold: apply the mode to each (worker_of[] becomes REFUSED or
- * TAKEN, or a spilled message's new worker). @return the error of the first
- * refused message, or 0.
+ * route's threshold: apply the mode to each (worker_of[] becomes REFUSED,
+ * TAKEN or SPILLED). SY_BP_BLOCK refusals are added to *waiting, not
+ * counted: the caller counts them if it stops waiting. @return the error of
+ * the first refused message, or 0.
  */
 static __attribute__((noinline)) int
 congested_group(struct sy_engine *eng, struct sy__slot *s,
 		const struct sy__route *r, struct sy_msg **msgs,
 		unsigned short *worker_of, uint32_t *sid, unsigned w,
-		unsigned n, uint64_t *until)
+		unsigned n, uint64_t *until, unsigned *waiting)
 {
 	struct sy__ring *out = sy__slot_out(s);
 	int err = 0;
@@ -508,20 +530,26 @@ congested_group(struct sy_engine *eng, struct sy__slot *s,
 		if (r->bp_mode == SY_BP_SPILL && spill(s, r, m)) {
 			struct sy__server *srv = m->server;
 
+			count_accepted(s, 1);
 			if (sy__ring_enqueue_spsc(&out[srv->worker], m)) {
-				worker_of[j] = (unsigned short)srv->worker;
+				worker_of[j] = SPILLED;
 				sid[j] = srv->id;
 				wake_worker(eng, srv->worker);
 				if (s->shard)
 					count_sent(s, r->id, srv->id);
 				continue;
 			}
+			withdraw(s, 1);
 			rc = -EAGAIN;
 		}
-		if (r->bp_mode == SY_BP_BLOCK && !*until)
-			*until = block_until(eng, r, m);
+		if (r->bp_mode == SY_BP_BLOCK) {
+			if (!*until)
+				*until = block_until(eng, r, m);
+			(*waiting)++;
+		} else {
+			reject_at(s, rc, 1, r->id, sid[j]);
+		}
 		unpick(m);
-		reject_at(s, rc, 1, r->id, sid[j]);
 		worker_of[j] = REFUSED;
 		if (!err)
 			err = rc;
@@ -532,18 +560,19 @@ congested_group(struct sy_engine *eng, struct sy__slot *s,
 /*
  * Send msgs[0..n), n <= SY_BURST_MAX, inside one read-side section. Accepted
  * messages move to the front of @p msgs, refused ones to the back in order.
- * Sets *until when SY_BP_BLOCK refused some: the caller may wait and retry.
+ * Sets *until when SY_BP_BLOCK refused some (*waiting of them, not yet
+ * counted as refused): the caller may wait and retry.
  */
 static int send_chunk(struct sy_engine *eng, uint32_t route,
 		      struct sy_msg **msgs, unsigned n, struct sy__slot *s,
-		      uint64_t *until)
+		      uint64_t *until, unsigned *waiting)
 {
 	struct sy_msg *group[SY_BURST_MAX];
 	struct sy_msg *refused[SY_BURST_MAX];
 	unsigned short worker_of[SY_BURST_MAX];
 	uint32_t sid[SY_BURST_MAX];
 	uint64_t done[SY_MAX_WORKERS / 64] = { 0 };
-	unsigned accepted = 0, nrefused = 0, ntaken = 0;
+	unsigned accepted = 0, nrefused = 0;
 	struct sy__ring *out = sy__slot_out(s);
 	bool mixed = false, timed = false;
 	struct sy_pick ctx;
@@ -585,8 +614,10 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 		/* The common case: every message for one worker. */
 		if (timed)
 			stamp(eng, msgs[0]);
+		count_accepted(s, n);
 		err = enqueue_group(s, worker_of[0], msgs, n);
 		if (err) {
+			withdraw(s, n);
 			for (unsigned i = 0; i < n; i++)
 				unpick(msgs[i]);
 			err = reject_at(s, err, n, route, sid[0]);
@@ -598,7 +629,6 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 				count_sent(s, route, sid[i]);
 		sy__read_unlock();
 		wake_worker(eng, worker_of[0]);
-		sy__count(&s->counters, SY_C_ACCEPTED, n);
 		return (int)n;
 	}
 	/* One ring entry per worker, each worker's messages in order. */
@@ -606,12 +636,12 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 		unsigned w = worker_of[i], k = 0;
 		int rc;
 
-		if (w >= TAKEN || (done[w / 64] & (1ull << (w % 64))))
+		if (w >= SPILLED || (done[w / 64] & (1ull << (w % 64))))
 			continue;
 		done[w / 64] |= 1ull << (w % 64);
 		if (r->bp_mode != SY_BP_OFF && sy__ring_over(&out[w], r->bp_high)) {
 			rc = congested_group(eng, s, r, msgs, worker_of, sid, w,
-					     n, until);
+					     n, until, waiting);
 			if (rc && !err)
 				err = rc;
 			continue;
@@ -623,6 +653,7 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 			stamp(eng, group[0]);
 			timed = false;
 		}
+		count_accepted(s, k);
 		rc = enqueue_group(s, w, group, k);
 		if (rc == 0) {
 			if (s->shard)
@@ -632,6 +663,7 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 			wake_worker(eng, w);
 			continue;
 		}
+		withdraw(s, k);
 		for (unsigned j = i; j < n; j++) {
 			if (worker_of[j] == w) {
 				reject_at(s, rc, 1, route, sid[j]);
@@ -649,12 +681,9 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 			refused[nrefused++] = msgs[i];
 			continue;
 		}
-		ntaken += worker_of[i] == TAKEN;
 		msgs[accepted++] = msgs[i];
 	}
 	memcpy(msgs + accepted, refused, nrefused * sizeof(msgs[0]));
-	/* Dead-lettered ones were counted as they were taken. */
-	sy__count(&s->counters, SY_C_ACCEPTED, accepted - ntaken);
 	return accepted ? (int)accepted : err;
 }
 
@@ -670,7 +699,9 @@ SY_API int sy_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
 		return err;
 	while (done < n) {
 		unsigned chunk = n - done < SY_BURST_MAX ? n - done : SY_BURST_MAX;
-		int rc = send_chunk(eng, route, msgs + done, chunk, s, &until);
+		unsigned waiting = 0;
+		int rc = send_chunk(eng, route, msgs + done, chunk, s, &until,
+				    &waiting);
 
 		if (rc > 0 && s->is_worker)
 			for (int i = 0; i < rc; i++)
@@ -683,6 +714,8 @@ SY_API int sy_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
 		 * msgs[done..n) are the caller's. SY_BP_BLOCK waits for room. */
 		if (until && block_wait(eng, until))
 			continue;
+		if (waiting)
+			reject(s, -ENOBUFS, waiting, route);
 		return done ? (int)done : rc;
 	}
 	return (int)done;
@@ -883,7 +916,8 @@ SY_API int sy_call(sy_engine *eng, uint32_t route, sy_msg *req,
 	if (!s)
 		return rc;
 	seq = ++s->call_seq & 0xffffffu; /* msg->call_seq has 24 bits */
-	req->flags = SY_MSG_REQUEST | SY_MSG_CALL;
+	req->flags = (uint8_t)((req->flags & (SY_MSG_DEADLINE | SY_MSG_DEAD)) |
+			       SY_MSG_REQUEST | SY_MSG_CALL);
 	req->call_seq = seq;
 	req->reply_slot = (uint16_t)s->id;
 	req->reply_gen = (uint16_t)atomic_load_explicit(&s->gen, memory_order_relaxed);

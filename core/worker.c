@@ -92,7 +92,8 @@ static __attribute__((noinline)) void expire(struct sy__worker *w,
 
 /*
  * The handler of @p m failed and left the message to the engine: retry it
- * if its route allows and the budget has room, else dead-letter it.
+ * if its route allows and the budget has room, else dead-letter it; if the
+ * engine is stopping, a retry it would have had is dead-lettered as shutdown.
  */
 static __attribute__((noinline)) void failed(struct sy__worker *w,
 					     struct sy_msg *m,
@@ -110,10 +111,13 @@ static __attribute__((noinline)) void failed(struct sy__worker *w,
 		sy__dead_letter(eng, w->slot, m, SY_DL_HANDLER_FAILED, srv->id);
 		return;
 	}
-	if (!sy__retry_allowed(r, m, b) ||
-	    atomic_load_explicit(&eng->state, memory_order_relaxed) >=
-	    SY_ENGINE_STOPPING) {
+	if (!sy__retry_allowed(r, m, b)) {
 		sy__dead_letter(eng, w->slot, m, SY_DL_RETRIES_EXHAUSTED, srv->id);
+		return;
+	}
+	if (atomic_load_explicit(&eng->state, memory_order_relaxed) >=
+	    SY_ENGINE_STOPPING) {
+		sy__dead_letter(eng, w->slot, m, SY_DL_SHUTDOWN, srv->id);
 		return;
 	}
 	b->retries++;
@@ -174,6 +178,7 @@ static inline void handle(struct sy__worker *w, struct sy_msg *m,
 	uint32_t route_id = m->route_id;
 	unsigned pick = m->pick;
 	uint64_t t0 = 0, start = 0;
+	bool first;
 	int rc;
 
 	if (sy__unlikely(flags & (SY_MSG_DEADLINE | SY_MSG_TIMED))) {
@@ -189,12 +194,13 @@ static inline void handle(struct sy__worker *w, struct sy_msg *m,
 		t0 = d->clock ? d->clock : sy__now(w->eng);
 	d->clock = 0;
 	m->attempts++;
+	first = m->attempts == 1;
 	w->current = m;
 	w->taken = false;
 	rc = srv->fn(w->eng, m, srv->ctx);
 	w->current = NULL;
 	d->runs++;
-	w->budget[route_id].runs++;
+	w->budget[route_id].runs += first;
 	if (sy__unlikely(srv->breaker != NULL))
 		sy__breaker_record(srv, rc >= 0);
 	if (w->slot->shard)

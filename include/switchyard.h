@@ -664,7 +664,7 @@ SY_API int sy_server_healthy(sy_engine *eng, uint32_t server, bool *healthy);
 enum sy_dl_reason {
 	SY_DL_UNREACHABLE = 0,    /**< no server of the route was available */
 	SY_DL_CIRCUIT_OPEN,       /**< every available server's circuit was open */
-	SY_DL_BACKPRESSURE,       /**< SY_BP_DEAD_LETTER, or a retry that found the inboxes full */
+	SY_DL_BACKPRESSURE,       /**< the route's inbox was past its threshold (SY_BP_DEAD_LETTER) */
 	SY_DL_TIMEOUT,            /**< its deadline passed before its handler ran */
 	SY_DL_HANDLER_FAILED,     /**< the handler failed and the route has no retries */
 	SY_DL_RETRIES_EXHAUSTED,  /**< the handler failed max_attempts times, or the budget was spent */

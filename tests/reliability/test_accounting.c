@@ -1,0 +1,427 @@
+/*
+ * End-to-end tests of sy_engine_accounting(): every accepted message ends
+ * delivered, dead-lettered or evicted from the dead letter queue, and the
+ * engine can say where each one went.
+ *
+ * One mixed workload exercises every way a message can end: handlers that
+ * succeed, fail without retries, fail once and succeed on a retry, fail on
+ * every attempt; deadlines that have passed; a route past its backpressure
+ * threshold in dead-letter mode; routes whose servers are gone or whose
+ * circuit is forced open, with dead_letter_unreachable. The dead letter
+ * queue holds only a few entries, so most dead letters are evicted. While
+ * two producer threads send, the test thread reads the accounting over and
+ * over: outcomes may lag behind acceptances but never run ahead of them.
+ * After the traffic has settled and the engine has stopped, the totals
+ * match what the producers sent exactly.
+ *
+ * Handlers and producers run on their own threads, where Criterion's
+ * assertions must not be called: they count (atomics, or fields the test
+ * thread reads after joining them) and the test thread asserts.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include <criterion/criterion.h>
+
+#include "tests/common.h"
+
+/* Bound of every wait: generous enough for a loaded 2-CPU machine. */
+#define WAIT_MS 60000u
+
+#define RING_SIZE 64u
+/* bp_high 0.8 (the default) of the 63 entries a ring holds: ceil(50.4). */
+#define BP_LIMIT 51u
+#define MAX_DEAD_LETTERS 16u
+#define PRODUCERS 2u
+#define PER_PRODUCER 12000u
+#define HOLD (1ull << 63)
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_briefly(void)
+{
+	struct timespec ts = { .tv_sec = 0, .tv_nsec = 20000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Servers                                                             */
+/* ------------------------------------------------------------------ */
+
+/* How a server's handler treats a message, by the message's id. */
+enum behaviour {
+	SUCCEED,        /* always returns 0 */
+	FAIL,           /* always returns an error */
+	FLAKY,          /* ids % 3 == 0 fail every attempt, ids % 3 == 1 fail
+			 * the first attempt only, the rest succeed */
+	GATED,          /* a blocker waits for the gate; all succeed */
+};
+
+struct server {
+	enum behaviour how;
+	_Atomic uint64_t handled;
+	_Atomic uint64_t held;
+	_Atomic uint64_t released;
+};
+
+static int handler(sy_engine *eng, sy_msg *msg, void *ctx)
+{
+	struct server *s = ctx;
+	uint64_t tag = sy_msg_tag(msg), id = tag & ~HOLD;
+	int rc = 0;
+
+	(void)eng;
+	switch (s->how) {
+	case SUCCEED:
+		break;
+	case FAIL:
+		rc = -EIO;
+		break;
+	case FLAKY:
+		if (id % 3 == 0 || (id % 3 == 1 && sy_msg_attempts(msg) == 1))
+			rc = -EIO;
+		break;
+	case GATED:
+		if (tag & HOLD) {
+			uint64_t k = atomic_fetch_add(&s->held, 1);
+			uint64_t end = now_ms() + WAIT_MS;
+
+			while (atomic_load(&s->released) <= k && now_ms() < end)
+				sleep_briefly();
+		}
+		break;
+	}
+	atomic_fetch_add(&s->handled, 1);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* The workload                                                        */
+/* ------------------------------------------------------------------ */
+
+/* Kinds of message, one route each (EXPIRED goes through OK). */
+enum kind { OK, EXPIRED, FLAKY_KIND, FAILING, CONGESTED, GONE, OPEN, KINDS };
+
+struct rig {
+	sy_engine *eng;
+	uint32_t route[KINDS];
+	struct server ok[2], flaky[2], failing, slow, gone, open;
+};
+
+struct producer {
+	struct rig *rig;
+	unsigned id;
+	uint64_t accepted[KINDS];
+	uint64_t gave_up;          /* -EAGAIN for too long: freed, not accepted */
+	int fatal;                 /* an unexpected return code */
+};
+
+static sy_msg *msg_new(sy_engine *eng, uint64_t tag)
+{
+	sy_msg *m = sy_msg_alloc(eng, sizeof(tag));
+
+	if (m) {
+		memcpy(sy_msg_data(m), &tag, sizeof(tag));
+		sy_msg_set_tag(m, tag);
+	}
+	return m;
+}
+
+static void *producer_main(void *arg)
+{
+	struct producer *p = arg;
+	sy_engine *eng = p->rig->eng;
+
+	for (uint64_t i = 0; i < PER_PRODUCER && !p->fatal; i++) {
+		enum kind k = (enum kind)(i % KINDS);
+		uint64_t id = (uint64_t)p->id << 32 | i;
+		sy_msg *m = msg_new(eng, id);
+		uint64_t end = now_ms() + WAIT_MS;
+		int rc;
+
+		if (!m) {
+			p->fatal = -ENOMEM;
+			break;
+		}
+		if (k == EXPIRED)
+			sy_msg_set_deadline(m, 1);
+		while ((rc = sy_send(eng, p->rig->route[k], m)) == -EAGAIN &&
+		       now_ms() < end)
+			sched_yield();
+		if (rc == 0) {
+			p->accepted[k]++;
+			continue;
+		}
+		sy_msg_free(m);
+		if (rc == -EAGAIN)
+			p->gave_up++;
+		else
+			p->fatal = rc;
+	}
+	return NULL;
+}
+
+static uint32_t add_server(struct rig *rig, const char *name, struct server *s,
+			   int worker, const struct sy_breaker_opts *breaker)
+{
+	struct sy_server_opts so = { .worker = worker, .breaker = breaker };
+	uint32_t id;
+
+	cr_assert_eq(sy_server_add(rig->eng, name, handler, s, &so, &id), 0,
+		     "sy_server_add(%s): %s", name, sy_last_error());
+	return id;
+}
+
+static uint32_t add_route(struct rig *rig, const char *name,
+			  struct sy_route_opts ro, const uint32_t *servers,
+			  unsigned n)
+{
+	uint32_t id;
+
+	ro.servers = servers;
+	ro.n_servers = n;
+	if (!ro.policy)
+		ro.policy = n > 1 ? "round_robin" : "direct";
+	cr_assert_eq(sy_route_add(rig->eng, name, &ro, &id), 0,
+		     "sy_route_add(%s): %s", name, sy_last_error());
+	return id;
+}
+
+/* Three workers: the gated server has worker 2 to itself, so holding it
+ * holds nothing else. The dead letter queue holds @p max_dead_letters. */
+static void rig_setup(struct rig *rig, unsigned max_dead_letters)
+{
+	const struct sy_breaker_opts breaker = { .consecutive_failures = 5 };
+	struct sy_config cfg;
+	uint32_t ok[2], flaky[2], id;
+
+	memset(rig, 0, sizeof(*rig));
+	rig->flaky[0].how = rig->flaky[1].how = FLAKY;
+	rig->failing.how = FAIL;
+	rig->slow.how = GATED;
+	sy_config_init(&cfg);
+	cfg.workers = 3;
+	cfg.pin = SY_PIN_NONE;
+	cfg.idle = SY_IDLE_SLEEP;
+	cfg.ring_size = RING_SIZE;
+	cfg.max_dead_letters = max_dead_letters;
+	cr_assert_eq(sy_engine_create(&cfg, &rig->eng), 0, "sy_engine_create: %s",
+		     sy_last_error());
+
+	ok[0] = add_server(rig, "ok0", &rig->ok[0], 0, NULL);
+	ok[1] = add_server(rig, "ok1", &rig->ok[1], 1, NULL);
+	flaky[0] = add_server(rig, "flaky0", &rig->flaky[0], 0, NULL);
+	flaky[1] = add_server(rig, "flaky1", &rig->flaky[1], 1, NULL);
+	rig->route[OK] = rig->route[EXPIRED] =
+		add_route(rig, "ok", (struct sy_route_opts){ 0 }, ok, 2);
+	rig->route[FLAKY_KIND] = add_route(rig, "flaky",
+		(struct sy_route_opts){ .max_attempts = 2, .retry_budget = 1000,
+					.retry_budget_min = 1000000 },
+		flaky, 2);
+	id = add_server(rig, "failing", &rig->failing, 1, NULL);
+	rig->route[FAILING] = add_route(rig, "failing", (struct sy_route_opts){ 0 },
+					&id, 1);
+	id = add_server(rig, "slow", &rig->slow, 2, NULL);
+	rig->route[CONGESTED] = add_route(rig, "slow",
+		(struct sy_route_opts){ .backpressure = SY_BP_DEAD_LETTER }, &id, 1);
+	id = add_server(rig, "gone", &rig->gone, 0, NULL);
+	rig->route[GONE] = add_route(rig, "gone",
+		(struct sy_route_opts){ .dead_letter_unreachable = true }, &id, 1);
+	cr_assert_eq(sy_server_remove(rig->eng, id), 0);
+	id = add_server(rig, "open", &rig->open, 1, &breaker);
+	rig->route[OPEN] = add_route(rig, "open",
+		(struct sy_route_opts){ .dead_letter_unreachable = true }, &id, 1);
+	cr_assert_eq(sy_breaker_force(rig->eng, id, SY_BREAKER_FORCED_OPEN), 0);
+	cr_assert_eq(sy_engine_start(rig->eng), 0);
+}
+
+/* One read: what any reader may rely on while traffic flows. */
+struct watch {
+	uint64_t reads;
+	uint64_t ahead;           /* reads where outcomes exceeded acceptances */
+	uint64_t unbalanced;      /* reads where the reasons did not add up */
+	uint64_t worst;           /* the largest excess seen */
+};
+
+static void watch_once(sy_engine *eng, struct watch *w)
+{
+	struct sy_accounting a;
+	uint64_t ended, by = 0;
+
+	if (sy_engine_accounting(eng, &a) != 0)
+		return;
+	w->reads++;
+	for (unsigned r = 0; r < SY_DL_REASONS; r++)
+		by += a.dead_lettered_by[r];
+	ended = a.delivered + a.dead_lettered + a.evicted;
+	if (ended > a.accepted) {
+		w->ahead++;
+		if (ended - a.accepted > w->worst)
+			w->worst = ended - a.accepted;
+	}
+	if (by != a.dead_lettered)
+		w->unbalanced++;
+}
+
+static bool wait_settled(sy_engine *eng)
+{
+	uint64_t end = now_ms() + WAIT_MS;
+	struct sy_accounting a;
+
+	for (;;) {
+		sy_engine_accounting(eng, &a);
+		if (a.in_flight == 0)
+			return true;
+		if (now_ms() > end)
+			return false;
+		sleep_briefly();
+	}
+}
+
+Test(accounting_mixed, every_accepted_message_is_accounted_for)
+{
+	struct rig rig;
+	struct producer prod[PRODUCERS];
+	pthread_t threads[PRODUCERS];
+	struct watch w = { 0 };
+	uint64_t sent[KINDS] = { 0 }, accepted = 0, delivered, dead, by = 0;
+	struct sy_accounting a;
+	struct sy_stats st;
+	sy_msg *blocker;
+
+	rig_setup(&rig, MAX_DEAD_LETTERS);
+	blocker = msg_new(rig.eng, HOLD);
+	cr_assert_not_null(blocker);
+	cr_assert_eq(sy_send(rig.eng, rig.route[CONGESTED], blocker), 0);
+	cr_assert(t_wait_u64(&rig.slow.held, 1, WAIT_MS));
+	for (unsigned i = 0; i < PRODUCERS; i++) {
+		prod[i] = (struct producer){ .rig = &rig, .id = i + 1 };
+		cr_assert_eq(pthread_create(&threads[i], NULL, producer_main,
+					    &prod[i]), 0);
+	}
+	/* Read while the producers send: a bounded number of reads, then
+	 * keep reading until they are done. */
+	for (unsigned i = 0; i < 20000; i++) {
+		watch_once(rig.eng, &w);
+		if (i % 64 == 0)
+			sched_yield();
+	}
+	for (unsigned i = 0; i < PRODUCERS; i++)
+		pthread_join(threads[i], NULL);
+	atomic_store(&rig.slow.released, 1);
+	cr_assert(wait_settled(rig.eng), "messages still in flight");
+	cr_assert_eq(sy_engine_stop(rig.eng), 0);
+
+	cr_expect_eq(w.ahead, 0, "%llu of %llu reads showed more messages ended "
+		     "than accepted (by up to %llu)", (unsigned long long)w.ahead,
+		     (unsigned long long)w.reads, (unsigned long long)w.worst);
+	cr_expect_eq(w.unbalanced, 0, "%llu reads where the reasons did not add up",
+		     (unsigned long long)w.unbalanced);
+	for (unsigned i = 0; i < PRODUCERS; i++) {
+		cr_assert_eq(prod[i].fatal, 0, "producer %u: %s", i,
+			     sy_strerror(prod[i].fatal));
+		cr_assert_eq(prod[i].gave_up, 0);
+		for (unsigned k = 0; k < KINDS; k++)
+			sent[k] += prod[i].accepted[k];
+	}
+	for (unsigned k = 0; k < KINDS; k++)
+		accepted += sent[k];
+	accepted += 1; /* the blocker */
+	/* Delivered: the blocker, the OK kind, the congested messages that
+	 * fit in each producer's ring before the threshold, and the flaky
+	 * ones whose id is not a multiple of 3. */
+	delivered = 1 + sent[OK] + (uint64_t)PRODUCERS * BP_LIMIT;
+	for (unsigned i = 0; i < PRODUCERS; i++)
+		for (uint64_t n = FLAKY_KIND; n < PER_PRODUCER; n += KINDS)
+			delivered += ((uint64_t)prod[i].id << 32 | n) % 3 != 0;
+	dead = accepted - delivered;
+
+	cr_assert_eq(sy_engine_accounting(rig.eng, &a), 0);
+	for (unsigned r = 0; r < SY_DL_REASONS; r++)
+		by += a.dead_lettered_by[r];
+	cr_expect_eq(a.accepted, accepted, "accepted %llu, producers counted %llu",
+		     (unsigned long long)a.accepted, (unsigned long long)accepted);
+	cr_expect_eq(a.accepted, a.delivered + a.dead_lettered + a.evicted,
+		     "accepted %llu != delivered %llu + dead-lettered %llu + "
+		     "evicted %llu", (unsigned long long)a.accepted,
+		     (unsigned long long)a.delivered,
+		     (unsigned long long)a.dead_lettered,
+		     (unsigned long long)a.evicted);
+	cr_expect_eq(a.in_flight, 0);
+	cr_expect_eq(a.delivered, delivered, "delivered %llu, want %llu",
+		     (unsigned long long)a.delivered, (unsigned long long)delivered);
+	cr_expect_eq(a.dead_lettered + a.evicted, dead);
+	cr_expect_eq(by, a.dead_lettered);
+	cr_expect_gt(a.evicted, 0);
+	cr_expect_leq(a.dlq_held, MAX_DEAD_LETTERS);
+	cr_expect_eq(a.dlq_held, a.dead_lettered);
+	sy_engine_stats(rig.eng, &st);
+	cr_expect_eq(st.accepted, a.accepted);
+	cr_expect_eq(st.in_flight, 0);
+	cr_expect_eq(st.rejected_backpressure, 0);
+	cr_expect_eq(st.rejected_unreachable, 0);
+	sy_engine_destroy(rig.eng);
+}
+
+/* Each way to end, alone, with room in the queue: the reason is the one the
+ * user would expect. */
+Test(accounting_reasons, each_outcome_is_counted_under_its_reason)
+{
+	enum { EACH = 40 };
+	struct rig rig;
+	struct sy_accounting a;
+	uint64_t flaky_dead = 0, flaky_ok = 0;
+	sy_msg *blocker;
+
+	rig_setup(&rig, 4096);
+	blocker = msg_new(rig.eng, HOLD);
+	cr_assert_not_null(blocker);
+	cr_assert_eq(sy_send(rig.eng, rig.route[CONGESTED], blocker), 0);
+	cr_assert(t_wait_u64(&rig.slow.held, 1, WAIT_MS));
+	for (unsigned k = 0; k < KINDS; k++) {
+		unsigned n = k == CONGESTED ? BP_LIMIT + EACH : EACH;
+
+		for (uint64_t i = 0; i < n; i++) {
+			sy_msg *m = msg_new(rig.eng, i);
+
+			cr_assert_not_null(m);
+			if (k == EXPIRED)
+				sy_msg_set_deadline(m, 1);
+			cr_assert_eq(t_send_retry(rig.eng, rig.route[k], m, WAIT_MS),
+				     0, "kind %u, message %llu", k,
+				     (unsigned long long)i);
+			if (k == FLAKY_KIND && i % 3)
+				flaky_ok++;
+			else if (k == FLAKY_KIND)
+				flaky_dead++;
+		}
+	}
+	atomic_store(&rig.slow.released, 1);
+	cr_assert(wait_settled(rig.eng), "messages still in flight");
+	cr_assert_eq(sy_engine_stop(rig.eng), 0);
+	cr_assert_eq(sy_engine_accounting(rig.eng, &a), 0);
+	cr_expect_eq(a.evicted, 0);
+	cr_expect_eq(a.dead_lettered_by[SY_DL_TIMEOUT], EACH);
+	cr_expect_eq(a.dead_lettered_by[SY_DL_HANDLER_FAILED], EACH);
+	cr_expect_eq(a.dead_lettered_by[SY_DL_RETRIES_EXHAUSTED], flaky_dead);
+	cr_expect_eq(a.dead_lettered_by[SY_DL_BACKPRESSURE], EACH);
+	cr_expect_eq(a.dead_lettered_by[SY_DL_UNREACHABLE], EACH);
+	cr_expect_eq(a.dead_lettered_by[SY_DL_CIRCUIT_OPEN], EACH);
+	cr_expect_eq(a.dead_lettered_by[SY_DL_SHUTDOWN], 0);
+	cr_expect_eq(a.delivered, 1 + EACH + flaky_ok + BP_LIMIT);
+	cr_expect_eq(a.accepted, a.delivered + a.dead_lettered);
+	cr_expect_eq(a.in_flight, 0);
+	sy_engine_destroy(rig.eng);
+}
