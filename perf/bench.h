@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "engine_config.h"
 #include "switchyard.h"
 
 #define BENCH_CACHELINE 64
@@ -37,6 +38,11 @@ struct bench_ctx {
 	unsigned spin_limit;    /* pauses before a waiter starts yielding */
 	enum sy_idle engine_idle; /* idle strategy of the throughput engines */
 	/*
+	 * Metrics, breaker and backpressure of every engine the runs create
+	 * (engine_config.h); main() sets engine_config_default().
+	 */
+	const struct engine_config *engine;
+	/*
 	 * 0, or the most messages a throughput engine may have in flight: a
 	 * fixed run keeps its ring from filling, so it counts no retries.
 	 */
@@ -48,6 +54,7 @@ struct bench_ctx {
 	const char *policy;
 	unsigned runs;          /* repeats of each variant */
 	uint64_t messages;      /* messages per throughput run */
+	uint64_t overhead_messages; /* messages per overhead run */
 	bool progress;          /* show progress on stderr */
 	/*
 	 * The allowed CPUs (--cpus, SY_CPUS, else the process's): where the
@@ -61,6 +68,16 @@ struct bench_ctx {
 	const char *burst_variant; /* "engine-burst<burst>" */
 	bool oversubscribe;     /* scaling: one step beyond the CPUs */
 };
+
+/**
+ * Whether a send call's error means "not now, retry the same message": the
+ * worker's ring is full (-EAGAIN) or past the route's backpressure threshold
+ * (-ENOBUFS, with SY_BP_REJECT). A producer backs off and sends again.
+ */
+static inline bool bench_send_retryable(int rc)
+{
+	return rc == -EAGAIN || rc == -ENOBUFS;
+}
 
 static inline uint64_t bench_now_ns(void)
 {

@@ -3,9 +3,12 @@
  * with the engine in the middle.
  *
  * The producer never drops a message: -EAGAIN (the worker's ring is full)
- * means back off and send the same message again, as the API asks. A run
- * whose handler count stops moving for BENCH_STALL_NS fails with -ETIMEDOUT
- * rather than hang.
+ * and -ENOBUFS (past the route's backpressure threshold) mean back off and
+ * send the same message again, as the API asks. A run whose handler count
+ * stops moving for BENCH_STALL_NS fails with -ETIMEDOUT rather than hang.
+ *
+ * Every engine takes ctx->engine (engine_config.h): its metrics setting,
+ * the breaker of its servers and the backpressure of its route.
  *
  * The servers of a route all run the same counting handler with the same
  * counter: they belong to the one worker, which is then the counter's only
@@ -81,6 +84,8 @@ struct engine_run {
 	uint64_t *samples;       /* round-trip runs */
 	uint64_t t_start;
 	uint64_t t_end;
+	engine_inspect_fn inspect; /* NULL, or called before the engine goes */
+	void *inspect_arg;
 };
 
 typedef int (*send_fn)(sy_engine *eng, uint32_t route, sy_msg *msg);
@@ -110,13 +115,18 @@ static void stall_error(const struct engine_run *run, const char *what)
 
 	sy_engine_stats(run->eng, &st);
 	fprintf(stderr, "sy-bench: %s: %s for %llu s (engine: accepted %ju, "
-		"delivered %ju, in flight %ju, refused as full %ju)\n",
-		run->variant, what, BENCH_STALL_NS / 1000000000ull,
-		(uintmax_t)st.accepted, (uintmax_t)st.delivered,
-		(uintmax_t)st.in_flight, (uintmax_t)st.rejected_full);
+		"delivered %ju, in flight %ju, refused as full %ju, by "
+		"backpressure %ju)\n", run->variant, what,
+		BENCH_STALL_NS / 1000000000ull, (uintmax_t)st.accepted,
+		(uintmax_t)st.delivered, (uintmax_t)st.in_flight,
+		(uintmax_t)st.rejected_full,
+		(uintmax_t)st.rejected_backpressure);
 }
 
-/* A send call failed: -ETIMEDOUT means it kept refusing with -EAGAIN. */
+/*
+ * A send call failed: -ETIMEDOUT means it kept refusing with -EAGAIN or
+ * -ENOBUFS.
+ */
 static void send_error(const struct engine_run *run, const char *call,
 		       int err)
 {
@@ -126,7 +136,8 @@ static void send_error(const struct engine_run *run, const char *call,
 		engine_error(run, call, err);
 		return;
 	}
-	snprintf(what, sizeof(what), "%s kept returning -EAGAIN", call);
+	snprintf(what, sizeof(what), "%s kept returning -EAGAIN or -ENOBUFS",
+		 call);
 	stall_error(run, what);
 }
 
@@ -175,13 +186,16 @@ const char *engine_policy_route(const char *name)
 
 /*
  * Add the servers of @p setup, all on worker 0 and running @p fn, and the
- * route "bench" over them. @p call: the call that failed, if one did.
+ * route "bench" over them, with the breaker and backpressure of @p e.
+ * @p call: the call that failed, if one did.
  */
-static int add_route(sy_engine *eng, const struct route_setup *setup,
-		     sy_handler_fn fn, void *fn_arg, uint32_t *route,
-		     const char **call)
+static int add_route(sy_engine *eng, const struct engine_config *e,
+		     const struct route_setup *setup, sy_handler_fn fn,
+		     void *fn_arg, uint32_t *route, const char **call)
 {
-	struct sy_server_opts sopts = { .worker = 0 };
+	struct sy_server_opts sopts = {
+		.worker = 0, .breaker = engine_config_breaker(e),
+	};
 	struct sy_route_opts ropts = {
 		.policy = setup->policy, .n_servers = setup->n_servers,
 		.weights = setup->weights,
@@ -203,6 +217,7 @@ static int add_route(sy_engine *eng, const struct route_setup *setup,
 		}
 	}
 	ropts.servers = servers;
+	engine_config_route(e, &ropts);
 	rc = sy_route_add(eng, "bench", &ropts, route);
 	if (rc < 0)
 		*call = "sy_route_add";
@@ -236,6 +251,9 @@ static int echo_handler(sy_engine *eng, sy_msg *msg, void *arg)
 
 int engine_policy_check(const char *name)
 {
+	/* Never started: nothing to measure, so no metrics. */
+	const struct engine_config *bare =
+		engine_config_find(ENGINE_CONFIG_BASELINE);
 	const struct route_setup *setup = find_setup(name);
 	const char *call = NULL;
 	struct sy_config cfg;
@@ -246,12 +264,13 @@ int engine_policy_check(const char *name)
 	assert(setup);
 	sy_config_init(&cfg);
 	cfg.workers = 1;
+	engine_config_apply(bare, &cfg);
 	rc = sy_engine_create(&cfg, &eng);
 	if (rc < 0) {
 		engine_error_detail(name, "sy_engine_create", rc);
 		return rc;
 	}
-	rc = add_route(eng, setup, count_handler, NULL, &route, &call);
+	rc = add_route(eng, bare, setup, count_handler, NULL, &route, &call);
 	sy_engine_destroy(eng);
 	/* The route is valid for every built-in policy of this build. */
 	if (rc == -EINVAL && !strcmp(call, "sy_route_add"))
@@ -262,7 +281,10 @@ int engine_policy_check(const char *name)
 	return rc;
 }
 
-/* Create, configure and start the engine of @p run, routing by @p policy. */
+/*
+ * Create, configure (ctx->engine) and start the engine of @p run, routing
+ * by @p policy.
+ */
 static int engine_open(struct engine_run *run, const struct bench_ctx *ctx,
 		       enum sy_idle idle, const char *policy, sy_handler_fn fn,
 		       void *fn_arg)
@@ -281,12 +303,14 @@ static int engine_open(struct engine_run *run, const struct bench_ctx *ctx,
 	cfg.cpus = cpu;
 	cfg.pin = SY_PIN_CLOSE;
 	cfg.idle = idle;
+	engine_config_apply(ctx->engine, &cfg);
 	rc = sy_engine_create(&cfg, &run->eng);
 	if (rc < 0) {
 		engine_error_detail(run->variant, "sy_engine_create", rc);
 		return rc;
 	}
-	rc = add_route(run->eng, setup, fn, fn_arg, &run->route, &call);
+	rc = add_route(run->eng, ctx->engine, setup, fn, fn_arg, &run->route,
+		       &call);
 	if (rc < 0) {
 		engine_error(run, call, rc);
 		goto out_destroy;
@@ -302,7 +326,10 @@ out_destroy:
 	return rc;
 }
 
-/* Run @p produce on the producer CPU against the open engine, then close it. */
+/*
+ * Run @p produce on the producer CPU against the open engine, let
+ * run->inspect look at the engine if the run succeeded, then close it.
+ */
 static int engine_drive(struct engine_run *run, const struct bench_ctx *ctx,
 			int (*produce)(void *), double *secs)
 {
@@ -317,6 +344,8 @@ static int engine_drive(struct engine_run *run, const struct bench_ctx *ctx,
 		engine_error(run, "starting the producer thread", rc);
 	if (!rc)
 		*secs = (double)(run->t_end - run->t_start) / 1e9;
+	if (!rc && run->inspect)
+		rc = run->inspect(run->eng, run->inspect_arg);
 	sy_engine_destroy(run->eng);
 	return rc;
 }
@@ -331,7 +360,8 @@ static sy_msg *alloc_msg(const struct engine_run *run)
 }
 
 /*
- * Send @p msg, again and again while the worker's ring is full.
+ * Send @p msg, again and again while the worker's ring is full or past the
+ * backpressure threshold.
  * @return 0 (the engine owns @p msg); a negative errno (the caller does).
  */
 static int send_retry(const struct engine_run *run, send_fn send,
@@ -339,7 +369,7 @@ static int send_retry(const struct engine_run *run, send_fn send,
 {
 	int rc;
 
-	while ((rc = send(run->eng, run->route, msg)) == -EAGAIN) {
+	while (bench_send_retryable(rc = send(run->eng, run->route, msg))) {
 		rc = backoff_wait(b);
 		if (rc < 0)
 			return rc;
@@ -361,8 +391,8 @@ int bench_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
 			backoff_reset(b);
 			continue;
 		}
-		/* None accepted: a full ring is worth waiting for. */
-		if (k == -EAGAIN)
+		/* None accepted: a full or congested ring is worth waiting for. */
+		if (bench_send_retryable(k))
 			k = backoff_wait(b);
 		if (k < 0) {
 			while (done < n)
@@ -504,12 +534,15 @@ out_detach:
 }
 
 static int engine_throughput(const struct bench_ctx *ctx, const char *variant,
-			     int (*produce)(void *), uint64_t n, double *secs)
+			     int (*produce)(void *), uint64_t n,
+			     engine_inspect_fn inspect, void *inspect_arg,
+			     double *secs)
 {
 	struct engine_run run = {
 		.variant = variant, .n = n, .spin_limit = ctx->spin_limit,
 		.window = ctx->engine_window, .payload = ctx->payload,
-		.burst = ctx->burst,
+		.burst = ctx->burst, .inspect = inspect,
+		.inspect_arg = inspect_arg,
 	};
 	int rc;
 
@@ -527,14 +560,23 @@ static int engine_throughput(const struct bench_ctx *ctx, const char *variant,
 
 int engine_single(const struct bench_ctx *ctx, uint64_t n, double *secs)
 {
-	return engine_throughput(ctx, "engine-single", produce_single, n,
-				 secs);
+	return engine_throughput(ctx, "engine-single", produce_single, n, NULL,
+				 NULL, secs);
 }
 
 int engine_burst32(const struct bench_ctx *ctx, uint64_t n, double *secs)
 {
-	return engine_throughput(ctx, "engine-burst32", produce_burst, n,
-				 secs);
+	return engine_throughput(ctx, "engine-burst32", produce_burst, n, NULL,
+				 NULL, secs);
+}
+
+int engine_single_inspect(const struct bench_ctx *ctx, uint64_t n,
+			  engine_inspect_fn inspect, void *arg)
+{
+	double secs;
+
+	return engine_throughput(ctx, "engine-single", produce_single, n,
+				 inspect, arg, &secs);
 }
 
 /* Wait for the reply to the one request in flight; the caller owns it then. */

@@ -8,6 +8,9 @@
  * of "weighted" has the weights 4, 3, 2, 1; with "hash" each message's key
  * is its sequence number. The round-trip run always uses "direct".
  *
+ * Every engine is configured by ctx->engine (engine_config.h): metrics,
+ * a breaker on each server, the route's backpressure.
+ *
  * Every function is called from the control thread and blocks for the run;
  * the engine is created, started, stopped and destroyed around the timed
  * part. A failure is explained on stderr (with sy_last_error() where the
@@ -20,6 +23,7 @@
 #include <stdint.h>
 
 #include "bench.h"
+#include "switchyard.h"
 
 /* Servers of the route of a policy that picks (every one but "direct"). */
 #define ENGINE_ROUTE_SERVERS 4
@@ -72,6 +76,20 @@ int engine_single(const struct bench_ctx *ctx, uint64_t n, double *secs);
 int engine_burst32(const struct bench_ctx *ctx, uint64_t n, double *secs);
 
 /**
+ * Looks at a started engine after its run, before it is destroyed; every
+ * message sent has been handled. Control thread.
+ * @return 0; a negative errno (explained on stderr), which fails the run.
+ */
+typedef int (*engine_inspect_fn)(sy_engine *eng, void *arg);
+
+/**
+ * As engine_single(), untimed, then @p inspect(@p arg) on the engine
+ * before it is destroyed. @return 0; the run's or @p inspect's error.
+ */
+int engine_single_inspect(const struct bench_ctx *ctx, uint64_t n,
+			  engine_inspect_fn inspect, void *arg);
+
+/**
  * @p n requests with sy_request(), one outstanding at a time; the handler
  * answers in place with sy_reply(); the producer polls sy_poll_replies().
  * Stores each round trip in ns in @p samples[0..n) and the seconds of the
@@ -83,7 +101,7 @@ int engine_rtt(const struct bench_ctx *ctx, uint64_t n, uint64_t *samples,
 
 /**
  * Send msgs[0..n) in order, resending what the engine refuses and waiting
- * with @p b while its ring is full. On an error the messages not sent are
+ * with @p b while its ring is full or past the backpressure threshold. On an error the messages not sent are
  * freed. @return 0; a negative errno (-ETIMEDOUT when @p b gave up).
  */
 int bench_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,

@@ -9,10 +9,18 @@
  * at once and the waiter spins through instructions that would be counted.
  * Callgrind's output goes to a private temporary directory that is removed
  * afterwards. A child is told the policy of its route with the internal
- * option --fixed-policy.
+ * option --fixed-policy, and its engine configuration with --fixed-config.
+ *
+ * Each send call is counted with several engine configurations
+ * (engine_config.h): the default one (rows "engine-single",
+ * "engine-burst32"), bare, and the others of measured_configs[] (rows
+ * "<send>/<configuration>"); every row but bare's gets its difference to
+ * bare's row of the same send call, the instructions that metrics, the
+ * breaker or backpressure add per message.
  */
 #include "instructions.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -42,16 +50,39 @@ static const struct fixed_variant fixed_variants[] = {
 
 #define N_FIXED (sizeof(fixed_variants) / sizeof(fixed_variants[0]))
 
+/* The configurations counted, bare first; "metrics" is the default. */
+static const char *const measured_configs[] = {
+	ENGINE_CONFIG_BASELINE, "metrics", "metrics-every", "reliability",
+	"all",
+};
+
+#define N_CONFIGS (sizeof(measured_configs) / sizeof(measured_configs[0]))
+
+/* Rows' variant names; the report keeps pointers to them. */
+static char variant_names[N_FIXED][N_CONFIGS][64];
+
+static const struct fixed_variant *find_fixed(const char *variant)
+{
+	for (unsigned i = 0; i < N_FIXED; i++) {
+		if (!strcmp(fixed_variants[i].name, variant))
+			return &fixed_variants[i];
+	}
+	return NULL;
+}
+
+bool instructions_fixed_variant_known(const char *variant)
+{
+	return find_fixed(variant) != NULL;
+}
+
 int instructions_fixed_run(const struct bench_ctx *ctx, const char *variant,
 			   uint64_t n)
 {
+	const struct fixed_variant *v = find_fixed(variant);
 	double secs;
 
-	for (unsigned i = 0; i < N_FIXED; i++) {
-		if (!strcmp(fixed_variants[i].name, variant))
-			return fixed_variants[i].run(ctx, n, &secs);
-	}
-	return -EINVAL;
+	assert(v);
+	return v->run(ctx, n, &secs);
 }
 
 /* The path of @p prog in a directory of PATH, or false. */
@@ -110,24 +141,28 @@ struct callgrind {
 };
 
 /*
- * Run @p variant through the route of @p policy with @p n messages under
- * callgrind; store its Ir count.
+ * Run @p variant through the route of @p policy, with the engine
+ * configuration @p config and @p n messages, under callgrind; store its Ir
+ * count.
  */
 static int callgrind_run(const struct callgrind *cg, const char *variant,
-			 const char *policy, uint64_t n, uint64_t *ir)
+			 const char *policy, const char *config, uint64_t n,
+			 uint64_t *ir)
 {
 	char out_arg[PATH_MAX + 32], file[PATH_MAX], count[24];
 	char *argv[] = {
 		(char *)cg->valgrind, "--tool=callgrind", "-q", out_arg,
 		(char *)cg->self, "--fixed-run", count, "--fixed-variant",
-		(char *)variant, "--fixed-policy", (char *)policy, "--cpus",
-		(char *)cg->cpus, NULL,
+		(char *)variant, "--fixed-policy", (char *)policy,
+		"--fixed-config", (char *)config, "--cpus", (char *)cg->cpus,
+		NULL,
 	};
 	pid_t pid;
 	int rc, status;
 
-	if ((size_t)snprintf(file, sizeof(file), "%s/%s-%s-%" PRIu64 ".out",
-			     cg->dir, variant, policy, n) >= sizeof(file))
+	if ((size_t)snprintf(file, sizeof(file), "%s/%s-%s-%s-%" PRIu64
+			     ".out", cg->dir, variant, policy, config, n) >=
+	    sizeof(file))
 		return -ENAMETOOLONG;
 	snprintf(out_arg, sizeof(out_arg), "--callgrind-out-file=%s", file);
 	snprintf(count, sizeof(count), "%" PRIu64, n);
@@ -143,8 +178,8 @@ static int callgrind_run(const struct callgrind *cg, const char *variant,
 	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
 		fprintf(stderr, "sy-bench: instructions: the callgrind run of "
-			"%s (policy %s) with %" PRIu64 " messages failed\n",
-			variant, policy, n);
+			"%s (policy %s, configuration %s) with %" PRIu64
+			" messages failed\n", variant, policy, config, n);
 		unlink(file);
 		return -ECHILD;
 	}
@@ -153,17 +188,20 @@ static int callgrind_run(const struct callgrind *cg, const char *variant,
 	return rc;
 }
 
-/* (Ir(2N) - Ir(N)) / N of @p variant through the route of @p policy. */
+/*
+ * (Ir(2N) - Ir(N)) / N of @p variant through the route of @p policy, with
+ * the engine configuration @p config.
+ */
 static int per_message(const struct callgrind *cg, const char *variant,
-		       const char *policy, double *out)
+		       const char *policy, const char *config, double *out)
 {
 	const uint64_t n = INSTRUCTIONS_MESSAGES;
 	uint64_t ir1, ir2;
 	int rc;
 
-	rc = callgrind_run(cg, variant, policy, n, &ir1);
+	rc = callgrind_run(cg, variant, policy, config, n, &ir1);
 	if (!rc)
-		rc = callgrind_run(cg, variant, policy, 2 * n, &ir2);
+		rc = callgrind_run(cg, variant, policy, config, 2 * n, &ir2);
 	if (!rc)
 		*out = ((double)ir2 - (double)ir1) / (double)n;
 	return rc;
@@ -176,28 +214,59 @@ static void fill_row(struct report_row *row, double per_msg)
 	row->instructions_messages = INSTRUCTIONS_MESSAGES;
 }
 
+/* The row name of send @p i with configuration @p c: no suffix for the default. */
+static const char *row_name(unsigned i, unsigned c)
+{
+	const char *send = fixed_variants[i].name;
+	const char *config = measured_configs[c];
+
+	if (!strcmp(config, engine_config_default()->name))
+		return send;
+	snprintf(variant_names[i][c], sizeof(variant_names[i][c]), "%s/%s",
+		 send, config);
+	return variant_names[i][c];
+}
+
 static int measure(const struct bench_ctx *ctx, const struct callgrind *cg,
 		   struct report *rep)
 {
-	struct report_row *row;
+	static char detail[256];
+	struct report_row *row, *base = NULL;
 	double per_msg = 0;
 	int rc = 0;
 
-	for (unsigned i = 0; i < N_FIXED; i++) {
-		const char *name = fixed_variants[i].name;
+	snprintf(detail, sizeof(detail), "%s\nengine-single, engine-burst32: "
+		 "the default configuration (%s); /<configuration>: see "
+		 "overhead", engine_policy_route(ctx->policy),
+		 engine_config_default()->name);
+	for (unsigned i = 0; !rc && i < N_FIXED; i++) {
+		for (unsigned c = 0; c < N_CONFIGS; c++) {
+			const char *name = row_name(i, c);
 
-		if (ctx->progress)
-			fprintf(stderr, "\r\033[Kinstructions: %s", name);
-		rc = per_message(cg, name, ctx->policy, &per_msg);
-		if (rc < 0)
-			break;
-		row = report_add_row(rep, "instructions", name);
-		row->policy = ctx->policy;
-		row->detail = i ? NULL : engine_policy_route(ctx->policy);
-		row->producers = 1;
-		row->workers = 1;
-		row->messages = INSTRUCTIONS_MESSAGES;
-		fill_row(row, per_msg);
+			if (ctx->progress)
+				fprintf(stderr, "\r\033[Kinstructions: %s",
+					name);
+			rc = per_message(cg, fixed_variants[i].name,
+					 ctx->policy, measured_configs[c],
+					 &per_msg);
+			if (rc < 0)
+				break;
+			row = report_add_row(rep, "instructions", name);
+			row->policy = ctx->policy;
+			row->engine = engine_config_find(measured_configs[c]);
+			row->detail = i || c ? NULL : detail;
+			row->producers = 1;
+			row->workers = 1;
+			row->messages = INSTRUCTIONS_MESSAGES;
+			fill_row(row, per_msg);
+			if (!c) {
+				base = row;
+				continue;
+			}
+			row->extra_vs = base->engine->name;
+			row->extra_instructions = per_msg -
+						  base->instructions_per_msg;
+		}
 	}
 	if (ctx->progress)
 		fprintf(stderr, "\r\033[K");
@@ -220,7 +289,8 @@ static int measure_policies(const struct bench_ctx *ctx,
 		if (ctx->progress)
 			fprintf(stderr, "\r\033[Kpolicies: instructions: %s",
 				row->policy);
-		rc = per_message(cg, "engine-burst32", row->policy, &per_msg);
+		rc = per_message(cg, "engine-burst32", row->policy,
+				 row->engine->name, &per_msg);
 		if (rc < 0)
 			break;
 		fill_row(row, per_msg);

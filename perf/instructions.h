@@ -7,11 +7,15 @@
  * retrying cost few instructions), and reports
  * (Ir(2N) - Ir(N)) / N: the difference cancels the cost of starting the
  * process and the engine. The child routes through the route of
- * ctx->policy (engine_runs.h), which it gets with --fixed-policy.
+ * ctx->policy (engine_runs.h), which it gets with --fixed-policy, with the
+ * engine configuration it gets with --fixed-config. The metrics collector
+ * of a fixed run wakes once a minute, so not during the run: its work is
+ * per period, not per message.
  */
 #ifndef SY_PERF_INSTRUCTIONS_H
 #define SY_PERF_INSTRUCTIONS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "bench.h"
@@ -19,8 +23,10 @@
 
 /**
  * Measure engine-single and engine-burst32 through the route of
- * ctx->policy and append a row for each; if valgrind is not on PATH, mark
- * the report so and return 0.
+ * ctx->policy, each with the engine configurations bare, the default,
+ * metrics-every, reliability and all (engine_config.h), and append a row
+ * for each, every row but bare's with its difference to bare's; if
+ * valgrind is not on PATH, mark the report so and return 0.
  * Control thread; blocks (tens of seconds).
  * @return 0; a negative errno (explained on stderr).
  */
@@ -36,11 +42,14 @@ int scenario_instructions(const struct bench_ctx *ctx, struct report *rep);
  */
 int instructions_policies(const struct bench_ctx *ctx, struct report *rep);
 
+/** Whether @p variant is one that a fixed run knows. Any thread. */
+bool instructions_fixed_variant_known(const char *variant);
+
 /**
- * The body of a fixed run: @p variant ("engine-single" or "engine-burst32")
- * once with @p n messages, through the route of
- * ctx->policy. @return 0; -EINVAL (unknown variant); the run's
- * error.
+ * The body of a fixed run: @p variant ("engine-single" or "engine-burst32",
+ * see instructions_fixed_variant_known()) once with @p n messages, through
+ * the route of ctx->policy, with the engine configuration ctx->engine.
+ * @return 0; the run's error.
  */
 int instructions_fixed_run(const struct bench_ctx *ctx, const char *variant,
 			   uint64_t n);

@@ -2,8 +2,8 @@
  * sy-bench: the performance harness of switchyard.
  *
  * Usage: sy-bench [options]
- *                 [throughput | latency | instructions | policies |
- *                  scaling | memory | all]
+ *                 [throughput | latency | overhead | instructions |
+ *                  policies | scaling | memory | all]
  *
  *   throughput    one producer thread to one consumer, --messages per run:
  *                 the raw baselines ck-spsc (ck_ring, one pointer at a time),
@@ -25,9 +25,25 @@
  *                 each latency counted from the request's intended send
  *                 time (coordinated omission corrected, as wrk2); its
  *                 worker spins like engine-rtt's unless SY_IDLE is set.
+ *   overhead      what metrics, a circuit breaker and backpressure cost:
+ *                 engine-single and engine-burst<B> (as in throughput)
+ *                 with each engine configuration, interleaved: bare
+ *                 (metrics off, no breaker, backpressure off), metrics
+ *                 (the library's defaults), metrics-every, metrics-1in16,
+ *                 metrics-1in256 (latency_sample 1, 16, 256), reliability
+ *                 (metrics off, a default breaker on the server,
+ *                 backpressure reject on the route) and all (metrics,
+ *                 breaker and backpressure); each row's median rate over
+ *                 bare's with the same send call, the spread of the
+ *                 per-run ratios, the best run over bare's best, and the
+ *                 target (metrics rows >= 0.90, reliability >= 0.85).
+ *                 2,000,000 messages per run unless --messages is given.
  *   instructions  instructions per routed message of the engine variants,
  *                 through the route of --policy, from callgrind:
- *                 (Ir(2N) - Ir(N)) / N, N = 100,000.
+ *                 (Ir(2N) - Ir(N)) / N, N = 100,000; each send call in
+ *                 the default configuration (engine-single,
+ *                 engine-burst32) and as <send>/bare, /metrics-every,
+ *                 /reliability and /all, with the difference to bare.
  *   policies      engine-burst32 through a route of each built-in policy
  *                 that picks among servers (round_robin, weighted,
  *                 least_connections, adaptive, hash, random, failover: all
@@ -55,8 +71,12 @@
  *                 and after each phase: growth per million messages and
  *                 allocator calls per message (0 in steady state). Runs
  *                 once, whatever --runs says. Not part of "all".
- *   all           throughput and latency (the default), plus instructions
- *                 with --instructions.
+ *   all           throughput, latency and overhead (the default), plus
+ *                 instructions with --instructions.
+ *
+ * Every engine states its configuration (perf/engine_config.h); all but the
+ * overhead scenario's use the library's defaults, metrics on, as a user
+ * gets them.
  *
  * Variants run interleaved (A B C A B C ...) --runs times; the table shows
  * the median, min and max. Compare figures only inside one invocation: the
@@ -108,8 +128,17 @@
  *                   policies rows: median, min/max bars, log y),
  *                   latency.png (percentiles of every latency row, log y),
  *                   scaling.png (with scaling rows: rate against producers
- *                   + workers), with their data files and sy-bench.gp;
- *                   "plot: skipped (gnuplot not found)" without gnuplot
+ *                   + workers), overhead.png (with overhead rows: ratio to
+ *                   bare, per-run spread, targets), with their data files
+ *                   and sy-bench.gp; "plot: skipped (gnuplot not found)"
+ *                   without gnuplot
+ *   --metrics FILE  after the scenarios, a dedicated engine-single run
+ *                   (default configuration, route of --policy, 1x1,
+ *                   min(--messages, 1000000) messages); its final snapshot
+ *                   (sy_metrics_refresh, sy_metrics_snapshot) written by
+ *                   sy_snapshot_format in the format of FILE's extension:
+ *                   .json, .csv, .prom (Prometheus text), .erl (Erlang
+ *                   terms); any other is a bad option
  *   --quiet         no progress on stderr (shown only on a terminal)
  *   --help          this text
  *
@@ -130,7 +159,12 @@
  * "warmup_messages", "rss_kib": {"before", "after"}, "growth_kib",
  * "growth_kib_per_million", "allocs_per_msg", "frees_per_msg",
  * "alloc_bytes", "pool_bytes", "pool_bytes_before", "pool_slabs".
- * engine-open-loop rows add "offered_per_sec" and "rate_fraction". Every
+ * engine-open-loop rows add "offered_per_sec" and "rate_fraction". Engine
+ * rows add "engine": {"config", "metrics", "latency_sample", "breaker",
+ * "backpressure"}; overhead rows "ratio_vs": {"bare"}, "paired_ratio":
+ * {"vs", "median", "min", "max"}, "best_ratio_vs": {"bare"} and, where
+ * there is one, "target": {"ratio_vs", "min", "met"}; instructions rows
+ * other than bare's "extra_instructions_vs": {"bare": difference}. Every
  * report ends its results with two rows that are NOT measured: the seed's
  * published figures, {"scenario": "reference", "variant":
  * "seed-reference", "reference": true, "producers" (1 or 50),
@@ -139,8 +173,9 @@
  * "informative_p99_vs_bound": {"<scenario>/<variant>": p99 / bound}};
  * the table shows them in a section of their own. They are not in --csv.
  *
- * --fixed-run N --fixed-variant V [--fixed-policy P] is internal: the child
- * that the instructions and policies scenarios run under callgrind.
+ * --fixed-run N --fixed-variant V [--fixed-policy P] [--fixed-config C] is
+ * internal: the child that the instructions and policies scenarios run
+ * under callgrind.
  *
  * SY_DISPLAY_AFFINITY=1 also makes sy-bench print its own threads' CPUs
  * (producer, consumer, control) on stderr at start.
@@ -166,8 +201,10 @@
 #include "engine_runs.h"
 #include "instructions.h"
 #include "memory_scenario.h"
+#include "metrics_file.h"
 #include "multi_runs.h"
 #include "open_loop.h"
+#include "overhead.h"
 #include "plot.h"
 #include "probe.h"
 #include "report.h"
@@ -181,6 +218,14 @@
 
 /* Messages in flight in a fixed run: whole bursts, far below a ring's 1023. */
 #define FIXED_RUN_WINDOW 512
+
+/*
+ * The metrics collector's period in a fixed run: a minute (the longest the
+ * default retention allows), so that it does not wake during the run; its
+ * work is per period, not per message, and the time a callgrind run takes
+ * would make its count vary.
+ */
+#define FIXED_RUN_METRICS_INTERVAL_MS 60000u
 
 #define DEFAULT_RUNS 5
 #define DEFAULT_MESSAGES 10000000ull
@@ -196,6 +241,8 @@ enum scenario_bits {
 	RUN_POLICIES = 1 << 3,
 	RUN_SCALING = 1 << 4,
 	RUN_MEMORY = 1 << 5,
+	RUN_OVERHEAD = 1 << 6,
+	RUN_ALL = RUN_THROUGHPUT | RUN_LATENCY | RUN_OVERHEAD,
 };
 
 /* Options without a short form. */
@@ -213,6 +260,8 @@ enum long_only {
 	OPT_OVERSUBSCRIBE,
 	OPT_RATE_FRACTION,
 	OPT_PLOT,
+	OPT_METRICS,
+	OPT_FIXED_CONFIG,
 };
 
 struct options {
@@ -228,6 +277,7 @@ struct options {
 	uint64_t fixed_run;          /* messages of a fixed run, 0: none */
 	const char *fixed_variant;
 	const char *fixed_policy;    /* NULL: direct */
+	const char *fixed_config;    /* NULL: the default configuration */
 	bool messages_set;           /* --messages given */
 	unsigned producers;
 	unsigned workers;
@@ -236,6 +286,8 @@ struct options {
 	bool oversubscribe;
 	double rate_fraction;        /* of engine-open-loop */
 	const char *plot;            /* --plot DIR, NULL: none */
+	const char *metrics;         /* --metrics FILE, NULL: none */
+	enum sy_format metrics_format; /* from its extension */
 };
 
 static const struct option long_options[] = {
@@ -256,9 +308,11 @@ static const struct option long_options[] = {
 	/* Internal: the child side of the instructions scenario. */
 	{ "rate-fraction", required_argument, NULL, OPT_RATE_FRACTION },
 	{ "plot", required_argument, NULL, OPT_PLOT },
+	{ "metrics", required_argument, NULL, OPT_METRICS },
 	{ "fixed-run", required_argument, NULL, OPT_FIXED_RUN },
 	{ "fixed-variant", required_argument, NULL, OPT_FIXED_VARIANT },
 	{ "fixed-policy", required_argument, NULL, OPT_FIXED_POLICY },
+	{ "fixed-config", required_argument, NULL, OPT_FIXED_CONFIG },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -266,16 +320,19 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: sy-bench [options]\n"
-		"                [throughput | latency | instructions | policies |\n"
-		"                 scaling | memory | all]\n"
+		"                [throughput | latency | overhead | instructions |\n"
+		"                 policies | scaling | memory | all]\n"
 		"\n"
 		"Measure switchyard against raw baselines in the same run.\n"
-		"\"all\" (the default) is throughput and latency; \"policies\"\n"
-		"compares the built-in policies (engine-burst32, 4 servers, ratio\n"
-		"to round_robin) and runs only when named.\n"
+		"\"all\" (the default) is throughput, latency and overhead (each\n"
+		"engine configuration against bare: metrics off, no breaker, no\n"
+		"backpressure); \"policies\" compares the built-in policies\n"
+		"(engine-burst32, 4 servers, ratio to round_robin) and runs only\n"
+		"when named.\n"
 		"\n"
 		"  -r, --runs R        repeats of each variant (1-%u, default %u)\n"
-		"  -n, --messages N    messages per throughput run (default %llu)\n"
+		"  -n, --messages N    messages per throughput run (default %llu;\n"
+		"                      overhead: %u)\n"
 		"  -c, --cpus LIST     CPUs in taskset syntax: producer on the lowest,\n"
 		"                      consumer on the next (default: SY_CPUS, else\n"
 		"                      the allowed CPUs)\n"
@@ -292,6 +349,9 @@ static void usage(FILE *out)
 		"      --rate-fraction F  engine-open-loop (latency) offers F (0 < F\n"
 		"                      <= 1, default 0.5) of engine-rtt's rate\n"
 		"      --plot DIR      write PNG charts (gnuplot) and their data to DIR\n"
+		"      --metrics FILE  write the final metrics snapshot of a dedicated\n"
+		"                      engine run to FILE: .json, .csv, .prom\n"
+		"                      (Prometheus) or .erl (Erlang terms)\n"
 		"      --producers P   producer threads of the engine rows (1-64, default 1)\n"
 		"      --workers W     engine workers, one server each (1-64, default 1);\n"
 		"                      above 1x1 the route is round_robin over them\n"
@@ -303,7 +363,8 @@ static void usage(FILE *out)
 		"named.\n"
 		"  -q, --quiet         no progress on stderr\n"
 		"  -h, --help          show this help\n",
-		STATS_MAX_RUNS, DEFAULT_RUNS, DEFAULT_MESSAGES);
+		STATS_MAX_RUNS, DEFAULT_RUNS, DEFAULT_MESSAGES,
+		OVERHEAD_DEFAULT_MESSAGES);
 #ifdef SY_BENCH_HAVE_ZMQ
 	fprintf(out, "\nBuilt with libzmq: throughput includes the zmq-inproc "
 		"baseline.\n");
@@ -383,8 +444,10 @@ static int parse_scenario(const char *name, struct options *o)
 		o->scenarios = RUN_SCALING;
 	else if (!strcmp(name, "memory"))
 		o->scenarios = RUN_MEMORY;
+	else if (!strcmp(name, "overhead"))
+		o->scenarios = RUN_OVERHEAD;
 	else if (!strcmp(name, "all"))
-		o->scenarios = RUN_THROUGHPUT | RUN_LATENCY;
+		o->scenarios = RUN_ALL;
 	else
 		return usage_error("unknown scenario '%s'", name);
 	return 0;
@@ -400,7 +463,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		.runs = DEFAULT_RUNS,
 		.rate_fraction = OPEN_LOOP_DEFAULT_FRACTION,
 		.messages = DEFAULT_MESSAGES,
-		.scenarios = RUN_THROUGHPUT | RUN_LATENCY,
+		.scenarios = RUN_ALL,
 		.producers = 1,
 		.workers = 1,
 		.payload = BENCH_DEFAULT_PAYLOAD,
@@ -445,6 +508,14 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case OPT_PLOT:
 			o->plot = optarg;
 			break;
+		case OPT_METRICS:
+			if (metrics_file_format(optarg, &o->metrics_format) < 0)
+				return usage_error("--metrics %s: the name must "
+						   "end in .json, .csv, .prom or "
+						   ".erl (the export format)",
+						   optarg);
+			o->metrics = optarg;
+			break;
 		case OPT_PRODUCERS:
 		case OPT_WORKERS:
 			if (!parse_u64(optarg, 1, MULTI_MAX_THREADS, &v))
@@ -487,6 +558,12 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case OPT_FIXED_VARIANT:
 			o->fixed_variant = optarg;
 			break;
+		case OPT_FIXED_CONFIG:
+			if (!engine_config_find(optarg))
+				return usage_error("--fixed-config: unknown "
+						   "configuration '%s'", optarg);
+			o->fixed_config = optarg;
+			break;
 		case OPT_FIXED_POLICY:
 			if (parse_policy("--fixed-policy", optarg,
 					 &o->fixed_policy) < 0)
@@ -512,6 +589,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 				   "together");
 	if (o->fixed_policy && !o->fixed_run)
 		return usage_error("%s", "--fixed-policy needs --fixed-run");
+	if (o->fixed_config && !o->fixed_run)
+		return usage_error("%s", "--fixed-config needs --fixed-run");
 	if ((o->producers > 1 || o->workers > 1) && o->policy &&
 	    strcmp(o->policy, "direct") && strcmp(o->policy, MULTI_POLICY))
 		return usage_error("--policy %s: with --producers or --workers "
@@ -597,7 +676,11 @@ static int write_output(const char *path, FILE *f,
  */
 static int fixed_run(const struct options *o)
 {
+	const struct engine_config *base = o->fixed_config
+		? engine_config_find(o->fixed_config) : engine_config_default();
+	struct engine_config engine = *base;
 	struct bench_ctx ctx = {
+		.engine = &engine,
 		.engine_idle = SY_IDLE_SLEEP,
 		.engine_window = FIXED_RUN_WINDOW,
 		.policy = o->fixed_policy ? o->fixed_policy : "direct",
@@ -607,14 +690,17 @@ static int fixed_run(const struct options *o)
 	unsigned n_allowed;
 	int rc;
 
+	engine.metrics_interval_ms = FIXED_RUN_METRICS_INTERVAL_MS;
 	rc = choose_cpus("--cpus", o->cpus, &ctx, &n_allowed);
 	if (rc < 0)
 		return EXIT_USAGE;
 	ctx.spin_limit = 0;
-	rc = instructions_fixed_run(&ctx, o->fixed_variant, o->fixed_run);
-	if (rc == -EINVAL)
+	if (!instructions_fixed_variant_known(o->fixed_variant)) {
 		fprintf(stderr, "sy-bench: --fixed-variant: unknown variant "
 			"'%s'\n", o->fixed_variant);
+		return EXIT_USAGE;
+	}
+	rc = instructions_fixed_run(&ctx, o->fixed_variant, o->fixed_run);
 	return rc < 0 ? EXIT_FAILED : EXIT_OK;
 }
 
@@ -640,6 +726,8 @@ static int run_scenarios(const struct options *o, const struct bench_ctx *ctx,
 		rc = scenario_latency(ctx, rep);
 	if (!rc && (o->scenarios & RUN_LATENCY))
 		rc = scenario_open_loop(ctx, o->rate_fraction, rep);
+	if (!rc && (o->scenarios & RUN_OVERHEAD))
+		rc = scenario_overhead(ctx, rep);
 	if (!rc && (o->scenarios & RUN_POLICIES))
 		rc = scenario_policies(ctx, rep);
 	if (!rc && (o->scenarios & RUN_SCALING))
@@ -679,9 +767,12 @@ static int check_policy(const char *name)
 
 int main(int argc, char **argv)
 {
-	struct bench_ctx ctx = { .engine_idle = SY_IDLE_DEFAULT };
+	struct bench_ctx ctx = {
+		.engine_idle = SY_IDLE_DEFAULT,
+		.engine = engine_config_default(),
+	};
 	char burst_variant[32];
-	FILE *json = NULL, *csv = NULL;
+	FILE *json = NULL, *csv = NULL, *metrics = NULL;
 	struct report rep;
 	struct options o;
 	unsigned n_allowed;
@@ -716,8 +807,17 @@ int main(int argc, char **argv)
 			fclose(json);
 		return EXIT_USAGE;
 	}
+	if (o.metrics && !(metrics = open_output("--metrics", o.metrics))) {
+		if (json)
+			fclose(json);
+		if (csv)
+			fclose(csv);
+		return EXIT_USAGE;
+	}
 	ctx.runs = o.runs;
 	ctx.messages = o.messages;
+	ctx.overhead_messages = o.messages_set ? o.messages
+					       : OVERHEAD_DEFAULT_MESSAGES;
 	if (o.scenarios == RUN_MEMORY && !o.messages_set)
 		ctx.messages = MEMORY_DEFAULT_MESSAGES;
 	ctx.producers = o.producers;
@@ -733,6 +833,11 @@ int main(int argc, char **argv)
 	thread_map_print(&ctx);
 	report_init(&rep, n_allowed, ctx.producer_cpu, ctx.consumer_cpu);
 	rc = run_scenarios(&o, &ctx, &rep);
+	if (metrics && rc)
+		fclose(metrics);
+	else if (metrics)
+		rc = metrics_file_write(&ctx, o.metrics, metrics,
+					o.metrics_format, &rep);
 	if (!rc)
 		rc = report_print_table(&rep, stdout);
 	if (!rc && o.plot)

@@ -151,8 +151,9 @@ static int produce(void *arg)
 	return rc;
 }
 
-static void add_phase_row(struct report *rep, const struct memory_run *run,
-			  const char *variant, unsigned phase)
+static void add_phase_row(struct report *rep, const struct bench_ctx *ctx,
+			  const struct memory_run *run, const char *variant,
+			  unsigned phase)
 {
 	const struct memory_snapshot *a = &run->snap[phase];
 	const struct memory_snapshot *b = &run->snap[phase + 1];
@@ -160,6 +161,7 @@ static void add_phase_row(struct report *rep, const struct memory_run *run,
 	double rate, millions = (double)run->n / 1e6;
 
 	row->policy = MULTI_POLICY;
+	row->engine = ctx->engine;
 	row->producers = row->workers = 1;
 	row->messages = run->n;
 	row->has_rate = true;
@@ -220,8 +222,8 @@ int scenario_memory(const struct bench_ctx *ctx, struct report *rep)
 		fprintf(stderr, "\r\033[K");
 	if (rc < 0)
 		goto out_free;
-	add_phase_row(rep, &run, ctx->burst_variant, PHASE_BURST);
-	add_phase_row(rep, &run, "engine-single", PHASE_SINGLE);
+	add_phase_row(rep, ctx, &run, ctx->burst_variant, PHASE_BURST);
+	add_phase_row(rep, ctx, &run, "engine-single", PHASE_SINGLE);
 	rep->rows[rep->n_rows - 2].detail =
 		"one producer, one worker; RSS from /proc/self/statm, pool "
 		"from sy_engine_stats, allocs: calls of a counting "

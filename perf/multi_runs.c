@@ -64,10 +64,12 @@ static void stall_error(const struct multi_engine *m, const char *what)
 
 	sy_engine_stats(m->eng, &st);
 	fprintf(stderr, "sy-bench: %s: %s for %llu s (engine: accepted %ju, "
-		"delivered %ju, in flight %ju, refused as full %ju)\n",
-		m->variant, what, BENCH_STALL_NS / 1000000000ull,
-		(uintmax_t)st.accepted, (uintmax_t)st.delivered,
-		(uintmax_t)st.in_flight, (uintmax_t)st.rejected_full);
+		"delivered %ju, in flight %ju, refused as full %ju, by "
+		"backpressure %ju)\n", m->variant, what,
+		BENCH_STALL_NS / 1000000000ull, (uintmax_t)st.accepted,
+		(uintmax_t)st.delivered, (uintmax_t)st.in_flight,
+		(uintmax_t)st.rejected_full,
+		(uintmax_t)st.rejected_backpressure);
 }
 
 int multi_slot_cpu(const struct bench_ctx *ctx, unsigned slot)
@@ -139,7 +141,8 @@ static int count_handler(sy_engine *eng, sy_msg *msg, void *arg)
 	return 0;
 }
 
-static int add_servers_and_route(struct multi_engine *m)
+static int add_servers_and_route(struct multi_engine *m,
+				 const struct engine_config *e)
 {
 	struct sy_route_opts ropts = {
 		.policy = MULTI_POLICY, .n_servers = m->workers,
@@ -149,7 +152,9 @@ static int add_servers_and_route(struct multi_engine *m)
 	int rc;
 
 	for (unsigned i = 0; i < m->workers; i++) {
-		struct sy_server_opts sopts = { .worker = (int)i };
+		struct sy_server_opts sopts = {
+			.worker = (int)i, .breaker = engine_config_breaker(e),
+		};
 
 		snprintf(name, sizeof(name), "bench-%u", i);
 		rc = sy_server_add(m->eng, name, count_handler,
@@ -160,6 +165,7 @@ static int add_servers_and_route(struct multi_engine *m)
 		}
 	}
 	ropts.servers = servers;
+	engine_config_route(e, &ropts);
 	rc = sy_route_add(m->eng, "bench", &ropts, &m->route);
 	if (rc < 0)
 		multi_error(m, "sy_route_add", rc);
@@ -191,12 +197,13 @@ int multi_engine_open(struct multi_engine *m, const struct bench_ctx *ctx,
 	cfg.pin = SY_PIN_CLOSE;
 	cfg.idle = ctx->engine_idle;
 	cfg.allocator = allocator;
+	engine_config_apply(ctx->engine, &cfg);
 	rc = sy_engine_create(&cfg, &m->eng);
 	if (rc < 0) {
 		multi_error(m, "sy_engine_create", rc);
 		goto out_free;
 	}
-	rc = add_servers_and_route(m);
+	rc = add_servers_and_route(m, ctx->engine);
 	if (!rc)
 		rc = sy_engine_start(m->eng);
 	if (!rc)
@@ -262,14 +269,16 @@ static int send_single(const struct multi_engine *m, uint64_t n,
 			multi_error(m, "sy_msg_alloc", -ENOMEM);
 			return -ENOMEM;
 		}
-		while ((rc = sy_send(m->eng, m->route, msg)) == -EAGAIN) {
+		while (bench_send_retryable(rc = sy_send(m->eng, m->route,
+							 msg))) {
 			rc = backoff_wait(b);
 			if (rc < 0)
 				break;
 		}
 		if (rc < 0) {
 			if (rc == -ETIMEDOUT)
-				stall_error(m, "sy_send kept returning -EAGAIN");
+				stall_error(m, "sy_send kept returning -EAGAIN "
+					    "or -ENOBUFS");
 			else
 				multi_error(m, "sy_send", rc);
 			sy_msg_free(msg);
@@ -286,7 +295,8 @@ static int send_burst_retry(const struct multi_engine *m, sy_msg **msgs,
 	int k = bench_send_burst(m->eng, m->route, msgs, n, b);
 
 	if (k == -ETIMEDOUT)
-		stall_error(m, "sy_send_burst kept returning -EAGAIN");
+		stall_error(m, "sy_send_burst kept returning -EAGAIN or "
+			    "-ENOBUFS");
 	else if (k < 0)
 		multi_error(m, "sy_send_burst", k);
 	return k;

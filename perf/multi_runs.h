@@ -9,7 +9,8 @@
  * and worker j of the first min(P, W) pairs take slots 2j and 2j + 1, the
  * producers left over the next slots, then the workers left over; slot s
  * is the (s mod n)-th of the n allowed CPUs. The engine places worker i on
- * the i-th CPU of the set of worker CPUs. More threads than CPUs is allowed:
+ * the i-th CPU of the set of worker CPUs. The engine, its servers and its
+ * route take the settings of ctx->engine (engine_config.h). More threads than CPUs is allowed:
  * waiters then yield at once instead of spinning, so that every run ends.
  *
  * Every function is called from the control thread and blocks; a failure
@@ -43,7 +44,8 @@ struct multi_engine {
 
 /**
  * Create and start @p m: @p workers workers placed as described above for
- * ctx->producers producers, the servers and the route; @p allocator (NULL:
+ * ctx->producers producers, the servers and the route, configured by
+ * ctx->engine; @p allocator (NULL:
  * the engine's own) feeds the engine's pools. Sets m->variant to @p variant.
  * @return 0; a negative errno.
  */
@@ -68,7 +70,8 @@ int multi_engine_await(const struct multi_engine *m, uint64_t target,
 /**
  * Send @p n messages of @p payload bytes through the route of @p m, in
  * bursts of @p burst with sy_send_burst(), or alone with sy_send() when
- * @p burst is 0; retry while a ring is full. The calling (attached) thread.
+ * @p burst is 0; retry while a ring is full or past the backpressure
+ * threshold. The calling (attached) thread.
  * @return 0; a negative errno.
  */
 int multi_send(const struct multi_engine *m, uint64_t n, unsigned payload,

@@ -72,7 +72,8 @@ static int take_replies(struct open_run *run, sy_msg **msgs, int k,
 
 /*
  * Send every request that is due (and allowed by the bound on outstanding
- * requests). A full ring ends the round: the request is sent later, late.
+ * requests). A full or congested ring ends the round: the request is sent
+ * later, late.
  */
 static int send_due(struct open_run *run, uint64_t now, uint64_t *sent,
 		    uint64_t received, sy_msg **spare)
@@ -89,7 +90,7 @@ static int send_due(struct open_run *run, uint64_t now, uint64_t *sent,
 		}
 		sy_msg_set_tag(*spare, *sent);
 		rc = sy_request(run->eng, run->route, *spare);
-		if (rc == -EAGAIN)
+		if (bench_send_retryable(rc))
 			return 0;
 		if (rc < 0) {
 			open_error("sy_request", rc);
@@ -157,9 +158,12 @@ static int echo(sy_engine *eng, sy_msg *msg, void *arg)
 	return sy_reply(msg, msg);
 }
 
+/* One worker, one echo server and a direct route, configured by ctx->engine. */
 static int open_engine(const struct bench_ctx *ctx, struct open_run *run)
 {
-	struct sy_server_opts sopts = { .worker = 0 };
+	struct sy_server_opts sopts = {
+		.worker = 0, .breaker = engine_config_breaker(ctx->engine),
+	};
 	struct sy_route_opts ropts = { .policy = "direct", .n_servers = 1 };
 	struct sy_config cfg;
 	uint32_t server;
@@ -175,6 +179,7 @@ static int open_engine(const struct bench_ctx *ctx, struct open_run *run)
 	cfg.idle = SY_IDLE_DEFAULT;
 	if (!getenv("SY_IDLE") && ctx->producer_cpu != ctx->consumer_cpu)
 		cfg.idle = SY_IDLE_SPIN;
+	engine_config_apply(ctx->engine, &cfg);
 	rc = sy_engine_create(&cfg, &run->eng);
 	if (rc < 0) {
 		open_error("sy_engine_create", rc);
@@ -186,6 +191,7 @@ static int open_engine(const struct bench_ctx *ctx, struct open_run *run)
 		goto out_destroy;
 	}
 	ropts.servers = &server;
+	engine_config_route(ctx->engine, &ropts);
 	rc = sy_route_add(run->eng, "bench", &ropts, &run->route);
 	if (rc < 0) {
 		open_error("sy_route_add", rc);
@@ -274,6 +280,7 @@ int scenario_open_loop(const struct bench_ctx *ctx, double fraction,
 		fprintf(stderr, "\r\033[K");
 	row = report_add_row(rep, "latency", "engine-open-loop");
 	row->policy = "direct";
+	row->engine = ctx->engine;
 	row->producers = 1;
 	row->workers = 1;
 	row->messages = n;

@@ -1,8 +1,10 @@
 /*
  * Charts with gnuplot: a bar chart of the throughput rows (median, with
  * min and max as error bars), the latency percentiles of every latency row
- * on a log scale, and, when scaling rows exist, throughput against threads
- * (producers + workers), one line per variant.
+ * on a log scale, when scaling rows exist, throughput against threads
+ * (producers + workers), one line per variant, and, when overhead rows
+ * exist, each configuration's ratio to bare with the spread of its per-run
+ * ratios and the targets as lines.
  */
 #include "plot.h"
 
@@ -16,6 +18,10 @@
 #include <unistd.h>
 
 #define SCRIPT "sy-bench.gp"
+
+/* The charts, in the order of the counts of write_data(). */
+enum chart { CHART_THROUGHPUT, CHART_LATENCY, CHART_SCALING, CHART_OVERHEAD,
+	     CHARTS };
 
 /* Whether an executable gnuplot is in a directory of PATH. */
 static bool gnuplot_on_path(void)
@@ -73,16 +79,66 @@ static bool in_scaling_chart(const struct report_row *row)
 	return row->has_rate && !strcmp(row->scenario, "scaling");
 }
 
-/* The data files. @p counts: rows of each chart (throughput, latency, scaling). */
+/* Overhead rows with a ratio (every configuration but bare). */
+static bool in_overhead_chart(const struct report_row *row)
+{
+	return row->paired_vs && !strcmp(row->scenario, "overhead");
+}
+
+/* overhead.dat: variant, ratio of medians, per-run min and max, target. */
+static int write_overhead(const struct report *rep, const char *dir)
+{
+	FILE *f = open_in(dir, "overhead.dat");
+	double ratio;
+
+	if (!f)
+		return -errno;
+	fprintf(f, "# variant  ratio_vs_bare  runs_min  runs_max  target "
+		"(0: none)\n");
+	for (unsigned i = 0; i < rep->n_rows; i++) {
+		const struct report_row *row = &rep->rows[i];
+
+		if (in_overhead_chart(row) &&
+		    report_ratio_of(row, row->paired_vs, &ratio))
+			fprintf(f, "\"%s\" %.4f %.4f %.4f %.2f\n", row->variant,
+				ratio, row->paired.min, row->paired.max,
+				row->target);
+	}
+	return close_checked(f, dir, "overhead.dat");
+}
+
+/* scaling.dat: variant, threads, producers, workers, median, min, max. */
+static int write_scaling(const struct report *rep, const char *dir)
+{
+	FILE *f = open_in(dir, "scaling.dat");
+
+	if (!f)
+		return -errno;
+	fprintf(f, "# variant  threads  producers  workers  median  min  max"
+		"  (M msg/s)\n");
+	for (unsigned i = 0; i < rep->n_rows; i++) {
+		const struct report_row *row = &rep->rows[i];
+
+		if (in_scaling_chart(row))
+			fprintf(f, "\"%s\" %u %u %u %.4f %.4f %.4f\n",
+				row->variant, row->producers + row->workers,
+				row->producers, row->workers,
+				row->rate.median / 1e6, row->rate.min / 1e6,
+				row->rate.max / 1e6);
+	}
+	return close_checked(f, dir, "scaling.dat");
+}
+
+/* The data files. @p counts: rows of each chart (enum chart). */
 static int write_data(const struct report *rep, const char *dir,
-		      unsigned counts[3])
+		      unsigned counts[CHARTS])
 {
 	static const char *const pct[] = { "p50", "p90", "p99", "p99.9",
 					   "max" };
 	FILE *f;
 	int rc;
 
-	memset(counts, 0, 3 * sizeof(*counts));
+	memset(counts, 0, CHARTS * sizeof(*counts));
 	f = open_in(dir, "throughput.dat");
 	if (!f)
 		return -errno;
@@ -96,7 +152,7 @@ static int write_data(const struct report *rep, const char *dir,
 		fprintf(f, "\"%s\" %.4f %.4f %.4f\n", row->variant,
 			row->rate.median / 1e6, row->rate.min / 1e6,
 			row->rate.max / 1e6);
-		counts[0]++;
+		counts[CHART_THROUGHPUT]++;
 	}
 	rc = close_checked(f, dir, "throughput.dat");
 	if (rc < 0)
@@ -109,7 +165,7 @@ static int write_data(const struct report *rep, const char *dir,
 	for (unsigned i = 0; i < rep->n_rows; i++) {
 		if (rep->rows[i].has_latency) {
 			fprintf(f, " \"%s\"", rep->rows[i].variant);
-			counts[1]++;
+			counts[CHART_LATENCY]++;
 		}
 	}
 	fputc('\n', f);
@@ -129,26 +185,15 @@ static int write_data(const struct report *rep, const char *dir,
 	if (rc < 0)
 		return rc;
 
-	for (unsigned i = 0; i < rep->n_rows; i++)
-		counts[2] += in_scaling_chart(&rep->rows[i]);
-	if (!counts[2])
-		return 0;
-	f = open_in(dir, "scaling.dat");
-	if (!f)
-		return -errno;
-	fprintf(f, "# variant  threads  producers  workers  median  min  max"
-		"  (M msg/s)\n");
 	for (unsigned i = 0; i < rep->n_rows; i++) {
-		const struct report_row *row = &rep->rows[i];
-
-		if (in_scaling_chart(row))
-			fprintf(f, "\"%s\" %u %u %u %.4f %.4f %.4f\n",
-				row->variant, row->producers + row->workers,
-				row->producers, row->workers,
-				row->rate.median / 1e6, row->rate.min / 1e6,
-				row->rate.max / 1e6);
+		counts[CHART_SCALING] += in_scaling_chart(&rep->rows[i]);
+		counts[CHART_OVERHEAD] += in_overhead_chart(&rep->rows[i]);
 	}
-	return close_checked(f, dir, "scaling.dat");
+	if (counts[CHART_SCALING])
+		rc = write_scaling(rep, dir);
+	if (!rc && counts[CHART_OVERHEAD])
+		rc = write_overhead(rep, dir);
+	return rc;
 }
 
 /* Whether @p variant appears in a scaling row before row @p before. */
@@ -174,7 +219,7 @@ static unsigned first_runs(const struct report *rep)
 }
 
 static int write_script(const struct report *rep, const char *dir,
-			const unsigned counts[3])
+			const unsigned counts[CHARTS])
 {
 	FILE *f = open_in(dir, SCRIPT);
 	bool first = true;
@@ -185,7 +230,7 @@ static int write_script(const struct report *rep, const char *dir,
 		"set terminal pngcairo size 1000,600 noenhanced\n"
 		"set grid ytics\n"
 		"set key top right\n");
-	if (counts[0])
+	if (counts[CHART_THROUGHPUT])
 		fprintf(f, "\nset output 'throughput.png'\n"
 			"set title 'throughput: median of %u runs, bars: min "
 			"to max (producer CPU %d, consumer CPU %d)'\n"
@@ -201,8 +246,8 @@ static int write_script(const struct report *rep, const char *dir,
 			"pt 0 title 'min / max'\n"
 			"unset xrange\nset xtics norotate\n",
 			first_runs(rep), rep->producer_cpu,
-			rep->consumer_cpu, counts[0] - 1);
-	if (counts[1])
+			rep->consumer_cpu, counts[CHART_THROUGHPUT] - 1);
+	if (counts[CHART_LATENCY])
 		fprintf(f, "\nset output 'latency.png'\n"
 			"set title 'round-trip latency percentiles (median "
 			"over runs; max: largest)'\n"
@@ -212,8 +257,9 @@ static int write_script(const struct report *rep, const char *dir,
 			"set key below\n"
 			"set offsets 0.2, 0.2, 0, 0\n"
 			"plot for [i=2:%u] 'latency.dat' using i:xtic(1) "
-			"title columnheader(i) lw 2\n", counts[1] + 1);
-	if (counts[2]) {
+			"title columnheader(i) lw 2\n",
+			counts[CHART_LATENCY] + 1);
+	if (counts[CHART_SCALING]) {
 		fprintf(f, "\nset output 'scaling.png'\n"
 			"set title 'throughput against threads (producers + "
 			"workers), bars: min to max'\n"
@@ -238,6 +284,28 @@ static int write_script(const struct report *rep, const char *dir,
 		}
 		fputc('\n', f);
 	}
+	if (counts[CHART_OVERHEAD])
+		fprintf(f, "\nset output 'overhead.png'\n"
+			"set title 'overhead: median rate / bare median, same "
+			"send call; bars: per-run ratios, min to max'\n"
+			"unset xlabel\n"
+			"set ylabel 'ratio to bare'\n"
+			"unset logscale\n"
+			"unset offsets\n"
+			"set style fill solid 0.5\n"
+			"set boxwidth 0.6\n"
+			"set xtics rotate by -30\n"
+			"set xrange [-0.7:%u.7]\n"
+			"set yrange [0:*]\n"
+			"set key outside right top\n"
+			"plot 'overhead.dat' using 0:2:xtic(1) with boxes "
+			"title 'vs bare', \\\n"
+			"     '' using 0:2:3:4 with yerrorbars lc rgb 'black' "
+			"pt 0 title 'runs: min / max', \\\n"
+			"     '' using 0:($5 > 0 ? $5 : NaN) with points pt 9 "
+			"ps 1.5 lc rgb 'red' title 'target', \\\n"
+			"     1 with lines lc rgb 'gray' title 'bare'\n",
+			counts[CHART_OVERHEAD] - 1);
 	return close_checked(f, dir, SCRIPT);
 }
 
@@ -269,7 +337,7 @@ static int run_gnuplot(const char *dir)
 
 int plot_report(const struct report *rep, const char *dir, FILE *out)
 {
-	unsigned counts[3];
+	unsigned counts[CHARTS];
 	int rc;
 
 	if (!gnuplot_on_path()) {
@@ -289,9 +357,11 @@ int plot_report(const struct report *rep, const char *dir, FILE *out)
 		rc = run_gnuplot(dir);
 	if (rc < 0)
 		return rc;
-	fprintf(out, "\nplot: in %s:%s%s%s (data files and %s beside "
-		"them)\n", dir, counts[0] ? " throughput.png" : "",
-		counts[1] ? " latency.png" : "",
-		counts[2] ? " scaling.png" : "", SCRIPT);
+	fprintf(out, "\nplot: in %s:%s%s%s%s (data files and %s beside "
+		"them)\n", dir,
+		counts[CHART_THROUGHPUT] ? " throughput.png" : "",
+		counts[CHART_LATENCY] ? " latency.png" : "",
+		counts[CHART_SCALING] ? " scaling.png" : "",
+		counts[CHART_OVERHEAD] ? " overhead.png" : "", SCRIPT);
 	return 0;
 }

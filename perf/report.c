@@ -119,8 +119,7 @@ static unsigned baselines_of(const struct report *rep, const char *scenario,
 	return n;
 }
 
-/* The ratio of @p row to @p baseline; false if it has none. */
-static bool ratio_of(const struct report_row *row, const char *baseline,
+bool report_ratio_of(const struct report_row *row, const char *baseline,
 		     double *value)
 {
 	for (unsigned r = 0; r < row->n_ratios; r++) {
@@ -130,6 +129,14 @@ static bool ratio_of(const struct report_row *row, const char *baseline,
 		}
 	}
 	return false;
+}
+
+bool report_target_met(const struct report_row *row)
+{
+	double v;
+
+	return row->target > 0 && row->paired_vs &&
+	       report_ratio_of(row, row->paired_vs, &v) && v >= row->target;
 }
 
 /* ------------------------------------------------------------------ */
@@ -144,6 +151,11 @@ struct columns {
 	bool rate_spread; /* min and max beside the median */
 	bool instructions;
 	const char *extra_vs; /* extra instructions relative to this variant */
+	const char *extra_label; /* its column: "extra/pick", "extra/msg" */
+	bool paired;          /* the spread of per-run ratios */
+	bool target;          /* the least acceptable ratio, and whether met */
+	/* the configuration of every engine row, NULL if none or mixed */
+	const struct engine_config *engine;
 	bool threads;         /* producers x workers */
 	bool scaling;         /* speedup and efficiency */
 	bool memory;          /* RSS, allocator calls, pool */
@@ -154,6 +166,8 @@ struct columns {
 static void section_columns(const struct report *rep, const char *scenario,
 			    struct columns *c)
 {
+	bool mixed = false;
+
 	memset(c, 0, sizeof(*c));
 	c->variant_width = VARIANT_WIDTH;
 	for (unsigned i = 0; i < rep->n_rows; i++) {
@@ -173,7 +187,18 @@ static void section_columns(const struct report *rep, const char *scenario,
 			      row->has_scaling;
 		c->scaling |= row->has_scaling;
 		c->memory |= row->has_memory;
+		c->paired |= row->paired_vs != NULL;
+		c->target |= row->target > 0;
+		if (row->engine && c->engine && row->engine != c->engine)
+			mixed = true;
+		else if (row->engine)
+			c->engine = row->engine;
 	}
+	if (mixed)
+		c->engine = NULL;
+	/* A policy's extra is per pick; a configuration's per message. */
+	c->extra_label = strcmp(scenario, "policies") ? "extra/msg"
+						      : "extra/pick";
 	c->rate_spread = c->rate && !c->latency;
 	c->n_baselines = baselines_of(rep, scenario, c->baselines);
 }
@@ -186,9 +211,17 @@ static int ratio_width(const char *baseline)
 	return 3 + (len < 8 ? 8 : len);
 }
 
+/*
+ * The width of the column "runs": per-run ratios, "0.912-0.987". The
+ * target, the last column, needs no width.
+ */
+#define PAIRED_WIDTH 13
+
 static void print_header(const struct report_row *first,
 			 const struct columns *c, FILE *out)
 {
+	char engine[160];
+
 	fprintf(out, "\n%s", first->scenario);
 	if (first->has_rate && first->messages)
 		fprintf(out, ": %" PRIu64 " %s per run", first->messages,
@@ -200,10 +233,14 @@ static void print_header(const struct report_row *first,
 			" messages", c->rate ? "\ninstr/msg:" : ":",
 			first->instructions_messages);
 	if (c->extra_vs)
-		fprintf(out, "; extra/pick: instr/msg minus %s's",
+		fprintf(out, "; %s: instr/msg minus %s's", c->extra_label,
 			c->extra_vs);
 	if (first->detail)
 		fprintf(out, "\n%s", first->detail);
+	if (c->engine) {
+		engine_config_describe(c->engine, engine, sizeof(engine));
+		fprintf(out, "\nengine: %s", engine);
+	}
 	fprintf(out, "\n%-*s", c->variant_width, "variant");
 	if (c->threads)
 		fprintf(out, " %7s", "PxW");
@@ -223,10 +260,14 @@ static void print_header(const struct report_row *first,
 	if (c->instructions)
 		fprintf(out, " %12s", "instr/msg");
 	if (c->extra_vs)
-		fprintf(out, " %11s", "extra/pick");
+		fprintf(out, " %11s", c->extra_label);
 	for (unsigned b = 0; b < c->n_baselines; b++)
 		fprintf(out, "  vs %-*s", ratio_width(c->baselines[b]) - 3,
 			c->baselines[b]);
+	if (c->paired)
+		fprintf(out, "  %-*s  %6s", PAIRED_WIDTH, "runs", "best");
+	if (c->target)
+		fprintf(out, "  target");
 	fputc('\n', out);
 }
 
@@ -241,6 +282,7 @@ static void print_threads(const struct report_row *row, FILE *out)
 static void print_row(const struct report_row *row, const struct columns *c,
 		      FILE *out)
 {
+	char cell[32];
 	int blank = 0;
 	double v;
 
@@ -285,14 +327,26 @@ static void print_row(const struct report_row *row, const struct columns *c,
 		fprintf(out, " %+11.1f", row->extra_instructions);
 	else if (c->extra_vs)
 		fprintf(out, " %11s", "-");
-	/* Blank ratio cells are written only when a ratio follows them. */
+	/* Blank cells are written only when a value follows them. */
 	for (unsigned b = 0; b < c->n_baselines; b++) {
 		blank += 2 + ratio_width(c->baselines[b]);
-		if (!ratio_of(row, c->baselines[b], &v))
+		if (!report_ratio_of(row, c->baselines[b], &v))
 			continue;
 		fprintf(out, "%*.3f", blank, v);
 		blank = 0;
 	}
+	if (c->paired && row->paired_vs) {
+		snprintf(cell, sizeof(cell), "%.3f-%.3f", row->paired.min,
+			 row->paired.max);
+		fprintf(out, "%*s%-*s  %6.3f", blank + 2, "", PAIRED_WIDTH,
+			cell, row->best_ratio);
+		blank = 0;
+	} else if (c->paired) {
+		blank += 2 + PAIRED_WIDTH + 2 + 6;
+	}
+	if (c->target && row->target > 0)
+		fprintf(out, "%*s>= %.2f %s", blank + 2, "", row->target,
+			report_target_met(row) ? "ok" : "MISSED");
 	fputc('\n', out);
 }
 
@@ -364,6 +418,16 @@ static void json_memory(const struct report_memory *m, FILE *out)
 		m->pool_slabs);
 }
 
+static void json_engine(const struct engine_config *e, FILE *out)
+{
+	fprintf(out, ",\n   \"engine\":{\"config\":");
+	json_string(e->name, out);
+	fprintf(out, ",\"metrics\":%s,\"latency_sample\":%u,\"breaker\":%s,"
+		"\"backpressure\":\"%s\"}", e->metrics == -1 ? "false" : "true",
+		e->latency_sample, e->breaker ? "true" : "false",
+		engine_config_bp_name(e->backpressure));
+}
+
 static void json_row(const struct report_row *row, FILE *out)
 {
 	fprintf(out, "{\"scenario\":");
@@ -376,6 +440,8 @@ static void json_row(const struct report_row *row, FILE *out)
 	}
 	fprintf(out, ",\"producers\":%u,\"workers\":%u", row->producers,
 		row->workers);
+	if (row->engine)
+		json_engine(row->engine, out);
 	if (row->messages)
 		fprintf(out, ",\"messages\":%" PRIu64, row->messages);
 	if (row->has_rate)
@@ -411,6 +477,19 @@ static void json_row(const struct report_row *row, FILE *out)
 		}
 		fputc('}', out);
 	}
+	if (row->paired_vs) {
+		fprintf(out, ",\n   \"paired_ratio\":{\"vs\":");
+		json_string(row->paired_vs, out);
+		fprintf(out, ",\"median\":%.4f,\"min\":%.4f,\"max\":%.4f}",
+			row->paired.median, row->paired.min, row->paired.max);
+		fprintf(out, ",\"best_ratio_vs\":{");
+		json_string(row->paired_vs, out);
+		fprintf(out, ":%.4f}", row->best_ratio);
+	}
+	if (row->target > 0)
+		fprintf(out, ",\n   \"target\":{\"ratio_vs\":\"%s\","
+			"\"min\":%.2f,\"met\":%s}", ENGINE_CONFIG_BASELINE,
+			row->target, report_target_met(row) ? "true" : "false");
 	if (row->has_scaling)
 		fprintf(out, ",\n   \"speedup\":%.4f,\"efficiency\":%.4f",
 			row->speedup, row->efficiency);
@@ -456,6 +535,28 @@ int report_write_json(const struct report *rep, FILE *out)
 /* CSV                                                                */
 /* ------------------------------------------------------------------ */
 
+/* The columns from config to target_met. */
+static void csv_overhead(const struct report_row *row, FILE *out)
+{
+	const struct engine_config *e = row->engine;
+
+	if (e)
+		fprintf(out, ",%s,%d,%u,%d,%s", e->name, e->metrics != -1,
+			e->latency_sample, e->breaker,
+			engine_config_bp_name(e->backpressure));
+	else
+		fprintf(out, ",,,,,");
+	if (row->paired_vs)
+		fprintf(out, ",%.4f,%.4f,%.4f,%.4f", row->paired.median,
+			row->paired.min, row->paired.max, row->best_ratio);
+	else
+		fprintf(out, ",,,,");
+	if (row->target > 0)
+		fprintf(out, ",%.2f,%d", row->target, report_target_met(row));
+	else
+		fprintf(out, ",,");
+}
+
 int report_write_csv(const struct report *rep, FILE *out)
 {
 	const char *baselines[MAX_BASELINES];
@@ -468,7 +569,9 @@ int report_write_csv(const struct report *rep, FILE *out)
 		"probe_rtt_before_ns,probe_rtt_after_ns,policy,"
 		"extra_instructions,extra_instructions_vs,speedup,efficiency,"
 		"rss_before_kib,rss_after_kib,growth_kib_per_million,"
-		"allocs_per_msg,pool_bytes");
+		"allocs_per_msg,pool_bytes,config,metrics,latency_sample,"
+		"breaker,backpressure,paired_ratio_median,paired_ratio_min,"
+		"paired_ratio_max,best_ratio,target_ratio,target_met");
 	for (unsigned b = 0; b < n_baselines; b++)
 		fprintf(out, ",ratio_vs_%s", baselines[b]);
 	fputc('\n', out);
@@ -521,8 +624,9 @@ int report_write_csv(const struct report *rep, FILE *out)
 				row->memory.pool_bytes);
 		else
 			fprintf(out, ",,,,,");
+		csv_overhead(row, out);
 		for (unsigned b = 0; b < n_baselines; b++) {
-			if (ratio_of(row, baselines[b], &v))
+			if (report_ratio_of(row, baselines[b], &v))
 				fprintf(out, ",%.4f", v);
 			else
 				fputc(',', out);

@@ -10,12 +10,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "engine_config.h"
 #include "stats.h"
 
-#define REPORT_MAX_ROWS 32
+#define REPORT_MAX_ROWS 64
 #define REPORT_MAX_RATIOS 6
-#define REPORT_MAX_NOTES 12
-#define REPORT_NOTE_LEN 160
+#define REPORT_MAX_NOTES 16
+#define REPORT_NOTE_LEN 256
 
 /** A variant's median rate divided by a baseline's, measured in one run. */
 struct report_ratio {
@@ -42,6 +43,8 @@ struct report_row {
 	const char *scenario;
 	const char *variant;
 	const char *policy;       /* the route's policy on engine rows, else NULL */
+	/* engine rows: the configuration the engine ran with, else NULL */
+	const struct engine_config *engine;
 	const char *detail;       /* a line under the section's title (first row) */
 	unsigned producers;
 	unsigned workers;         /* consuming threads: the engine's workers */
@@ -61,6 +64,16 @@ struct report_row {
 	double rate_fraction;
 	unsigned n_ratios;
 	struct report_ratio ratios[REPORT_MAX_RATIOS];
+	/*
+	 * overhead rows: each run's rate over the baseline's in the same
+	 * round (paired_vs), summarized; the best run's rate over the
+	 * baseline's best; and the least acceptable ratio of medians to it
+	 * (0: no target)
+	 */
+	const char *paired_vs;
+	struct stats_summary paired;
+	double best_ratio;
+	double target;
 	/* scaling rows: median rate / that of k = 1, and speedup / k */
 	bool has_scaling;
 	double speedup;
@@ -96,6 +109,16 @@ struct report_row *report_add_row(struct report *rep, const char *scenario,
 /** Add a ratio to @p row. */
 void report_add_ratio(struct report_row *row, const char *baseline,
 		      double value);
+
+/** The ratio of @p row to @p baseline; false if it has none. Any thread. */
+bool report_ratio_of(const struct report_row *row, const char *baseline,
+		     double *value);
+
+/**
+ * Whether @p row has a target and its ratio to the baseline of its paired
+ * ratios reaches it. Any thread.
+ */
+bool report_target_met(const struct report_row *row);
 
 /** Add a line to print after the table and to write in JSON's "notes". */
 void report_add_note(struct report *rep, const char *fmt, ...)

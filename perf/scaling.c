@@ -72,6 +72,7 @@ int scenario_scaling(const struct bench_ctx *ctx, struct report *rep)
 	for (unsigned s = 0; s < ns; s++) {
 		rows[s] = report_add_row(rep, "scaling", SCALING_VARIANT);
 		rows[s]->policy = MULTI_POLICY;
+		rows[s]->engine = ctx->engine;
 		rows[s]->producers = rows[s]->workers = ks[s];
 		rows[s]->messages = ctx->messages * ks[s];
 		rows[s]->has_rate = true;

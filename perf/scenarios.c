@@ -52,6 +52,7 @@ static void engine_row(const struct bench_ctx *ctx, struct report_row *row)
 	row->workers = ctx->workers;
 	row->policy = ctx->producers == 1 && ctx->workers == 1 ? ctx->policy
 							       : MULTI_POLICY;
+	row->engine = ctx->engine;
 }
 
 struct latency_variant {
@@ -197,8 +198,10 @@ int scenario_latency(const struct bench_ctx *ctx, struct report *rep)
 	for (unsigned v = 0; v < nv; v++) {
 		rows[v] = add_row(rep, "latency", latency_variants[v].name, n,
 				  &rates[v * ctx->runs], ctx->runs);
-		if (latency_variants[v].engine)
+		if (latency_variants[v].engine) {
 			rows[v]->policy = "direct";
+			rows[v]->engine = ctx->engine;
+		}
 		rows[v]->has_latency = true;
 		stats_latency_median(&lat[v * ctx->runs], ctx->runs,
 				     &rows[v]->latency);
@@ -285,6 +288,7 @@ int scenario_policies(const struct bench_ctx *ctx, struct report *rep)
 		rows[p] = add_row(rep, "policies", names[p], ctx->messages,
 				  &rates[p * ctx->runs], ctx->runs);
 		rows[p]->policy = names[p];
+		rows[p]->engine = ctx->engine;
 		if (!strcmp(names[p], ENGINE_BASELINE_POLICY))
 			base = rows[p];
 	}
