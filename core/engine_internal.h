@@ -84,7 +84,7 @@ struct sy_msg {
 	uint16_t reply_slot;       /* requester's slot */
 	uint16_t reply_gen;        /* requester's slot generation (low bits) */
 	uint32_t call_seq : 24;    /* sy_call() sequence (wraps) */
-	uint32_t attempts : 8;     /* handler runs so far */
+	uint32_t attempts : 8;     /* handler runs that failed so far */
 	uint32_t route_id;         /* route it was sent through */
 	uint16_t pick;             /* index of server in that route */
 	uint8_t klass;

@@ -340,7 +340,11 @@ SY_API uint64_t sy_msg_deadline(const sy_msg *msg)
 
 SY_API unsigned sy_msg_attempts(const sy_msg *msg)
 {
-	return msg->attempts;
+	struct sy__worker *w = sy__worker_self();
+
+	/* msg->attempts counts the runs that failed; the run under way is
+	 * one more. */
+	return msg->attempts + (w && w->current == msg);
 }
 
 SY_API void *sy_msg_data(sy_msg *msg)

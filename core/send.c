@@ -84,7 +84,8 @@ static int reject_at(struct sy__slot *s, int err, uint64_t n, uint32_t route,
 	return reject(s, err, n, route);
 }
 
-/* Count a message sent to @p server through @p route. */
+/* Count a message sent to @p server through @p route. (The collector sums
+ * a shard's routes for its transport's count.) */
 static inline void count_sent(struct sy__slot *s, uint32_t route,
 			      uint32_t server)
 {
@@ -92,7 +93,21 @@ static inline void count_sent(struct sy__slot *s, uint32_t route,
 
 	sy__sc_add(&sh->server[server], SY_SC_SENT, 1);
 	sy__sc_add(&sh->route[route], SY_SC_SENT, 1);
-	sy__sc_add(&sh->transport[transport_of(s)], SY_SC_SENT, 1);
+}
+
+/* Count msgs[i] sent to sid[i] through @p route, i < n: the route once,
+ * the servers once per run of one server. */
+static void count_sent_burst(struct sy__slot *s, uint32_t route,
+			     const uint32_t *sid, unsigned n)
+{
+	struct sy__shard *sh = s->shard;
+
+	sy__sc_add(&sh->route[route], SY_SC_SENT, n);
+	for (unsigned i = 0, k; i < n; i += k) {
+		for (k = 1; i + k < n && sid[i + k] == sid[i]; k++)
+			;
+		sy__sc_add(&sh->server[sid[i]], SY_SC_SENT, k);
+	}
 }
 
 /*
@@ -625,8 +640,7 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 			return err;
 		}
 		if (s->shard)
-			for (unsigned i = 0; i < n; i++)
-				count_sent(s, route, sid[i]);
+			count_sent_burst(s, route, sid, n);
 		sy__read_unlock();
 		wake_worker(eng, worker_of[0]);
 		return (int)n;

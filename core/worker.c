@@ -47,6 +47,9 @@ struct drain {
 	struct sy__server *handled_srv;/* in-flight count not yet given back: */
 	int64_t handled;               /* this many runs of handled_srv */
 	unsigned runs;                 /* handler runs */
+	uint64_t run_key;              /* runs not yet counted, of one */
+	uint32_t m_server, m_route;    /* server and route: */
+	uint32_t ok, failed, first;
 };
 
 /* Give back the in-flight count of the runs handled so far. */
@@ -91,19 +94,65 @@ static __attribute__((noinline)) void expire(struct sy__worker *w,
 }
 
 /*
+ * Count the handler runs gathered in @p d: the first runs in the route's
+ * retry budget, the results in the worker's metrics shard.
+ */
+static void runs_flush(struct sy__worker *w, struct drain *d)
+{
+	struct sy__shard *sh = w->slot->shard;
+
+	if (d->first) {
+		w->budget[d->m_route].runs += d->first;
+		d->first = 0;
+	}
+	if (sh && d->ok) {
+		sy__sc_add(&sh->server[d->m_server], SY_SC_DELIVERED, d->ok);
+		sy__sc_add(&sh->route[d->m_route], SY_SC_DELIVERED, d->ok);
+	}
+	if (sh && d->failed) {
+		sy__sc_add(&sh->server[d->m_server], SY_SC_FAILED, d->failed);
+		sy__sc_add(&sh->route[d->m_route], SY_SC_FAILED, d->failed);
+	}
+	d->ok = d->failed = 0;
+}
+
+/* Gather a handler run while its server and route repeat. */
+static inline void count_run(struct sy__worker *w, struct drain *d,
+			     uint32_t server, uint32_t route, int rc,
+			     bool first)
+{
+	uint64_t key = (uint64_t)route << 32 | server;
+
+	if (d->run_key != key) {
+		runs_flush(w, d);
+		d->run_key = key;
+		d->m_server = server;
+		d->m_route = route;
+	}
+	d->first += first;
+	if (rc >= 0)
+		d->ok++;
+	else
+		d->failed++;
+}
+
+/*
  * The handler of @p m failed and left the message to the engine: retry it
  * if its route allows and the budget has room, else dead-letter it; if the
  * engine is stopping, a retry it would have had is dead-lettered as shutdown.
  */
 static __attribute__((noinline)) void failed(struct sy__worker *w,
 					     struct sy_msg *m,
-					     struct sy__server *srv)
+					     struct sy__server *srv,
+					     struct drain *d)
 {
 	struct sy_engine *eng = w->eng;
 	struct sy__route *r;
 	struct sy__budget *b = &w->budget[m->route_id];
 
+	runs_flush(w, d); /* the budget counts this run */
 	sy__count(&w->slot->counters, SY_C_HANDED_ON, 1);
+	m->attempts++;
 	m->last_server = srv->id;
 	/* Inside the pass's read-side section; pairs with R1 in registry.c. */
 	r = atomic_load_explicit(&eng->routes[m->route_id], memory_order_acquire);
@@ -127,16 +176,6 @@ static __attribute__((noinline)) void failed(struct sy__worker *w,
 		sy__sc_add(&w->slot->shard->server[srv->id], SY_SC_RETRIED, 1);
 	}
 	sy__retry_schedule(w, r, m);
-}
-
-/* Count a handler run in the worker's shard. */
-static inline void count_run(struct sy__shard *sh, uint32_t server,
-			     uint32_t route, int rc)
-{
-	enum sy__sc c = rc >= 0 ? SY_SC_DELIVERED : SY_SC_FAILED;
-
-	sy__sc_add(&sh->server[server], c, 1);
-	sy__sc_add(&sh->route[route], c, 1);
 }
 
 /* A latency sample starts its handler run: record how long it waited. */
@@ -193,22 +232,19 @@ static inline void handle(struct sy__worker *w, struct sy_msg *m,
 	if (sy__unlikely(flags & SY_MSG_OBSERVE))
 		t0 = d->clock ? d->clock : sy__now(w->eng);
 	d->clock = 0;
-	m->attempts++;
-	first = m->attempts == 1;
+	first = m->attempts == 0; /* failed runs so far */
 	w->current = m;
 	w->taken = false;
 	rc = srv->fn(w->eng, m, srv->ctx);
 	w->current = NULL;
 	d->runs++;
-	w->budget[route_id].runs += first;
 	if (sy__unlikely(srv->breaker != NULL))
 		sy__breaker_record(srv, rc >= 0);
-	if (w->slot->shard)
-		count_run(w->slot->shard, srv->id, route_id, rc);
+	count_run(w, d, srv->id, route_id, rc, first);
 	if (sy__unlikely(rc < 0)) {
 		sy__count(&w->slot->counters, SY_C_HANDLER_FAILED, 1);
 		if (!w->taken)
-			failed(w, m, srv);
+			failed(w, m, srv, d);
 	} else if (!w->taken) {
 		sy__release_batch_add(w->slot, &d->done, m);
 	}
@@ -240,38 +276,51 @@ static unsigned handle_burst(struct sy__worker *w, struct sy_msg *desc,
 
 #define SY_DEQUEUE_MAX 32
 
+/* Run the messages (and burst descriptors) in e[0..n). */
+static inline void handle_batch(struct sy__worker *w, void **e, unsigned n,
+				struct drain *d)
+{
+	uint8_t any = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		__builtin_prefetch(e[i]);
+	for (unsigned i = 0; i < n; i++)
+		any |= ((struct sy_msg *)e[i])->flags;
+	d->now = 0;
+	d->taken_ns = sy__unlikely(any & SY_MSG_TIMED) ? sy__now(w->eng) : 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct sy_msg *m = e[i];
+
+		if (m->flags & SY_MSG_BURST)
+			handle_burst(w, m, d);
+		else
+			handle(w, m, d);
+	}
+}
+
 __attribute__((noinline)) unsigned sy__worker_drain_ring(struct sy__worker *w,
 						   struct sy__ring *r)
 {
-	unsigned burst = w->eng->cfg.burst, taken = 0;
-	struct drain d = { .done.pool = NULL };
+	unsigned burst = w->eng->cfg.burst;
+	unsigned want = burst < SY_DEQUEUE_MAX ? burst : SY_DEQUEUE_MAX;
 	void *e[SY_DEQUEUE_MAX];
+	unsigned n = sy__ring_dequeue_burst_spsc(r, e, want), taken = 0;
+	struct drain d;
 
-	while (taken < burst) {
-		unsigned want = burst - taken < SY_DEQUEUE_MAX ?
-				burst - taken : SY_DEQUEUE_MAX;
-		unsigned n = sy__ring_dequeue_burst_spsc(r, e, want);
-		uint8_t any = 0;
-
-		for (unsigned i = 0; i < n; i++)
-			__builtin_prefetch(e[i]);
-		for (unsigned i = 0; i < n; i++)
-			any |= ((struct sy_msg *)e[i])->flags;
-		d.now = 0;
-		d.taken_ns = sy__unlikely(any & SY_MSG_TIMED) ? sy__now(w->eng) : 0;
-		for (unsigned i = 0; i < n; i++) {
-			struct sy_msg *m = e[i];
-
-			if (m->flags & SY_MSG_BURST)
-				handle_burst(w, m, &d);
-			else
-				handle(w, m, &d);
-		}
+	if (!n)
+		return 0; /* most rings of a pass are empty: nothing to set up */
+	d = (struct drain){ .done.pool = NULL, .run_key = UINT64_MAX };
+	for (;;) {
+		handle_batch(w, e, n, &d);
 		taken += n;
-		if (n < want)
+		if (n < want || taken >= burst)
 			break;
+		want = burst - taken < SY_DEQUEUE_MAX ? burst - taken :
+		       SY_DEQUEUE_MAX;
+		n = sy__ring_dequeue_burst_spsc(r, e, want);
 	}
 	drain_settle(&d);
+	runs_flush(w, &d);
 	sy__release_batch_flush(w->slot, &d.done);
 	if (d.runs)
 		sy__count(&w->slot->counters, SY_C_DELIVERED, d.runs);

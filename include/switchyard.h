@@ -465,7 +465,9 @@ SY_API void sy_msg_set_deadline(sy_msg *msg, uint64_t deadline_ns);
 /** The message's deadline, or 0. The owner only. */
 SY_API uint64_t sy_msg_deadline(const sy_msg *msg);
 
-/** Handler runs of this message so far: 1 in its first handler run. */
+/** In the message's handler: which run this is (1 for the first, 2 for
+ *  the first retry). Elsewhere: its handler runs that failed so far (a dead
+ *  letter's attempts). */
 SY_API unsigned sy_msg_attempts(const sy_msg *msg);
 
 /* ------------------------------------------------------------------ */

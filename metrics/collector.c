@@ -188,6 +188,26 @@ static void sctr_add(uint64_t (*into)[SY_SC_COUNT], const struct sy__sctr *c,
 }
 
 /*
+ * Add a shard's route counters into @p into; @return the messages it sent
+ * (its transport's `sent`: senders count each message per route and per
+ * server only, and a shard belongs to one kind of thread).
+ */
+static uint64_t routes_add(uint64_t (*into)[SY_SC_COUNT],
+			   const struct sy__sctr *c, unsigned n)
+{
+	uint64_t sent = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		for (unsigned f = 0; f < SY_SC_COUNT; f++)
+			into[i][f] += atomic_load_explicit(&c[i].v[f],
+							   memory_order_relaxed);
+		sent += atomic_load_explicit(&c[i].v[SY_SC_SENT],
+					     memory_order_relaxed);
+	}
+	return sent;
+}
+
+/*
  * The engine series: every route id's counters (removed routes included),
  * except `rejected`, which the producer and worker transports count for
  * every refused send, even one that named no route. Replies are not sends.
@@ -215,6 +235,7 @@ static void shards_merge(struct sy__metrics *m, struct raw *r)
 		struct sy__slot *s = &eng->slots[i];
 		struct sy__ring *out = sy__slot_out(s); /* S1 */
 		struct sy__shard *sh;
+		uint64_t sent;
 
 		if (!out)
 			continue;
@@ -224,8 +245,10 @@ static void shards_merge(struct sy__metrics *m, struct raw *r)
 		if (!sh)
 			continue;
 		sctr_add(r->server, sh->server, cfg->max_servers);
-		sctr_add(r->route, sh->route, cfg->max_routes);
+		sent = routes_add(r->route, sh->route, cfg->max_routes);
 		sctr_add(r->transport, sh->transport, SY_TRANSPORTS);
+		r->transport[s->is_worker ? SY_TRANSPORT_WORKER :
+			     SY_TRANSPORT_PRODUCER][SY_SC_SENT] += sent;
 		for (unsigned k = 0; k < SY_HIST_KINDS; k++)
 			sy__hist_merge(&r->hist[k], &sh->hist[k]);
 	}
