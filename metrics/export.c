@@ -789,30 +789,27 @@ static int format_prometheus(const sy_snapshot *snap, struct out *o)
 		putf(o, "} %d\n", s->healthy ? 1 : 0);
 	}
 
-	prom_family(o, "switchyard_queue_depth", "gauge",
-		    "Ring entries waiting in a worker's inbox at the snapshot (a burst is one).");
-	for (unsigned w = 0; w < nw; w++) {
-		if ((rc = sy_snapshot_queue(snap, w, &q)) < 0)
-			return rc;
-		putf(o, "switchyard_queue_depth{worker=\"%u\"} %" PRIu64 "\n",
-		     w, q.current);
-	}
-	prom_family(o, "switchyard_queue_depth_max", "gauge",
-		    "Highest inbox depth seen in the retained windows.");
-	for (unsigned w = 0; w < nw; w++) {
-		if ((rc = sy_snapshot_queue(snap, w, &q)) < 0)
-			return rc;
-		putf(o, "switchyard_queue_depth_max{worker=\"%u\"} %" PRIu64 "\n",
-		     w, q.max);
-	}
-	prom_family(o, "switchyard_queue_depth_trend", "gauge",
-		    "Least-squares slope of the inbox depth, messages per window.");
-	for (unsigned w = 0; w < nw; w++) {
-		if ((rc = sy_snapshot_queue(snap, w, &q)) < 0)
-			return rc;
-		putf(o, "switchyard_queue_depth_trend{worker=\"%u\"} ", w);
-		put_double(o, q.trend);
-		putc_(o, '\n');
+	for (unsigned f = 0; f < 3; f++) {
+		static const char *const family[3][2] = {
+			{ "switchyard_queue_depth",
+			  "Ring entries waiting in a worker's inbox at the snapshot (a burst is one)." },
+			{ "switchyard_queue_depth_max",
+			  "Highest inbox depth seen in the retained windows." },
+			{ "switchyard_queue_depth_trend",
+			  "Least-squares slope of the inbox depth, ring entries per window." },
+		};
+
+		prom_family(o, family[f][0], "gauge", family[f][1]);
+		for (unsigned w = 0; w < nw; w++) {
+			if ((rc = sy_snapshot_queue(snap, w, &q)) < 0)
+				return rc;
+			putf(o, "%s{worker=\"%u\"} ", family[f][0], w);
+			if (f == 2)
+				put_double(o, q.trend);
+			else
+				putf(o, "%" PRIu64, f == 0 ? q.current : q.max);
+			putc_(o, '\n');
+		}
 	}
 
 	for (unsigned k = 0; k < SY_HIST_KINDS; k++)
