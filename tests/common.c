@@ -4,7 +4,14 @@
 
 #include "tests/common.h"
 
-static uint64_t ms_now(void)
+uint64_t t_clock_now(void *ctx)
+{
+	struct t_clock *c = ctx;
+
+	return atomic_load(&c->ns);
+}
+
+uint64_t t_now_ms(void)
 {
 	struct timespec ts;
 
@@ -12,12 +19,42 @@ static uint64_t ms_now(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+void t_sleep_us(unsigned us)
+{
+	struct timespec ts = { .tv_sec = us / 1000000,
+			       .tv_nsec = (long)(us % 1000000) * 1000 };
+
+	nanosleep(&ts, NULL);
+}
+
+void t_gate_wait(_Atomic uint64_t *held, _Atomic uint64_t *released,
+		 unsigned max_ms)
+{
+	uint64_t k = atomic_fetch_add(held, 1);
+	uint64_t end = t_now_ms() + max_ms;
+
+	while (atomic_load(released) <= k && t_now_ms() < end)
+		t_sleep_us(20);
+}
+
+void t_config(struct sy_config *cfg, unsigned workers, struct t_clock *clock)
+{
+	sy_config_init(cfg);
+	cfg->workers = workers;
+	cfg->pin = SY_PIN_NONE;
+	cfg->idle = SY_IDLE_SLEEP;
+	if (clock) {
+		cfg->clock = t_clock_now;
+		cfg->clock_ctx = clock;
+	}
+}
+
 bool t_wait_u64(_Atomic uint64_t *v, uint64_t want, unsigned max_ms)
 {
-	uint64_t end = ms_now() + max_ms;
+	uint64_t end = t_now_ms() + max_ms;
 
 	while (atomic_load(v) < want) {
-		if (ms_now() > end)
+		if (t_now_ms() > end)
 			return false;
 		sched_yield();
 	}
@@ -26,10 +63,10 @@ bool t_wait_u64(_Atomic uint64_t *v, uint64_t want, unsigned max_ms)
 
 int t_send_retry(sy_engine *eng, uint32_t route, sy_msg *m, unsigned max_ms)
 {
-	uint64_t end = ms_now() + max_ms;
+	uint64_t end = t_now_ms() + max_ms;
 	int rc;
 
-	while ((rc = sy_send(eng, route, m)) == -EAGAIN && ms_now() < end)
+	while ((rc = sy_send(eng, route, m)) == -EAGAIN && t_now_ms() < end)
 		sched_yield();
 	return rc;
 }

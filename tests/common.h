@@ -12,6 +12,29 @@
 
 #include "switchyard.h"
 
+/** A fake engine clock that only the test moves; set it with atomic ops on ns. */
+struct t_clock {
+	_Atomic uint64_t ns;
+};
+
+/** sy_config.clock for a struct t_clock passed as clock_ctx (@p ctx). */
+uint64_t t_clock_now(void *ctx);
+
+/** Milliseconds on CLOCK_MONOTONIC, for the bounds of waits only. */
+uint64_t t_now_ms(void);
+
+/** Sleep about @p us microseconds (nanosleep). */
+void t_sleep_us(unsigned us);
+
+/** Take the next ticket of *held and wait, in 20 us sleeps, until *released
+ * passes it; gives up after about @p max_ms ms. For handlers that block. */
+void t_gate_wait(_Atomic uint64_t *held, _Atomic uint64_t *released,
+		 unsigned max_ms);
+
+/** sy_config_init() @p cfg for @p workers workers, SY_IDLE_SLEEP, no pinning,
+ * on the fake clock @p clock where not NULL (it is not reset). */
+void t_config(struct sy_config *cfg, unsigned workers, struct t_clock *clock);
+
 /** Wait until *v >= want, yielding; false after about @p max_ms milliseconds. */
 bool t_wait_u64(_Atomic uint64_t *v, uint64_t want, unsigned max_ms);
 

@@ -20,7 +20,6 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 
 #include <criterion/criterion.h>
 
@@ -34,14 +33,6 @@
 /* Messages per sy_send_burst() call: more than one 32-message chunk. */
 #define BURST 48u
 #define RING_SIZE 64u
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 struct note {
 	uint32_t producer;
@@ -144,7 +135,7 @@ static void *produce_singly(void *arg)
 static void *produce_in_bursts(void *arg)
 {
 	struct producer *p = arg;
-	uint64_t next = 0, stall_end = now_ms() + WAIT_MS;
+	uint64_t next = 0, stall_end = t_now_ms() + WAIT_MS;
 	sy_msg *msgs[BURST];
 	unsigned held = 0;
 
@@ -167,7 +158,7 @@ static void *produce_in_bursts(void *arg)
 			batch_sum += seq_of(msgs[i]);
 		k = sy_send_burst(p->eng, p->route, msgs, held);
 		if (k < 0) {
-			if (k != -EAGAIN || now_ms() > stall_end) {
+			if (k != -EAGAIN || t_now_ms() > stall_end) {
 				p->error = k;
 				goto out_free;
 			}
@@ -181,7 +172,7 @@ static void *produce_in_bursts(void *arg)
 		p->sum += batch_sum - refused_sum;
 		held -= (unsigned)k;
 		memmove(msgs, msgs + k, held * sizeof(msgs[0]));
-		stall_end = now_ms() + WAIT_MS;
+		stall_end = t_now_ms() + WAIT_MS;
 	}
 out_free:
 	for (unsigned i = 0; i < held; i++)

@@ -14,7 +14,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <criterion/criterion.h>
 
@@ -25,14 +24,6 @@
 /* sy_call() timeouts: long where a reply must come, short where none may. */
 #define CALL_LONG_NS (60ull * 1000 * 1000 * 1000)
 #define CALL_SHORT_NS (50ull * 1000 * 1000)
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static uint64_t value_of(sy_msg *m)
 {
@@ -60,10 +51,10 @@ static sy_msg *request_msg(sy_engine *eng, uint64_t tag, uint64_t value)
 /* Poll until @p want replies are in @p out, or the bound passes. */
 static unsigned poll_until(sy_engine *eng, sy_msg **out, unsigned want)
 {
-	uint64_t end = now_ms() + WAIT_MS;
+	uint64_t end = t_now_ms() + WAIT_MS;
 	unsigned got = 0;
 
-	while (got < want && now_ms() < end) {
+	while (got < want && t_now_ms() < end) {
 		int n = sy_poll_replies(eng, out + got, want - got);
 
 		cr_assert_geq(n, 0, "sy_poll_replies: %d", n);
@@ -199,8 +190,8 @@ Test(reply_poll, ten_thousand_requests_in_flight_by_windows_each_answered_once)
 	cr_assert_eq(sy_route_add(eng, "both", &rr, &route), 0);
 	cr_assert_eq(sy_engine_start(eng), 0);
 
-	end = now_ms() + WAIT_MS;
-	while (received < WINDOW_TOTAL && now_ms() < end) {
+	end = t_now_ms() + WAIT_MS;
+	while (received < WINDOW_TOTAL && t_now_ms() < end) {
 		sy_msg *batch[64];
 		int n;
 

@@ -14,7 +14,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <criterion/criterion.h>
 
@@ -22,14 +21,6 @@
 
 /* Bound of every wait: generous enough for a loaded 2-CPU machine. */
 #define WAIT_MS 60000u
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static sy_msg *msg_with_id(sy_engine *eng, uint64_t id)
 {
@@ -117,7 +108,7 @@ static int ledger_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 static unsigned send_in_bursts(sy_engine *eng, uint32_t route, sy_msg **msgs,
 			       unsigned n, unsigned per)
 {
-	uint64_t end = now_ms() + WAIT_MS;
+	uint64_t end = t_now_ms() + WAIT_MS;
 	unsigned done = 0;
 
 	while (done < n) {
@@ -128,7 +119,7 @@ static unsigned send_in_bursts(sy_engine *eng, uint32_t route, sy_msg **msgs,
 			done += (unsigned)k;
 			continue;
 		}
-		if (k != -EAGAIN || now_ms() > end)
+		if (k != -EAGAIN || t_now_ms() > end)
 			break;
 		sched_yield();
 	}
@@ -721,14 +712,14 @@ struct relay {
 static int relay_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 {
 	struct relay *r = ctx;
-	uint64_t end = now_ms() + WAIT_MS;
+	uint64_t end = t_now_ms() + WAIT_MS;
 	int rc;
 
 	if (!r->burst) {
 		rc = t_send_retry(eng, r->onward, msg, WAIT_MS);
 	} else {
 		while ((rc = sy_send_burst(eng, r->onward, &msg, 1)) == -EAGAIN &&
-		       now_ms() < end)
+		       t_now_ms() < end)
 			sched_yield();
 		rc = rc == 1 ? 0 : rc;
 	}

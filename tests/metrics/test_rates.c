@@ -15,7 +15,6 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 
 #include <criterion/criterion.h>
 
@@ -28,36 +27,17 @@
 #define N 1000u                         /* messages per phase */
 #define M 10u                           /* messages per growth step */
 
-/* Milliseconds on CLOCK_MONOTONIC, for the bounds of waits only. */
-static uint64_t ms_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static _Atomic uint64_t fake_now = 5 * STEP_NS;
-
-static uint64_t test_clock(void *ctx)
-{
-	(void)ctx;
-	return atomic_load(&fake_now);
-}
+static struct t_clock fake_now = { 5 * STEP_NS };
 
 static sy_engine *engine(void)
 {
 	struct sy_config cfg;
 	sy_engine *eng;
 
-	sy_config_init(&cfg);
-	cfg.workers = 1;
-	cfg.pin = SY_PIN_NONE;
-	cfg.idle = SY_IDLE_SLEEP;
+	t_config(&cfg, 1, &fake_now);
 	cfg.burst = 1;                      /* the worker takes one entry at a time */
 	cfg.max_servers = 4;
 	cfg.max_routes = 4;
-	cfg.clock = test_clock;
 	cfg.metrics_interval_ms = HOUR_MS;
 	cfg.retention_ms = HOUR_MS;
 	cfg.latency_sample = 1;
@@ -86,8 +66,8 @@ static uint64_t counted_runs(sy_engine *eng)
 
 static void wait_counted(sy_engine *eng, uint64_t runs)
 {
-	for (uint64_t end = ms_now() + WAIT_MS; counted_runs(eng) < runs;) {
-		cr_assert(ms_now() < end, "runs not counted");
+	for (uint64_t end = t_now_ms() + WAIT_MS; counted_runs(eng) < runs;) {
+		cr_assert(t_now_ms() < end, "runs not counted");
 		sched_yield();
 	}
 }
@@ -97,7 +77,7 @@ static sy_snapshot *window(sy_engine *eng)
 {
 	sy_snapshot *snap;
 
-	atomic_fetch_add(&fake_now, STEP_NS);
+	atomic_fetch_add(&fake_now.ns, STEP_NS);
 	cr_assert_eq(sy_metrics_refresh(eng), 0);
 	snap = sy_metrics_snapshot(eng);
 	cr_assert_not_null(snap);
@@ -205,7 +185,7 @@ static int gated(sy_engine *eng, sy_msg *m, void *ctx)
 	(void)m;
 	(void)ctx;
 	atomic_fetch_add(&entered, 1);
-	for (uint64_t end = ms_now() + WAIT_MS; ms_now() < end;) {
+	for (uint64_t end = t_now_ms() + WAIT_MS; t_now_ms() < end;) {
 		uint64_t p = atomic_load(&permits);
 
 		if (p && atomic_compare_exchange_weak(&permits, &p, p - 1))
@@ -217,8 +197,8 @@ static int gated(sy_engine *eng, sy_msg *m, void *ctx)
 
 static void wait_entered(uint64_t n)
 {
-	for (uint64_t end = ms_now() + WAIT_MS; atomic_load(&entered) < n;) {
-		cr_assert(ms_now() < end, "handler not entered");
+	for (uint64_t end = t_now_ms() + WAIT_MS; atomic_load(&entered) < n;) {
+		cr_assert(t_now_ms() < end, "handler not entered");
 		sched_yield();
 	}
 	cr_assert_eq(atomic_load(&entered), n);

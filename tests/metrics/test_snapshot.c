@@ -21,7 +21,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <criterion/criterion.h>
 
@@ -72,15 +71,6 @@ static struct {
 	_Atomic uint64_t duplicates;
 	_Atomic uint8_t *seen[PRODUCERS + 1];
 } rig;
-
-/* Milliseconds on CLOCK_MONOTONIC, for the bounds of waits only. */
-static uint64_t ms_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void fill(sy_msg *m, uint32_t route, uint32_t producer, uint64_t seq)
 {
@@ -236,9 +226,9 @@ static void traffic(unsigned producers, uint64_t from, uint64_t n)
 	for (unsigned i = 0; i < producers; i++)
 		pthread_join(t[i], NULL);
 	/* Producers are done; forwards count themselves before they send. */
-	for (uint64_t end = ms_now() + WAIT_MS;
+	for (uint64_t end = t_now_ms() + WAIT_MS;
 	     atomic_load(&rig.c->runs) != atomic_load(&rig.c->accepted);) {
-		cr_assert(ms_now() < end, "handlers did not catch up");
+		cr_assert(t_now_ms() < end, "handlers did not catch up");
 		sched_yield();
 	}
 	cr_assert_eq(atomic_load(&rig.duplicates), 0);
@@ -584,8 +574,8 @@ Test(metrics_snapshot, a_pinned_collector_publishes_on_its_own)
 	cr_assert_eq(sy_engine_create(&cfg, &eng), 0, "%s", sy_last_error());
 	cr_assert_eq(sy_engine_start(eng), 0, "%s", sy_last_error());
 	/* No refresh: the interval alone brings the first snapshots. */
-	for (uint64_t end = ms_now() + WAIT_MS; !snap || sy_snapshot_seq(snap) < 3;) {
-		cr_assert(ms_now() < end, "no snapshot from the collector");
+	for (uint64_t end = t_now_ms() + WAIT_MS; !snap || sy_snapshot_seq(snap) < 3;) {
+		cr_assert(t_now_ms() < end, "no snapshot from the collector");
 		sy_snapshot_release(snap);
 		sched_yield();
 		snap = sy_metrics_snapshot(eng);

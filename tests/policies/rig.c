@@ -1,17 +1,14 @@
 #include <sched.h>
 #include <stdio.h>
-#include <time.h>
 
 #include <criterion/criterion.h>
 
+#include "tests/common.h"
 #include "tests/policies/rig.h"
 
 uint64_t rig_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return t_now_ms();
 }
 
 void rig_server_name(char *name, size_t size, unsigned i, unsigned digits)

@@ -40,16 +40,11 @@ struct rig {
 	uint32_t route;
 	unsigned n;
 	uint64_t sent;
-	_Atomic uint64_t clock;
+	struct t_clock clock;
 	_Atomic uint64_t handled;
 	uint32_t ids[MAX_SERVERS];
 	struct server servers[MAX_SERVERS];
 };
-
-static uint64_t fake_clock(void *ctx)
-{
-	return atomic_load((_Atomic uint64_t *)ctx);
-}
 
 static int step_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 {
@@ -77,21 +72,16 @@ static void rig_start(struct rig *r, unsigned n, const char *params)
 	cr_assert_leq(n, MAX_SERVERS);
 	r->n = n;
 	r->sent = 0;
-	atomic_init(&r->clock, 1000000000u);
+	atomic_init(&r->clock.ns, 1000000000u);
 	atomic_init(&r->handled, 0);
-	sy_config_init(&cfg);
-	cfg.workers = 1;
-	cfg.idle = SY_IDLE_SLEEP;
-	cfg.pin = SY_PIN_NONE;
-	cfg.clock = fake_clock;
-	cfg.clock_ctx = &r->clock;
+	t_config(&cfg, 1, &r->clock);
 	cr_assert_eq(sy_engine_create(&cfg, &r->eng), 0, "%s", sy_last_error());
 	for (unsigned i = 0; i < n; i++) {
 		struct sy_server_opts so = { .worker = 0 };
 		char name[] = "server-0";
 
 		name[7] = (char)('0' + i);
-		r->servers[i].clock = &r->clock;
+		r->servers[i].clock = &r->clock.ns;
 		r->servers[i].handled = &r->handled;
 		atomic_init(&r->servers[i].step_ns, FAST_NS);
 		atomic_init(&r->servers[i].result, 0);

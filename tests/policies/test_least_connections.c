@@ -19,7 +19,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <criterion/criterion.h>
 
@@ -29,14 +28,6 @@
 /* Bound of every wait: generous enough for a loaded 2-CPU machine. */
 #define WAIT_MS 60000u
 #define FAKE_MAX 8u
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* ------------------------------------------------------------------ */
 /* pick() on a hand-built route                                       */
@@ -231,10 +222,10 @@ struct rig {
 static void pace_wait(struct server *s)
 {
 	uint64_t want = atomic_load(&s->pace->got) + PACE_FACTOR;
-	uint64_t end = now_ms() + PACE_WAIT_MS;
+	uint64_t end = t_now_ms() + PACE_WAIT_MS;
 
 	while (atomic_load(&s->pace->got) < want && !atomic_load(s->done)) {
-		if (now_ms() > end) {
+		if (t_now_ms() > end) {
 			atomic_fetch_add(&s->stalls, 1);
 			return;
 		}
@@ -287,11 +278,11 @@ static void rig_start(struct rig *r, bool paced)
 /* Wait until at most @p outstanding of @p sent messages are unhandled. */
 static void rig_wait(struct rig *r, uint64_t sent, uint64_t outstanding)
 {
-	uint64_t end = now_ms() + WAIT_MS;
+	uint64_t end = t_now_ms() + WAIT_MS;
 
 	while (sent - atomic_load_explicit(&r->handled, memory_order_acquire) >
 	       outstanding) {
-		cr_assert_leq(now_ms(), end, "%llu of %llu messages not handled",
+		cr_assert_leq(t_now_ms(), end, "%llu of %llu messages not handled",
 			      (unsigned long long)(sent - atomic_load(&r->handled)),
 			      (unsigned long long)sent);
 		sched_yield();
@@ -401,8 +392,8 @@ Test(least_connections_route, removed_server_gets_nothing_more)
 	cr_assert_eq(sy_server_remove(r.eng, r.ids[1]), 0, "%s", sy_last_error());
 	b_final = got(&r, 1);
 	sent_at_remove = atomic_load(&s.sent);
-	end = now_ms() + WAIT_MS;
-	while (atomic_load(&s.sent) < sent_at_remove + 20000 && now_ms() < end &&
+	end = t_now_ms() + WAIT_MS;
+	while (atomic_load(&s.sent) < sent_at_remove + 20000 && t_now_ms() < end &&
 	       atomic_load(&s.sent) < SENDER_MAX)
 		sched_yield();
 	atomic_store(&s.stop, true);

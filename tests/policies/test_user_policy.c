@@ -143,15 +143,10 @@ struct server {
 
 struct rig {
 	sy_engine *eng;
-	_Atomic uint64_t clock;
+	struct t_clock clock;
 	uint32_t ids[MAX_SERVERS];
 	struct server servers[MAX_SERVERS];
 };
-
-static uint64_t fake_clock(void *ctx)
-{
-	return atomic_load((_Atomic uint64_t *)ctx);
-}
 
 /* Takes STEP_NS of fake time; fails the messages with an odd tag. */
 static int step_handler(sy_engine *eng, sy_msg *msg, void *ctx)
@@ -171,19 +166,14 @@ static void rig_start(struct rig *r, unsigned n)
 {
 	struct sy_config cfg;
 
-	atomic_init(&r->clock, 1);
-	sy_config_init(&cfg);
-	cfg.workers = 1;
-	cfg.idle = SY_IDLE_SLEEP;
-	cfg.pin = SY_PIN_NONE;
-	cfg.clock = fake_clock;
-	cfg.clock_ctx = &r->clock;
+	atomic_init(&r->clock.ns, 1);
+	t_config(&cfg, 1, &r->clock);
 	cr_assert_eq(sy_engine_create(&cfg, &r->eng), 0, "%s", sy_last_error());
 	for (unsigned i = 0; i < n; i++) {
 		char name[] = "server-0";
 
 		name[7] = (char)('0' + i);
-		r->servers[i].clock = &r->clock;
+		r->servers[i].clock = &r->clock.ns;
 		r->servers[i].index = i;
 		atomic_init(&r->servers[i].got, 0);
 		atomic_init(&r->servers[i].wrong_key, 0);

@@ -24,7 +24,6 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 
 #include <criterion/criterion.h>
 
@@ -40,21 +39,6 @@
 #define PRODUCERS 2u
 #define PER_PRODUCER 12000u
 #define HOLD (1ull << 63)
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void sleep_briefly(void)
-{
-	struct timespec ts = { .tv_sec = 0, .tv_nsec = 20000 };
-
-	nanosleep(&ts, NULL);
-}
 
 /* ------------------------------------------------------------------ */
 /* Servers                                                             */
@@ -95,11 +79,7 @@ static int handler(sy_engine *eng, sy_msg *msg, void *ctx)
 		break;
 	case GATED:
 		if (tag & HOLD) {
-			uint64_t k = atomic_fetch_add(&s->held, 1);
-			uint64_t end = now_ms() + WAIT_MS;
-
-			while (atomic_load(&s->released) <= k && now_ms() < end)
-				sleep_briefly();
+			t_gate_wait(&s->held, &s->released, WAIT_MS);
 		}
 		break;
 	}
@@ -148,7 +128,7 @@ static void *producer_main(void *arg)
 		enum kind k = (enum kind)(i % KINDS);
 		uint64_t id = (uint64_t)p->id << 32 | i;
 		sy_msg *m = msg_new(eng, id);
-		uint64_t end = now_ms() + WAIT_MS;
+		uint64_t end = t_now_ms() + WAIT_MS;
 		int rc;
 
 		if (!m) {
@@ -158,7 +138,7 @@ static void *producer_main(void *arg)
 		if (k == EXPIRED)
 			sy_msg_set_deadline(m, 1);
 		while ((rc = sy_send(eng, p->rig->route[k], m)) == -EAGAIN &&
-		       now_ms() < end)
+		       t_now_ms() < end)
 			sched_yield();
 		if (rc == 0) {
 			p->accepted[k]++;
@@ -211,10 +191,7 @@ static void rig_setup(struct rig *rig, unsigned max_dead_letters)
 	rig->flaky[0].how = rig->flaky[1].how = FLAKY;
 	rig->failing.how = FAIL;
 	rig->slow.how = GATED;
-	sy_config_init(&cfg);
-	cfg.workers = 3;
-	cfg.pin = SY_PIN_NONE;
-	cfg.idle = SY_IDLE_SLEEP;
+	t_config(&cfg, 3, NULL);
 	cfg.ring_size = RING_SIZE;
 	cfg.max_dead_letters = max_dead_letters;
 	cr_assert_eq(sy_engine_create(&cfg, &rig->eng), 0, "sy_engine_create: %s",
@@ -277,16 +254,16 @@ static void watch_once(sy_engine *eng, struct watch *w)
 
 static bool wait_settled(sy_engine *eng)
 {
-	uint64_t end = now_ms() + WAIT_MS;
+	uint64_t end = t_now_ms() + WAIT_MS;
 	struct sy_accounting a;
 
 	for (;;) {
 		sy_engine_accounting(eng, &a);
 		if (a.in_flight == 0)
 			return true;
-		if (now_ms() > end)
+		if (t_now_ms() > end)
 			return false;
-		sleep_briefly();
+		t_sleep_us(20);
 	}
 }
 

@@ -22,7 +22,6 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 
 #include <criterion/criterion.h>
 
@@ -44,17 +43,6 @@
 /* ------------------------------------------------------------------ */
 /* Rig: an engine with a fake clock, gated servers, counted callbacks  */
 /* ------------------------------------------------------------------ */
-
-struct fake_clock {
-	_Atomic uint64_t ns;
-};
-
-static uint64_t fake_now(void *ctx)
-{
-	struct fake_clock *c = ctx;
-
-	return atomic_load(&c->ns);
-}
 
 /* What the on_backpressure callback saw, per worker. */
 struct bp_events {
@@ -80,21 +68,6 @@ struct gated {
 	_Atomic uint32_t runs[MAX_IDS];
 };
 
-static void sleep_briefly(void)
-{
-	struct timespec ts = { .tv_sec = 0, .tv_nsec = 20000 };
-
-	nanosleep(&ts, NULL);
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static int gated_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 {
 	struct gated *g = ctx;
@@ -102,11 +75,7 @@ static int gated_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 
 	(void)eng;
 	if (tag & HOLD) {
-		uint64_t k = atomic_fetch_add(&g->held, 1);
-		uint64_t end = now_ms() + WAIT_MS;
-
-		while (atomic_load(&g->released) <= k && now_ms() < end)
-			sleep_briefly();
+		t_gate_wait(&g->held, &g->released, WAIT_MS);
 	}
 	if (id < MAX_IDS)
 		atomic_fetch_add(&g->runs[id], 1);
@@ -114,21 +83,14 @@ static int gated_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 	return 0;
 }
 
-static sy_engine *engine_new(unsigned workers, struct fake_clock *clock,
+static sy_engine *engine_new(unsigned workers, struct t_clock *clock,
 			     struct bp_events *events)
 {
 	struct sy_config cfg;
 	sy_engine *eng = NULL;
 
-	sy_config_init(&cfg);
-	cfg.workers = workers;
-	cfg.pin = SY_PIN_NONE;
-	cfg.idle = SY_IDLE_SLEEP;
+	t_config(&cfg, workers, clock);
 	cfg.ring_size = RING_SIZE;
-	if (clock) {
-		cfg.clock = fake_now;
-		cfg.clock_ctx = clock;
-	}
 	if (events) {
 		cfg.on_backpressure = count_backpressure;
 		cfg.callback_ctx = events;
@@ -576,7 +538,7 @@ static void blocked_start(struct blocked_send *b, pthread_t *t)
 static void expect_still_blocked(struct blocked_send *b)
 {
 	for (unsigned i = 0; i < QUIET_ROUNDS && !atomic_load(&b->done); i++)
-		sleep_briefly();
+		t_sleep_us(20);
 	cr_expect_eq(atomic_load(&b->done), 0, "the send returned %d", b->rc);
 }
 
@@ -593,7 +555,7 @@ static int blocked_join(struct blocked_send *b, pthread_t t)
 
 /* Clock at 1 s; a BLOCK route to a gated server. The messages to send
  * have ids 900 and up. */
-static sy_engine *block_rig(struct fake_clock *clock, struct gated *g,
+static sy_engine *block_rig(struct t_clock *clock, struct gated *g,
 			    struct blocked_send *b, unsigned n)
 {
 	sy_engine *eng;
@@ -614,7 +576,7 @@ static sy_engine *block_rig(struct fake_clock *clock, struct gated *g,
 
 Test(backpressure_block, blocked_send_fails_once_the_clock_passes_bp_block_ns)
 {
-	struct fake_clock clock;
+	struct t_clock clock;
 	struct gated g = { 0 };
 	struct blocked_send b = { 0 };
 	sy_engine *eng = block_rig(&clock, &g, &b, 1);
@@ -640,7 +602,7 @@ Test(backpressure_block, blocked_send_fails_once_the_clock_passes_bp_block_ns)
 
 Test(backpressure_block, blocked_send_with_a_deadline_waits_until_the_deadline)
 {
-	struct fake_clock clock;
+	struct t_clock clock;
 	struct gated g = { 0 };
 	struct blocked_send b = { 0 };
 	sy_engine *eng = block_rig(&clock, &g, &b, 1);
@@ -666,7 +628,7 @@ Test(backpressure_block, blocked_send_with_a_deadline_waits_until_the_deadline)
 
 Test(backpressure_block, blocked_send_succeeds_when_the_ring_drains_in_time)
 {
-	struct fake_clock clock;
+	struct t_clock clock;
 	struct gated g = { 0 };
 	struct blocked_send b = { 0 };
 	sy_engine *eng = block_rig(&clock, &g, &b, 1);
@@ -689,7 +651,7 @@ Test(backpressure_block, blocked_send_succeeds_when_the_ring_drains_in_time)
 Test(backpressure_block, blocked_burst_goes_whole_when_the_ring_drains)
 {
 	enum { BURST = 5 };
-	struct fake_clock clock;
+	struct t_clock clock;
 	struct gated g = { 0 };
 	struct blocked_send b = { 0 };
 	sy_engine *eng = block_rig(&clock, &g, &b, BURST);
@@ -715,7 +677,7 @@ Test(backpressure_block, blocked_burst_goes_whole_when_the_ring_drains)
 Test(backpressure_block, blocked_burst_fails_whole_once_the_clock_passes)
 {
 	enum { BURST = 5 };
-	struct fake_clock clock;
+	struct t_clock clock;
 	struct gated g = { 0 };
 	struct blocked_send b = { 0 };
 	sy_engine *eng = block_rig(&clock, &g, &b, BURST);
@@ -925,7 +887,7 @@ Test(backpressure_off, full_ring_refuses_with_eagain_and_loses_nothing)
 	uint32_t sid = server_new(eng, "slow", &g, 1);
 	uint32_t route = route_new(eng, "slow", "direct", &sid, 1, SY_BP_OFF, 0);
 	sy_msg *msgs[BURST], *refused;
-	uint64_t end = now_ms() + WAIT_MS;
+	uint64_t end = t_now_ms() + WAIT_MS;
 	struct sy_stats st;
 	unsigned n;
 	int rc;
@@ -950,7 +912,7 @@ Test(backpressure_off, full_ring_refuses_with_eagain_and_loses_nothing)
 	for (unsigned done = 0; done < BURST;) {
 		rc = sy_send_burst(eng, route, msgs + done, BURST - done);
 		cr_assert(rc > 0 || rc == -EAGAIN, "sy_send_burst: %d", rc);
-		cr_assert(rc > 0 || now_ms() < end, "the ring never drained");
+		cr_assert(rc > 0 || t_now_ms() < end, "the ring never drained");
 		if (rc > 0)
 			done += (unsigned)rc;
 		else

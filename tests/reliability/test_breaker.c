@@ -33,20 +33,13 @@ struct transition {
 };
 
 struct rig {
-	_Atomic uint64_t now;
+	struct t_clock clock;
 	pthread_mutex_t mu;
 	unsigned ntr;
 	struct transition tr[64];
 	sy_engine *eng;
 	struct sy__server *srv;
 };
-
-static uint64_t fake_clock(void *ctx)
-{
-	struct rig *r = ctx;
-
-	return atomic_load(&r->now);
-}
 
 static void on_breaker(sy_engine *eng, uint32_t server, int from, int to,
 		       void *ctx)
@@ -66,13 +59,8 @@ static void rig_engine(struct rig *r, unsigned workers)
 
 	memset(r, 0, sizeof(*r));
 	pthread_mutex_init(&r->mu, NULL);
-	atomic_init(&r->now, 1000);
-	sy_config_init(&cfg);
-	cfg.workers = workers;
-	cfg.pin = SY_PIN_NONE;
-	cfg.idle = SY_IDLE_SLEEP;
-	cfg.clock = fake_clock;
-	cfg.clock_ctx = r;
+	atomic_init(&r->clock.ns, 1000);
+	t_config(&cfg, workers, &r->clock);
 	cfg.on_breaker = on_breaker;
 	cfg.callback_ctx = r;
 	cr_assert_eq(sy_engine_create(&cfg, &r->eng), 0, "%s", sy_last_error());
@@ -103,7 +91,7 @@ static void rig_fini(struct rig *r)
 
 static void advance(struct rig *r, uint64_t ns)
 {
-	atomic_fetch_add(&r->now, ns);
+	atomic_fetch_add(&r->clock.ns, ns);
 }
 
 static enum sy_breaker_state state_of(struct rig *r)

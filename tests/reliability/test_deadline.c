@@ -16,7 +16,6 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 
 #include <criterion/criterion.h>
 
@@ -33,17 +32,6 @@
 #define REPLY (1ull << 62) /* tag bit: the handler answers in place */
 #define MAX_IDS 256u
 
-struct fake_clock {
-	_Atomic uint64_t ns;
-};
-
-static uint64_t fake_now(void *ctx)
-{
-	struct fake_clock *c = ctx;
-
-	return atomic_load(&c->ns);
-}
-
 /* A server whose blockers wait until the test releases them, in order. */
 struct gated {
 	_Atomic uint64_t held;      /* blockers that have started */
@@ -55,21 +43,6 @@ struct gated {
 	_Atomic uint32_t attempts[MAX_IDS]; /* sy_msg_attempts() in the last run */
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void sleep_briefly(void)
-{
-	struct timespec ts = { .tv_sec = 0, .tv_nsec = 20000 };
-
-	nanosleep(&ts, NULL);
-}
-
 static int gated_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 {
 	struct gated *g = ctx;
@@ -78,11 +51,7 @@ static int gated_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 
 	(void)eng;
 	if (tag & HOLD) {
-		uint64_t k = atomic_fetch_add(&g->held, 1);
-		uint64_t end = now_ms() + WAIT_MS;
-
-		while (atomic_load(&g->released) <= k && now_ms() < end)
-			sleep_briefly();
+		t_gate_wait(&g->held, &g->released, WAIT_MS);
 	}
 	if (id < MAX_IDS) {
 		atomic_store(&g->attempts[id], sy_msg_attempts(msg));
@@ -96,20 +65,14 @@ static int gated_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 	return rc;
 }
 
-static sy_engine *engine_new(unsigned workers, struct fake_clock *clock)
+static sy_engine *engine_new(unsigned workers, struct t_clock *clock)
 {
 	struct sy_config cfg;
 	sy_engine *eng = NULL;
 
-	sy_config_init(&cfg);
-	cfg.workers = workers;
-	cfg.pin = SY_PIN_NONE;
-	cfg.idle = SY_IDLE_SLEEP;
-	if (clock) {
+	if (clock)
 		atomic_init(&clock->ns, T0);
-		cfg.clock = fake_now;
-		cfg.clock_ctx = clock;
-	}
+	t_config(&cfg, workers, clock);
 	cr_assert_eq(sy_engine_create(&cfg, &eng), 0, "sy_engine_create: %s",
 		     sy_last_error());
 	return eng;
@@ -205,7 +168,7 @@ static void expect_accounting(sy_engine *eng, uint64_t accepted,
 
 Test(deadline_expiry, expired_message_is_dead_lettered_and_never_handled)
 {
-	struct fake_clock clock;
+	struct t_clock clock;
 	struct gated g = { 0 };
 	sy_engine *eng = engine_new(2, &clock);
 	uint32_t sid, route = t_direct(eng, "svc", gated_handler, &g, 1, &sid);
@@ -234,7 +197,7 @@ Test(deadline_expiry, expired_message_is_dead_lettered_and_never_handled)
 
 Test(deadline_expiry, deadline_that_passes_while_queued_expires_the_message)
 {
-	struct fake_clock clock;
+	struct t_clock clock;
 	struct gated g = { 0 };
 	sy_engine *eng = engine_new(2, &clock);
 	uint32_t sid, route = t_direct(eng, "svc", gated_handler, &g, 1, &sid);
@@ -265,7 +228,7 @@ Test(deadline_expiry, deadline_that_passes_while_queued_expires_the_message)
 Test(deadline_expiry, burst_members_expire_one_by_one)
 {
 	enum { N = 8 };
-	struct fake_clock clock;
+	struct t_clock clock;
 	struct gated g = { 0 };
 	sy_engine *eng = engine_new(2, &clock);
 	uint32_t sid, route = t_direct(eng, "svc", gated_handler, &g, 0, &sid);
@@ -289,7 +252,7 @@ Test(deadline_expiry, burst_members_expire_one_by_one)
 
 Test(deadline_expiry, call_whose_deadline_has_passed_is_not_handled)
 {
-	struct fake_clock clock;
+	struct t_clock clock;
 	struct gated g = { 0 };
 	sy_engine *eng = engine_new(2, &clock);
 	uint32_t sid, route = t_direct(eng, "svc", gated_handler, &g, 1, &sid);

@@ -27,29 +27,17 @@
 /* ------------------------------------------------------------------ */
 
 struct rig {
-	_Atomic uint64_t now;
+	struct t_clock clock;
 	sy_engine *eng;
 	bool own_dlq;              /* the test made the queue, not the engine */
 };
-
-static uint64_t fake_clock(void *ctx)
-{
-	struct rig *r = ctx;
-
-	return atomic_load(&r->now);
-}
 
 static void rig_init(struct rig *r, unsigned cap)
 {
 	struct sy_config cfg;
 
-	atomic_init(&r->now, 1000);
-	sy_config_init(&cfg);
-	cfg.workers = 1;
-	cfg.pin = SY_PIN_NONE;
-	cfg.idle = SY_IDLE_SLEEP;
-	cfg.clock = fake_clock;
-	cfg.clock_ctx = r;
+	atomic_init(&r->clock.ns, 1000);
+	t_config(&cfg, 1, &r->clock);
 	cfg.max_dead_letters = cap;
 	cr_assert_eq(sy_engine_create(&cfg, &r->eng), 0, "%s", sy_last_error());
 	r->own_dlq = !r->eng->dlq;
@@ -176,7 +164,7 @@ Test(dlq_entry, records_what_happened_to_the_message)
 	struct rig r;
 
 	rig_init(&r, CAP);
-	atomic_store(&r.now, 5000);
+	atomic_store(&r.clock.ns, 5000);
 	push(&r, 42, SY_DL_RETRIES_EXHAUSTED, 6, 2, 3);
 	cr_assert_eq(list_all(&r, NULL, dl, 2), 1);
 	cr_assert_eq(dl[0].reason, SY_DL_RETRIES_EXHAUSTED);
@@ -215,10 +203,10 @@ Test(dlq_entry, a_message_dead_lettered_again_keeps_its_first_time)
 	struct rig r;
 
 	rig_init(&r, CAP);
-	atomic_store(&r.now, 5000);
+	atomic_store(&r.clock.ns, 5000);
 	push(&r, 1, SY_DL_TIMEOUT, 0, 0, 1);
 	cr_assert_eq(sy_dlq_drain(r.eng, NULL, take, &t), 1);
-	atomic_store(&r.now, 9000);
+	atomic_store(&r.clock.ns, 9000);
 	sy__dead_letter(r.eng, sy__slot_self(r.eng), t.msgs[0],
 			SY_DL_HANDLER_FAILED, 0);
 	cr_assert_eq(list_all(&r, NULL, dl, 2), 1);
@@ -249,7 +237,7 @@ static void push_mix(struct rig *r)
 	};
 
 	for (unsigned i = 0; i < 6; i++) {
-		atomic_store(&r->now, 1000 * (i + 1));
+		atomic_store(&r->clock.ns, 1000 * (i + 1));
 		push(r, i, mix[i].reason, mix[i].route, mix[i].server, 1);
 	}
 }

@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <criterion/criterion.h>
 
@@ -25,52 +24,22 @@
 #define WAIT_MS 60000u
 #define INTERVAL_NS 1000000u
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000,
-			       .tv_nsec = (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
-
 /* ------------------------------------------------------------------ */
 /* Fixture                                                            */
 /* ------------------------------------------------------------------ */
 
 struct rig {
-	_Atomic uint64_t now;
+	struct t_clock clock;
 	sy_engine *eng;
 };
-
-static uint64_t fake_clock(void *ctx)
-{
-	struct rig *r = ctx;
-
-	return atomic_load(&r->now);
-}
 
 /* An engine on the fake clock, or on the real one (@p real). */
 static void rig_init(struct rig *r, unsigned workers, bool real)
 {
 	struct sy_config cfg;
 
-	atomic_init(&r->now, 1000);
-	sy_config_init(&cfg);
-	cfg.workers = workers;
-	cfg.pin = SY_PIN_NONE;
-	cfg.idle = SY_IDLE_SLEEP;
-	if (!real) {
-		cfg.clock = fake_clock;
-		cfg.clock_ctx = r;
-	}
+	atomic_init(&r->clock.ns, 1000);
+	t_config(&cfg, workers, real ? NULL : &r->clock);
 	cr_assert_eq(sy_engine_create(&cfg, &r->eng), 0, "%s", sy_last_error());
 }
 
@@ -136,10 +105,10 @@ static void detach(struct rig *r, uint32_t id)
 /* Wait until the health thread has applied @p want results in all. */
 static bool wait_runs(struct rig *r, uint64_t want)
 {
-	uint64_t end = now_ms() + WAIT_MS;
+	uint64_t end = t_now_ms() + WAIT_MS;
 
 	while (sy__health_runs(r->eng) < want) {
-		if (now_ms() > end)
+		if (t_now_ms() > end)
 			return false;
 		sched_yield();
 	}
@@ -151,7 +120,7 @@ static void step(struct rig *r)
 {
 	uint64_t want = sy__health_runs(r->eng) + 1;
 
-	atomic_fetch_add(&r->now, INTERVAL_NS);
+	atomic_fetch_add(&r->clock.ns, INTERVAL_NS);
 	cr_assert(wait_runs(r, want), "no probe ran after a step");
 }
 
@@ -312,20 +281,20 @@ Test(health_probe, defaults_and_bad_options)
 	atomic_store(&p.result, -EIO);
 	cr_assert_eq(attach(&r, id, probe_fn, &p, 0, 0, 0), 0);
 	cr_assert(wait_runs(&r, 1));
-	atomic_fetch_add(&r.now, 999999999);
-	sleep_ms(30);
+	atomic_fetch_add(&r.clock.ns, 999999999);
+	t_sleep_us(30000);
 	cr_assert_eq(sy__health_runs(r.eng), 1, "not due before a second");
-	atomic_fetch_add(&r.now, 1);
+	atomic_fetch_add(&r.clock.ns, 1);
 	cr_assert(wait_runs(&r, 2));
 	cr_assert(healthy(&r, id));
-	atomic_fetch_add(&r.now, 1000000000);
+	atomic_fetch_add(&r.clock.ns, 1000000000);
 	cr_assert(wait_runs(&r, 3));
 	cr_assert_not(healthy(&r, id));
 	atomic_store(&p.result, 0);
-	atomic_fetch_add(&r.now, 1000000000);
+	atomic_fetch_add(&r.clock.ns, 1000000000);
 	cr_assert(wait_runs(&r, 4));
 	cr_assert_not(healthy(&r, id));
-	atomic_fetch_add(&r.now, 1000000000);
+	atomic_fetch_add(&r.clock.ns, 1000000000);
 	cr_assert(wait_runs(&r, 5));
 	cr_assert(healthy(&r, id));
 	detach(&r, id);
@@ -346,12 +315,12 @@ struct gate_probe {
 static int held_probe(sy_engine *eng, uint32_t server, void *ctx)
 {
 	struct gate_probe *g = ctx;
-	uint64_t end = now_ms() + WAIT_MS;
+	uint64_t end = t_now_ms() + WAIT_MS;
 
 	(void)eng;
 	(void)server;
 	atomic_store(&g->inside, 1);
-	while (!atomic_load(&g->release) && now_ms() < end)
+	while (!atomic_load(&g->release) && t_now_ms() < end)
 		sched_yield();
 	atomic_fetch_add(&g->runs, 1);
 	atomic_store(&g->inside, 0);
@@ -379,7 +348,7 @@ Test(health_detach, waits_for_the_running_probe_and_stops_it_for_good)
 	struct gate_probe g = { 0 };
 	struct counter c = { 0 };
 	struct detacher d = { 0 };
-	uint64_t end = now_ms() + WAIT_MS;
+	uint64_t end = t_now_ms() + WAIT_MS;
 	pthread_t t;
 	struct rig r;
 
@@ -387,12 +356,12 @@ Test(health_detach, waits_for_the_running_probe_and_stops_it_for_good)
 	cr_assert_eq(sy_server_add(r.eng, "s", count_handler, &c, &so, &d.id), 0);
 	d.rig = &r;
 	cr_assert_eq(attach(&r, d.id, held_probe, &g, 1, 1, INTERVAL_NS), 0);
-	while (!atomic_load(&g.inside) && now_ms() < end)
+	while (!atomic_load(&g.inside) && t_now_ms() < end)
 		sched_yield();
 	cr_assert(atomic_load(&g.inside), "the first probe started");
 
 	cr_assert_eq(pthread_create(&t, NULL, detach_thread, &d), 0);
-	sleep_ms(20);
+	t_sleep_us(20000);
 	cr_assert_not(atomic_load(&d.done), "detach returned while its probe ran");
 	atomic_store(&g.release, 1);
 	pthread_join(t, NULL);
@@ -401,8 +370,8 @@ Test(health_detach, waits_for_the_running_probe_and_stops_it_for_good)
 	cr_assert_null(r.eng->servers[d.id]->health);
 
 	/* Due many times over: it never runs again. */
-	atomic_fetch_add(&r.now, 100ull * INTERVAL_NS);
-	sleep_ms(50);
+	atomic_fetch_add(&r.clock.ns, 100ull * INTERVAL_NS);
+	t_sleep_us(50000);
 	cr_assert_eq(atomic_load(&g.runs), 1);
 	rig_fini(&r);
 }
@@ -456,7 +425,7 @@ Test(health_detach, removal_while_probes_run_back_to_back)
 			cr_assert_eq(sy_server_remove(r.eng, ids[i]), 0);
 			atomic_store(&w[i].detached, 1);
 		}
-		sleep_ms(1);
+		t_sleep_us(1000);
 		for (unsigned i = 0; i < SERVERS; i++)
 			cr_assert_eq(atomic_load(&w[i].late), 0,
 				     "round %u: server %u probed after removal",

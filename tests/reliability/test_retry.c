@@ -20,7 +20,6 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 
 #include <criterion/criterion.h>
 
@@ -40,17 +39,6 @@
 #define HOLD (1ull << 63)  /* tag bit: the handler waits on the gate */
 #define MAX_IDS 4096u
 
-struct fake_clock {
-	_Atomic uint64_t ns;
-};
-
-static uint64_t fake_now(void *ctx)
-{
-	struct fake_clock *c = ctx;
-
-	return atomic_load(&c->ns);
-}
-
 /* A server that fails every run before attempt succeed_at (0: every run). */
 struct flaky {
 	unsigned succeed_at;
@@ -63,21 +51,6 @@ struct flaky {
 	_Atomic uint32_t attempt[MAX_IDS]; /* sy_msg_attempts() in the last run */
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void sleep_briefly(void)
-{
-	struct timespec ts = { .tv_sec = 0, .tv_nsec = 20000 };
-
-	nanosleep(&ts, NULL);
-}
-
 static int flaky_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 {
 	struct flaky *f = ctx;
@@ -87,11 +60,7 @@ static int flaky_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 
 	(void)eng;
 	if (tag & HOLD) {
-		uint64_t k = atomic_fetch_add(&f->held, 1);
-		uint64_t end = now_ms() + WAIT_MS;
-
-		while (atomic_load(&f->released) <= k && now_ms() < end)
-			sleep_briefly();
+		t_gate_wait(&f->held, &f->released, WAIT_MS);
 	}
 	if (id < MAX_IDS) {
 		atomic_store(&f->attempt[id], a);
@@ -105,20 +74,14 @@ static int flaky_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 	return fail ? -EIO : 0;
 }
 
-static sy_engine *engine_new(unsigned workers, struct fake_clock *clock)
+static sy_engine *engine_new(unsigned workers, struct t_clock *clock)
 {
 	struct sy_config cfg;
 	sy_engine *eng = NULL;
 
-	sy_config_init(&cfg);
-	cfg.workers = workers;
-	cfg.pin = SY_PIN_NONE;
-	cfg.idle = SY_IDLE_SLEEP;
-	if (clock) {
+	if (clock)
 		atomic_init(&clock->ns, T0);
-		cfg.clock = fake_now;
-		cfg.clock_ctx = clock;
-	}
+	t_config(&cfg, workers, clock);
 	cr_assert_eq(sy_engine_create(&cfg, &eng), 0, "sy_engine_create: %s",
 		     sy_last_error());
 	return eng;
@@ -169,27 +132,27 @@ static void send_ids(sy_engine *eng, uint32_t route, uint64_t first,
  * it has dealt with their results) reaches @p want. */
 static bool wait_runs_counted(sy_engine *eng, uint64_t want)
 {
-	uint64_t end = now_ms() + WAIT_MS;
+	uint64_t end = t_now_ms() + WAIT_MS;
 	struct sy_stats st;
 
 	for (;;) {
 		sy_engine_stats(eng, &st);
 		if (st.delivered >= want)
 			return true;
-		if (now_ms() > end)
+		if (t_now_ms() > end)
 			return false;
-		sleep_briefly();
+		t_sleep_us(20);
 	}
 }
 
 static bool wait_dead_letters(sy_engine *eng, size_t want)
 {
-	uint64_t end = now_ms() + WAIT_MS;
+	uint64_t end = t_now_ms() + WAIT_MS;
 
 	while (sy_dlq_count(eng, NULL) < want) {
-		if (now_ms() > end)
+		if (t_now_ms() > end)
 			return false;
-		sleep_briefly();
+		t_sleep_us(20);
 	}
 	return true;
 }
@@ -198,7 +161,7 @@ static bool wait_dead_letters(sy_engine *eng, size_t want)
 static void expect_quiet(struct flaky *f, uint64_t handled)
 {
 	for (unsigned i = 0; i < QUIET_ROUNDS; i++)
-		sleep_briefly();
+		t_sleep_us(20);
 	cr_expect_eq(atomic_load(&f->handled), handled,
 		     "%llu handler runs, want %llu",
 		     (unsigned long long)atomic_load(&f->handled),
@@ -494,7 +457,7 @@ Test(retry_budget, worker_that_runs_only_retries_has_only_the_minimum)
 static void backoff_run(unsigned attempts, uint64_t max_ns,
 			const uint64_t *earliest, const uint64_t *latest)
 {
-	struct fake_clock clock;
+	struct t_clock clock;
 	struct flaky f = { .succeed_at = attempts };
 	sy_engine *eng = engine_new(2, &clock);
 	uint32_t sid, route;
@@ -562,7 +525,7 @@ Test(retry_backoff, backoff_doubles_per_attempt_up_to_the_cap)
 Test(retry_shutdown, retries_still_waiting_are_dead_lettered_at_stop)
 {
 	enum { N = 30 };
-	struct fake_clock clock;
+	struct t_clock clock;
 	struct flaky f = { .succeed_at = 2 };
 	sy_engine *eng = engine_new(2, &clock);
 	uint32_t sid, route;
@@ -621,7 +584,7 @@ Test(retry_shutdown, failures_while_the_engine_drains_are_dead_lettered_as_shutd
 	struct sy_route_opts ro = { .n_servers = 1, .policy = "direct",
 				    .max_attempts = 3, .retry_budget = 1000,
 				    .retry_budget_min = NO_LIMIT };
-	uint64_t probes = 0, end = now_ms() + WAIT_MS;
+	uint64_t probes = 0, end = t_now_ms() + WAIT_MS;
 	struct letters l;
 	pthread_t t;
 	int rc;
@@ -647,7 +610,7 @@ Test(retry_shutdown, failures_while_the_engine_drains_are_dead_lettered_as_shutd
 			sy_msg_free(m);
 		else
 			probes++;
-	} while ((rc == 0 || rc == -EAGAIN) && now_ms() < end);
+	} while ((rc == 0 || rc == -EAGAIN) && t_now_ms() < end);
 	atomic_store(&f.released, 1);
 	cr_expect_eq(rc, -ESHUTDOWN);
 	cr_assert(t_wait_u64(&stop.done, 1, WAIT_MS));
