@@ -429,6 +429,7 @@ void sy__breaker_record(struct sy__server *srv, bool ok)
 	}
 	/* A lost CAS means the state moved under us: the result belongs to
 	 * a state that is gone and is dropped. */
+	srv->breaker_quiet = b->consecutive == 0 && b->window == 0;
 }
 
 /* ---- operators ---- */

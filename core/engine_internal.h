@@ -210,6 +210,9 @@ struct sy__server {
 	unsigned worker;
 	uint32_t id;
 	_Atomic unsigned gate;      /* enum sy__gate bits */
+	/* The worker's: a success while closed changes nothing in the
+	 * breaker (no failures in a row, no window). Set by breaker.c. */
+	bool breaker_quiet;
 	struct sy__breaker *breaker; /* NULL: none */
 	struct sy__health *health;  /* NULL: no probe */
 	char name[SY_NAME_MAX];

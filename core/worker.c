@@ -204,6 +204,17 @@ static void timed_end(struct sy__worker *w, uint64_t start)
 				sy__now(w->eng) - start);
 }
 
+/* Tell @p srv's breaker how a run went; a success while it is closed and
+ * has nothing counted changes nothing, and costs no call. */
+static inline void breaker_result(struct sy__server *srv, bool ok)
+{
+	if (ok && srv->breaker_quiet &&
+	    !(atomic_load_explicit(&srv->gate, memory_order_relaxed) &
+	      SY_GATE_BREAKER))
+		return;
+	sy__breaker_record(srv, ok);
+}
+
 /*
  * Run @p m's handler. Timed runs back to back cost one clock read each (the
  * end of one is the start of the next); in-flight counts are given back once
@@ -239,7 +250,7 @@ static inline void handle(struct sy__worker *w, struct sy_msg *m,
 	w->current = NULL;
 	d->runs++;
 	if (sy__unlikely(srv->breaker != NULL))
-		sy__breaker_record(srv, rc >= 0);
+		breaker_result(srv, rc >= 0);
 	count_run(w, d, srv->id, route_id, rc, first);
 	if (sy__unlikely(rc < 0)) {
 		sy__count(&w->slot->counters, SY_C_HANDLER_FAILED, 1);
