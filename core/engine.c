@@ -242,7 +242,7 @@ static uint64_t counter_sum(struct sy_engine *eng, enum sy__counter c)
 
 	for (unsigned i = 0; i < eng->nslots; i++)
 		sum += atomic_load_explicit(&eng->slots[i].counters.v[c],
-					    memory_order_relaxed);
+					    memory_order_acquire);
 	return sum;
 }
 

@@ -37,13 +37,18 @@ struct sy__counters {
 	_Atomic uint64_t v[SY_C_COUNT];
 } __attribute__((aligned(64)));
 
-/** Add @p n to counter @p c. The owning thread only. */
+/**
+ * Add @p n to counter @p c. The owning thread only. The store is a release
+ * (free on x86): a reader that acquires a count also sees every count its
+ * writer saw, so a message's outcome is never visible without its
+ * acceptance (sy_engine_accounting()).
+ */
 static inline void sy__count(struct sy__counters *c, enum sy__counter i,
 			     uint64_t n)
 {
 	uint64_t v = atomic_load_explicit(&c->v[i], memory_order_relaxed);
 
-	atomic_store_explicit(&c->v[i], v + n, memory_order_relaxed);
+	atomic_store_explicit(&c->v[i], v + n, memory_order_release);
 }
 
 /** Add the shard @p c into @p out. Any thread. */
