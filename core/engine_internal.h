@@ -60,9 +60,11 @@ enum sy__msg_flags {
 	SY_MSG_DEAD = 1u << 7,    /* dead-lettered before: dl_first_ns is set */
 };
 
-/* Flags a send keeps; the others come from the route. */
+/* Flags a send keeps; the others come from the route, and SY_MSG_TIMED
+ * from this send's own sampling (a forwarded or retried message does not
+ * carry an earlier send's sample). */
 #define SY_MSG_KEEP_FLAGS (SY_MSG_REQUEST | SY_MSG_CALL | SY_MSG_DEADLINE | \
-			   SY_MSG_TIMED | SY_MSG_DEAD)
+			   SY_MSG_DEAD)
 
 struct sy__pool;
 struct sy__server;
@@ -464,6 +466,18 @@ static inline void sy__call_rcu(struct rcu_head *head,
 static inline void sy__rcu_callback_start(void)
 {
 	SY_TSAN_ACQUIRE(&sy__rcu_token); /* G2 */
+}
+
+/* The slot's xorshift64* generator: its thread only, no shared line. */
+static inline uint64_t sy__slot_random(struct sy__slot *s)
+{
+	uint64_t x = s->rng;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	s->rng = x;
+	return x * 0x2545f4914f6cdd1dull;
 }
 
 static inline struct sy__ring *sy__slot_out(struct sy__slot *s)

@@ -22,14 +22,7 @@ SY_API uint64_t *sy_pick_word(struct sy_pick *p)
 
 SY_API uint64_t sy_pick_random(struct sy_pick *p)
 {
-	/* xorshift64*: the slot's own state, so picking writes no shared line. */
-	uint64_t x = p->slot->rng;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	p->slot->rng = x;
-	return x * 0x2545f4914f6cdd1dull;
+	return sy__slot_random(p->slot);
 }
 
 SY_API uint64_t sy_pick_now(struct sy_pick *p)

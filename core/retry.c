@@ -24,17 +24,6 @@
 
 #define SY_RETRY_RECHECK_NS 50000u /* a retry that found no room waits this long */
 
-static uint64_t xorshift(uint64_t *state)
-{
-	uint64_t x = *state;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*state = x;
-	return x * 0x2545f4914f6cdd1dull;
-}
-
 /* Insert @p m into the worker's list by due time (stable for equal times). */
 static void insert(struct sy__worker *w, struct sy_msg *m)
 {
@@ -73,7 +62,7 @@ void sy__retry_schedule(struct sy__worker *w, const struct sy__route *r,
 		backoff <<= 1;
 	if (backoff > r->backoff_max_ns)
 		backoff = r->backoff_max_ns;
-	backoff = backoff / 2 + xorshift(&w->slot->rng) % (backoff / 2 + 1);
+	backoff = backoff / 2 + sy__slot_random(w->slot) % (backoff / 2 + 1);
 	m->due_ns = sy__now(w->eng) + backoff;
 	insert(w, m);
 }

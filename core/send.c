@@ -256,7 +256,7 @@ static void accept_dead(struct sy_engine *eng, struct sy__slot *s,
 			enum sy_dl_reason why, uint32_t server)
 {
 	m->route_id = r->id;
-	m->flags &= (uint8_t)(SY_MSG_KEEP_FLAGS & ~SY_MSG_TIMED);
+	m->flags &= (uint8_t)SY_MSG_KEEP_FLAGS;
 	count_accepted(s, 1);
 	sy__dead_letter(eng, s, m, why, server);
 }

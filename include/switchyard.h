@@ -209,7 +209,8 @@ struct sy_stats {
 };
 
 /**
- * Read the engine's counters. Any thread; never blocks.
+ * Read the engine's counters. Any thread; takes the dead letter queue's
+ * lock briefly (for in_flight), nothing else.
  * @return 0.
  */
 SY_API int sy_engine_stats(sy_engine *eng, struct sy_stats *out);
@@ -467,7 +468,7 @@ SY_API uint64_t sy_msg_deadline(const sy_msg *msg);
 
 /** In the message's handler: which run this is (1 for the first, 2 for
  *  the first retry). Elsewhere: its handler runs that failed so far (a dead
- *  letter's attempts). */
+ *  letter's attempts). The owner only (its handler, during the run). */
 SY_API unsigned sy_msg_attempts(const sy_msg *msg);
 
 /* ------------------------------------------------------------------ */
@@ -703,7 +704,8 @@ struct sy_dl_filter {
 /** A filter matching every dead letter. */
 SY_API void sy_dl_filter_init(struct sy_dl_filter *f);
 
-/** Dead letters held that match @p f (NULL: all). Any thread. */
+/** Dead letters held that match @p f (NULL: all). Any thread; holds the
+ *  queue's lock while it counts. 0 for a NULL engine. */
 SY_API size_t sy_dlq_count(sy_engine *eng, const struct sy_dl_filter *f);
 
 /**
@@ -715,8 +717,10 @@ SY_API int sy_dlq_list(sy_engine *eng, const struct sy_dl_filter *f,
 		       struct sy_dead_letter *out, unsigned max);
 
 /**
- * Copy up to @p cap bytes of dead letter @p id's payload into @p buf.
- * @return the payload's size; -ENOENT (no longer held).
+ * Copy up to @p cap bytes of dead letter @p id's payload into @p buf. Any
+ * thread; holds the queue's lock while it copies.
+ * @return the payload's size; -ENOENT (no longer held); -EINVAL (NULL
+ *         engine, or NULL @p buf with @p cap > 0).
  */
 SY_API long sy_dlq_peek(sy_engine *eng, uint64_t id, void *buf, size_t cap);
 
@@ -738,12 +742,14 @@ typedef void (*sy_dlq_fn)(sy_engine *eng, const struct sy_dead_letter *dl,
 
 /**
  * Take matching dead letters out of the queue, oldest first, handing each to
- * @p fn. Any thread. @return entries drained; -EINVAL.
+ * @p fn on the calling thread (without the queue's lock held). Any thread;
+ * blocks as long as @p fn does. @return entries drained; -EINVAL.
  */
 SY_API int sy_dlq_drain(sy_engine *eng, const struct sy_dl_filter *f,
 			sy_dlq_fn fn, void *ctx);
 
-/** Free matching dead letters. Any thread. @return entries purged. */
+/** Free matching dead letters. Any thread; holds the queue's lock.
+ *  @return entries purged; -EINVAL (NULL engine or bad filter). */
 SY_API int sy_dlq_purge(sy_engine *eng, const struct sy_dl_filter *f);
 
 /**
@@ -764,7 +770,8 @@ struct sy_accounting {
 	uint64_t replayed;        /**< dead letters sent again */
 };
 
-/** Fill @p out. Any thread. @return 0; -EINVAL. */
+/** Fill @p out. Any thread; takes the dead letter queue's lock briefly.
+ *  @return 0; -EINVAL (NULL engine or @p out). */
 SY_API int sy_engine_accounting(sy_engine *eng, struct sy_accounting *out);
 
 /* ------------------------------------------------------------------ */
@@ -845,13 +852,20 @@ SY_API sy_snapshot *sy_metrics_snapshot(sy_engine *eng);
 /** Drop a reference from sy_metrics_snapshot(). Any thread. */
 SY_API void sy_snapshot_release(sy_snapshot *snap);
 
-/** Ask the collector for a snapshot now and wait for it (up to 1 s).
- *  Control thread. @return 0; -ENOTSUP (metrics off); -ETIMEDOUT. */
+/** Ask the collector for a snapshot now and wait for it (up to 1 s); with
+ *  the engine not running, build it in the calling thread. Control thread,
+ *  never a handler: it takes the control mutex. Blocks up to 1 s.
+ *  @return 0; -ENOTSUP (metrics off); -ETIMEDOUT. */
 SY_API int sy_metrics_refresh(sy_engine *eng);
 
 /** Zero every counter and histogram from now on (totals restart). Any
  *  thread; takes effect at the collector's next window. @return 0; -ENOTSUP. */
 SY_API int sy_metrics_reset(sy_engine *eng);
+
+/*
+ * The accessors below read an immutable snapshot: any thread that holds a
+ * reference to it; none of them blocks.
+ */
 
 /** Snapshot sequence number (1 for the first), its time (engine clock) and
  *  the length of its window. */
@@ -873,7 +887,7 @@ SY_API const struct sy_series *sy_snapshot_find(const sy_snapshot *snap,
 						const char *name);
 
 /** An engine-wide histogram: its summary since the start, or over the last
- *  window (@p recent). */
+ *  window (@p recent). @return 0; -EINVAL (bad kind or NULL @p out). */
 SY_API int sy_snapshot_hist(const sy_snapshot *snap, enum sy_hist_kind kind,
 			    bool recent, struct sy_hist_summary *out);
 
@@ -882,7 +896,8 @@ SY_API int sy_snapshot_hist(const sy_snapshot *snap, enum sy_hist_kind kind,
 SY_API uint64_t sy_snapshot_hist_count_le(const sy_snapshot *snap,
 					  enum sy_hist_kind kind, uint64_t ns);
 
-/** Workers in the snapshot and the depth of worker @p w's inbox. */
+/** Workers in the snapshot and the depth of worker @p w's inbox.
+ *  @return (queue) 0; -EINVAL (@p w out of range or NULL @p out). */
 SY_API unsigned sy_snapshot_workers(const sy_snapshot *snap);
 SY_API int sy_snapshot_queue(const sy_snapshot *snap, unsigned w,
 			     struct sy_queue_depth *out);
@@ -906,7 +921,8 @@ SY_API int sy_snapshot_format(const sy_snapshot *snap, enum sy_format fmt,
 /**
  * Serve /metrics (Prometheus text) and /metrics.json on @p addr (a loopback
  * IPv4 address, NULL: "127.0.0.1") and @p port (0: any free port, written to
- * *bound). Reads snapshots only. Control thread.
+ * *bound). Reads snapshots only; its requests run on the endpoint's own
+ * thread. Control thread; returns once the socket is listening.
  * @return 0; -ENOTSUP (built without libmicrohttpd, or metrics off);
  *         -EALREADY; -EADDRINUSE; -EINVAL.
  */
