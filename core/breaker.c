@@ -44,7 +44,11 @@
 #include <string.h>
 
 #include "core/breaker.h"
-#include "core/engine_internal.h"
+#include "core/compiler.h"
+#include "core/engine.h"
+#include "core/error.h"
+#include "core/memory.h"
+#include "core/route.h"
 
 #define WINDOW_MAX 1024u
 #define PROBES_MAX 65535u

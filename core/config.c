@@ -18,6 +18,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,37 +164,33 @@ static int item_cpu(const struct cpulist_item *it, const char **p,
 static int item_parse(const struct cpulist_item *it, cpu_set_t *set)
 {
 	const char *p = it->start, *end = it->start + it->len;
+	const char *expected = "'-' or ','";  /* what may follow so far */
 	unsigned long lo, hi, stride = 1, cpu;
-	int err;
+	bool range = false;
+	int err = item_cpu(it, &p, "CPU", &lo);
 
-	err = item_cpu(it, &p, "CPU", &lo);
-	if (err)
-		return err;
 	hi = lo;
-	if (*p == ':')
-		return item_fail(it, "stride without a range");
-	if (p != end && *p != '-')
-		return item_unexpected(it, *p, "'-' or ','");
-	if (*p == '-') {
+	if (!err && *p == '-') {
 		p++;
 		err = item_cpu(it, &p, "range end", &hi);
-		if (err)
-			return err;
-		if (hi < lo)
-			return item_fail(it, "reversed range %lu-%lu", lo, hi);
-		if (p != end && *p != ':')
-			return item_unexpected(it, *p, "':' or ','");
-		if (*p == ':') {
-			p++;
-			err = item_number(it, &p, "stride", &stride);
-			if (err)
-				return err;
-			if (stride == 0)
-				return item_fail(it, "zero stride");
-			if (p != end)
-				return item_unexpected(it, *p, "','");
-		}
+		if (!err && hi < lo)
+			err = item_fail(it, "reversed range %lu-%lu", lo, hi);
+		expected = "':' or ','";
+		range = true;
+	} else if (!err && *p == ':') {
+		err = item_fail(it, "stride without a range");
 	}
+	if (!err && range && *p == ':') {
+		p++;
+		err = item_number(it, &p, "stride", &stride);
+		if (!err && stride == 0)
+			err = item_fail(it, "zero stride");
+		expected = "','";
+	}
+	if (!err && p != end)
+		err = item_unexpected(it, *p, expected);
+	if (err)
+		return err;
 	/* Stop before stepping past hi: cpu + stride may not fit. */
 	for (cpu = lo;; cpu += stride) {
 		CPU_SET(cpu, set);
@@ -387,59 +384,50 @@ static int env_word(const char *var, const struct env_word *words, size_t n,
 	return fail(why, whylen, "%s=\"%s\": expected %s", var, s, expected);
 }
 
-static int resolve_pin(enum sy_pin cfg_pin, enum sy_pin *pin,
-		       char *why, size_t whylen)
-{
-	static const struct env_word words[] = {
-		{ "close", SY_PIN_CLOSE },
-		{ "spread", SY_PIN_SPREAD },
-		{ "none", SY_PIN_NONE },
-	};
-	int value = SY_PIN_CLOSE;
-	int err;
+/* An enum field of the config and the variable that sets it when the
+ * field is 0 (its DEFAULT value). */
+struct enum_setting {
+	const char *field;
+	const char *var;
+	const char *expected;        /* the words, for messages */
+	const struct env_word *words;
+	size_t nwords;
+	int max;                     /* highest valid value of the field */
+	int dflt;                    /* when neither sets it */
+};
 
-	if ((unsigned)cfg_pin > (unsigned)SY_PIN_NONE)
-		return fail(why, whylen,
-			    "config.pin=%d: not an enum sy_pin value",
-			    (int)cfg_pin);
-	if (cfg_pin != SY_PIN_DEFAULT) {
-		*pin = cfg_pin;
+static int resolve_enum(const struct enum_setting *e, int cfg_value,
+			int *out, char *why, size_t whylen)
+{
+	if (cfg_value < 0 || cfg_value > e->max)
+		return fail(why, whylen, "config.%s=%d: not an enum sy_%s value",
+			    e->field, cfg_value, e->field);
+	*out = cfg_value ? cfg_value : e->dflt;
+	if (cfg_value)
 		return 0;
-	}
-	err = env_word("SY_PIN", words, sizeof(words) / sizeof(words[0]),
-		       "close, spread or none", &value, why, whylen);
-	if (err)
-		return err;
-	*pin = (enum sy_pin)value;
-	return 0;
+	return env_word(e->var, e->words, e->nwords, e->expected, out, why,
+			whylen);
 }
 
-static int resolve_idle(enum sy_idle cfg_idle, enum sy_idle *idle,
-			char *why, size_t whylen)
-{
-	static const struct env_word words[] = {
-		{ "spin", SY_IDLE_SPIN },
-		{ "yield", SY_IDLE_YIELD },
-		{ "sleep", SY_IDLE_SLEEP },
-	};
-	int value = SY_IDLE_SLEEP;
-	int err;
+static const struct env_word pin_words[] = {
+	{ "close", SY_PIN_CLOSE },
+	{ "spread", SY_PIN_SPREAD },
+	{ "none", SY_PIN_NONE },
+};
+static const struct enum_setting pin_setting = {
+	"pin", "SY_PIN", "close, spread or none", pin_words, 3, SY_PIN_NONE,
+	SY_PIN_CLOSE,
+};
 
-	if ((unsigned)cfg_idle > (unsigned)SY_IDLE_SLEEP)
-		return fail(why, whylen,
-			    "config.idle=%d: not an enum sy_idle value",
-			    (int)cfg_idle);
-	if (cfg_idle != SY_IDLE_DEFAULT) {
-		*idle = cfg_idle;
-		return 0;
-	}
-	err = env_word("SY_IDLE", words, sizeof(words) / sizeof(words[0]),
-		       "spin, yield or sleep", &value, why, whylen);
-	if (err)
-		return err;
-	*idle = (enum sy_idle)value;
-	return 0;
-}
+static const struct env_word idle_words[] = {
+	{ "spin", SY_IDLE_SPIN },
+	{ "yield", SY_IDLE_YIELD },
+	{ "sleep", SY_IDLE_SLEEP },
+};
+static const struct enum_setting idle_setting = {
+	"idle", "SY_IDLE", "spin, yield or sleep", idle_words, 3,
+	SY_IDLE_SLEEP, SY_IDLE_SLEEP,
+};
 
 static int resolve_display_affinity(int cfg_display, int *display,
 				    char *why, size_t whylen)
@@ -577,12 +565,29 @@ static int resolve_metrics(const struct sy_config *in, struct sy__config *cfg,
 	return err;
 }
 
+/* The size fields, 0 for their default. */
+#define SIZE(f, dflt, max) { #f, offsetof(struct sy_config, f), \
+			     offsetof(struct sy__config, f), dflt, max }
+static const struct {
+	const char *field;
+	size_t in, out;
+	unsigned dflt, max;
+} sizes[] = {
+	SIZE(burst, BURST_DEFAULT, BURST_MAX),
+	SIZE(max_producers, MAX_PRODUCERS_DEFAULT, MAX_PRODUCERS_MAX),
+	SIZE(max_servers, MAX_SERVERS_DEFAULT, MAX_SERVERS_MAX),
+	SIZE(max_routes, MAX_ROUTES_DEFAULT, MAX_ROUTES_MAX),
+	SIZE(max_dead_letters, MAX_DEAD_LETTERS_DEFAULT, MAX_DEAD_LETTERS_MAX),
+};
+#undef SIZE
+
 int sy__config_resolve(const struct sy_config *in, struct sy__config *out,
 		       char *why, size_t whylen)
 {
 	static const struct sy_config unset = { .display_affinity = -1 };
 	struct sy__config cfg = { .allocator = NULL };
 	cpu_set_t cpus;
+	int pin = 0, idle = 0;
 	unsigned i;
 	int err;
 
@@ -593,9 +598,12 @@ int sy__config_resolve(const struct sy_config *in, struct sy__config *out,
 		err = resolve_workers(in->workers, CPU_COUNT(&cpus),
 				      &cfg.workers, why, whylen);
 	if (!err)
-		err = resolve_pin(in->pin, &cfg.pin, why, whylen);
+		err = resolve_enum(&pin_setting, (int)in->pin, &pin, why, whylen);
 	if (!err)
-		err = resolve_idle(in->idle, &cfg.idle, why, whylen);
+		err = resolve_enum(&idle_setting, (int)in->idle, &idle, why,
+				   whylen);
+	cfg.pin = (enum sy_pin)pin;
+	cfg.idle = (enum sy_idle)idle;
 	if (!err)
 		err = resolve_display_affinity(in->display_affinity,
 					       &cfg.display_affinity,
@@ -603,25 +611,12 @@ int sy__config_resolve(const struct sy_config *in, struct sy__config *out,
 	if (!err)
 		err = resolve_ring_size(in->ring_size, &cfg.ring_size,
 					why, whylen);
-	if (!err)
-		err = resolve_size("burst", in->burst, BURST_DEFAULT,
-				   BURST_MAX, &cfg.burst, why, whylen);
-	if (!err)
-		err = resolve_size("max_producers", in->max_producers,
-				   MAX_PRODUCERS_DEFAULT, MAX_PRODUCERS_MAX,
-				   &cfg.max_producers, why, whylen);
-	if (!err)
-		err = resolve_size("max_servers", in->max_servers,
-				   MAX_SERVERS_DEFAULT, MAX_SERVERS_MAX,
-				   &cfg.max_servers, why, whylen);
-	if (!err)
-		err = resolve_size("max_routes", in->max_routes,
-				   MAX_ROUTES_DEFAULT, MAX_ROUTES_MAX,
-				   &cfg.max_routes, why, whylen);
-	if (!err)
-		err = resolve_size("max_dead_letters", in->max_dead_letters,
-				   MAX_DEAD_LETTERS_DEFAULT, MAX_DEAD_LETTERS_MAX,
-				   &cfg.max_dead_letters, why, whylen);
+	for (i = 0; !err && i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		err = resolve_size(sizes[i].field,
+				   *(const unsigned *)((const char *)in + sizes[i].in),
+				   sizes[i].dflt, sizes[i].max,
+				   (unsigned *)((char *)&cfg + sizes[i].out),
+				   why, whylen);
 	if (!err)
 		err = resolve_metrics(in, &cfg, why, whylen);
 	if (err)

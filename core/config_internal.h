@@ -34,10 +34,9 @@ struct sy__config {
 	uint64_t (*clock)(void *ctx);    /* NULL: the engine's default */
 	void *clock_ctx;
 	unsigned max_dead_letters;
-	void (*on_breaker)(sy_engine *eng, uint32_t server, int from, int to,
-			   void *ctx);
-	void (*on_backpressure)(sy_engine *eng, unsigned worker, bool congested,
-				void *ctx);
+	/* The callbacks, as struct sy_config declares them. */
+	__typeof__(((struct sy_config *)0)->on_breaker) on_breaker;
+	__typeof__(((struct sy_config *)0)->on_backpressure) on_backpressure;
 	void *callback_ctx;
 	bool metrics;
 	unsigned metrics_interval_ms;

@@ -32,7 +32,13 @@
 #include <time.h>
 
 #include "core/dlq.h"
-#include "core/engine_internal.h"
+#include "core/engine.h"
+#include "core/error.h"
+#include "core/msg.h"
+#include "core/pool.h"
+#include "core/slot.h"
+#include "core/worker.h"
+#include "metrics/shard.h"
 
 #define INITIAL_SIZE 64u
 

@@ -6,10 +6,18 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/collector.h"
 #include "core/dlq.h"
-#include "core/engine_internal.h"
+#include "core/engine.h"
+#include "core/error.h"
 #include "core/health.h"
-#include "metrics/metrics.h"
+#include "core/memory.h"
+#include "core/pool.h"
+#include "core/rcu.h"
+#include "core/route.h"
+#include "core/slot.h"
+#include "core/worker.h"
+#include "core/health.h"
 
 char sy__rcu_token;
 
@@ -67,14 +75,14 @@ static int engine_alloc(struct sy_engine *eng)
 		atomic_store(&w->slot->state, SY_SLOT_ATTACHED);
 	}
 	atomic_store(&eng->slots_used, eng->nworkers);
-	if (sy__dlq_init(eng) || sy__metrics_init(eng))
+	if (sy__dlq_init(eng) || sy__collector_init(eng))
 		return -ENOMEM;
 	return sy__registry_init(eng);
 }
 
 static void engine_free(struct sy_engine *eng)
 {
-	sy__metrics_destroy(eng);
+	sy__collector_destroy(eng);
 	sy__registry_destroy(eng);
 	sy__dlq_destroy(eng);
 	if (eng->slots) {
@@ -145,7 +153,7 @@ SY_API int sy_engine_start(sy_engine *eng)
 	}
 	rc = sy__workers_start(eng);
 	if (!rc)
-		rc = sy__metrics_start(eng);
+		rc = sy__collector_start(eng);
 	if (rc) {
 		/* Stop the workers that started; they drain what was queued
 		 * before the start. */
@@ -182,7 +190,7 @@ SY_API int sy_engine_stop(sy_engine *eng)
 		sy__synchronize();
 		sy__workers_drain(eng);
 		atomic_store(&eng->state, SY_ENGINE_STOPPED);
-		sy__metrics_stop(eng);
+		sy__collector_stop(eng);
 		break;
 	default:
 		rc = -EALREADY;
@@ -220,7 +228,7 @@ SY_API int sy_engine_stats(sy_engine *eng, struct sy_stats *out)
 	for (unsigned i = 0; i < eng->nslots; i++) {
 		const struct sy__slot *s = &eng->slots[i];
 
-		sy__counters_add_to(&s->counters, out);
+		sy__totals_add_to(&s->totals, out);
 		out->pool_slabs += atomic_load_explicit(&s->pool.slab_count,
 							memory_order_relaxed);
 		out->pool_bytes += atomic_load_explicit(&s->pool.slab_bytes,
@@ -236,13 +244,12 @@ SY_API int sy_engine_stats(sy_engine *eng, struct sy_stats *out)
 	return 0;
 }
 
-static uint64_t counter_sum(struct sy_engine *eng, enum sy__counter c)
+static uint64_t counter_sum(struct sy_engine *eng, enum sy__total c)
 {
 	uint64_t sum = 0;
 
 	for (unsigned i = 0; i < eng->nslots; i++)
-		sum += atomic_load_explicit(&eng->slots[i].counters.v[c],
-					    memory_order_acquire);
+		sum += sy__counter_read(&eng->slots[i].totals.v[c]);
 	return sum;
 }
 
@@ -261,10 +268,10 @@ SY_API int sy_engine_accounting(sy_engine *eng, struct sy_accounting *out)
 	sy__dlq_accounting(eng, out);
 	/* Runs before the failures handed on: a failure read without its run
 	 * makes delivered short for a moment (clamped), never long. */
-	runs = counter_sum(eng, SY_C_DELIVERED);
-	handed_on = counter_sum(eng, SY_C_HANDED_ON);
-	out->retried = counter_sum(eng, SY_C_RETRIED);
-	out->accepted = counter_sum(eng, SY_C_ACCEPTED);
+	runs = counter_sum(eng, SY_T_DELIVERED);
+	handed_on = counter_sum(eng, SY_T_HANDED_ON);
+	out->retried = counter_sum(eng, SY_T_RETRIED);
+	out->accepted = counter_sum(eng, SY_T_ACCEPTED);
 	out->delivered = runs > handed_on ? runs - handed_on : 0;
 	ended = out->delivered + out->dead_lettered + out->evicted;
 	out->in_flight = out->accepted > ended ? out->accepted - ended : 0;

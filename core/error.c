@@ -3,7 +3,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "core/engine_internal.h"
+#include "core/error.h"
+#include "switchyard.h"
 
 static __thread char last_error[512];
 

@@ -32,7 +32,10 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "core/engine_internal.h"
+#include "core/engine.h"
+#include "core/error.h"
+#include "core/health.h"
+#include "core/route.h"
 #include "core/health.h"
 
 #define SLEEP_STEP_NS 10000000ull         /* 10 ms */

@@ -19,7 +19,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "core/engine_internal.h"
+#include "core/engine.h"
+#include "core/error.h"
 
 #ifdef SY_HAVE_MICROHTTPD
 

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/engine_internal.h"
+#include "core/compiler.h"
+#include "core/engine.h"
+#include "core/memory.h"
 
 #if SY_HAVE_JEMALLOC
 #include <jemalloc/jemalloc.h>

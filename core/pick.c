@@ -3,7 +3,9 @@
  * sending thread's private word and random generator.
  */
 #include "core/breaker.h"
-#include "core/engine_internal.h"
+#include "core/engine.h"
+#include "core/route.h"
+#include "core/slot.h"
 
 SY_API unsigned sy_pick_count(const struct sy_pick *p)
 {

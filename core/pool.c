@@ -16,7 +16,18 @@
 #include <errno.h>
 #include <string.h>
 
-#include "core/engine_internal.h"
+#include "core/engine.h"
+#include "core/error.h"
+#include "core/memory.h"
+#include "core/pool.h"
+#include "core/slot.h"
+
+/* What precedes an unpooled (huge) message: the engine's list of them. */
+struct sy__huge {
+	struct sy__huge *prev;
+	struct sy__huge *next;
+	size_t bytes;
+} __attribute__((aligned(64)));
 
 #define SY_SLAB_BYTES (64u * 1024)
 
@@ -322,70 +333,4 @@ SY_API void sy_msg_free(sy_msg *msg)
 {
 	if (msg)
 		sy__msg_release(sy__slot_self(msg->pool->eng), msg);
-}
-
-SY_API void sy_msg_set_deadline(sy_msg *msg, uint64_t deadline_ns)
-{
-	msg->deadline = deadline_ns;
-	if (deadline_ns)
-		msg->flags |= SY_MSG_DEADLINE;
-	else
-		msg->flags &= (uint8_t)~SY_MSG_DEADLINE;
-}
-
-SY_API uint64_t sy_msg_deadline(const sy_msg *msg)
-{
-	return (msg->flags & SY_MSG_DEADLINE) ? msg->deadline : 0;
-}
-
-SY_API unsigned sy_msg_attempts(const sy_msg *msg)
-{
-	struct sy__worker *w = sy__worker_self();
-
-	/* msg->attempts counts the runs that failed; the run under way is
-	 * one more. */
-	return msg->attempts + (w && w->current == msg);
-}
-
-SY_API void *sy_msg_data(sy_msg *msg)
-{
-	return msg->data;
-}
-
-SY_API size_t sy_msg_size(const sy_msg *msg)
-{
-	return msg->size;
-}
-
-SY_API size_t sy_msg_capacity(const sy_msg *msg)
-{
-	return msg->cap;
-}
-
-SY_API int sy_msg_set_size(sy_msg *msg, size_t size)
-{
-	if (size > msg->cap)
-		return -EMSGSIZE;
-	msg->size = (uint32_t)size;
-	return 0;
-}
-
-SY_API uint64_t sy_msg_tag(const sy_msg *msg)
-{
-	return msg->tag;
-}
-
-SY_API void sy_msg_set_tag(sy_msg *msg, uint64_t tag)
-{
-	msg->tag = tag;
-}
-
-SY_API uint64_t sy_msg_key(const sy_msg *msg)
-{
-	return msg->key;
-}
-
-SY_API void sy_msg_set_key(sy_msg *msg, uint64_t key)
-{
-	msg->key = key;
 }

@@ -16,9 +16,17 @@
 #include <string.h>
 
 #include "core/breaker.h"
-#include "core/engine_internal.h"
+#include "core/collector.h"
+#include "core/engine.h"
+#include "core/error.h"
 #include "core/health.h"
-#include "metrics/metrics.h"
+#include "core/memory.h"
+#include "core/rcu.h"
+#include "core/route.h"
+#include "core/slot.h"
+#include "core/worker.h"
+#include "policies/policy.h"
+#include "core/health.h"
 
 static unsigned long name_hash(const char *s)
 {
@@ -336,7 +344,7 @@ SY_API int sy_route_add(sy_engine *eng, const char *name,
 	r = route_build(eng, name, rid, opts, &rc);
 	if (!r)
 		goto out_unlock;
-	sy__metrics_id_added(eng, false, rid);
+	sy__collector_id_added(eng, false, rid);
 	route_publish(eng, NULL, r);
 	*id = rid;
 out_unlock:
@@ -484,7 +492,7 @@ SY_API int sy_server_add(sy_engine *eng, const char *name, sy_handler_fn fn,
 		goto out_unlock;
 	}
 	eng->workers[s->worker].nservers++;
-	sy__metrics_id_added(eng, true, sid);
+	sy__collector_id_added(eng, true, sid);
 	eng->servers[sid] = s;
 	*id = sid;
 out_unlock:

@@ -19,8 +19,14 @@
  */
 #include <errno.h>
 
+#include "core/dispatch.h"
 #include "core/dlq.h"
-#include "core/engine_internal.h"
+#include "core/engine.h"
+#include "core/msg.h"
+#include "core/retry.h"
+#include "core/route.h"
+#include "core/slot.h"
+#include "core/worker.h"
 
 #define SY_RETRY_RECHECK_NS 50000u /* a retry that found no room waits this long */
 
@@ -91,7 +97,7 @@ unsigned sy__retries_due(struct sy__worker *w)
 			give_up(w, m, SY_DL_SHUTDOWN);
 			continue;
 		}
-		rc = sy__resend(w, m, &why);
+		rc = sy__dispatch_retry(w, m, &why);
 		if (rc == 0) {
 			sent++;
 			continue;

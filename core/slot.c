@@ -14,7 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/engine_internal.h"
+#include "core/engine.h"
+#include "core/error.h"
+#include "core/memory.h"
+#include "core/pool.h"
+#include "core/rcu.h"
+#include "core/reply.h"
+#include "core/slot.h"
+#include "core/worker.h"
+#include "metrics/shard.h"
 
 #define SY_TLS_ENGINES 8
 
@@ -155,6 +163,27 @@ static void rings_free(struct sy_engine *eng, struct sy__ring *r)
 	sy__mem_free(eng, r, eng->nworkers * sizeof(*r));
 }
 
+static struct sy__shard_dims shard_dims(const struct sy_engine *eng)
+{
+	return (struct sy__shard_dims){
+		.max_servers = eng->cfg.max_servers,
+		.max_routes = eng->cfg.max_routes,
+		.sample_every = eng->cfg.latency_sample,
+	};
+}
+
+/* The slot's metrics shard, from the engine's allocator (zeroed). */
+static int shard_create(struct sy_engine *eng, struct sy__slot *s)
+{
+	struct sy__shard_dims d = shard_dims(eng);
+	void *mem = sy__mem_alloc(eng, sy__shard_bytes(&d));
+
+	if (!mem)
+		return -ENOMEM;
+	s->shard = sy__shard_init(mem, &d);
+	return 0;
+}
+
 int sy__slot_setup(struct sy_engine *eng, struct sy__slot *s)
 {
 	size_t chains = (size_t)eng->nslots * SY_CLASSES;
@@ -169,8 +198,7 @@ int sy__slot_setup(struct sy_engine *eng, struct sy__slot *s)
 		goto out_free;
 	for (unsigned w = 0; w < eng->nworkers; w++)
 		atomic_init(&s->congested[w], 0u);
-	if (eng->cfg.metrics && !s->shard &&
-	    !(s->shard = sy__shard_create(eng)))
+	if (eng->cfg.metrics && !s->shard && shard_create(eng, s))
 		goto out_free;
 	if (rings_alloc(eng, &s->replies))
 		goto out_free;
@@ -198,8 +226,11 @@ void sy__slot_free(struct sy_engine *eng, struct sy__slot *s)
 	sy__mem_free(eng, s->policy_words,
 		     eng->cfg.max_routes * sizeof(*s->policy_words));
 	sy__mem_free(eng, s->congested, eng->nworkers * sizeof(*s->congested));
-	if (s->shard)
-		sy__shard_destroy(eng, s->shard);
+	if (s->shard) {
+		struct sy__shard_dims d = shard_dims(eng);
+
+		sy__mem_free(eng, s->shard, sy__shard_bytes(&d));
+	}
 	s->shard = NULL;
 	s->congested = NULL;
 	atomic_store_explicit(&s->out, NULL, memory_order_relaxed);

@@ -21,8 +21,18 @@
 #include <time.h>
 
 #include "core/breaker.h"
+#include "core/compiler.h"
 #include "core/dlq.h"
-#include "core/engine_internal.h"
+#include "core/engine.h"
+#include "core/error.h"
+#include "core/msg.h"
+#include "core/pool.h"
+#include "core/rcu.h"
+#include "core/retry.h"
+#include "core/route.h"
+#include "core/slot.h"
+#include "core/worker.h"
+#include "metrics/shard.h"
 
 /* Tell the route's policy how a handler run went, if the route still holds
  * the server at the index it was picked from. */
@@ -151,7 +161,7 @@ static __attribute__((noinline)) void failed(struct sy__worker *w,
 	struct sy__budget *b = &w->budget[m->route_id];
 
 	runs_flush(w, d); /* the budget counts this run */
-	sy__count(&w->slot->counters, SY_C_HANDED_ON, 1);
+	sy__total_add(&w->slot->totals, SY_T_HANDED_ON, 1);
 	m->attempts++;
 	m->last_server = srv->id;
 	/* Inside the pass's read-side section; pairs with R1 in registry.c. */
@@ -170,7 +180,7 @@ static __attribute__((noinline)) void failed(struct sy__worker *w,
 		return;
 	}
 	b->retries++;
-	sy__count(&w->slot->counters, SY_C_RETRIED, 1);
+	sy__total_add(&w->slot->totals, SY_T_RETRIED, 1);
 	if (w->slot->shard) {
 		sy__sc_add(&w->slot->shard->route[m->route_id], SY_SC_RETRIED, 1);
 		sy__sc_add(&w->slot->shard->server[srv->id], SY_SC_RETRIED, 1);
@@ -253,7 +263,7 @@ static inline void handle(struct sy__worker *w, struct sy_msg *m,
 		breaker_result(srv, rc >= 0);
 	count_run(w, d, srv->id, route_id, rc, first);
 	if (sy__unlikely(rc < 0)) {
-		sy__count(&w->slot->counters, SY_C_HANDLER_FAILED, 1);
+		sy__total_add(&w->slot->totals, SY_T_HANDLER_FAILED, 1);
 		if (!w->taken)
 			failed(w, m, srv, d);
 	} else if (!w->taken) {
@@ -334,7 +344,7 @@ __attribute__((noinline)) unsigned sy__worker_drain_ring(struct sy__worker *w,
 	runs_flush(w, &d);
 	sy__release_batch_flush(w->slot, &d.done);
 	if (d.runs)
-		sy__count(&w->slot->counters, SY_C_DELIVERED, d.runs);
+		sy__total_add(&w->slot->totals, SY_T_DELIVERED, d.runs);
 	return taken;
 }
 

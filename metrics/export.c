@@ -229,38 +229,80 @@ static const char *series_name(const struct sy_series *s)
 	return s->name ? s->name : "";
 }
 
+/*
+ * @p open, then each worker's inbox depth as a map, separated by @p sep:
+ * @p head is the map up to the trend's value, a format of the worker,
+ * current and max; @p put_trend writes the trend in the format's syntax.
+ */
+static void put_queues(struct out *o, const sy_snapshot *snap,
+		      const char *open, const char *sep, const char *head,
+		      void (*put_trend)(struct out *o, double v))
+{
+	unsigned nw = sy_snapshot_workers(snap);
+	struct sy_queue_depth q;
+
+	puts_(o, open);
+	/* sy_snapshot_queue() fails only for a worker past nw. */
+	for (unsigned w = 0; w < nw && sy_snapshot_queue(snap, w, &q) == 0; w++) {
+		if (w)
+			puts_(o, sep);
+		putf(o, head, w, q.current, q.max);
+		put_trend(o, q.trend);
+		putc_(o, '}');
+	}
+}
+
 /* ---- JSON ---- */
 
-static void json_string(struct out *o, const char *str)
+/*
+ * @p str in double quotes: each single byte that @p escape maps (to a
+ * string in @p buf or a constant) is replaced by its escape, and each byte
+ * that does not start valid UTF-8 by @p bad.
+ */
+static void put_quoted(struct out *o, const char *str,
+		       const char *(*escape)(unsigned char c, char buf[8]),
+		       const char *bad)
 {
 	const unsigned char *s = (const unsigned char *)str;
+	char buf[8];
 
 	putc_(o, '"');
 	while (*s) {
 		size_t n = utf8_len(s);
+		const char *e = n == 1 ? escape(*s, buf) : NULL;
 
-		if (n == 0) {
-			puts_(o, "\\ufffd");
-			s++;
-			continue;
-		}
-		switch (*s) {
-		case '"': puts_(o, "\\\""); break;
-		case '\\': puts_(o, "\\\\"); break;
-		case '\b': puts_(o, "\\b"); break;
-		case '\f': puts_(o, "\\f"); break;
-		case '\n': puts_(o, "\\n"); break;
-		case '\r': puts_(o, "\\r"); break;
-		case '\t': puts_(o, "\\t"); break;
-		default:
-			if (*s < 0x20)
-				putf(o, "\\u%04x", *s);
-			else
-				put(o, (const char *)s, n);
-		}
-		s += n;
+		if (n == 0)
+			puts_(o, bad);
+		else if (e)
+			puts_(o, e);
+		else
+			put(o, (const char *)s, n);
+		s += n ? n : 1;
 	}
 	putc_(o, '"');
+}
+
+static const char *json_escape(unsigned char c, char buf[8])
+{
+	switch (c) {
+	case '"': return "\\\"";
+	case '\\': return "\\\\";
+	case '\b': return "\\b";
+	case '\f': return "\\f";
+	case '\n': return "\\n";
+	case '\r': return "\\r";
+	case '\t': return "\\t";
+	default:
+		if (c >= 0x20)
+			return NULL;
+		snprintf(buf, 8, "\\u%04x", c);
+		return buf;
+	}
+}
+
+static void json_string(struct out *o, const char *str)
+{
+	put_quoted(o, str, json_escape, "\\ufffd");
 }
 
 static void json_counters(struct out *o, const struct sy_counters *c)
@@ -321,8 +363,6 @@ static int read_hist(const sy_snapshot *snap, unsigned k, bool recent,
 static int format_json(const sy_snapshot *snap, struct out *o)
 {
 	struct sy_hist_summary h;
-	struct sy_queue_depth q;
-	unsigned nw;
 	int rc;
 
 	putf(o, "{\"seq\":%" PRIu64 ",\"time_ns\":%" PRIu64
@@ -358,17 +398,9 @@ static int format_json(const sy_snapshot *snap, struct out *o)
 		json_summary(o, &h);
 		putc_(o, '}');
 	}
-	puts_(o, "},\"queues\":[");
-	nw = sy_snapshot_workers(snap);
-	for (unsigned w = 0; w < nw; w++) {
-		if ((rc = sy_snapshot_queue(snap, w, &q)) < 0)
-			return rc;
-		putf(o, "%s{\"worker\":%u,\"current\":%" PRIu64
-		     ",\"max\":%" PRIu64 ",\"trend\":", w ? "," : "", w,
-		     q.current, q.max);
-		put_double(o, q.trend);
-		putc_(o, '}');
-	}
+	put_queues(o, snap, "},\"queues\":[", ",",
+		   "{\"worker\":%u,\"current\":%" PRIu64 ",\"max\":%" PRIu64
+		   ",\"trend\":", put_double);
 	puts_(o, "]}\n");
 	return 0;
 }
@@ -578,28 +610,21 @@ static int format_csv(const sy_snapshot *snap, struct out *o)
 
 /* ---- Prometheus text exposition format 0.0.4 ---- */
 
+static const char *prom_escape(unsigned char c, char buf[8])
+{
+	(void)buf;
+	switch (c) {
+	case '\\': return "\\\\";
+	case '"': return "\\\"";
+	case '\n': return "\\n";
+	default: return NULL;
+	}
+}
+
 /* A label value: \, " and newline escaped; invalid UTF-8 replaced. */
 static void prom_label(struct out *o, const char *str)
 {
-	const unsigned char *s = (const unsigned char *)str;
-
-	putc_(o, '"');
-	while (*s) {
-		size_t n = utf8_len(s);
-
-		if (n == 0)
-			puts_(o, replacement);
-		else if (*s == '\\')
-			puts_(o, "\\\\");
-		else if (*s == '"')
-			puts_(o, "\\\"");
-		else if (*s == '\n')
-			puts_(o, "\\n");
-		else
-			put(o, (const char *)s, n);
-		s += n ? n : 1;
-	}
-	putc_(o, '"');
+	put_quoted(o, str, prom_escape, replacement);
 }
 
 static void prom_family(struct out *o, const char *name, const char *type,
@@ -623,23 +648,17 @@ struct prom_counter {
 	size_t offset;          /* of the uint64_t in struct sy_counters */
 };
 
+#define PROM_COUNTER(field, help) \
+	{ "switchyard_messages_" #field "_total", help, \
+	  offsetof(struct sy_counters, field) }
 static const struct prom_counter prom_counters[] = {
-	{ "switchyard_messages_sent_total",
-	  "Messages accepted for the series since the start.",
-	  offsetof(struct sy_counters, sent) },
-	{ "switchyard_messages_delivered_total",
-	  "Handler runs that succeeded.",
-	  offsetof(struct sy_counters, delivered) },
-	{ "switchyard_messages_failed_total",
-	  "Handler runs that returned an error.",
-	  offsetof(struct sy_counters, failed) },
-	{ "switchyard_messages_retried_total",
-	  "Retries sent.",
-	  offsetof(struct sy_counters, retried) },
-	{ "switchyard_messages_rejected_total",
-	  "Sends refused.",
-	  offsetof(struct sy_counters, rejected) },
+	PROM_COUNTER(sent, "Messages accepted for the series since the start."),
+	PROM_COUNTER(delivered, "Handler runs that succeeded."),
+	PROM_COUNTER(failed, "Handler runs that returned an error."),
+	PROM_COUNTER(retried, "Retries sent."),
+	PROM_COUNTER(rejected, "Sends refused."),
 };
+#undef PROM_COUNTER
 
 static uint64_t counter_at(const struct sy_counters *c, size_t offset)
 {
@@ -718,9 +737,54 @@ static int prom_hist(struct out *o, const sy_snapshot *snap, unsigned k)
 	return 0;
 }
 
+/* A family of one or more samples per server, each written by @p sample. */
+static void prom_servers(struct out *o, const sy_snapshot *snap,
+			 const char *metric, const char *type, const char *help,
+			 void (*sample)(struct out *o, const char *metric,
+					const struct sy_series *s))
+{
+	unsigned n = sy_snapshot_count(snap, SY_SERIES_SERVER);
+
+	prom_family(o, metric, type, help);
+	for (unsigned i = 0; i < n; i++)
+		sample(o, metric, sy_snapshot_series(snap, SY_SERIES_SERVER, i));
+}
+
+/* A server's sample up to its name label. */
+static void prom_server_name(struct out *o, const char *metric,
+			     const struct sy_series *s)
+{
+	puts_(o, metric);
+	puts_(o, "{name=");
+	prom_label(o, series_name(s));
+}
+
+static void transitions_sample(struct out *o, const char *metric,
+			       const struct sy_series *s)
+{
+	prom_server_name(o, metric, s);
+	putf(o, "} %" PRIu64 "\n", s->total.transitions);
+}
+
+static void breaker_sample(struct out *o, const char *metric,
+			   const struct sy_series *s)
+{
+	for (unsigned b = 0; b < BREAKER_STATES; b++) {
+		prom_server_name(o, metric, s);
+		putf(o, ",state=\"%s\"} %d\n", breaker_names[b],
+		     (unsigned)s->breaker == b);
+	}
+}
+
+static void healthy_sample(struct out *o, const char *metric,
+			   const struct sy_series *s)
+{
+	prom_server_name(o, metric, s);
+	putf(o, "} %d\n", s->healthy ? 1 : 0);
+}
+
 static int format_prometheus(const sy_snapshot *snap, struct out *o)
 {
-	unsigned ns = sy_snapshot_count(snap, SY_SERIES_SERVER);
 	unsigned nw = sy_snapshot_workers(snap);
 	struct sy_queue_depth q;
 	int rc;
@@ -755,39 +819,15 @@ static int format_prometheus(const sy_snapshot *snap, struct out *o)
 		}
 	}
 
-	prom_family(o, "switchyard_breaker_transitions_total", "counter",
-		    "Circuit breaker transitions of a server.");
-	for (unsigned i = 0; i < ns; i++) {
-		const struct sy_series *s =
-			sy_snapshot_series(snap, SY_SERIES_SERVER, i);
-
-		puts_(o, "switchyard_breaker_transitions_total{name=");
-		prom_label(o, series_name(s));
-		putf(o, "} %" PRIu64 "\n", s->total.transitions);
-	}
-	prom_family(o, "switchyard_breaker_state", "gauge",
-		    "A server's circuit breaker state: 1 for the state it is in.");
-	for (unsigned i = 0; i < ns; i++) {
-		const struct sy_series *s =
-			sy_snapshot_series(snap, SY_SERIES_SERVER, i);
-
-		for (unsigned b = 0; b < BREAKER_STATES; b++) {
-			puts_(o, "switchyard_breaker_state{name=");
-			prom_label(o, series_name(s));
-			putf(o, ",state=\"%s\"} %d\n", breaker_names[b],
-			     (unsigned)s->breaker == b);
-		}
-	}
-	prom_family(o, "switchyard_server_healthy", "gauge",
-		    "1 when the server's health probe last marked it up (or it has none).");
-	for (unsigned i = 0; i < ns; i++) {
-		const struct sy_series *s =
-			sy_snapshot_series(snap, SY_SERIES_SERVER, i);
-
-		puts_(o, "switchyard_server_healthy{name=");
-		prom_label(o, series_name(s));
-		putf(o, "} %d\n", s->healthy ? 1 : 0);
-	}
+	prom_servers(o, snap, "switchyard_breaker_transitions_total", "counter",
+		     "Circuit breaker transitions of a server.",
+		     transitions_sample);
+	prom_servers(o, snap, "switchyard_breaker_state", "gauge",
+		     "A server's circuit breaker state: 1 for the state it is in.",
+		     breaker_sample);
+	prom_servers(o, snap, "switchyard_server_healthy", "gauge",
+		     "1 when the server's health probe last marked it up (or it has none).",
+		     healthy_sample);
 
 	for (unsigned f = 0; f < 3; f++) {
 		static const char *const family[3][2] = {
@@ -935,8 +975,6 @@ static int format_erlang(const sy_snapshot *snap, struct out *o)
 {
 	const struct sy_series *eng = NULL;
 	struct sy_hist_summary h;
-	struct sy_queue_depth q;
-	unsigned nw;
 	int rc;
 
 	putf(o, "#{seq => %" PRIu64 ", time_ns => %" PRIu64
@@ -959,17 +997,9 @@ static int format_erlang(const sy_snapshot *snap, struct out *o)
 		     hist_names[k]);
 		erl_summary(o, &h);
 	}
-	puts_(o, ",\n  queues => [");
-	nw = sy_snapshot_workers(snap);
-	for (unsigned w = 0; w < nw; w++) {
-		if ((rc = sy_snapshot_queue(snap, w, &q)) < 0)
-			return rc;
-		putf(o, "%s#{worker => %u, current => %" PRIu64
-		     ", max => %" PRIu64 ", trend => ", w ? ", " : "", w,
-		     q.current, q.max);
-		erl_double(o, q.trend);
-		putc_(o, '}');
-	}
+	put_queues(o, snap, ",\n  queues => [", ", ",
+		   "#{worker => %u, current => %" PRIu64 ", max => %" PRIu64
+		   ", trend => ", erl_double);
 	putc_(o, ']');
 	erl_list(o, snap, SY_SERIES_SERVER);
 	erl_list(o, snap, SY_SERIES_ROUTE);
@@ -1096,6 +1126,68 @@ static void table_render(struct table *t, struct out *o)
 	t->cells.buf = NULL;
 }
 
+static uint64_t dead_total(const struct sy_counters *c)
+{
+	uint64_t dead = 0;
+
+	for (unsigned r = 0; r < SY_DL_REASONS; r++)
+		dead += c->dead_lettered[r];
+	return dead;
+}
+
+/* Call @p row for each series of @p snap, kind by kind. */
+static void each_series(const sy_snapshot *snap, struct table *t,
+			void (*row)(struct table *t, unsigned kind,
+				    const struct sy_series *s))
+{
+	for (unsigned k = 0; k < SY_SERIES_KINDS; k++) {
+		unsigned n = sy_snapshot_count(snap, (enum sy_series_kind)k);
+
+		for (unsigned i = 0; i < n; i++)
+			row(t, k, sy_snapshot_series(snap,
+						     (enum sy_series_kind)k, i));
+	}
+}
+
+static void series_row(struct table *t, unsigned kind,
+		       const struct sy_series *s)
+{
+	table_cell(t, kind_names[kind]);
+	table_name(t, series_name(s));
+	table_cellf(t, "%" PRIu32, s->id);
+	table_cellf(t, "%" PRIu64, s->total.sent);
+	table_cellf(t, "%" PRIu64, s->total.delivered);
+	table_cellf(t, "%" PRIu64, s->total.failed);
+	table_cellf(t, "%" PRIu64, s->total.retried);
+	table_cellf(t, "%" PRIu64, s->total.rejected);
+	table_cellf(t, "%" PRIu64, dead_total(&s->total));
+	table_cellf(t, "%.1f", clamp(s->sent_per_s));
+	table_cellf(t, "%.1f", clamp(s->delivered_per_s));
+	table_cellf(t, "%.2f%%", clamp(s->error_rate) * 100);
+	table_cellf(t, "%.2f%%", clamp(s->error_rate_recent) * 100);
+	if (s->kind == SY_SERIES_SERVER) {
+		table_cell(t, breaker_name(s->breaker));
+		table_cell(t, s->healthy ? "yes" : "no");
+		table_cellf(t, "%u", s->worker);
+	} else {
+		table_cell(t, "-");
+		table_cell(t, "-");
+		table_cell(t, "-");
+	}
+}
+
+/* Dead letters by reason, for a series that has any. */
+static void dead_letter_row(struct table *t, unsigned kind,
+			    const struct sy_series *s)
+{
+	if (!dead_total(&s->total))
+		return;
+	table_cell(t, kind_names[kind]);
+	table_name(t, series_name(s));
+	for (unsigned r = 0; r < SY_DL_REASONS; r++)
+		table_cellf(t, "%" PRIu64, s->total.dead_lettered[r]);
+}
+
 static void table_series(struct out *o, const sy_snapshot *snap)
 {
 	static const char *const head[] = {
@@ -1111,40 +1203,7 @@ static void table_series(struct out *o, const sy_snapshot *snap)
 	table_init(&t, ncols, 1u << 0 | 1u << 1 | 1u << 13 | 1u << 14);
 	for (unsigned c = 0; c < ncols; c++)
 		table_cell(&t, head[c]);
-	for (unsigned k = 0; k < SY_SERIES_KINDS; k++) {
-		unsigned n = sy_snapshot_count(snap, (enum sy_series_kind)k);
-
-		for (unsigned i = 0; i < n; i++) {
-			const struct sy_series *s =
-				sy_snapshot_series(snap, (enum sy_series_kind)k, i);
-			uint64_t dead = 0;
-
-			for (unsigned r = 0; r < SY_DL_REASONS; r++)
-				dead += s->total.dead_lettered[r];
-			table_cell(&t, kind_names[k]);
-			table_name(&t, series_name(s));
-			table_cellf(&t, "%" PRIu32, s->id);
-			table_cellf(&t, "%" PRIu64, s->total.sent);
-			table_cellf(&t, "%" PRIu64, s->total.delivered);
-			table_cellf(&t, "%" PRIu64, s->total.failed);
-			table_cellf(&t, "%" PRIu64, s->total.retried);
-			table_cellf(&t, "%" PRIu64, s->total.rejected);
-			table_cellf(&t, "%" PRIu64, dead);
-			table_cellf(&t, "%.1f", clamp(s->sent_per_s));
-			table_cellf(&t, "%.1f", clamp(s->delivered_per_s));
-			table_cellf(&t, "%.2f%%", clamp(s->error_rate) * 100);
-			table_cellf(&t, "%.2f%%", clamp(s->error_rate_recent) * 100);
-			if (s->kind == SY_SERIES_SERVER) {
-				table_cell(&t, breaker_name(s->breaker));
-				table_cell(&t, s->healthy ? "yes" : "no");
-				table_cellf(&t, "%u", s->worker);
-			} else {
-				table_cell(&t, "-");
-				table_cell(&t, "-");
-				table_cell(&t, "-");
-			}
-		}
-	}
+	each_series(snap, &t, series_row);
 	table_render(&t, o);
 }
 
@@ -1152,7 +1211,6 @@ static void table_series(struct out *o, const sy_snapshot *snap)
 static void table_dead_letters(struct out *o, const sy_snapshot *snap)
 {
 	struct table t;
-	unsigned rows = 0;
 
 	table_init(&t, 2 + SY_DL_REASONS, 1u << 0 | 1u << 1);
 	table_cell(&t, "DEAD LETTERS");
@@ -1166,27 +1224,8 @@ static void table_dead_letters(struct out *o, const sy_snapshot *snap)
 		head[i] = '\0';
 		table_cell(&t, head);
 	}
-	for (unsigned k = 0; k < SY_SERIES_KINDS; k++) {
-		unsigned n = sy_snapshot_count(snap, (enum sy_series_kind)k);
-
-		for (unsigned i = 0; i < n; i++) {
-			const struct sy_series *s =
-				sy_snapshot_series(snap, (enum sy_series_kind)k, i);
-			uint64_t dead = 0;
-
-			for (unsigned r = 0; r < SY_DL_REASONS; r++)
-				dead += s->total.dead_lettered[r];
-			if (!dead)
-				continue;
-			table_cell(&t, kind_names[k]);
-			table_name(&t, series_name(s));
-			for (unsigned r = 0; r < SY_DL_REASONS; r++)
-				table_cellf(&t, "%" PRIu64,
-					    s->total.dead_lettered[r]);
-			rows++;
-		}
-	}
-	if (rows) {
+	each_series(snap, &t, dead_letter_row);
+	if (t.ncells > t.ncols) {
 		putc_(o, '\n');
 		table_render(&t, o);
 	}

@@ -1,8 +1,9 @@
 /*
  * Metrics shards: one per slot (per producer thread and per worker), written
- * only by the slot's thread with relaxed loads and stores, read by the
- * collector with relaxed loads. Counters per server, per route and per
- * transport, and the four latency histograms.
+ * only by the slot's thread (counter.h), read by the collector. Counters
+ * per server, per route and per transport, and the four latency
+ * histograms. A shard knows sizes, not the engine: it is created from the
+ * number of server and route ids and the sampling rate.
  *
  * Latency is sampled: a sender times one send call in `sample_every` (one
  * clock read for a whole burst), marks that message SY_MSG_TIMED, and the
@@ -13,8 +14,10 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
+#include "metrics/counter.h"
 #include "metrics/hist.h"
 #include "switchyard.h"
 
@@ -29,7 +32,7 @@ enum sy__sc {
 };
 
 struct sy__sctr {
-	_Atomic uint64_t v[SY_SC_COUNT];
+	sy__counter v[SY_SC_COUNT];
 };
 
 enum sy__transport {
@@ -50,9 +53,7 @@ struct sy__shard {
 
 static inline void sy__sc_add(struct sy__sctr *c, enum sy__sc i, uint64_t n)
 {
-	atomic_store_explicit(&c->v[i],
-			      atomic_load_explicit(&c->v[i], memory_order_relaxed) + n,
-			      memory_order_relaxed);
+	sy__counter_add(&c->v[i], n);
 }
 
 /* Should this send call be timed? The owner only; NULL shard: no. */
@@ -64,9 +65,22 @@ static inline bool sy__shard_sample(struct sy__shard *sh)
 	return true;
 }
 
+/* The sizes a shard is made for. */
+struct sy__shard_dims {
+	unsigned max_servers;
+	unsigned max_routes;
+	unsigned sample_every;        /* time one send call in this many */
+};
+
 /* shard.c */
-struct sy_engine;
-struct sy__shard *sy__shard_create(struct sy_engine *eng); /* NULL: -ENOMEM */
-void sy__shard_destroy(struct sy_engine *eng, struct sy__shard *sh);
+/* Bytes of a shard with its counter arrays. */
+size_t sy__shard_bytes(const struct sy__shard_dims *d);
+/* Lay out an empty shard in @p mem: sy__shard_bytes(d) zeroed bytes,
+ * 64-byte aligned. Returns @p mem as the shard. */
+struct sy__shard *sy__shard_init(void *mem, const struct sy__shard_dims *d);
+/* Add the counts @p sh keeps for server (or route) @p id into @p out. Any
+ * thread. */
+void sy__shard_id_add(const struct sy__shard *sh, bool server, uint32_t id,
+		      uint64_t out[SY_SC_COUNT]);
 
 #endif /* SY_METRICS_SHARD_H */

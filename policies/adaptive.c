@@ -235,19 +235,16 @@ static int adaptive_two_choices(const struct adaptive *a, struct sy_pick *p,
 				unsigned n, uint64_t now)
 {
 	unsigned x, y;
-	bool x_ok, y_ok;
 
-	sy__pick_two(p, n, &x, &y);
-	x_ok = sy_pick_available(p, x);
-	y_ok = sy_pick_available(p, y);
-	if (x_ok && y_ok)
+	switch (sy__pick_two_available(p, n, &x, &y)) {
+	case 2:
 		return lighter(server_load(a, p, y, now),
 			       server_load(a, p, x, now)) ? (int)y : (int)x;
-	if (x_ok)
+	case 1:
 		return (int)x;
-	if (y_ok)
-		return (int)y;
-	return adaptive_scan(a, p, n, now);
+	default:
+		return adaptive_scan(a, p, n, now);
+	}
 }
 
 static int adaptive_pick(const void *state, struct sy_pick *p)

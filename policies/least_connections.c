@@ -25,13 +25,17 @@
 
 #define LC_SCAN_MAX 4u
 
-/* Every available server, fewest in flight, ties at random. */
-/* Any size of route, rarely: the first available server of least load. */
-static int lc_first_least(struct sy_pick *p, unsigned n)
+/*
+ * The first available server of fewest in flight (0 if none is); the
+ * first @p cap servers tied with it go to @p tied, *ties counts them.
+ */
+static int lc_least(struct sy_pick *p, unsigned n, unsigned *tied,
+		    unsigned cap, unsigned *ties)
 {
 	int64_t least = INT64_MAX;
 	int best = 0;
 
+	*ties = 0;
 	for (unsigned i = 0; i < n; i++) {
 		int64_t in;
 
@@ -41,32 +45,30 @@ static int lc_first_least(struct sy_pick *p, unsigned n)
 		if (in < least) {
 			least = in;
 			best = (int)i;
+			*ties = 0;
 		}
+		if (in == least && *ties < cap)
+			tied[(*ties)++] = i;
 	}
 	return best;
 }
 
-/* A route of at most LC_SCAN_MAX servers. */
+/* Any size of route, rarely: the first available server of least load. */
+static int lc_first_least(struct sy_pick *p, unsigned n)
+{
+	unsigned ties;
+
+	return lc_least(p, n, NULL, 0, &ties);
+}
+
+/* A route of at most LC_SCAN_MAX servers: fewest in flight, ties at random. */
 static int lc_scan(struct sy_pick *p, unsigned n)
 {
-	int64_t least = INT64_MAX;
-	unsigned tied[LC_SCAN_MAX], ties = 0;
+	unsigned tied[LC_SCAN_MAX], ties;
+	int best = lc_least(p, n, tied, LC_SCAN_MAX, &ties);
 
-	for (unsigned i = 0; i < n; i++) {
-		int64_t in;
-
-		if (!sy_pick_available(p, i))
-			continue;
-		in = sy_pick_inflight(p, i);
-		if (in < least) {
-			least = in;
-			ties = 0;
-		}
-		if (in == least)
-			tied[ties++] = i;
-	}
 	if (ties <= 1)
-		return ties ? (int)tied[0] : 0;
+		return best;
 	/* One of the tied servers, each with probability 1/ties. */
 	return (int)tied[sy__below((uint32_t)(sy_pick_random(p) >> 32), ties)];
 }
@@ -75,19 +77,16 @@ static int lc_scan(struct sy_pick *p, unsigned n)
 static int lc_two_choices(struct sy_pick *p, unsigned n)
 {
 	unsigned a, b;
-	bool a_ok, b_ok;
 
-	sy__pick_two(p, n, &a, &b);
-	a_ok = sy_pick_available(p, a);
-	b_ok = sy_pick_available(p, b);
-	if (a_ok && b_ok)
+	switch (sy__pick_two_available(p, n, &a, &b)) {
+	case 2:
 		return sy_pick_inflight(p, b) < sy_pick_inflight(p, a) ?
 		       (int)b : (int)a;
-	if (a_ok)
+	case 1:
 		return (int)a;
-	if (b_ok)
-		return (int)b;
-	return lc_first_least(p, n);
+	default:
+		return lc_first_least(p, n);
+	}
 }
 
 static int lc_pick(const void *state, struct sy_pick *p)

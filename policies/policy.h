@@ -29,6 +29,23 @@ static inline void sy__pick_two(struct sy_pick *p, unsigned n, unsigned *a,
 		(*b)++;
 }
 
+/**
+ * Two distinct servers at random (sy__pick_two()), and which of them are
+ * available: @return 2, both (*a and *b); 1, one, now in *a; 0, neither.
+ */
+static inline unsigned sy__pick_two_available(struct sy_pick *p, unsigned n,
+					      unsigned *a, unsigned *b)
+{
+	bool a_ok, b_ok;
+
+	sy__pick_two(p, n, a, b);
+	a_ok = sy_pick_available(p, *a);
+	b_ok = sy_pick_available(p, *b);
+	if (!a_ok)
+		*a = *b;
+	return (unsigned)a_ok + (unsigned)b_ok;
+}
+
 /** The policy named @p name, built-in or registered, or NULL. Any thread. */
 const struct sy_policy *sy__policy_find(const char *name);
 

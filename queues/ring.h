@@ -28,14 +28,7 @@
 #include <stdbool.h>
 #include <ck_ring.h>
 
-#if defined(__SANITIZE_THREAD__)
-#include <sanitizer/tsan_interface.h>
-#define SY_TSAN_RELEASE(addr) __tsan_release((void *)(addr))
-#define SY_TSAN_ACQUIRE(addr) __tsan_acquire((void *)(addr))
-#else
-#define SY_TSAN_RELEASE(addr) ((void)(addr))
-#define SY_TSAN_ACQUIRE(addr) ((void)(addr))
-#endif
+#include "queues/tsan.h"
 
 struct sy__ring {
 	struct ck_ring ring;

@@ -18,7 +18,9 @@
 
 #include <criterion/criterion.h>
 
-#include "core/engine_internal.h"
+#include "core/engine.h"
+#include "core/slot.h"
+#include "metrics/shard.h"
 #include "tests/common.h"
 
 #define WAIT_MS 60000u

@@ -22,7 +22,10 @@
 
 #include <criterion/criterion.h>
 
-#include "core/engine_internal.h"
+#include "core/engine.h"
+#include "core/route.h"
+#include "core/slot.h"
+#include "policies/policy.h"
 #include "tests/common.h"
 
 /* Bound of every wait: generous enough for a loaded 2-CPU machine. */

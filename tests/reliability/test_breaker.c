@@ -17,7 +17,8 @@
 #include <criterion/criterion.h>
 
 #include "core/breaker.h"
-#include "core/engine_internal.h"
+#include "core/engine.h"
+#include "core/route.h"
 #include "tests/common.h"
 
 #define WAIT_MS 60000u

@@ -17,8 +17,10 @@
 
 #include <criterion/criterion.h>
 
-#include "core/engine_internal.h"
+#include "core/engine.h"
 #include "core/health.h"
+#include "core/route.h"
+#include "core/slot.h"
 #include "tests/common.h"
 
 #define WAIT_MS 60000u

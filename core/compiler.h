@@ -1,0 +1,10 @@
+/* Branch hints and the cache line size, for the files of the hot path. */
+#ifndef SY_CORE_COMPILER_H
+#define SY_CORE_COMPILER_H
+
+#define SY_CACHELINE 64
+
+#define sy__likely(x) __builtin_expect(!!(x), 1)
+#define sy__unlikely(x) __builtin_expect(!!(x), 0)
+
+#endif /* SY_CORE_COMPILER_H */

@@ -1,0 +1,733 @@
+/*
+ * The dispatch: routing one message, or a burst, onto a worker's ring. The
+ * producer's sends (send.c), calls (reply.c) and a worker's retries
+ * (retry.c) all go through here, so every message takes one way to its
+ * worker.
+ *
+ * A dispatch takes one RCU read-side section, loads the route by id (A1,
+ * pairs with R1 in registry.c), lets the policy pick a server, and
+ * enqueues the message on the sending slot's ring to the server's worker. A
+ * burst takes one section for all its messages and puts the messages for
+ * one worker in a burst descriptor: one ring entry for up to SY_BURST_MAX
+ * messages.
+ *
+ * The engine state is read inside the section: sy_engine_stop() sets
+ * STOPPING and then waits for a grace period, after which no dispatch can
+ * still enqueue.
+ *
+ * Backpressure: a route with a mode checks the ring's depth against its
+ * threshold before it enqueues (sy__ring_over(): the producer's cached
+ * consumer index, refreshed only near the threshold). Past it the mode
+ * decides: refuse (-ENOBUFS), spill to another server, wait outside the
+ * read-side section, or dead-letter. Every path is off the fast path.
+ *
+ * Accounting and metrics: a dispatch counts a message accepted just before
+ * it enqueues it (and takes the count back if the enqueue fails), counts
+ * what it sent per route and per server in the slot's shard, and times one
+ * send call in `latency_sample` (one clock read, for one message of a
+ * burst).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/breaker.h"
+#include "core/dispatch.h"
+#include "core/dlq.h"
+#include "core/engine.h"
+#include "core/pool.h"
+#include "core/rcu.h"
+#include "core/route.h"
+#include "core/slot.h"
+#include "core/worker.h"
+#include "metrics/shard.h"
+
+static inline enum sy__transport transport_of(const struct sy__slot *s)
+{
+	return s->is_worker ? SY_TRANSPORT_WORKER : SY_TRANSPORT_PRODUCER;
+}
+
+static enum sy__total reject_counter(int err)
+{
+	switch (err) {
+	case -ENOENT:
+		return SY_T_REJ_NOROUTE;
+	case -EHOSTUNREACH:
+		return SY_T_REJ_UNREACHABLE;
+	case -EAGAIN:
+		return SY_T_REJ_FULL;
+	case -ENOBUFS:
+		return SY_T_REJ_BACKPRESSURE;
+	default:
+		return SY_T_REJ_SHUTDOWN;
+	}
+}
+
+/* Count @p n sends through @p route refused with @p err; returns err. */
+static int reject(struct sy__slot *s, int err, uint64_t n, uint32_t route)
+{
+	struct sy__shard *sh = s->shard;
+
+	sy__total_add(&s->totals, reject_counter(err), n);
+	if (sh) {
+		sy__sc_add(&sh->transport[transport_of(s)], SY_SC_REJECTED, n);
+		if (route < s->pool.eng->cfg.max_routes)
+			sy__sc_add(&sh->route[route], SY_SC_REJECTED, n);
+	}
+	return err;
+}
+
+/* A refusal after @p server was picked: count it against the server too. */
+static int reject_at(struct sy__slot *s, int err, uint64_t n, uint32_t route,
+		     uint32_t server)
+{
+	if (s->shard)
+		sy__sc_add(&s->shard->server[server], SY_SC_REJECTED, n);
+	return reject(s, err, n, route);
+}
+
+/* Count a message sent to @p server through @p route. (The collector sums
+ * a shard's routes for its transport's count.) */
+static inline void count_sent(struct sy__slot *s, uint32_t route,
+			      uint32_t server)
+{
+	struct sy__shard *sh = s->shard;
+
+	sy__sc_add(&sh->server[server], SY_SC_SENT, 1);
+	sy__sc_add(&sh->route[route], SY_SC_SENT, 1);
+}
+
+/* Count msgs[i] sent to sid[i] through @p route, i < n: the route once,
+ * the servers once per run of one server. */
+static void count_sent_burst(struct sy__slot *s, uint32_t route,
+			     const uint32_t *sid, unsigned n)
+{
+	struct sy__shard *sh = s->shard;
+
+	sy__sc_add(&sh->route[route], SY_SC_SENT, n);
+	for (unsigned i = 0, k; i < n; i += k) {
+		for (k = 1; i + k < n && sid[i + k] == sid[i]; k++)
+			;
+		sy__sc_add(&sh->server[sid[i]], SY_SC_SENT, k);
+	}
+}
+
+/*
+ * Count @p n messages as accepted just before they are enqueued: a reader
+ * of sy_engine_accounting() that sees one of them end then sees it
+ * accepted too. An enqueue that fails takes the count back (withdraw()).
+ */
+static inline void count_accepted(struct sy__slot *s, uint64_t n)
+{
+	sy__total_add(&s->totals, SY_T_ACCEPTED, n);
+}
+
+static inline void withdraw(struct sy__slot *s, uint64_t n)
+{
+	sy__total_add(&s->totals, SY_T_ACCEPTED, (uint64_t)0 - n);
+}
+
+/* Load a route for sending. Inside a read-side section. */
+static inline struct sy__route *route_for_send(struct sy_engine *eng,
+					       uint32_t id, int *err)
+{
+	struct sy__route *r;
+
+	if (sy__unlikely(atomic_load_explicit(&eng->state, memory_order_relaxed) >=
+			 SY_ENGINE_STOPPING)) {
+		*err = -ESHUTDOWN;
+		return NULL;
+	}
+	if (sy__unlikely(id >= eng->cfg.max_routes)) {
+		*err = -ENOENT;
+		return NULL;
+	}
+	/* A1: pairs with R1 in registry.c. */
+	r = atomic_load_explicit(&eng->routes[id], memory_order_acquire);
+	if (sy__unlikely(!r))
+		*err = -ENOENT;
+	return r;
+}
+
+/* May a message go to @p srv now? Takes a half-open probe token if needed. */
+static inline bool admit(struct sy__server *srv)
+{
+	unsigned gate = atomic_load_explicit(&srv->gate, memory_order_relaxed);
+
+	return sy__likely(gate == 0) ||
+	       (gate == SY_GATE_BREAKER && sy__breaker_admit(srv));
+}
+
+/* Record in @p m that it goes to server @p i of @p r. */
+static inline void assign(const struct sy__route *r, unsigned i,
+			  struct sy_msg *m)
+{
+	struct sy__server *srv = r->servers[i];
+
+	m->server = srv;
+	m->route_id = r->id;
+	m->pick = (uint16_t)i;
+	m->flags = (uint8_t)((m->flags & SY_MSG_KEEP_FLAGS) | r->msg_flags);
+	if (r->msg_flags & SY_MSG_INFLIGHT)
+		atomic_fetch_add_explicit(&srv->inflight, 1, memory_order_relaxed);
+}
+
+/*
+ * The policy's pick, or the next available server after it; records the
+ * choice in the message. A retry passes the id of the server that failed
+ * as @p avoid: the pick moves past it if the route has another. NULL when
+ * no server of the route is available.
+ */
+static inline struct sy__server *pick(struct sy_pick *ctx, struct sy_msg *m,
+				      uint32_t avoid)
+{
+	struct sy__route *r = (struct sy__route *)ctx->route;
+	unsigned n = r->n, i = 0;
+
+	if (sy__unlikely(n == 0))
+		return NULL;
+	if (n > 1) {
+		int k;
+
+		ctx->key = m->key;
+		k = r->policy->pick(r->pstate, ctx);
+		i = k >= 0 && (unsigned)k < n ? (unsigned)k : 0;
+		if (sy__unlikely(r->servers[i]->id == avoid))
+			i = i + 1 == n ? 0 : i + 1;
+	}
+	for (unsigned tries = 0; tries < n; tries++) {
+		struct sy__server *srv = r->servers[i];
+
+		if (admit(srv)) {
+			assign(r, i, m);
+			return srv;
+		}
+		i = i + 1 == n ? 0 : i + 1;
+	}
+	return NULL;
+}
+
+/* A message that did not go after all gives its in-flight count back. */
+static inline void unpick(struct sy_msg *m)
+{
+	if (m->flags & SY_MSG_INFLIGHT) {
+		atomic_fetch_sub_explicit(&m->server->inflight, 1,
+					  memory_order_relaxed);
+		m->flags &= (uint8_t)~SY_MSG_INFLIGHT;
+	}
+}
+
+static inline void wake_worker(struct sy_engine *eng, unsigned w)
+{
+	if (sy__idle_sleeps(eng))
+		sy__wake(&eng->workers[w].parker);
+}
+
+/* Mark @p m as a latency sample: the send call's time. */
+static inline void stamp(struct sy_engine *eng, struct sy_msg *m)
+{
+	m->sent_ns = sy__now(eng);
+	m->flags |= SY_MSG_TIMED;
+}
+
+/* Why no server of @p r was available: all that are left have open circuits? */
+static enum sy_dl_reason unreachable_reason(const struct sy__route *r)
+{
+	bool breaker = false;
+
+	for (unsigned i = 0; i < r->n; i++) {
+		unsigned gate = atomic_load_explicit(&r->servers[i]->gate,
+						     memory_order_relaxed);
+
+		if (gate & (SY_GATE_DRAINING | SY_GATE_UNHEALTHY))
+			continue;
+		breaker = true;
+	}
+	return breaker ? SY_DL_CIRCUIT_OPEN : SY_DL_UNREACHABLE;
+}
+
+/* Dead-letter messages refused as a send instead (the route says so). */
+static inline bool dead_letters(const struct sy_msg *m)
+{
+	return !(m->flags & SY_MSG_CALL); /* a call's caller waits for it */
+}
+
+/* Accept @p m and dead-letter it. */
+static void accept_dead(struct sy_engine *eng, struct sy__slot *s,
+			const struct sy__route *r, struct sy_msg *m,
+			enum sy_dl_reason why, uint32_t server)
+{
+	m->route_id = r->id;
+	m->flags &= (uint8_t)SY_MSG_KEEP_FLAGS;
+	count_accepted(s, 1);
+	sy__dead_letter(eng, s, m, why, server);
+}
+
+/* on_backpressure: the ring to worker @p w has passed @p r's threshold. */
+static void note_congested(struct sy_engine *eng, struct sy__slot *s,
+			   unsigned w, const struct sy__route *r)
+{
+	if (!eng->cfg.on_backpressure ||
+	    atomic_load_explicit(&s->congested[w], memory_order_relaxed))
+		return;
+	/* Called back before the flag is set: the worker clears it (and calls
+	 * back "drained") once below the low mark, so it cannot report the end
+	 * of this crossing before its start. Release pairs with the worker's
+	 * acquire in check_congested(). */
+	eng->cfg.on_backpressure(eng, w, true, eng->cfg.callback_ctx);
+	atomic_store_explicit(&s->congested[w], r->bp_low + 1,
+			      memory_order_release);
+}
+
+/* Move @p m to another admitted server of @p r whose ring is below the
+ * threshold. false when there is none (m keeps its pick). */
+static bool spill(struct sy__slot *s, const struct sy__route *r,
+		  struct sy_msg *m)
+{
+	struct sy__ring *out = sy__slot_out(s);
+	unsigned n = r->n, from = m->pick;
+
+	for (unsigned t = 1; t < n; t++) {
+		unsigned j = (from + t) % n;
+		struct sy__server *srv = r->servers[j];
+
+		if (sy__ring_over(&out[srv->worker], r->bp_high) || !admit(srv))
+			continue;
+		unpick(m);
+		assign(r, j, m);
+		return true;
+	}
+	return false;
+}
+
+enum {
+	SY_GO = 0,       /* enqueue to m->server */
+	SY_TAKEN = 1,    /* accepted and dead-lettered */
+	SY_WAIT = 2,     /* SY_BP_BLOCK: wait outside the section and retry */
+};
+
+/*
+ * The ring to @p m's server is past the route's threshold: apply the mode.
+ * @return SY_GO (spilled: m->server changed), SY_TAKEN, SY_WAIT, or
+ *         -ENOBUFS (refused; the message is the caller's).
+ */
+static __attribute__((noinline)) int congested(struct sy_engine *eng,
+					       struct sy__slot *s,
+					       const struct sy__route *r,
+					       struct sy_msg *m)
+{
+	note_congested(eng, s, m->server->worker, r);
+	switch (r->bp_mode) {
+	case SY_BP_SPILL:
+		if (spill(s, r, m))
+			return SY_GO;
+		break;
+	case SY_BP_BLOCK:
+		unpick(m);
+		return SY_WAIT;
+	case SY_BP_DEAD_LETTER:
+		if (dead_letters(m)) {
+			uint32_t server = m->server->id;
+
+			unpick(m);
+			accept_dead(eng, s, r, m, SY_DL_BACKPRESSURE, server);
+			return SY_TAKEN;
+		}
+		break;
+	default:
+		break;
+	}
+	unpick(m);
+	return -ENOBUFS;
+}
+
+/* How long SY_BP_BLOCK may wait for @p m: its deadline, else bp_block_ns. */
+static uint64_t block_until(struct sy_engine *eng, const struct sy__route *r,
+			    const struct sy_msg *m)
+{
+	if (m->flags & SY_MSG_DEADLINE)
+		return m->deadline;
+	return sy__now(eng) + r->bp_block_ns;
+}
+
+/* Wait a little for rings to drain; false once @p until has passed. */
+static bool block_wait(struct sy_engine *eng, uint64_t until)
+{
+	struct timespec ts = { .tv_sec = 0, .tv_nsec = 10000 };
+
+	if (sy__now(eng) >= until)
+		return false;
+	nanosleep(&ts, NULL);
+	return true;
+}
+
+/*
+ * No server was available: dead-letter @p m if the route says so (0), else
+ * refuse it (-EHOSTUNREACH).
+ */
+static __attribute__((noinline)) int unreachable(struct sy_engine *eng,
+						 struct sy__slot *s,
+						 const struct sy__route *r,
+						 struct sy_msg *m)
+{
+	if (r->dl_unreachable && dead_letters(m)) {
+		accept_dead(eng, s, r, m, unreachable_reason(r), SY_ANY);
+		return 0;
+	}
+	return reject(s, -EHOSTUNREACH, 1, r->id);
+}
+
+/* Inlined into each entry point by link-time optimization (the default
+ * build): the single send is the hottest path of the engine. */
+__attribute__((always_inline)) inline int
+sy__dispatch(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
+	     struct sy__slot *s)
+{
+	struct sy__server *srv;
+	struct sy_pick ctx;
+	struct sy__route *r;
+	uint64_t until = 0;
+	unsigned w;
+	int err = 0;
+
+again:
+	sy__read_lock();
+	r = route_for_send(eng, route, &err);
+	if (sy__unlikely(!r)) {
+		sy__read_unlock();
+		return reject(s, err, 1, route);
+	}
+	ctx.route = r;
+	ctx.slot = s;
+	ctx.eng = eng;
+	ctx.now = 0;
+	srv = pick(&ctx, m, SY_ANY);
+	if (sy__unlikely(!srv)) {
+		err = unreachable(eng, s, r, m);
+		sy__read_unlock();
+		return err;
+	}
+	if (sy__unlikely(r->bp_mode != SY_BP_OFF) &&
+	    sy__ring_over(&sy__slot_out(s)[srv->worker], r->bp_high)) {
+		err = congested(eng, s, r, m);
+		if (err == SY_WAIT) {
+			if (!until)
+				until = block_until(eng, r, m);
+			sy__read_unlock();
+			if (block_wait(eng, until))
+				goto again;
+			return reject(s, -ENOBUFS, 1, route);
+		}
+		if (err) {
+			sy__read_unlock();
+			return err == SY_TAKEN ? 0 :
+			       reject_at(s, err, 1, route, srv->id);
+		}
+		srv = m->server;
+	}
+	w = srv->worker; /* srv may be freed once the section ends */
+	if (sy__unlikely(sy__shard_sample(s->shard)))
+		stamp(eng, m);
+	count_accepted(s, 1);
+	if (sy__unlikely(!sy__ring_enqueue_spsc(&sy__slot_out(s)[w], m))) {
+		withdraw(s, 1);
+		unpick(m);
+		err = reject_at(s, -EAGAIN, 1, route, srv->id);
+		sy__read_unlock();
+		return err;
+	}
+	if (s->shard)
+		count_sent(s, route, srv->id);
+	sy__read_unlock();
+	wake_worker(eng, w);
+	return 0;
+}
+
+/*
+ * Enqueue the messages picked for one worker: one message alone, more in a
+ * burst descriptor. @return 0 or -EAGAIN (ring full) or -ENOMEM.
+ */
+static int enqueue_group(struct sy__slot *s, unsigned w, struct sy_msg **msgs,
+			 unsigned n)
+{
+	struct sy__ring *ring = &sy__slot_out(s)[w];
+	struct sy_msg *d;
+	struct sy__burst *b;
+
+	if (n == 1)
+		return sy__ring_enqueue_spsc(ring, msgs[0]) ? 0 : -EAGAIN;
+	d = sy__msg_alloc(s, sizeof(*b));
+	if (sy__unlikely(!d))
+		return -ENOMEM;
+	/* A worker that sees TIMED reads the clock when it takes the entry. */
+	d->flags = SY_MSG_BURST | (msgs[0]->flags & SY_MSG_TIMED);
+	b = (struct sy__burst *)d->data;
+	b->n = n;
+	memcpy(b->msgs, msgs, n * sizeof(msgs[0]));
+	if (sy__likely(sy__ring_enqueue_spsc(ring, d)))
+		return 0;
+	sy__msg_release(s, d);
+	return -EAGAIN;
+}
+
+/* worker_of[] marks: refused; accepted and dead-lettered; accepted and
+ * already enqueued to another worker (spilled). */
+enum { REFUSED = USHRT_MAX, TAKEN = USHRT_MAX - 1, SPILLED = USHRT_MAX - 2 };
+
+/*
+ * The group of a chunk's messages for worker @p w found the ring past the
+ * route's threshold: apply the mode to each (worker_of[] becomes REFUSED,
+ * TAKEN or SPILLED). SY_BP_BLOCK refusals are added to *waiting, not
+ * counted: the caller counts them if it stops waiting. @return the error of
+ * the first refused message, or 0.
+ */
+static __attribute__((noinline)) int
+congested_group(struct sy_engine *eng, struct sy__slot *s,
+		const struct sy__route *r, struct sy_msg **msgs,
+		unsigned short *worker_of, uint32_t *sid, unsigned w,
+		unsigned n, uint64_t *until, unsigned *waiting)
+{
+	struct sy__ring *out = sy__slot_out(s);
+	int err = 0;
+
+	note_congested(eng, s, w, r);
+	for (unsigned j = 0; j < n; j++) {
+		struct sy_msg *m = msgs[j];
+		int rc = -ENOBUFS;
+
+		if (worker_of[j] != w)
+			continue;
+		if (r->bp_mode == SY_BP_DEAD_LETTER) {
+			unpick(m);
+			accept_dead(eng, s, r, m, SY_DL_BACKPRESSURE, sid[j]);
+			worker_of[j] = TAKEN;
+			continue;
+		}
+		if (r->bp_mode == SY_BP_SPILL && spill(s, r, m)) {
+			struct sy__server *srv = m->server;
+
+			count_accepted(s, 1);
+			if (sy__ring_enqueue_spsc(&out[srv->worker], m)) {
+				worker_of[j] = SPILLED;
+				sid[j] = srv->id;
+				wake_worker(eng, srv->worker);
+				if (s->shard)
+					count_sent(s, r->id, srv->id);
+				continue;
+			}
+			withdraw(s, 1);
+			rc = -EAGAIN;
+		}
+		if (r->bp_mode == SY_BP_BLOCK) {
+			if (!*until)
+				*until = block_until(eng, r, m);
+			(*waiting)++;
+		} else {
+			reject_at(s, rc, 1, r->id, sid[j]);
+		}
+		unpick(m);
+		worker_of[j] = REFUSED;
+		if (!err)
+			err = rc;
+	}
+	return err;
+}
+
+/*
+ * Send msgs[0..n), n <= SY_BURST_MAX, inside one read-side section. Accepted
+ * messages move to the front of @p msgs, refused ones to the back in order.
+ * Sets *until when SY_BP_BLOCK refused some (*waiting of them, not yet
+ * counted as refused): the caller may wait and retry.
+ */
+static int send_chunk(struct sy_engine *eng, uint32_t route,
+		      struct sy_msg **msgs, unsigned n, struct sy__slot *s,
+		      uint64_t *until, unsigned *waiting)
+{
+	struct sy_msg *group[SY_BURST_MAX];
+	struct sy_msg *refused[SY_BURST_MAX];
+	unsigned short worker_of[SY_BURST_MAX];
+	uint32_t sid[SY_BURST_MAX];
+	uint64_t done[SY_MAX_WORKERS / 64] = { 0 };
+	unsigned accepted = 0, nrefused = 0;
+	struct sy__ring *out = sy__slot_out(s);
+	bool mixed = false, timed = false;
+	struct sy_pick ctx;
+	struct sy__route *r;
+	int err = 0;
+
+	sy__read_lock();
+	r = route_for_send(eng, route, &err);
+	if (sy__unlikely(!r)) {
+		sy__read_unlock();
+		return reject(s, err, n, route);
+	}
+	/* One pick context for the chunk: a policy reads the clock once. */
+	ctx.route = r;
+	ctx.slot = s;
+	ctx.eng = eng;
+	ctx.now = 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct sy__server *srv;
+
+		msgs[i]->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
+		srv = pick(&ctx, msgs[i], SY_ANY);
+		if (sy__likely(srv)) {
+			worker_of[i] = (unsigned short)srv->worker;
+			sid[i] = srv->id;
+		} else if (unreachable(eng, s, r, msgs[i]) == 0) {
+			worker_of[i] = TAKEN;
+		} else {
+			worker_of[i] = REFUSED;
+			if (!err)
+				err = -EHOSTUNREACH;
+		}
+		mixed |= worker_of[i] != worker_of[0];
+	}
+	if (sy__unlikely(sy__shard_sample(s->shard)))
+		timed = true;
+	if (!mixed && worker_of[0] < TAKEN &&
+	    !(r->bp_mode != SY_BP_OFF && sy__ring_over(&out[worker_of[0]], r->bp_high))) {
+		/* The common case: every message for one worker. */
+		if (timed)
+			stamp(eng, msgs[0]);
+		count_accepted(s, n);
+		err = enqueue_group(s, worker_of[0], msgs, n);
+		if (err) {
+			withdraw(s, n);
+			for (unsigned i = 0; i < n; i++)
+				unpick(msgs[i]);
+			err = reject_at(s, err, n, route, sid[0]);
+			sy__read_unlock();
+			return err;
+		}
+		if (s->shard)
+			count_sent_burst(s, route, sid, n);
+		sy__read_unlock();
+		wake_worker(eng, worker_of[0]);
+		return (int)n;
+	}
+	/* One ring entry per worker, each worker's messages in order. */
+	for (unsigned i = 0; i < n; i++) {
+		unsigned w = worker_of[i], k = 0;
+		int rc;
+
+		if (w >= SPILLED || (done[w / 64] & (1ull << (w % 64))))
+			continue;
+		done[w / 64] |= 1ull << (w % 64);
+		if (r->bp_mode != SY_BP_OFF && sy__ring_over(&out[w], r->bp_high)) {
+			rc = congested_group(eng, s, r, msgs, worker_of, sid, w,
+					     n, until, waiting);
+			if (rc && !err)
+				err = rc;
+			continue;
+		}
+		for (unsigned j = i; j < n; j++)
+			if (worker_of[j] == w)
+				group[k++] = msgs[j];
+		if (timed) {
+			stamp(eng, group[0]);
+			timed = false;
+		}
+		count_accepted(s, k);
+		rc = enqueue_group(s, w, group, k);
+		if (rc == 0) {
+			if (s->shard)
+				for (unsigned j = i; j < n; j++)
+					if (worker_of[j] == w)
+						count_sent(s, route, sid[j]);
+			wake_worker(eng, w);
+			continue;
+		}
+		withdraw(s, k);
+		for (unsigned j = i; j < n; j++) {
+			if (worker_of[j] == w) {
+				reject_at(s, rc, 1, route, sid[j]);
+				worker_of[j] = REFUSED;
+				unpick(msgs[j]);
+			}
+		}
+		if (!err)
+			err = rc;
+	}
+	sy__read_unlock();
+	/* Stable partition: accepted first, refused after, both in order. */
+	for (unsigned i = 0; i < n; i++) {
+		if (worker_of[i] == REFUSED) {
+			refused[nrefused++] = msgs[i];
+			continue;
+		}
+		msgs[accepted++] = msgs[i];
+	}
+	memcpy(msgs + accepted, refused, nrefused * sizeof(msgs[0]));
+	return accepted ? (int)accepted : err;
+}
+
+int sy__dispatch_burst(struct sy_engine *eng, uint32_t route,
+		       struct sy_msg **msgs, unsigned n, struct sy__slot *s)
+{
+	uint64_t until = 0;
+	unsigned done = 0;
+
+	while (done < n) {
+		unsigned chunk = n - done < SY_BURST_MAX ? n - done : SY_BURST_MAX;
+		unsigned waiting = 0;
+		int rc = send_chunk(eng, route, msgs + done, chunk, s, &until,
+				    &waiting);
+
+		if (rc > 0)
+			done += (unsigned)rc;
+		if (rc >= 0 && (unsigned)rc == chunk)
+			continue;
+		/* Some were refused; they stay in place, in their order:
+		 * msgs[done..n) are the caller's. SY_BP_BLOCK waits for room. */
+		if (until && block_wait(eng, until))
+			continue;
+		if (waiting)
+			reject(s, -ENOBUFS, waiting, route);
+		return done ? (int)done : rc;
+	}
+	return (int)done;
+}
+
+/*
+ * A worker's retry of @p m through its route, avoiding the server that
+ * failed (m->last_server) where the route has another. Inside the worker's
+ * read-side section. @return 0 (enqueued); -EAGAIN or -ENOBUFS (the ring is
+ * full or past the threshold: try later); -EHOSTUNREACH (no server, or the
+ * route is gone; the reason in *why).
+ */
+int sy__dispatch_retry(struct sy__worker *w, struct sy_msg *m,
+		       enum sy_dl_reason *why)
+{
+	struct sy_engine *eng = w->eng;
+	struct sy__slot *s = w->slot;
+	struct sy__server *srv;
+	struct sy__ring *ring;
+	struct sy_pick ctx;
+	struct sy__route *r;
+
+	/* A1: pairs with R1 in registry.c. */
+	r = atomic_load_explicit(&eng->routes[m->route_id], memory_order_acquire);
+	*why = SY_DL_UNREACHABLE;
+	if (!r)
+		return -EHOSTUNREACH;
+	ctx.route = r;
+	ctx.slot = s;
+	ctx.eng = eng;
+	ctx.now = 0;
+	srv = pick(&ctx, m, m->last_server);
+	if (!srv) {
+		*why = unreachable_reason(r);
+		return -EHOSTUNREACH;
+	}
+	ring = &sy__slot_out(s)[srv->worker];
+	if ((r->bp_mode != SY_BP_OFF && sy__ring_over(ring, r->bp_high)) ||
+	    !sy__ring_enqueue_spsc(ring, m)) {
+		unpick(m);
+		return -EAGAIN;
+	}
+	wake_worker(eng, srv->worker);
+	return 0;
+}
+

@@ -1,0 +1,46 @@
+/*
+ * The dispatch (dispatch.c): the one way a message goes from a sender to a
+ * worker's ring. Each call takes its own RCU read-side section, except
+ * sy__dispatch_retry(), which runs inside the worker's.
+ */
+#ifndef SY_CORE_DISPATCH_H
+#define SY_CORE_DISPATCH_H
+
+#include <stdint.h>
+
+#include "switchyard.h"
+
+struct sy_engine;
+struct sy_msg;
+struct sy__slot;
+struct sy__worker;
+
+/*
+ * Route @p m (its kind flags set by the caller) through @p route from slot
+ * @p s, the calling thread's. @return 0 (enqueued, or accepted and
+ * dead-lettered as the route says); -ENOENT, -ESHUTDOWN, -EHOSTUNREACH,
+ * -EAGAIN, -ENOBUFS (refused and counted: the message is the caller's).
+ */
+int sy__dispatch(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
+		 struct sy__slot *s);
+
+/*
+ * Route plain messages msgs[0..n) through @p route, in chunks of
+ * SY_BURST_MAX, one read-side section each. Accepted messages move to the
+ * front of @p msgs in order; the refused ones stay behind them, in order.
+ * @return how many were accepted, or the first refusal's error if none.
+ */
+int sy__dispatch_burst(struct sy_engine *eng, uint32_t route,
+		       struct sy_msg **msgs, unsigned n, struct sy__slot *s);
+
+/*
+ * A worker's retry of @p m through its route, avoiding the server that
+ * failed (m->last_server) where the route has another. Inside the worker's
+ * read-side section. @return 0 (enqueued); -EAGAIN (the ring is full or
+ * past the threshold: try later); -EHOSTUNREACH (no server, or the route
+ * is gone; the reason in *why).
+ */
+int sy__dispatch_retry(struct sy__worker *w, struct sy_msg *m,
+		       enum sy_dl_reason *why);
+
+#endif /* SY_CORE_DISPATCH_H */

@@ -1,0 +1,74 @@
+/*
+ * The engine object (engine.c): its configuration, threads, slots, route
+ * table and the modules hung on it.
+ *
+ * Locks: `lock` serializes the control functions (servers, routes, start,
+ * stop); `slot_lock` attach and detach; `huge_lock` the list of unpooled
+ * messages. The hot paths take none of them.
+ */
+#ifndef SY_CORE_ENGINE_H
+#define SY_CORE_ENGINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/config_internal.h"
+
+enum sy__engine_state {
+	SY_ENGINE_CREATED,
+	SY_ENGINE_RUNNING,
+	SY_ENGINE_STOPPING,
+	SY_ENGINE_STOPPED,
+};
+
+struct sy__dlq;
+struct sy__collector;
+struct sy__health_thread;
+struct sy__http;
+struct sy__huge;
+struct sy__route;
+struct sy__server;
+struct sy__slot;
+struct sy__worker;
+
+struct sy_engine {
+	struct sy__config cfg;
+	_Atomic int state;
+	unsigned nworkers;
+	unsigned nstarted;               /* worker threads running */
+	unsigned nslots;
+	_Atomic unsigned slots_used;     /* slots [0, slots_used) may have rings */
+	struct sy__slot *slots;
+	struct sy__worker *workers;
+	_Atomic(struct sy__route *) *routes;   /* [max_routes] */
+	struct sy__server **servers;           /* [max_servers], under lock */
+	struct cds_lfht *route_names;
+	pthread_mutex_t lock;            /* servers, routes, start, stop */
+	pthread_mutex_t slot_lock;       /* attach, detach */
+	pthread_mutex_t huge_lock;
+	struct sy__huge *huge;           /* unpooled messages, for destroy */
+	struct sy__dlq *dlq;
+	struct sy__collector *collector; /* NULL: metrics off */
+	struct sy__http *http;           /* NULL: not serving; under lock */
+	struct sy__health_thread *health;/* NULL until a server has a probe */
+	uint64_t uid;
+	unsigned je_arena;
+	bool je_arena_valid;
+};
+
+uint64_t sy__clock_monotonic(void *ctx);
+
+/** The engine's clock in nanoseconds. Any thread. */
+static inline uint64_t sy__now(const struct sy_engine *eng)
+{
+	return eng->cfg.clock(eng->cfg.clock_ctx);
+}
+
+static inline bool sy__idle_sleeps(const struct sy_engine *eng)
+{
+	return eng->cfg.idle == SY_IDLE_SLEEP;
+}
+
+#endif /* SY_CORE_ENGINE_H */

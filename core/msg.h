@@ -1,0 +1,77 @@
+/*
+ * The message header, its flags, and the burst descriptor.
+ *
+ * A header is two cache lines. The first is what every send and every
+ * handler run touches; the second is read and written only when a flag
+ * says so (a deadline, a latency sample, a retry, a dead letter), so the
+ * common path touches one line of header.
+ */
+#ifndef SY_CORE_MSG_H
+#define SY_CORE_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "switchyard.h"
+
+#define SY_BURST_MAX 32 /* messages per burst descriptor */
+
+enum {
+	SY_CLASSES = 6,           /* pooled size classes */
+	SY_CLASS_HUGE = 0xff,     /* allocated alone, freed to the allocator */
+};
+
+enum sy__msg_flags {
+	SY_MSG_REQUEST = 1u << 0, /* a reply goes back to reply_slot */
+	SY_MSG_CALL = 1u << 1,    /* the request of a sy_call(); call_seq matches */
+	SY_MSG_BURST = 1u << 2,   /* an internal burst descriptor, not a message */
+	SY_MSG_INFLIGHT = 1u << 3,/* counted in server->inflight until handled */
+	SY_MSG_OBSERVE = 1u << 4, /* the route's policy observes its handler run */
+	SY_MSG_DEADLINE = 1u << 5,/* deadline is set */
+	SY_MSG_TIMED = 1u << 6,   /* sent_ns is set: a latency sample */
+	SY_MSG_DEAD = 1u << 7,    /* dead-lettered before: dl_first_ns is set */
+};
+
+/* Flags a send keeps; the others come from the route, and SY_MSG_TIMED
+ * from this send's own sampling (a forwarded or retried message does not
+ * carry an earlier send's sample). */
+#define SY_MSG_KEEP_FLAGS (SY_MSG_REQUEST | SY_MSG_CALL | SY_MSG_DEADLINE | \
+			   SY_MSG_DEAD)
+
+struct sy__pool;
+struct sy__server;
+
+struct sy_msg {
+	struct sy_msg *next;       /* free lists, return chains, retry lists */
+	struct sy__pool *pool;     /* where it goes back to */
+	struct sy__server *server; /* destination, set by the send */
+	uint64_t tag;
+	uint64_t key;              /* for key-based policies */
+	uint32_t size;
+	uint32_t cap;
+	uint16_t reply_slot;       /* requester's slot */
+	uint16_t reply_gen;        /* requester's slot generation (low bits) */
+	uint32_t call_seq : 24;    /* sy_call() sequence (wraps) */
+	uint32_t attempts : 8;     /* handler runs that failed so far */
+	uint32_t route_id;         /* route it was sent through */
+	uint16_t pick;             /* index of server in that route */
+	uint8_t klass;
+	uint8_t flags;
+	/* Second line. */
+	_Alignas(64) uint64_t deadline; /* SY_MSG_DEADLINE: engine clock */
+	uint64_t sent_ns;          /* SY_MSG_TIMED: clock at the send call */
+	uint64_t dl_first_ns;      /* SY_MSG_DEAD: first dead-lettered */
+	uint64_t due_ns;           /* a retry waiting on its worker: when it goes */
+	uint32_t last_server;      /* id of the server of its last handler run */
+	_Alignas(16) unsigned char data[];
+};
+_Static_assert(sizeof(struct sy_msg) == 128, "message header is two cache lines");
+
+/* A burst descriptor: SY_BURST_MAX messages for one worker in one ring
+ * entry. It travels as the data of a message flagged SY_MSG_BURST. */
+struct sy__burst {
+	uint32_t n;
+	struct sy_msg *msgs[SY_BURST_MAX];
+};
+
+#endif /* SY_CORE_MSG_H */

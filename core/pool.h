@@ -1,0 +1,92 @@
+/*
+ * Message pools (pool.c): one per slot, in SY_CLASSES size classes, carved
+ * from slabs of the engine's allocator.
+ *
+ * The owner allocates and frees without atomics. A message freed on
+ * another thread goes back to its origin pool in chains of
+ * SY_RETURN_BATCH, pushed with one CAS each on the pool's remote stacks;
+ * the owner takes a whole stack at once when its free list runs dry.
+ */
+#ifndef SY_CORE_POOL_H
+#define SY_CORE_POOL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/compiler.h"
+#include "core/msg.h"
+
+#define SY_RETURN_BATCH 32 /* messages returned to another pool at once */
+
+struct sy_engine;
+struct sy__slot;
+
+struct sy__pool {
+	/* Read-only after create; other threads read them. */
+	struct sy_engine *eng;
+	uint32_t slot;
+	/* Owner side: only the slot's thread writes these, on their own line. */
+	_Alignas(SY_CACHELINE) struct sy_msg *free[SY_CLASSES];
+	void *slabs;               /* singly linked through the slab's first word */
+	_Atomic uint64_t slab_count;
+	_Atomic uint64_t slab_bytes;
+	/* Remote side: other threads push chains here (Treiber stacks; the
+	 * owner takes a whole stack at once, so there is no ABA). */
+	_Alignas(SY_CACHELINE) _Atomic(struct sy_msg *) remote[SY_CLASSES];
+};
+
+/* Messages freed by a thread for another thread's pool, returned 32 at once. */
+struct sy__chain {
+	struct sy_msg *head;
+	struct sy_msg *tail;
+	uint32_t n;
+	bool listed;               /* its index is in the slot's dirty list */
+};
+
+/*
+ * Messages freed one after another by one thread, chained while they belong
+ * to the same pool and class, then handed back together.
+ */
+struct sy__release_batch {
+	struct sy__pool *pool;
+	struct sy_msg *head;
+	struct sy_msg *tail;
+	uint32_t n;
+	uint8_t klass;
+};
+
+/* Allocate from @p s's pool (its thread only). NULL: -ENOMEM. */
+struct sy_msg *sy__msg_alloc(struct sy__slot *s, size_t size);
+/* Free @p m from the thread of slot @p self (NULL: a thread without one). */
+void sy__msg_release(struct sy__slot *self, struct sy_msg *m);
+void sy__release_batch_flush(struct sy__slot *self, struct sy__release_batch *b);
+/* Hand back every chain @p self holds for other pools. */
+void sy__pending_flush(struct sy__slot *self);
+void sy__pool_destroy(struct sy_engine *eng, struct sy__pool *p);
+/* Free the unpooled messages still allocated (engine destroy). */
+void sy__huge_destroy(struct sy_engine *eng);
+
+static inline void sy__release_batch_add(struct sy__slot *self,
+					 struct sy__release_batch *b,
+					 struct sy_msg *m)
+{
+	if (sy__likely(m->pool == b->pool && m->klass == b->klass)) {
+		m->next = b->head;
+		b->head = m;
+		b->n++;
+		return;
+	}
+	sy__release_batch_flush(self, b);
+	if (m->klass == SY_CLASS_HUGE) {
+		sy__msg_release(self, m);
+		return;
+	}
+	m->next = NULL;
+	b->pool = m->pool;
+	b->klass = m->klass;
+	b->head = b->tail = m;
+	b->n = 1;
+}
+
+#endif /* SY_CORE_POOL_H */

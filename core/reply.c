@@ -1,0 +1,221 @@
+/*
+ * Replies and calls: a handler's reply (the worker's side), polling for
+ * replies and the blocking call (the requester's side).
+ *
+ * A reply goes back on the requester slot's reply ring from the worker.
+ * The requester's slot generation, copied into the request, tells a reply
+ * for an earlier owner of the slot (dropped and counted). A call waits by
+ * the engine's idle strategy: spin, yield, then park until the worker's
+ * sy_reply() wakes it.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <time.h>
+
+#include "core/compiler.h"
+#include "core/dispatch.h"
+#include "core/engine.h"
+#include "core/error.h"
+#include "core/msg.h"
+#include "core/pool.h"
+#include "core/reply.h"
+#include "core/slot.h"
+#include "core/worker.h"
+#include "metrics/shard.h"
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+
+void sy__reply_drop(struct sy__slot *s, struct sy_msg *m)
+{
+	sy__total_add(&s->totals, SY_T_REPLIES_DROPPED, 1);
+	sy__msg_release(s, m);
+}
+
+SY_API int sy_reply(sy_msg *request, sy_msg *reply)
+{
+	struct sy__worker *w = sy__worker_self();
+	struct sy_engine *eng;
+	struct sy__slot *to;
+
+	if (!w || w->current != request || !(request->flags & SY_MSG_REQUEST))
+		return -EINVAL;
+	eng = w->eng;
+	to = &eng->slots[request->reply_slot];
+	if ((uint16_t)atomic_load_explicit(&to->gen, memory_order_relaxed) !=
+	    request->reply_gen) {
+		sy__total_add(&w->slot->totals, SY_T_REPLIES_DROPPED, 1);
+		return -ECONNRESET;
+	}
+	reply->tag = request->tag;
+	reply->reply_gen = request->reply_gen;
+	reply->call_seq = request->call_seq;
+	reply->flags = request->flags & (SY_MSG_REQUEST | SY_MSG_CALL | SY_MSG_TIMED);
+	if (sy__unlikely(request->flags & SY_MSG_TIMED))
+		reply->sent_ns = request->sent_ns; /* the round trip's start */
+	if (!sy__ring_enqueue_spsc(&to->replies[w->idx], reply)) {
+		sy__total_add(&w->slot->totals, SY_T_REPLIES_DROPPED, 1);
+		if (w->slot->shard)
+			sy__sc_add(&w->slot->shard->transport[SY_TRANSPORT_REPLY],
+				   SY_SC_REJECTED, 1);
+		return -EAGAIN;
+	}
+	if (w->slot->shard)
+		sy__sc_add(&w->slot->shard->transport[SY_TRANSPORT_REPLY],
+			   SY_SC_SENT, 1);
+	if (reply == w->current)
+		w->taken = true;
+	sy__total_add(&w->slot->totals, SY_T_REPLIES_SENT, 1);
+	if (sy__idle_sleeps(eng))
+		sy__wake(&to->parker);
+	return 0;
+}
+
+/*
+ * Take one reply for @p s from its rings, dropping stale ones (for an earlier
+ * owner of the slot, or for a call that timed out). NULL when none is ready.
+ */
+static struct sy_msg *reply_take(struct sy_engine *eng, struct sy__slot *s,
+				 unsigned *cursor)
+{
+	uint16_t gen = (uint16_t)atomic_load_explicit(&s->gen, memory_order_relaxed);
+
+	for (unsigned tries = 0; tries < eng->nworkers; tries++) {
+		unsigned w = (*cursor + tries) % eng->nworkers;
+		void *e;
+
+		while (sy__ring_dequeue_spsc(&s->replies[w], &e)) {
+			struct sy_msg *m = e;
+
+			if (m->reply_gen != gen) {
+				sy__reply_drop(s, m);
+				continue;
+			}
+			if (sy__unlikely(m->flags & SY_MSG_TIMED) && s->shard)
+				sy__hist_record(&s->shard->hist[SY_HIST_RTT],
+						sy__now(eng) - m->sent_ns);
+			*cursor = w;
+			return m;
+		}
+	}
+	return NULL;
+}
+
+SY_API int sy_poll_replies(sy_engine *eng, sy_msg **out, unsigned max)
+{
+	struct sy__slot *s = sy__slot_self(eng);
+	unsigned n = 0, cursor = 0;
+
+	if (!s)
+		return -ENOENT;
+	while (n < max && s->stash) {
+		out[n++] = s->stash;
+		s->stash = s->stash->next;
+		if (!s->stash)
+			s->stash_tail = &s->stash;
+	}
+	while (n < max) {
+		struct sy_msg *m = reply_take(eng, s, &cursor);
+
+		if (!m)
+			break;
+		if (m->flags & SY_MSG_CALL) {
+			/* The call that wanted it has returned. */
+			sy__reply_drop(s, m);
+			continue;
+		}
+		out[n++] = m;
+	}
+	sy__total_add(&s->totals, SY_T_REPLIES_RECEIVED, n);
+	return (int)n;
+}
+
+static bool reply_ready(struct sy_engine *eng, struct sy__slot *s)
+{
+	for (unsigned w = 0; w < eng->nworkers; w++)
+		if (sy__ring_count(&s->replies[w]))
+			return true;
+	return false;
+}
+
+/* Wait a little for a reply: spin, then yield, then sleep until woken. */
+static void call_wait(struct sy_engine *eng, struct sy__slot *s,
+		      unsigned round, uint64_t deadline)
+{
+	uint64_t now;
+
+	if (round < 64 || eng->cfg.idle == SY_IDLE_SPIN) {
+		__builtin_ia32_pause();
+		return;
+	}
+	if (round < 128 || eng->cfg.idle == SY_IDLE_YIELD) {
+		sched_yield();
+		return;
+	}
+	now = now_ns();
+	if (now >= deadline)
+		return;
+	sy__park_prepare(&s->parker);
+	if (reply_ready(eng, s)) {
+		sy__park_cancel(&s->parker);
+		return;
+	}
+	sy__park_wait(&s->parker, deadline - now);
+}
+
+SY_API int sy_call(sy_engine *eng, uint32_t route, sy_msg *req,
+		   sy_msg **reply, uint64_t timeout_ns)
+{
+	struct sy__worker *w = sy__worker_self();
+	struct sy__slot *s;
+	uint64_t deadline;
+	unsigned cursor = 0;
+	uint32_t seq;
+	int rc = 0;
+
+	if (w && w->eng == eng)
+		return sy__fail(-EDEADLK, "sy_call from a handler would wait on its own worker");
+	s = sy__slot_get(eng, &rc);
+	if (!s)
+		return rc;
+	seq = ++s->call_seq & 0xffffffu; /* msg->call_seq has 24 bits */
+	req->flags = (uint8_t)((req->flags & (SY_MSG_DEADLINE | SY_MSG_DEAD)) |
+			       SY_MSG_REQUEST | SY_MSG_CALL);
+	req->call_seq = seq;
+	req->reply_slot = (uint16_t)s->id;
+	req->reply_gen = (uint16_t)atomic_load_explicit(&s->gen, memory_order_relaxed);
+	rc = sy__dispatch(eng, route, req, s);
+	if (rc)
+		return rc;
+	sy__total_add(&s->totals, SY_T_REQUESTS, 1);
+	deadline = now_ns() + timeout_ns;
+	for (unsigned round = 0;; round++) {
+		struct sy_msg *m = reply_take(eng, s, &cursor);
+
+		if (m) {
+			if (!(m->flags & SY_MSG_CALL)) {
+				/* An asynchronous reply: keep it for poll. */
+				m->next = NULL;
+				*s->stash_tail = m;
+				s->stash_tail = &m->next;
+			} else if (m->call_seq != seq) {
+				sy__reply_drop(s, m);
+			} else {
+				sy__total_add(&s->totals, SY_T_REPLIES_RECEIVED, 1);
+				*reply = m;
+				return 0;
+			}
+			round = 0;
+			continue;
+		}
+		if ((round & 63) == 63 && now_ns() >= deadline)
+			return -ETIMEDOUT;
+		call_wait(eng, s, round, deadline);
+	}
+}

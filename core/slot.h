@@ -1,0 +1,120 @@
+/*
+ * Slots: the state of one sending thread (slot.c).
+ *
+ * Slots [0, workers) belong to the workers, slots [workers, workers +
+ * max_producers) to attached application threads. Each slot has an SPSC
+ * ring to every worker (out[w]), an SPSC ring from every worker for replies
+ * (replies[w]), a message pool, its engine totals and its metrics shard.
+ * Only the thread attached to a slot produces on its out rings, consumes
+ * its reply rings, allocates from its pool and writes its counters.
+ *
+ * A thread finds its slot through thread-local state: a one-entry cache
+ * (sy__tls_hot) for the engine it used last, then a small table.
+ */
+#ifndef SY_CORE_SLOT_H
+#define SY_CORE_SLOT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/compiler.h"
+#include "core/pool.h"
+#include "metrics/counter.h"
+#include "queues/park.h"
+#include "queues/ring.h"
+
+struct sy_engine;
+struct sy__shard;
+struct sy__worker;
+
+enum sy__slot_state { SY_SLOT_FREE, SY_SLOT_ATTACHED };
+
+struct sy__slot {
+	struct sy__totals totals;
+	struct sy__pool pool;
+	struct sy__parker parker;  /* a thread waiting in sy_call() */
+	struct sy__ring *_Atomic out; /* [workers], published once */
+	struct sy__ring *replies;  /* [workers] */
+	struct sy__chain *pending; /* [slots * SY_CLASSES] return chains */
+	uint32_t *dirty;           /* indices of non-empty pending chains */
+	unsigned ndirty;
+	uint64_t *policy_words;    /* [max_routes] */
+	uint64_t rng;              /* sy_pick_random() state (xorshift64*) */
+	struct sy_msg *stash;      /* replies taken by sy_call() for sy_poll_replies() */
+	struct sy_msg **stash_tail;
+	struct sy__shard *shard;   /* NULL: metrics off */
+	/* congested[w]: 0, or 1 + the low mark of the route whose threshold
+	 * the ring to worker w passed; cleared (on_backpressure) once the
+	 * ring has drained below it. */
+	_Atomic uint32_t *congested;
+	uint32_t id;
+	uint32_t call_seq;
+	_Atomic uint32_t gen;      /* changes at every attach */
+	_Atomic int state;
+	bool is_worker;
+};
+
+/* The calling thread's slot for the engine it used last, and its worker. */
+struct sy__tls_hot {
+	struct sy_engine *eng;
+	struct sy__slot *slot;
+	struct sy__worker *worker;
+};
+extern __thread struct sy__tls_hot sy__tls_hot
+	__attribute__((tls_model("initial-exec")));
+
+struct sy__slot *sy__slot_lookup(struct sy_engine *eng);
+struct sy__slot *sy__slot_attach_lazy(struct sy_engine *eng, int *err);
+
+/** The calling thread's slot for @p eng, or NULL if it is not attached. */
+static inline struct sy__slot *sy__slot_self(struct sy_engine *eng)
+{
+	if (sy__likely(sy__tls_hot.eng == eng))
+		return sy__tls_hot.slot;
+	return sy__slot_lookup(eng);
+}
+
+/** The calling thread's slot for @p eng, attaching it if needed. */
+static inline struct sy__slot *sy__slot_get(struct sy_engine *eng, int *err)
+{
+	if (sy__likely(sy__tls_hot.eng == eng))
+		return sy__tls_hot.slot;
+	return sy__slot_attach_lazy(eng, err);
+}
+
+/** The worker the calling thread is, or NULL. */
+static inline struct sy__worker *sy__worker_self(void)
+{
+	return sy__tls_hot.worker;
+}
+
+static inline struct sy__ring *sy__slot_out(struct sy__slot *s)
+{
+	/* Pairs with the release that publishes the rings in sy__slot_setup(). */
+	return atomic_load_explicit(&s->out, memory_order_acquire);
+}
+
+/* The slot's xorshift64* generator: its thread only, no shared line. */
+static inline uint64_t sy__slot_random(struct sy__slot *s)
+{
+	uint64_t x = s->rng;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	s->rng = x;
+	return x * 0x2545f4914f6cdd1dull;
+}
+
+/* Control paths (engine create, destroy, attach). */
+int sy__slot_setup(struct sy_engine *eng, struct sy__slot *s);
+void sy__slot_reset_picks(struct sy_engine *eng, struct sy__slot *s);
+void sy__slot_free(struct sy_engine *eng, struct sy__slot *s);
+void sy__worker_bind(struct sy__worker *w);
+void sy__worker_unbind(struct sy__worker *w);
+/* The table of live engines that thread-exit destructors check. */
+int sy__engine_remember(struct sy_engine *eng);
+void sy__engine_forget(struct sy_engine *eng);
+
+#endif /* SY_CORE_SLOT_H */

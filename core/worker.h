@@ -1,0 +1,53 @@
+/*
+ * Workers (worker.c): threads pinned to CPUs that own servers and run
+ * their handlers, polling their inbound ring from every slot in turn.
+ */
+#ifndef SY_CORE_WORKER_H
+#define SY_CORE_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "queues/park.h"
+#include "switchyard.h"
+
+struct sy_engine;
+struct sy__ring;
+struct sy__slot;
+
+/* Per route: first runs and retries on one worker (the retry budget). */
+struct sy__budget {
+	uint64_t runs;             /* first runs (attempt 1) */
+	uint64_t retries;
+};
+
+struct sy__worker {
+	struct sy__parker parker;
+	_Atomic uint64_t passes;   /* loop passes completed */
+	_Atomic bool drain;        /* stop: exit once every inbox is empty */
+	struct sy_engine *eng;
+	struct sy__slot *slot;
+	pthread_t thread;
+	unsigned idx;
+	int cpu;
+	unsigned nservers;         /* placement; under eng->lock */
+	sy_msg *current;           /* message being handled */
+	bool taken;                /* the handler passed current on */
+	/* Retries waiting for their backoff, soonest first (msg->next). */
+	struct sy_msg *retries;
+	unsigned nretries;
+	struct sy__budget *budget; /* [max_routes] */
+};
+
+/* Start every worker thread: 0, or a negative errno with sy__fail's message. */
+int sy__workers_start(struct sy_engine *eng);
+/* Let every worker empty its inboxes, then join them (stop). */
+void sy__workers_drain(struct sy_engine *eng);
+/* Wait until worker @p w has handled everything enqueued to it so far. */
+void sy__worker_wait_handled(struct sy_engine *eng, unsigned w);
+/* Take and handle up to the burst size of entries from @p r. */
+unsigned sy__worker_drain_ring(struct sy__worker *w, struct sy__ring *r);
+
+#endif /* SY_CORE_WORKER_H */

@@ -1,0 +1,74 @@
+/*
+ * Counters: the one counting primitive of the engine.
+ *
+ * Every counter has exactly one writer, the thread that owns the set it is
+ * in (a producer slot or a worker), so an increment is a load and a store,
+ * no locked instruction and no shared cache line. The store is a release
+ * and a read is an acquire (both free on x86): a reader that sees a count
+ * also sees every count its writer made before it, so a message's outcome
+ * is never visible without its acceptance (sy_engine_accounting()).
+ * Readers add the sets of every thread; a sum is a recent view, exact once
+ * the writers are quiet.
+ *
+ * Two sets use it: each thread's engine totals (enum sy__total, what
+ * sy_engine_stats() and sy_engine_accounting() add up), and the per-series
+ * counters of a metrics shard (enum sy__sc, per server, route and
+ * transport; shard.h).
+ */
+#ifndef SY_METRICS_COUNTER_H
+#define SY_METRICS_COUNTER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "switchyard.h"
+
+typedef _Atomic uint64_t sy__counter;
+
+/** Add @p n to @p c. Its owning thread only. */
+static inline void sy__counter_add(sy__counter *c, uint64_t n)
+{
+	uint64_t v = atomic_load_explicit(c, memory_order_relaxed);
+
+	atomic_store_explicit(c, v + n, memory_order_release);
+}
+
+/** The value of @p c. Any thread. */
+static inline uint64_t sy__counter_read(const sy__counter *c)
+{
+	return atomic_load_explicit((sy__counter *)c, memory_order_acquire);
+}
+
+/* A thread's engine totals. */
+enum sy__total {
+	SY_T_ACCEPTED,
+	SY_T_DELIVERED,
+	SY_T_HANDLER_FAILED,
+	SY_T_REJ_NOROUTE,
+	SY_T_REJ_UNREACHABLE,
+	SY_T_REJ_FULL,
+	SY_T_REJ_SHUTDOWN,
+	SY_T_REQUESTS,
+	SY_T_REPLIES_SENT,
+	SY_T_REPLIES_RECEIVED,
+	SY_T_REPLIES_DROPPED,
+	SY_T_REJ_BACKPRESSURE,
+	SY_T_HANDED_ON,  /* failed handler runs whose message went to a retry or the DLQ */
+	SY_T_RETRIED,
+	SY_T_COUNT
+};
+
+struct sy__totals {
+	sy__counter v[SY_T_COUNT];
+} __attribute__((aligned(64)));
+
+static inline void sy__total_add(struct sy__totals *t, enum sy__total i,
+				 uint64_t n)
+{
+	sy__counter_add(&t->v[i], n);
+}
+
+/** Add the totals @p t into @p out. Any thread. */
+void sy__totals_add_to(const struct sy__totals *t, struct sy_stats *out);
+
+#endif /* SY_METRICS_COUNTER_H */
