@@ -23,9 +23,10 @@
  *  4. a body (Content-Length above 0, or Transfer-Encoding): 413;
  *  5. else the resource; 503 for a snapshot before the first one.
  * Requests that libmicrohttpd cannot parse never reach handle_request(): it
- * answers them itself (400, 414 for a request line or 431 for headers too
- * large for a connection's memory, 505 for an HTTP version it does not
- * speak) and closes the connection.
+ * answers them itself (400; 414 for a request line and 431 for headers too
+ * large for a connection's memory; 505 for an HTTP version it does not
+ * speak), or closes the connection without a response (a request line it
+ * cannot split into method, path and version; a request cut short).
  *
  * Start and stop are control calls: eng->http is set and cleared under
  * eng->lock. Stop takes the daemon out of the engine under the lock, then
