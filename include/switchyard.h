@@ -919,12 +919,23 @@ SY_API int sy_snapshot_format(const sy_snapshot *snap, enum sy_format fmt,
 			      char **buf, size_t *len);
 
 /**
- * Serve /metrics (Prometheus text) and /metrics.json on @p addr (a loopback
- * IPv4 address, NULL: "127.0.0.1") and @p port (0: any free port, written to
- * *bound). Reads snapshots only; its requests run on the endpoint's own
- * thread. Control thread; returns once the socket is listening.
+ * Serve, read-only, over HTTP: the dashboard page (/), its data
+ * (/dashboard.json), the latest snapshot as Prometheus text (/metrics) and
+ * as JSON (/metrics.json); GET and HEAD only, no request changes the engine
+ * (docs/metrics.md). Requests run on the endpoint's own thread and read
+ * snapshots, the accounting and the dead letter queue (briefly taking its
+ * lock), never anything on the send or handler paths.
+ * Control thread; returns once the socket is listening.
+ * @param addr where to listen: NULL for "127.0.0.1", else a dotted IPv4
+ *        literal inside 127.0.0.0/8. Anything else (another address,
+ *        "0.0.0.0", a host name, IPv6) is refused with -EINVAL: the
+ *        endpoint never listens beyond the loopback.
+ * @param port the TCP port; 0: any free port
+ * @param[out] bound the port bound, or NULL
  * @return 0; -ENOTSUP (built without libmicrohttpd, or metrics off);
- *         -EALREADY; -EADDRINUSE; -EINVAL.
+ *         -EALREADY (serving already); -EADDRINUSE; -EINVAL (a bad or
+ *         non-loopback address, a port above 65535 or one that cannot be
+ *         bound); -ENOMEM.
  */
 SY_API int sy_metrics_serve(sy_engine *eng, const char *addr, unsigned port,
 			    unsigned *bound);

@@ -773,7 +773,7 @@ Test(exports_http, serves_prometheus_and_json, .init = setup,
 		 "'%%{content_type}' http://127.0.0.1:%u/metrics.json", port);
 	cr_assert_str_eq(type, "application/json");
 
-	status_is(port, "GET", "/", "404");
+	status_is(port, "GET", "/nope", "404");
 	status_is(port, "GET", "/metrics/x", "404");
 	status_is(port, "POST", "/metrics", "405");
 	status_is(port, "DELETE", "/metrics.json", "405");
