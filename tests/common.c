@@ -101,3 +101,25 @@ uint32_t t_direct(sy_engine *eng, const char *name, sy_handler_fn fn,
 		*server_id = sid;
 	return rid;
 }
+
+int t_watch_once(sy_engine *eng, struct t_watch *w)
+{
+	struct sy_accounting a;
+	uint64_t ended, by = 0;
+	int rc = sy_engine_accounting(eng, &a);
+
+	if (rc)
+		return rc;
+	w->reads++;
+	for (unsigned r = 0; r < SY_DL_REASONS; r++)
+		by += a.dead_lettered_by[r];
+	ended = a.delivered + a.dead_lettered + a.evicted;
+	if (ended > a.accepted) {
+		w->ahead++;
+		if (ended - a.accepted > w->worst)
+			w->worst = ended - a.accepted;
+	}
+	if (by != a.dead_lettered)
+		w->unbalanced++;
+	return 0;
+}

@@ -48,4 +48,17 @@ sy_engine *t_engine(unsigned workers, enum sy_idle idle);
 uint32_t t_direct(sy_engine *eng, const char *name, sy_handler_fn fn,
 		  void *ctx, int worker, uint32_t *server_id);
 
+/** What reads of the accounting saw while traffic flowed. */
+struct t_watch {
+	uint64_t reads;
+	uint64_t ahead;           /* reads where outcomes exceeded acceptances */
+	uint64_t unbalanced;      /* reads where the reasons did not add up */
+	uint64_t worst;           /* the largest excess seen */
+};
+
+/** Read the accounting once into @p w: outcomes may lag behind acceptances,
+ * never run ahead of them, and the reasons add up. Returns
+ * sy_engine_accounting()'s code. Any thread. */
+int t_watch_once(sy_engine *eng, struct t_watch *w);
+
 #endif
