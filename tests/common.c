@@ -85,23 +85,6 @@ sy_engine *t_engine(unsigned workers, enum sy_idle idle)
 	return eng;
 }
 
-uint32_t t_direct(sy_engine *eng, const char *name, sy_handler_fn fn,
-		  void *ctx, int worker, uint32_t *server_id)
-{
-	struct sy_server_opts so = { .worker = worker };
-	struct sy_route_opts ro = { .policy = "direct", .n_servers = 1 };
-	uint32_t sid, rid;
-
-	if (sy_server_add(eng, name, fn, ctx, &so, &sid) != 0)
-		return UINT32_MAX;
-	ro.servers = &sid;
-	if (sy_route_add(eng, name, &ro, &rid) != 0)
-		return UINT32_MAX;
-	if (server_id)
-		*server_id = sid;
-	return rid;
-}
-
 int t_watch_once(sy_engine *eng, struct t_watch *w)
 {
 	struct sy_accounting a;

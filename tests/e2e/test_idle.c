@@ -16,7 +16,7 @@
 
 #include <criterion/criterion.h>
 
-#include "tests/common.h"
+#include "tests/fixture.h"
 
 /* Bound of every wait: generous enough for a loaded 2-CPU machine. */
 #define WAIT_MS 60000u

@@ -19,7 +19,7 @@
 #include <criterion/criterion.h>
 
 #include "core/engine_internal.h"
-#include "tests/common.h"
+#include "tests/fixture.h"
 
 #define WAIT_MS 60000u
 #define HOUR_MS 3600000u

@@ -14,7 +14,7 @@
 
 #include <criterion/criterion.h>
 
-#include "tests/common.h"
+#include "tests/fixture.h"
 #include "tests/policies/rig.h"
 
 /* A started, seeded engine of two workers, @p n servers, a random route. */

@@ -18,7 +18,7 @@
 
 #include "core/breaker.h"
 #include "core/engine_internal.h"
-#include "tests/common.h"
+#include "tests/fixture.h"
 
 #define WAIT_MS 60000u
 #define OPEN_NS 1000000u

@@ -17,7 +17,7 @@
 
 #include "core/dlq.h"
 #include "core/engine_internal.h"
-#include "tests/common.h"
+#include "tests/fixture.h"
 
 #define WAIT_MS 60000u
 #define CAP 8u

@@ -19,7 +19,7 @@
 
 #include "core/engine_internal.h"
 #include "core/health.h"
-#include "tests/common.h"
+#include "tests/fixture.h"
 
 #define WAIT_MS 60000u
 #define INTERVAL_NS 1000000u

@@ -15,7 +15,7 @@
 
 #include <criterion/criterion.h>
 
-#include "tests/common.h"
+#include "tests/fixture.h"
 
 #define WAIT_MS 30000u
 
