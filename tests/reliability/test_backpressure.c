@@ -445,43 +445,14 @@ static void expect_still_blocked(struct blocked_send *b)
 	cr_expect_eq(atomic_load(&b->done), 0, "the send returned %d", b->rc);
 }
 
-/* Clock at 1 s; a BLOCK route to a gated server. The @p n messages @p b
- * is to send have ids 900 and up. */
-static sy_engine *block_rig(struct t_clock *clock, struct t_server *g,
-			    struct blocked_send *b, unsigned n)
-{
+/* A BLOCK route to a gated server, on a fake clock, and a blocked sender. */
+struct block_rig {
+	struct t_clock clock;
+	struct t_server g;
+	struct blocked_send b;
+	pthread_t t;
 	sy_engine *eng;
-	uint32_t sid;
-
-	atomic_init(&clock->ns, 1000000000ull);
-	eng = engine_new(clock, NULL);
-	sid = t_add_counter(eng, "slow", g, 1);
-	b->eng = eng;
-	b->g = g;
-	b->n = n;
-	b->route = route_new(eng, "slow", "direct", &sid, 1, SY_BP_BLOCK, 1000);
-	for (unsigned i = 0; i < n; i++)
-		b->msgs[i] = t_msg(eng, 900 + i);
-	cr_assert_eq(sy_engine_start(eng), 0);
-	return eng;
-}
-
-/* Start the sender of @p b; return once its ring is at the threshold and
- * its send has had plenty of chances to return. */
-static void blocked_start(struct blocked_send *b, pthread_t *t)
-{
-	atomic_init(&b->ready, 0);
-	atomic_init(&b->done, 0);
-	cr_assert_eq(pthread_create(t, NULL, blocked_send_main, b), 0);
-	cr_assert(t_wait_u64(&b->ready, 1, T_WAIT_MS));
-	if (b->filled != LIMIT) {
-		atomic_store(&b->g->released, 1);
-		pthread_join(*t, NULL);
-		cr_assert_fail("the sender filled %u entries, want %u", b->filled,
-			       LIMIT);
-	}
-	expect_still_blocked(b);
-}
+};
 
 static int blocked_join(struct blocked_send *b, pthread_t t)
 {
@@ -494,112 +465,121 @@ static int blocked_join(struct blocked_send *b, pthread_t t)
 	return b->rc;
 }
 
-/* The blocked send of @p b failed once the clock moved by @p ns; its
- * messages are still the caller's, and counted as refusals. */
-static void expect_timed_out(struct t_clock *clock, struct blocked_send *b,
-			     pthread_t t, uint64_t ns)
+/*
+ * Clock at 1 s; a BLOCK route to a gated server; @p n messages to send,
+ * ids 900 and up, due @p due_in after the start (0: no deadline). Starts
+ * the sender and returns once its ring is at the threshold and its send
+ * has had plenty of chances to return.
+ */
+static void block_start(struct block_rig *r, unsigned n, uint64_t due_in)
 {
-	struct sy_stats st;
+	struct blocked_send *b = &r->b;
+	uint32_t sid;
 
-	atomic_fetch_add(&clock->ns, ns);
-	cr_assert_eq(blocked_join(b, t), -ENOBUFS);
-	expect_owned_and_free(b->msgs, 0, b->n, 900);
-	sy_engine_stats(b->eng, &st);
-	cr_expect_eq(st.rejected_backpressure, b->n, "%u refused messages "
-		     "counted as %llu refusals", b->n,
-		     (unsigned long long)st.rejected_backpressure);
+	memset(r, 0, sizeof(*r));
+	r->eng = engine_new(&r->clock, NULL);
+	atomic_store(&r->clock.ns, 1000000000ull);
+	sid = t_add_counter(r->eng, "slow", &r->g, 1);
+	b->eng = r->eng;
+	b->g = &r->g;
+	b->n = n;
+	b->route = route_new(r->eng, "slow", "direct", &sid, 1, SY_BP_BLOCK, 1000);
+	for (unsigned i = 0; i < n; i++) {
+		b->msgs[i] = t_msg(r->eng, 900 + i);
+		if (due_in)
+			sy_msg_set_deadline(b->msgs[i],
+					    atomic_load(&r->clock.ns) + due_in);
+	}
+	cr_assert_eq(sy_engine_start(r->eng), 0);
+	cr_assert_eq(pthread_create(&r->t, NULL, blocked_send_main, b), 0);
+	cr_assert(t_wait_u64(&b->ready, 1, T_WAIT_MS));
+	if (b->filled != LIMIT) {
+		atomic_store(&r->g.released, 1);
+		pthread_join(r->t, NULL);
+		cr_assert_fail("the sender filled %u entries, want %u", b->filled,
+			       LIMIT);
+	}
+	expect_still_blocked(b);
 }
 
-/* The blocked send of @p b went once the ring drained; nothing refused. */
-static void expect_sent_on_drain(struct blocked_send *b, pthread_t t)
+/* The blocked send failed once the clock moved by @p ns; its messages are
+ * still the caller's and counted as refusals; none of them ever ran. */
+static void expect_timed_out(struct block_rig *r, uint64_t ns)
 {
 	struct sy_stats st;
 
-	atomic_store(&b->g->released, 1);
-	cr_assert_eq(blocked_join(b, t), b->n == 1 ? 0 : (int)b->n);
-	release_and_stop(b->eng, b->g, 1 + LIMIT + b->n);
-	t_expect_each_once(b->g, 900, b->n);
-	sy_engine_stats(b->eng, &st);
+	atomic_fetch_add(&r->clock.ns, ns);
+	cr_assert_eq(blocked_join(&r->b, r->t), -ENOBUFS);
+	expect_owned_and_free(r->b.msgs, 0, r->b.n, 900);
+	sy_engine_stats(r->eng, &st);
+	cr_expect_eq(st.rejected_backpressure, r->b.n, "%u refused messages "
+		     "counted as %llu refusals", r->b.n,
+		     (unsigned long long)st.rejected_backpressure);
+	release_and_stop(r->eng, &r->g, 1 + LIMIT);
+	expect_never_ran(&r->g, 900, r->b.n);
+	t_expect_accounting(r->eng, 1 + LIMIT, 1 + LIMIT, 0);
+	sy_engine_destroy(r->eng);
+}
+
+/* The blocked send went once the ring drained; nothing refused. */
+static void expect_sent_on_drain(struct block_rig *r)
+{
+	struct blocked_send *b = &r->b;
+	struct sy_stats st;
+
+	atomic_store(&r->g.released, 1);
+	cr_assert_eq(blocked_join(b, r->t), b->n == 1 ? 0 : (int)b->n);
+	release_and_stop(r->eng, &r->g, 1 + LIMIT + b->n);
+	t_expect_each_once(&r->g, 900, b->n);
+	sy_engine_stats(r->eng, &st);
 	cr_expect_eq(st.rejected_backpressure, 0, "a send that waited and went "
 		     "counted %llu refusals",
 		     (unsigned long long)st.rejected_backpressure);
-	t_expect_accounting(b->eng, 1 + LIMIT + b->n, 1 + LIMIT + b->n, 0);
+	t_expect_accounting(r->eng, 1 + LIMIT + b->n, 1 + LIMIT + b->n, 0);
+	sy_engine_destroy(r->eng);
 }
 
 Test(reliability_backpressure, block_send_fails_once_the_clock_passes_bp_block_ns)
 {
-	struct t_clock clock;
-	struct t_server g = { 0 };
-	struct blocked_send b = { 0 };
-	pthread_t t;
-	sy_engine *eng = block_rig(&clock, &g, &b, 1);
+	struct block_rig r;
 
-	blocked_start(&b, &t);
-	expect_timed_out(&clock, &b, t, 1000);
-	release_and_stop(eng, &g, 1 + LIMIT);
-	cr_expect_eq(atomic_load(&g.runs[900]), 0);
-	t_expect_accounting(eng, 1 + LIMIT, 1 + LIMIT, 0);
-	sy_engine_destroy(eng);
+	block_start(&r, 1, 0);
+	expect_timed_out(&r, 1000);
 }
 
 Test(reliability_backpressure, block_send_with_a_deadline_waits_until_the_deadline)
 {
-	struct t_clock clock;
-	struct t_server g = { 0 };
-	struct blocked_send b = { 0 };
-	pthread_t t;
-	sy_engine *eng = block_rig(&clock, &g, &b, 1);
+	struct block_rig r;
 
-	sy_msg_set_deadline(b.msgs[0], atomic_load(&clock.ns) + 5000);
-	blocked_start(&b, &t);
+	block_start(&r, 1, 5000);
 	/* Past bp_block_ns, not yet at the deadline: still waiting. */
-	atomic_fetch_add(&clock.ns, 2000);
-	expect_still_blocked(&b);
-	expect_timed_out(&clock, &b, t, 3000);
-	release_and_stop(eng, &g, 1 + LIMIT);
-	t_expect_accounting(eng, 1 + LIMIT, 1 + LIMIT, 0);
-	sy_engine_destroy(eng);
+	atomic_fetch_add(&r.clock.ns, 2000);
+	expect_still_blocked(&r.b);
+	expect_timed_out(&r, 3000);
 }
 
 Test(reliability_backpressure, block_send_succeeds_when_the_ring_drains_in_time)
 {
-	struct t_clock clock;
-	struct t_server g = { 0 };
-	struct blocked_send b = { 0 };
-	pthread_t t;
-	sy_engine *eng = block_rig(&clock, &g, &b, 1);
+	struct block_rig r;
 
-	blocked_start(&b, &t);
-	expect_sent_on_drain(&b, t);
-	sy_engine_destroy(eng);
+	block_start(&r, 1, 0);
+	expect_sent_on_drain(&r);
 }
 
 Test(reliability_backpressure, block_burst_goes_whole_when_the_ring_drains)
 {
-	struct t_clock clock;
-	struct t_server g = { 0 };
-	struct blocked_send b = { 0 };
-	pthread_t t;
-	sy_engine *eng = block_rig(&clock, &g, &b, 5);
+	struct block_rig r;
 
-	blocked_start(&b, &t);
-	expect_sent_on_drain(&b, t);
-	sy_engine_destroy(eng);
+	block_start(&r, 5, 0);
+	expect_sent_on_drain(&r);
 }
 
 Test(reliability_backpressure, block_burst_fails_whole_once_the_clock_passes)
 {
-	struct t_clock clock;
-	struct t_server g = { 0 };
-	struct blocked_send b = { 0 };
-	pthread_t t;
-	sy_engine *eng = block_rig(&clock, &g, &b, 5);
+	struct block_rig r;
 
-	blocked_start(&b, &t);
-	expect_timed_out(&clock, &b, t, 1000);
-	release_and_stop(eng, &g, 1 + LIMIT);
-	t_expect_accounting(eng, 1 + LIMIT, 1 + LIMIT, 0);
-	sy_engine_destroy(eng);
+	block_start(&r, 5, 0);
+	expect_timed_out(&r, 1000);
 }
 
 /* ------------------------------------------------------------------ */
