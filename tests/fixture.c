@@ -331,6 +331,22 @@ void t_expect_accounting(sy_engine *eng, uint64_t accepted, uint64_t delivered,
 	cr_expect_eq(a.in_flight, 0);
 }
 
+void t_expect_replies(sy_engine *eng, uint64_t requests, uint64_t received,
+		      uint64_t dropped)
+{
+	struct sy_stats st;
+
+	cr_assert_eq(sy_engine_stats(eng, &st), 0);
+	cr_expect_eq(st.requests, requests, "%llu requests, want %llu",
+		     (unsigned long long)st.requests, (unsigned long long)requests);
+	cr_expect_eq(st.replies_received, received, "%llu replies received, "
+		     "want %llu", (unsigned long long)st.replies_received,
+		     (unsigned long long)received);
+	cr_expect_eq(st.replies_dropped, dropped, "%llu replies dropped, want "
+		     "%llu", (unsigned long long)st.replies_dropped,
+		     (unsigned long long)dropped);
+}
+
 void t_expect_balanced(sy_engine *eng)
 {
 	struct sy_accounting a;

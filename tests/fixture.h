@@ -212,6 +212,11 @@ bool t_wait_dead_letters(sy_engine *eng, size_t want);
 void t_expect_accounting(sy_engine *eng, uint64_t accepted, uint64_t delivered,
 			 uint64_t dead);
 
+/** sy_engine_stats() counts @p requests, @p received replies handed to
+ * their requesters and @p dropped replies. */
+void t_expect_replies(sy_engine *eng, uint64_t requests, uint64_t received,
+		      uint64_t dropped);
+
 /** The accounting balances: the reasons add up, accepted = delivered +
  * dead-lettered + evicted, none in flight. */
 void t_expect_balanced(sy_engine *eng);
