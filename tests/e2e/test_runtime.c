@@ -32,21 +32,36 @@ static uint32_t route_new(sy_engine *eng, const char *name, const char *policy,
 			   servers, n);
 }
 
-/* An engine of two workers, servers a and b (on workers 0 and 1) and a
- * round_robin route over them, started. */
-static sy_engine *pair_start(struct t_ledger_server *a,
-			     struct t_ledger_server *b, uint32_t *servers,
-			     uint32_t *route)
-{
-	sy_engine *eng = t_engine(2, SY_IDLE_SLEEP);
+/* An engine of two workers, servers a and b (on workers 0 and 1) that
+ * mark the ids they handle in one ledger, and a round_robin route over
+ * them. */
+struct pair {
+	sy_engine *eng;
+	struct t_ledger ledger;
+	struct t_ledger_server a, b;
+	uint32_t servers[2];
+	uint32_t route;
+};
 
-	cr_assert_not_null(eng);
-	t_ledger_init(a->ledger, FEED_MAX);
-	servers[0] = t_add_server(eng, "a", t_ledger_handler, a, 0);
-	servers[1] = t_add_server(eng, "b", t_ledger_handler, b, 1);
-	*route = route_new(eng, "r", "round_robin", servers, 2);
-	cr_assert_eq(sy_engine_start(eng), 0);
-	return eng;
+/* Set up @p p, each server spinning @p spin rounds per message, and start
+ * the engine. */
+static void pair_start(struct pair *p, unsigned spin)
+{
+	p->eng = t_engine(2, SY_IDLE_SLEEP);
+	cr_assert_not_null(p->eng);
+	t_ledger_init(&p->ledger, FEED_MAX);
+	p->a = (struct t_ledger_server){ .ledger = &p->ledger, .spin = spin };
+	p->b = (struct t_ledger_server){ .ledger = &p->ledger, .spin = spin };
+	p->servers[0] = t_add_server(p->eng, "a", t_ledger_handler, &p->a, 0);
+	p->servers[1] = t_add_server(p->eng, "b", t_ledger_handler, &p->b, 1);
+	p->route = route_new(p->eng, "r", "round_robin", p->servers, 2);
+	cr_assert_eq(sy_engine_start(p->eng), 0);
+}
+
+static void pair_destroy(struct pair *p)
+{
+	sy_engine_destroy(p->eng);
+	t_ledger_fini(&p->ledger);
 }
 
 /* ------------------------------------------------------------------ */
@@ -220,38 +235,36 @@ Test(core_registry, route_replaced_under_traffic_loses_and_duplicates_nothing)
 
 Test(core_registry, server_removed_under_traffic_loses_and_duplicates_nothing)
 {
-	struct t_ledger ledger;
-	struct t_ledger_server a = { .ledger = &ledger }, b = { .ledger = &ledger };
-	uint32_t servers[2], route;
-	sy_engine *eng = pair_start(&a, &b, servers, &route);
+	struct pair p;
 	uint64_t b_at_removal;
 	struct feeder f;
 	struct sy_stats st;
 	int rc;
 
-	feeder_start(&f, eng, route, false);
+	pair_start(&p, 0);
+
+	feeder_start(&f, p.eng, p.route, false);
 	feeder_wait(&f, 5000);
-	rc = sy_server_remove(eng, servers[1]);
-	b_at_removal = atomic_load(&b.got);
+	rc = sy_server_remove(p.eng, p.servers[1]);
+	b_at_removal = atomic_load(&p.b.got);
 	feeder_wait(&f, atomic_load(&f.sent) + 5000);
 	feeder_join(&f);
 	cr_assert_eq(rc, 0, "sy_server_remove: %d", rc);
 	cr_assert_geq(atomic_load(&f.sent), 10000, "feeder stalled");
-	cr_assert(t_wait_u64(&ledger.got, atomic_load(&f.sent), T_WAIT_MS));
-	cr_assert_eq(sy_engine_stop(eng), 0);
+	cr_assert(t_wait_u64(&p.ledger.got, atomic_load(&f.sent), T_WAIT_MS));
+	cr_assert_eq(sy_engine_stop(p.eng), 0);
 
-	expect_exactly_accepted(&f, &ledger);
+	expect_exactly_accepted(&f, &p.ledger);
 	cr_expect_gt(b_at_removal, 0);
-	cr_expect_eq(atomic_load(&b.got), b_at_removal,
+	cr_expect_eq(atomic_load(&p.b.got), b_at_removal,
 		     "removed server handled %llu more messages",
-		     (unsigned long long)(atomic_load(&b.got) - b_at_removal));
-	cr_expect_eq(sy_server_remove(eng, servers[1]), -ENOENT);
-	sy_engine_stats(eng, &st);
+		     (unsigned long long)(atomic_load(&p.b.got) - b_at_removal));
+	cr_expect_eq(sy_server_remove(p.eng, p.servers[1]), -ENOENT);
+	sy_engine_stats(p.eng, &st);
 	cr_expect_eq(st.accepted, atomic_load(&f.sent));
 	cr_expect_eq(st.delivered, atomic_load(&f.sent));
 	free(f.accepted);
-	t_ledger_fini(&ledger);
-	sy_engine_destroy(eng);
+	pair_destroy(&p);
 }
 
 /* ------------------------------------------------------------------ */
@@ -286,66 +299,60 @@ static void expect_shutdown_refusals(sy_engine *eng, uint32_t route)
 
 Test(core_engine, stop_right_after_sending_delivers_every_accepted_message)
 {
-	struct t_ledger ledger;
-	struct t_ledger_server a = { .ledger = &ledger, .spin = 200 };
-	struct t_ledger_server b = { .ledger = &ledger, .spin = 200 };
-	uint32_t servers[2], route;
-	sy_engine *eng = pair_start(&a, &b, servers, &route);
+	struct pair p;
 	uint64_t ok = 0;
 	struct sy_stats st;
 
-	for (uint64_t id = 0; id < STOP_SENDS; id++) {
-		sy_msg *m = t_msg(eng, id);
+	pair_start(&p, 200);
 
-		if (t_send_retry(eng, route, m, T_WAIT_MS) == 0)
+	for (uint64_t id = 0; id < STOP_SENDS; id++) {
+		sy_msg *m = t_msg(p.eng, id);
+
+		if (t_send_retry(p.eng, p.route, m, T_WAIT_MS) == 0)
 			ok++;
 		else
 			sy_msg_free(m);
 	}
-	cr_assert_eq(sy_engine_stop(eng), 0);
+	cr_assert_eq(sy_engine_stop(p.eng), 0);
 
 	cr_expect_gt(ok, 0);
-	sy_engine_stats(eng, &st);
+	sy_engine_stats(p.eng, &st);
 	cr_expect_eq(st.accepted, ok, "accepted %llu, sends that returned 0 %llu",
 		     (unsigned long long)st.accepted, (unsigned long long)ok);
 	cr_expect_eq(st.delivered, ok, "delivered %llu of %llu",
 		     (unsigned long long)st.delivered, (unsigned long long)ok);
 	cr_expect_eq(st.in_flight, 0);
-	cr_expect_eq(atomic_load(&ledger.got), ok);
-	cr_expect_eq(atomic_load(&ledger.wrong), 0);
+	cr_expect_eq(atomic_load(&p.ledger.got), ok);
+	cr_expect_eq(atomic_load(&p.ledger.wrong), 0);
 
-	expect_shutdown_refusals(eng, route);
-	cr_expect_eq(sy_engine_stop(eng), -EALREADY);
-	t_ledger_fini(&ledger);
-	sy_engine_destroy(eng);
+	expect_shutdown_refusals(p.eng, p.route);
+	cr_expect_eq(sy_engine_stop(p.eng), -EALREADY);
+	pair_destroy(&p);
 }
 
 Test(core_engine, stop_racing_a_sender_delivers_every_accepted_message)
 {
-	struct t_ledger ledger;
-	struct t_ledger_server a = { .ledger = &ledger, .spin = 200 };
-	struct t_ledger_server b = { .ledger = &ledger, .spin = 200 };
-	uint32_t servers[2], route;
-	sy_engine *eng = pair_start(&a, &b, servers, &route);
+	struct pair p;
 	struct feeder f;
 	struct sy_stats st;
 
+	pair_start(&p, 200);
+
 	/* The feeder runs until its sends fail with -ESHUTDOWN. */
-	feeder_start(&f, eng, route, true);
+	feeder_start(&f, p.eng, p.route, true);
 	feeder_wait(&f, 10000);
-	cr_assert_eq(sy_engine_stop(eng), 0);
+	cr_assert_eq(sy_engine_stop(p.eng), 0);
 	cr_assert(t_wait_u64(&f.done, 1, T_WAIT_MS), "feeder never saw the stop");
 	pthread_join(f.thread, NULL);
 
 	cr_expect_eq(f.last_rc, -ESHUTDOWN);
-	sy_engine_stats(eng, &st);
+	sy_engine_stats(p.eng, &st);
 	cr_expect_eq(st.accepted, atomic_load(&f.sent));
 	cr_expect_eq(st.delivered, atomic_load(&f.sent));
 	cr_expect_eq(st.in_flight, 0);
-	expect_exactly_accepted(&f, &ledger);
+	expect_exactly_accepted(&f, &p.ledger);
 	free(f.accepted);
-	t_ledger_fini(&ledger);
-	sy_engine_destroy(eng);
+	pair_destroy(&p);
 }
 
 /* ------------------------------------------------------------------ */
