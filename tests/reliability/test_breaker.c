@@ -150,6 +150,24 @@ static void trip(struct rig *r, unsigned n)
 	cr_assert_eq(state_of(r), SY_BREAKER_OPEN);
 }
 
+/* A closed breaker that opens for OPEN_NS after @p failures in a row. */
+static void rig_closed(struct rig *r, unsigned failures)
+{
+	rig_init(r, &(struct sy_breaker_opts){ .consecutive_failures = failures,
+						.open_ns = OPEN_NS });
+}
+
+/* A closed breaker that opens only by its failure rate: @p rate of the
+ * last @p window calls, once @p min_calls (0: window) are in. */
+static void rig_rate(struct rig *r, unsigned window, unsigned min_calls,
+		     double rate)
+{
+	rig_init(r, &(struct sy_breaker_opts){ .consecutive_failures = 100,
+						.window = window,
+						.min_calls = min_calls,
+						.failure_rate = rate });
+}
+
 /* A breaker that opens for OPEN_NS after @p failures in a row and then
  * admits @p probes (0: the default), tripped now. */
 static void rig_tripped(struct rig *r, unsigned failures, unsigned probes,
@@ -227,8 +245,7 @@ Test(reliability_breaker, consecutive_failures_open_it)
 {
 	struct rig r;
 
-	rig_init(&r, &(struct sy_breaker_opts){ .consecutive_failures = 3,
-						 .open_ns = OPEN_NS });
+	rig_closed(&r, 3);
 	record_pattern(&r, "FFSFF");
 	cr_assert_eq(state_of(&r), SY_BREAKER_CLOSED, "a success resets the run");
 	cr_assert_eq(gate_of(&r), 0u);
@@ -247,9 +264,7 @@ Test(reliability_breaker, failure_rate_opens_it_once_min_calls_are_in)
 {
 	struct rig r;
 
-	rig_init(&r, &(struct sy_breaker_opts){ .consecutive_failures = 100,
-						 .window = 10, .min_calls = 10,
-						 .failure_rate = 0.5 });
+	rig_rate(&r, 10, 10, 0.5);
 	/* 5 of 9 failed: above the rate, but fewer calls than min_calls. */
 	record_pattern(&r, "FSFSFSFSF");
 	cr_assert_eq(state_of(&r), SY_BREAKER_CLOSED);
@@ -264,9 +279,7 @@ Test(reliability_breaker, failure_rate_below_the_threshold_does_not_trip_it)
 {
 	struct rig r;
 
-	rig_init(&r, &(struct sy_breaker_opts){ .consecutive_failures = 100,
-						 .window = 10, .min_calls = 5,
-						 .failure_rate = 0.5 });
+	rig_rate(&r, 10, 5, 0.5);
 	/* At most 4 failures in any 10 calls in a row. */
 	for (unsigned i = 0; i < 100; i++)
 		record_pattern(&r, "FSS");
@@ -279,9 +292,7 @@ Test(reliability_breaker, failures_leave_the_window_as_it_slides)
 {
 	struct rig r;
 
-	rig_init(&r, &(struct sy_breaker_opts){ .consecutive_failures = 100,
-						 .window = 4,
-						 .failure_rate = 0.75 });
+	rig_rate(&r, 4, 0, 0.75);
 	/* Two failures, then four successes push them out of the window. */
 	record_pattern(&r, "FFSSSS");
 	/* [S S F F]: 0.5. */
@@ -460,8 +471,7 @@ Test(reliability_breaker, forced_open_refuses_and_forced_closed_restores)
 {
 	struct rig r;
 
-	rig_init(&r, &(struct sy_breaker_opts){ .consecutive_failures = 3,
-						 .open_ns = OPEN_NS });
+	rig_closed(&r, 3);
 	record_pattern(&r, "FF");
 	cr_assert_eq(sy__breaker_force(r.eng, r.srv, SY_BREAKER_FORCED_OPEN), 0);
 	cr_assert_eq(state_of(&r), SY_BREAKER_FORCED_OPEN);

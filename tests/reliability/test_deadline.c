@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <criterion/criterion.h>
 
@@ -36,17 +37,23 @@ static sy_msg *msg_due(sy_engine *eng, uint64_t tag, uint64_t deadline)
 	return m;
 }
 
-/* A started engine of @p workers workers (on @p clock where not NULL) with
- * one counting server "svc" on @p worker and a direct route to it. */
-static sy_engine *svc_rig(unsigned workers, struct t_clock *clock,
-			  struct t_server *g, int worker, uint32_t *sid,
-			  uint32_t *route)
-{
-	sy_engine *eng = t_engine_at(workers, clock, T0);
+/* An engine with one counting server "svc" and a direct route to it. */
+struct svc {
+	struct t_clock clock;
+	struct t_server g;
+	uint32_t sid, route;
+	sy_engine *eng;
+};
 
-	*route = t_direct(eng, "svc", t_server_handler, g, worker, sid);
-	cr_assert_eq(sy_engine_start(eng), 0);
-	return eng;
+/* Start @p s: @p workers workers, on the fake clock (at T0) if @p clocked,
+ * the server on @p worker. */
+static void svc_start(struct svc *s, unsigned workers, bool clocked, int worker)
+{
+	memset(s, 0, sizeof(*s));
+	s->eng = t_engine_at(workers, clocked ? &s->clock : NULL, T0);
+	s->route = t_direct(s->eng, "svc", t_server_handler, &s->g, worker,
+			    &s->sid);
+	cr_assert_eq(sy_engine_start(s->eng), 0);
 }
 
 /* Send each of @p n messages: tags[i] due at due[i]. */
@@ -104,6 +111,16 @@ static void expect_accounting(sy_engine *eng, uint64_t accepted,
 	cr_expect_eq(a.evicted, 0);
 }
 
+/* After the stop: of @p accepted messages, the @p n tagged @p expired are
+ * in the dead letter queue as timeouts, the others were delivered. */
+static void svc_finish(struct svc *s, uint64_t accepted, const uint64_t *expired,
+		       unsigned n)
+{
+	expect_accounting(s->eng, accepted, accepted - n, n);
+	expect_timed_out(s->eng, s->route, s->sid, expired, n);
+	sy_engine_destroy(s->eng);
+}
+
 /* ------------------------------------------------------------------ */
 /* Deadlines                                                           */
 /* ------------------------------------------------------------------ */
@@ -113,21 +130,16 @@ Test(reliability_deadline, expired_message_is_dead_lettered_and_never_handled)
 	static const uint64_t tags[] = { 1, 2, 3, 4, 5 };
 	static const uint64_t due[] = { T0 - 1, T0 + 1, 0, 1, UINT64_MAX };
 	static const uint32_t runs[] = { 0, 1, 1, 0, 1 };
-	const uint64_t expired[] = { 1, 4 };
-	struct t_clock clock;
-	struct t_server g = { 0 };
-	uint32_t sid, route;
-	sy_engine *eng = svc_rig(2, &clock, &g, 1, &sid, &route);
+	static const uint64_t expired[] = { 1, 4 };
+	struct svc s;
 
-	send_due(eng, route, tags, due, 5);
-	cr_assert(t_wait_u64(&g.handled, 3, T_WAIT_MS));
-	cr_assert_eq(sy_engine_stop(eng), 0);
-
-	expect_runs(&g, 1, runs, 5);
-	cr_expect_eq(atomic_load(&g.handled), 3);
-	expect_accounting(eng, 5, 3, 2);
-	expect_timed_out(eng, route, sid, expired, 2);
-	sy_engine_destroy(eng);
+	svc_start(&s, 2, true, 1);
+	send_due(s.eng, s.route, tags, due, 5);
+	cr_assert(t_wait_u64(&s.g.handled, 3, T_WAIT_MS));
+	cr_assert_eq(sy_engine_stop(s.eng), 0);
+	expect_runs(&s.g, 1, runs, 5);
+	cr_expect_eq(atomic_load(&s.g.handled), 3);
+	svc_finish(&s, 5, expired, 2);
 }
 
 Test(reliability_deadline, deadline_that_passes_while_queued_expires_the_message)
@@ -135,70 +147,58 @@ Test(reliability_deadline, deadline_that_passes_while_queued_expires_the_message
 	static const uint64_t tags[] = { 1, 2, 3, 4 };
 	static const uint64_t due[] = { T0 + 1000, T0 + 1000000, T0 + 2000, 0 };
 	static const uint32_t runs[] = { 1, 0, 1, 0, 1 };
-	const uint64_t expired[] = { 1, 3 };
-	struct t_clock clock;
-	struct t_server g = { 0 };
-	uint32_t sid, route;
-	sy_engine *eng = svc_rig(2, &clock, &g, 1, &sid, &route);
+	static const uint64_t expired[] = { 1, 3 };
+	struct svc s;
 
-	t_hold(eng, route, &g, 0);
-	send_due(eng, route, tags, due, 4);
-	atomic_store(&clock.ns, T0 + 2001);
-	atomic_store(&g.released, 1);
-	cr_assert(t_wait_u64(&g.handled, 3, T_WAIT_MS));
-	cr_assert_eq(sy_engine_stop(eng), 0);
-
-	expect_runs(&g, 0, runs, 5);
-	expect_accounting(eng, 5, 3, 2);
-	expect_timed_out(eng, route, sid, expired, 2);
-	sy_engine_destroy(eng);
+	svc_start(&s, 2, true, 1);
+	t_hold(s.eng, s.route, &s.g, 0);
+	send_due(s.eng, s.route, tags, due, 4);
+	atomic_store(&s.clock.ns, T0 + 2001);
+	atomic_store(&s.g.released, 1);
+	cr_assert(t_wait_u64(&s.g.handled, 3, T_WAIT_MS));
+	cr_assert_eq(sy_engine_stop(s.eng), 0);
+	expect_runs(&s.g, 0, runs, 5);
+	svc_finish(&s, 5, expired, 2);
 }
 
 Test(reliability_deadline, burst_members_expire_one_by_one)
 {
 	enum { N = 8 };
-	const uint64_t expired[] = { 10, 12, 14, 16 };
-	struct t_clock clock;
-	struct t_server g = { 0 };
-	uint32_t sid, route;
-	sy_engine *eng = svc_rig(2, &clock, &g, 0, &sid, &route);
+	static const uint64_t expired[] = { 10, 12, 14, 16 };
 	sy_msg *msgs[N];
+	struct svc s;
 
+	svc_start(&s, 2, true, 0);
 	for (unsigned i = 0; i < N; i++)
-		msgs[i] = msg_due(eng, 10 + i, i % 2 ? T0 + 1 : T0 - 1);
-	cr_assert_eq(sy_send_burst(eng, route, msgs, N), N);
-	cr_assert(t_wait_u64(&g.handled, N / 2, T_WAIT_MS));
-	cr_assert_eq(sy_engine_stop(eng), 0);
+		msgs[i] = msg_due(s.eng, 10 + i, i % 2 ? T0 + 1 : T0 - 1);
+	cr_assert_eq(sy_send_burst(s.eng, s.route, msgs, N), N);
+	cr_assert(t_wait_u64(&s.g.handled, N / 2, T_WAIT_MS));
+	cr_assert_eq(sy_engine_stop(s.eng), 0);
 	for (unsigned i = 0; i < N; i++)
-		cr_expect_eq(atomic_load(&g.runs[10 + i]), i % 2, "id %u ran %u times",
-			     10 + i, atomic_load(&g.runs[10 + i]));
-	expect_accounting(eng, N, N / 2, N / 2);
-	expect_timed_out(eng, route, sid, expired, N / 2);
-	sy_engine_destroy(eng);
+		cr_expect_eq(atomic_load(&s.g.runs[10 + i]), i % 2,
+			     "id %u ran %u times", 10 + i,
+			     atomic_load(&s.g.runs[10 + i]));
+	svc_finish(&s, N, expired, N / 2);
 }
 
 Test(reliability_deadline, call_whose_deadline_has_passed_is_not_handled)
 {
-	const uint64_t expired[] = { 1 | T_REPLY };
-	struct t_clock clock;
-	struct t_server g = { 0 };
-	uint32_t sid, route;
-	sy_engine *eng = svc_rig(2, &clock, &g, 1, &sid, &route);
+	static const uint64_t expired[] = { 1 | T_REPLY };
 	sy_msg *reply = NULL;
+	struct svc s;
 
-	cr_assert_eq(sy_call(eng, route, msg_due(eng, 1 | T_REPLY, T0 - 1), &reply,
-			     CALL_SHORT_NS), -ETIMEDOUT);
-	cr_assert_eq(sy_call(eng, route, msg_due(eng, 2 | T_REPLY, T0 + 1), &reply,
-			     CALL_LONG_NS), 0);
+	svc_start(&s, 2, true, 1);
+	cr_assert_eq(sy_call(s.eng, s.route, msg_due(s.eng, 1 | T_REPLY, T0 - 1),
+			     &reply, CALL_SHORT_NS), -ETIMEDOUT);
+	cr_assert_eq(sy_call(s.eng, s.route, msg_due(s.eng, 2 | T_REPLY, T0 + 1),
+			     &reply, CALL_LONG_NS), 0);
 	cr_assert_not_null(reply);
 	cr_expect_eq(sy_msg_tag(reply), 2 | T_REPLY);
 	sy_msg_free(reply);
-	cr_assert_eq(sy_engine_stop(eng), 0);
-	cr_expect_eq(atomic_load(&g.runs[1]), 0, "the expired request ran");
-	cr_expect_eq(atomic_load(&g.runs[2]), 1);
-	expect_accounting(eng, 2, 1, 1);
-	expect_timed_out(eng, route, sid, expired, 1);
-	sy_engine_destroy(eng);
+	cr_assert_eq(sy_engine_stop(s.eng), 0);
+	cr_expect_eq(atomic_load(&s.g.runs[1]), 0, "the expired request ran");
+	cr_expect_eq(atomic_load(&s.g.runs[2]), 1);
+	svc_finish(&s, 2, expired, 1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -207,77 +207,71 @@ Test(reliability_deadline, call_whose_deadline_has_passed_is_not_handled)
 
 /* A call times out while its handler is held; the handler then answers.
  * With @p detach, the caller attached itself and detaches in between. */
-static sy_engine *late_reply(struct t_server *g, uint32_t *route, bool detach)
+static void late_reply(struct svc *s, bool detach)
 {
-	uint32_t sid;
-	sy_engine *eng = svc_rig(1, NULL, g, 0, &sid, route);
 	sy_msg *reply = NULL;
 
+	svc_start(s, 1, false, 0);
 	if (detach)
-		cr_assert_eq(sy_producer_attach(eng), 0);
-	cr_assert_eq(sy_call(eng, *route, msg_due(eng, 1 | T_HOLD | T_REPLY, 0),
-			     &reply, CALL_SHORT_NS), -ETIMEDOUT);
+		cr_assert_eq(sy_producer_attach(s->eng), 0);
+	cr_assert_eq(sy_call(s->eng, s->route,
+			     msg_due(s->eng, 1 | T_HOLD | T_REPLY, 0), &reply,
+			     CALL_SHORT_NS), -ETIMEDOUT);
 	cr_expect_null(reply);
 	if (detach)
-		cr_assert_eq(sy_producer_detach(eng), 0);
-	atomic_store(&g->released, 1);
-	cr_assert(t_wait_u64(&g->handled, 1, T_WAIT_MS));
-	return eng;
+		cr_assert_eq(sy_producer_detach(s->eng), 0);
+	atomic_store(&s->g.released, 1);
+	cr_assert(t_wait_u64(&s->g.handled, 1, T_WAIT_MS));
 }
 
 Test(reliability_deadline, late_reply_is_dropped_counted_and_freed)
 {
-	struct t_server g = { 0 };
 	sy_msg *out[4], *reply = NULL;
-	uint32_t route;
-	sy_engine *eng = late_reply(&g, &route, false);
+	struct svc s;
 
-	cr_expect_eq(atomic_load(&g.replied), 1, "the late handler could not reply");
-	cr_assert_eq(sy_poll_replies(eng, out, 4), 0);
-	t_expect_replies(eng, 1, 0, 1);
+	late_reply(&s, false);
+	cr_expect_eq(atomic_load(&s.g.replied), 1, "the late handler could not reply");
+	cr_assert_eq(sy_poll_replies(s.eng, out, 4), 0);
+	t_expect_replies(s.eng, 1, 0, 1);
 
 	/* The next call gets its own reply, not the stale one. */
-	cr_assert_eq(sy_call(eng, route, msg_due(eng, 2 | T_REPLY, 0), &reply,
+	cr_assert_eq(sy_call(s.eng, s.route, msg_due(s.eng, 2 | T_REPLY, 0), &reply,
 			     CALL_LONG_NS), 0);
 	cr_assert_not_null(reply);
 	cr_expect_eq(sy_msg_tag(reply), 2 | T_REPLY);
 	sy_msg_free(reply);
-	cr_assert_eq(sy_engine_stop(eng), 0);
-	t_expect_replies(eng, 2, 1, 1);
-	expect_accounting(eng, 2, 2, 0);
-	sy_engine_destroy(eng);
+	cr_assert_eq(sy_engine_stop(s.eng), 0);
+	t_expect_replies(s.eng, 2, 1, 1);
+	svc_finish(&s, 2, NULL, 0);
 }
 
 Test(reliability_deadline, late_reply_never_polled_is_freed_with_the_engine)
 {
-	struct t_server g = { 0 };
-	uint32_t route;
-	sy_engine *eng = late_reply(&g, &route, false);
+	struct svc s;
 
-	cr_expect_eq(atomic_load(&g.replied), 1);
-	cr_assert_eq(sy_engine_stop(eng), 0);
-	expect_accounting(eng, 1, 1, 0);
-	sy_engine_destroy(eng);
+	late_reply(&s, false);
+	cr_expect_eq(atomic_load(&s.g.replied), 1);
+	cr_assert_eq(sy_engine_stop(s.eng), 0);
+	svc_finish(&s, 1, NULL, 0);
 }
 
 Test(reliability_deadline, late_reply_to_a_detached_caller_is_dropped)
 {
-	struct t_server g = { 0 };
 	struct sy_accounting a;
 	struct sy_stats st;
-	uint32_t route;
-	sy_engine *eng = late_reply(&g, &route, true);
+	struct svc s;
 
-	cr_assert_eq(sy_engine_stop(eng), 0);
+	late_reply(&s, true);
+	cr_assert_eq(sy_engine_stop(s.eng), 0);
 	/* The handler's sy_reply() fails: its request stays its own, and it
 	 * returns the error, so the request ends as a failed handler run. */
-	cr_expect_eq(atomic_load(&g.reply_failed), 1);
-	t_expect_replies(eng, 1, 0, 1);
-	sy_engine_stats(eng, &st);
+	cr_expect_eq(atomic_load(&s.g.reply_failed), 1);
+	t_expect_replies(s.eng, 1, 0, 1);
+	sy_engine_stats(s.eng, &st);
 	cr_expect_eq(st.handler_failed, 1);
-	cr_assert_eq(sy_engine_accounting(eng, &a), 0);
+	cr_assert_eq(sy_engine_accounting(s.eng, &a), 0);
 	cr_expect_eq(a.accepted, 1);
 	cr_expect_eq(a.dead_lettered_by[SY_DL_HANDLER_FAILED], 1);
 	cr_expect_eq(a.in_flight, 0);
-	sy_engine_destroy(eng);
+	sy_engine_destroy(s.eng);
 }
