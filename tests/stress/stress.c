@@ -1313,8 +1313,16 @@ static void check_counters(const struct sy_stats *st, const struct totals *t)
 	      "%lu", st->delivered, t->runs);
 	check(st->handler_failed == t->fails, "stats: %lu failed runs, handlers "
 	      "failed %lu", st->handler_failed, t->fails);
-	check(!run.sc->no_dead_letters || st->accepted == st->delivered,
-	      "stats: accepted %lu != delivered %lu", st->accepted, st->delivered);
+	check(st->accepted == t->accepted, "stats: accepted %lu, producers "
+	      "counted %lu", st->accepted, t->accepted);
+	if (run.sc->no_dead_letters) {
+		check(st->accepted == st->delivered && st->delivered == t->delivered,
+		      "stats: accepted %lu, delivered %lu, handlers marked %lu",
+		      st->accepted, st->delivered, t->delivered);
+		check(t->missing == 0 && t->dead == 0, "%lu accepted messages "
+		      "never handled (the first %lu), %lu dead-lettered",
+		      t->missing, t->first_missing, t->dead);
+	}
 	check_refusals(st, t);
 	check(w->ahead == 0, "%lu of %lu accounting reads showed more messages "
 	      "ended than accepted (by up to %lu)", w->ahead, w->reads, w->worst);
