@@ -85,19 +85,24 @@ sy_engine *t_engine(unsigned workers, enum sy_idle idle)
 	return eng;
 }
 
-uint32_t t_direct(sy_engine *eng, const char *name, sy_handler_fn fn,
-		  void *ctx, int worker, uint32_t *server_id)
+int t_watch_once(sy_engine *eng, struct t_watch *w)
 {
-	struct sy_server_opts so = { .worker = worker };
-	struct sy_route_opts ro = { .policy = "direct", .n_servers = 1 };
-	uint32_t sid, rid;
+	struct sy_accounting a;
+	uint64_t ended, by = 0;
+	int rc = sy_engine_accounting(eng, &a);
 
-	if (sy_server_add(eng, name, fn, ctx, &so, &sid) != 0)
-		return UINT32_MAX;
-	ro.servers = &sid;
-	if (sy_route_add(eng, name, &ro, &rid) != 0)
-		return UINT32_MAX;
-	if (server_id)
-		*server_id = sid;
-	return rid;
+	if (rc)
+		return rc;
+	w->reads++;
+	for (unsigned r = 0; r < SY_DL_REASONS; r++)
+		by += a.dead_lettered_by[r];
+	ended = a.delivered + a.dead_lettered + a.evicted;
+	if (ended > a.accepted) {
+		w->ahead++;
+		if (ended - a.accepted > w->worst)
+			w->worst = ended - a.accepted;
+	}
+	if (by != a.dead_lettered)
+		w->unbalanced++;
+	return 0;
 }

@@ -1,7 +1,10 @@
 /*
- * Helpers shared by the tests: bounded waits and a small engine set-up.
- * Every wait here gives up after a bound and reports failure, so a test can
- * never hang; no helper asserts how long anything took.
+ * Helpers shared by every test, the stress programs included: a fake
+ * clock, bounded waits, a small engine set-up, and reads of the accounting.
+ * Nothing here calls Criterion, so every helper may run on any thread.
+ * Every wait gives up after a bound and reports failure, so a test can
+ * never hang; no helper asserts how long anything took. The set-ups that
+ * fail a Criterion test are in fixture.h.
  */
 #ifndef SY_TESTS_COMMON_H
 #define SY_TESTS_COMMON_H
@@ -44,8 +47,17 @@ int t_send_retry(sy_engine *eng, uint32_t route, sy_msg *m, unsigned max_ms);
 /** Create an engine with @p workers workers and @p idle, no env influence on CPUs. */
 sy_engine *t_engine(unsigned workers, enum sy_idle idle);
 
-/** Add a server with @p fn on worker @p worker (-1 auto) and a direct route to it. */
-uint32_t t_direct(sy_engine *eng, const char *name, sy_handler_fn fn,
-		  void *ctx, int worker, uint32_t *server_id);
+/** What reads of the accounting saw while traffic flowed. */
+struct t_watch {
+	uint64_t reads;
+	uint64_t ahead;           /* reads where outcomes exceeded acceptances */
+	uint64_t unbalanced;      /* reads where the reasons did not add up */
+	uint64_t worst;           /* the largest excess seen */
+};
+
+/** Read the accounting once into @p w: outcomes may lag behind acceptances,
+ * never run ahead of them, and the reasons add up. Returns
+ * sy_engine_accounting()'s code. Any thread. */
+int t_watch_once(sy_engine *eng, struct t_watch *w);
 
 #endif

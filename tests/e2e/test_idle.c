@@ -8,27 +8,17 @@
  * Every wait is bounded; nothing here measures how long anything took.
  * Handlers never call Criterion's assertions.
  */
-#include <errno.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
 #include <criterion/criterion.h>
 
-#include "tests/common.h"
+#include "tests/fixture.h"
 
-/* Bound of every wait: generous enough for a loaded 2-CPU machine. */
-#define WAIT_MS 60000u
 #define WORKERS 4u
 #define PRODUCERS 4u
 #define PER_PRODUCER 200000u
-
-struct note {
-	uint32_t producer;
-	uint32_t pad;
-	uint64_t seq;
-};
 
 struct server {
 	_Atomic uint64_t *total;   /* shared by all servers */
@@ -36,19 +26,10 @@ struct server {
 	uint64_t strangers;
 };
 
-struct producer {
-	pthread_t thread;
-	sy_engine *eng;
-	uint32_t route;
-	uint32_t id;
-	uint64_t accepted;
-	int error;
-};
-
 static int idle_test_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 {
 	struct server *s = ctx;
-	struct note n;
+	struct t_note n;
 
 	(void)eng;
 	memcpy(&n, sy_msg_data(msg), sizeof(n));
@@ -60,36 +41,10 @@ static int idle_test_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 	return 0;
 }
 
-static void *produce(void *arg)
-{
-	struct producer *p = arg;
-
-	for (uint64_t seq = 0; seq < PER_PRODUCER; seq++) {
-		struct note n = { .producer = p->id, .seq = seq };
-		sy_msg *m = sy_msg_alloc(p->eng, sizeof(n));
-		int rc;
-
-		if (!m) {
-			p->error = -ENOMEM;
-			break;
-		}
-		memcpy(sy_msg_data(m), &n, sizeof(n));
-		rc = t_send_retry(p->eng, p->route, m, WAIT_MS);
-		if (rc) {
-			sy_msg_free(m);
-			p->error = rc;
-			break;
-		}
-		p->accepted++;
-	}
-	return NULL;
-}
-
 static void run_idle(enum sy_idle idle)
 {
 	struct server servers[WORKERS];
-	struct producer producers[PRODUCERS];
-	struct sy_route_opts ro = { .policy = "round_robin", .n_servers = WORKERS };
+	struct t_producer producers[PRODUCERS];
 	sy_engine *eng = t_engine(WORKERS, idle);
 	_Atomic uint64_t total = 0;
 	uint32_t ids[WORKERS], route;
@@ -97,33 +52,21 @@ static void run_idle(enum sy_idle idle)
 
 	cr_assert_not_null(eng);
 	memset(servers, 0, sizeof(servers));
-	for (unsigned i = 0; i < WORKERS; i++) {
-		struct sy_server_opts so = { .worker = (int)i };
-		char name[] = "server-0";
-
-		name[7] = (char)('0' + i);
+	for (unsigned i = 0; i < WORKERS; i++)
 		servers[i].total = &total;
-		cr_assert_eq(sy_server_add(eng, name, idle_test_handler,
-					   &servers[i], &so, &ids[i]), 0);
-	}
-	ro.servers = ids;
-	cr_assert_eq(sy_route_add(eng, "all", &ro, &route), 0);
+	t_add_servers(eng, WORKERS, 1, idle_test_handler, servers,
+		      sizeof(servers[0]), ids);
+	route = t_add_route(eng, "all", (struct sy_route_opts){ 0 }, ids, WORKERS);
 	cr_assert_eq(sy_engine_start(eng), 0);
 
-	for (uint32_t p = 0; p < PRODUCERS; p++) {
-		producers[p] = (struct producer){
-			.eng = eng, .route = route, .id = p,
-		};
-		cr_assert_eq(pthread_create(&producers[p].thread, NULL, produce,
-					    &producers[p]), 0);
-	}
-	for (uint32_t p = 0; p < PRODUCERS; p++)
-		pthread_join(producers[p].thread, NULL);
+	t_producers_init(producers, PRODUCERS, eng, &route, 1,
+			 PRODUCERS * PER_PRODUCER);
+	t_producers_run(producers, PRODUCERS, t_produce_notes);
 	for (uint32_t p = 0; p < PRODUCERS; p++)
 		cr_assert_eq(producers[p].error, 0, "producer %u stopped: %d",
 			     p, producers[p].error);
 	/* Delivered while running: sleeping workers were woken by the sends. */
-	cr_assert(t_wait_u64(&total, PRODUCERS * PER_PRODUCER, WAIT_MS),
+	cr_assert(t_wait_u64(&total, PRODUCERS * PER_PRODUCER, T_WAIT_MS),
 		  "delivered %llu of %u before stop",
 		  (unsigned long long)atomic_load(&total),
 		  PRODUCERS * PER_PRODUCER);
@@ -152,17 +95,17 @@ static void run_idle(enum sy_idle idle)
 	sy_engine_destroy(eng);
 }
 
-Test(idle_strategy, spin_with_more_threads_than_cpus_delivers_everything)
+Test(queues_idle, spin_with_more_threads_than_cpus_delivers_everything)
 {
 	run_idle(SY_IDLE_SPIN);
 }
 
-Test(idle_strategy, yield_with_more_threads_than_cpus_delivers_everything)
+Test(queues_idle, yield_with_more_threads_than_cpus_delivers_everything)
 {
 	run_idle(SY_IDLE_YIELD);
 }
 
-Test(idle_strategy, sleep_with_more_threads_than_cpus_delivers_everything)
+Test(queues_idle, sleep_with_more_threads_than_cpus_delivers_everything)
 {
 	run_idle(SY_IDLE_SLEEP);
 }

@@ -15,7 +15,6 @@
  * state after sy_engine_stop() has joined the workers.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -23,22 +22,14 @@
 
 #include <criterion/criterion.h>
 
-#include "tests/common.h"
+#include "tests/fixture.h"
 
-/* Bound of every wait: generous enough for a loaded 2-CPU machine. */
-#define WAIT_MS 60000u
 #define PRODUCERS 3u
 #define SERVERS 2u
 #define TOTAL 1000000u
 /* Messages per sy_send_burst() call: more than one 32-message chunk. */
 #define BURST 48u
 #define RING_SIZE 64u
-
-struct note {
-	uint32_t producer;
-	uint32_t pad;
-	uint64_t seq;
-};
 
 /* Written only by the server's worker; read after the workers are joined. */
 struct server {
@@ -49,21 +40,10 @@ struct server {
 	uint64_t strangers;        /* unknown producer id */
 };
 
-struct producer {
-	pthread_t thread;
-	sy_engine *eng;
-	uint32_t route;
-	uint32_t id;
-	uint64_t quota;
-	uint64_t accepted;
-	uint64_t sum;              /* of the numbers accepted */
-	int error;                 /* the send error that stopped it, or 0 */
-};
-
 static int order_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 {
 	struct server *s = ctx;
-	struct note n;
+	struct t_note n;
 
 	(void)eng;
 	memcpy(&n, sy_msg_data(msg), sizeof(n));
@@ -79,19 +59,16 @@ static int order_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 	return 0;
 }
 
-static sy_msg *numbered(struct producer *p, uint64_t seq)
+static sy_msg *numbered(struct t_producer *p, uint64_t seq)
 {
-	struct note n = { .producer = p->id, .seq = seq };
-	sy_msg *m = sy_msg_alloc(p->eng, sizeof(n));
+	struct t_note n = { .producer = p->id, .seq = seq };
 
-	if (m)
-		memcpy(sy_msg_data(m), &n, sizeof(n));
-	return m;
+	return t_note_msg(p->eng, &n);
 }
 
 static void renumber(sy_msg *m, uint64_t seq)
 {
-	struct note n;
+	struct t_note n;
 
 	memcpy(&n, sy_msg_data(m), sizeof(n));
 	n.seq = seq;
@@ -100,42 +77,17 @@ static void renumber(sy_msg *m, uint64_t seq)
 
 static uint64_t seq_of(sy_msg *m)
 {
-	struct note n;
+	struct t_note n;
 
 	memcpy(&n, sy_msg_data(m), sizeof(n));
 	return n.seq;
 }
 
-/* One message per sy_send(); a refused message is retried as it is. */
-static void *produce_singly(void *arg)
-{
-	struct producer *p = arg;
-
-	for (uint64_t seq = 0; seq < p->quota; seq++) {
-		sy_msg *m = numbered(p, seq);
-		int rc;
-
-		if (!m) {
-			p->error = -ENOMEM;
-			break;
-		}
-		rc = t_send_retry(p->eng, p->route, m, WAIT_MS);
-		if (rc) {
-			sy_msg_free(m);
-			p->error = rc;
-			break;
-		}
-		p->accepted++;
-		p->sum += seq;
-	}
-	return NULL;
-}
-
 /* BURST messages per sy_send_burst(); refused ones go again, renumbered. */
 static void *produce_in_bursts(void *arg)
 {
-	struct producer *p = arg;
-	uint64_t next = 0, stall_end = t_now_ms() + WAIT_MS;
+	struct t_producer *p = arg;
+	uint64_t next = 0, stall_end = t_now_ms() + T_WAIT_MS;
 	sy_msg *msgs[BURST];
 	unsigned held = 0;
 
@@ -156,7 +108,7 @@ static void *produce_in_bursts(void *arg)
 		}
 		for (unsigned i = 0; i < held; i++)
 			batch_sum += seq_of(msgs[i]);
-		k = sy_send_burst(p->eng, p->route, msgs, held);
+		k = sy_send_burst(p->eng, p->routes[0], msgs, held);
 		if (k < 0) {
 			if (k != -EAGAIN || t_now_ms() > stall_end) {
 				p->error = k;
@@ -172,7 +124,7 @@ static void *produce_in_bursts(void *arg)
 		p->sum += batch_sum - refused_sum;
 		held -= (unsigned)k;
 		memmove(msgs, msgs + k, held * sizeof(msgs[0]));
-		stall_end = t_now_ms() + WAIT_MS;
+		stall_end = t_now_ms() + T_WAIT_MS;
 	}
 out_free:
 	for (unsigned i = 0; i < held; i++)
@@ -183,46 +135,28 @@ out_free:
 static void run_order(void *(*produce)(void *))
 {
 	struct server servers[SERVERS];
-	struct producer producers[PRODUCERS];
-	struct sy_route_opts ro = { .policy = "round_robin", .n_servers = SERVERS };
+	struct t_producer producers[PRODUCERS];
 	uint64_t accepted = 0, got = 0;
 	uint32_t ids[SERVERS], route;
-	sy_engine *eng = NULL;
 	struct sy_config cfg;
 	struct sy_stats st;
+	sy_engine *eng;
 
 	/* Small rings: producers outrun the workers and get refused often. */
-	sy_config_init(&cfg);
-	cfg.workers = SERVERS;
-	cfg.pin = SY_PIN_NONE;
-	cfg.idle = SY_IDLE_SLEEP;
+	t_config(&cfg, SERVERS, NULL);
 	cfg.ring_size = RING_SIZE;
-	cr_assert_eq(sy_engine_create(&cfg, &eng), 0, "%s", sy_last_error());
+	eng = t_create(&cfg);
 	memset(servers, 0, sizeof(servers));
-	for (unsigned i = 0; i < SERVERS; i++) {
-		struct sy_server_opts so = { .worker = (int)i };
-		char name[] = "server-0";
-
-		name[7] = (char)('0' + i);
-		cr_assert_eq(sy_server_add(eng, name, order_handler, &servers[i],
-					   &so, &ids[i]), 0);
-	}
-	ro.servers = ids;
-	cr_assert_eq(sy_route_add(eng, "ordered", &ro, &route), 0);
+	t_add_servers(eng, SERVERS, 1, order_handler, servers, sizeof(servers[0]),
+		      ids);
+	route = t_add_route(eng, "ordered", (struct sy_route_opts){ 0 }, ids,
+			    SERVERS);
 	cr_assert_eq(sy_engine_start(eng), 0);
 
-	for (uint32_t p = 0; p < PRODUCERS; p++) {
-		producers[p] = (struct producer){
-			.eng = eng, .route = route, .id = p,
-			.quota = TOTAL / PRODUCERS + (p < TOTAL % PRODUCERS),
-		};
-		cr_assert_eq(pthread_create(&producers[p].thread, NULL, produce,
-					    &producers[p]), 0);
-	}
-	for (uint32_t p = 0; p < PRODUCERS; p++) {
-		pthread_join(producers[p].thread, NULL);
+	t_producers_init(producers, PRODUCERS, eng, &route, 1, TOTAL);
+	t_producers_run(producers, PRODUCERS, produce);
+	for (uint32_t p = 0; p < PRODUCERS; p++)
 		accepted += producers[p].accepted;
-	}
 	/* Stop drains every accepted message and joins the workers. */
 	cr_assert_eq(sy_engine_stop(eng), 0);
 
@@ -254,12 +188,12 @@ static void run_order(void *(*produce)(void *))
 	sy_engine_destroy(eng);
 }
 
-Test(order_fifo, each_producer_to_each_server_in_send_order)
+Test(core_order, each_producer_to_each_server_in_send_order)
 {
-	run_order(produce_singly);
+	run_order(t_produce_notes);
 }
 
-Test(order_fifo, each_producer_to_each_server_in_send_order_with_bursts)
+Test(core_order, each_producer_to_each_server_in_send_order_with_bursts)
 {
 	run_order(produce_in_bursts);
 }

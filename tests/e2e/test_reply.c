@@ -17,10 +17,8 @@
 
 #include <criterion/criterion.h>
 
-#include "tests/common.h"
+#include "tests/fixture.h"
 
-/* Bound of every wait: generous enough for a loaded 2-CPU machine. */
-#define WAIT_MS 60000u
 /* sy_call() timeouts: long where a reply must come, short where none may. */
 #define CALL_LONG_NS (60ull * 1000 * 1000 * 1000)
 #define CALL_SHORT_NS (50ull * 1000 * 1000)
@@ -51,7 +49,7 @@ static sy_msg *request_msg(sy_engine *eng, uint64_t tag, uint64_t value)
 /* Poll until @p want replies are in @p out, or the bound passes. */
 static unsigned poll_until(sy_engine *eng, sy_msg **out, unsigned want)
 {
-	uint64_t end = t_now_ms() + WAIT_MS;
+	uint64_t end = t_now_ms() + T_WAIT_MS;
 	unsigned got = 0;
 
 	while (got < want && t_now_ms() < end) {
@@ -114,7 +112,6 @@ static void expect_replies_to_tags(bool fresh)
 
 	cr_assert_not_null(eng);
 	route = t_direct(eng, "answer", answer_handler, &ans, 1, NULL);
-	cr_assert_neq(route, UINT32_MAX);
 	cr_assert_eq(sy_engine_start(eng), 0);
 
 	for (uint64_t i = 0; i < N; i++)
@@ -139,24 +136,22 @@ static void expect_replies_to_tags(bool fresh)
 	cr_assert_eq(sy_engine_stop(eng), 0);
 	cr_expect_eq(atomic_load(&ans.failed), 0);
 	sy_engine_stats(eng, &st);
-	cr_expect_eq(st.requests, N);
 	cr_expect_eq(st.replies_sent, N);
-	cr_expect_eq(st.replies_received, N);
-	cr_expect_eq(st.replies_dropped, 0);
+	t_expect_replies(eng, N, N, 0);
 	sy_engine_destroy(eng);
 }
 
-Test(reply_poll, reply_in_place_comes_back_with_the_request_tag)
+Test(core_reply, reply_in_place_comes_back_with_the_request_tag)
 {
 	expect_replies_to_tags(false);
 }
 
-Test(reply_poll, reply_allocated_by_the_handler_comes_back_with_the_request_tag)
+Test(core_reply, reply_allocated_by_the_handler_comes_back_with_the_request_tag)
 {
 	expect_replies_to_tags(true);
 }
 
-Test(reply_poll, thread_never_attached_cannot_poll)
+Test(core_reply, thread_never_attached_cannot_poll)
 {
 	sy_engine *eng = t_engine(1, SY_IDLE_SLEEP);
 	sy_msg *out[1];
@@ -169,7 +164,7 @@ Test(reply_poll, thread_never_attached_cannot_poll)
 #define WINDOW_TOTAL 10000u
 #define WINDOW 256u
 
-Test(reply_poll, ten_thousand_requests_in_flight_by_windows_each_answered_once)
+Test(core_reply, ten_thousand_requests_in_flight_by_windows_each_answered_once)
 {
 	struct answerer a0 = { .fresh = false }, a1 = { .fresh = true };
 	struct sy_server_opts on0 = { .worker = 0 }, on1 = { .worker = 1 };
@@ -178,7 +173,6 @@ Test(reply_poll, ten_thousand_requests_in_flight_by_windows_each_answered_once)
 	sy_engine *eng = t_engine(2, SY_IDLE_SLEEP);
 	uint64_t sent = 0, received = 0, wrong = 0, end;
 	uint32_t servers[2], route;
-	struct sy_stats st;
 
 	cr_assert_not_null(seen);
 	cr_assert_not_null(eng);
@@ -190,7 +184,7 @@ Test(reply_poll, ten_thousand_requests_in_flight_by_windows_each_answered_once)
 	cr_assert_eq(sy_route_add(eng, "both", &rr, &route), 0);
 	cr_assert_eq(sy_engine_start(eng), 0);
 
-	end = t_now_ms() + WAIT_MS;
+	end = t_now_ms() + T_WAIT_MS;
 	while (received < WINDOW_TOTAL && t_now_ms() < end) {
 		sy_msg *batch[64];
 		int n;
@@ -230,10 +224,7 @@ Test(reply_poll, ten_thousand_requests_in_flight_by_windows_each_answered_once)
 	cr_expect_eq(atomic_load(&a0.failed) + atomic_load(&a1.failed), 0);
 	cr_expect_gt(atomic_load(&a0.replied), 0);
 	cr_expect_gt(atomic_load(&a1.replied), 0);
-	sy_engine_stats(eng, &st);
-	cr_expect_eq(st.requests, WINDOW_TOTAL);
-	cr_expect_eq(st.replies_received, WINDOW_TOTAL);
-	cr_expect_eq(st.replies_dropped, 0);
+	t_expect_replies(eng, WINDOW_TOTAL, WINDOW_TOTAL, 0);
 	sy_engine_destroy(eng);
 	free(seen);
 }
@@ -241,7 +232,7 @@ Test(reply_poll, ten_thousand_requests_in_flight_by_windows_each_answered_once)
 /* Fewer than a reply ring of the default size (1024 entries) holds. */
 #define DRAIN_REQUESTS 1000u
 
-Test(reply_poll, replies_from_draining_handlers_arrive_after_stop)
+Test(core_reply, replies_from_draining_handlers_arrive_after_stop)
 {
 	struct answerer ans = { .fresh = false };
 	sy_engine *eng = t_engine(1, SY_IDLE_SLEEP);
@@ -255,7 +246,6 @@ Test(reply_poll, replies_from_draining_handlers_arrive_after_stop)
 	cr_assert_not_null(seen);
 	cr_assert_not_null(eng);
 	route = t_direct(eng, "answer", answer_handler, &ans, 0, NULL);
-	cr_assert_neq(route, UINT32_MAX);
 	cr_assert_eq(sy_engine_start(eng), 0);
 
 	for (uint64_t i = 0; i < DRAIN_REQUESTS; i++) {
@@ -288,8 +278,7 @@ Test(reply_poll, replies_from_draining_handlers_arrive_after_stop)
 	cr_expect_eq(sy_poll_replies(eng, out, 1), 0);
 	sy_engine_stats(eng, &st);
 	cr_expect_eq(st.replies_sent, sent);
-	cr_expect_eq(st.replies_received, sent);
-	cr_expect_eq(st.replies_dropped, 0);
+	t_expect_replies(eng, sent, sent, 0);
 	sy_engine_destroy(eng);
 	free(seen);
 }
@@ -298,18 +287,15 @@ Test(reply_poll, replies_from_draining_handlers_arrive_after_stop)
 /* sy_call                                                            */
 /* ------------------------------------------------------------------ */
 
-Test(reply_call, call_returns_the_reply_to_its_request)
+Test(core_reply, call_returns_the_reply_to_its_request)
 {
 	struct answerer ans = { .fresh = false }, fresh = { .fresh = true };
 	sy_engine *eng = t_engine(2, SY_IDLE_SLEEP);
 	uint32_t routes[2];
-	struct sy_stats st;
 
 	cr_assert_not_null(eng);
 	routes[0] = t_direct(eng, "in-place", answer_handler, &ans, 0, NULL);
 	routes[1] = t_direct(eng, "fresh", answer_handler, &fresh, 1, NULL);
-	cr_assert_neq(routes[0], UINT32_MAX);
-	cr_assert_neq(routes[1], UINT32_MAX);
 	cr_assert_eq(sy_engine_start(eng), 0);
 
 	for (uint64_t i = 0; i < 200; i++) {
@@ -324,52 +310,33 @@ Test(reply_call, call_returns_the_reply_to_its_request)
 		sy_msg_free(reply);
 	}
 	cr_assert_eq(sy_engine_stop(eng), 0);
-	sy_engine_stats(eng, &st);
-	cr_expect_eq(st.requests, 200);
-	cr_expect_eq(st.replies_received, 200);
-	cr_expect_eq(st.replies_dropped, 0);
+	t_expect_replies(eng, 200, 200, 0);
 	sy_engine_destroy(eng);
 }
 
-struct silent {
-	_Atomic uint64_t handled;
-};
-
-static int silent_handler(sy_engine *eng, sy_msg *msg, void *ctx)
+Test(core_reply, call_to_a_handler_that_never_replies_times_out)
 {
-	struct silent *s = ctx;
-
-	(void)eng;
-	(void)msg;
-	atomic_fetch_add(&s->handled, 1);
-	return 0;
-}
-
-Test(reply_call, call_to_a_handler_that_never_replies_times_out)
-{
-	struct silent sil = { 0 };
+	struct t_server sil = { 0 };
 	sy_engine *eng = t_engine(1, SY_IDLE_SLEEP);
 	sy_msg *reply = NULL, *out[1];
 	struct sy_stats st;
 	uint32_t route;
 
 	cr_assert_not_null(eng);
-	route = t_direct(eng, "silent", silent_handler, &sil, 0, NULL);
-	cr_assert_neq(route, UINT32_MAX);
+	route = t_direct(eng, "silent", t_server_handler, &sil, 0, NULL);
 	cr_assert_eq(sy_engine_start(eng), 0);
 
 	for (uint64_t i = 1; i <= 2; i++) {
 		/* The engine owns the request once sent, timeout or not. */
 		cr_assert_eq(sy_call(eng, route, request_msg(eng, i, i), &reply,
 				     CALL_SHORT_NS), -ETIMEDOUT);
-		cr_assert(t_wait_u64(&sil.handled, i, WAIT_MS));
+		cr_assert(t_wait_u64(&sil.handled, i, T_WAIT_MS));
 	}
 	cr_assert_eq(sy_poll_replies(eng, out, 1), 0);
 	cr_assert_eq(sy_engine_stop(eng), 0);
 	sy_engine_stats(eng, &st);
-	cr_expect_eq(st.requests, 2);
 	cr_expect_eq(st.delivered, 2);
-	cr_expect_eq(st.replies_received, 0);
+	t_expect_replies(eng, 2, 0, 0);
 	sy_engine_destroy(eng);
 }
 
@@ -388,7 +355,7 @@ static int late_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 
 	(void)eng;
 	if (atomic_fetch_add(&l->entered, 1) == 0)
-		t_wait_u64(&l->open, 1, WAIT_MS);
+		t_wait_u64(&l->open, 1, T_WAIT_MS);
 	set_value(msg, value_of(msg) + 1);
 	rc = sy_reply(msg, msg);
 	atomic_fetch_add(rc ? &l->failed : &l->replied, 1);
@@ -403,38 +370,33 @@ static sy_engine *late_reply_waiting(struct late *l, uint32_t *route)
 
 	cr_assert_not_null(eng);
 	*route = t_direct(eng, "late", late_handler, l, 0, NULL);
-	cr_assert_neq(*route, UINT32_MAX);
 	cr_assert_eq(sy_engine_start(eng), 0);
 
 	cr_assert_eq(sy_call(eng, *route, request_msg(eng, 1, 10), &reply,
 			     CALL_SHORT_NS), -ETIMEDOUT);
 	atomic_store(&l->open, 1);
-	cr_assert(t_wait_u64(&l->replied, 1, WAIT_MS));
+	cr_assert(t_wait_u64(&l->replied, 1, T_WAIT_MS));
 	return eng;
 }
 
-Test(reply_call, late_reply_is_dropped_and_not_returned_by_poll)
+Test(core_reply, late_reply_is_dropped_and_not_returned_by_poll)
 {
 	struct late l = { 0 };
 	sy_msg *out[4];
-	struct sy_stats st;
 	uint32_t route;
 	sy_engine *eng = late_reply_waiting(&l, &route);
 
 	cr_assert_eq(sy_poll_replies(eng, out, 4), 0);
-	sy_engine_stats(eng, &st);
-	cr_expect_eq(st.replies_dropped, 1);
-	cr_expect_eq(st.replies_received, 0);
+	t_expect_replies(eng, 1, 0, 1);
 	cr_assert_eq(sy_engine_stop(eng), 0);
 	cr_expect_eq(atomic_load(&l.failed), 0);
 	sy_engine_destroy(eng);
 }
 
-Test(reply_call, late_reply_is_dropped_and_not_returned_by_a_later_call)
+Test(core_reply, late_reply_is_dropped_and_not_returned_by_a_later_call)
 {
 	struct late l = { 0 };
 	sy_msg *reply = NULL, *out[4];
-	struct sy_stats st;
 	uint32_t route;
 	sy_engine *eng = late_reply_waiting(&l, &route);
 
@@ -445,9 +407,7 @@ Test(reply_call, late_reply_is_dropped_and_not_returned_by_a_later_call)
 	cr_expect_eq(value_of(reply), 21);
 	sy_msg_free(reply);
 	cr_assert_eq(sy_poll_replies(eng, out, 4), 0);
-	sy_engine_stats(eng, &st);
-	cr_expect_eq(st.replies_dropped, 1);
-	cr_expect_eq(st.replies_received, 1);
+	t_expect_replies(eng, 2, 1, 1);
 	cr_assert_eq(sy_engine_stop(eng), 0);
 	sy_engine_destroy(eng);
 }
@@ -468,14 +428,14 @@ static int opener_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 
 	(void)eng;
 	atomic_store(&o->other->open, 1);
-	t_wait_u64(&o->other->replied, 1, WAIT_MS);
+	t_wait_u64(&o->other->replied, 1, T_WAIT_MS);
 	rc = sy_reply(msg, msg);
 	if (rc)
 		atomic_fetch_add(&o->failed, 1);
 	return rc;
 }
 
-Test(reply_call, call_leaves_other_replies_for_poll)
+Test(core_reply, call_leaves_other_replies_for_poll)
 {
 	struct late gated = { 0 };
 	struct opener op = { .other = &gated };
@@ -486,12 +446,10 @@ Test(reply_call, call_leaves_other_replies_for_poll)
 	cr_assert_not_null(eng);
 	to_gated = t_direct(eng, "gated", late_handler, &gated, 0, NULL);
 	to_opener = t_direct(eng, "opener", opener_handler, &op, 1, NULL);
-	cr_assert_neq(to_gated, UINT32_MAX);
-	cr_assert_neq(to_opener, UINT32_MAX);
 	cr_assert_eq(sy_engine_start(eng), 0);
 
 	cr_assert_eq(sy_request(eng, to_gated, request_msg(eng, 77, 0)), 0);
-	cr_assert(t_wait_u64(&gated.entered, 1, WAIT_MS));
+	cr_assert(t_wait_u64(&gated.entered, 1, T_WAIT_MS));
 	cr_assert_eq(sy_call(eng, to_opener, request_msg(eng, 88, 5), &reply,
 			     CALL_LONG_NS), 0);
 	cr_expect_eq(sy_msg_tag(reply), 88);
@@ -540,7 +498,7 @@ static int misreply_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 	return 0;
 }
 
-Test(reply_misuse, plain_message_reply_is_einval_and_handler_call_edeadlk)
+Test(core_reply, plain_message_reply_is_einval_and_handler_call_edeadlk)
 {
 	struct misreply r = { .in_place_rc = 1, .fresh_rc = 1, .call_rc = 1 };
 	sy_engine *eng = t_engine(1, SY_IDLE_SLEEP);
@@ -550,12 +508,11 @@ Test(reply_misuse, plain_message_reply_is_einval_and_handler_call_edeadlk)
 
 	cr_assert_not_null(eng);
 	route = t_direct(eng, "plain", misreply_handler, &r, 0, NULL);
-	cr_assert_neq(route, UINT32_MAX);
 	r.route = route;
 	cr_assert_eq(sy_engine_start(eng), 0);
 
-	cr_assert_eq(t_send_retry(eng, route, request_msg(eng, 3, 3), WAIT_MS), 0);
-	cr_assert(t_wait_u64(&r.handled, 1, WAIT_MS));
+	cr_assert_eq(t_send_retry(eng, route, request_msg(eng, 3, 3), T_WAIT_MS), 0);
+	cr_assert(t_wait_u64(&r.handled, 1, T_WAIT_MS));
 	cr_expect_eq(atomic_load(&r.in_place_rc), -EINVAL);
 	cr_expect_eq(atomic_load(&r.fresh_rc), -EINVAL);
 	cr_expect_eq(atomic_load(&r.call_rc), -EDEADLK);

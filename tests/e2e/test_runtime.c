@@ -20,94 +20,48 @@
 
 #include <criterion/criterion.h>
 
-#include "tests/common.h"
+#include "tests/fixture.h"
 
-/* Bound of every wait: generous enough for a loaded 2-CPU machine. */
-#define WAIT_MS 60000u
 /* Most ids a feeder sends; far more than any test needs. */
 #define FEED_MAX (1u << 22)
 
-static uint64_t id_of(sy_msg *m)
-{
-	uint64_t id;
-
-	memcpy(&id, sy_msg_data(m), sizeof(id));
-	return id;
-}
-
-/* ------------------------------------------------------------------ */
-/* Ledger of handled ids, and servers that fill it                    */
-/* ------------------------------------------------------------------ */
-
-struct ledger {
-	_Atomic uint64_t *bits;  /* FEED_MAX bits */
-	_Atomic uint64_t got;
-	_Atomic uint64_t wrong;  /* duplicates and ids out of range */
-};
-
-struct ledger_server {
-	struct ledger *ledger;
-	_Atomic uint64_t got;
-	unsigned spin;           /* busy work per message */
-};
-
-static void ledger_init(struct ledger *l)
-{
-	l->bits = calloc(FEED_MAX / 64, sizeof(*l->bits));
-	cr_assert_not_null(l->bits);
-	atomic_init(&l->got, 0);
-	atomic_init(&l->wrong, 0);
-}
-
-static void ledger_fini(struct ledger *l)
-{
-	free(l->bits);
-}
-
-static bool ledger_has(const struct ledger *l, uint64_t id)
-{
-	return atomic_load(&l->bits[id / 64]) & (1ull << (id % 64));
-}
-
-static int ledger_handler(sy_engine *eng, sy_msg *msg, void *ctx)
-{
-	struct ledger_server *s = ctx;
-	uint64_t id = id_of(msg), bit = 1ull << (id % 64);
-	volatile unsigned work = 0;
-
-	(void)eng;
-	for (unsigned i = 0; i < s->spin; i++)
-		work = work + i;
-	if (id >= FEED_MAX ||
-	    (atomic_fetch_or(&s->ledger->bits[id / 64], bit) & bit))
-		atomic_fetch_add(&s->ledger->wrong, 1);
-	atomic_fetch_add(&s->got, 1);
-	atomic_fetch_add(&s->ledger->got, 1);
-	return 0;
-}
-
-static uint32_t add_server(sy_engine *eng, const char *name,
-			   struct ledger_server *s, int worker)
-{
-	struct sy_server_opts so = { .worker = worker };
-	uint32_t id;
-
-	cr_assert_eq(sy_server_add(eng, name, ledger_handler, s, &so, &id), 0,
-		     "%s: %s", name, sy_last_error());
-	return id;
-}
-
-static uint32_t add_route(sy_engine *eng, const char *name, const char *policy,
+static uint32_t route_new(sy_engine *eng, const char *name, const char *policy,
 			  const uint32_t *servers, unsigned n)
 {
-	struct sy_route_opts ro = {
-		.policy = policy, .servers = servers, .n_servers = n,
-	};
-	uint32_t id;
+	return t_add_route(eng, name, (struct sy_route_opts){ .policy = policy },
+			   servers, n);
+}
 
-	cr_assert_eq(sy_route_add(eng, name, &ro, &id), 0, "%s: %s", name,
-		     sy_last_error());
-	return id;
+/* An engine of two workers, servers a and b (on workers 0 and 1) that
+ * mark the ids they handle in one ledger, and a round_robin route over
+ * them. */
+struct pair {
+	sy_engine *eng;
+	struct t_ledger ledger;
+	struct t_ledger_server a, b;
+	uint32_t servers[2];
+	uint32_t route;
+};
+
+/* Set up @p p, each server spinning @p spin rounds per message, and start
+ * the engine. */
+static void pair_start(struct pair *p, unsigned spin)
+{
+	p->eng = t_engine(2, SY_IDLE_SLEEP);
+	cr_assert_not_null(p->eng);
+	t_ledger_init(&p->ledger, FEED_MAX);
+	p->a = (struct t_ledger_server){ .ledger = &p->ledger, .spin = spin };
+	p->b = (struct t_ledger_server){ .ledger = &p->ledger, .spin = spin };
+	p->servers[0] = t_add_server(p->eng, "a", t_ledger_handler, &p->a, 0);
+	p->servers[1] = t_add_server(p->eng, "b", t_ledger_handler, &p->b, 1);
+	p->route = route_new(p->eng, "r", "round_robin", p->servers, 2);
+	cr_assert_eq(sy_engine_start(p->eng), 0);
+}
+
+static void pair_destroy(struct pair *p)
+{
+	sy_engine_destroy(p->eng);
+	t_ledger_fini(&p->ledger);
 }
 
 /* ------------------------------------------------------------------ */
@@ -141,17 +95,16 @@ static void *feed(void *arg)
 		sy_msg *m;
 		int rc;
 
-		for (unsigned i = 0; i < WAIT_MS / 10 && atomic_load(&f->budget) &&
+		for (unsigned i = 0; i < T_WAIT_MS / 10 && atomic_load(&f->budget) &&
 		     atomic_load(&f->sent) >= atomic_load(&f->budget) &&
 		     !atomic_load(&f->stop); i++)
 			t_wait_u64(&f->budget, atomic_load(&f->sent) + 1, 10);
-		m = sy_msg_alloc(f->eng, sizeof(id));
+		m = t_msg_try(f->eng, id);
 		if (!m) {
 			f->failed++;
 			break;
 		}
-		memcpy(sy_msg_data(m), &id, sizeof(id));
-		rc = t_send_retry(f->eng, f->route, m, WAIT_MS);
+		rc = t_send_retry(f->eng, f->route, m, T_WAIT_MS);
 		f->last_rc = rc;
 		if (rc) {
 			sy_msg_free(m);
@@ -185,7 +138,7 @@ static void feeder_start(struct feeder *f, sy_engine *eng, uint32_t route,
 /* Wait until the feeder had @p want sends accepted, or it finished. */
 static bool feeder_wait(struct feeder *f, uint64_t want)
 {
-	for (unsigned i = 0; i < WAIT_MS / 10; i++) {
+	for (unsigned i = 0; i < T_WAIT_MS / 10; i++) {
 		if (atomic_load(&f->sent) >= want || atomic_load(&f->done))
 			return atomic_load(&f->sent) >= want;
 		/* Bounded by the loop count: about 10 ms per round. */
@@ -202,12 +155,12 @@ static void feeder_join(struct feeder *f)
 
 /* Every accepted id was handled once; no refused id was handled. */
 static void expect_exactly_accepted(const struct feeder *f,
-				    const struct ledger *l)
+				    const struct t_ledger *l)
 {
 	uint64_t lost = 0, ghosts = 0;
 
 	for (uint64_t id = 0; id < f->ids; id++) {
-		bool handled = ledger_has(l, id);
+		bool handled = t_ledger_has(l, id);
 
 		lost += f->accepted[id] && !handled;
 		ghosts += !f->accepted[id] && handled;
@@ -227,10 +180,10 @@ static void expect_exactly_accepted(const struct feeder *f,
 
 #define REPLACES 200u
 
-Test(runtime_route, replaced_under_traffic_loses_and_duplicates_nothing)
+Test(core_registry, route_replaced_under_traffic_loses_and_duplicates_nothing)
 {
-	struct ledger ledger;
-	struct ledger_server a = { .ledger = &ledger }, b = { .ledger = &ledger };
+	struct t_ledger ledger;
+	struct t_ledger_server a = { .ledger = &ledger }, b = { .ledger = &ledger };
 	sy_engine *eng = t_engine(2, SY_IDLE_SLEEP);
 	struct sy_route_opts ro = { .policy = "round_robin", .n_servers = 1 };
 	uint32_t sa, sb, route;
@@ -239,10 +192,10 @@ Test(runtime_route, replaced_under_traffic_loses_and_duplicates_nothing)
 	struct sy_stats st;
 
 	cr_assert_not_null(eng);
-	ledger_init(&ledger);
-	sa = add_server(eng, "a", &a, 0);
-	sb = add_server(eng, "b", &b, 1);
-	route = add_route(eng, "r", "round_robin", &sa, 1);
+	t_ledger_init(&ledger, FEED_MAX);
+	sa = t_add_server(eng, "a", t_ledger_handler, &a, 0);
+	sb = t_add_server(eng, "b", t_ledger_handler, &b, 1);
+	route = route_new(eng, "r", "round_robin", &sa, 1);
 	cr_assert_eq(sy_engine_start(eng), 0);
 
 	feeder_start(&f, eng, route, false);
@@ -266,7 +219,7 @@ Test(runtime_route, replaced_under_traffic_loses_and_duplicates_nothing)
 		     replaced, REPLACES, sy_last_error());
 	cr_assert_eq(f.failed, 0, "%llu sends failed, last %d",
 		     (unsigned long long)f.failed, f.last_rc);
-	cr_assert(t_wait_u64(&ledger.got, atomic_load(&f.sent), WAIT_MS));
+	cr_assert(t_wait_u64(&ledger.got, atomic_load(&f.sent), T_WAIT_MS));
 	cr_assert_eq(sy_engine_stop(eng), 0);
 
 	expect_exactly_accepted(&f, &ledger);
@@ -276,51 +229,42 @@ Test(runtime_route, replaced_under_traffic_loses_and_duplicates_nothing)
 	cr_expect_eq(st.accepted, atomic_load(&f.sent));
 	cr_expect_eq(st.delivered, atomic_load(&f.sent));
 	free(f.accepted);
-	ledger_fini(&ledger);
+	t_ledger_fini(&ledger);
 	sy_engine_destroy(eng);
 }
 
-Test(runtime_server, removed_under_traffic_loses_and_duplicates_nothing)
+Test(core_registry, server_removed_under_traffic_loses_and_duplicates_nothing)
 {
-	struct ledger ledger;
-	struct ledger_server a = { .ledger = &ledger }, b = { .ledger = &ledger };
-	sy_engine *eng = t_engine(2, SY_IDLE_SLEEP);
-	uint32_t servers[2], route;
+	struct pair p;
 	uint64_t b_at_removal;
 	struct feeder f;
 	struct sy_stats st;
 	int rc;
 
-	cr_assert_not_null(eng);
-	ledger_init(&ledger);
-	servers[0] = add_server(eng, "a", &a, 0);
-	servers[1] = add_server(eng, "b", &b, 1);
-	route = add_route(eng, "r", "round_robin", servers, 2);
-	cr_assert_eq(sy_engine_start(eng), 0);
+	pair_start(&p, 0);
 
-	feeder_start(&f, eng, route, false);
+	feeder_start(&f, p.eng, p.route, false);
 	feeder_wait(&f, 5000);
-	rc = sy_server_remove(eng, servers[1]);
-	b_at_removal = atomic_load(&b.got);
+	rc = sy_server_remove(p.eng, p.servers[1]);
+	b_at_removal = atomic_load(&p.b.got);
 	feeder_wait(&f, atomic_load(&f.sent) + 5000);
 	feeder_join(&f);
 	cr_assert_eq(rc, 0, "sy_server_remove: %d", rc);
 	cr_assert_geq(atomic_load(&f.sent), 10000, "feeder stalled");
-	cr_assert(t_wait_u64(&ledger.got, atomic_load(&f.sent), WAIT_MS));
-	cr_assert_eq(sy_engine_stop(eng), 0);
+	cr_assert(t_wait_u64(&p.ledger.got, atomic_load(&f.sent), T_WAIT_MS));
+	cr_assert_eq(sy_engine_stop(p.eng), 0);
 
-	expect_exactly_accepted(&f, &ledger);
+	expect_exactly_accepted(&f, &p.ledger);
 	cr_expect_gt(b_at_removal, 0);
-	cr_expect_eq(atomic_load(&b.got), b_at_removal,
+	cr_expect_eq(atomic_load(&p.b.got), b_at_removal,
 		     "removed server handled %llu more messages",
-		     (unsigned long long)(atomic_load(&b.got) - b_at_removal));
-	cr_expect_eq(sy_server_remove(eng, servers[1]), -ENOENT);
-	sy_engine_stats(eng, &st);
+		     (unsigned long long)(atomic_load(&p.b.got) - b_at_removal));
+	cr_expect_eq(sy_server_remove(p.eng, p.servers[1]), -ENOENT);
+	sy_engine_stats(p.eng, &st);
 	cr_expect_eq(st.accepted, atomic_load(&f.sent));
 	cr_expect_eq(st.delivered, atomic_load(&f.sent));
 	free(f.accepted);
-	ledger_fini(&ledger);
-	sy_engine_destroy(eng);
+	pair_destroy(&p);
 }
 
 /* ------------------------------------------------------------------ */
@@ -353,84 +297,62 @@ static void expect_shutdown_refusals(sy_engine *eng, uint32_t route)
 	sy_msg_free(burst[1]);
 }
 
-Test(runtime_stop, stop_right_after_sending_delivers_every_accepted_message)
+Test(core_engine, stop_right_after_sending_delivers_every_accepted_message)
 {
-	struct ledger ledger;
-	struct ledger_server a = { .ledger = &ledger, .spin = 200 };
-	struct ledger_server b = { .ledger = &ledger, .spin = 200 };
-	sy_engine *eng = t_engine(2, SY_IDLE_SLEEP);
-	uint32_t servers[2], route;
+	struct pair p;
 	uint64_t ok = 0;
 	struct sy_stats st;
 
-	cr_assert_not_null(eng);
-	ledger_init(&ledger);
-	servers[0] = add_server(eng, "a", &a, 0);
-	servers[1] = add_server(eng, "b", &b, 1);
-	route = add_route(eng, "r", "round_robin", servers, 2);
-	cr_assert_eq(sy_engine_start(eng), 0);
+	pair_start(&p, 200);
 
 	for (uint64_t id = 0; id < STOP_SENDS; id++) {
-		sy_msg *m = sy_msg_alloc(eng, sizeof(id));
+		sy_msg *m = t_msg(p.eng, id);
 
-		cr_assert_not_null(m);
-		memcpy(sy_msg_data(m), &id, sizeof(id));
-		if (t_send_retry(eng, route, m, WAIT_MS) == 0)
+		if (t_send_retry(p.eng, p.route, m, T_WAIT_MS) == 0)
 			ok++;
 		else
 			sy_msg_free(m);
 	}
-	cr_assert_eq(sy_engine_stop(eng), 0);
+	cr_assert_eq(sy_engine_stop(p.eng), 0);
 
 	cr_expect_gt(ok, 0);
-	sy_engine_stats(eng, &st);
+	sy_engine_stats(p.eng, &st);
 	cr_expect_eq(st.accepted, ok, "accepted %llu, sends that returned 0 %llu",
 		     (unsigned long long)st.accepted, (unsigned long long)ok);
 	cr_expect_eq(st.delivered, ok, "delivered %llu of %llu",
 		     (unsigned long long)st.delivered, (unsigned long long)ok);
 	cr_expect_eq(st.in_flight, 0);
-	cr_expect_eq(atomic_load(&ledger.got), ok);
-	cr_expect_eq(atomic_load(&ledger.wrong), 0);
+	cr_expect_eq(atomic_load(&p.ledger.got), ok);
+	cr_expect_eq(atomic_load(&p.ledger.wrong), 0);
 
-	expect_shutdown_refusals(eng, route);
-	cr_expect_eq(sy_engine_stop(eng), -EALREADY);
-	ledger_fini(&ledger);
-	sy_engine_destroy(eng);
+	expect_shutdown_refusals(p.eng, p.route);
+	cr_expect_eq(sy_engine_stop(p.eng), -EALREADY);
+	pair_destroy(&p);
 }
 
-Test(runtime_stop, stop_racing_a_sender_delivers_every_accepted_message)
+Test(core_engine, stop_racing_a_sender_delivers_every_accepted_message)
 {
-	struct ledger ledger;
-	struct ledger_server a = { .ledger = &ledger, .spin = 200 };
-	struct ledger_server b = { .ledger = &ledger, .spin = 200 };
-	sy_engine *eng = t_engine(2, SY_IDLE_SLEEP);
-	uint32_t servers[2], route;
+	struct pair p;
 	struct feeder f;
 	struct sy_stats st;
 
-	cr_assert_not_null(eng);
-	ledger_init(&ledger);
-	servers[0] = add_server(eng, "a", &a, 0);
-	servers[1] = add_server(eng, "b", &b, 1);
-	route = add_route(eng, "r", "round_robin", servers, 2);
-	cr_assert_eq(sy_engine_start(eng), 0);
+	pair_start(&p, 200);
 
 	/* The feeder runs until its sends fail with -ESHUTDOWN. */
-	feeder_start(&f, eng, route, true);
+	feeder_start(&f, p.eng, p.route, true);
 	feeder_wait(&f, 10000);
-	cr_assert_eq(sy_engine_stop(eng), 0);
-	cr_assert(t_wait_u64(&f.done, 1, WAIT_MS), "feeder never saw the stop");
+	cr_assert_eq(sy_engine_stop(p.eng), 0);
+	cr_assert(t_wait_u64(&f.done, 1, T_WAIT_MS), "feeder never saw the stop");
 	pthread_join(f.thread, NULL);
 
 	cr_expect_eq(f.last_rc, -ESHUTDOWN);
-	sy_engine_stats(eng, &st);
+	sy_engine_stats(p.eng, &st);
 	cr_expect_eq(st.accepted, atomic_load(&f.sent));
 	cr_expect_eq(st.delivered, atomic_load(&f.sent));
 	cr_expect_eq(st.in_flight, 0);
-	expect_exactly_accepted(&f, &ledger);
+	expect_exactly_accepted(&f, &p.ledger);
 	free(f.accepted);
-	ledger_fini(&ledger);
-	sy_engine_destroy(eng);
+	pair_destroy(&p);
 }
 
 /* ------------------------------------------------------------------ */
@@ -458,14 +380,14 @@ static sy_engine *engine_with_servers(uint32_t *servers, unsigned n)
 	return eng;
 }
 
-Test(runtime_names, route_is_found_by_name)
+Test(core_registry, route_is_found_by_name)
 {
 	uint32_t servers[2], alpha, beta, found = UINT32_MAX;
 	sy_engine *eng = engine_with_servers(servers, 2);
 	struct sy_route_opts ro = { .policy = "direct", .n_servers = 1 };
 
-	alpha = add_route(eng, "alpha", "direct", &servers[0], 1);
-	beta = add_route(eng, "beta", "round_robin", servers, 2);
+	alpha = route_new(eng, "alpha", "direct", &servers[0], 1);
+	beta = route_new(eng, "beta", "round_robin", servers, 2);
 	cr_assert_neq(alpha, beta);
 	cr_assert_eq(sy_engine_start(eng), 0);
 
@@ -489,7 +411,7 @@ Test(runtime_names, route_is_found_by_name)
 	sy_engine_destroy(eng);
 }
 
-Test(runtime_names, server_is_found_by_name)
+Test(core_registry, server_is_found_by_name)
 {
 	uint32_t servers[3], found = UINT32_MAX;
 	sy_engine *eng = engine_with_servers(servers, 3);
@@ -508,7 +430,7 @@ Test(runtime_names, server_is_found_by_name)
 	sy_engine_destroy(eng);
 }
 
-Test(runtime_names, duplicate_names_are_eexist_until_freed)
+Test(core_registry, duplicate_names_are_eexist_until_freed)
 {
 	uint32_t servers[2], route, id = UINT32_MAX;
 	sy_engine *eng = engine_with_servers(servers, 2);
@@ -516,7 +438,7 @@ Test(runtime_names, duplicate_names_are_eexist_until_freed)
 		.policy = "direct", .servers = &servers[0], .n_servers = 1,
 	};
 
-	route = add_route(eng, "r", "direct", &servers[0], 1);
+	route = route_new(eng, "r", "direct", &servers[0], 1);
 	cr_assert_eq(sy_engine_start(eng), 0);
 
 	cr_expect_eq(sy_server_add(eng, "s0", idle_handler, NULL, NULL, &id),
@@ -544,24 +466,22 @@ Test(runtime_names, duplicate_names_are_eexist_until_freed)
 static void expect_route_rejected(const char *policy, const unsigned *picks,
 				  unsigned n)
 {
-	struct ledger ledger;
-	struct ledger_server s = { .ledger = &ledger };
+	struct t_ledger ledger;
+	struct t_ledger_server s = { .ledger = &ledger };
 	sy_engine *eng = t_engine(2, SY_IDLE_SLEEP);
 	uint32_t servers[2], listed[4], route, id = UINT32_MAX;
 	struct sy_route_opts ro = { .policy = policy, .n_servers = n };
-	uint64_t first = 1;
-	sy_msg *m;
 
 	cr_assert_not_null(eng);
 	cr_assert_leq(n, 4);
-	ledger_init(&ledger);
-	servers[0] = add_server(eng, "s0", &s, 0);
+	t_ledger_init(&ledger, FEED_MAX);
+	servers[0] = t_add_server(eng, "s0", t_ledger_handler, &s, 0);
 	cr_assert_eq(sy_server_add(eng, "s1", idle_handler, NULL, NULL,
 				   &servers[1]), 0);
 	for (unsigned i = 0; picks && i < n; i++)
 		listed[i] = servers[picks[i]];
 	ro.servers = picks ? listed : NULL;
-	route = add_route(eng, "good", "direct", &servers[0], 1);
+	route = route_new(eng, "good", "direct", &servers[0], 1);
 	cr_assert_eq(sy_engine_start(eng), 0);
 
 	cr_assert_eq(sy_last_error()[0], '\0', "an error before the test");
@@ -571,36 +491,33 @@ static void expect_route_rejected(const char *policy, const unsigned *picks,
 	cr_expect_eq(sy_route_replace(eng, route, &ro), -EINVAL);
 	cr_expect_neq(sy_last_error()[0], '\0');
 
-	m = sy_msg_alloc(eng, sizeof(first));
-	cr_assert_not_null(m);
-	memcpy(sy_msg_data(m), &first, sizeof(first));
-	cr_assert_eq(t_send_retry(eng, route, m, WAIT_MS), 0);
-	cr_assert(t_wait_u64(&s.got, 1, WAIT_MS), "old route broken");
+	cr_assert_eq(t_send_retry(eng, route, t_msg(eng, 1), T_WAIT_MS), 0);
+	cr_assert(t_wait_u64(&s.got, 1, T_WAIT_MS), "old route broken");
 	sy_engine_destroy(eng);
-	ledger_fini(&ledger);
+	t_ledger_fini(&ledger);
 }
 
-Test(runtime_options, unknown_policy_is_einval)
+Test(core_registry, route_with_an_unknown_policy_is_einval)
 {
 	expect_route_rejected("random_walk", (const unsigned[]){ 0 }, 1);
 }
 
-Test(runtime_options, direct_with_two_servers_is_einval)
+Test(core_registry, direct_route_with_two_servers_is_einval)
 {
 	expect_route_rejected("direct", (const unsigned[]){ 0, 1 }, 2);
 }
 
-Test(runtime_options, zero_servers_is_einval)
+Test(core_registry, route_with_zero_servers_is_einval)
 {
 	expect_route_rejected("round_robin", (const unsigned[]){ 0 }, 0);
 }
 
-Test(runtime_options, no_server_list_is_einval)
+Test(core_registry, route_with_no_server_list_is_einval)
 {
 	expect_route_rejected("round_robin", NULL, 1);
 }
 
-Test(runtime_options, duplicate_server_is_einval)
+Test(core_registry, route_with_a_duplicate_server_is_einval)
 {
 	expect_route_rejected("round_robin", (const unsigned[]){ 0, 1, 0 }, 3);
 }
@@ -620,7 +537,7 @@ static void clear_sy_env(void)
 		unsetenv(vars[i]);
 }
 
-Test(runtime_env, bad_sy_workers_fails_create_and_is_named)
+Test(core_engine, bad_sy_workers_fails_create_and_is_named)
 {
 	struct sy_config cfg;
 	sy_engine *eng = NULL;
@@ -637,7 +554,7 @@ Test(runtime_env, bad_sy_workers_fails_create_and_is_named)
 	unsetenv("SY_WORKERS");
 }
 
-Test(runtime_env, explicit_config_beats_the_environment)
+Test(core_engine, explicit_config_beats_the_environment)
 {
 	struct sy_config cfg;
 	sy_engine *eng = NULL;

@@ -8,7 +8,6 @@
  * the payload; a bitmap of ids seen tells a lost message from a duplicate.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -17,88 +16,7 @@
 
 #include <criterion/criterion.h>
 
-#include "tests/common.h"
-
-/* Bound of every wait: generous enough for a loaded 2-CPU machine. */
-#define WAIT_MS 60000u
-
-static sy_msg *msg_with_id(sy_engine *eng, uint64_t id)
-{
-	sy_msg *m = sy_msg_alloc(eng, sizeof(id));
-
-	cr_assert_not_null(m, "sy_msg_alloc: %s", sy_last_error());
-	memcpy(sy_msg_data(m), &id, sizeof(id));
-	sy_msg_set_tag(m, id);
-	return m;
-}
-
-static uint64_t id_of(sy_msg *m)
-{
-	uint64_t id;
-
-	memcpy(&id, sy_msg_data(m), sizeof(id));
-	return id;
-}
-
-/* ------------------------------------------------------------------ */
-/* Ledger: which ids arrived, shared by the handlers of several servers */
-/* ------------------------------------------------------------------ */
-
-struct ledger {
-	uint64_t n;              /* ids are 0 .. n-1 */
-	_Atomic uint64_t *bits;
-	_Atomic uint64_t got;    /* handler runs, all servers */
-	_Atomic uint64_t wrong;  /* duplicates and ids out of range */
-};
-
-struct ledger_server {
-	struct ledger *ledger;
-	_Atomic uint64_t got;    /* handler runs of this server */
-};
-
-static void ledger_init(struct ledger *l, uint64_t n)
-{
-	l->n = n;
-	l->bits = calloc((n + 63) / 64, sizeof(*l->bits));
-	cr_assert_not_null(l->bits);
-	atomic_init(&l->got, 0);
-	atomic_init(&l->wrong, 0);
-}
-
-static void ledger_fini(struct ledger *l)
-{
-	free(l->bits);
-}
-
-/* Mark @p id seen; a second sighting, or an id out of range, is wrong. */
-static void ledger_mark(struct ledger *l, uint64_t id)
-{
-	uint64_t bit = 1ull << (id % 64);
-
-	if (id >= l->n || (atomic_fetch_or(&l->bits[id / 64], bit) & bit))
-		atomic_fetch_add(&l->wrong, 1);
-	atomic_fetch_add(&l->got, 1);
-}
-
-static uint64_t ledger_missing(const struct ledger *l)
-{
-	uint64_t missing = 0;
-
-	for (uint64_t id = 0; id < l->n; id++)
-		if (!(atomic_load(&l->bits[id / 64]) & (1ull << (id % 64))))
-			missing++;
-	return missing;
-}
-
-static int ledger_handler(sy_engine *eng, sy_msg *msg, void *ctx)
-{
-	struct ledger_server *s = ctx;
-
-	(void)eng;
-	ledger_mark(s->ledger, id_of(msg));
-	atomic_fetch_add(&s->got, 1);
-	return 0;
-}
+#include "tests/fixture.h"
 
 /*
  * Send msgs[0..n) in bursts of at most @p per, retrying what a full ring
@@ -108,7 +26,7 @@ static int ledger_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 static unsigned send_in_bursts(sy_engine *eng, uint32_t route, sy_msg **msgs,
 			       unsigned n, unsigned per)
 {
-	uint64_t end = t_now_ms() + WAIT_MS;
+	uint64_t end = t_now_ms() + T_WAIT_MS;
 	unsigned done = 0;
 
 	while (done < n) {
@@ -173,7 +91,7 @@ static int capture_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 	return 0;
 }
 
-Test(send_route, payload_and_tag_reach_the_handler_intact)
+Test(core_send, payload_and_tag_reach_the_handler_intact)
 {
 	static const size_t sizes[] = {
 		0, 1, 100, 4000, 70000, SY_MSG_MAX_SIZE,
@@ -185,7 +103,6 @@ Test(send_route, payload_and_tag_reach_the_handler_intact)
 
 	cr_assert_not_null(eng);
 	route = t_direct(eng, "sink", capture_handler, &cap, 1, NULL);
-	cr_assert_neq(route, UINT32_MAX);
 	cr_assert_eq(sy_engine_start(eng), 0);
 
 	for (size_t i = 0; i < nsizes; i++) {
@@ -197,8 +114,8 @@ Test(send_route, payload_and_tag_reach_the_handler_intact)
 		cr_assert_geq(sy_msg_capacity(m), sizes[i]);
 		sy_msg_set_tag(m, tag);
 		pattern_fill(m, tag);
-		cr_assert_eq(t_send_retry(eng, route, m, WAIT_MS), 0);
-		cr_assert(t_wait_u64(&cap.seen, i + 1, WAIT_MS),
+		cr_assert_eq(t_send_retry(eng, route, m, T_WAIT_MS), 0);
+		cr_assert(t_wait_u64(&cap.seen, i + 1, T_WAIT_MS),
 			  "size %zu never delivered", sizes[i]);
 		cr_expect_eq(cap.tag, tag, "size %zu: tag %#llx", sizes[i],
 			     (unsigned long long)cap.tag);
@@ -209,7 +126,7 @@ Test(send_route, payload_and_tag_reach_the_handler_intact)
 	sy_engine_destroy(eng);
 }
 
-Test(send_route, shrunk_payload_arrives_with_its_new_size)
+Test(core_send, shrunk_payload_arrives_with_its_new_size)
 {
 	struct capture cap = { .seen = 0 };
 	sy_engine *eng = t_engine(1, SY_IDLE_SLEEP);
@@ -218,7 +135,6 @@ Test(send_route, shrunk_payload_arrives_with_its_new_size)
 
 	cr_assert_not_null(eng);
 	route = t_direct(eng, "sink", capture_handler, &cap, 0, NULL);
-	cr_assert_neq(route, UINT32_MAX);
 	cr_assert_eq(sy_engine_start(eng), 0);
 
 	m = sy_msg_alloc(eng, 300);
@@ -227,8 +143,8 @@ Test(send_route, shrunk_payload_arrives_with_its_new_size)
 	cr_assert_eq(sy_msg_set_size(m, 17), 0);
 	sy_msg_set_tag(m, 99);
 	pattern_fill(m, 99);
-	cr_assert_eq(t_send_retry(eng, route, m, WAIT_MS), 0);
-	cr_assert(t_wait_u64(&cap.seen, 1, WAIT_MS));
+	cr_assert_eq(t_send_retry(eng, route, m, T_WAIT_MS), 0);
+	cr_assert(t_wait_u64(&cap.seen, 1, T_WAIT_MS));
 	cr_expect_eq(cap.size, 17);
 	cr_expect_eq(cap.tag, 99);
 	cr_expect(cap.intact);
@@ -243,13 +159,6 @@ Test(send_route, shrunk_payload_arrives_with_its_new_size)
 #define MP_SERVERS 3u
 #define MP_PER_PRODUCER 20000u
 
-/* The payload of the multi-producer test. */
-struct mp_note {
-	uint32_t producer;
-	uint32_t server;   /* index of the server the route leads to */
-	uint64_t seq;
-};
-
 struct mp_server {
 	unsigned index;
 	_Atomic uint64_t *total;
@@ -257,29 +166,17 @@ struct mp_server {
 	_Atomic uint64_t from[MP_PRODUCERS];
 };
 
-struct mp_producer {
-	pthread_t thread;
-	sy_engine *eng;
-	const uint32_t *routes;
-	uint32_t id;
-	uint64_t failed;
-};
-
-static uint64_t mp_tag(uint32_t producer, uint64_t seq)
-{
-	return (uint64_t)producer << 32 | seq;
-}
-
+/* The note names the server its route leads to (its key). */
 static int mp_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 {
 	struct mp_server *s = ctx;
-	struct mp_note note;
+	struct t_note note;
 
 	(void)eng;
 	memcpy(&note, sy_msg_data(msg), sizeof(note));
-	if (sy_msg_size(msg) != sizeof(note) || note.server != s->index ||
+	if (sy_msg_size(msg) != sizeof(note) || note.key != s->index ||
 	    note.producer >= MP_PRODUCERS ||
-	    sy_msg_tag(msg) != mp_tag(note.producer, note.seq))
+	    sy_msg_tag(msg) != t_note_tag(note.producer, note.seq))
 		atomic_fetch_add(&s->wrong, 1);
 	else
 		atomic_fetch_add(&s->from[note.producer], 1);
@@ -287,40 +184,13 @@ static int mp_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 	return 0;
 }
 
-static void *mp_produce(void *arg)
-{
-	struct mp_producer *p = arg;
-
-	for (uint64_t seq = 0; seq < MP_PER_PRODUCER; seq++) {
-		struct mp_note note = {
-			.producer = p->id,
-			.server = (uint32_t)(seq % MP_SERVERS),
-			.seq = seq,
-		};
-		sy_msg *m = sy_msg_alloc(p->eng, sizeof(note));
-
-		if (!m) {
-			p->failed++;
-			continue;
-		}
-		memcpy(sy_msg_data(m), &note, sizeof(note));
-		sy_msg_set_tag(m, mp_tag(p->id, seq));
-		if (t_send_retry(p->eng, p->routes[note.server], m, WAIT_MS)) {
-			sy_msg_free(m);
-			p->failed++;
-		}
-	}
-	return NULL;
-}
-
-Test(send_route, producer_threads_reach_every_server_intact)
+Test(core_send, producer_threads_reach_every_server_intact)
 {
 	struct mp_server servers[MP_SERVERS];
-	struct mp_producer producers[MP_PRODUCERS];
+	struct t_producer producers[MP_PRODUCERS];
 	_Atomic uint64_t total = 0;
 	uint32_t routes[MP_SERVERS];
 	sy_engine *eng = t_engine(2, SY_IDLE_SLEEP);
-	uint64_t failed = 0;
 
 	cr_assert_not_null(eng);
 	memset(servers, 0, sizeof(servers));
@@ -331,30 +201,23 @@ Test(send_route, producer_threads_reach_every_server_intact)
 		servers[i].index = i;
 		servers[i].total = &total;
 		routes[i] = t_direct(eng, name, mp_handler, &servers[i], -1, NULL);
-		cr_assert_neq(routes[i], UINT32_MAX);
 	}
 	cr_assert_eq(sy_engine_start(eng), 0);
 
-	for (uint32_t p = 0; p < MP_PRODUCERS; p++) {
-		producers[p] = (struct mp_producer){
-			.eng = eng, .routes = routes, .id = p,
-		};
-		cr_assert_eq(pthread_create(&producers[p].thread, NULL,
-					    mp_produce, &producers[p]), 0);
-	}
-	for (uint32_t p = 0; p < MP_PRODUCERS; p++) {
-		pthread_join(producers[p].thread, NULL);
-		failed += producers[p].failed;
-	}
-	cr_assert_eq(failed, 0, "%llu sends failed", (unsigned long long)failed);
-	cr_assert(t_wait_u64(&total, MP_PRODUCERS * MP_PER_PRODUCER, WAIT_MS),
+	/* Producer p sends note seq to server seq % MP_SERVERS. */
+	t_producers_init(producers, MP_PRODUCERS, eng, routes, MP_SERVERS,
+			 MP_PRODUCERS * MP_PER_PRODUCER);
+	t_producers_run(producers, MP_PRODUCERS, t_produce_notes);
+	for (uint32_t p = 0; p < MP_PRODUCERS; p++)
+		cr_assert_eq(producers[p].error, 0, "producer %u: send failed: %d",
+			     p, producers[p].error);
+	cr_assert(t_wait_u64(&total, MP_PRODUCERS * MP_PER_PRODUCER, T_WAIT_MS),
 		  "delivered %llu of %u", (unsigned long long)atomic_load(&total),
 		  MP_PRODUCERS * MP_PER_PRODUCER);
 	cr_assert_eq(sy_engine_stop(eng), 0);
 
 	cr_expect_eq(atomic_load(&total), MP_PRODUCERS * MP_PER_PRODUCER);
 	for (unsigned i = 0; i < MP_SERVERS; i++) {
-		/* Producer p sends seq to server seq % MP_SERVERS. */
 		uint64_t want = MP_PER_PRODUCER / MP_SERVERS +
 				(i < MP_PER_PRODUCER % MP_SERVERS);
 
@@ -374,23 +237,9 @@ Test(send_route, producer_threads_reach_every_server_intact)
 /* Refused sends                                                      */
 /* ------------------------------------------------------------------ */
 
-struct counter {
-	_Atomic uint64_t n;
-};
-
-static int count_handler(sy_engine *eng, sy_msg *msg, void *ctx)
+Test(core_send, unknown_route_is_refused_and_the_message_stays_the_callers)
 {
-	struct counter *c = ctx;
-
-	(void)eng;
-	(void)msg;
-	atomic_fetch_add(&c->n, 1);
-	return 0;
-}
-
-Test(send_route, unknown_route_is_refused_and_the_message_stays_the_callers)
-{
-	struct counter delivered = { 0 };
+	struct t_server delivered = { 0 };
 	sy_engine *eng = t_engine(1, SY_IDLE_SLEEP);
 	sy_msg *burst[4];
 	struct sy_stats st;
@@ -398,11 +247,10 @@ Test(send_route, unknown_route_is_refused_and_the_message_stays_the_callers)
 	sy_msg *m;
 
 	cr_assert_not_null(eng);
-	route = t_direct(eng, "known", count_handler, &delivered, 0, NULL);
-	cr_assert_neq(route, UINT32_MAX);
+	route = t_direct(eng, "known", t_server_handler, &delivered, 0, NULL);
 	cr_assert_eq(sy_engine_start(eng), 0);
 
-	m = msg_with_id(eng, 7);
+	m = t_msg(eng, 7);
 	cr_assert_eq(sy_send(eng, route + 1, m), -ENOENT);
 	cr_assert_eq(sy_send(eng, UINT32_MAX, m), -ENOENT);
 	/* Still the caller's: it may write the payload and send it again. */
@@ -410,10 +258,10 @@ Test(send_route, unknown_route_is_refused_and_the_message_stays_the_callers)
 	cr_assert_eq(sy_request(eng, route + 1, m), -ENOENT);
 
 	for (uint64_t i = 0; i < 4; i++)
-		burst[i] = msg_with_id(eng, 100 + i);
+		burst[i] = t_msg(eng, 100 + i);
 	cr_assert_eq(sy_send_burst(eng, route + 1, burst, 4), -ENOENT);
 	for (uint64_t i = 0; i < 4; i++)
-		cr_assert_eq(id_of(burst[i]), 100 + i,
+		cr_assert_eq(t_msg_value(burst[i]), 100 + i,
 			     "refused burst reordered at %llu",
 			     (unsigned long long)i);
 
@@ -427,13 +275,13 @@ Test(send_route, unknown_route_is_refused_and_the_message_stays_the_callers)
 	for (unsigned i = 0; i < 4; i++)
 		sy_msg_free(burst[i]);
 	cr_assert_eq(sy_engine_stop(eng), 0);
-	cr_expect_eq(atomic_load(&delivered.n), 0);
+	cr_expect_eq(atomic_load(&delivered.handled), 0);
 	sy_engine_destroy(eng);
 }
 
-Test(send_route, route_whose_only_server_was_removed_is_unreachable)
+Test(core_send, route_whose_only_server_was_removed_is_unreachable)
 {
-	struct counter delivered = { 0 };
+	struct t_server delivered = { 0 };
 	sy_engine *eng = t_engine(2, SY_IDLE_SLEEP);
 	struct sy_stats st;
 	uint32_t route, server;
@@ -441,32 +289,31 @@ Test(send_route, route_whose_only_server_was_removed_is_unreachable)
 	sy_msg *m;
 
 	cr_assert_not_null(eng);
-	route = t_direct(eng, "lonely", count_handler, &delivered, 1, &server);
-	cr_assert_neq(route, UINT32_MAX);
+	route = t_direct(eng, "lonely", t_server_handler, &delivered, 1, &server);
 	cr_assert_eq(sy_engine_start(eng), 0);
 
-	m = msg_with_id(eng, 1);
-	cr_assert_eq(t_send_retry(eng, route, m, WAIT_MS), 0);
-	cr_assert(t_wait_u64(&delivered.n, 1, WAIT_MS));
+	m = t_msg(eng, 1);
+	cr_assert_eq(t_send_retry(eng, route, m, T_WAIT_MS), 0);
+	cr_assert(t_wait_u64(&delivered.handled, 1, T_WAIT_MS));
 	cr_assert_eq(sy_server_remove(eng, server), 0);
 
-	m = msg_with_id(eng, 2);
+	m = t_msg(eng, 2);
 	cr_assert_eq(sy_send(eng, route, m), -EHOSTUNREACH);
 	for (uint64_t i = 0; i < 3; i++)
-		burst[i] = msg_with_id(eng, 10 + i);
+		burst[i] = t_msg(eng, 10 + i);
 	cr_assert_eq(sy_send_burst(eng, route, burst, 3), -EHOSTUNREACH);
 	for (uint64_t i = 0; i < 3; i++)
-		cr_assert_eq(id_of(burst[i]), 10 + i);
+		cr_assert_eq(t_msg_value(burst[i]), 10 + i);
 
 	sy_engine_stats(eng, &st);
 	cr_expect_eq(st.rejected_unreachable, 1 + 3);
 	cr_expect_eq(st.accepted, 1);
-	cr_expect_eq(id_of(m), 2);
+	cr_expect_eq(t_msg_value(m), 2);
 	sy_msg_free(m);
 	for (unsigned i = 0; i < 3; i++)
 		sy_msg_free(burst[i]);
 	cr_assert_eq(sy_engine_stop(eng), 0);
-	cr_expect_eq(atomic_load(&delivered.n), 1);
+	cr_expect_eq(atomic_load(&delivered.handled), 1);
 	sy_engine_destroy(eng);
 }
 
@@ -476,42 +323,19 @@ Test(send_route, route_whose_only_server_was_removed_is_unreachable)
 
 #define BURST_IDS 20000u
 
-static void add_ledger_server(sy_engine *eng, const char *name,
-			      struct ledger_server *s, int worker,
-			      uint32_t *id)
+Test(core_send, burst_round_robin_over_two_workers_delivers_each_message_once)
 {
-	struct sy_server_opts so = { .worker = worker };
-
-	cr_assert_eq(sy_server_add(eng, name, ledger_handler, s, &so, id), 0,
-		     "%s: %s", name, sy_last_error());
-}
-
-static uint32_t add_rr_route(sy_engine *eng, const char *name,
-			     const uint32_t *servers, unsigned n)
-{
-	struct sy_route_opts ro = {
-		.policy = "round_robin", .servers = servers, .n_servers = n,
-	};
-	uint32_t id;
-
-	cr_assert_eq(sy_route_add(eng, name, &ro, &id), 0, "%s: %s", name,
-		     sy_last_error());
-	return id;
-}
-
-Test(send_burst, round_robin_over_two_workers_delivers_each_message_once)
-{
-	struct ledger ledger;
-	struct ledger_server a = { .ledger = &ledger }, b = { .ledger = &ledger };
+	struct t_ledger ledger;
+	struct t_ledger_server a = { .ledger = &ledger }, b = { .ledger = &ledger };
 	sy_engine *eng = t_engine(2, SY_IDLE_SLEEP);
 	uint32_t servers[2], route;
 	uint64_t unsent = 0;
 
 	cr_assert_not_null(eng);
-	ledger_init(&ledger, BURST_IDS);
-	add_ledger_server(eng, "a", &a, 0, &servers[0]);
-	add_ledger_server(eng, "b", &b, 1, &servers[1]);
-	route = add_rr_route(eng, "both", servers, 2);
+	t_ledger_init(&ledger, BURST_IDS);
+	servers[0] = t_add_server(eng, "a", t_ledger_handler, &a, 0);
+	servers[1] = t_add_server(eng, "b", t_ledger_handler, &b, 1);
+	route = t_add_route(eng, "both", (struct sy_route_opts){ 0 }, servers, 2);
 	cr_assert_eq(sy_engine_start(eng), 0);
 
 	for (uint64_t base = 0; base < BURST_IDS; base += 32) {
@@ -519,7 +343,7 @@ Test(send_burst, round_robin_over_two_workers_delivers_each_message_once)
 		unsigned n = 0, done;
 
 		while (n < 32 && base + n < BURST_IDS) {
-			msgs[n] = msg_with_id(eng, base + n);
+			msgs[n] = t_msg(eng, base + n);
 			n++;
 		}
 		done = send_in_bursts(eng, route, msgs, n, 32);
@@ -530,15 +354,15 @@ Test(send_burst, round_robin_over_two_workers_delivers_each_message_once)
 	}
 	cr_assert_eq(unsent, 0, "%llu messages never accepted",
 		     (unsigned long long)unsent);
-	cr_assert(t_wait_u64(&ledger.got, BURST_IDS, WAIT_MS));
+	cr_assert(t_wait_u64(&ledger.got, BURST_IDS, T_WAIT_MS));
 	cr_assert_eq(sy_engine_stop(eng), 0);
 
 	cr_expect_eq(atomic_load(&ledger.got), BURST_IDS);
 	cr_expect_eq(atomic_load(&ledger.wrong), 0);
-	cr_expect_eq(ledger_missing(&ledger), 0);
+	cr_expect_eq(t_ledger_missing(&ledger), 0);
 	cr_expect_gt(atomic_load(&a.got), 0, "worker 0 got nothing");
 	cr_expect_gt(atomic_load(&b.got), 0, "worker 1 got nothing");
-	ledger_fini(&ledger);
+	t_ledger_fini(&ledger);
 	sy_engine_destroy(eng);
 }
 
@@ -555,13 +379,13 @@ static int record_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 
 	(void)eng;
 	if (n < sizeof(r->ids) / sizeof(r->ids[0]))
-		r->ids[n] = id_of(msg);
+		r->ids[n] = t_msg_value(msg);
 	/* Publishes ids[n] to the test thread's load of n. */
 	atomic_store(&r->n, n + 1);
 	return 0;
 }
 
-Test(send_burst, more_than_32_messages_are_accepted_whole_and_in_order)
+Test(core_send, burst_of_more_than_32_messages_is_accepted_whole_and_in_order)
 {
 	static const unsigned sizes[] = { 33, 100, 1000 };
 	struct recorder *rec = calloc(1, sizeof(*rec));
@@ -572,7 +396,6 @@ Test(send_burst, more_than_32_messages_are_accepted_whole_and_in_order)
 	cr_assert_not_null(rec);
 	cr_assert_not_null(eng);
 	route = t_direct(eng, "rec", record_handler, rec, 0, NULL);
-	cr_assert_neq(route, UINT32_MAX);
 	cr_assert_eq(sy_engine_start(eng), 0);
 
 	for (unsigned s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
@@ -582,12 +405,12 @@ Test(send_burst, more_than_32_messages_are_accepted_whole_and_in_order)
 
 		cr_assert_not_null(msgs);
 		for (unsigned i = 0; i < n; i++)
-			msgs[i] = msg_with_id(eng, first + i);
+			msgs[i] = t_msg(eng, first + i);
 		/* The ring is empty and far larger than n / 32 descriptors. */
 		cr_assert_eq(sy_send_burst(eng, route, msgs, n), (int)n);
 		free(msgs);
 		expect += n;
-		cr_assert(t_wait_u64(&rec->n, expect, WAIT_MS),
+		cr_assert(t_wait_u64(&rec->n, expect, T_WAIT_MS),
 			  "burst of %u: %llu delivered", n,
 			  (unsigned long long)(atomic_load(&rec->n) - first));
 	}
@@ -601,60 +424,32 @@ Test(send_burst, more_than_32_messages_are_accepted_whole_and_in_order)
 	free(rec);
 }
 
-/* A server whose first handler run waits until the test opens the gate. */
-struct gate {
-	_Atomic uint64_t entered;
-	_Atomic uint64_t open;
-	_Atomic uint64_t handled;
-};
-
-static int gate_handler(sy_engine *eng, sy_msg *msg, void *ctx)
+Test(core_send, burst_refused_in_part_leaves_the_rest_the_callers_in_order)
 {
-	struct gate *g = ctx;
-
-	(void)eng;
-	(void)msg;
-	if (atomic_fetch_add(&g->entered, 1) == 0)
-		t_wait_u64(&g->open, 1, WAIT_MS);
-	atomic_fetch_add(&g->handled, 1);
-	return 0;
-}
-
-Test(send_burst, refused_part_stays_the_callers_in_its_original_order)
-{
-	struct gate gate = { 0 };
+	struct t_server gate = { 0 };
 	struct recorder *rec = calloc(1, sizeof(*rec));
-	struct sy_server_opts on0 = { .worker = 0 }, on1 = { .worker = 1 };
-	struct sy_route_opts direct = { .policy = "direct", .n_servers = 1 };
-	struct sy_config cfg;
-	sy_engine *eng = NULL;
 	uint32_t servers[2], to_a, both;
+	struct sy_config cfg;
 	sy_msg *msgs[8];
 	uint64_t fill = 0;
 	struct sy_stats st;
+	sy_engine *eng;
 	int rc, k;
 
 	cr_assert_not_null(rec);
-	sy_config_init(&cfg);
-	cfg.workers = 2;
-	cfg.pin = SY_PIN_NONE;
-	cfg.idle = SY_IDLE_SLEEP;
+	t_config(&cfg, 2, NULL);
 	cfg.ring_size = 16;
-	cr_assert_eq(sy_engine_create(&cfg, &eng), 0, "%s", sy_last_error());
-	cr_assert_eq(sy_server_add(eng, "a", gate_handler, &gate, &on0,
-				   &servers[0]), 0);
-	cr_assert_eq(sy_server_add(eng, "b", record_handler, rec, &on1,
-				   &servers[1]), 0);
-	direct.servers = &servers[0];
-	cr_assert_eq(sy_route_add(eng, "to-a", &direct, &to_a), 0);
-	both = add_rr_route(eng, "both", servers, 2);
+	eng = t_create(&cfg);
+	servers[0] = t_add_counter(eng, "a", &gate, 0);
+	servers[1] = t_add_server(eng, "b", record_handler, rec, 1);
+	to_a = t_add_route(eng, "to-a", (struct sy_route_opts){ 0 }, servers, 1);
+	both = t_add_route(eng, "both", (struct sy_route_opts){ 0 }, servers, 2);
 	cr_assert_eq(sy_engine_start(eng), 0);
 
 	/* Hold worker 0 in a handler, then fill this thread's ring to it. */
-	cr_assert_eq(t_send_retry(eng, to_a, msg_with_id(eng, 1000), WAIT_MS), 0);
-	cr_assert(t_wait_u64(&gate.entered, 1, WAIT_MS));
+	t_hold(eng, to_a, &gate, 1000);
 	for (;;) {
-		sy_msg *m = msg_with_id(eng, 2000 + fill);
+		sy_msg *m = t_msg(eng, 2000 + fill);
 
 		rc = sy_send(eng, to_a, m);
 		if (rc) {
@@ -668,22 +463,22 @@ Test(send_burst, refused_part_stays_the_callers_in_its_original_order)
 	/* Round robin gives each server 4 of 8: worker 1 takes its 4,
 	 * worker 0 refuses its 4. */
 	for (uint64_t i = 0; i < 8; i++)
-		msgs[i] = msg_with_id(eng, i);
+		msgs[i] = t_msg(eng, i);
 	k = sy_send_burst(eng, both, msgs, 8);
 	cr_assert_eq(k, 4, "accepted %d of 8", k);
 	for (unsigned i = 5; i < 8; i++)
-		cr_expect_lt(id_of(msgs[i - 1]), id_of(msgs[i]),
+		cr_expect_lt(t_msg_value(msgs[i - 1]), t_msg_value(msgs[i]),
 			     "refused messages out of order");
 
-	atomic_store(&gate.open, 1);
-	cr_assert(t_wait_u64(&rec->n, 4, WAIT_MS));
-	cr_assert(t_wait_u64(&gate.handled, 1 + fill, WAIT_MS));
+	atomic_store(&gate.released, 1);
+	cr_assert(t_wait_u64(&rec->n, 4, T_WAIT_MS));
+	cr_assert(t_wait_u64(&gate.handled, 1 + fill, T_WAIT_MS));
 	cr_assert_eq(sy_engine_stop(eng), 0);
 
 	cr_expect_eq(atomic_load(&rec->n), 4);
 	for (unsigned i = 0; i < 4; i++)
 		for (unsigned j = 4; j < 8; j++)
-			cr_expect_neq(rec->ids[i], id_of(msgs[j]),
+			cr_expect_neq(rec->ids[i], t_msg_value(msgs[j]),
 				      "id %llu both refused and delivered",
 				      (unsigned long long)rec->ids[i]);
 	sy_engine_stats(eng, &st);
@@ -712,11 +507,11 @@ struct relay {
 static int relay_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 {
 	struct relay *r = ctx;
-	uint64_t end = t_now_ms() + WAIT_MS;
+	uint64_t end = t_now_ms() + T_WAIT_MS;
 	int rc;
 
 	if (!r->burst) {
-		rc = t_send_retry(eng, r->onward, msg, WAIT_MS);
+		rc = t_send_retry(eng, r->onward, msg, T_WAIT_MS);
 	} else {
 		while ((rc = sy_send_burst(eng, r->onward, &msg, 1)) == -EAGAIN &&
 		       t_now_ms() < end)
@@ -765,25 +560,23 @@ static void expect_distinct_allocations(sy_engine *eng, unsigned n)
 
 static void forward_across_workers(bool burst)
 {
-	struct ledger ledger;
-	struct ledger_server sink = { .ledger = &ledger };
+	struct t_ledger ledger;
+	struct t_ledger_server sink = { .ledger = &ledger };
 	struct relay relay = { .burst = burst };
 	sy_engine *eng = t_engine(2, SY_IDLE_SLEEP);
 	uint32_t to_relay;
 	struct sy_stats st;
 
 	cr_assert_not_null(eng);
-	ledger_init(&ledger, FORWARD_IDS);
-	relay.onward = t_direct(eng, "sink", ledger_handler, &sink, 1, NULL);
-	cr_assert_neq(relay.onward, UINT32_MAX);
+	t_ledger_init(&ledger, FORWARD_IDS);
+	relay.onward = t_direct(eng, "sink", t_ledger_handler, &sink, 1, NULL);
 	to_relay = t_direct(eng, "relay", relay_handler, &relay, 0, NULL);
-	cr_assert_neq(to_relay, UINT32_MAX);
 	cr_assert_eq(sy_engine_start(eng), 0);
 
 	for (uint64_t id = 0; id < FORWARD_IDS; id++)
-		cr_assert_eq(t_send_retry(eng, to_relay, msg_with_id(eng, id),
-					  WAIT_MS), 0);
-	cr_assert(t_wait_u64(&ledger.got, FORWARD_IDS, WAIT_MS),
+		cr_assert_eq(t_send_retry(eng, to_relay, t_msg(eng, id),
+					  T_WAIT_MS), 0);
+	cr_assert(t_wait_u64(&ledger.got, FORWARD_IDS, T_WAIT_MS),
 		  "sink got %llu of %u",
 		  (unsigned long long)atomic_load(&ledger.got), FORWARD_IDS);
 	cr_assert_eq(sy_engine_stop(eng), 0);
@@ -792,22 +585,22 @@ static void forward_across_workers(bool burst)
 	cr_expect_eq(atomic_load(&relay.failed), 0);
 	cr_expect_eq(atomic_load(&sink.got), FORWARD_IDS);
 	cr_expect_eq(atomic_load(&ledger.wrong), 0);
-	cr_expect_eq(ledger_missing(&ledger), 0);
+	cr_expect_eq(t_ledger_missing(&ledger), 0);
 	sy_engine_stats(eng, &st);
 	cr_expect_eq(st.accepted, 2 * FORWARD_IDS);
 	cr_expect_eq(st.delivered, 2 * FORWARD_IDS);
 	/* Every message has come back to this thread's pool exactly once. */
 	expect_distinct_allocations(eng, FORWARD_IDS + 64);
-	ledger_fini(&ledger);
+	t_ledger_fini(&ledger);
 	sy_engine_destroy(eng);
 }
 
-Test(send_forward, handler_send_to_another_worker_arrives_once)
+Test(core_send, handler_send_to_another_worker_arrives_once)
 {
 	forward_across_workers(false);
 }
 
-Test(send_forward, handler_burst_to_another_worker_arrives_once)
+Test(core_send, handler_burst_to_another_worker_arrives_once)
 {
 	forward_across_workers(true);
 }

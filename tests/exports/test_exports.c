@@ -29,7 +29,7 @@
 #include <criterion/criterion.h>
 
 #include "metrics/snapshot.h"
-#include "tests/common.h"
+#include "tests/fixture.h"
 
 #define N_MSGS 200u
 #define FAIL_EVERY 4u            /* tags divisible by this fail */

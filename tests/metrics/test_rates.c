@@ -21,7 +21,7 @@
 #include "core/engine.h"
 #include "core/slot.h"
 #include "metrics/shard.h"
-#include "tests/common.h"
+#include "tests/fixture.h"
 
 #define WAIT_MS 60000u
 #define HOUR_MS 3600000u
@@ -120,7 +120,6 @@ Test(metrics_rates, error_rate_recent_versus_since_start)
 	uint32_t route;
 
 	route = t_direct(eng, "flaky", fail_on_mark, NULL, 0, NULL);
-	cr_assert_neq(route, UINT32_MAX);
 	cr_assert_eq(sy_engine_start(eng), 0);
 
 	/* Phase 1: no failures. */
@@ -237,7 +236,6 @@ Test(metrics_rates, queue_depth_current_max_and_trend)
 	uint32_t route;
 
 	route = t_direct(eng, "gate", gated, NULL, 0, NULL);
-	cr_assert_neq(route, UINT32_MAX);
 	cr_assert_eq(sy_engine_start(eng), 0);
 	/* One message holds the worker in its handler. */
 	send_n(eng, route, 1);

@@ -24,7 +24,7 @@
 
 #include <criterion/criterion.h>
 
-#include "tests/common.h"
+#include "tests/fixture.h"
 
 #define WAIT_MS 60000u
 #define PRODUCERS 3

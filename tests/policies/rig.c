@@ -1,28 +1,17 @@
 #include <sched.h>
-#include <stdio.h>
 
 #include <criterion/criterion.h>
 
-#include "tests/common.h"
+#include "tests/fixture.h"
 #include "tests/policies/rig.h"
-
-uint64_t rig_now_ms(void)
-{
-	return t_now_ms();
-}
-
-void rig_server_name(char *name, size_t size, unsigned i, unsigned digits)
-{
-	snprintf(name, size, "server-%0*u", (int)digits, i);
-}
 
 void rig_wait_handled(uint64_t sent, _Atomic uint64_t *delivered,
 		      uint64_t in_flight)
 {
-	uint64_t end = rig_now_ms() + RIG_WAIT_MS;
+	uint64_t end = t_now_ms() + RIG_WAIT_MS;
 
 	while (sent - atomic_load(delivered) > in_flight) {
-		cr_assert_leq(rig_now_ms(), end, "%llu messages not handled",
+		cr_assert_leq(t_now_ms(), end, "%llu messages not handled",
 			      (unsigned long long)(sent - atomic_load(delivered)));
 		sched_yield();
 	}
@@ -88,15 +77,11 @@ void rig_fleet_init(struct rig_fleet *f, sy_engine *eng, unsigned n,
 	f->sent = 0;
 	atomic_init(&f->delivered, 0);
 	for (unsigned i = 0; i < n; i++) {
-		struct sy_server_opts so = { .worker = (int)(i % 2) };
-		char name[16];
-
-		rig_server_name(name, sizeof(name), i, digits);
 		atomic_init(&f->servers[i].got, 0);
 		f->servers[i].delivered = &f->delivered;
-		cr_assert_eq(sy_server_add(eng, name, count_handler,
-					   &f->servers[i], &so, &f->ids[i]), 0);
 	}
+	t_add_servers(eng, n, digits, count_handler, f->servers,
+		      sizeof(f->servers[0]), f->ids);
 }
 
 void rig_fleet_send(struct rig_fleet *f, uint64_t total)

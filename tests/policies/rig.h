@@ -54,12 +54,6 @@ struct rig_fleet {
 /** Labels message number @p i of a send (its tag, its key); may be NULL. */
 typedef void rig_label_fn(sy_msg *msg, uint64_t i, void *ctx);
 
-/** Milliseconds of the monotonic clock. */
-uint64_t rig_now_ms(void);
-
-/** "server-" and @p i in @p digits decimal digits, into @p name. */
-void rig_server_name(char *name, size_t size, unsigned i, unsigned digits);
-
 /** Wait until at most @p in_flight of @p sent messages are not handled. */
 void rig_wait_handled(uint64_t sent, _Atomic uint64_t *delivered,
 		      uint64_t in_flight);
@@ -78,7 +72,7 @@ double rig_chi_square(const uint64_t *observed, const double *expected,
 
 /**
  * Add @p n counting servers, named with @p digits digits, to the stopped
- * engine @p eng, on workers 0 and 1 in turn; no route, not started.
+ * engine @p eng, on its workers in turn; no route, not started.
  */
 void rig_fleet_init(struct rig_fleet *f, sy_engine *eng, unsigned n,
 		    unsigned digits);

@@ -19,7 +19,7 @@
 
 #include <criterion/criterion.h>
 
-#include "tests/common.h"
+#include "tests/fixture.h"
 #include "tests/policies/rig.h"
 
 #define MAX_SERVERS 8u
@@ -63,45 +63,33 @@ static int step_handler(sy_engine *eng, sy_msg *msg, void *ctx)
  * FAST_NS each; one adaptive route over them with @p params. */
 static void rig_start(struct rig *r, unsigned n, const char *params)
 {
-	struct sy_route_opts ro = {
-		.policy = "adaptive", .servers = r->ids, .n_servers = n,
-		.params = params,
-	};
-	struct sy_config cfg;
-
 	cr_assert_leq(n, MAX_SERVERS);
 	r->n = n;
 	r->sent = 0;
-	atomic_init(&r->clock.ns, 1000000000u);
 	atomic_init(&r->handled, 0);
-	t_config(&cfg, 1, &r->clock);
-	cr_assert_eq(sy_engine_create(&cfg, &r->eng), 0, "%s", sy_last_error());
+	r->eng = t_engine_at(1, &r->clock, 1000000000u);
 	for (unsigned i = 0; i < n; i++) {
-		struct sy_server_opts so = { .worker = 0 };
-		char name[] = "server-0";
-
-		name[7] = (char)('0' + i);
 		r->servers[i].clock = &r->clock.ns;
 		r->servers[i].handled = &r->handled;
 		atomic_init(&r->servers[i].step_ns, FAST_NS);
 		atomic_init(&r->servers[i].result, 0);
 		atomic_init(&r->servers[i].got, 0);
-		cr_assert_eq(sy_server_add(r->eng, name, step_handler,
-					   &r->servers[i], &so, &r->ids[i]), 0);
 	}
-	cr_assert_eq(sy_route_add(r->eng, "adaptive", &ro, &r->route), 0, "%s",
-		     sy_last_error());
+	t_add_servers(r->eng, n, 1, step_handler, r->servers,
+		      sizeof(r->servers[0]), r->ids);
+	r->route = t_add_route(r->eng, "adaptive", (struct sy_route_opts){
+		.policy = "adaptive", .params = params }, r->ids, n);
 	cr_assert_eq(sy_engine_start(r->eng), 0);
 }
 
 /* Wait until at most @p outstanding of the messages sent are unhandled. */
 static void rig_wait(struct rig *r, uint64_t outstanding)
 {
-	uint64_t end = rig_now_ms() + RIG_WAIT_MS;
+	uint64_t end = t_now_ms() + RIG_WAIT_MS;
 
 	while (r->sent - atomic_load_explicit(&r->handled, memory_order_acquire) >
 	       outstanding) {
-		cr_assert_leq(rig_now_ms(), end, "%llu of %llu messages not handled",
+		cr_assert_leq(t_now_ms(), end, "%llu of %llu messages not handled",
 			      (unsigned long long)(r->sent - atomic_load(&r->handled)),
 			      (unsigned long long)r->sent);
 		sched_yield();
@@ -119,12 +107,8 @@ static void rig_phase(struct rig *r, uint64_t count, uint64_t *got)
 	for (unsigned i = 0; i < r->n; i++)
 		before[i] = atomic_load(&r->servers[i].got);
 	for (uint64_t k = 0; k < count; k++) {
-		sy_msg *m;
-
 		rig_wait(r, WINDOW - 1);
-		m = sy_msg_alloc(r->eng, 8);
-		cr_assert_not_null(m, "%s", sy_last_error());
-		cr_assert_eq(t_send_retry(r->eng, r->route, m, RIG_WAIT_MS), 0);
+		t_send_tags(r->eng, r->route, k, 1);
 		r->sent++;
 	}
 	rig_wait(r, 0);
@@ -142,7 +126,7 @@ static unsigned long long ull(uint64_t x)
 	return (unsigned long long)x;
 }
 
-Test(adaptive_route, follows_a_server_whose_latency_rises_and_falls)
+Test(policies_adaptive, follows_a_server_whose_latency_rises_and_falls)
 {
 	const uint64_t phase = 20000;
 	uint64_t got[2];
@@ -171,7 +155,7 @@ Test(adaptive_route, follows_a_server_whose_latency_rises_and_falls)
 	sy_engine_destroy(r.eng);
 }
 
-Test(adaptive_route, server_failing_fast_gets_little_traffic)
+Test(policies_adaptive, server_failing_fast_gets_little_traffic)
 {
 	const uint64_t total = 20000;
 	struct sy_stats st;
@@ -194,7 +178,7 @@ Test(adaptive_route, server_failing_fast_gets_little_traffic)
 	sy_engine_destroy(r.eng);
 }
 
-Test(adaptive_route, large_route_avoids_a_slow_server)
+Test(policies_adaptive, large_route_avoids_a_slow_server)
 {
 	const uint64_t total = 30000;
 	const unsigned n = 6;
@@ -214,7 +198,7 @@ Test(adaptive_route, large_route_avoids_a_slow_server)
 	sy_engine_destroy(r.eng);
 }
 
-Test(adaptive_route, refuses_bad_parameters)
+Test(policies_adaptive, refuses_bad_parameters)
 {
 	static const char *const bad[] = {
 		"decay", "tau_ms=5", "decay_ms=0", "decay_ms=3600001",

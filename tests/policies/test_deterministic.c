@@ -23,7 +23,7 @@
 
 #include <criterion/criterion.h>
 
-#include "tests/common.h"
+#include "tests/fixture.h"
 #include "tests/policies/rig.h"
 
 #define SERVERS 4u
@@ -187,7 +187,7 @@ static bool same_choices(const struct run *a, const struct run *b, unsigned k)
 
 static struct run first, second;
 
-Test(deterministic, same_seed_same_choices)
+Test(policies_deterministic, same_seed_same_choices)
 {
 	run_once(&first, 42);
 	run_once(&second, 42);
@@ -198,7 +198,7 @@ Test(deterministic, same_seed_same_choices)
 			  first.names[k]);
 }
 
-Test(deterministic, other_seed_other_random_choices)
+Test(policies_deterministic, other_seed_other_random_choices)
 {
 	int rnd, lc;
 
@@ -216,7 +216,7 @@ Test(deterministic, other_seed_other_random_choices)
 			  "random chose alike under two seeds");
 }
 
-Test(deterministic, least_connections_spreads_before_any_is_handled)
+Test(policies_deterministic, least_connections_spreads_before_any_is_handled)
 {
 	unsigned n, stride, lc;
 	int k;

@@ -16,7 +16,7 @@
 
 #include <criterion/criterion.h>
 
-#include "tests/common.h"
+#include "tests/fixture.h"
 #include "tests/policies/rig.h"
 
 #define SERVERS 3u

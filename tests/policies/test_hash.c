@@ -21,7 +21,7 @@
 
 #include <criterion/criterion.h>
 
-#include "tests/common.h"
+#include "tests/fixture.h"
 #include "tests/policies/rig.h"
 
 #define MAX_SERVERS 100u
@@ -106,17 +106,13 @@ static void rig_init(struct rig *r, unsigned n, uint32_t map_keys)
 	r->eng = t_engine(2, SY_IDLE_SLEEP);
 	cr_assert_not_null(r->eng, "%s", sy_last_error());
 	for (unsigned i = 0; i < n; i++) {
-		struct sy_server_opts so = { .worker = (int)(i % 2) };
-		char name[16];
-
-		rig_server_name(name, sizeof(name), i, 3);
 		r->servers[i].index = (uint16_t)i;
 		r->servers[i].rig = r;
 		for (unsigned p = 0; p < PHASES; p++)
 			atomic_init(&r->servers[i].got[p], 0);
-		cr_assert_eq(sy_server_add(r->eng, name, claim_handler,
-					   &r->servers[i], &so, &r->ids[i]), 0);
 	}
+	t_add_servers(r->eng, n, 3, claim_handler, r->servers,
+		      sizeof(r->servers[0]), r->ids);
 }
 
 /* Route options of a hash route over r->ids[0..n) less server @p skip. */
@@ -411,12 +407,6 @@ Test(policies_hash, a_small_table_still_maps_each_key_to_one_server)
 /* Small rings: producers outrun the workers and get refused often. */
 #define ORDER_RING 64u
 
-struct note {
-	uint32_t producer;
-	uint32_t key;    /* number, 0 .. ORDER_KEYS - 1 */
-	uint64_t seq;    /* the producer's count, over all its keys */
-};
-
 /* Written only by the server's worker; read after the workers are joined. */
 struct order_server {
 	uint64_t next[ORDER_PRODUCERS][ORDER_KEYS]; /* lowest seq still in order */
@@ -424,16 +414,6 @@ struct order_server {
 	uint64_t got;
 	uint64_t violations;
 	uint64_t strangers;  /* unknown producer, key, or a key that differs */
-};
-
-struct order_producer {
-	pthread_t thread;
-	sy_engine *eng;
-	uint32_t route;
-	uint32_t id;
-	uint64_t quota;
-	uint64_t accepted;
-	int error;
 };
 
 /* The key a message with key number @p k carries: spread over 64 bits. */
@@ -445,7 +425,7 @@ static uint64_t order_key(uint32_t k)
 static int order_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 {
 	struct order_server *s = ctx;
-	struct note n;
+	struct t_note n;	/* key: its number, 0 .. ORDER_KEYS - 1 */
 
 	(void)eng;
 	memcpy(&n, sy_msg_data(msg), sizeof(n));
@@ -464,8 +444,8 @@ static int order_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 
 static void *order_produce(void *arg)
 {
-	struct order_producer *p = arg;
-	uint64_t rng = 1000 + p->id, seq = 0, stall_end = rig_now_ms() + RIG_WAIT_MS;
+	struct t_producer *p = arg;
+	uint64_t rng = 1000 + p->id, seq = 0, stall_end = t_now_ms() + RIG_WAIT_MS;
 	sy_msg *msgs[ORDER_BURST];
 	unsigned held = 0;
 
@@ -473,24 +453,23 @@ static void *order_produce(void *arg)
 		int k;
 
 		while (held < ORDER_BURST && p->accepted + held < p->quota) {
-			struct note n = {
+			struct t_note n = {
 				.producer = p->id,
 				.key = (uint32_t)(test_random(&rng) % ORDER_KEYS),
 				.seq = seq++,
 			};
-			sy_msg *m = sy_msg_alloc(p->eng, sizeof(n));
+			sy_msg *m = t_note_msg(p->eng, &n);
 
 			if (!m) {
 				p->error = -ENOMEM;
 				goto out_free;
 			}
-			memcpy(sy_msg_data(m), &n, sizeof(n));
 			sy_msg_set_key(m, order_key(n.key));
 			msgs[held++] = m;
 		}
-		k = sy_send_burst(p->eng, p->route, msgs, held);
+		k = sy_send_burst(p->eng, p->routes[0], msgs, held);
 		if (k < 0) {
-			if (k != -EAGAIN || rig_now_ms() > stall_end) {
+			if (k != -EAGAIN || t_now_ms() > stall_end) {
 				p->error = k;
 				goto out_free;
 			}
@@ -501,7 +480,7 @@ static void *order_produce(void *arg)
 		p->accepted += (unsigned)k;
 		held -= (unsigned)k;
 		memmove(msgs, msgs + k, held * sizeof(msgs[0]));
-		stall_end = rig_now_ms() + RIG_WAIT_MS;
+		stall_end = t_now_ms() + RIG_WAIT_MS;
 	}
 out_free:
 	for (unsigned i = 0; i < held; i++)
@@ -511,48 +490,29 @@ out_free:
 
 Test(policies_hash, per_key_order_holds_from_three_producers_over_two_workers)
 {
-	struct order_producer producers[ORDER_PRODUCERS];
+	struct t_producer producers[ORDER_PRODUCERS];
 	struct order_server *servers;
-	struct sy_route_opts ro = { .policy = "hash", .n_servers = ORDER_SERVERS };
 	uint64_t accepted = 0, delivered = 0, shared_keys = 0;
 	uint32_t ids[ORDER_SERVERS], route;
-	sy_engine *eng = NULL;
 	struct sy_config cfg;
 	struct sy_stats st;
+	sy_engine *eng;
 
 	servers = calloc(ORDER_SERVERS, sizeof(*servers));
 	cr_assert_not_null(servers);
-	sy_config_init(&cfg);
-	cfg.workers = 2;
-	cfg.pin = SY_PIN_NONE;
-	cfg.idle = SY_IDLE_SLEEP;
+	t_config(&cfg, 2, NULL);
 	cfg.ring_size = ORDER_RING;
-	cr_assert_eq(sy_engine_create(&cfg, &eng), 0, "%s", sy_last_error());
-	for (unsigned i = 0; i < ORDER_SERVERS; i++) {
-		struct sy_server_opts so = { .worker = (int)(i % 2) };
-		char name[] = "server-0";
-
-		name[7] = (char)('0' + i);
-		cr_assert_eq(sy_server_add(eng, name, order_handler, &servers[i],
-					   &so, &ids[i]), 0);
-	}
-	ro.servers = ids;
-	cr_assert_eq(sy_route_add(eng, "keyed", &ro, &route), 0);
+	eng = t_create(&cfg);
+	t_add_servers(eng, ORDER_SERVERS, 1, order_handler, servers,
+		      sizeof(servers[0]), ids);
+	route = t_add_route(eng, "keyed", (struct sy_route_opts){ .policy = "hash" },
+			    ids, ORDER_SERVERS);
 	cr_assert_eq(sy_engine_start(eng), 0);
 
-	for (uint32_t p = 0; p < ORDER_PRODUCERS; p++) {
-		producers[p] = (struct order_producer){
-			.eng = eng, .route = route, .id = p,
-			.quota = ORDER_TOTAL / ORDER_PRODUCERS +
-				 (p < ORDER_TOTAL % ORDER_PRODUCERS),
-		};
-		cr_assert_eq(pthread_create(&producers[p].thread, NULL,
-					    order_produce, &producers[p]), 0);
-	}
-	for (uint32_t p = 0; p < ORDER_PRODUCERS; p++) {
-		pthread_join(producers[p].thread, NULL);
+	t_producers_init(producers, ORDER_PRODUCERS, eng, &route, 1, ORDER_TOTAL);
+	t_producers_run(producers, ORDER_PRODUCERS, order_produce);
+	for (uint32_t p = 0; p < ORDER_PRODUCERS; p++)
 		accepted += producers[p].accepted;
-	}
 	/* Stop drains every accepted message and joins the workers. */
 	cr_assert_eq(sy_engine_stop(eng), 0);
 

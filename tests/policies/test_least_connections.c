@@ -26,10 +26,8 @@
 #include "core/route.h"
 #include "core/slot.h"
 #include "policies/policy.h"
-#include "tests/common.h"
+#include "tests/fixture.h"
 
-/* Bound of every wait: generous enough for a loaded 2-CPU machine. */
-#define WAIT_MS 60000u
 #define FAKE_MAX 8u
 
 /* ------------------------------------------------------------------ */
@@ -68,21 +66,21 @@ static void fake_init(unsigned n, const int64_t *inflight)
 	fake.pick = (struct sy_pick){ .route = fake.route, .slot = &fake.slot };
 }
 
-static void fake_fini(void)
-{
-	free(fake.route);
-}
+#define ALL 0xffu
 
-static void fake_drain(unsigned i)
+/*
+ * On a route of @p n servers with @p inflight messages in flight, of which
+ * only those in the bit mask @p available are not draining, pick @p rounds
+ * times; count each server's picks in @p got[n].
+ */
+static void fake_picks(unsigned n, const int64_t *inflight, unsigned available,
+		       unsigned rounds, uint64_t *got)
 {
-	atomic_store(&fake.servers[i].gate, (unsigned)SY_GATE_DRAINING);
-}
-
-/* Pick @p rounds times; count each server's picks in @p got[n]. */
-static void fake_picks(unsigned rounds, uint64_t *got)
-{
-	unsigned n = fake.route->n;
-
+	fake_init(n, inflight);
+	for (unsigned i = 0; i < n; i++)
+		if (!(available & (1u << i)))
+			atomic_store(&fake.servers[i].gate,
+				     (unsigned)SY_GATE_DRAINING);
 	memset(got, 0, n * sizeof(*got));
 	for (unsigned r = 0; r < rounds; r++) {
 		int k = fake.policy->pick(NULL, &fake.pick);
@@ -90,28 +88,26 @@ static void fake_picks(unsigned rounds, uint64_t *got)
 		cr_assert(k >= 0 && (unsigned)k < n, "pick returned %d", k);
 		got[k]++;
 	}
+	free(fake.route);
 }
 
-Test(least_connections_pick, small_route_takes_the_fewest_in_flight)
+Test(policies_least_connections, small_route_takes_the_fewest_in_flight)
 {
 	const int64_t inflight[] = { 3, 1, 2, 5 };
 	uint64_t got[4];
 
-	fake_init(4, inflight);
-	fake_picks(1000, got);
+	fake_picks(4, inflight, ALL, 1000, got);
 	cr_expect_eq(got[1], 1000, "server 1 (1 in flight) got %llu of 1000",
 		     (unsigned long long)got[1]);
-	fake_fini();
 }
 
-Test(least_connections_pick, small_route_breaks_ties_at_random)
+Test(policies_least_connections, small_route_breaks_ties_at_random)
 {
 	const int64_t inflight[] = { 2, 0, 0, 0 };
 	const unsigned rounds = 30000;
 	uint64_t got[4];
 
-	fake_init(4, inflight);
-	fake_picks(rounds, got);
+	fake_picks(4, inflight, ALL, rounds, got);
 	cr_expect_eq(got[0], 0, "the busier server was picked %llu times",
 		     (unsigned long long)got[0]);
 	/* Each tied server expects 10000; 9000 is over 12 sigmas away. */
@@ -119,25 +115,21 @@ Test(least_connections_pick, small_route_breaks_ties_at_random)
 		cr_expect(got[i] > 9000 && got[i] < 11000,
 			  "tied server %u got %llu of %u", i,
 			  (unsigned long long)got[i], rounds);
-	fake_fini();
 }
 
-Test(least_connections_pick, small_route_skips_unavailable_servers)
+Test(policies_least_connections, small_route_skips_unavailable_servers)
 {
 	const int64_t inflight[] = { 0, 4, 4, 4 };
 	uint64_t got[4];
 
-	fake_init(4, inflight);
-	fake_drain(0);
-	fake_picks(3000, got);
+	fake_picks(4, inflight, ALL & ~1u, 3000, got);
 	cr_expect_eq(got[0], 0, "the draining server was picked %llu times",
 		     (unsigned long long)got[0]);
 	for (unsigned i = 1; i < 4; i++)
 		cr_expect_gt(got[i], 0, "available server %u never picked", i);
-	fake_fini();
 }
 
-Test(least_connections_pick, large_route_never_takes_the_most_loaded)
+Test(policies_least_connections, large_route_never_takes_the_most_loaded)
 {
 	/* Power of two choices: the unique maximum loses every pair, the
 	 * unique minimum wins every pair it is in (2 of 8 draws). */
@@ -145,8 +137,7 @@ Test(least_connections_pick, large_route_never_takes_the_most_loaded)
 	const unsigned rounds = 40000;
 	uint64_t got[8];
 
-	fake_init(8, inflight);
-	fake_picks(rounds, got);
+	fake_picks(8, inflight, ALL, rounds, got);
 	cr_expect_eq(got[1], 0, "the most loaded server was picked %llu times",
 		     (unsigned long long)got[1]);
 	cr_expect_gt(got[3], rounds / 5, "the least loaded server got %llu of %u",
@@ -156,38 +147,30 @@ Test(least_connections_pick, large_route_never_takes_the_most_loaded)
 			cr_expect_lt(got[i], got[3], "server %u (%lld in flight) got %llu, more than the least loaded",
 				     i, (long long)inflight[i],
 				     (unsigned long long)got[i]);
-	fake_fini();
 }
 
-Test(least_connections_pick, large_route_spreads_equal_load_evenly)
+Test(policies_least_connections, large_route_spreads_equal_load_evenly)
 {
 	const int64_t inflight[] = { 1, 1, 1, 1, 1, 1, 1, 1 };
 	const unsigned rounds = 80000;
 	uint64_t got[8];
 
-	fake_init(8, inflight);
-	fake_picks(rounds, got);
+	fake_picks(8, inflight, ALL, rounds, got);
 	/* 10000 expected each; 9000 is over 10 sigmas away. */
 	for (unsigned i = 0; i < 8; i++)
 		cr_expect(got[i] > 9000 && got[i] < 11000,
 			  "server %u got %llu of %u", i,
 			  (unsigned long long)got[i], rounds);
-	fake_fini();
 }
 
-Test(least_connections_pick, large_route_skips_unavailable_servers)
+Test(policies_least_connections, large_route_skips_unavailable_servers)
 {
 	const int64_t inflight[] = { 0, 0, 0, 0, 9, 0, 0, 0 };
 	uint64_t got[8];
 
-	fake_init(8, inflight);
-	for (unsigned i = 0; i < 8; i++)
-		if (i != 4)
-			fake_drain(i);
-	fake_picks(2000, got);
+	fake_picks(8, inflight, 1u << 4, 2000, got);
 	cr_expect_eq(got[4], 2000, "the only available server got %llu of 2000",
 		     (unsigned long long)got[4]);
-	fake_fini();
 }
 
 /* ------------------------------------------------------------------ */
@@ -253,35 +236,28 @@ static int count_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 /* Two servers, one per worker, b paced by a if @p paced; one route. */
 static void rig_start(struct rig *r, bool paced)
 {
-	struct sy_route_opts ro = {
-		.policy = "least_connections", .servers = r->ids, .n_servers = 2,
-	};
-	const char *names[] = { "a", "b" };
-
 	atomic_init(&r->handled, 0);
 	atomic_init(&r->done, false);
 	r->eng = t_engine(2, SY_IDLE_SLEEP);
 	cr_assert_not_null(r->eng, "%s", sy_last_error());
 	for (unsigned i = 0; i < 2; i++) {
-		struct sy_server_opts so = { .worker = (int)i };
-
 		atomic_init(&r->servers[i].got, 0);
 		atomic_init(&r->servers[i].stalls, 0);
 		r->servers[i].pace = paced && i == 1 ? &r->servers[0] : NULL;
 		r->servers[i].done = &r->done;
 		r->servers[i].handled = &r->handled;
-		cr_assert_eq(sy_server_add(r->eng, names[i], count_handler,
-					   &r->servers[i], &so, &r->ids[i]), 0);
 	}
-	cr_assert_eq(sy_route_add(r->eng, "lc", &ro, &r->route), 0, "%s",
-		     sy_last_error());
+	r->ids[0] = t_add_server(r->eng, "a", count_handler, &r->servers[0], 0);
+	r->ids[1] = t_add_server(r->eng, "b", count_handler, &r->servers[1], 1);
+	r->route = t_add_route(r->eng, "lc", (struct sy_route_opts){
+		.policy = "least_connections" }, r->ids, 2);
 	cr_assert_eq(sy_engine_start(r->eng), 0);
 }
 
 /* Wait until at most @p outstanding of @p sent messages are unhandled. */
 static void rig_wait(struct rig *r, uint64_t sent, uint64_t outstanding)
 {
-	uint64_t end = t_now_ms() + WAIT_MS;
+	uint64_t end = t_now_ms() + T_WAIT_MS;
 
 	while (sent - atomic_load_explicit(&r->handled, memory_order_acquire) >
 	       outstanding) {
@@ -294,10 +270,7 @@ static void rig_wait(struct rig *r, uint64_t sent, uint64_t outstanding)
 
 static void rig_send(struct rig *r)
 {
-	sy_msg *m = sy_msg_alloc(r->eng, 8);
-
-	cr_assert_not_null(m, "%s", sy_last_error());
-	cr_assert_eq(t_send_retry(r->eng, r->route, m, WAIT_MS), 0);
+	t_send_tags(r->eng, r->route, 0, 1);
 }
 
 static uint64_t got(struct rig *r, unsigned i)
@@ -305,7 +278,7 @@ static uint64_t got(struct rig *r, unsigned i)
 	return atomic_load(&r->servers[i].got);
 }
 
-Test(least_connections_route, slow_server_gets_less_than_its_share)
+Test(policies_least_connections, slow_server_gets_less_than_its_share)
 {
 	const uint64_t total = 200000, window = 64;
 	struct rig r;
@@ -331,7 +304,7 @@ Test(least_connections_route, slow_server_gets_less_than_its_share)
 	sy_engine_destroy(r.eng);
 }
 
-Test(least_connections_route, equal_idle_servers_both_get_traffic)
+Test(policies_least_connections, equal_idle_servers_both_get_traffic)
 {
 	const uint64_t total = 2000;
 	struct rig r;
@@ -368,9 +341,9 @@ static void *sender_main(void *arg)
 	struct sender *s = arg;
 
 	for (uint64_t i = 0; i < SENDER_MAX && !atomic_load(&s->stop); i++) {
-		sy_msg *m = sy_msg_alloc(s->rig->eng, 8);
+		sy_msg *m = t_msg_try(s->rig->eng, i);
 
-		if (!m || t_send_retry(s->rig->eng, s->rig->route, m, WAIT_MS)) {
+		if (!m || t_send_retry(s->rig->eng, s->rig->route, m, T_WAIT_MS)) {
 			sy_msg_free(m);
 			s->failed++;
 			continue;
@@ -380,7 +353,7 @@ static void *sender_main(void *arg)
 	return NULL;
 }
 
-Test(least_connections_route, removed_server_gets_nothing_more)
+Test(policies_least_connections, removed_server_gets_nothing_more)
 {
 	struct sender s = { .stop = false, .sent = 0, .failed = 0 };
 	uint64_t b_final, sent_at_remove, end;
@@ -389,13 +362,13 @@ Test(least_connections_route, removed_server_gets_nothing_more)
 	rig_start(&r, false);
 	s.rig = &r;
 	cr_assert_eq(pthread_create(&s.thread, NULL, sender_main, &s), 0);
-	cr_assert(t_wait_u64(&r.servers[1].got, 100, WAIT_MS),
+	cr_assert(t_wait_u64(&r.servers[1].got, 100, T_WAIT_MS),
 		  "server b never got traffic");
 	/* Returns once every message sent to b has been handled. */
 	cr_assert_eq(sy_server_remove(r.eng, r.ids[1]), 0, "%s", sy_last_error());
 	b_final = got(&r, 1);
 	sent_at_remove = atomic_load(&s.sent);
-	end = t_now_ms() + WAIT_MS;
+	end = t_now_ms() + T_WAIT_MS;
 	while (atomic_load(&s.sent) < sent_at_remove + 20000 && t_now_ms() < end &&
 	       atomic_load(&s.sent) < SENDER_MAX)
 		sched_yield();

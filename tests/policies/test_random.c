@@ -14,26 +14,20 @@
 
 #include <criterion/criterion.h>
 
-#include "tests/common.h"
+#include "tests/fixture.h"
 #include "tests/policies/rig.h"
 
 /* A started, seeded engine of two workers, @p n servers, a random route. */
 static void rig_start(struct rig_fleet *r, unsigned n, uint64_t seed)
 {
-	struct sy_route_opts ro = { .policy = "random", .n_servers = n };
 	struct sy_config cfg;
-	sy_engine *eng = NULL;
 
-	sy_config_init(&cfg);
-	cfg.workers = 2;
-	cfg.pin = SY_PIN_NONE;
-	cfg.idle = SY_IDLE_SLEEP;
+	t_config(&cfg, 2, NULL);
 	cfg.seed = seed;
-	cr_assert_eq(sy_engine_create(&cfg, &eng), 0, "%s", sy_last_error());
-	rig_fleet_init(r, eng, n, 2);
-	ro.servers = r->ids;
-	cr_assert_eq(sy_route_add(r->eng, "random", &ro, &r->route), 0, "%s",
-		     sy_last_error());
+	rig_fleet_init(r, t_create(&cfg), n, 2);
+	r->route = t_add_route(r->eng, "random",
+			       (struct sy_route_opts){ .policy = "random" },
+			       r->ids, n);
 	cr_assert_eq(sy_engine_start(r->eng), 0);
 }
 

@@ -17,7 +17,7 @@
 
 #include <criterion/criterion.h>
 
-#include "tests/common.h"
+#include "tests/fixture.h"
 #include "tests/policies/rig.h"
 
 /* A started engine of two workers, @p n servers spread over them, one route. */

@@ -22,7 +22,7 @@
 
 #include <criterion/criterion.h>
 
-#include "tests/common.h"
+#include "tests/fixture.h"
 #include "tests/policies/rig.h"
 
 #define SENDERS 2u
@@ -135,7 +135,7 @@ static void *send_in_bursts(void *arg)
 	for (uint64_t base = 0; base + BURST <= SEQ_MAX && !atomic_load(s->stop);
 	     base += BURST) {
 		sy_msg *msgs[BURST];
-		uint64_t end = rig_now_ms() + RIG_WAIT_MS;
+		uint64_t end = t_now_ms() + RIG_WAIT_MS;
 		unsigned done = 0, made = 0;
 
 		while (made < BURST && (msgs[made] = note_msg(s, base + made)))
@@ -151,7 +151,7 @@ static void *send_in_bursts(void *arg)
 				done += (unsigned)k;
 				continue;
 			}
-			if (k != -EAGAIN || rig_now_ms() > end)
+			if (k != -EAGAIN || t_now_ms() > end)
 				break;
 			sched_yield();
 		}
@@ -189,17 +189,17 @@ static const struct shape cycle[] = {
 /* Wait until the handlers have run @p want messages in all. */
 static void wait_handled(struct ledger *l, uint64_t want)
 {
-	uint64_t end = rig_now_ms() + RIG_WAIT_MS;
+	uint64_t end = t_now_ms() + RIG_WAIT_MS;
 
 	while (atomic_load_explicit(&l->handled, memory_order_acquire) < want) {
-		cr_assert_leq(rig_now_ms(), end, "handled %llu of %llu",
+		cr_assert_leq(t_now_ms(), end, "handled %llu of %llu",
 			      (unsigned long long)atomic_load(&l->handled),
 			      (unsigned long long)want);
 		sched_yield();
 	}
 }
 
-Test(route_switch, replacing_policies_under_traffic_loses_and_repeats_nothing)
+Test(policies_switch, replacing_policies_under_traffic_loses_and_repeats_nothing)
 {
 	void *(*const send_fn[SENDERS])(void *) = { send_one_by_one, send_in_bursts };
 	struct sender senders[SENDERS];

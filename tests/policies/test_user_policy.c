@@ -20,7 +20,7 @@
 
 #include <criterion/criterion.h>
 
-#include "tests/common.h"
+#include "tests/fixture.h"
 #include "tests/policies/rig.h"
 
 #define MAX_SERVERS 4u
@@ -164,33 +164,34 @@ static int step_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 /* An engine of one worker on a fake clock, with @p n servers. */
 static void rig_start(struct rig *r, unsigned n)
 {
-	struct sy_config cfg;
-
-	atomic_init(&r->clock.ns, 1);
-	t_config(&cfg, 1, &r->clock);
-	cr_assert_eq(sy_engine_create(&cfg, &r->eng), 0, "%s", sy_last_error());
+	r->eng = t_engine_at(1, &r->clock, 1);
 	for (unsigned i = 0; i < n; i++) {
-		char name[] = "server-0";
-
-		name[7] = (char)('0' + i);
 		r->servers[i].clock = &r->clock.ns;
 		r->servers[i].index = i;
 		atomic_init(&r->servers[i].got, 0);
 		atomic_init(&r->servers[i].wrong_key, 0);
-		cr_assert_eq(sy_server_add(r->eng, name, step_handler,
-					   &r->servers[i], NULL, &r->ids[i]), 0);
 	}
+	t_add_servers(r->eng, n, 1, step_handler, r->servers,
+		      sizeof(r->servers[0]), r->ids);
 	cr_assert_eq(sy_engine_start(r->eng), 0);
+}
+
+/* Register @p policy, start a rig of @p n servers and add route @p name
+ * over them with the options @p ro. */
+static uint32_t rig_route(struct rig *r, const struct sy_policy *policy,
+			  unsigned n, const char *name, struct sy_route_opts ro)
+{
+	cr_assert_eq(sy_policy_register(policy), 0);
+	rig_start(r, n);
+	return t_add_route(r->eng, name, ro, r->ids, n);
 }
 
 /* Send @p count messages with tag and key i, then stop the engine. */
 static void rig_send_and_stop(struct rig *r, uint32_t route, unsigned count)
 {
 	for (unsigned i = 0; i < count; i++) {
-		sy_msg *m = sy_msg_alloc(r->eng, 8);
+		sy_msg *m = t_msg(r->eng, i);
 
-		cr_assert_not_null(m, "%s", sy_last_error());
-		sy_msg_set_tag(m, i);
 		sy_msg_set_key(m, i);
 		cr_assert_eq(t_send_retry(r->eng, route, m, RIG_WAIT_MS), 0);
 	}
@@ -203,21 +204,14 @@ static uint64_t got(struct rig *r, unsigned i)
 	return atomic_load(&r->servers[i].got);
 }
 
-Test(user_policy, route_uses_a_registered_policy_by_name)
+Test(policies_user, route_uses_a_registered_policy_by_name)
 {
 	const uint32_t weights[] = { 3, 1, 7 };
 	struct sy_route_opts ro = {
-		.policy = "always_last", .n_servers = 3, .weights = weights,
-		.params = "answer=42",
+		.policy = "always_last", .weights = weights, .params = "answer=42",
 	};
 	struct rig r;
-	uint32_t route;
-
-	cr_assert_eq(sy_policy_register(&always_last), 0);
-	rig_start(&r, 3);
-	ro.servers = r.ids;
-	cr_assert_eq(sy_route_add(r.eng, "to-last", &ro, &route), 0, "%s",
-		     sy_last_error());
+	uint32_t route = rig_route(&r, &always_last, 3, "to-last", ro);
 
 	cr_expect_eq(seen.creates, 1);
 	cr_expect_str_eq(seen.route_name, "to-last");
@@ -237,18 +231,12 @@ Test(user_policy, route_uses_a_registered_policy_by_name)
 	cr_expect_eq(atomic_load(&seen.destroys), 1);
 }
 
-Test(user_policy, observe_gets_each_result_and_service_time)
+Test(policies_user, observe_gets_each_result_and_service_time)
 {
-	struct sy_route_opts ro = { .policy = "always_last", .n_servers = 2 };
+	struct sy_route_opts ro = { .policy = "always_last" };
 	struct sy_stats st;
 	struct rig r;
-	uint32_t route;
-
-	cr_assert_eq(sy_policy_register(&always_last), 0);
-	rig_start(&r, 2);
-	ro.servers = r.ids;
-	cr_assert_eq(sy_route_add(r.eng, "observed", &ro, &route), 0, "%s",
-		     sy_last_error());
+	uint32_t route = rig_route(&r, &always_last, 2, "observed", ro);
 	rig_send_and_stop(&r, route, 100);
 	cr_assert_eq(sy_engine_stats(r.eng, &st), 0);
 	cr_expect_eq(st.handler_failed, 50);
@@ -260,34 +248,22 @@ Test(user_policy, observe_gets_each_result_and_service_time)
 	sy_engine_destroy(r.eng);
 }
 
-Test(user_policy, observe_is_not_called_without_its_flag)
+Test(policies_user, observe_is_not_called_without_its_flag)
 {
-	struct sy_route_opts ro = {
-		.policy = "always_last_unobserved", .n_servers = 2,
-	};
+	struct sy_route_opts ro = { .policy = "always_last_unobserved" };
 	struct rig r;
-	uint32_t route;
-
-	cr_assert_eq(sy_policy_register(&always_last_unobserved), 0);
-	rig_start(&r, 2);
-	ro.servers = r.ids;
-	cr_assert_eq(sy_route_add(r.eng, "unobserved", &ro, &route), 0);
+	uint32_t route = rig_route(&r, &always_last_unobserved, 2, "unobserved", ro);
 	rig_send_and_stop(&r, route, 50);
 	cr_expect_eq(got(&r, 1), 50);
 	cr_expect_eq(atomic_load(&seen.observed), 0);
 	sy_engine_destroy(r.eng);
 }
 
-Test(user_policy, pick_sees_the_message_key)
+Test(policies_user, pick_sees_the_message_key)
 {
-	struct sy_route_opts ro = { .policy = "even_keys", .n_servers = 2 };
+	struct sy_route_opts ro = { .policy = "even_keys" };
 	struct rig r;
-	uint32_t route;
-
-	cr_assert_eq(sy_policy_register(&even_keys), 0);
-	rig_start(&r, 2);
-	ro.servers = r.ids;
-	cr_assert_eq(sy_route_add(r.eng, "parity", &ro, &route), 0);
+	uint32_t route = rig_route(&r, &even_keys, 2, "parity", ro);
 	rig_send_and_stop(&r, route, 200);
 	for (unsigned i = 0; i < 2; i++) {
 		cr_expect_eq(got(&r, i), 100, "server %u got %llu", i,
@@ -297,7 +273,7 @@ Test(user_policy, pick_sees_the_message_key)
 	sy_engine_destroy(r.eng);
 }
 
-Test(user_policy, route_build_honours_create_and_server_limits)
+Test(policies_user, route_build_honours_create_and_server_limits)
 {
 	struct sy_route_opts ro = { .n_servers = 2 };
 	struct rig r;
@@ -326,7 +302,7 @@ Test(user_policy, route_build_honours_create_and_server_limits)
 	sy_engine_destroy(r.eng);
 }
 
-Test(user_policy, register_refuses_bad_and_duplicate_policies)
+Test(policies_user, register_refuses_bad_and_duplicate_policies)
 {
 	static const struct sy_policy nameless = { .pick = parity_pick };
 	static const struct sy_policy empty = { .name = "", .pick = parity_pick };

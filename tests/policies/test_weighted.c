@@ -23,7 +23,7 @@
 
 #include <criterion/criterion.h>
 
-#include "tests/common.h"
+#include "tests/fixture.h"
 #include "tests/policies/rig.h"
 
 #define MAX_SERVERS 20u
@@ -83,17 +83,13 @@ static void rig_init(struct rig *r, unsigned n, uint64_t log_len)
 	r->eng = t_engine(2, SY_IDLE_SLEEP);
 	cr_assert_not_null(r->eng, "%s", sy_last_error());
 	for (unsigned i = 0; i < n; i++) {
-		struct sy_server_opts so = { .worker = (int)(i % 2) };
-		char name[16];
-
-		rig_server_name(name, sizeof(name), i, 2);
 		r->servers[i].index = (uint8_t)i;
 		r->servers[i].rig = r;
 		for (unsigned p = 0; p < PHASES; p++)
 			atomic_init(&r->servers[i].got[p], 0);
-		cr_assert_eq(sy_server_add(r->eng, name, log_handler,
-					   &r->servers[i], &so, &r->ids[i]), 0);
 	}
+	t_add_servers(r->eng, n, 2, log_handler, r->servers,
+		      sizeof(r->servers[0]), r->ids);
 }
 
 static int rig_route(struct rig *r, const uint32_t *weights, unsigned n)

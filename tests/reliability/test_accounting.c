@@ -27,10 +27,7 @@
 
 #include <criterion/criterion.h>
 
-#include "tests/common.h"
-
-/* Bound of every wait: generous enough for a loaded 2-CPU machine. */
-#define WAIT_MS 60000u
+#include "tests/fixture.h"
 
 #define RING_SIZE 64u
 /* bp_high 0.8 (the default) of the 63 entries a ring holds: ceil(50.4). */
@@ -38,53 +35,18 @@
 #define MAX_DEAD_LETTERS 16u
 #define PRODUCERS 2u
 #define PER_PRODUCER 12000u
-#define HOLD (1ull << 63)
 
-/* ------------------------------------------------------------------ */
-/* Servers                                                             */
-/* ------------------------------------------------------------------ */
-
-/* How a server's handler treats a message, by the message's id. */
-enum behaviour {
-	SUCCEED,        /* always returns 0 */
-	FAIL,           /* always returns an error */
-	FLAKY,          /* ids % 3 == 0 fail every attempt, ids % 3 == 1 fail
-			 * the first attempt only, the rest succeed */
-	GATED,          /* a blocker waits for the gate; all succeed */
-};
-
-struct server {
-	enum behaviour how;
-	_Atomic uint64_t handled;
-	_Atomic uint64_t held;
-	_Atomic uint64_t released;
-};
-
-static int handler(sy_engine *eng, sy_msg *msg, void *ctx)
+/* ids % 3 == 0 fail every attempt, ids % 3 == 1 fail the first attempt
+ * only, the rest succeed. */
+static int flaky_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 {
-	struct server *s = ctx;
-	uint64_t tag = sy_msg_tag(msg), id = tag & ~HOLD;
-	int rc = 0;
+	uint64_t id = sy_msg_tag(msg);
 
 	(void)eng;
-	switch (s->how) {
-	case SUCCEED:
-		break;
-	case FAIL:
-		rc = -EIO;
-		break;
-	case FLAKY:
-		if (id % 3 == 0 || (id % 3 == 1 && sy_msg_attempts(msg) == 1))
-			rc = -EIO;
-		break;
-	case GATED:
-		if (tag & HOLD) {
-			t_gate_wait(&s->held, &s->released, WAIT_MS);
-		}
-		break;
-	}
-	atomic_fetch_add(&s->handled, 1);
-	return rc;
+	(void)ctx;
+	if (id % 3 == 0 || (id % 3 == 1 && sy_msg_attempts(msg) == 1))
+		return -EIO;
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -97,7 +59,7 @@ enum kind { OK, EXPIRED, FLAKY_KIND, FAILING, CONGESTED, GONE, OPEN, KINDS };
 struct rig {
 	sy_engine *eng;
 	uint32_t route[KINDS];
-	struct server ok[2], flaky[2], failing, slow, gone, open;
+	struct t_server ok[2], failing, slow, gone, open;
 };
 
 struct producer {
@@ -108,17 +70,6 @@ struct producer {
 	int fatal;                 /* an unexpected return code */
 };
 
-static sy_msg *msg_new(sy_engine *eng, uint64_t tag)
-{
-	sy_msg *m = sy_msg_alloc(eng, sizeof(tag));
-
-	if (m) {
-		memcpy(sy_msg_data(m), &tag, sizeof(tag));
-		sy_msg_set_tag(m, tag);
-	}
-	return m;
-}
-
 static void *producer_main(void *arg)
 {
 	struct producer *p = arg;
@@ -127,8 +78,8 @@ static void *producer_main(void *arg)
 	for (uint64_t i = 0; i < PER_PRODUCER && !p->fatal; i++) {
 		enum kind k = (enum kind)(i % KINDS);
 		uint64_t id = (uint64_t)p->id << 32 | i;
-		sy_msg *m = msg_new(eng, id);
-		uint64_t end = t_now_ms() + WAIT_MS;
+		sy_msg *m = t_msg_try(eng, id);
+		uint64_t end = t_now_ms() + T_WAIT_MS;
 		int rc;
 
 		if (!m) {
@@ -153,108 +104,62 @@ static void *producer_main(void *arg)
 	return NULL;
 }
 
-static uint32_t add_server(struct rig *rig, const char *name, struct server *s,
-			   int worker, const struct sy_breaker_opts *breaker)
+/* A direct route @p name to a new counting server @p s on @p worker with
+ * breaker @p breaker; the server's id in *sid. */
+static uint32_t add_direct(struct rig *rig, const char *name, struct t_server *s,
+			   int worker, const struct sy_breaker_opts *breaker,
+			   struct sy_route_opts ro, uint32_t *sid)
 {
 	struct sy_server_opts so = { .worker = worker, .breaker = breaker };
-	uint32_t id;
 
-	cr_assert_eq(sy_server_add(rig->eng, name, handler, s, &so, &id), 0,
-		     "sy_server_add(%s): %s", name, sy_last_error());
-	return id;
-}
-
-static uint32_t add_route(struct rig *rig, const char *name,
-			  struct sy_route_opts ro, const uint32_t *servers,
-			  unsigned n)
-{
-	uint32_t id;
-
-	ro.servers = servers;
-	ro.n_servers = n;
-	if (!ro.policy)
-		ro.policy = n > 1 ? "round_robin" : "direct";
-	cr_assert_eq(sy_route_add(rig->eng, name, &ro, &id), 0,
-		     "sy_route_add(%s): %s", name, sy_last_error());
-	return id;
+	cr_assert_eq(sy_server_add(rig->eng, name, t_server_handler, s, &so, sid),
+		     0, "sy_server_add(%s): %s", name, sy_last_error());
+	return t_add_route(rig->eng, name, ro, sid, 1);
 }
 
 /* Three workers: the gated server has worker 2 to itself, so holding it
- * holds nothing else. The dead letter queue holds @p max_dead_letters. */
+ * holds nothing else. The dead letter queue holds @p max_dead_letters.
+ * The slow server holds a blocker: its route is congested past BP_LIMIT. */
 static void rig_setup(struct rig *rig, unsigned max_dead_letters)
 {
 	const struct sy_breaker_opts breaker = { .consecutive_failures = 5 };
+	const struct sy_route_opts none = { 0 };
 	struct sy_config cfg;
 	uint32_t ok[2], flaky[2], id;
 
 	memset(rig, 0, sizeof(*rig));
-	rig->flaky[0].how = rig->flaky[1].how = FLAKY;
-	rig->failing.how = FAIL;
-	rig->slow.how = GATED;
+	rig->failing.fail_before = T_FAIL_ALWAYS;
 	t_config(&cfg, 3, NULL);
 	cfg.ring_size = RING_SIZE;
 	cfg.max_dead_letters = max_dead_letters;
-	cr_assert_eq(sy_engine_create(&cfg, &rig->eng), 0, "sy_engine_create: %s",
-		     sy_last_error());
+	rig->eng = t_create(&cfg);
 
-	ok[0] = add_server(rig, "ok0", &rig->ok[0], 0, NULL);
-	ok[1] = add_server(rig, "ok1", &rig->ok[1], 1, NULL);
-	flaky[0] = add_server(rig, "flaky0", &rig->flaky[0], 0, NULL);
-	flaky[1] = add_server(rig, "flaky1", &rig->flaky[1], 1, NULL);
-	rig->route[OK] = rig->route[EXPIRED] =
-		add_route(rig, "ok", (struct sy_route_opts){ 0 }, ok, 2);
-	rig->route[FLAKY_KIND] = add_route(rig, "flaky",
+	ok[0] = t_add_counter(rig->eng, "ok0", &rig->ok[0], 0);
+	ok[1] = t_add_counter(rig->eng, "ok1", &rig->ok[1], 1);
+	flaky[0] = t_add_server(rig->eng, "flaky0", flaky_handler, NULL, 0);
+	flaky[1] = t_add_server(rig->eng, "flaky1", flaky_handler, NULL, 1);
+	rig->route[OK] = rig->route[EXPIRED] = t_add_route(rig->eng, "ok", none, ok, 2);
+	rig->route[FLAKY_KIND] = t_add_route(rig->eng, "flaky",
 		(struct sy_route_opts){ .max_attempts = 2, .retry_budget = 1000,
 					.retry_budget_min = 1000000 },
 		flaky, 2);
-	id = add_server(rig, "failing", &rig->failing, 1, NULL);
-	rig->route[FAILING] = add_route(rig, "failing", (struct sy_route_opts){ 0 },
-					&id, 1);
-	id = add_server(rig, "slow", &rig->slow, 2, NULL);
-	rig->route[CONGESTED] = add_route(rig, "slow",
-		(struct sy_route_opts){ .backpressure = SY_BP_DEAD_LETTER }, &id, 1);
-	id = add_server(rig, "gone", &rig->gone, 0, NULL);
-	rig->route[GONE] = add_route(rig, "gone",
-		(struct sy_route_opts){ .dead_letter_unreachable = true }, &id, 1);
+	rig->route[FAILING] = add_direct(rig, "failing", &rig->failing, 1, NULL,
+					 none, &id);
+	rig->route[CONGESTED] = add_direct(rig, "slow", &rig->slow, 2, NULL,
+		(struct sy_route_opts){ .backpressure = SY_BP_DEAD_LETTER }, &id);
+	rig->route[GONE] = add_direct(rig, "gone", &rig->gone, 0, NULL,
+		(struct sy_route_opts){ .dead_letter_unreachable = true }, &id);
 	cr_assert_eq(sy_server_remove(rig->eng, id), 0);
-	id = add_server(rig, "open", &rig->open, 1, &breaker);
-	rig->route[OPEN] = add_route(rig, "open",
-		(struct sy_route_opts){ .dead_letter_unreachable = true }, &id, 1);
+	rig->route[OPEN] = add_direct(rig, "open", &rig->open, 1, &breaker,
+		(struct sy_route_opts){ .dead_letter_unreachable = true }, &id);
 	cr_assert_eq(sy_breaker_force(rig->eng, id, SY_BREAKER_FORCED_OPEN), 0);
 	cr_assert_eq(sy_engine_start(rig->eng), 0);
-}
-
-/* One read: what any reader may rely on while traffic flows. */
-struct watch {
-	uint64_t reads;
-	uint64_t ahead;           /* reads where outcomes exceeded acceptances */
-	uint64_t unbalanced;      /* reads where the reasons did not add up */
-	uint64_t worst;           /* the largest excess seen */
-};
-
-static void watch_once(sy_engine *eng, struct watch *w)
-{
-	struct sy_accounting a;
-	uint64_t ended, by = 0;
-
-	if (sy_engine_accounting(eng, &a) != 0)
-		return;
-	w->reads++;
-	for (unsigned r = 0; r < SY_DL_REASONS; r++)
-		by += a.dead_lettered_by[r];
-	ended = a.delivered + a.dead_lettered + a.evicted;
-	if (ended > a.accepted) {
-		w->ahead++;
-		if (ended - a.accepted > w->worst)
-			w->worst = ended - a.accepted;
-	}
-	if (by != a.dead_lettered)
-		w->unbalanced++;
+	t_hold(rig->eng, rig->route[CONGESTED], &rig->slow, 0);
 }
 
 static bool wait_settled(sy_engine *eng)
 {
-	uint64_t end = t_now_ms() + WAIT_MS;
+	uint64_t end = t_now_ms() + T_WAIT_MS;
 	struct sy_accounting a;
 
 	for (;;) {
@@ -267,22 +172,17 @@ static bool wait_settled(sy_engine *eng)
 	}
 }
 
-Test(accounting_mixed, every_accepted_message_is_accounted_for)
+Test(reliability_accounting, every_accepted_message_of_a_mixed_workload_is_accounted_for)
 {
 	struct rig rig;
 	struct producer prod[PRODUCERS];
 	pthread_t threads[PRODUCERS];
-	struct watch w = { 0 };
-	uint64_t sent[KINDS] = { 0 }, accepted = 0, delivered, dead, by = 0;
+	struct t_watch w = { 0 };
+	uint64_t sent[KINDS] = { 0 }, accepted = 0, delivered, dead;
 	struct sy_accounting a;
 	struct sy_stats st;
-	sy_msg *blocker;
 
 	rig_setup(&rig, MAX_DEAD_LETTERS);
-	blocker = msg_new(rig.eng, HOLD);
-	cr_assert_not_null(blocker);
-	cr_assert_eq(sy_send(rig.eng, rig.route[CONGESTED], blocker), 0);
-	cr_assert(t_wait_u64(&rig.slow.held, 1, WAIT_MS));
 	for (unsigned i = 0; i < PRODUCERS; i++) {
 		prod[i] = (struct producer){ .rig = &rig, .id = i + 1 };
 		cr_assert_eq(pthread_create(&threads[i], NULL, producer_main,
@@ -291,7 +191,7 @@ Test(accounting_mixed, every_accepted_message_is_accounted_for)
 	/* Read while the producers send: a bounded number of reads, then
 	 * keep reading until they are done. */
 	for (unsigned i = 0; i < 20000; i++) {
-		watch_once(rig.eng, &w);
+		t_watch_once(rig.eng, &w);
 		if (i % 64 == 0)
 			sched_yield();
 	}
@@ -325,22 +225,9 @@ Test(accounting_mixed, every_accepted_message_is_accounted_for)
 			delivered += ((uint64_t)prod[i].id << 32 | n) % 3 != 0;
 	dead = accepted - delivered;
 
+	t_expect_balanced(rig.eng);
+	t_expect_accounting(rig.eng, accepted, delivered, dead);
 	cr_assert_eq(sy_engine_accounting(rig.eng, &a), 0);
-	for (unsigned r = 0; r < SY_DL_REASONS; r++)
-		by += a.dead_lettered_by[r];
-	cr_expect_eq(a.accepted, accepted, "accepted %llu, producers counted %llu",
-		     (unsigned long long)a.accepted, (unsigned long long)accepted);
-	cr_expect_eq(a.accepted, a.delivered + a.dead_lettered + a.evicted,
-		     "accepted %llu != delivered %llu + dead-lettered %llu + "
-		     "evicted %llu", (unsigned long long)a.accepted,
-		     (unsigned long long)a.delivered,
-		     (unsigned long long)a.dead_lettered,
-		     (unsigned long long)a.evicted);
-	cr_expect_eq(a.in_flight, 0);
-	cr_expect_eq(a.delivered, delivered, "delivered %llu, want %llu",
-		     (unsigned long long)a.delivered, (unsigned long long)delivered);
-	cr_expect_eq(a.dead_lettered + a.evicted, dead);
-	cr_expect_eq(by, a.dead_lettered);
 	cr_expect_gt(a.evicted, 0);
 	cr_expect_leq(a.dlq_held, MAX_DEAD_LETTERS);
 	cr_expect_eq(a.dlq_held, a.dead_lettered);
@@ -354,29 +241,23 @@ Test(accounting_mixed, every_accepted_message_is_accounted_for)
 
 /* Each way to end, alone, with room in the queue: the reason is the one the
  * user would expect. */
-Test(accounting_reasons, each_outcome_is_counted_under_its_reason)
+Test(reliability_accounting, each_outcome_is_counted_under_its_reason)
 {
 	enum { EACH = 40 };
 	struct rig rig;
 	struct sy_accounting a;
 	uint64_t flaky_dead = 0, flaky_ok = 0;
-	sy_msg *blocker;
 
 	rig_setup(&rig, 4096);
-	blocker = msg_new(rig.eng, HOLD);
-	cr_assert_not_null(blocker);
-	cr_assert_eq(sy_send(rig.eng, rig.route[CONGESTED], blocker), 0);
-	cr_assert(t_wait_u64(&rig.slow.held, 1, WAIT_MS));
 	for (unsigned k = 0; k < KINDS; k++) {
 		unsigned n = k == CONGESTED ? BP_LIMIT + EACH : EACH;
 
 		for (uint64_t i = 0; i < n; i++) {
-			sy_msg *m = msg_new(rig.eng, i);
+			sy_msg *m = t_msg(rig.eng, i);
 
-			cr_assert_not_null(m);
 			if (k == EXPIRED)
 				sy_msg_set_deadline(m, 1);
-			cr_assert_eq(t_send_retry(rig.eng, rig.route[k], m, WAIT_MS),
+			cr_assert_eq(t_send_retry(rig.eng, rig.route[k], m, T_WAIT_MS),
 				     0, "kind %u, message %llu", k,
 				     (unsigned long long)i);
 			if (k == FLAKY_KIND && i % 3)

@@ -25,10 +25,8 @@
 
 #include <criterion/criterion.h>
 
-#include "tests/common.h"
+#include "tests/fixture.h"
 
-/* Bound of every wait: generous enough for a loaded 2-CPU machine. */
-#define WAIT_MS 60000u
 /* Rounds of 20 us sleeps while the test checks that something does not
  * happen. */
 #define QUIET_ROUNDS 2000u
@@ -37,11 +35,9 @@
 /* bp_high 0.5 of the 63 entries a ring of 64 holds: ceil(31.5) entries. */
 #define BP_HIGH 0.5
 #define LIMIT 32u
-#define HOLD (1ull << 63)  /* tag bit: the handler waits on the gate */
-#define MAX_IDS 1024u
 
 /* ------------------------------------------------------------------ */
-/* Rig: an engine with a fake clock, gated servers, counted callbacks  */
+/* Rig: an engine with small rings, gated servers, counted callbacks   */
 /* ------------------------------------------------------------------ */
 
 /* What the on_backpressure callback saw, per worker. */
@@ -60,55 +56,17 @@ static void count_backpressure(sy_engine *eng, unsigned worker,
 		atomic_fetch_add(congested ? &ev->on[worker] : &ev->off[worker], 1);
 }
 
-/* A server whose blockers wait until the test releases them, in order. */
-struct gated {
-	_Atomic uint64_t held;      /* blockers that have started */
-	_Atomic uint64_t released;  /* blockers allowed to finish */
-	_Atomic uint64_t handled;   /* handler runs */
-	_Atomic uint32_t runs[MAX_IDS];
-};
-
-static int gated_handler(sy_engine *eng, sy_msg *msg, void *ctx)
-{
-	struct gated *g = ctx;
-	uint64_t tag = sy_msg_tag(msg), id = tag & ~HOLD;
-
-	(void)eng;
-	if (tag & HOLD) {
-		t_gate_wait(&g->held, &g->released, WAIT_MS);
-	}
-	if (id < MAX_IDS)
-		atomic_fetch_add(&g->runs[id], 1);
-	atomic_fetch_add(&g->handled, 1);
-	return 0;
-}
-
-static sy_engine *engine_new(unsigned workers, struct t_clock *clock,
-			     struct bp_events *events)
+static sy_engine *engine_new(struct t_clock *clock, struct bp_events *events)
 {
 	struct sy_config cfg;
-	sy_engine *eng = NULL;
 
-	t_config(&cfg, workers, clock);
+	t_config(&cfg, 2, clock);
 	cfg.ring_size = RING_SIZE;
 	if (events) {
 		cfg.on_backpressure = count_backpressure;
 		cfg.callback_ctx = events;
 	}
-	cr_assert_eq(sy_engine_create(&cfg, &eng), 0, "sy_engine_create: %s",
-		     sy_last_error());
-	return eng;
-}
-
-static uint32_t server_new(sy_engine *eng, const char *name, struct gated *g,
-			   int worker)
-{
-	struct sy_server_opts so = { .worker = worker };
-	uint32_t id;
-
-	cr_assert_eq(sy_server_add(eng, name, gated_handler, g, &so, &id), 0,
-		     "sy_server_add: %s", sy_last_error());
-	return id;
+	return t_create(&cfg);
 }
 
 /* A route over @p n servers with backpressure @p mode at BP_HIGH. */
@@ -118,58 +76,51 @@ static uint32_t route_new(sy_engine *eng, const char *name, const char *policy,
 {
 	struct sy_route_opts ro = {
 		.policy = policy,
-		.servers = servers,
-		.n_servers = n,
 		.backpressure = mode,
 		.bp_high = mode == SY_BP_OFF ? 0 : BP_HIGH,
 		.bp_block_ns = block_ns,
 	};
-	uint32_t id;
 
-	cr_assert_eq(sy_route_add(eng, name, &ro, &id), 0, "sy_route_add: %s",
-		     sy_last_error());
-	return id;
+	return t_add_route(eng, name, ro, servers, n);
 }
 
-/* A message whose tag and payload are @p tag, or NULL. Any thread. */
-static sy_msg *msg_try(sy_engine *eng, uint64_t tag)
+/*
+ * A started engine with one gated server "slow" on worker 1 and a direct
+ * route to it in mode @p mode, whose handler holds blocker 0: every later
+ * send to @p *route stays in this thread's ring until the test releases
+ * the blocker.
+ */
+static sy_engine *held_rig(struct t_server *g, enum sy_backpressure mode,
+			   struct bp_events *events, uint32_t *sid,
+			   uint32_t *route)
 {
-	sy_msg *m = sy_msg_alloc(eng, sizeof(tag));
+	sy_engine *eng = engine_new(NULL, events);
 
-	if (m) {
-		memcpy(sy_msg_data(m), &tag, sizeof(tag));
-		sy_msg_set_tag(m, tag);
-	}
-	return m;
+	*sid = t_add_counter(eng, "slow", g, 1);
+	*route = route_new(eng, "slow", "direct", sid, 1, mode, 0);
+	cr_assert_eq(sy_engine_start(eng), 0);
+	t_hold(eng, *route, g, 0);
+	return eng;
 }
 
-static sy_msg *msg_new(sy_engine *eng, uint64_t tag)
+/* Let every blocker of @p g go, wait until it ran @p handled times, stop. */
+static void release_and_stop(sy_engine *eng, struct t_server *g,
+			     uint64_t handled)
 {
-	sy_msg *m = msg_try(eng, tag);
-
-	cr_assert_not_null(m, "sy_msg_alloc: %s", sy_last_error());
-	return m;
+	atomic_store(&g->released, atomic_load(&g->held));
+	cr_assert(t_wait_u64(&g->handled, handled, T_WAIT_MS),
+		  "%llu handler runs of %llu",
+		  (unsigned long long)atomic_load(&g->handled),
+		  (unsigned long long)handled);
+	cr_assert_eq(sy_engine_stop(eng), 0);
 }
 
 /* The message is intact and still the caller's to read. */
 static void expect_owned(sy_msg *m, uint64_t tag)
 {
-	uint64_t payload;
-
-	memcpy(&payload, sy_msg_data(m), sizeof(payload));
 	cr_expect_eq(sy_msg_tag(m), tag);
-	cr_expect_eq(payload, tag);
+	cr_expect_eq(t_msg_value(m), tag);
 	cr_expect_eq(sy_msg_size(m), sizeof(tag));
-}
-
-/* Send a blocker to @p route and wait until @p g's handler holds it. */
-static void hold(sy_engine *eng, uint32_t route, struct gated *g, uint64_t id)
-{
-	uint64_t before = atomic_load(&g->held);
-
-	cr_assert_eq(sy_send(eng, route, msg_new(eng, id | HOLD)), 0);
-	cr_assert(t_wait_u64(&g->held, before + 1, WAIT_MS),
-		  "the blocker never reached its handler");
 }
 
 /* Send ids first, first + 1, ... while sends succeed, at most @p max.
@@ -183,7 +134,7 @@ static unsigned fill(sy_engine *eng, uint32_t route, uint64_t first,
 	*refused = NULL;
 	*rc = 0;
 	while (n < max) {
-		sy_msg *m = msg_try(eng, first + n);
+		sy_msg *m = t_msg_try(eng, first + n);
 
 		if (!m) {
 			*rc = -ENOMEM;
@@ -199,47 +150,57 @@ static unsigned fill(sy_engine *eng, uint32_t route, uint64_t first,
 	return n;
 }
 
-static void expect_each_once(struct gated *g, uint64_t first, uint64_t n)
+/* fill() exactly @p n messages, none refused. */
+static void fill_n(sy_engine *eng, uint32_t route, uint64_t first, unsigned n)
 {
-	for (uint64_t id = first; id < first + n; id++)
-		cr_expect_eq(atomic_load(&g->runs[id]), 1, "id %llu ran %u times",
-			     (unsigned long long)id, atomic_load(&g->runs[id]));
+	sy_msg *refused;
+	int rc;
+
+	cr_assert_eq(fill(eng, route, first, n, &rc, &refused), n,
+		     "refused with %d (%s)", rc, sy_strerror(rc));
 }
 
-static void expect_accounting(sy_engine *eng, uint64_t accepted,
-			      uint64_t delivered, uint64_t dead)
+/* Send a burst of @p n messages tagged @p first, ... into @p msgs; returns
+ * what sy_send_burst() returned. */
+static int send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
+		      uint64_t first, unsigned n)
 {
-	struct sy_accounting a;
+	for (unsigned i = 0; i < n; i++)
+		msgs[i] = t_msg(eng, first + i);
+	return sy_send_burst(eng, route, msgs, n);
+}
 
-	cr_assert_eq(sy_engine_accounting(eng, &a), 0);
-	cr_expect_eq(a.accepted, accepted, "accepted %llu, want %llu",
-		     (unsigned long long)a.accepted, (unsigned long long)accepted);
-	cr_expect_eq(a.delivered, delivered, "delivered %llu, want %llu",
-		     (unsigned long long)a.delivered, (unsigned long long)delivered);
-	cr_expect_eq(a.dead_lettered + a.evicted, dead,
-		     "dead-lettered %llu + evicted %llu, want %llu",
-		     (unsigned long long)a.dead_lettered,
-		     (unsigned long long)a.evicted, (unsigned long long)dead);
-	cr_expect_eq(a.in_flight, 0);
+/* msgs[from..n) are the caller's, intact, tagged first + i; free them. */
+static void expect_owned_and_free(sy_msg **msgs, unsigned from, unsigned n,
+				  uint64_t first)
+{
+	for (unsigned i = from; i < n; i++) {
+		expect_owned(msgs[i], first + i);
+		sy_msg_free(msgs[i]);
+	}
+}
+
+static void expect_never_ran(struct t_server *g, uint64_t first, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		cr_expect_eq(atomic_load(&g->runs[first + i]), 0, "id %llu ran",
+			     (unsigned long long)(first + i));
 }
 
 /* ------------------------------------------------------------------ */
 /* reject                                                              */
 /* ------------------------------------------------------------------ */
 
-Test(backpressure_reject, sends_past_the_threshold_fail_and_stay_the_callers)
+Test(reliability_backpressure, reject_refuses_sends_past_the_threshold_and_they_stay_the_callers)
 {
-	struct gated g = { 0 };
-	sy_engine *eng = engine_new(2, NULL, NULL);
-	uint32_t sid = server_new(eng, "slow", &g, 1);
-	uint32_t route = route_new(eng, "slow", "direct", &sid, 1, SY_BP_REJECT, 0);
+	struct t_server g = { 0 };
 	struct sy_stats st;
+	uint32_t sid, route;
+	sy_engine *eng = held_rig(&g, SY_BP_REJECT, NULL, &sid, &route);
 	sy_msg *refused;
 	unsigned n;
 	int rc;
 
-	cr_assert_eq(sy_engine_start(eng), 0);
-	hold(eng, route, &g, 0);
 	n = fill(eng, route, 1, 2 * LIMIT, &rc, &refused);
 	cr_assert_eq(n, LIMIT, "%u sends accepted before the refusal, want %u",
 		     n, LIMIT);
@@ -247,7 +208,7 @@ Test(backpressure_reject, sends_past_the_threshold_fail_and_stay_the_callers)
 	cr_assert_not_null(refused);
 	expect_owned(refused, 1 + LIMIT);
 	for (unsigned i = 0; i < 9; i++) {
-		sy_msg *m = msg_new(eng, 500 + i);
+		sy_msg *m = t_msg(eng, 500 + i);
 
 		cr_assert_eq(sy_send(eng, route, m), -ENOBUFS);
 		expect_owned(m, 500 + i);
@@ -260,104 +221,77 @@ Test(backpressure_reject, sends_past_the_threshold_fail_and_stay_the_callers)
 
 	/* Once the ring drains the refused message goes, as its owner sends it. */
 	atomic_store(&g.released, 1);
-	cr_assert(t_wait_u64(&g.handled, 1 + LIMIT, WAIT_MS));
-	cr_assert_eq(t_send_retry(eng, route, refused, WAIT_MS), 0);
-	cr_assert(t_wait_u64(&g.handled, 2 + LIMIT, WAIT_MS));
-	cr_assert_eq(sy_engine_stop(eng), 0);
-	expect_each_once(&g, 0, 2 + LIMIT);
-	for (unsigned i = 0; i < 9; i++)
-		cr_expect_eq(atomic_load(&g.runs[500 + i]), 0);
-	expect_accounting(eng, 2 + LIMIT, 2 + LIMIT, 0);
+	cr_assert(t_wait_u64(&g.handled, 1 + LIMIT, T_WAIT_MS));
+	cr_assert_eq(t_send_retry(eng, route, refused, T_WAIT_MS), 0);
+	release_and_stop(eng, &g, 2 + LIMIT);
+	t_expect_each_once(&g, 0, 2 + LIMIT);
+	expect_never_ran(&g, 500, 9);
+	t_expect_accounting(eng, 2 + LIMIT, 2 + LIMIT, 0);
 	sy_engine_destroy(eng);
 }
 
-Test(backpressure_reject, burst_is_refused_whole_per_ring_entry_and_keeps_its_order)
+Test(reliability_backpressure, reject_refuses_a_burst_whole_per_ring_entry_in_its_order)
 {
 	enum { BURST = 40, SMALL = 5 };
-	struct gated g = { 0 };
-	sy_engine *eng = engine_new(2, NULL, NULL);
-	uint32_t sid = server_new(eng, "slow", &g, 1);
-	uint32_t route = route_new(eng, "slow", "direct", &sid, 1, SY_BP_REJECT, 0);
-	sy_msg *msgs[BURST], *small[SMALL], *refused;
+	struct t_server g = { 0 };
+	sy_msg *msgs[BURST], *small[SMALL];
 	struct sy_stats st;
-	unsigned n;
+	uint32_t sid, route;
+	sy_engine *eng = held_rig(&g, SY_BP_REJECT, NULL, &sid, &route);
 	int rc;
 
-	cr_assert_eq(sy_engine_start(eng), 0);
-	hold(eng, route, &g, 0);
-	n = fill(eng, route, 1, LIMIT - 1, &rc, &refused);
-	cr_assert_eq(n, LIMIT - 1);
-	cr_assert_eq(rc, 0);
+	fill_n(eng, route, 1, LIMIT - 1);
 
 	/* One entry below the threshold: the first chunk of 32 messages takes
 	 * the last entry, the rest of the burst is refused. */
-	for (unsigned i = 0; i < BURST; i++)
-		msgs[i] = msg_new(eng, 100 + i);
-	rc = sy_send_burst(eng, route, msgs, BURST);
+	rc = send_burst(eng, route, msgs, 100, BURST);
 	cr_assert_eq(rc, 32, "sy_send_burst accepted %d of %d", rc, BURST);
-	for (unsigned i = 32; i < BURST; i++) {
-		expect_owned(msgs[i], 100 + i);
-		sy_msg_free(msgs[i]);
-	}
-	for (unsigned i = 0; i < SMALL; i++)
-		small[i] = msg_new(eng, 200 + i);
-	cr_assert_eq(sy_send_burst(eng, route, small, SMALL), -ENOBUFS);
-	for (unsigned i = 0; i < SMALL; i++) {
-		expect_owned(small[i], 200 + i);
-		sy_msg_free(small[i]);
-	}
+	expect_owned_and_free(msgs, 32, BURST, 100);
+	cr_assert_eq(send_burst(eng, route, small, 200, SMALL), -ENOBUFS);
+	expect_owned_and_free(small, 0, SMALL, 200);
 	sy_engine_stats(eng, &st);
 	cr_expect_eq(st.rejected_backpressure, (BURST - 32) + SMALL);
 
-	atomic_store(&g.released, 1);
-	cr_assert(t_wait_u64(&g.handled, LIMIT + 32, WAIT_MS));
-	cr_assert_eq(sy_engine_stop(eng), 0);
-	expect_each_once(&g, 0, LIMIT);
-	expect_each_once(&g, 100, 32);
-	for (unsigned i = 32; i < BURST; i++)
-		cr_expect_eq(atomic_load(&g.runs[100 + i]), 0);
-	expect_accounting(eng, LIMIT + 32, LIMIT + 32, 0);
+	release_and_stop(eng, &g, LIMIT + 32);
+	t_expect_each_once(&g, 0, LIMIT);
+	t_expect_each_once(&g, 100, 32);
+	expect_never_ran(&g, 100 + 32, BURST - 32);
+	t_expect_accounting(eng, LIMIT + 32, LIMIT + 32, 0);
 	sy_engine_destroy(eng);
 }
 
-Test(backpressure_reject, burst_over_two_workers_takes_the_uncongested_half)
+Test(reliability_backpressure, reject_lets_a_burst_over_two_workers_take_the_uncongested_half)
 {
 	enum { BURST = 8 };
-	struct gated slow = { 0 }, fast = { 0 };
-	sy_engine *eng = engine_new(2, NULL, NULL);
+	struct t_server slow = { 0 }, fast = { 0 };
+	sy_engine *eng = engine_new(NULL, NULL);
 	uint32_t sids[2], direct, route;
-	sy_msg *msgs[BURST], *refused;
-	unsigned n;
+	sy_msg *msgs[BURST];
 	int rc;
 
-	sids[0] = server_new(eng, "slow", &slow, 0);
-	sids[1] = server_new(eng, "fast", &fast, 1);
+	sids[0] = t_add_counter(eng, "slow", &slow, 0);
+	sids[1] = t_add_counter(eng, "fast", &fast, 1);
 	direct = route_new(eng, "to-slow", "direct", &sids[0], 1, SY_BP_REJECT, 0);
 	route = route_new(eng, "both", "round_robin", sids, 2, SY_BP_REJECT, 0);
 	cr_assert_eq(sy_engine_start(eng), 0);
-	hold(eng, direct, &slow, 0);
-	n = fill(eng, direct, 1, LIMIT, &rc, &refused);
-	cr_assert_eq(n, LIMIT);
+	t_hold(eng, direct, &slow, 0);
+	fill_n(eng, direct, 1, LIMIT);
 
 	/* round_robin from this thread's first pick: even ids to the slow
 	 * server (congested), odd ids to the fast one. */
-	for (unsigned i = 0; i < BURST; i++)
-		msgs[i] = msg_new(eng, 100 + i);
-	rc = sy_send_burst(eng, route, msgs, BURST);
+	rc = send_burst(eng, route, msgs, 100, BURST);
 	cr_assert_eq(rc, BURST / 2, "sy_send_burst accepted %d", rc);
 	for (unsigned i = 0; i < BURST / 2; i++) {
 		expect_owned(msgs[BURST / 2 + i], 100 + 2 * i);
 		sy_msg_free(msgs[BURST / 2 + i]);
 	}
-	cr_assert(t_wait_u64(&fast.handled, BURST / 2, WAIT_MS));
-	atomic_store(&slow.released, 1);
-	cr_assert(t_wait_u64(&slow.handled, 1 + LIMIT, WAIT_MS));
-	cr_assert_eq(sy_engine_stop(eng), 0);
+	cr_assert(t_wait_u64(&fast.handled, BURST / 2, T_WAIT_MS));
+	release_and_stop(eng, &slow, 1 + LIMIT);
 	for (unsigned i = 0; i < BURST; i++)
 		cr_expect_eq(atomic_load(&fast.runs[100 + i]), i % 2,
 			     "id %u ran %u times on the fast server", 100 + i,
 			     atomic_load(&fast.runs[100 + i]));
-	expect_accounting(eng, 1 + LIMIT + BURST / 2, 1 + LIMIT + BURST / 2, 0);
+	t_expect_accounting(eng, 1 + LIMIT + BURST / 2, 1 + LIMIT + BURST / 2, 0);
 	sy_engine_destroy(eng);
 }
 
@@ -366,105 +300,89 @@ Test(backpressure_reject, burst_over_two_workers_takes_the_uncongested_half)
 /* ------------------------------------------------------------------ */
 
 /* failover over [slow on worker 0, fast on worker 1]: everything goes to
- * the slow server until its ring is past the threshold. */
-static sy_engine *spill_rig(struct gated *slow, struct gated *fast,
+ * the slow server until its ring is past the threshold. The slow server
+ * holds blocker 0. */
+static sy_engine *spill_rig(struct t_server *slow, struct t_server *fast,
 			    uint32_t *route)
 {
-	sy_engine *eng = engine_new(2, NULL, NULL);
+	sy_engine *eng = engine_new(NULL, NULL);
 	uint32_t sids[2];
 
-	sids[0] = server_new(eng, "slow", slow, 0);
-	sids[1] = server_new(eng, "fast", fast, 1);
+	sids[0] = t_add_counter(eng, "slow", slow, 0);
+	sids[1] = t_add_counter(eng, "fast", fast, 1);
 	*route = route_new(eng, "spill", "failover", sids, 2, SY_BP_SPILL, 0);
 	cr_assert_eq(sy_engine_start(eng), 0);
+	t_hold(eng, *route, slow, 0);
 	return eng;
 }
 
-Test(backpressure_spill, sends_past_the_threshold_go_to_the_other_server)
+Test(reliability_backpressure, spill_sends_past_the_threshold_to_the_other_server)
 {
 	enum { EXTRA = 20 };
-	struct gated slow = { 0 }, fast = { 0 };
+	struct t_server slow = { 0 }, fast = { 0 };
 	struct sy_stats st;
-	sy_msg *refused;
 	uint32_t route;
 	sy_engine *eng = spill_rig(&slow, &fast, &route);
-	unsigned n;
-	int rc;
 
-	hold(eng, route, &slow, 0);
-	n = fill(eng, route, 1, LIMIT + EXTRA, &rc, &refused);
-	cr_assert_eq(n, LIMIT + EXTRA, "only %u accepted (%s)", n, sy_strerror(rc));
-	cr_assert(t_wait_u64(&fast.handled, EXTRA, WAIT_MS));
+	fill_n(eng, route, 1, LIMIT + EXTRA);
+	cr_assert(t_wait_u64(&fast.handled, EXTRA, T_WAIT_MS));
 	cr_expect_eq(atomic_load(&slow.handled), 0);
-	atomic_store(&slow.released, 1);
-	cr_assert(t_wait_u64(&slow.handled, 1 + LIMIT, WAIT_MS));
-	cr_assert_eq(sy_engine_stop(eng), 0);
-	expect_each_once(&slow, 0, 1 + LIMIT);
-	expect_each_once(&fast, 1 + LIMIT, EXTRA);
+	release_and_stop(eng, &slow, 1 + LIMIT);
+	t_expect_each_once(&slow, 0, 1 + LIMIT);
+	t_expect_each_once(&fast, 1 + LIMIT, EXTRA);
 	cr_expect_eq(atomic_load(&fast.handled), EXTRA);
 	sy_engine_stats(eng, &st);
 	cr_expect_eq(st.rejected_backpressure, 0);
-	expect_accounting(eng, 1 + LIMIT + EXTRA, 1 + LIMIT + EXTRA, 0);
+	t_expect_accounting(eng, 1 + LIMIT + EXTRA, 1 + LIMIT + EXTRA, 0);
 	sy_engine_destroy(eng);
 }
 
-Test(backpressure_spill, burst_past_the_threshold_goes_to_the_other_server_once)
+Test(reliability_backpressure, spill_sends_a_burst_past_the_threshold_to_the_other_server_once)
 {
 	enum { BURST = 20 };
-	struct gated slow = { 0 }, fast = { 0 };
-	sy_msg *msgs[BURST], *refused;
+	struct t_server slow = { 0 }, fast = { 0 };
+	sy_msg *msgs[BURST];
 	uint32_t route;
 	sy_engine *eng = spill_rig(&slow, &fast, &route);
-	unsigned n;
 	int rc;
 
-	hold(eng, route, &slow, 0);
-	n = fill(eng, route, 1, LIMIT, &rc, &refused);
-	cr_assert_eq(n, LIMIT);
-	for (unsigned i = 0; i < BURST; i++)
-		msgs[i] = msg_new(eng, 100 + i);
-	rc = sy_send_burst(eng, route, msgs, BURST);
+	fill_n(eng, route, 1, LIMIT);
+	rc = send_burst(eng, route, msgs, 100, BURST);
 	cr_assert_eq(rc, BURST, "sy_send_burst accepted %d (%s)", rc,
 		     sy_strerror(rc));
-	cr_assert(t_wait_u64(&fast.handled, BURST, WAIT_MS));
-	atomic_store(&slow.released, 1);
-	cr_assert(t_wait_u64(&slow.handled, 1 + LIMIT, WAIT_MS));
-	cr_assert_eq(sy_engine_stop(eng), 0);
-	expect_each_once(&fast, 100, BURST);
+	cr_assert(t_wait_u64(&fast.handled, BURST, T_WAIT_MS));
+	release_and_stop(eng, &slow, 1 + LIMIT);
+	t_expect_each_once(&fast, 100, BURST);
 	cr_expect_eq(atomic_load(&fast.handled), BURST,
 		     "the fast server ran %llu times for %d messages",
 		     (unsigned long long)atomic_load(&fast.handled), BURST);
-	expect_accounting(eng, 1 + LIMIT + BURST, 1 + LIMIT + BURST, 0);
+	t_expect_accounting(eng, 1 + LIMIT + BURST, 1 + LIMIT + BURST, 0);
 	sy_engine_destroy(eng);
 }
 
-Test(backpressure_spill, refused_once_every_server_is_past_the_threshold)
+Test(reliability_backpressure, spill_refuses_once_every_server_is_past_the_threshold)
 {
-	struct gated slow = { 0 }, fast = { 0 };
+	struct t_server slow = { 0 }, fast = { 0 };
 	sy_msg *refused;
 	uint32_t route;
 	sy_engine *eng = spill_rig(&slow, &fast, &route);
 	unsigned n;
 	int rc;
 
-	hold(eng, route, &slow, 0);
-	n = fill(eng, route, 1, LIMIT, &rc, &refused);
-	cr_assert_eq(n, LIMIT);
+	fill_n(eng, route, 1, LIMIT);
 	/* The next message spills to the other server: make it a blocker. */
-	hold(eng, route, &fast, 1000);
+	t_hold(eng, route, &fast, 1000);
 	n = fill(eng, route, 1 + LIMIT, 2 * LIMIT, &rc, &refused);
 	cr_assert_eq(n, LIMIT, "%u spilled before the refusal, want %u", n, LIMIT);
 	cr_assert_eq(rc, -ENOBUFS);
 	expect_owned(refused, 1 + 2 * LIMIT);
 	sy_msg_free(refused);
-	atomic_store(&slow.released, 1);
 	atomic_store(&fast.released, 1);
-	cr_assert(t_wait_u64(&slow.handled, 1 + LIMIT, WAIT_MS));
-	cr_assert(t_wait_u64(&fast.handled, 1 + LIMIT, WAIT_MS));
-	cr_assert_eq(sy_engine_stop(eng), 0);
-	expect_each_once(&slow, 0, 1 + LIMIT);
-	expect_each_once(&fast, 1 + LIMIT, LIMIT);
-	expect_accounting(eng, 2 + 2 * LIMIT, 2 + 2 * LIMIT, 0);
+	cr_assert(t_wait_u64(&fast.handled, 1 + LIMIT, T_WAIT_MS));
+	release_and_stop(eng, &slow, 1 + LIMIT);
+	t_expect_each_once(&slow, 0, 1 + LIMIT);
+	t_expect_each_once(&fast, 1 + LIMIT, LIMIT);
+	t_expect_accounting(eng, 2 + 2 * LIMIT, 2 + 2 * LIMIT, 0);
 	sy_engine_destroy(eng);
 }
 
@@ -482,7 +400,7 @@ Test(backpressure_spill, refused_once_every_server_is_past_the_threshold)
 struct blocked_send {
 	sy_engine *eng;
 	uint32_t route;
-	struct gated *g;
+	struct t_server *g;
 	sy_msg *msgs[8];
 	unsigned n;               /* 1: sy_send(), more: sy_send_burst() */
 	unsigned filled;          /* accepted while filling */
@@ -494,7 +412,7 @@ struct blocked_send {
 static void *blocked_send_main(void *arg)
 {
 	struct blocked_send *b = arg;
-	sy_msg *blocker = msg_try(b->eng, HOLD), *refused = NULL;
+	sy_msg *blocker = t_msg_try(b->eng, T_HOLD), *refused = NULL;
 	int rc = -ENOMEM;
 
 	if (blocker) {
@@ -502,7 +420,7 @@ static void *blocked_send_main(void *arg)
 		if (rc)
 			sy_msg_free(blocker);
 	}
-	if (rc == 0 && t_wait_u64(&b->g->held, 1, WAIT_MS))
+	if (rc == 0 && t_wait_u64(&b->g->held, 1, T_WAIT_MS))
 		b->filled = fill(b->eng, b->route, 1, LIMIT, &rc, &refused);
 	sy_msg_free(refused);
 	/* Publishes filled to the test thread's load of ready. */
@@ -519,21 +437,6 @@ static void *blocked_send_main(void *arg)
 	return NULL;
 }
 
-/* Start the sender of @p b; return once its ring is at the threshold. */
-static void blocked_start(struct blocked_send *b, pthread_t *t)
-{
-	atomic_init(&b->ready, 0);
-	atomic_init(&b->done, 0);
-	cr_assert_eq(pthread_create(t, NULL, blocked_send_main, b), 0);
-	cr_assert(t_wait_u64(&b->ready, 1, WAIT_MS));
-	if (b->filled != LIMIT) {
-		atomic_store(&b->g->released, 1);
-		pthread_join(*t, NULL);
-		cr_assert_fail("the sender filled %u entries, want %u", b->filled,
-			       LIMIT);
-	}
-}
-
 /* Give the sender plenty of chances to return; it must still be waiting. */
 static void expect_still_blocked(struct blocked_send *b)
 {
@@ -542,9 +445,18 @@ static void expect_still_blocked(struct blocked_send *b)
 	cr_expect_eq(atomic_load(&b->done), 0, "the send returned %d", b->rc);
 }
 
+/* A BLOCK route to a gated server, on a fake clock, and a blocked sender. */
+struct block_rig {
+	struct t_clock clock;
+	struct t_server g;
+	struct blocked_send b;
+	pthread_t t;
+	sy_engine *eng;
+};
+
 static int blocked_join(struct blocked_send *b, pthread_t t)
 {
-	bool done = t_wait_u64(&b->done, 1, WAIT_MS);
+	bool done = t_wait_u64(&b->done, 1, T_WAIT_MS);
 
 	if (!done)
 		atomic_store(&b->g->released, 1);
@@ -553,154 +465,121 @@ static int blocked_join(struct blocked_send *b, pthread_t t)
 	return b->rc;
 }
 
-/* Clock at 1 s; a BLOCK route to a gated server. The messages to send
- * have ids 900 and up. */
-static sy_engine *block_rig(struct t_clock *clock, struct gated *g,
-			    struct blocked_send *b, unsigned n)
+/*
+ * Clock at 1 s; a BLOCK route to a gated server; @p n messages to send,
+ * ids 900 and up, due @p due_in after the start (0: no deadline). Starts
+ * the sender and returns once its ring is at the threshold and its send
+ * has had plenty of chances to return.
+ */
+static void block_start(struct block_rig *r, unsigned n, uint64_t due_in)
 {
-	sy_engine *eng;
+	struct blocked_send *b = &r->b;
 	uint32_t sid;
 
-	atomic_init(&clock->ns, 1000000000ull);
-	eng = engine_new(2, clock, NULL);
-	sid = server_new(eng, "slow", g, 1);
-	b->eng = eng;
-	b->g = g;
+	memset(r, 0, sizeof(*r));
+	r->eng = engine_new(&r->clock, NULL);
+	atomic_store(&r->clock.ns, 1000000000ull);
+	sid = t_add_counter(r->eng, "slow", &r->g, 1);
+	b->eng = r->eng;
+	b->g = &r->g;
 	b->n = n;
-	b->route = route_new(eng, "slow", "direct", &sid, 1, SY_BP_BLOCK, 1000);
-	for (unsigned i = 0; i < n; i++)
-		b->msgs[i] = msg_new(eng, 900 + i);
-	cr_assert_eq(sy_engine_start(eng), 0);
-	return eng;
+	b->route = route_new(r->eng, "slow", "direct", &sid, 1, SY_BP_BLOCK, 1000);
+	for (unsigned i = 0; i < n; i++) {
+		b->msgs[i] = t_msg(r->eng, 900 + i);
+		if (due_in)
+			sy_msg_set_deadline(b->msgs[i],
+					    atomic_load(&r->clock.ns) + due_in);
+	}
+	cr_assert_eq(sy_engine_start(r->eng), 0);
+	cr_assert_eq(pthread_create(&r->t, NULL, blocked_send_main, b), 0);
+	cr_assert(t_wait_u64(&b->ready, 1, T_WAIT_MS));
+	if (b->filled != LIMIT) {
+		atomic_store(&r->g.released, 1);
+		pthread_join(r->t, NULL);
+		cr_assert_fail("the sender filled %u entries, want %u", b->filled,
+			       LIMIT);
+	}
+	expect_still_blocked(b);
 }
 
-Test(backpressure_block, blocked_send_fails_once_the_clock_passes_bp_block_ns)
+/* The blocked send failed once the clock moved by @p ns; its messages are
+ * still the caller's and counted as refusals; none of them ever ran. */
+static void expect_timed_out(struct block_rig *r, uint64_t ns)
 {
-	struct t_clock clock;
-	struct gated g = { 0 };
-	struct blocked_send b = { 0 };
-	sy_engine *eng = block_rig(&clock, &g, &b, 1);
 	struct sy_stats st;
-	pthread_t t;
 
-	blocked_start(&b, &t);
-	expect_still_blocked(&b);
-	atomic_fetch_add(&clock.ns, 1000);
-	cr_assert_eq(blocked_join(&b, t), -ENOBUFS);
-	expect_owned(b.msgs[0], 900);
-	sy_msg_free(b.msgs[0]);
-	sy_engine_stats(eng, &st);
-	cr_expect_eq(st.rejected_backpressure, 1);
-
-	atomic_store(&g.released, 1);
-	cr_assert(t_wait_u64(&g.handled, 1 + LIMIT, WAIT_MS));
-	cr_assert_eq(sy_engine_stop(eng), 0);
-	cr_expect_eq(atomic_load(&g.runs[900]), 0);
-	expect_accounting(eng, 1 + LIMIT, 1 + LIMIT, 0);
-	sy_engine_destroy(eng);
+	atomic_fetch_add(&r->clock.ns, ns);
+	cr_assert_eq(blocked_join(&r->b, r->t), -ENOBUFS);
+	expect_owned_and_free(r->b.msgs, 0, r->b.n, 900);
+	sy_engine_stats(r->eng, &st);
+	cr_expect_eq(st.rejected_backpressure, r->b.n, "%u refused messages "
+		     "counted as %llu refusals", r->b.n,
+		     (unsigned long long)st.rejected_backpressure);
+	release_and_stop(r->eng, &r->g, 1 + LIMIT);
+	expect_never_ran(&r->g, 900, r->b.n);
+	t_expect_accounting(r->eng, 1 + LIMIT, 1 + LIMIT, 0);
+	sy_engine_destroy(r->eng);
 }
 
-Test(backpressure_block, blocked_send_with_a_deadline_waits_until_the_deadline)
+/* The blocked send went once the ring drained; nothing refused. */
+static void expect_sent_on_drain(struct block_rig *r)
 {
-	struct t_clock clock;
-	struct gated g = { 0 };
-	struct blocked_send b = { 0 };
-	sy_engine *eng = block_rig(&clock, &g, &b, 1);
-	pthread_t t;
-
-	sy_msg_set_deadline(b.msgs[0], atomic_load(&clock.ns) + 5000);
-	blocked_start(&b, &t);
-	expect_still_blocked(&b);
-	/* Past bp_block_ns, not yet at the deadline: still waiting. */
-	atomic_fetch_add(&clock.ns, 2000);
-	expect_still_blocked(&b);
-	atomic_fetch_add(&clock.ns, 3000);
-	cr_assert_eq(blocked_join(&b, t), -ENOBUFS);
-	expect_owned(b.msgs[0], 900);
-	sy_msg_free(b.msgs[0]);
-
-	atomic_store(&g.released, 1);
-	cr_assert(t_wait_u64(&g.handled, 1 + LIMIT, WAIT_MS));
-	cr_assert_eq(sy_engine_stop(eng), 0);
-	expect_accounting(eng, 1 + LIMIT, 1 + LIMIT, 0);
-	sy_engine_destroy(eng);
-}
-
-Test(backpressure_block, blocked_send_succeeds_when_the_ring_drains_in_time)
-{
-	struct t_clock clock;
-	struct gated g = { 0 };
-	struct blocked_send b = { 0 };
-	sy_engine *eng = block_rig(&clock, &g, &b, 1);
+	struct blocked_send *b = &r->b;
 	struct sy_stats st;
-	pthread_t t;
 
-	blocked_start(&b, &t);
-	expect_still_blocked(&b);
-	atomic_store(&g.released, 1);
-	cr_assert_eq(blocked_join(&b, t), 0);
-	cr_assert(t_wait_u64(&g.handled, 2 + LIMIT, WAIT_MS));
-	cr_assert_eq(sy_engine_stop(eng), 0);
-	cr_expect_eq(atomic_load(&g.runs[900]), 1);
-	sy_engine_stats(eng, &st);
-	cr_expect_eq(st.rejected_backpressure, 0);
-	expect_accounting(eng, 2 + LIMIT, 2 + LIMIT, 0);
-	sy_engine_destroy(eng);
-}
-
-Test(backpressure_block, blocked_burst_goes_whole_when_the_ring_drains)
-{
-	enum { BURST = 5 };
-	struct t_clock clock;
-	struct gated g = { 0 };
-	struct blocked_send b = { 0 };
-	sy_engine *eng = block_rig(&clock, &g, &b, BURST);
-	struct sy_stats st;
-	pthread_t t;
-
-
-	blocked_start(&b, &t);
-	expect_still_blocked(&b);
-	atomic_store(&g.released, 1);
-	cr_assert_eq(blocked_join(&b, t), BURST);
-	cr_assert(t_wait_u64(&g.handled, 1 + LIMIT + BURST, WAIT_MS));
-	cr_assert_eq(sy_engine_stop(eng), 0);
-	expect_each_once(&g, 900, BURST);
-	sy_engine_stats(eng, &st);
-	cr_expect_eq(st.rejected_backpressure, 0, "a burst that waited and went "
+	atomic_store(&r->g.released, 1);
+	cr_assert_eq(blocked_join(b, r->t), b->n == 1 ? 0 : (int)b->n);
+	release_and_stop(r->eng, &r->g, 1 + LIMIT + b->n);
+	t_expect_each_once(&r->g, 900, b->n);
+	sy_engine_stats(r->eng, &st);
+	cr_expect_eq(st.rejected_backpressure, 0, "a send that waited and went "
 		     "counted %llu refusals",
 		     (unsigned long long)st.rejected_backpressure);
-	expect_accounting(eng, 1 + LIMIT + BURST, 1 + LIMIT + BURST, 0);
-	sy_engine_destroy(eng);
+	t_expect_accounting(r->eng, 1 + LIMIT + b->n, 1 + LIMIT + b->n, 0);
+	sy_engine_destroy(r->eng);
 }
 
-Test(backpressure_block, blocked_burst_fails_whole_once_the_clock_passes)
+Test(reliability_backpressure, block_send_fails_once_the_clock_passes_bp_block_ns)
 {
-	enum { BURST = 5 };
-	struct t_clock clock;
-	struct gated g = { 0 };
-	struct blocked_send b = { 0 };
-	sy_engine *eng = block_rig(&clock, &g, &b, BURST);
-	struct sy_stats st;
-	pthread_t t;
+	struct block_rig r;
 
-	blocked_start(&b, &t);
-	expect_still_blocked(&b);
-	atomic_fetch_add(&clock.ns, 1000);
-	cr_assert_eq(blocked_join(&b, t), -ENOBUFS);
-	for (unsigned i = 0; i < BURST; i++) {
-		expect_owned(b.msgs[i], 900 + i);
-		sy_msg_free(b.msgs[i]);
-	}
-	sy_engine_stats(eng, &st);
-	cr_expect_eq(st.rejected_backpressure, BURST, "%d refused messages "
-		     "counted as %llu refusals", BURST,
-		     (unsigned long long)st.rejected_backpressure);
-	atomic_store(&g.released, 1);
-	cr_assert(t_wait_u64(&g.handled, 1 + LIMIT, WAIT_MS));
-	cr_assert_eq(sy_engine_stop(eng), 0);
-	expect_accounting(eng, 1 + LIMIT, 1 + LIMIT, 0);
-	sy_engine_destroy(eng);
+	block_start(&r, 1, 0);
+	expect_timed_out(&r, 1000);
+}
+
+Test(reliability_backpressure, block_send_with_a_deadline_waits_until_the_deadline)
+{
+	struct block_rig r;
+
+	block_start(&r, 1, 5000);
+	/* Past bp_block_ns, not yet at the deadline: still waiting. */
+	atomic_fetch_add(&r.clock.ns, 2000);
+	expect_still_blocked(&r.b);
+	expect_timed_out(&r, 3000);
+}
+
+Test(reliability_backpressure, block_send_succeeds_when_the_ring_drains_in_time)
+{
+	struct block_rig r;
+
+	block_start(&r, 1, 0);
+	expect_sent_on_drain(&r);
+}
+
+Test(reliability_backpressure, block_burst_goes_whole_when_the_ring_drains)
+{
+	struct block_rig r;
+
+	block_start(&r, 5, 0);
+	expect_sent_on_drain(&r);
+}
+
+Test(reliability_backpressure, block_burst_fails_whole_once_the_clock_passes)
+{
+	struct block_rig r;
+
+	block_start(&r, 5, 0);
+	expect_timed_out(&r, 1000);
 }
 
 /* ------------------------------------------------------------------ */
@@ -733,72 +612,52 @@ static void expect_backpressure_letters(sy_engine *eng, uint32_t route,
 	}
 }
 
-Test(backpressure_dead_letter, sends_past_the_threshold_are_accepted_into_the_dlq)
+Test(reliability_backpressure, dead_letter_accepts_sends_past_the_threshold_into_the_dlq)
 {
 	enum { EXTRA = 10 };
-	struct gated g = { 0 };
-	sy_engine *eng = engine_new(2, NULL, NULL);
-	uint32_t sid = server_new(eng, "slow", &g, 1);
-	uint32_t route = route_new(eng, "slow", "direct", &sid, 1,
-				   SY_BP_DEAD_LETTER, 0);
+	struct t_server g = { 0 };
 	struct sy_accounting a;
-	sy_msg *refused, *reply = NULL, *req;
-	unsigned n;
-	int rc;
+	uint32_t sid, route;
+	sy_engine *eng = held_rig(&g, SY_BP_DEAD_LETTER, NULL, &sid, &route);
+	sy_msg *reply = NULL, *req;
 
-	cr_assert_eq(sy_engine_start(eng), 0);
-	hold(eng, route, &g, 0);
-	n = fill(eng, route, 1, LIMIT + EXTRA, &rc, &refused);
-	cr_assert_eq(n, LIMIT + EXTRA, "only %u accepted (%s)", n, sy_strerror(rc));
+	fill_n(eng, route, 1, LIMIT + EXTRA);
 	expect_backpressure_letters(eng, route, sid, 1 + LIMIT, EXTRA);
 
 	/* A call's caller waits for its reply: it is refused, not dead-lettered. */
-	req = msg_new(eng, 800);
+	req = t_msg(eng, 800);
 	cr_assert_eq(sy_call(eng, route, req, &reply, 1000000), -ENOBUFS);
 	expect_owned(req, 800);
 	sy_msg_free(req);
 
-	atomic_store(&g.released, 1);
-	cr_assert(t_wait_u64(&g.handled, 1 + LIMIT, WAIT_MS));
-	cr_assert_eq(sy_engine_stop(eng), 0);
-	expect_each_once(&g, 0, 1 + LIMIT);
-	for (unsigned i = 0; i < EXTRA; i++)
-		cr_expect_eq(atomic_load(&g.runs[1 + LIMIT + i]), 0);
-	expect_accounting(eng, 1 + LIMIT + EXTRA, 1 + LIMIT, EXTRA);
+	release_and_stop(eng, &g, 1 + LIMIT);
+	t_expect_each_once(&g, 0, 1 + LIMIT);
+	expect_never_ran(&g, 1 + LIMIT, EXTRA);
+	t_expect_accounting(eng, 1 + LIMIT + EXTRA, 1 + LIMIT, EXTRA);
 	cr_assert_eq(sy_engine_accounting(eng, &a), 0);
 	cr_expect_eq(a.dead_lettered_by[SY_DL_BACKPRESSURE], EXTRA);
 	sy_engine_destroy(eng);
 }
 
-Test(backpressure_dead_letter, burst_past_the_threshold_is_accepted_into_the_dlq)
+Test(reliability_backpressure, dead_letter_accepts_a_burst_past_the_threshold_into_the_dlq)
 {
 	enum { BURST = 10 };
-	struct gated g = { 0 };
-	sy_engine *eng = engine_new(2, NULL, NULL);
-	uint32_t sid = server_new(eng, "slow", &g, 1);
-	uint32_t route = route_new(eng, "slow", "direct", &sid, 1,
-				   SY_BP_DEAD_LETTER, 0);
-	sy_msg *msgs[BURST], *refused;
+	struct t_server g = { 0 };
+	sy_msg *msgs[BURST];
 	struct sy_stats st;
-	int rc;
+	uint32_t sid, route;
+	sy_engine *eng = held_rig(&g, SY_BP_DEAD_LETTER, NULL, &sid, &route);
 
-	cr_assert_eq(sy_engine_start(eng), 0);
-	hold(eng, route, &g, 0);
-	cr_assert_eq(fill(eng, route, 1, LIMIT, &rc, &refused), LIMIT);
-	for (unsigned i = 0; i < BURST; i++)
-		msgs[i] = msg_new(eng, 100 + i);
-	cr_assert_eq(sy_send_burst(eng, route, msgs, BURST), BURST);
+	fill_n(eng, route, 1, LIMIT);
+	cr_assert_eq(send_burst(eng, route, msgs, 100, BURST), BURST);
 	expect_backpressure_letters(eng, route, sid, 100, BURST);
 	sy_engine_stats(eng, &st);
 	cr_expect_eq(st.accepted, 1 + LIMIT + BURST);
 	cr_expect_eq(st.rejected_backpressure, 0);
 
-	atomic_store(&g.released, 1);
-	cr_assert(t_wait_u64(&g.handled, 1 + LIMIT, WAIT_MS));
-	cr_assert_eq(sy_engine_stop(eng), 0);
-	for (unsigned i = 0; i < BURST; i++)
-		cr_expect_eq(atomic_load(&g.runs[100 + i]), 0);
-	expect_accounting(eng, 1 + LIMIT + BURST, 1 + LIMIT, BURST);
+	release_and_stop(eng, &g, 1 + LIMIT);
+	expect_never_ran(&g, 100, BURST);
+	t_expect_accounting(eng, 1 + LIMIT + BURST, 1 + LIMIT, BURST);
 	sy_engine_destroy(eng);
 }
 
@@ -806,42 +665,35 @@ Test(backpressure_dead_letter, burst_past_the_threshold_is_accepted_into_the_dlq
 /* on_backpressure                                                     */
 /* ------------------------------------------------------------------ */
 
-/* Hold the server, fill its ring and try @p refusals more sends. */
-static void congest(sy_engine *eng, uint32_t route, struct gated *g,
-		    uint64_t base, unsigned refusals)
-{
-	sy_msg *refused;
-	int rc;
-
-	hold(eng, route, g, base);
-	cr_assert_eq(fill(eng, route, base + 1, LIMIT, &rc, &refused), LIMIT);
-	for (unsigned i = 0; i < refusals; i++) {
-		sy_msg *m = msg_new(eng, base + 1 + LIMIT + i);
-
-		cr_assert_eq(sy_send(eng, route, m), -ENOBUFS);
-		sy_msg_free(m);
-	}
-}
-
-Test(backpressure_callback, fires_once_per_crossing_each_way)
+Test(reliability_backpressure, callback_fires_once_per_crossing_each_way)
 {
 	struct bp_events ev = { 0 };
-	struct gated g = { 0 };
-	sy_engine *eng = engine_new(2, NULL, &ev);
-	uint32_t sid = server_new(eng, "slow", &g, 1);
+	struct t_server g = { 0 };
+	sy_engine *eng = engine_new(NULL, &ev);
+	uint32_t sid = t_add_counter(eng, "slow", &g, 1);
 	uint32_t route = route_new(eng, "slow", "direct", &sid, 1, SY_BP_REJECT, 0);
 
 	cr_assert_eq(sy_engine_start(eng), 0);
 	for (uint64_t round = 1; round <= 2; round++) {
-		congest(eng, route, &g, round * 100, 7);
+		uint64_t base = round * 100;
+
+		/* Hold the server, fill its ring and try 7 more sends. */
+		t_hold(eng, route, &g, base);
+		fill_n(eng, route, base + 1, LIMIT);
+		for (unsigned i = 0; i < 7; i++) {
+			sy_msg *m = t_msg(eng, base + 1 + LIMIT + i);
+
+			cr_assert_eq(sy_send(eng, route, m), -ENOBUFS);
+			sy_msg_free(m);
+		}
 		cr_expect_eq(atomic_load(&ev.on[1]), round,
 			     "round %llu: congested reported %llu times",
 			     (unsigned long long)round,
 			     (unsigned long long)atomic_load(&ev.on[1]));
 		cr_expect_eq(atomic_load(&ev.off[1]), round - 1);
 		atomic_store(&g.released, round);
-		cr_assert(t_wait_u64(&g.handled, round * (1 + LIMIT), WAIT_MS));
-		cr_assert(t_wait_u64(&ev.off[1], round, WAIT_MS),
+		cr_assert(t_wait_u64(&g.handled, round * (1 + LIMIT), T_WAIT_MS));
+		cr_assert(t_wait_u64(&ev.off[1], round, T_WAIT_MS),
 			  "round %llu: the drained ring was never reported",
 			  (unsigned long long)round);
 		cr_expect_eq(atomic_load(&ev.on[1]), round);
@@ -854,22 +706,15 @@ Test(backpressure_callback, fires_once_per_crossing_each_way)
 	sy_engine_destroy(eng);
 }
 
-Test(backpressure_callback, silent_below_the_threshold)
+Test(reliability_backpressure, callback_is_silent_below_the_threshold)
 {
 	struct bp_events ev = { 0 };
-	struct gated g = { 0 };
-	sy_engine *eng = engine_new(2, NULL, &ev);
-	uint32_t sid = server_new(eng, "slow", &g, 1);
-	uint32_t route = route_new(eng, "slow", "direct", &sid, 1, SY_BP_REJECT, 0);
-	sy_msg *refused;
-	int rc;
+	struct t_server g = { 0 };
+	uint32_t sid, route;
+	sy_engine *eng = held_rig(&g, SY_BP_REJECT, &ev, &sid, &route);
 
-	cr_assert_eq(sy_engine_start(eng), 0);
-	hold(eng, route, &g, 0);
-	cr_assert_eq(fill(eng, route, 1, LIMIT - 1, &rc, &refused), LIMIT - 1);
-	atomic_store(&g.released, 1);
-	cr_assert(t_wait_u64(&g.handled, LIMIT, WAIT_MS));
-	cr_assert_eq(sy_engine_stop(eng), 0);
+	fill_n(eng, route, 1, LIMIT - 1);
+	release_and_stop(eng, &g, LIMIT);
 	cr_expect_eq(atomic_load(&ev.on[1]), 0);
 	cr_expect_eq(atomic_load(&ev.off[1]), 0);
 	sy_engine_destroy(eng);
@@ -879,36 +724,31 @@ Test(backpressure_callback, silent_below_the_threshold)
 /* no threshold: a full ring                                           */
 /* ------------------------------------------------------------------ */
 
-Test(backpressure_off, full_ring_refuses_with_eagain_and_loses_nothing)
+Test(reliability_backpressure, off_full_ring_refuses_with_eagain_and_loses_nothing)
 {
 	enum { CAP = RING_SIZE - 1, BURST = 4 };
-	struct gated g = { 0 };
-	sy_engine *eng = engine_new(2, NULL, NULL);
-	uint32_t sid = server_new(eng, "slow", &g, 1);
-	uint32_t route = route_new(eng, "slow", "direct", &sid, 1, SY_BP_OFF, 0);
+	struct t_server g = { 0 };
 	sy_msg *msgs[BURST], *refused;
-	uint64_t end = t_now_ms() + WAIT_MS;
+	uint64_t end = t_now_ms() + T_WAIT_MS;
 	struct sy_stats st;
+	uint32_t sid, route;
+	sy_engine *eng = held_rig(&g, SY_BP_OFF, NULL, &sid, &route);
 	unsigned n;
 	int rc;
 
-	cr_assert_eq(sy_engine_start(eng), 0);
-	hold(eng, route, &g, 0);
 	n = fill(eng, route, 1, 2 * CAP, &rc, &refused);
 	cr_assert_eq(n, CAP, "%u accepted before the ring was full, want %d",
 		     n, CAP);
 	cr_assert_eq(rc, -EAGAIN, "refused with %d (%s)", rc, sy_strerror(rc));
 	expect_owned(refused, 1 + CAP);
-	for (unsigned i = 0; i < BURST; i++)
-		msgs[i] = msg_new(eng, 200 + i);
-	cr_assert_eq(sy_send_burst(eng, route, msgs, BURST), -EAGAIN);
+	cr_assert_eq(send_burst(eng, route, msgs, 200, BURST), -EAGAIN);
 	sy_engine_stats(eng, &st);
 	cr_expect_eq(st.rejected_full, 1 + BURST);
 	cr_expect_eq(st.rejected_backpressure, 0);
 
 	atomic_store(&g.released, 1);
-	cr_assert(t_wait_u64(&g.handled, 1 + CAP, WAIT_MS));
-	cr_assert_eq(t_send_retry(eng, route, refused, WAIT_MS), 0);
+	cr_assert(t_wait_u64(&g.handled, 1 + CAP, T_WAIT_MS));
+	cr_assert_eq(t_send_retry(eng, route, refused, T_WAIT_MS), 0);
 	for (unsigned done = 0; done < BURST;) {
 		rc = sy_send_burst(eng, route, msgs + done, BURST - done);
 		cr_assert(rc > 0 || rc == -EAGAIN, "sy_send_burst: %d", rc);
@@ -918,10 +758,9 @@ Test(backpressure_off, full_ring_refuses_with_eagain_and_loses_nothing)
 		else
 			sched_yield();
 	}
-	cr_assert(t_wait_u64(&g.handled, 2 + CAP + BURST, WAIT_MS));
-	cr_assert_eq(sy_engine_stop(eng), 0);
-	expect_each_once(&g, 0, 2 + CAP);
-	expect_each_once(&g, 200, BURST);
-	expect_accounting(eng, 2 + CAP + BURST, 2 + CAP + BURST, 0);
+	release_and_stop(eng, &g, 2 + CAP + BURST);
+	t_expect_each_once(&g, 0, 2 + CAP);
+	t_expect_each_once(&g, 200, BURST);
+	t_expect_accounting(eng, 2 + CAP + BURST, 2 + CAP + BURST, 0);
 	sy_engine_destroy(eng);
 }

@@ -19,9 +19,8 @@
 #include "core/breaker.h"
 #include "core/engine.h"
 #include "core/route.h"
-#include "tests/common.h"
+#include "tests/fixture.h"
 
-#define WAIT_MS 60000u
 #define OPEN_NS 1000000u
 
 /* ------------------------------------------------------------------ */
@@ -64,7 +63,7 @@ static void rig_engine(struct rig *r, unsigned workers)
 	t_config(&cfg, workers, &r->clock);
 	cfg.on_breaker = on_breaker;
 	cfg.callback_ctx = r;
-	cr_assert_eq(sy_engine_create(&cfg, &r->eng), 0, "%s", sy_last_error());
+	r->eng = t_create(&cfg);
 }
 
 /* A server built by hand (id 7), with a breaker of options @p o. */
@@ -152,6 +151,36 @@ static void trip(struct rig *r, unsigned n)
 	cr_assert_eq(state_of(r), SY_BREAKER_OPEN);
 }
 
+/* A closed breaker that opens for OPEN_NS after @p failures in a row. */
+static void rig_closed(struct rig *r, unsigned failures)
+{
+	rig_init(r, &(struct sy_breaker_opts){ .consecutive_failures = failures,
+						.open_ns = OPEN_NS });
+}
+
+/* A closed breaker that opens only by its failure rate: @p rate of the
+ * last @p window calls, once @p min_calls (0: window) are in. */
+static void rig_rate(struct rig *r, unsigned window, unsigned min_calls,
+		     double rate)
+{
+	rig_init(r, &(struct sy_breaker_opts){ .consecutive_failures = 100,
+						.window = window,
+						.min_calls = min_calls,
+						.failure_rate = rate });
+}
+
+/* A breaker that opens for OPEN_NS after @p failures in a row and then
+ * admits @p probes (0: the default), tripped now. */
+static void rig_tripped(struct rig *r, unsigned failures, unsigned probes,
+			unsigned successes)
+{
+	rig_init(r, &(struct sy_breaker_opts){ .consecutive_failures = failures,
+						.open_ns = OPEN_NS,
+						.half_open_probes = probes,
+						.success_threshold = successes });
+	trip(r, failures);
+}
+
 /* ------------------------------------------------------------------ */
 /* Options                                                            */
 /* ------------------------------------------------------------------ */
@@ -166,7 +195,7 @@ static int create_rc(sy_engine *eng, struct sy_breaker_opts o)
 	return rc;
 }
 
-Test(breaker_opts, bad_values_are_refused_with_a_message)
+Test(reliability_breaker, bad_options_are_refused_with_a_message)
 {
 	struct rig r;
 
@@ -191,7 +220,7 @@ Test(breaker_opts, bad_values_are_refused_with_a_message)
 	rig_fini(&r);
 }
 
-Test(breaker_opts, defaults_trip_after_five_failures_in_a_row)
+Test(reliability_breaker, default_options_trip_after_five_failures_in_a_row)
 {
 	struct rig r;
 
@@ -213,12 +242,11 @@ Test(breaker_opts, defaults_trip_after_five_failures_in_a_row)
 /* Closed -> open                                                     */
 /* ------------------------------------------------------------------ */
 
-Test(breaker_trip, consecutive_failures_open_it)
+Test(reliability_breaker, consecutive_failures_open_it)
 {
 	struct rig r;
 
-	rig_init(&r, &(struct sy_breaker_opts){ .consecutive_failures = 3,
-						 .open_ns = OPEN_NS });
+	rig_closed(&r, 3);
 	record_pattern(&r, "FFSFF");
 	cr_assert_eq(state_of(&r), SY_BREAKER_CLOSED, "a success resets the run");
 	cr_assert_eq(gate_of(&r), 0u);
@@ -233,13 +261,11 @@ Test(breaker_trip, consecutive_failures_open_it)
 	rig_fini(&r);
 }
 
-Test(breaker_trip, failure_rate_opens_it_once_min_calls_are_in)
+Test(reliability_breaker, failure_rate_opens_it_once_min_calls_are_in)
 {
 	struct rig r;
 
-	rig_init(&r, &(struct sy_breaker_opts){ .consecutive_failures = 100,
-						 .window = 10, .min_calls = 10,
-						 .failure_rate = 0.5 });
+	rig_rate(&r, 10, 10, 0.5);
 	/* 5 of 9 failed: above the rate, but fewer calls than min_calls. */
 	record_pattern(&r, "FSFSFSFSF");
 	cr_assert_eq(state_of(&r), SY_BREAKER_CLOSED);
@@ -250,13 +276,11 @@ Test(breaker_trip, failure_rate_opens_it_once_min_calls_are_in)
 	rig_fini(&r);
 }
 
-Test(breaker_trip, rate_below_the_threshold_does_not_trip)
+Test(reliability_breaker, failure_rate_below_the_threshold_does_not_trip_it)
 {
 	struct rig r;
 
-	rig_init(&r, &(struct sy_breaker_opts){ .consecutive_failures = 100,
-						 .window = 10, .min_calls = 5,
-						 .failure_rate = 0.5 });
+	rig_rate(&r, 10, 5, 0.5);
 	/* At most 4 failures in any 10 calls in a row. */
 	for (unsigned i = 0; i < 100; i++)
 		record_pattern(&r, "FSS");
@@ -265,13 +289,11 @@ Test(breaker_trip, rate_below_the_threshold_does_not_trip)
 	rig_fini(&r);
 }
 
-Test(breaker_trip, failures_leave_the_window_as_it_slides)
+Test(reliability_breaker, failures_leave_the_window_as_it_slides)
 {
 	struct rig r;
 
-	rig_init(&r, &(struct sy_breaker_opts){ .consecutive_failures = 100,
-						 .window = 4,
-						 .failure_rate = 0.75 });
+	rig_rate(&r, 4, 0, 0.75);
 	/* Two failures, then four successes push them out of the window. */
 	record_pattern(&r, "FFSSSS");
 	/* [S S F F]: 0.5. */
@@ -283,13 +305,11 @@ Test(breaker_trip, failures_leave_the_window_as_it_slides)
 	rig_fini(&r);
 }
 
-Test(breaker_trip, a_result_that_arrives_while_open_is_ignored)
+Test(reliability_breaker, a_result_that_arrives_while_open_is_ignored)
 {
 	struct rig r;
 
-	rig_init(&r, &(struct sy_breaker_opts){ .consecutive_failures = 2,
-						 .open_ns = OPEN_NS });
-	trip(&r, 2);
+	rig_tripped(&r, 2, 0, 0);
 	/* Messages admitted before the trip finish: nothing changes. */
 	record_pattern(&r, "SSSFFF");
 	cr_assert_eq(state_of(&r), SY_BREAKER_OPEN);
@@ -301,13 +321,11 @@ Test(breaker_trip, a_result_that_arrives_while_open_is_ignored)
 /* Open -> half-open -> closed or open                                */
 /* ------------------------------------------------------------------ */
 
-Test(breaker_open, stays_open_until_open_ns_then_admits_a_probe)
+Test(reliability_breaker, stays_open_until_open_ns_then_admits_a_probe)
 {
 	struct rig r;
 
-	rig_init(&r, &(struct sy_breaker_opts){ .consecutive_failures = 1,
-						 .open_ns = OPEN_NS });
-	trip(&r, 1);
+	rig_tripped(&r, 1, 0, 0);
 	advance(&r, OPEN_NS - 1);
 	cr_assert_not(sy__breaker_would_admit(r.srv));
 	cr_assert_not(sy__breaker_admit(r.srv));
@@ -325,15 +343,11 @@ Test(breaker_open, stays_open_until_open_ns_then_admits_a_probe)
 	rig_fini(&r);
 }
 
-Test(breaker_half_open, success_threshold_closes_it)
+Test(reliability_breaker, half_open_success_threshold_closes_it)
 {
 	struct rig r;
 
-	rig_init(&r, &(struct sy_breaker_opts){ .consecutive_failures = 2,
-						 .open_ns = OPEN_NS,
-						 .half_open_probes = 3,
-						 .success_threshold = 2 });
-	trip(&r, 2);
+	rig_tripped(&r, 2, 3, 2);
 	advance(&r, OPEN_NS);
 	for (unsigned i = 0; i < 3; i++)
 		cr_assert(sy__breaker_admit(r.srv), "probe %u", i);
@@ -351,14 +365,11 @@ Test(breaker_half_open, success_threshold_closes_it)
 	rig_fini(&r);
 }
 
-Test(breaker_half_open, a_failed_probe_reopens_it_for_open_ns_more)
+Test(reliability_breaker, half_open_failed_probe_reopens_it_for_open_ns_more)
 {
 	struct rig r;
 
-	rig_init(&r, &(struct sy_breaker_opts){ .consecutive_failures = 1,
-						 .open_ns = OPEN_NS,
-						 .half_open_probes = 2 });
-	trip(&r, 1);
+	rig_tripped(&r, 1, 2, 0);
 	advance(&r, OPEN_NS);
 	cr_assert(sy__breaker_admit(r.srv));
 	advance(&r, 500);
@@ -376,13 +387,11 @@ Test(breaker_half_open, a_failed_probe_reopens_it_for_open_ns_more)
 	rig_fini(&r);
 }
 
-Test(breaker_half_open, probes_whose_results_never_come_are_renewed)
+Test(reliability_breaker, half_open_probes_whose_results_never_come_are_renewed)
 {
 	struct rig r;
 
-	rig_init(&r, &(struct sy_breaker_opts){ .consecutive_failures = 1,
-						 .open_ns = OPEN_NS });
-	trip(&r, 1);
+	rig_tripped(&r, 1, 0, 0);
 	advance(&r, OPEN_NS);
 	cr_assert(sy__breaker_admit(r.srv));
 	/* The probe was lost (a full ring refused it after the pick). */
@@ -424,18 +433,15 @@ static void *racer(void *arg)
 	return NULL;
 }
 
-Test(breaker_half_open, racing_senders_get_exactly_the_probes)
+Test(reliability_breaker, half_open_racing_senders_get_exactly_the_probes)
 {
 	const unsigned probes = 3, rounds = 50;
 	pthread_t t[RACERS];
 	struct race race;
 	struct rig r;
 
-	rig_init(&r, &(struct sy_breaker_opts){ .consecutive_failures = 1,
-						 .open_ns = OPEN_NS,
-						 .half_open_probes = probes });
+	rig_tripped(&r, 1, probes, 0);
 	race.rig = &r;
-	trip(&r, 1);
 	for (unsigned round = 0; round < rounds; round++) {
 		atomic_init(&race.admitted, 0);
 		pthread_barrier_init(&race.start, NULL, RACERS);
@@ -462,12 +468,11 @@ Test(breaker_half_open, racing_senders_get_exactly_the_probes)
 /* Operators                                                          */
 /* ------------------------------------------------------------------ */
 
-Test(breaker_force, forced_open_refuses_and_closed_restores)
+Test(reliability_breaker, forced_open_refuses_and_forced_closed_restores)
 {
 	struct rig r;
 
-	rig_init(&r, &(struct sy_breaker_opts){ .consecutive_failures = 3,
-						 .open_ns = OPEN_NS });
+	rig_closed(&r, 3);
 	record_pattern(&r, "FF");
 	cr_assert_eq(sy__breaker_force(r.eng, r.srv, SY_BREAKER_FORCED_OPEN), 0);
 	cr_assert_eq(state_of(&r), SY_BREAKER_FORCED_OPEN);
@@ -489,7 +494,7 @@ Test(breaker_force, forced_open_refuses_and_closed_restores)
 	rig_fini(&r);
 }
 
-Test(breaker_force, closed_clears_the_counts_of_a_closed_breaker)
+Test(reliability_breaker, forced_closed_clears_the_counts_of_a_closed_breaker)
 {
 	struct rig r;
 
@@ -503,7 +508,7 @@ Test(breaker_force, closed_clears_the_counts_of_a_closed_breaker)
 	rig_fini(&r);
 }
 
-Test(breaker_force, disabled_ignores_failures)
+Test(reliability_breaker, forced_disabled_ignores_failures)
 {
 	struct rig r;
 
@@ -518,7 +523,7 @@ Test(breaker_force, disabled_ignores_failures)
 	rig_fini(&r);
 }
 
-Test(breaker_force, other_states_are_refused)
+Test(reliability_breaker, forcing_other_states_is_refused)
 {
 	struct rig r;
 
@@ -534,7 +539,7 @@ Test(breaker_force, other_states_are_refused)
 /* The callback and the transition count                              */
 /* ------------------------------------------------------------------ */
 
-Test(breaker_callback, sees_each_transition_once)
+Test(reliability_breaker, callback_sees_each_transition_once)
 {
 	static const int want[][2] = {
 		{ SY_BREAKER_CLOSED, SY_BREAKER_OPEN },
@@ -549,9 +554,7 @@ Test(breaker_callback, sees_each_transition_once)
 	const unsigned n = sizeof(want) / sizeof(want[0]);
 	struct rig r;
 
-	rig_init(&r, &(struct sy_breaker_opts){ .consecutive_failures = 1,
-						 .open_ns = OPEN_NS });
-	trip(&r, 1);
+	rig_tripped(&r, 1, 0, 0);
 	advance(&r, OPEN_NS);
 	cr_assert(sy__breaker_admit(r.srv));
 	cr_assert_not(sy__breaker_admit(r.srv));
@@ -575,34 +578,20 @@ Test(breaker_callback, sees_each_transition_once)
 /* Public functions and routing                                       */
 /* ------------------------------------------------------------------ */
 
-struct counter {
-	_Atomic uint64_t got;
-	_Atomic int fail;          /* the handler returns -EIO while set */
-};
-
-static int count_handler(sy_engine *eng, sy_msg *msg, void *ctx)
-{
-	struct counter *c = ctx;
-
-	(void)eng;
-	(void)msg;
-	atomic_fetch_add(&c->got, 1);
-	return atomic_load(&c->fail) ? -EIO : 0;
-}
-
-Test(breaker_api, state_and_force_by_server_id)
+Test(reliability_breaker, state_and_force_by_server_id)
 {
 	struct sy_breaker_opts bo = { 0 };
 	struct sy_server_opts so = { .worker = 0 };
 	enum sy_breaker_state st = SY_BREAKER_OPEN;
-	struct counter c = { 0 };
+	struct t_server c = { 0 };
 	uint32_t plain, guarded;
 	struct rig r;
 
 	rig_engine(&r, 1);
-	cr_assert_eq(sy_server_add(r.eng, "plain", count_handler, &c, &so, &plain), 0);
+	plain = t_add_counter(r.eng, "plain", &c, 0);
 	so.breaker = &bo;
-	cr_assert_eq(sy_server_add(r.eng, "guarded", count_handler, &c, &so, &guarded), 0);
+	cr_assert_eq(sy_server_add(r.eng, "guarded", t_server_handler, &c, &so,
+				   &guarded), 0);
 
 	cr_assert_eq(sy_breaker_state(r.eng, plain, &st), 0);
 	cr_assert_eq(st, SY_BREAKER_CLOSED, "no breaker reads as closed");
@@ -620,27 +609,16 @@ Test(breaker_api, state_and_force_by_server_id)
 	cr_assert_eq(logged(&r), 2);
 
 	bo.window = 2000;
-	cr_assert_eq(sy_server_add(r.eng, "bad", count_handler, &c, &so, &plain),
+	cr_assert_eq(sy_server_add(r.eng, "bad", t_server_handler, &c, &so, &plain),
 		     -EINVAL, "sy_server_add checks the breaker options");
 	r.srv = NULL;
 	rig_fini(&r);
 }
 
-/* Send @p n messages through @p route, each accepted. */
-static void send_n(sy_engine *eng, uint32_t route, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++) {
-		sy_msg *m = sy_msg_alloc(eng, 8);
-
-		cr_assert_not_null(m);
-		cr_assert_eq(t_send_retry(eng, route, m, WAIT_MS), 0);
-	}
-}
-
 /* Wait (bounded) until server @p id's breaker is in state @p want. */
 static bool wait_state(sy_engine *eng, uint32_t id, enum sy_breaker_state want)
 {
-	for (unsigned i = 0; i < WAIT_MS; i++) {
+	for (unsigned i = 0; i < T_WAIT_MS; i++) {
 		enum sy_breaker_state st;
 
 		cr_assert_eq(sy_breaker_state(eng, id, &st), 0);
@@ -651,44 +629,39 @@ static bool wait_state(sy_engine *eng, uint32_t id, enum sy_breaker_state want)
 	return false;
 }
 
-Test(breaker_route, an_open_circuit_sends_everything_to_the_other_server)
+Test(reliability_breaker, open_circuit_sends_everything_to_the_other_server)
 {
 	struct sy_breaker_opts bo = { .consecutive_failures = 3, .open_ns = OPEN_NS };
-	struct sy_route_opts ro = { .policy = "round_robin", .n_servers = 2 };
-	struct sy_route_opts direct = { .policy = "direct", .n_servers = 1 };
 	struct sy_server_opts so = { .worker = 0, .breaker = &bo };
-	struct counter a = { .got = 0, .fail = 1 }, b = { 0 };
+	struct t_server a = { .failing = true }, b = { 0 };
+	const struct sy_route_opts plain = { 0 };
 	uint32_t ids[2], pair, only_a;
 	struct rig r;
 
 	rig_engine(&r, 2);
-	cr_assert_eq(sy_server_add(r.eng, "a", count_handler, &a, &so, &ids[0]), 0);
-	so.worker = 1;
-	so.breaker = NULL;
-	cr_assert_eq(sy_server_add(r.eng, "b", count_handler, &b, &so, &ids[1]), 0);
-	ro.servers = ids;
-	cr_assert_eq(sy_route_add(r.eng, "pair", &ro, &pair), 0);
-	direct.servers = ids;
-	cr_assert_eq(sy_route_add(r.eng, "only-a", &direct, &only_a), 0);
+	cr_assert_eq(sy_server_add(r.eng, "a", t_server_handler, &a, &so, &ids[0]), 0);
+	ids[1] = t_add_counter(r.eng, "b", &b, 1);
+	pair = t_add_route(r.eng, "pair", plain, ids, 2);
+	only_a = t_add_route(r.eng, "only-a", plain, ids, 1);
 	cr_assert_eq(sy_engine_start(r.eng), 0);
 
 	/* Three failed handler runs on a's worker trip its breaker. */
-	send_n(r.eng, only_a, 3);
+	t_send_tags(r.eng, only_a, 0, 3);
 	cr_assert(wait_state(r.eng, ids[0], SY_BREAKER_OPEN));
-	cr_assert_eq(atomic_load(&a.got), 3);
+	cr_assert_eq(atomic_load(&a.handled), 3);
 
-	send_n(r.eng, pair, 100);
-	cr_assert(t_wait_u64(&b.got, 100, WAIT_MS));
-	cr_assert_eq(atomic_load(&a.got), 3, "an open circuit gets nothing");
+	t_send_tags(r.eng, pair, 0, 100);
+	cr_assert(t_wait_u64(&b.handled, 100, T_WAIT_MS));
+	cr_assert_eq(atomic_load(&a.handled), 3, "an open circuit gets nothing");
 
 	/* After open_ns one probe goes to a; it succeeds and closes it. */
-	atomic_store(&a.fail, 0);
+	atomic_store(&a.failing, false);
 	advance(&r, OPEN_NS);
-	send_n(r.eng, pair, 2);
+	t_send_tags(r.eng, pair, 0, 2);
 	cr_assert(wait_state(r.eng, ids[0], SY_BREAKER_CLOSED));
-	cr_assert_eq(atomic_load(&a.got), 4, "exactly one probe");
-	send_n(r.eng, pair, 10);
-	cr_assert(t_wait_u64(&a.got, 5, WAIT_MS), "a is back in the route");
+	cr_assert_eq(atomic_load(&a.handled), 4, "exactly one probe");
+	t_send_tags(r.eng, pair, 0, 10);
+	cr_assert(t_wait_u64(&a.handled, 5, T_WAIT_MS), "a is back in the route");
 
 	cr_assert_eq(sy_engine_stop(r.eng), 0);
 	cr_assert_eq(logged(&r), 3);

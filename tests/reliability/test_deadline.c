@@ -19,354 +19,259 @@
 
 #include <criterion/criterion.h>
 
-#include "tests/common.h"
+#include "tests/fixture.h"
 
-/* Bound of every wait: generous enough for a loaded 2-CPU machine. */
-#define WAIT_MS 60000u
 /* sy_call() timeouts: long where a reply must come, short where none may. */
 #define CALL_LONG_NS (60ull * 1000 * 1000 * 1000)
 #define CALL_SHORT_NS (50ull * 1000 * 1000)
 
 #define T0 10000000000ull  /* the fake clock's start: 10 s */
-#define HOLD (1ull << 63)  /* tag bit: the handler waits on the gate */
-#define REPLY (1ull << 62) /* tag bit: the handler answers in place */
-#define MAX_IDS 256u
 
-/* A server whose blockers wait until the test releases them, in order. */
-struct gated {
-	_Atomic uint64_t held;      /* blockers that have started */
-	_Atomic uint64_t released;  /* blockers allowed to finish */
-	_Atomic uint64_t handled;   /* handler runs */
-	_Atomic uint64_t replied;   /* sy_reply() calls that succeeded */
-	_Atomic uint64_t reply_failed;
-	_Atomic uint32_t runs[MAX_IDS];
-	_Atomic uint32_t attempts[MAX_IDS]; /* sy_msg_attempts() in the last run */
-};
-
-static int gated_handler(sy_engine *eng, sy_msg *msg, void *ctx)
+/* A message with id @p tag due at @p deadline (0: none). */
+static sy_msg *msg_due(sy_engine *eng, uint64_t tag, uint64_t deadline)
 {
-	struct gated *g = ctx;
-	uint64_t tag = sy_msg_tag(msg), id = tag & ~(HOLD | REPLY);
-	int rc = 0;
+	sy_msg *m = t_msg(eng, tag);
 
-	(void)eng;
-	if (tag & HOLD) {
-		t_gate_wait(&g->held, &g->released, WAIT_MS);
-	}
-	if (id < MAX_IDS) {
-		atomic_store(&g->attempts[id], sy_msg_attempts(msg));
-		atomic_fetch_add(&g->runs[id], 1);
-	}
-	if (tag & REPLY) {
-		rc = sy_reply(msg, msg);
-		atomic_fetch_add(rc ? &g->reply_failed : &g->replied, 1);
-	}
-	atomic_fetch_add(&g->handled, 1);
-	return rc;
-}
-
-static sy_engine *engine_new(unsigned workers, struct t_clock *clock)
-{
-	struct sy_config cfg;
-	sy_engine *eng = NULL;
-
-	if (clock)
-		atomic_init(&clock->ns, T0);
-	t_config(&cfg, workers, clock);
-	cr_assert_eq(sy_engine_create(&cfg, &eng), 0, "sy_engine_create: %s",
-		     sy_last_error());
-	return eng;
-}
-
-static sy_msg *msg_new(sy_engine *eng, uint64_t tag, uint64_t deadline)
-{
-	sy_msg *m = sy_msg_alloc(eng, sizeof(tag));
-
-	cr_assert_not_null(m, "sy_msg_alloc: %s", sy_last_error());
-	memcpy(sy_msg_data(m), &tag, sizeof(tag));
-	sy_msg_set_tag(m, tag);
 	sy_msg_set_deadline(m, deadline);
 	cr_assert_eq(sy_msg_deadline(m), deadline);
 	return m;
 }
 
-/* Send a blocker and wait until the handler holds it. */
-static void hold(sy_engine *eng, uint32_t route, struct gated *g, uint64_t id)
-{
-	uint64_t before = atomic_load(&g->held);
-
-	cr_assert_eq(sy_send(eng, route, msg_new(eng, id | HOLD, 0)), 0);
-	cr_assert(t_wait_u64(&g->held, before + 1, WAIT_MS),
-		  "the blocker never reached its handler");
-}
-
-/* What a drain hands over, checked by the test thread afterwards. */
-struct drained {
-	unsigned n;
-	struct sy_dead_letter dl[16];
-	uint64_t payload[16];
+/* An engine with one counting server "svc" and a direct route to it. */
+struct svc {
+	struct t_clock clock;
+	struct t_server g;
+	uint32_t sid, route;
+	sy_engine *eng;
 };
 
-static void take_letter(sy_engine *eng, const struct sy_dead_letter *dl,
-			sy_msg *msg, void *ctx)
+/* Start @p s: @p workers workers, on the fake clock (at T0) if @p clocked,
+ * the server on @p worker. */
+static void svc_start(struct svc *s, unsigned workers, bool clocked, int worker)
 {
-	struct drained *d = ctx;
+	memset(s, 0, sizeof(*s));
+	s->eng = t_engine_at(workers, clocked ? &s->clock : NULL, T0);
+	s->route = t_direct(s->eng, "svc", t_server_handler, &s->g, worker,
+			    &s->sid);
+	cr_assert_eq(sy_engine_start(s->eng), 0);
+}
 
-	(void)eng;
-	if (d->n < 16) {
-		d->dl[d->n] = *dl;
-		memcpy(&d->payload[d->n], sy_msg_data(msg), sizeof(uint64_t));
-	}
-	d->n++;
-	sy_msg_free(msg);
+/* Send each of @p n messages: tags[i] due at due[i]. */
+static void send_due(sy_engine *eng, uint32_t route, const uint64_t *tags,
+		     const uint64_t *due, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		cr_assert_eq(sy_send(eng, route, msg_due(eng, tags[i], due[i])), 0);
+}
+
+/* Ids @p first .. first + n - 1 ran @p want[i] times. */
+static void expect_runs(struct t_server *g, uint64_t first,
+			const uint32_t *want, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		cr_expect_eq(atomic_load(&g->runs[first + i]), want[i],
+			     "id %llu ran %u times, want %u",
+			     (unsigned long long)(first + i),
+			     atomic_load(&g->runs[first + i]), want[i]);
 }
 
 /* Drain the queue and check it held exactly the timed-out messages @p tags. */
 static void expect_timed_out(sy_engine *eng, uint32_t route, uint32_t server,
 			     const uint64_t *tags, unsigned n)
 {
-	struct drained d = { 0 };
 	struct sy_dl_filter f;
+	struct t_letters l;
 
 	sy_dl_filter_init(&f);
 	f.reasons = 1u << SY_DL_TIMEOUT;
 	cr_expect_eq(sy_dlq_count(eng, &f), n);
 	cr_expect_eq(sy_dlq_count(eng, NULL), n);
-	cr_assert_eq(sy_dlq_drain(eng, NULL, take_letter, &d), (int)n);
-	cr_assert_eq(d.n, n);
+	t_drain_letters(eng, &l);
+	cr_assert_eq(l.n, n);
 	for (unsigned i = 0; i < n; i++) {
-		cr_expect_eq(d.dl[i].reason, SY_DL_TIMEOUT);
-		cr_expect_eq(d.dl[i].tag, tags[i]);
-		cr_expect_eq(d.payload[i], tags[i]);
-		cr_expect_eq(d.dl[i].attempts, 0, "attempts %u",
-			     d.dl[i].attempts);
-		cr_expect_eq(d.dl[i].route, route);
-		cr_expect_eq(d.dl[i].server, server);
+		cr_expect_eq(l.dl[i].reason, SY_DL_TIMEOUT);
+		cr_expect_eq(l.dl[i].tag, tags[i]);
+		cr_expect_eq(l.value[i], tags[i]);
+		cr_expect_eq(l.dl[i].attempts, 0, "attempts %u", l.dl[i].attempts);
+		cr_expect_eq(l.dl[i].route, route);
+		cr_expect_eq(l.dl[i].server, server);
 	}
 	cr_expect_eq(sy_dlq_count(eng, NULL), 0);
 }
 
+/* The accounting: the dead letters are all timeouts, none evicted. */
 static void expect_accounting(sy_engine *eng, uint64_t accepted,
 			      uint64_t delivered, uint64_t timed_out)
 {
 	struct sy_accounting a;
 
+	t_expect_accounting(eng, accepted, delivered, timed_out);
 	cr_assert_eq(sy_engine_accounting(eng, &a), 0);
-	cr_expect_eq(a.accepted, accepted, "accepted %llu, want %llu",
-		     (unsigned long long)a.accepted, (unsigned long long)accepted);
-	cr_expect_eq(a.delivered, delivered, "delivered %llu, want %llu",
-		     (unsigned long long)a.delivered, (unsigned long long)delivered);
-	cr_expect_eq(a.dead_lettered, timed_out);
 	cr_expect_eq(a.dead_lettered_by[SY_DL_TIMEOUT], timed_out);
 	cr_expect_eq(a.evicted, 0);
-	cr_expect_eq(a.in_flight, 0);
+}
+
+/* After the stop: of @p accepted messages, the @p n tagged @p expired are
+ * in the dead letter queue as timeouts, the others were delivered. */
+static void svc_finish(struct svc *s, uint64_t accepted, const uint64_t *expired,
+		       unsigned n)
+{
+	expect_accounting(s->eng, accepted, accepted - n, n);
+	expect_timed_out(s->eng, s->route, s->sid, expired, n);
+	sy_engine_destroy(s->eng);
 }
 
 /* ------------------------------------------------------------------ */
 /* Deadlines                                                           */
 /* ------------------------------------------------------------------ */
 
-Test(deadline_expiry, expired_message_is_dead_lettered_and_never_handled)
+Test(reliability_deadline, expired_message_is_dead_lettered_and_never_handled)
 {
-	struct t_clock clock;
-	struct gated g = { 0 };
-	sy_engine *eng = engine_new(2, &clock);
-	uint32_t sid, route = t_direct(eng, "svc", gated_handler, &g, 1, &sid);
-	const uint64_t expired[] = { 1, 4 };
+	static const uint64_t tags[] = { 1, 2, 3, 4, 5 };
+	static const uint64_t due[] = { T0 - 1, T0 + 1, 0, 1, UINT64_MAX };
+	static const uint32_t runs[] = { 0, 1, 1, 0, 1 };
+	static const uint64_t expired[] = { 1, 4 };
+	struct svc s;
 
-	cr_assert_neq(route, UINT32_MAX);
-	cr_assert_eq(sy_engine_start(eng), 0);
-	cr_assert_eq(sy_send(eng, route, msg_new(eng, 1, T0 - 1)), 0);
-	cr_assert_eq(sy_send(eng, route, msg_new(eng, 2, T0 + 1)), 0);
-	cr_assert_eq(sy_send(eng, route, msg_new(eng, 3, 0)), 0);
-	cr_assert_eq(sy_send(eng, route, msg_new(eng, 4, 1)), 0);
-	cr_assert_eq(sy_send(eng, route, msg_new(eng, 5, UINT64_MAX)), 0);
-	cr_assert(t_wait_u64(&g.handled, 3, WAIT_MS));
-	cr_assert_eq(sy_engine_stop(eng), 0);
-
-	cr_expect_eq(atomic_load(&g.runs[1]), 0, "an expired message ran");
-	cr_expect_eq(atomic_load(&g.runs[4]), 0, "an expired message ran");
-	cr_expect_eq(atomic_load(&g.runs[2]), 1);
-	cr_expect_eq(atomic_load(&g.runs[3]), 1);
-	cr_expect_eq(atomic_load(&g.runs[5]), 1);
-	cr_expect_eq(atomic_load(&g.handled), 3);
-	expect_accounting(eng, 5, 3, 2);
-	expect_timed_out(eng, route, sid, expired, 2);
-	sy_engine_destroy(eng);
+	svc_start(&s, 2, true, 1);
+	send_due(s.eng, s.route, tags, due, 5);
+	cr_assert(t_wait_u64(&s.g.handled, 3, T_WAIT_MS));
+	cr_assert_eq(sy_engine_stop(s.eng), 0);
+	expect_runs(&s.g, 1, runs, 5);
+	cr_expect_eq(atomic_load(&s.g.handled), 3);
+	svc_finish(&s, 5, expired, 2);
 }
 
-Test(deadline_expiry, deadline_that_passes_while_queued_expires_the_message)
+Test(reliability_deadline, deadline_that_passes_while_queued_expires_the_message)
 {
-	struct t_clock clock;
-	struct gated g = { 0 };
-	sy_engine *eng = engine_new(2, &clock);
-	uint32_t sid, route = t_direct(eng, "svc", gated_handler, &g, 1, &sid);
-	const uint64_t expired[] = { 1, 3 };
+	static const uint64_t tags[] = { 1, 2, 3, 4 };
+	static const uint64_t due[] = { T0 + 1000, T0 + 1000000, T0 + 2000, 0 };
+	static const uint32_t runs[] = { 1, 0, 1, 0, 1 };
+	static const uint64_t expired[] = { 1, 3 };
+	struct svc s;
 
-	cr_assert_neq(route, UINT32_MAX);
-	cr_assert_eq(sy_engine_start(eng), 0);
-	hold(eng, route, &g, 0);
-	cr_assert_eq(sy_send(eng, route, msg_new(eng, 1, T0 + 1000)), 0);
-	cr_assert_eq(sy_send(eng, route, msg_new(eng, 2, T0 + 1000000)), 0);
-	cr_assert_eq(sy_send(eng, route, msg_new(eng, 3, T0 + 2000)), 0);
-	cr_assert_eq(sy_send(eng, route, msg_new(eng, 4, 0)), 0);
-	atomic_store(&clock.ns, T0 + 2001);
-	atomic_store(&g.released, 1);
-	cr_assert(t_wait_u64(&g.handled, 3, WAIT_MS));
-	cr_assert_eq(sy_engine_stop(eng), 0);
-
-	cr_expect_eq(atomic_load(&g.runs[0]), 1);
-	cr_expect_eq(atomic_load(&g.runs[1]), 0, "an expired message ran");
-	cr_expect_eq(atomic_load(&g.runs[2]), 1);
-	cr_expect_eq(atomic_load(&g.runs[3]), 0, "an expired message ran");
-	cr_expect_eq(atomic_load(&g.runs[4]), 1);
-	expect_accounting(eng, 5, 3, 2);
-	expect_timed_out(eng, route, sid, expired, 2);
-	sy_engine_destroy(eng);
+	svc_start(&s, 2, true, 1);
+	t_hold(s.eng, s.route, &s.g, 0);
+	send_due(s.eng, s.route, tags, due, 4);
+	atomic_store(&s.clock.ns, T0 + 2001);
+	atomic_store(&s.g.released, 1);
+	cr_assert(t_wait_u64(&s.g.handled, 3, T_WAIT_MS));
+	cr_assert_eq(sy_engine_stop(s.eng), 0);
+	expect_runs(&s.g, 0, runs, 5);
+	svc_finish(&s, 5, expired, 2);
 }
 
-Test(deadline_expiry, burst_members_expire_one_by_one)
+Test(reliability_deadline, burst_members_expire_one_by_one)
 {
 	enum { N = 8 };
-	struct t_clock clock;
-	struct gated g = { 0 };
-	sy_engine *eng = engine_new(2, &clock);
-	uint32_t sid, route = t_direct(eng, "svc", gated_handler, &g, 0, &sid);
-	const uint64_t expired[] = { 10, 12, 14, 16 };
+	static const uint64_t expired[] = { 10, 12, 14, 16 };
 	sy_msg *msgs[N];
+	struct svc s;
 
-	cr_assert_neq(route, UINT32_MAX);
-	cr_assert_eq(sy_engine_start(eng), 0);
+	svc_start(&s, 2, true, 0);
 	for (unsigned i = 0; i < N; i++)
-		msgs[i] = msg_new(eng, 10 + i, i % 2 ? T0 + 1 : T0 - 1);
-	cr_assert_eq(sy_send_burst(eng, route, msgs, N), N);
-	cr_assert(t_wait_u64(&g.handled, N / 2, WAIT_MS));
-	cr_assert_eq(sy_engine_stop(eng), 0);
+		msgs[i] = msg_due(s.eng, 10 + i, i % 2 ? T0 + 1 : T0 - 1);
+	cr_assert_eq(sy_send_burst(s.eng, s.route, msgs, N), N);
+	cr_assert(t_wait_u64(&s.g.handled, N / 2, T_WAIT_MS));
+	cr_assert_eq(sy_engine_stop(s.eng), 0);
 	for (unsigned i = 0; i < N; i++)
-		cr_expect_eq(atomic_load(&g.runs[10 + i]), i % 2, "id %u ran %u times",
-			     10 + i, atomic_load(&g.runs[10 + i]));
-	expect_accounting(eng, N, N / 2, N / 2);
-	expect_timed_out(eng, route, sid, expired, N / 2);
-	sy_engine_destroy(eng);
+		cr_expect_eq(atomic_load(&s.g.runs[10 + i]), i % 2,
+			     "id %u ran %u times", 10 + i,
+			     atomic_load(&s.g.runs[10 + i]));
+	svc_finish(&s, N, expired, N / 2);
 }
 
-Test(deadline_expiry, call_whose_deadline_has_passed_is_not_handled)
+Test(reliability_deadline, call_whose_deadline_has_passed_is_not_handled)
 {
-	struct t_clock clock;
-	struct gated g = { 0 };
-	sy_engine *eng = engine_new(2, &clock);
-	uint32_t sid, route = t_direct(eng, "svc", gated_handler, &g, 1, &sid);
-	const uint64_t expired[] = { 1 | REPLY };
+	static const uint64_t expired[] = { 1 | T_REPLY };
 	sy_msg *reply = NULL;
+	struct svc s;
 
-	cr_assert_neq(route, UINT32_MAX);
-	cr_assert_eq(sy_engine_start(eng), 0);
-	cr_assert_eq(sy_call(eng, route, msg_new(eng, 1 | REPLY, T0 - 1), &reply,
-			     CALL_SHORT_NS), -ETIMEDOUT);
-	cr_assert_eq(sy_call(eng, route, msg_new(eng, 2 | REPLY, T0 + 1), &reply,
-			     CALL_LONG_NS), 0);
+	svc_start(&s, 2, true, 1);
+	cr_assert_eq(sy_call(s.eng, s.route, msg_due(s.eng, 1 | T_REPLY, T0 - 1),
+			     &reply, CALL_SHORT_NS), -ETIMEDOUT);
+	cr_assert_eq(sy_call(s.eng, s.route, msg_due(s.eng, 2 | T_REPLY, T0 + 1),
+			     &reply, CALL_LONG_NS), 0);
 	cr_assert_not_null(reply);
-	cr_expect_eq(sy_msg_tag(reply), 2 | REPLY);
+	cr_expect_eq(sy_msg_tag(reply), 2 | T_REPLY);
 	sy_msg_free(reply);
-	cr_assert_eq(sy_engine_stop(eng), 0);
-	cr_expect_eq(atomic_load(&g.runs[1]), 0, "the expired request ran");
-	cr_expect_eq(atomic_load(&g.runs[2]), 1);
-	expect_accounting(eng, 2, 1, 1);
-	expect_timed_out(eng, route, sid, expired, 1);
-	sy_engine_destroy(eng);
+	cr_assert_eq(sy_engine_stop(s.eng), 0);
+	cr_expect_eq(atomic_load(&s.g.runs[1]), 0, "the expired request ran");
+	cr_expect_eq(atomic_load(&s.g.runs[2]), 1);
+	svc_finish(&s, 2, expired, 1);
 }
 
 /* ------------------------------------------------------------------ */
 /* Call timeouts                                                       */
 /* ------------------------------------------------------------------ */
 
-/* A call times out while its handler is held; the handler then answers. */
-static sy_engine *late_reply(struct gated *g, uint32_t *route)
+/* A call times out while its handler is held; the handler then answers.
+ * With @p detach, the caller attached itself and detaches in between. */
+static void late_reply(struct svc *s, bool detach)
 {
-	sy_engine *eng = engine_new(1, NULL);
 	sy_msg *reply = NULL;
 
-	*route = t_direct(eng, "late", gated_handler, g, 0, NULL);
-	cr_assert_neq(*route, UINT32_MAX);
-	cr_assert_eq(sy_engine_start(eng), 0);
-	cr_assert_eq(sy_call(eng, *route, msg_new(eng, 1 | HOLD | REPLY, 0),
-			     &reply, CALL_SHORT_NS), -ETIMEDOUT);
+	svc_start(s, 1, false, 0);
+	if (detach)
+		cr_assert_eq(sy_producer_attach(s->eng), 0);
+	cr_assert_eq(sy_call(s->eng, s->route,
+			     msg_due(s->eng, 1 | T_HOLD | T_REPLY, 0), &reply,
+			     CALL_SHORT_NS), -ETIMEDOUT);
 	cr_expect_null(reply);
-	atomic_store(&g->released, 1);
-	cr_assert(t_wait_u64(&g->handled, 1, WAIT_MS));
-	return eng;
+	if (detach)
+		cr_assert_eq(sy_producer_detach(s->eng), 0);
+	atomic_store(&s->g.released, 1);
+	cr_assert(t_wait_u64(&s->g.handled, 1, T_WAIT_MS));
 }
 
-Test(deadline_call, late_reply_is_dropped_counted_and_freed)
+Test(reliability_deadline, late_reply_is_dropped_counted_and_freed)
 {
-	struct gated g = { 0 };
-	struct sy_stats st;
 	sy_msg *out[4], *reply = NULL;
-	uint32_t route;
-	sy_engine *eng = late_reply(&g, &route);
+	struct svc s;
 
-	cr_expect_eq(atomic_load(&g.replied), 1, "the late handler could not reply");
-	cr_assert_eq(sy_poll_replies(eng, out, 4), 0);
-	sy_engine_stats(eng, &st);
-	cr_expect_eq(st.replies_dropped, 1);
-	cr_expect_eq(st.replies_received, 0);
+	late_reply(&s, false);
+	cr_expect_eq(atomic_load(&s.g.replied), 1, "the late handler could not reply");
+	cr_assert_eq(sy_poll_replies(s.eng, out, 4), 0);
+	t_expect_replies(s.eng, 1, 0, 1);
 
 	/* The next call gets its own reply, not the stale one. */
-	cr_assert_eq(sy_call(eng, route, msg_new(eng, 2 | REPLY, 0), &reply,
+	cr_assert_eq(sy_call(s.eng, s.route, msg_due(s.eng, 2 | T_REPLY, 0), &reply,
 			     CALL_LONG_NS), 0);
 	cr_assert_not_null(reply);
-	cr_expect_eq(sy_msg_tag(reply), 2 | REPLY);
+	cr_expect_eq(sy_msg_tag(reply), 2 | T_REPLY);
 	sy_msg_free(reply);
-	cr_assert_eq(sy_engine_stop(eng), 0);
-	sy_engine_stats(eng, &st);
-	cr_expect_eq(st.replies_dropped, 1);
-	cr_expect_eq(st.replies_received, 1);
-	cr_expect_eq(st.requests, 2);
-	expect_accounting(eng, 2, 2, 0);
-	sy_engine_destroy(eng);
+	cr_assert_eq(sy_engine_stop(s.eng), 0);
+	t_expect_replies(s.eng, 2, 1, 1);
+	svc_finish(&s, 2, NULL, 0);
 }
 
-Test(deadline_call, late_reply_never_polled_is_freed_with_the_engine)
+Test(reliability_deadline, late_reply_never_polled_is_freed_with_the_engine)
 {
-	struct gated g = { 0 };
-	uint32_t route;
-	sy_engine *eng = late_reply(&g, &route);
+	struct svc s;
 
-	cr_expect_eq(atomic_load(&g.replied), 1);
-	cr_assert_eq(sy_engine_stop(eng), 0);
-	expect_accounting(eng, 1, 1, 0);
-	sy_engine_destroy(eng);
+	late_reply(&s, false);
+	cr_expect_eq(atomic_load(&s.g.replied), 1);
+	cr_assert_eq(sy_engine_stop(s.eng), 0);
+	svc_finish(&s, 1, NULL, 0);
 }
 
-Test(deadline_call, late_reply_to_a_detached_caller_is_dropped)
+Test(reliability_deadline, late_reply_to_a_detached_caller_is_dropped)
 {
-	struct gated g = { 0 };
-	sy_msg *reply = NULL;
 	struct sy_accounting a;
 	struct sy_stats st;
-	uint32_t route;
-	sy_engine *eng = engine_new(1, NULL);
+	struct svc s;
 
-	route = t_direct(eng, "late", gated_handler, &g, 0, NULL);
-	cr_assert_neq(route, UINT32_MAX);
-	cr_assert_eq(sy_engine_start(eng), 0);
-	cr_assert_eq(sy_producer_attach(eng), 0);
-	cr_assert_eq(sy_call(eng, route, msg_new(eng, 1 | HOLD | REPLY, 0),
-			     &reply, CALL_SHORT_NS), -ETIMEDOUT);
-	cr_assert_eq(sy_producer_detach(eng), 0);
-	atomic_store(&g.released, 1);
-	cr_assert(t_wait_u64(&g.handled, 1, WAIT_MS));
-	cr_assert_eq(sy_engine_stop(eng), 0);
+	late_reply(&s, true);
+	cr_assert_eq(sy_engine_stop(s.eng), 0);
 	/* The handler's sy_reply() fails: its request stays its own, and it
 	 * returns the error, so the request ends as a failed handler run. */
-	cr_expect_eq(atomic_load(&g.reply_failed), 1);
-	sy_engine_stats(eng, &st);
-	cr_expect_eq(st.replies_dropped, 1);
-	cr_expect_eq(st.replies_received, 0);
+	cr_expect_eq(atomic_load(&s.g.reply_failed), 1);
+	t_expect_replies(s.eng, 1, 0, 1);
+	sy_engine_stats(s.eng, &st);
 	cr_expect_eq(st.handler_failed, 1);
-	cr_assert_eq(sy_engine_accounting(eng, &a), 0);
+	cr_assert_eq(sy_engine_accounting(s.eng, &a), 0);
 	cr_expect_eq(a.accepted, 1);
 	cr_expect_eq(a.dead_lettered_by[SY_DL_HANDLER_FAILED], 1);
 	cr_expect_eq(a.in_flight, 0);
-	sy_engine_destroy(eng);
+	sy_engine_destroy(s.eng);
 }

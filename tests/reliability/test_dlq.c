@@ -11,7 +11,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <criterion/criterion.h>
 
@@ -20,9 +19,8 @@
 #include "core/msg.h"
 #include "core/slot.h"
 #include "metrics/shard.h"
-#include "tests/common.h"
+#include "tests/fixture.h"
 
-#define WAIT_MS 60000u
 #define CAP 8u
 
 /* ------------------------------------------------------------------ */
@@ -42,7 +40,7 @@ static void rig_init(struct rig *r, unsigned cap)
 	atomic_init(&r->clock.ns, 1000);
 	t_config(&cfg, 1, &r->clock);
 	cfg.max_dead_letters = cap;
-	cr_assert_eq(sy_engine_create(&cfg, &r->eng), 0, "%s", sy_last_error());
+	r->eng = t_create(&cfg);
 	r->own_dlq = !r->eng->dlq;
 	if (r->own_dlq)
 		cr_assert_eq(sy__dlq_init(r->eng), 0);
@@ -57,14 +55,12 @@ static void rig_fini(struct rig *r)
 	sy_engine_destroy(r->eng);
 }
 
-/* A message of 8 bytes carrying @p tag in its payload and its tag. */
+/* A message of 8 bytes carrying @p tag in its payload and its tag, and
+ * key tag * 10. */
 static sy_msg *tagged(sy_engine *eng, uint64_t tag)
 {
-	sy_msg *m = sy_msg_alloc(eng, sizeof(tag));
+	sy_msg *m = t_msg(eng, tag);
 
-	cr_assert_not_null(m, "%s", sy_last_error());
-	memcpy(sy_msg_data(m), &tag, sizeof(tag));
-	sy_msg_set_tag(m, tag);
 	sy_msg_set_key(m, tag * 10);
 	return m;
 }
@@ -102,7 +98,7 @@ static unsigned list_all(struct rig *r, const struct sy_dl_filter *f,
 /* Capacity, eviction and counts                                      */
 /* ------------------------------------------------------------------ */
 
-Test(dlq_capacity, keeps_the_newest_and_counts_what_it_evicts)
+Test(reliability_dlq, keeps_the_newest_and_counts_what_it_evicts)
 {
 	const unsigned pushed = 20;
 	uint64_t held_by[SY_DL_REASONS] = { 0 };
@@ -138,7 +134,7 @@ Test(dlq_capacity, keeps_the_newest_and_counts_what_it_evicts)
 	rig_fini(&r);
 }
 
-Test(dlq_capacity, counts_in_the_senders_metrics_shard)
+Test(reliability_dlq, counts_in_the_senders_metrics_shard)
 {
 	struct sy__slot *self;
 	struct rig r;
@@ -161,7 +157,7 @@ Test(dlq_capacity, counts_in_the_senders_metrics_shard)
 	rig_fini(&r);
 }
 
-Test(dlq_entry, records_what_happened_to_the_message)
+Test(reliability_dlq, entry_records_what_happened_to_the_message)
 {
 	struct sy_dead_letter dl[2];
 	struct rig r;
@@ -199,7 +195,7 @@ static void take(sy_engine *eng, const struct sy_dead_letter *dl, sy_msg *m,
 	t->msgs[t->n++] = m;
 }
 
-Test(dlq_entry, a_message_dead_lettered_again_keeps_its_first_time)
+Test(reliability_dlq, message_dead_lettered_again_keeps_its_first_time)
 {
 	struct taken t = { .n = 0 };
 	struct sy_dead_letter dl[2];
@@ -260,7 +256,7 @@ static unsigned listed(struct rig *r, const struct sy_dl_filter *f)
 	return mask;
 }
 
-Test(dlq_list, filters_by_reason_route_server_and_time)
+Test(reliability_dlq, list_filters_by_reason_route_server_and_time)
 {
 	struct sy_dl_filter f;
 	struct rig r;
@@ -303,7 +299,7 @@ Test(dlq_list, filters_by_reason_route_server_and_time)
 	rig_fini(&r);
 }
 
-Test(dlq_list, copies_at_most_max_oldest_first_and_checks_arguments)
+Test(reliability_dlq, list_copies_at_most_max_oldest_first_and_checks_arguments)
 {
 	struct sy_dead_letter dl[CAP];
 	struct sy_dl_filter f;
@@ -329,7 +325,7 @@ Test(dlq_list, copies_at_most_max_oldest_first_and_checks_arguments)
 	rig_fini(&r);
 }
 
-Test(dlq_peek, copies_the_payload_of_an_entry_still_held)
+Test(reliability_dlq, peek_copies_the_payload_of_an_entry_still_held)
 {
 	struct sy_dead_letter dl[CAP];
 	unsigned char small[3];
@@ -357,7 +353,7 @@ Test(dlq_peek, copies_the_payload_of_an_entry_still_held)
 /* Purge and drain                                                    */
 /* ------------------------------------------------------------------ */
 
-Test(dlq_purge, frees_the_matching_entries_only)
+Test(reliability_dlq, purge_frees_the_matching_entries_only)
 {
 	struct sy_dl_filter f;
 	struct sy_accounting a;
@@ -396,7 +392,7 @@ static void take_and_free(sy_engine *eng, const struct sy_dead_letter *dl,
 	sy_msg_free(m);
 }
 
-Test(dlq_drain, hands_each_matching_message_over_oldest_first)
+Test(reliability_dlq, drain_hands_each_matching_message_over_oldest_first)
 {
 	struct taken t = { .n = 0 };
 	struct sy_dl_filter f;
@@ -430,7 +426,7 @@ static void bounce(sy_engine *eng, const struct sy_dead_letter *dl, sy_msg *m,
 	sy__dead_letter(eng, sy__slot_self(eng), m, dl->reason, dl->server);
 }
 
-Test(dlq_drain, sees_only_what_was_there_when_it_started)
+Test(reliability_dlq, drain_sees_only_what_was_there_when_it_started)
 {
 	unsigned n = 0;
 	struct rig r;
@@ -471,7 +467,7 @@ static int sink_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 	return 0;
 }
 
-Test(dlq_replay, sends_matching_entries_to_their_route_up_to_max)
+Test(reliability_dlq, replay_sends_matching_entries_to_their_route_up_to_max)
 {
 	struct sink s = { .got = 0 };
 	struct sy_dl_filter f;
@@ -482,8 +478,6 @@ Test(dlq_replay, sends_matching_entries_to_their_route_up_to_max)
 	rig_init(&r, CAP);
 	route = t_direct(r.eng, "sink", sink_handler, &s, 0, NULL);
 	other = t_direct(r.eng, "other", sink_handler, &s, 0, NULL);
-	cr_assert_neq(route, UINT32_MAX);
-	cr_assert_neq(other, UINT32_MAX);
 	for (unsigned i = 0; i < 5; i++)
 		push(&r, i, SY_DL_TIMEOUT, route, 0, 3);
 	push(&r, 5, SY_DL_TIMEOUT, other, 0, 3);
@@ -492,13 +486,13 @@ Test(dlq_replay, sends_matching_entries_to_their_route_up_to_max)
 	sy_dl_filter_init(&f);
 	f.route = route;
 	cr_assert_eq(sy_dlq_replay(r.eng, &f, 3, 0), 3);
-	cr_assert(t_wait_u64(&s.got, 3, WAIT_MS));
+	cr_assert(t_wait_u64(&s.got, 3, T_WAIT_MS));
 	cr_assert_eq(atomic_load(&s.tags), 0x07, "the oldest three");
 	cr_assert_eq(sy_dlq_count(r.eng, NULL), 3);
 
 	/* At most 1000 a second: the caller sleeps between sends. */
 	cr_assert_eq(sy_dlq_replay(r.eng, &f, 0, 1000), 2);
-	cr_assert(t_wait_u64(&s.got, 5, WAIT_MS));
+	cr_assert(t_wait_u64(&s.got, 5, T_WAIT_MS));
 	cr_assert_eq(atomic_load(&s.tags), 0x1f);
 	cr_assert_eq(atomic_load(&s.not_dead), 0, "replays stay marked");
 	cr_assert_eq(sy_dlq_count(r.eng, NULL), 1, "the other route's entry");
@@ -513,7 +507,7 @@ Test(dlq_replay, sends_matching_entries_to_their_route_up_to_max)
 	rig_fini(&r);
 }
 
-Test(dlq_replay, a_refused_send_keeps_the_entry_and_stops)
+Test(reliability_dlq, replay_refused_by_a_send_keeps_the_entry_and_stops)
 {
 	struct sy_dead_letter before[CAP], after[CAP];
 	struct sink s = { .got = 0 };
@@ -522,7 +516,6 @@ Test(dlq_replay, a_refused_send_keeps_the_entry_and_stops)
 
 	rig_init(&r, CAP);
 	route = t_direct(r.eng, "sink", sink_handler, &s, 0, NULL);
-	cr_assert_neq(route, UINT32_MAX);
 	push(&r, 0, SY_DL_UNREACHABLE, route, 0, 1);
 	push(&r, 1, SY_DL_UNREACHABLE, 500, 0, 1); /* no such route */
 	push(&r, 2, SY_DL_UNREACHABLE, route, 0, 1);
@@ -530,7 +523,7 @@ Test(dlq_replay, a_refused_send_keeps_the_entry_and_stops)
 	cr_assert_eq(list_all(&r, NULL, before, CAP), 3);
 
 	cr_assert_eq(sy_dlq_replay(r.eng, NULL, 0, 0), 1);
-	cr_assert(t_wait_u64(&s.got, 1, WAIT_MS));
+	cr_assert(t_wait_u64(&s.got, 1, T_WAIT_MS));
 	cr_assert_eq(list_all(&r, NULL, after, CAP), 2);
 	cr_assert_eq(after[0].id, before[1].id, "back where it was");
 	cr_assert_eq(after[1].id, before[2].id);
@@ -542,7 +535,7 @@ Test(dlq_replay, a_refused_send_keeps_the_entry_and_stops)
 	rig_fini(&r);
 }
 
-Test(dlq_replay, is_refused_on_a_worker_thread)
+Test(reliability_dlq, replay_is_refused_on_a_worker_thread)
 {
 	struct sink s = { .got = 0, .try_replay = true };
 	uint32_t route;
@@ -550,52 +543,29 @@ Test(dlq_replay, is_refused_on_a_worker_thread)
 
 	rig_init(&r, CAP);
 	route = t_direct(r.eng, "sink", sink_handler, &s, 0, NULL);
-	cr_assert_neq(route, UINT32_MAX);
 	cr_assert_eq(sy_engine_start(r.eng), 0);
-	cr_assert_eq(t_send_retry(r.eng, route, tagged(r.eng, 1), WAIT_MS), 0);
-	cr_assert(t_wait_u64(&s.got, 1, WAIT_MS));
+	cr_assert_eq(t_send_retry(r.eng, route, tagged(r.eng, 1), T_WAIT_MS), 0);
+	cr_assert(t_wait_u64(&s.got, 1, T_WAIT_MS));
 	cr_assert_eq(atomic_load(&s.replay_rc), -EDEADLK);
 	cr_assert_eq(sy_dlq_replay(NULL, NULL, 0, 0), -EINVAL);
 	cr_assert_eq(sy_engine_stop(r.eng), 0);
 	rig_fini(&r);
 }
 
-struct flaky {
-	_Atomic uint64_t runs;
-	_Atomic uint64_t ok;
-	_Atomic int fail;
-};
-
-static int flaky_handler(sy_engine *eng, sy_msg *msg, void *ctx)
+Test(reliability_dlq, replayed_failures_go_through_once_the_handler_is_fixed)
 {
-	struct flaky *f = ctx;
-
-	(void)eng;
-	(void)msg;
-	atomic_fetch_add(&f->runs, 1);
-	if (atomic_load(&f->fail))
-		return -EIO;
-	atomic_fetch_add(&f->ok, 1);
-	return 0;
-}
-
-Test(dlq_replay, failed_messages_go_through_once_the_handler_is_fixed)
-{
-	struct flaky fl = { .fail = 1 };
+	struct t_server fl = { .failing = true };
 	struct sy_dead_letter dl[CAP];
 	struct sy_accounting a;
 	uint32_t route, sid;
 	struct rig r;
 
 	rig_init(&r, CAP);
-	route = t_direct(r.eng, "flaky", flaky_handler, &fl, 0, &sid);
-	cr_assert_neq(route, UINT32_MAX);
+	route = t_direct(r.eng, "flaky", t_server_handler, &fl, 0, &sid);
 	cr_assert_eq(sy_engine_start(r.eng), 0);
-	for (uint64_t i = 0; i < 5; i++)
-		cr_assert_eq(t_send_retry(r.eng, route, tagged(r.eng, i), WAIT_MS), 0);
-	cr_assert(t_wait_u64(&fl.runs, 5, WAIT_MS));
-	for (unsigned i = 0; i < WAIT_MS && sy_dlq_count(r.eng, NULL) < 5; i++)
-		usleep(1000);
+	t_send_tags(r.eng, route, 0, 5);
+	cr_assert(t_wait_u64(&fl.handled, 5, T_WAIT_MS));
+	cr_assert(t_wait_dead_letters(r.eng, 5));
 	cr_assert_eq(list_all(&r, NULL, dl, CAP), 5);
 	for (unsigned i = 0; i < 5; i++) {
 		cr_assert_eq(dl[i].reason, SY_DL_HANDLER_FAILED);
@@ -605,9 +575,9 @@ Test(dlq_replay, failed_messages_go_through_once_the_handler_is_fixed)
 		cr_assert_eq(dl[i].tag, i, "in the order they failed");
 	}
 
-	atomic_store(&fl.fail, 0);
+	atomic_store(&fl.failing, false);
 	cr_assert_eq(sy_dlq_replay(r.eng, NULL, 0, 0), 5);
-	cr_assert(t_wait_u64(&fl.ok, 5, WAIT_MS));
+	cr_assert(t_wait_u64(&fl.delivered, 5, T_WAIT_MS));
 	cr_assert_eq(sy_engine_stop(r.eng), 0);
 	cr_assert_eq(sy_engine_accounting(r.eng, &a), 0);
 	cr_assert_eq(a.accepted, 10, "five sends and five replays");

@@ -21,9 +21,8 @@
 #include "core/health.h"
 #include "core/route.h"
 #include "core/slot.h"
-#include "tests/common.h"
+#include "tests/fixture.h"
 
-#define WAIT_MS 60000u
 #define INTERVAL_NS 1000000u
 
 /* ------------------------------------------------------------------ */
@@ -38,11 +37,8 @@ struct rig {
 /* An engine on the fake clock, or on the real one (@p real). */
 static void rig_init(struct rig *r, unsigned workers, bool real)
 {
-	struct sy_config cfg;
-
 	atomic_init(&r->clock.ns, 1000);
-	t_config(&cfg, workers, real ? NULL : &r->clock);
-	cr_assert_eq(sy_engine_create(&cfg, &r->eng), 0, "%s", sy_last_error());
+	r->eng = t_engine_at(workers, real ? NULL : &r->clock, 1000);
 }
 
 static void rig_fini(struct rig *r)
@@ -107,7 +103,7 @@ static void detach(struct rig *r, uint32_t id)
 /* Wait until the health thread has applied @p want results in all. */
 static bool wait_runs(struct rig *r, uint64_t want)
 {
-	uint64_t end = t_now_ms() + WAIT_MS;
+	uint64_t end = t_now_ms() + T_WAIT_MS;
 
 	while (sy__health_runs(r->eng) < want) {
 		if (t_now_ms() > end)
@@ -134,56 +130,37 @@ static bool healthy(struct rig *r, uint32_t id)
 	return h;
 }
 
-struct counter {
-	_Atomic uint64_t got;
-	_Atomic pthread_t thread;
-};
-
-static int count_handler(sy_engine *eng, sy_msg *msg, void *ctx)
+/* Move the clock by @p ns: the health thread applies its @p runs-th result
+ * in all, after which server @p id is healthy or not (@p up). */
+static void probe_after(struct rig *r, uint32_t id, uint64_t ns, uint64_t runs,
+			bool up)
 {
-	struct counter *c = ctx;
-
-	(void)eng;
-	(void)msg;
-	atomic_store(&c->thread, pthread_self());
-	atomic_fetch_add(&c->got, 1);
-	return 0;
-}
-
-static void send_n(sy_engine *eng, uint32_t route, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++) {
-		sy_msg *m = sy_msg_alloc(eng, 8);
-
-		cr_assert_not_null(m);
-		cr_assert_eq(t_send_retry(eng, route, m, WAIT_MS), 0);
-	}
+	atomic_fetch_add(&r->clock.ns, ns);
+	cr_assert(wait_runs(r, runs), "result %llu never applied",
+		  (unsigned long long)runs);
+	cr_assert_eq(healthy(r, id), up, "after result %llu", (unsigned long long)runs);
 }
 
 /* ------------------------------------------------------------------ */
 /* Thresholds and routing                                             */
 /* ------------------------------------------------------------------ */
 
-Test(health_probe, marks_a_server_down_and_up_and_sends_skip_it)
+Test(reliability_health, probe_marks_a_server_down_and_up_and_sends_skip_it)
 {
-	struct sy_route_opts ro = { .policy = "round_robin", .n_servers = 2 };
 	struct probe p = { 0 };
 	struct sy_health_opts ho = {
 		.probe = probe_fn, .ctx = &p, .interval_ns = INTERVAL_NS,
 		.healthy_threshold = 2, .unhealthy_threshold = 3,
 	};
 	struct sy_server_opts so = { .worker = 0, .health = &ho };
-	struct counter a = { 0 }, b = { 0 };
+	struct t_server a = { 0 }, b = { 0 };
 	uint32_t ids[2], route;
 	struct rig r;
 
 	rig_init(&r, 2, false);
-	cr_assert_eq(sy_server_add(r.eng, "a", count_handler, &a, &so, &ids[0]), 0);
-	so.worker = 1;
-	so.health = NULL;
-	cr_assert_eq(sy_server_add(r.eng, "b", count_handler, &b, &so, &ids[1]), 0);
-	ro.servers = ids;
-	cr_assert_eq(sy_route_add(r.eng, "pair", &ro, &route), 0);
+	cr_assert_eq(sy_server_add(r.eng, "a", t_server_handler, &a, &so, &ids[0]), 0);
+	ids[1] = t_add_counter(r.eng, "b", &b, 1);
+	route = t_add_route(r.eng, "pair", (struct sy_route_opts){ 0 }, ids, 2);
 	cr_assert_eq(sy_engine_start(r.eng), 0);
 	cr_assert(wait_runs(&r, 1), "the first probe runs when attached");
 	cr_assert_eq(atomic_load(&p.server), ids[0]);
@@ -197,17 +174,17 @@ Test(health_probe, marks_a_server_down_and_up_and_sends_skip_it)
 	cr_assert_not(healthy(&r, ids[0]));
 	cr_assert(atomic_load(&r.eng->servers[ids[0]]->gate) & SY_GATE_UNHEALTHY);
 
-	send_n(r.eng, route, 100);
-	cr_assert(t_wait_u64(&b.got, 100, WAIT_MS));
-	cr_assert_eq(atomic_load(&a.got), 0, "a server marked down gets nothing");
+	t_send_tags(r.eng, route, 0, 100);
+	cr_assert(t_wait_u64(&b.handled, 100, T_WAIT_MS));
+	cr_assert_eq(atomic_load(&a.handled), 0, "a server marked down gets nothing");
 
 	atomic_store(&p.result, 0);
 	step(&r);
 	cr_assert_not(healthy(&r, ids[0]), "one pass of two");
 	step(&r);
 	cr_assert(healthy(&r, ids[0]));
-	send_n(r.eng, route, 100);
-	cr_assert(t_wait_u64(&a.got, 1, WAIT_MS), "a takes messages again");
+	t_send_tags(r.eng, route, 0, 100);
+	cr_assert(t_wait_u64(&a.handled, 1, T_WAIT_MS), "a takes messages again");
 
 	cr_assert_eq(atomic_load(&p.runs), 6);
 	cr_assert_eq(atomic_load(&p.on_worker), 0);
@@ -217,9 +194,9 @@ Test(health_probe, marks_a_server_down_and_up_and_sends_skip_it)
 	rig_fini(&r);
 }
 
-Test(health_probe, runs_on_its_own_thread_never_on_a_worker)
+Test(reliability_health, probe_runs_on_its_own_thread_never_on_a_worker)
 {
-	struct counter c[2] = { 0 };
+	struct t_server c[2] = { 0 };
 	struct probe p[2] = { 0 };
 	uint32_t ids[2], routes[2];
 	struct rig r;
@@ -228,13 +205,12 @@ Test(health_probe, runs_on_its_own_thread_never_on_a_worker)
 	for (int i = 0; i < 2; i++) {
 		char name[8] = { 's', (char)('0' + i), 0 };
 
-		routes[i] = t_direct(r.eng, name, count_handler, &c[i], i, &ids[i]);
-		cr_assert_neq(routes[i], UINT32_MAX);
+		routes[i] = t_direct(r.eng, name, t_server_handler, &c[i], i, &ids[i]);
 	}
 	cr_assert_eq(sy_engine_start(r.eng), 0);
 	for (int i = 0; i < 2; i++) {
-		send_n(r.eng, routes[i], 1);
-		cr_assert(t_wait_u64(&c[i].got, 1, WAIT_MS));
+		t_send_tags(r.eng, routes[i], 0, 1);
+		cr_assert(t_wait_u64(&c[i].handled, 1, T_WAIT_MS));
 		cr_assert_eq(attach(&r, ids[i], probe_fn, &p[i], 1, 1, INTERVAL_NS), 0);
 	}
 	cr_assert(wait_runs(&r, 2));
@@ -258,10 +234,9 @@ Test(health_probe, runs_on_its_own_thread_never_on_a_worker)
 	rig_fini(&r);
 }
 
-Test(health_probe, defaults_and_bad_options)
+Test(reliability_health, probe_defaults_and_bad_options)
 {
-	struct sy_server_opts so = { .worker = 0 };
-	struct counter c = { 0 };
+	struct t_server c = { 0 };
 	struct probe p = { 0 };
 	struct sy_health_opts none = { 0 };
 	uint32_t id;
@@ -269,7 +244,7 @@ Test(health_probe, defaults_and_bad_options)
 	struct rig r;
 
 	rig_init(&r, 1, false);
-	cr_assert_eq(sy_server_add(r.eng, "s", count_handler, &c, &so, &id), 0);
+	id = t_add_counter(r.eng, "s", &c, 0);
 	pthread_mutex_lock(&r.eng->lock);
 	cr_assert_eq(sy__health_attach(r.eng, r.eng->servers[id], &none), -EINVAL);
 	pthread_mutex_unlock(&r.eng->lock);
@@ -286,19 +261,11 @@ Test(health_probe, defaults_and_bad_options)
 	atomic_fetch_add(&r.clock.ns, 999999999);
 	t_sleep_us(30000);
 	cr_assert_eq(sy__health_runs(r.eng), 1, "not due before a second");
-	atomic_fetch_add(&r.clock.ns, 1);
-	cr_assert(wait_runs(&r, 2));
-	cr_assert(healthy(&r, id));
-	atomic_fetch_add(&r.clock.ns, 1000000000);
-	cr_assert(wait_runs(&r, 3));
-	cr_assert_not(healthy(&r, id));
+	probe_after(&r, id, 1, 2, true);
+	probe_after(&r, id, 1000000000, 3, false);
 	atomic_store(&p.result, 0);
-	atomic_fetch_add(&r.clock.ns, 1000000000);
-	cr_assert(wait_runs(&r, 4));
-	cr_assert_not(healthy(&r, id));
-	atomic_fetch_add(&r.clock.ns, 1000000000);
-	cr_assert(wait_runs(&r, 5));
-	cr_assert(healthy(&r, id));
+	probe_after(&r, id, 1000000000, 4, false);
+	probe_after(&r, id, 1000000000, 5, true);
 	detach(&r, id);
 	rig_fini(&r);
 }
@@ -317,7 +284,7 @@ struct gate_probe {
 static int held_probe(sy_engine *eng, uint32_t server, void *ctx)
 {
 	struct gate_probe *g = ctx;
-	uint64_t end = t_now_ms() + WAIT_MS;
+	uint64_t end = t_now_ms() + T_WAIT_MS;
 
 	(void)eng;
 	(void)server;
@@ -344,18 +311,17 @@ static void *detach_thread(void *arg)
 	return NULL;
 }
 
-Test(health_detach, waits_for_the_running_probe_and_stops_it_for_good)
+Test(reliability_health, detach_waits_for_the_running_probe_and_stops_it_for_good)
 {
-	struct sy_server_opts so = { .worker = 0 };
 	struct gate_probe g = { 0 };
-	struct counter c = { 0 };
+	struct t_server c = { 0 };
 	struct detacher d = { 0 };
-	uint64_t end = t_now_ms() + WAIT_MS;
+	uint64_t end = t_now_ms() + T_WAIT_MS;
 	pthread_t t;
 	struct rig r;
 
 	rig_init(&r, 1, false);
-	cr_assert_eq(sy_server_add(r.eng, "s", count_handler, &c, &so, &d.id), 0);
+	d.id = t_add_counter(r.eng, "s", &c, 0);
 	d.rig = &r;
 	cr_assert_eq(attach(&r, d.id, held_probe, &g, 1, 1, INTERVAL_NS), 0);
 	while (!atomic_load(&g.inside) && t_now_ms() < end)
@@ -397,7 +363,7 @@ static int watched_probe(sy_engine *eng, uint32_t server, void *ctx)
 	return atomic_load(&w->runs) % 2 ? -EIO : 0;
 }
 
-Test(health_detach, removal_while_probes_run_back_to_back)
+Test(reliability_health, removal_while_probes_run_back_to_back_stops_them)
 {
 	enum { SERVERS = 6, ROUNDS = 20 };
 	struct sy_health_opts ho = {
@@ -406,7 +372,7 @@ Test(health_detach, removal_while_probes_run_back_to_back)
 	};
 	struct sy_server_opts so = { .worker = -1, .health = &ho };
 	struct watched w[SERVERS];
-	struct counter c = { 0 };
+	struct t_server c = { 0 };
 	uint32_t ids[SERVERS];
 	struct rig r;
 
@@ -419,11 +385,11 @@ Test(health_detach, removal_while_probes_run_back_to_back)
 
 			snprintf(name, sizeof(name), "s%u", i);
 			ho.ctx = &w[i];
-			cr_assert_eq(sy_server_add(r.eng, name, count_handler,
+			cr_assert_eq(sy_server_add(r.eng, name, t_server_handler,
 						   &c, &so, &ids[i]), 0);
 		}
 		for (unsigned i = 0; i < SERVERS; i++) {
-			cr_assert(t_wait_u64(&w[i].runs, 2, WAIT_MS));
+			cr_assert(t_wait_u64(&w[i].runs, 2, T_WAIT_MS));
 			cr_assert_eq(sy_server_remove(r.eng, ids[i]), 0);
 			atomic_store(&w[i].detached, 1);
 		}
@@ -437,16 +403,15 @@ Test(health_detach, removal_while_probes_run_back_to_back)
 	rig_fini(&r);
 }
 
-Test(health_shutdown, detaches_servers_left_attached)
+Test(reliability_health, shutdown_detaches_servers_left_attached)
 {
-	struct sy_server_opts so = { .worker = 0 };
-	struct counter c = { 0 };
+	struct t_server c = { 0 };
 	struct probe p = { 0 };
 	uint32_t id;
 	struct rig r;
 
 	rig_init(&r, 1, false);
-	cr_assert_eq(sy_server_add(r.eng, "s", count_handler, &c, &so, &id), 0);
+	id = t_add_counter(r.eng, "s", &c, 0);
 	cr_assert_eq(attach(&r, id, probe_fn, &p, 1, 1, INTERVAL_NS), 0);
 	cr_assert(wait_runs(&r, 1));
 	sy__health_shutdown(r.eng);

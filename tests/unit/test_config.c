@@ -168,45 +168,45 @@ static struct sy__config resolve_ok(const struct sy_config *cfg)
 /* CPU lists                                                          */
 /* ------------------------------------------------------------------ */
 
-Test(config_cpulist, parses_a_single_cpu)
+Test(core_cpulist, parses_a_single_cpu)
 {
 	expect_cpulist("5", (const int[]){ 5 }, 1);
 	expect_cpulist("0", (const int[]){ 0 }, 1);
 }
 
-Test(config_cpulist, parses_a_one_cpu_range)
+Test(core_cpulist, parses_a_one_cpu_range)
 {
 	expect_cpulist("0-0", (const int[]){ 0 }, 1);
 }
 
-Test(config_cpulist, parses_ranges_singles_and_strides_together)
+Test(core_cpulist, parses_ranges_singles_and_strides_together)
 {
 	expect_cpulist("0-3,8,10-14:2",
 		       (const int[]){ 0, 1, 2, 3, 8, 10, 12, 14 }, 8);
 }
 
-Test(config_cpulist, stride_stops_at_the_range_end)
+Test(core_cpulist, stride_stops_at_the_range_end)
 {
 	expect_cpulist("0-7:3", (const int[]){ 0, 3, 6 }, 3);
 	expect_cpulist("2-3:100", (const int[]){ 2 }, 1);
 }
 
-Test(config_cpulist, huge_stride_takes_only_the_first_cpu)
+Test(core_cpulist, huge_stride_takes_only_the_first_cpu)
 {
 	expect_cpulist("0-1023:18446744073709551615", (const int[]){ 0 }, 1);
 }
 
-Test(config_cpulist, overlapping_items_merge)
+Test(core_cpulist, overlapping_items_merge)
 {
 	expect_cpulist("0-3,2-5,3", (const int[]){ 0, 1, 2, 3, 4, 5 }, 6);
 }
 
-Test(config_cpulist, accepts_leading_zeros)
+Test(core_cpulist, accepts_leading_zeros)
 {
 	expect_cpulist("007", (const int[]){ 7 }, 1);
 }
 
-Test(config_cpulist, accepts_the_last_cpu_below_cpu_setsize)
+Test(core_cpulist, accepts_the_last_cpu_below_cpu_setsize)
 {
 	char list[32];
 
@@ -214,7 +214,7 @@ Test(config_cpulist, accepts_the_last_cpu_below_cpu_setsize)
 	expect_cpulist(list, (const int[]){ CPU_SETSIZE - 1 }, 1);
 }
 
-Test(config_cpulist, failure_leaves_the_output_untouched)
+Test(core_cpulist, failure_leaves_the_output_untouched)
 {
 	cpu_set_t out, before;
 	char why[WHY_MAX];
@@ -227,7 +227,7 @@ Test(config_cpulist, failure_leaves_the_output_untouched)
 	cr_expect(CPU_EQUAL(&out, &before));
 }
 
-Test(config_cpulist, messages_name_the_given_source)
+Test(core_cpulist, messages_name_the_given_source)
 {
 	cpu_set_t out;
 	char why[WHY_MAX] = "";
@@ -237,7 +237,7 @@ Test(config_cpulist, messages_name_the_given_source)
 	expect_message(why, "config.cpus", "5-3", "reversed range");
 }
 
-Test(config_cpulist, message_has_the_documented_form)
+Test(core_cpulist, message_has_the_documented_form)
 {
 	cpu_set_t out;
 	char why[WHY_MAX] = "";
@@ -247,12 +247,12 @@ Test(config_cpulist, message_has_the_documented_form)
 	cr_expect_str_eq(why, "SY_CPUS=\"0-3:0\": zero stride in \"0-3:0\"");
 }
 
-Test(config_cpulist, rejects_an_empty_list)
+Test(core_cpulist, rejects_an_empty_list)
 {
 	expect_cpulist_rejected("", "empty");
 }
 
-Test(config_cpulist, rejects_leading_trailing_and_doubled_commas)
+Test(core_cpulist, rejects_leading_trailing_and_doubled_commas)
 {
 	expect_cpulist_rejected(",1", "leading comma");
 	expect_cpulist_rejected(",", "leading comma");
@@ -260,26 +260,26 @@ Test(config_cpulist, rejects_leading_trailing_and_doubled_commas)
 	expect_cpulist_rejected("1,,2", "empty item");
 }
 
-Test(config_cpulist, rejects_reversed_ranges)
+Test(core_cpulist, rejects_reversed_ranges)
 {
 	expect_cpulist_rejected("5-3", "reversed range");
 	expect_cpulist_rejected("0,5-3:1", "reversed range");
 }
 
-Test(config_cpulist, rejects_zero_strides)
+Test(core_cpulist, rejects_zero_strides)
 {
 	expect_cpulist_rejected("0-3:0", "zero stride");
 	expect_cpulist_rejected("1,0-3:00", "zero stride");
 }
 
-Test(config_cpulist, rejects_numbers_that_overflow)
+Test(core_cpulist, rejects_numbers_that_overflow)
 {
 	expect_cpulist_rejected("99999999999999999999", "too large");
 	expect_cpulist_rejected("0-99999999999999999999", "too large");
 	expect_cpulist_rejected("0-3:99999999999999999999", "too large");
 }
 
-Test(config_cpulist, rejects_cpus_at_or_above_cpu_setsize)
+Test(core_cpulist, rejects_cpus_at_or_above_cpu_setsize)
 {
 	char list[64], reason[64];
 
@@ -291,7 +291,7 @@ Test(config_cpulist, rejects_cpus_at_or_above_cpu_setsize)
 	expect_cpulist_rejected("4294967296", "too large");
 }
 
-Test(config_cpulist, rejects_signs)
+Test(core_cpulist, rejects_signs)
 {
 	expect_cpulist_rejected("-1", "signs are not allowed");
 	expect_cpulist_rejected("+1", "signs are not allowed");
@@ -300,7 +300,7 @@ Test(config_cpulist, rejects_signs)
 	expect_cpulist_rejected("1--3", "signs are not allowed");
 }
 
-Test(config_cpulist, rejects_whitespace)
+Test(core_cpulist, rejects_whitespace)
 {
 	expect_cpulist_rejected(" 1", "whitespace");
 	expect_cpulist_rejected("1 ", "whitespace");
@@ -310,7 +310,7 @@ Test(config_cpulist, rejects_whitespace)
 	expect_cpulist_rejected("1\n", "whitespace");
 }
 
-Test(config_cpulist, rejects_words_and_garbage)
+Test(core_cpulist, rejects_words_and_garbage)
 {
 	expect_cpulist_rejected("abc", "expected a number, found 'a'");
 	expect_cpulist_rejected("all", "expected a number");
@@ -321,7 +321,7 @@ Test(config_cpulist, rejects_words_and_garbage)
 	expect_cpulist_rejected("\x01", "byte 0x01");
 }
 
-Test(config_cpulist, rejects_incomplete_and_overlong_items)
+Test(core_cpulist, rejects_incomplete_and_overlong_items)
 {
 	expect_cpulist_rejected("3-", "missing range end");
 	expect_cpulist_rejected("3-,4", "missing range end");
@@ -347,14 +347,14 @@ static void expect_placement(const cpu_set_t *allowed, enum sy_pin pin,
 			     i, got[i], want[i]);
 }
 
-Test(config_place, close_puts_workers_on_the_first_cpus)
+Test(core_placement, close_puts_workers_on_the_first_cpus)
 {
 	cpu_set_t set = set_of((const int[]){ 0, 1, 2, 3 }, 4);
 
 	expect_placement(&set, SY_PIN_CLOSE, (const int[]){ 0, 1 }, 2);
 }
 
-Test(config_place, spread_spaces_workers_evenly)
+Test(core_placement, spread_spaces_workers_evenly)
 {
 	cpu_set_t four = set_of((const int[]){ 0, 1, 2, 3 }, 4);
 	cpu_set_t eight = set_of((const int[]){ 0, 1, 2, 3, 4, 5, 6, 7 }, 8);
@@ -365,7 +365,7 @@ Test(config_place, spread_spaces_workers_evenly)
 	expect_placement(&eight, SY_PIN_SPREAD, (const int[]){ 0, 2, 5 }, 3);
 }
 
-Test(config_place, close_wraps_when_workers_outnumber_cpus)
+Test(core_placement, close_wraps_when_workers_outnumber_cpus)
 {
 	cpu_set_t set = set_of((const int[]){ 0, 1, 2, 3 }, 4);
 
@@ -373,7 +373,7 @@ Test(config_place, close_wraps_when_workers_outnumber_cpus)
 			 (const int[]){ 0, 1, 2, 3, 0, 1 }, 6);
 }
 
-Test(config_place, spread_shares_cpus_when_workers_outnumber_them)
+Test(core_placement, spread_shares_cpus_when_workers_outnumber_them)
 {
 	cpu_set_t set = set_of((const int[]){ 0, 1, 2, 3 }, 4);
 
@@ -381,14 +381,14 @@ Test(config_place, spread_shares_cpus_when_workers_outnumber_them)
 			 (const int[]){ 0, 0, 1, 2, 2, 3 }, 6);
 }
 
-Test(config_place, none_leaves_every_worker_unpinned)
+Test(core_placement, none_leaves_every_worker_unpinned)
 {
 	cpu_set_t set = set_of((const int[]){ 0, 1, 2, 3 }, 4);
 
 	expect_placement(&set, SY_PIN_NONE, (const int[]){ -1, -1, -1 }, 3);
 }
 
-Test(config_place, uses_the_cpus_of_a_sparse_set)
+Test(core_placement, uses_the_cpus_of_a_sparse_set)
 {
 	cpu_set_t set = set_of((const int[]){ 1, 5, 9, 13 }, 4);
 
@@ -401,9 +401,9 @@ Test(config_place, uses_the_cpus_of_a_sparse_set)
 /* Resolution against the environment                                 */
 /* ------------------------------------------------------------------ */
 
-TestSuite(config_resolve, .init = unset_sy_env);
+TestSuite(core_config, .init = unset_sy_env);
 
-Test(config_resolve, null_config_gives_the_defaults)
+Test(core_config, null_config_gives_the_defaults)
 {
 	int cpus[CPU_SETSIZE];
 	int n = allowed_list(cpus);
@@ -424,7 +424,7 @@ Test(config_resolve, null_config_gives_the_defaults)
 	cr_expect_null(out.allocator);
 }
 
-Test(config_resolve, unset_config_resolves_like_null)
+Test(core_config, unset_config_resolves_like_null)
 {
 	struct sy_config cfg = unset_config();
 	struct sy__config a = resolve_ok(NULL), b = resolve_ok(&cfg);
@@ -444,7 +444,7 @@ Test(config_resolve, unset_config_resolves_like_null)
 	cr_expect_eq(a.allocator, b.allocator);
 }
 
-Test(config_resolve, workers_past_the_count_are_unpinned)
+Test(core_config, workers_past_the_count_are_unpinned)
 {
 	struct sy_config cfg = unset_config();
 	struct sy__config out;
@@ -456,7 +456,7 @@ Test(config_resolve, workers_past_the_count_are_unpinned)
 		cr_expect_eq(out.worker_cpu[i], -1);
 }
 
-Test(config_resolve, environment_beats_the_defaults)
+Test(core_config, environment_beats_the_defaults)
 {
 	struct sy__config out;
 
@@ -473,7 +473,7 @@ Test(config_resolve, environment_beats_the_defaults)
 	cr_expect_eq(out.worker_cpu[0], -1);
 }
 
-Test(config_resolve, every_word_of_each_variable_is_understood)
+Test(core_config, every_word_of_each_variable_is_understood)
 {
 	static const struct {
 		const char *word;
@@ -507,7 +507,7 @@ Test(config_resolve, every_word_of_each_variable_is_understood)
 	unset_sy_env();
 }
 
-Test(config_resolve, explicit_config_beats_the_environment)
+Test(core_config, explicit_config_beats_the_environment)
 {
 	struct sy_config cfg = unset_config();
 	struct sy__config out;
@@ -528,7 +528,7 @@ Test(config_resolve, explicit_config_beats_the_environment)
 	cr_expect_eq(out.display_affinity, 0);
 }
 
-Test(config_resolve, explicit_config_ignores_malformed_variables)
+Test(core_config, explicit_config_ignores_malformed_variables)
 {
 	int cpus[CPU_SETSIZE];
 	struct sy_config cfg = unset_config();
@@ -548,7 +548,7 @@ Test(config_resolve, explicit_config_ignores_malformed_variables)
 	unset_sy_env();
 }
 
-Test(config_resolve, sy_cpus_sets_the_cpus_and_the_worker_count)
+Test(core_config, sy_cpus_sets_the_cpus_and_the_worker_count)
 {
 	int cpus[CPU_SETSIZE];
 	struct sy__config out;
@@ -563,7 +563,7 @@ Test(config_resolve, sy_cpus_sets_the_cpus_and_the_worker_count)
 	cr_expect_eq(out.worker_cpu[0], cpus[0]);
 }
 
-Test(config_resolve, config_cpus_beats_sy_cpus)
+Test(core_config, config_cpus_beats_sy_cpus)
 {
 	int cpus[CPU_SETSIZE];
 	int n = allowed_list(cpus);
@@ -580,7 +580,7 @@ Test(config_resolve, config_cpus_beats_sy_cpus)
 	cr_expect_eq(out.worker_cpu[0], cpus[n - 1]);
 }
 
-Test(config_resolve, more_workers_than_cpus_wrap_around)
+Test(core_config, more_workers_than_cpus_wrap_around)
 {
 	int cpus[CPU_SETSIZE];
 	int n = allowed_list(cpus);
@@ -599,7 +599,7 @@ Test(config_resolve, more_workers_than_cpus_wrap_around)
 			     "worker %u", i);
 }
 
-Test(config_resolve, rejects_sy_cpus_outside_the_allowed_cpus)
+Test(core_config, rejects_sy_cpus_outside_the_allowed_cpus)
 {
 	int cpu = first_disallowed_cpu();
 	char list[32];
@@ -611,7 +611,7 @@ Test(config_resolve, rejects_sy_cpus_outside_the_allowed_cpus)
 			    "is not in the process's allowed CPUs");
 }
 
-Test(config_resolve, rejects_config_cpus_outside_the_allowed_cpus)
+Test(core_config, rejects_config_cpus_outside_the_allowed_cpus)
 {
 	cpu_set_t allowed = allowed_cpus();
 	struct sy_config cfg = unset_config();
@@ -628,14 +628,14 @@ Test(config_resolve, rejects_config_cpus_outside_the_allowed_cpus)
 	expect_message(why, "config.cpus", list, reason);
 }
 
-Test(config_resolve, sy_cpus_errors_come_from_the_list_parser)
+Test(core_config, sy_cpus_errors_come_from_the_list_parser)
 {
 	expect_env_rejected("SY_CPUS", "0-3:0", "zero stride");
 	expect_env_rejected("SY_CPUS", "", "empty");
 	expect_env_rejected("SY_CPUS", "1,", "trailing comma");
 }
 
-Test(config_resolve, accepts_sy_workers_at_its_bounds)
+Test(core_config, accepts_sy_workers_at_its_bounds)
 {
 	struct sy__config out;
 
@@ -648,7 +648,7 @@ Test(config_resolve, accepts_sy_workers_at_its_bounds)
 	unsetenv("SY_WORKERS");
 }
 
-Test(config_resolve, rejects_bad_sy_workers)
+Test(core_config, rejects_bad_sy_workers)
 {
 	expect_env_rejected("SY_WORKERS", "", "empty");
 	expect_env_rejected("SY_WORKERS", "abc", "not a number");
@@ -664,7 +664,7 @@ Test(config_resolve, rejects_bad_sy_workers)
 	expect_env_rejected("SY_WORKERS", "1 ", "whitespace");
 }
 
-Test(config_resolve, rejects_bad_sy_pin)
+Test(core_config, rejects_bad_sy_pin)
 {
 	expect_env_rejected("SY_PIN", "", "empty");
 	expect_env_rejected("SY_PIN", "sideways",
@@ -673,14 +673,14 @@ Test(config_resolve, rejects_bad_sy_pin)
 	expect_env_rejected("SY_PIN", "close ", "expected close, spread or none");
 }
 
-Test(config_resolve, rejects_bad_sy_idle)
+Test(core_config, rejects_bad_sy_idle)
 {
 	expect_env_rejected("SY_IDLE", "", "empty");
 	expect_env_rejected("SY_IDLE", "busy", "expected spin, yield or sleep");
 	expect_env_rejected("SY_IDLE", "SPIN", "expected spin, yield or sleep");
 }
 
-Test(config_resolve, rejects_bad_sy_display_affinity)
+Test(core_config, rejects_bad_sy_display_affinity)
 {
 	expect_env_rejected("SY_DISPLAY_AFFINITY", "", "empty");
 	expect_env_rejected("SY_DISPLAY_AFFINITY", "2", "expected 0 or 1");
@@ -688,7 +688,7 @@ Test(config_resolve, rejects_bad_sy_display_affinity)
 	expect_env_rejected("SY_DISPLAY_AFFINITY", "01", "expected 0 or 1");
 }
 
-Test(config_resolve, sizes_default_when_zero)
+Test(core_config, sizes_default_when_zero)
 {
 	struct sy_config cfg = unset_config();
 	struct sy__config out = resolve_ok(&cfg);
@@ -700,7 +700,7 @@ Test(config_resolve, sizes_default_when_zero)
 	cr_expect_eq(out.max_routes, 1024);
 }
 
-Test(config_resolve, accepts_sizes_at_their_bounds)
+Test(core_config, accepts_sizes_at_their_bounds)
 {
 	struct sy_config cfg = unset_config();
 	struct sy__config out;
@@ -734,7 +734,7 @@ Test(config_resolve, accepts_sizes_at_their_bounds)
 	cr_expect_eq(out.workers, 256);
 }
 
-Test(config_resolve, passes_the_allocator_through)
+Test(core_config, passes_the_allocator_through)
 {
 	static const struct sy_allocator alloc = { .ctx = NULL };
 	struct sy_config cfg = unset_config();
@@ -743,7 +743,7 @@ Test(config_resolve, passes_the_allocator_through)
 	cr_expect_eq(resolve_ok(&cfg).allocator, &alloc);
 }
 
-Test(config_resolve, rejects_out_of_range_config_fields)
+Test(core_config, rejects_out_of_range_config_fields)
 {
 	struct sy_config cfg;
 
@@ -782,7 +782,7 @@ Test(config_resolve, rejects_out_of_range_config_fields)
 	expect_config_rejected(&cfg, "config.display_affinity", "-2");
 }
 
-Test(config_resolve, rejects_a_bad_config_cpus_list)
+Test(core_config, rejects_a_bad_config_cpus_list)
 {
 	struct sy_config cfg = unset_config();
 	struct sy__config out;
@@ -794,7 +794,7 @@ Test(config_resolve, rejects_a_bad_config_cpus_list)
 	expect_message(why, "config.cpus", "", "empty");
 }
 
-Test(config_resolve, failure_leaves_the_output_untouched)
+Test(core_config, failure_leaves_the_output_untouched)
 {
 	struct sy__config out, before;
 	char why[WHY_MAX];
