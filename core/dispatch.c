@@ -392,10 +392,10 @@ sy__dispatch(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
 	int err = 0;
 
 again:
-	sy__read_lock();
+	sy__slot_read_lock(&s->rcu, &eng->rcu_period);
 	r = route_for_send(eng, route, &err);
 	if (sy__unlikely(!r)) {
-		sy__read_unlock();
+		sy__slot_read_unlock(&s->rcu);
 		return reject(s, err, 1, route);
 	}
 	ctx.route = r;
@@ -405,7 +405,7 @@ again:
 	srv = pick(&ctx, m, SY_ANY);
 	if (sy__unlikely(!srv)) {
 		err = unreachable(eng, s, r, m);
-		sy__read_unlock();
+		sy__slot_read_unlock(&s->rcu);
 		return err;
 	}
 	if (sy__unlikely(r->bp_mode != SY_BP_OFF) &&
@@ -414,13 +414,13 @@ again:
 		if (err == SY_WAIT) {
 			if (!until)
 				until = block_until(eng, r, m);
-			sy__read_unlock();
+			sy__slot_read_unlock(&s->rcu);
 			if (block_wait(eng, until))
 				goto again;
 			return reject(s, -ENOBUFS, 1, route);
 		}
 		if (err) {
-			sy__read_unlock();
+			sy__slot_read_unlock(&s->rcu);
 			return err == SY_TAKEN ? 0 :
 			       reject_at(s, err, 1, route, srv->id);
 		}
@@ -434,12 +434,12 @@ again:
 		withdraw(s, 1);
 		unpick(m);
 		err = reject_at(s, -EAGAIN, 1, route, srv->id);
-		sy__read_unlock();
+		sy__slot_read_unlock(&s->rcu);
 		return err;
 	}
 	if (s->shard)
 		count_sent(s, route, srv->id);
-	sy__read_unlock();
+	sy__slot_read_unlock(&s->rcu);
 	wake_worker(eng, w);
 	return 0;
 }
@@ -556,10 +556,10 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 	struct sy__route *r;
 	int err = 0;
 
-	sy__read_lock();
+	sy__slot_read_lock(&s->rcu, &eng->rcu_period);
 	r = route_for_send(eng, route, &err);
 	if (sy__unlikely(!r)) {
-		sy__read_unlock();
+		sy__slot_read_unlock(&s->rcu);
 		return reject(s, err, n, route);
 	}
 	/* One pick context for the chunk: a policy reads the clock once. */
@@ -598,12 +598,12 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 			for (unsigned i = 0; i < n; i++)
 				unpick(msgs[i]);
 			err = reject_at(s, err, n, route, sid[0]);
-			sy__read_unlock();
+			sy__slot_read_unlock(&s->rcu);
 			return err;
 		}
 		if (s->shard)
 			count_sent_burst(s, route, sid, n);
-		sy__read_unlock();
+		sy__slot_read_unlock(&s->rcu);
 		wake_worker(eng, worker_of[0]);
 		return (int)n;
 	}
@@ -650,7 +650,7 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 		if (!err)
 			err = rc;
 	}
-	sy__read_unlock();
+	sy__slot_read_unlock(&s->rcu);
 	/* Stable partition: accepted first, refused after, both in order. */
 	for (unsigned i = 0; i < n; i++) {
 		if (worker_of[i] == REFUSED) {

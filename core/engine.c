@@ -111,7 +111,7 @@ SY_API int sy_engine_create(const struct sy_config *cfg, sy_engine **out)
 	struct sy_engine *eng;
 	int rc;
 
-	sy__park_init();
+	sy__barrier_init();
 	eng = calloc(1, sizeof(*eng));
 	if (!eng)
 		return sy__fail(-ENOMEM, "no memory for an engine");
@@ -129,6 +129,7 @@ SY_API int sy_engine_create(const struct sy_config *cfg, sy_engine **out)
 	pthread_mutex_init(&eng->huge_lock, NULL);
 	eng->nworkers = eng->cfg.workers;
 	atomic_init(&eng->state, SY_ENGINE_CREATED);
+	atomic_init(&eng->rcu_period, 1);
 	sy__mem_init(eng);
 	rc = engine_alloc(eng);
 	if (!rc)
@@ -158,7 +159,7 @@ SY_API int sy_engine_start(sy_engine *eng)
 		/* Stop the workers that started; they drain what was queued
 		 * before the start. */
 		atomic_store(&eng->state, SY_ENGINE_STOPPING);
-		sy__synchronize();
+		sy__slots_synchronize(eng);
 		sy__workers_drain(eng);
 		atomic_store(&eng->state, SY_ENGINE_STOPPED);
 		goto out_unlock;
@@ -187,7 +188,7 @@ SY_API int sy_engine_stop(sy_engine *eng)
 		atomic_store(&eng->state, SY_ENGINE_STOPPING);
 		/* After the grace period every send that saw RUNNING has
 		 * enqueued; later ones see STOPPING and fail. */
-		sy__synchronize();
+		sy__slots_synchronize(eng);
 		sy__workers_drain(eng);
 		atomic_store(&eng->state, SY_ENGINE_STOPPED);
 		sy__collector_stop(eng);

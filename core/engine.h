@@ -43,6 +43,9 @@ struct sy_engine {
 	struct sy__slot *slots;
 	struct sy__worker *workers;
 	_Atomic(struct sy__route *) *routes;   /* [max_routes] */
+	_Atomic uint64_t rcu_period;     /* the slots' domain (rcu.h), from 1 */
+	struct sy__route *retired;       /* replaced or removed, under lock */
+	unsigned nretired;
 	struct sy__server **servers;           /* [max_servers], under lock */
 	struct cds_lfht *route_names;
 	pthread_mutex_t lock;            /* servers, routes, start, stop */

@@ -71,7 +71,7 @@ _Static_assert(sizeof(struct sy_msg) == 128, "message header is two cache lines"
  * entry. It travels as the data of a message flagged SY_MSG_BURST. */
 struct sy__burst {
 	uint32_t n;
-	struct sy_msg *msgs[SY_BURST_MAX];
+	void *msgs[SY_BURST_MAX];  /* struct sy_msg *, as ring entries are */
 };
 
 #endif /* SY_CORE_MSG_H */

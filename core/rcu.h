@@ -1,9 +1,19 @@
 /*
- * RCU, memb flavor, for the route table and the metrics snapshots.
+ * Read-copy-update, two kinds of readers.
  *
- * Every thread that reads registers first: attached slots and workers do
- * it through slot.c; other readers (a snapshot reader, a control thread
- * that merges) through sy__rcu_reader_ensure().
+ * Slots (senders and workers: the hot readers of the route table by id)
+ * read through the engine's own domain below: a section is two stores to
+ * the slot's own word and a compiler barrier, inline, with no call and no
+ * thread-local lookup. A writer waits for them with
+ * sy__slots_synchronize().
+ *
+ * Everything else reads under liburcu, memb flavor: the route names' hash
+ * table (sy_route_find()), the collector's walk of the route table and the
+ * metrics snapshots. Every thread that reads there registers first:
+ * attached slots and workers do it through slot.c; other readers (a
+ * snapshot reader, a control thread that merges) through
+ * sy__rcu_reader_ensure(). A route object is freed only after both kinds
+ * of grace period (registry.c).
  *
  * liburcu is not built for ThreadSanitizer, so under it the grace period is
  * annotated: every read-side section releases a token when it ends (G1) and
@@ -15,9 +25,58 @@
 
 #include <urcu/urcu-memb.h>
 
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "queues/barrier.h"
 #include "queues/tsan.h"
 
 extern char sy__rcu_token;
+
+/*
+ * A slot's reader word. Ordering of the engine's domain:
+ *  E1 a reader stores its period, then (light barrier) loads the table; a
+ *     writer unpublishes, then (heavy barrier, sy__slots_synchronize())
+ *     reads the readers' words: either the writer sees the reader's period
+ *     and waits for its section to end, or the reader sees the table
+ *     without what was unpublished.
+ *  E2 a reader ends its section with a release store of 0; the writer
+ *     reads the word with acquire: every access of the section happens
+ *     before what the writer does once it stops waiting.
+ * A writer waits only for sections that began in an earlier period, so a
+ * reader that enters sections back to back cannot starve it.
+ */
+struct sy__rcu_reader {
+	_Atomic uint64_t period;  /* 0: outside; else the period it entered in */
+	unsigned nest;            /* sections open; the owner's only */
+};
+
+/* Enter a section of the engine's domain (@p period: the engine's). The
+ * slot's own thread only; sections nest. */
+static inline void sy__slot_read_lock(struct sy__rcu_reader *r,
+				      _Atomic uint64_t *period)
+{
+	if (r->nest++)
+		return;
+	atomic_store_explicit(&r->period,
+			      atomic_load_explicit(period, memory_order_relaxed),
+			      memory_order_relaxed);
+	sy__barrier_light(); /* E1 */
+}
+
+static inline void sy__slot_read_unlock(struct sy__rcu_reader *r)
+{
+	if (--r->nest)
+		return;
+	SY_TSAN_RELEASE(&sy__rcu_token); /* G1 */
+	atomic_store_explicit(&r->period, 0, memory_order_release); /* E2 */
+}
+
+struct sy_engine;
+
+/* Wait until every slot's section that began before the call has ended
+ * (rcu.c). A control thread, outside any section of its own. */
+void sy__slots_synchronize(struct sy_engine *eng);
 
 static inline void sy__read_lock(void)
 {
@@ -28,12 +87,6 @@ static inline void sy__read_unlock(void)
 {
 	SY_TSAN_RELEASE(&sy__rcu_token); /* G1 */
 	urcu_memb_read_unlock();
-}
-
-static inline void sy__synchronize(void)
-{
-	urcu_memb_synchronize_rcu();
-	SY_TSAN_ACQUIRE(&sy__rcu_token); /* G2 */
 }
 
 /* Free @p head's object with @p fn after a grace period. */

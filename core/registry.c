@@ -28,6 +28,8 @@
 #include "policies/policy.h"
 #include "core/health.h"
 
+#define SY_RETIRE_BATCH 64 /* routes freed after one grace period */
+
 static unsigned long name_hash(const char *s)
 {
 	unsigned long h = 1469598103934665603ul;
@@ -74,6 +76,37 @@ static void route_free_rcu(struct rcu_head *head)
 {
 	sy__rcu_callback_start();
 	route_free(caa_container_of(head, struct sy__route, rcu));
+}
+
+/*
+ * Free the retired routes once no reader can hold them: a grace period of
+ * the slots now, then liburcu's (call_rcu) for the name table's readers.
+ * Under eng->lock, or at destroy.
+ */
+static void routes_reclaim(struct sy_engine *eng)
+{
+	struct sy__route *r;
+
+	if (!eng->retired)
+		return;
+	sy__slots_synchronize(eng);
+	sy__rcu_thread_get();
+	while ((r = eng->retired)) {
+		eng->retired = r->retired_next;
+		sy__call_rcu(&r->rcu, route_free_rcu);
+	}
+	sy__rcu_thread_put();
+	eng->nretired = 0;
+}
+
+/* @p r is out of the table: free it later, with others (one grace period
+ * for SY_RETIRE_BATCH routes). Under eng->lock. */
+static void route_retire(struct sy_engine *eng, struct sy__route *r)
+{
+	r->retired_next = eng->retired;
+	eng->retired = r;
+	if (++eng->nretired >= SY_RETIRE_BATCH)
+		routes_reclaim(eng);
 }
 
 /*
@@ -276,11 +309,11 @@ static void route_publish(struct sy_engine *eng, struct sy__route *old,
 		cds_lfht_add(eng->route_names, name_hash(r->name), &r->node);
 	}
 	sy__read_unlock();
-	/* R1: pairs with A1 in send.c. */
+	/* R1: pairs with A1 in dispatch.c. */
 	atomic_store_explicit(&eng->routes[r->id], r, memory_order_release);
-	if (old)
-		sy__call_rcu(&old->rcu, route_free_rcu);
 	sy__rcu_thread_put();
+	if (old)
+		route_retire(eng, old);
 }
 
 static struct sy__route *route_lookup(struct sy_engine *eng, const char *name)
@@ -388,8 +421,8 @@ static void route_unpublish(struct sy_engine *eng, struct sy__route *r)
 	cds_lfht_del(eng->route_names, &r->node);
 	sy__read_unlock();
 	atomic_store_explicit(&eng->routes[r->id], NULL, memory_order_release);
-	sy__call_rcu(&r->rcu, route_free_rcu);
 	sy__rcu_thread_put();
+	route_retire(eng, r);
 }
 
 SY_API int sy_route_remove(sy_engine *eng, uint32_t id)
@@ -588,7 +621,7 @@ SY_API int sy_server_remove(sy_engine *eng, uint32_t id)
 	eng->workers[s->worker].nservers--;
 	/* After the grace period no sender holds a route that lists s, so
 	 * every message for s is in its worker's rings or being handled. */
-	sy__synchronize();
+	sy__slots_synchronize(eng);
 	if (atomic_load(&eng->state) == SY_ENGINE_RUNNING)
 		sy__worker_wait_handled(eng, s->worker);
 	server_free(eng, s);
@@ -615,9 +648,10 @@ void sy__registry_destroy(struct sy_engine *eng)
 				route_unpublish(eng, r);
 		}
 	}
-	/* Every route is out of the table and queued for call_rcu: wait for
+	/* Every route is out of the table: queue them for call_rcu, wait for
 	 * the callbacks, then destroy the empty table. Never inside a
 	 * read-side section. */
+	routes_reclaim(eng);
 	urcu_memb_barrier();
 	if (eng->route_names)
 		cds_lfht_destroy(eng->route_names, NULL);

@@ -60,6 +60,7 @@ struct sy__server {
 struct sy__route {
 	struct cds_lfht_node node;
 	struct rcu_head rcu;
+	struct sy__route *retired_next; /* eng->retired */
 	const struct sy_policy *policy;
 	void *pstate;
 	uint32_t id;

@@ -20,6 +20,7 @@
 
 #include "core/compiler.h"
 #include "core/pool.h"
+#include "core/rcu.h"
 #include "metrics/counter.h"
 #include "queues/park.h"
 #include "queues/ring.h"
@@ -31,6 +32,7 @@ struct sy__worker;
 enum sy__slot_state { SY_SLOT_FREE, SY_SLOT_ATTACHED };
 
 struct sy__slot {
+	struct sy__rcu_reader rcu; /* the route table's read side (rcu.h) */
 	struct sy__totals totals;
 	struct sy__pool pool;
 	struct sy__parker parker;  /* a thread waiting in sy_call() */

@@ -57,8 +57,7 @@ struct drain {
 	struct sy__server *handled_srv;/* in-flight count not yet given back: */
 	int64_t handled;               /* this many runs of handled_srv */
 	unsigned runs;                 /* handler runs */
-	uint64_t run_key;              /* runs not yet counted, of one */
-	uint32_t m_server, m_route;    /* server and route: */
+	uint32_t m_server, m_route;    /* runs not yet counted, of one server and route: */
 	uint32_t ok, failed, first;
 };
 
@@ -131,11 +130,8 @@ static inline void count_run(struct sy__worker *w, struct drain *d,
 			     uint32_t server, uint32_t route, int rc,
 			     bool first)
 {
-	uint64_t key = (uint64_t)route << 32 | server;
-
-	if (d->run_key != key) {
+	if (d->m_server != server || d->m_route != route) {
 		runs_flush(w, d);
-		d->run_key = key;
 		d->m_server = server;
 		d->m_route = route;
 	}
@@ -225,6 +221,24 @@ static inline void breaker_result(struct sy__server *srv, bool ok)
 	sy__breaker_record(srv, ok);
 }
 
+/* What follows a handler run that failed, kept its message or has a
+ * breaker to tell: the general case of a run's end. */
+static void run_end(struct sy__worker *w, struct sy_msg *m,
+		    struct sy__server *srv, uint32_t route_id, int rc,
+		    bool first, struct drain *d)
+{
+	if (sy__unlikely(srv->breaker != NULL))
+		breaker_result(srv, rc >= 0);
+	count_run(w, d, srv->id, route_id, rc, first);
+	if (sy__unlikely(rc < 0)) {
+		sy__total_add(&w->slot->totals, SY_T_HANDLER_FAILED, 1);
+		if (!w->taken)
+			failed(w, m, srv, d);
+	} else if (!w->taken) {
+		sy__release_batch_add(w->slot, &d->done, m);
+	}
+}
+
 /*
  * Run @p m's handler. Timed runs back to back cost one clock read each (the
  * end of one is the start of the next); in-flight counts are given back once
@@ -241,7 +255,7 @@ static inline void handle(struct sy__worker *w, struct sy_msg *m,
 	bool first;
 	int rc;
 
-	if (sy__unlikely(flags & (SY_MSG_DEADLINE | SY_MSG_TIMED))) {
+	if (flags & (SY_MSG_DEADLINE | SY_MSG_TIMED)) {
 		if ((flags & SY_MSG_DEADLINE) && expired(w, m, d)) {
 			expire(w, m, d);
 			return;
@@ -250,7 +264,7 @@ static inline void handle(struct sy__worker *w, struct sy_msg *m,
 			start = timed_start(w, m, d);
 	}
 	/* The handler may give the message away: read it before. */
-	if (sy__unlikely(flags & SY_MSG_OBSERVE))
+	if (flags & SY_MSG_OBSERVE)
 		t0 = d->clock ? d->clock : sy__now(w->eng);
 	d->clock = 0;
 	first = m->attempts == 0; /* failed runs so far */
@@ -259,64 +273,96 @@ static inline void handle(struct sy__worker *w, struct sy_msg *m,
 	rc = srv->fn(w->eng, m, srv->ctx);
 	w->current = NULL;
 	d->runs++;
-	if (sy__unlikely(srv->breaker != NULL))
-		breaker_result(srv, rc >= 0);
-	count_run(w, d, srv->id, route_id, rc, first);
-	if (sy__unlikely(rc < 0)) {
-		sy__total_add(&w->slot->totals, SY_T_HANDLER_FAILED, 1);
-		if (!w->taken)
-			failed(w, m, srv, d);
-	} else if (!w->taken) {
-		sy__release_batch_add(w->slot, &d->done, m);
-	}
-	if (sy__unlikely(flags & (SY_MSG_INFLIGHT | SY_MSG_OBSERVE | SY_MSG_TIMED))) {
-		if (flags & SY_MSG_TIMED)
-			timed_end(w, start);
-		if (flags & SY_MSG_INFLIGHT)
-			settle_one(d, srv);
-		if (flags & SY_MSG_OBSERVE) {
-			d->clock = sy__now(w->eng);
-			observe(w, route_id, pick, srv, rc, t0, d->clock);
-		}
+	run_end(w, m, srv, route_id, rc, first, d);
+	if (flags & SY_MSG_TIMED)
+		timed_end(w, start);
+	if (flags & SY_MSG_INFLIGHT)
+		settle_one(d, srv);
+	if (flags & SY_MSG_OBSERVE) {
+		d->clock = sy__now(w->eng);
+		observe(w, route_id, pick, srv, rc, t0, d->clock);
 	}
 }
 
-static unsigned handle_burst(struct sy__worker *w, struct sy_msg *desc,
-			     struct drain *d)
+/* Flags that need more than a handler run and a count. */
+#define SY_MSG_SLOW (SY_MSG_BURST | SY_MSG_DEADLINE | SY_MSG_TIMED | \
+		     SY_MSG_OBSERVE | SY_MSG_INFLIGHT)
+
+static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
+			 struct drain *d);
+
+/*
+ * Run the messages (and burst descriptors) in e[0..n). The common message
+ * needs no more than its handler run, a count and freeing: no deadline,
+ * latency sample, observing policy or in-flight count; a run that fails
+ * or keeps its message takes run_end(). The others take handle().
+ */
+static void handle_msgs(struct sy__worker *w, void *const *e, unsigned n,
+			struct drain *d)
+{
+	struct sy_engine *eng = w->eng;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct sy_msg *m = e[i];
+		struct sy__server *srv = m->server;
+		uint32_t route_id = m->route_id;
+		bool first;
+		int rc;
+
+		if (sy__unlikely(m->flags & SY_MSG_SLOW)) {
+			if (m->flags & SY_MSG_BURST)
+				handle_burst(w, m, d);
+			else
+				handle(w, m, d);
+			continue;
+		}
+		first = m->attempts == 0;
+		w->current = m;
+		w->taken = false;
+		rc = srv->fn(eng, m, srv->ctx);
+		d->runs++;
+		if (sy__unlikely(rc < 0 || w->taken)) {
+			w->current = NULL;
+			run_end(w, m, srv, route_id, rc, first, d);
+			continue;
+		}
+		if (sy__unlikely(srv->breaker != NULL))
+			breaker_result(srv, true);
+		if (sy__unlikely(d->m_server != srv->id || d->m_route != route_id)) {
+			runs_flush(w, d);
+			d->m_server = srv->id;
+			d->m_route = route_id;
+		}
+		d->first += first;
+		d->ok++;
+		sy__release_batch_add(w->slot, &d->done, m);
+	}
+	w->current = NULL;
+}
+
+static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
+			 struct drain *d)
 {
 	struct sy__burst *b = (struct sy__burst *)desc->data;
-	uint32_t n = b->n;
 
-	for (uint32_t i = 0; i < n; i++)
-		__builtin_prefetch(b->msgs[i]);
-	for (uint32_t i = 0; i < n; i++)
-		handle(w, b->msgs[i], d);
+	handle_msgs(w, b->msgs, b->n, d);
 	sy__msg_release(w->slot, desc);
-	return n;
 }
 
 #define SY_DEQUEUE_MAX 32
 
-/* Run the messages (and burst descriptors) in e[0..n). */
+/* A batch taken off a ring: a sample in it reads the clock now, for its
+ * time in the ring. */
 static inline void handle_batch(struct sy__worker *w, void **e, unsigned n,
 				struct drain *d)
 {
 	uint8_t any = 0;
 
 	for (unsigned i = 0; i < n; i++)
-		__builtin_prefetch(e[i]);
-	for (unsigned i = 0; i < n; i++)
 		any |= ((struct sy_msg *)e[i])->flags;
 	d->now = 0;
 	d->taken_ns = sy__unlikely(any & SY_MSG_TIMED) ? sy__now(w->eng) : 0;
-	for (unsigned i = 0; i < n; i++) {
-		struct sy_msg *m = e[i];
-
-		if (m->flags & SY_MSG_BURST)
-			handle_burst(w, m, d);
-		else
-			handle(w, m, d);
-	}
+	handle_msgs(w, e, n, d);
 }
 
 __attribute__((noinline)) unsigned sy__worker_drain_ring(struct sy__worker *w,
@@ -330,7 +376,7 @@ __attribute__((noinline)) unsigned sy__worker_drain_ring(struct sy__worker *w,
 
 	if (!n)
 		return 0; /* most rings of a pass are empty: nothing to set up */
-	d = (struct drain){ .done.pool = NULL, .run_key = UINT64_MAX };
+	d = (struct drain){ .m_server = UINT32_MAX, .m_route = UINT32_MAX };
 	for (;;) {
 		handle_batch(w, e, n, &d);
 		taken += n;
@@ -450,11 +496,11 @@ static void *worker_main(void *arg)
 						     memory_order_acquire);
 		unsigned n;
 
-		sy__read_lock();
+		sy__slot_read_lock(&w->slot->rcu, &w->eng->rcu_period);
 		n = poll_pass(w);
 		if (sy__unlikely(w->retries != NULL))
 			n += sy__retries_due(w);
-		sy__read_unlock();
+		sy__slot_read_unlock(&w->slot->rcu);
 		/* P1: pairs with the acquire in sy__worker_wait_handled(). */
 		atomic_fetch_add_explicit(&w->passes, 1, memory_order_release);
 		if (n) {

@@ -1,8 +1,6 @@
 /* Futex wait and wake for struct sy__parker; see park.h for the protocol. */
 #include <errno.h>
 #include <linux/futex.h>
-#include <linux/membarrier.h>
-#include <pthread.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,35 +13,12 @@ static long futex(_Atomic uint32_t *word, int op, uint32_t val,
 	return syscall(SYS_futex, (uint32_t *)word, op, val, ts, NULL, 0);
 }
 
-bool sy__park_asymmetric;
-static pthread_once_t park_once = PTHREAD_ONCE_INIT;
-
-static void park_probe(void)
-{
-	long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
-
-	if (cmds < 0 || !(cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED))
-		return;
-	if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
-		    0, 0) != 0)
-		return;
-	sy__park_asymmetric = true;
-}
-
-void sy__park_init(void)
-{
-	pthread_once(&park_once, park_probe);
-}
-
 void sy__park_prepare(struct sy__parker *p)
 {
 	/* S1 */
 	atomic_store_explicit(&p->parked, 1, memory_order_seq_cst);
 	/* S2: pairs with W2 in sy__wake(). */
-	if (sy__park_asymmetric)
-		syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
-	else
-		sy__fence();
+	sy__barrier_heavy();
 }
 
 void sy__park_wait(struct sy__parker *p, uint64_t timeout_ns)

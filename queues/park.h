@@ -14,10 +14,10 @@
  * the word, so no wake-up is lost. A waker makes a system call only when the
  * sleeper really sleeps.
  *
- * The barriers are asymmetric where the kernel allows: S2 is
- * membarrier(PRIVATE_EXPEDITED), which makes every thread of the process
- * execute a full barrier, so W2 is only a compiler barrier and the send path
- * pays no fence. Either W1 happened before that barrier ran on the waker's
+ * The barriers are asymmetric (barrier.h): S2 is the heavy side,
+ * membarrier(PRIVATE_EXPEDITED) where the kernel has it, which makes every
+ * thread of the process execute a full barrier, so W2 is only a compiler
+ * barrier and the send path pays no fence. Either W1 happened before that barrier ran on the waker's
  * CPU (the sleeper sees the work at S3) or W3 ran after it (the waker sees
  * parked == 1). Without membarrier, S2 and W2 are both seq_cst fences.
  */
@@ -28,31 +28,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "queues/barrier.h"
+
 struct sy__parker {
 	_Atomic uint32_t parked;
 } __attribute__((aligned(64)));
-
-/*
- * A full fence. ThreadSanitizer does not support atomic_thread_fence; its
- * builds use a seq_cst read-modify-write on a private word instead, which is
- * as strong on every architecture we run on.
- */
-static inline void sy__fence(void)
-{
-#if defined(__SANITIZE_THREAD__)
-	static _Atomic int word;
-
-	atomic_fetch_add_explicit(&word, 0, memory_order_seq_cst);
-#else
-	atomic_thread_fence(memory_order_seq_cst);
-#endif
-}
-
-/** True when S2 is a membarrier and W2 a compiler barrier. */
-extern bool sy__park_asymmetric;
-
-/** Probe and register membarrier once per process. Any thread. */
-void sy__park_init(void);
 
 /** S1 + S2: announce that the caller is about to sleep. */
 void sy__park_prepare(struct sy__parker *p);
@@ -76,10 +56,7 @@ void sy__unpark(struct sy__parker *p);
 static inline void sy__wake(struct sy__parker *p)
 {
 	/* W2: order the ring store before the parked load (pairs with S2). */
-	if (sy__park_asymmetric)
-		atomic_signal_fence(memory_order_seq_cst);
-	else
-		sy__fence();
+	sy__barrier_light();
 	if (atomic_load_explicit(&p->parked, memory_order_relaxed))
 		sy__unpark(p);
 }
