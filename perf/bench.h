@@ -159,7 +159,10 @@ int bench_cpu(const struct bench_ctx *ctx, bool worker, unsigned i);
 /* A waiter's spin limit among @p threads: 0 if they outnumber the CPUs. */
 unsigned bench_spin_limit(const struct bench_ctx *ctx, unsigned threads);
 void bench_print_thread_map(const struct bench_ctx *ctx);
-/** "\r\033[K" and @p fmt on stderr, if ctx->progress; NULL: clear. */
+/* "sy-bench: " and @p fmt on a line of stderr. @return @p err. */
+int bench_fail(int err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* "\r\033[K" and @p fmt on stderr, if ctx->progress; NULL: clear. */
 void bench_progress(const struct bench_ctx *ctx, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
@@ -167,8 +170,9 @@ struct pinned_thread {
 	int cpu;
 	int (*fn)(void *arg);
 	void *arg;
-	pthread_t tid;            /* set by pinned_run() */
-	int rc;                   /* set by pinned_run() */
+	pthread_t tid;            /* set by pinned_run(), as the two below */
+	int rc;
+	struct gate *gate;
 };
 
 /* Start @p n threads pinned to their CPUs, release them all together. */

@@ -1,19 +1,12 @@
 /*
- * Engine runs: the engine configurations, the routes of the built-in
- * policies, and producers that send through them.
- *
- * An engine has one route "bench". With a policy (bench_ctx.policy) its
- * servers all belong to one worker, so that the policy picks among
- * servers while the messages still move between the same two CPUs;
- * without one, each of W workers owns one server and the route is
- * round_robin over them. A worker's servers count in that worker's
- * counter, which it alone writes.
- *
- * A producer never drops a message: -EAGAIN and -ENOBUFS mean back off
- * and send the same message again, as the API asks. The producers of a
- * run check out when done; the last one out waits until every message is
- * handled and takes the end time, so that only one thread polls the
- * counters while the workers may still need the CPUs.
+ * Engine runs: configurations, routes, and producers that send through
+ * them. An engine has one route "bench": a policy over servers of the one
+ * worker (the messages still move between the same two CPUs), or
+ * round_robin over one server per worker. A worker's servers count in
+ * its own counter, which it alone writes. A producer never drops a
+ * message: -EAGAIN and -ENOBUFS mean back off and send it again. The last
+ * producer to finish waits until every message is handled and takes the
+ * end time, so that only one thread polls while the workers work.
  */
 #include <assert.h>
 #include <stdlib.h>
@@ -52,23 +45,14 @@ static const struct route_setup {
 	const char *policy;
 	const uint32_t *weights;  /* NULL: all 1 */
 	bool keyed;               /* each message's key: its sequence number */
-	const char *description;
+	const char *note;         /* for the description */
 } route_setups[PICKING_POLICIES + 1] = {
-	{ "round_robin", NULL, false, "engine route: round_robin over 4 "
-	  "servers of the one worker" },
-	{ "weighted", route_weights, false, "engine route: weighted over 4 "
-	  "servers of the one worker, weights 4,3,2,1" },
-	{ "least_connections", NULL, false, "engine route: least_connections "
-	  "over 4 servers of the one worker" },
-	{ "adaptive", NULL, false, "engine route: adaptive over 4 servers of "
-	  "the one worker" },
-	{ "hash", NULL, true, "engine route: hash over 4 servers of the one "
-	  "worker, key = sequence number" },
-	{ "random", NULL, false, "engine route: random over 4 servers of the "
-	  "one worker" },
-	{ "failover", NULL, false, "engine route: failover over 4 servers of "
-	  "the one worker" },
-	{ "direct", NULL, false, "engine route: direct to one server" },
+	{ .policy = "round_robin" },
+	{ "weighted", route_weights, false, ", weights 4,3,2,1" },
+	{ .policy = "least_connections" }, { .policy = "adaptive" },
+	{ "hash", NULL, true, ", key = sequence number" },
+	{ .policy = "random" }, { .policy = "failover" },
+	{ .policy = "direct" },
 };
 
 struct engine_counter {
@@ -125,9 +109,18 @@ const char *engine_picking_policy(unsigned i)
 
 const char *engine_policy_route(const char *name)
 {
+	static char text[ARRAY_SIZE(route_setups)][96];
 	const struct route_setup *setup = find_setup(name);
+	char *t = setup ? text[setup - route_setups] : NULL;
 
-	return setup ? setup->description : NULL;
+	if (t && strcmp(name, "direct"))
+		snprintf(t, sizeof(text[0]), "engine route: %s over 4 servers "
+			 "of the one worker%s", name, setup->note ? setup->note
+								  : "");
+	else if (t)
+		snprintf(t, sizeof(text[0]), "engine route: direct to one "
+			 "server");
+	return t;
 }
 
 void engine_error(const struct engine_run *run, const char *call, int err)

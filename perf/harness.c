@@ -179,19 +179,12 @@ struct gate {
 	atomic_uint arrived;
 	atomic_int state;
 	unsigned spin_limit;
-	struct pinned_thread *threads;
-};
-
-struct pinned_start {
-	struct gate *gate;
-	unsigned i;
 };
 
 static void *pinned_main(void *arg)
 {
-	const struct pinned_start *start = arg;
-	struct pinned_thread *t = &start->gate->threads[start->i];
-	struct gate *gate = start->gate;
+	struct pinned_thread *t = arg;
+	struct gate *gate = t->gate;
 	struct backoff b;
 	int state;
 
@@ -216,8 +209,7 @@ static void *pinned_main(void *arg)
 
 int pinned_run(struct pinned_thread *threads, unsigned n, unsigned spin_limit)
 {
-	struct pinned_start starts[BENCH_MAX_THREADS];
-	struct gate gate = { .spin_limit = spin_limit, .threads = threads };
+	struct gate gate = { .spin_limit = spin_limit };
 	unsigned started;
 	pthread_attr_t attr;
 	struct backoff b;
@@ -228,8 +220,8 @@ int pinned_run(struct pinned_thread *threads, unsigned n, unsigned spin_limit)
 	atomic_init(&gate.arrived, 0);
 	atomic_init(&gate.state, GATE_CLOSED);
 	for (started = 0; !rc && started < n; started++) {
-		starts[started] = (struct pinned_start){ &gate, started };
 		threads[started].rc = 0;
+		threads[started].gate = &gate;
 		CPU_ZERO(&set);
 		CPU_SET(threads[started].cpu, &set);
 		rc = -pthread_attr_init(&attr);
@@ -238,7 +230,7 @@ int pinned_run(struct pinned_thread *threads, unsigned n, unsigned spin_limit)
 		rc = -pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
 		if (!rc)
 			rc = -pthread_create(&threads[started].tid, &attr,
-					     pinned_main, &starts[started]);
+					     pinned_main, &threads[started]);
 		pthread_attr_destroy(&attr);
 	}
 	/* The thread whose creation failed does not exist. */
@@ -260,9 +252,10 @@ int pinned_run(struct pinned_thread *threads, unsigned n, unsigned spin_limit)
 #define PROBE_ROUND_TRIPS 10000u
 
 /*
- * The pinger writes an odd value, the ponger answers with the next even
- * one. The value is the whole message, so relaxed loads and stores
- * suffice: no other memory is published through it.
+ * The ball goes 0, 1, 2, ...: the pinger takes the even values, the ponger
+ * the odd ones, and each passes it on with the next. The value is the
+ * whole message, so relaxed loads and stores suffice: no other memory is
+ * published through it. The pinger times each return of the ball.
  */
 struct probe {
 	_Alignas(BENCH_CACHELINE) atomic_uint_fast64_t ball;
@@ -272,35 +265,29 @@ struct probe {
 
 struct probe_side {
 	struct probe *p;
-	unsigned odd;      /* 1: the pinger, which waits for even values */
+	unsigned pong;     /* 0: the pinger, 1: the ponger */
 };
 
 static int probe_play(void *arg)
 {
 	const struct probe_side *side = arg;
+	const uint64_t last = 2 * PROBE_ROUND_TRIPS - side->pong;
 	struct probe *p = side->p;
-	uint64_t t0 = bench_now_ns(), t1, want;
+	uint64_t t0 = bench_now_ns(), t1;
 	struct backoff b;
 
 	backoff_init(&b, p->spin_limit);
-	for (uint64_t i = 0; i < PROBE_ROUND_TRIPS; i++) {
-		if (side->odd)
-			atomic_store_explicit(&p->ball, 2 * i + 1,
-					      memory_order_relaxed);
-		want = 2 * i + 1 + side->odd;
-		while (atomic_load_explicit(&p->ball, memory_order_relaxed) !=
-		       want)
+	for (uint64_t v = side->pong; v <= last; v += 2) {
+		while (atomic_load_explicit(&p->ball, memory_order_relaxed) != v)
 			if (backoff_wait(&b) < 0)
 				return -ETIMEDOUT;
 		backoff_reset(&b);
-		if (!side->odd) {
-			atomic_store_explicit(&p->ball, want + 1,
-					      memory_order_relaxed);
-			continue;
+		if (!side->pong && v) {
+			t1 = bench_now_ns();
+			p->samples[v / 2 - 1] = t1 - t0;
+			t0 = t1;
 		}
-		t1 = bench_now_ns();
-		p->samples[i] = t1 - t0;
-		t0 = t1;
+		atomic_store_explicit(&p->ball, v + 1, memory_order_relaxed);
 	}
 	return 0;
 }
@@ -308,7 +295,7 @@ static int probe_play(void *arg)
 int probe_round_trip(const struct bench_ctx *ctx, double *median_ns)
 {
 	struct probe *p = aligned_alloc(BENCH_CACHELINE, sizeof(*p));
-	struct probe_side ping = { p, 1 }, pong = { p, 0 };
+	struct probe_side ping = { p, 0 }, pong = { p, 1 };
 	struct pinned_thread threads[2] = {
 		{ .cpu = ctx->producer_cpu, .fn = probe_play, .arg = &ping },
 		{ .cpu = ctx->consumer_cpu, .fn = probe_play, .arg = &pong },
@@ -327,8 +314,7 @@ int probe_round_trip(const struct bench_ctx *ctx, double *median_ns)
 		stats_percentiles(p->samples, PROBE_ROUND_TRIPS, &lat);
 		*median_ns = (double)lat.p50;
 	} else {
-		fprintf(stderr, "sy-bench: core-to-core probe: %s\n",
-			strerror(-rc));
+		bench_fail(rc, "core-to-core probe: %s", strerror(-rc));
 	}
 	free(p->samples);
 	free(p);
@@ -361,6 +347,18 @@ int bench_spawn(char *const argv[], const char *dir)
 		if (errno != EINTR)
 			return -errno;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+int bench_fail(int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "sy-bench: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return err;
 }
 
 void bench_progress(const struct bench_ctx *ctx, const char *fmt, ...)

@@ -27,12 +27,6 @@ static const char *const configs[] = {
 	"bare", "metrics", "metrics-every", "reliability", "all",
 };
 
-struct callgrind {
-	char self[PATH_MAX];
-	char dir[PATH_MAX];        /* for the output files */
-	char cpus[32];
-};
-
 int instructions_fixed_run(const struct bench_ctx *ctx, const char *variant,
 			   uint64_t n)
 {
@@ -51,55 +45,43 @@ int instructions_fixed_run(const struct bench_ctx *ctx, const char *variant,
 		if (!strcmp(variant, sends[i]))
 			return engine_run(&fixed, n, NULL, NULL, &secs);
 	}
-	fprintf(stderr, "sy-bench: --fixed-variant: unknown variant '%s'\n",
-		variant);
-	return -EINVAL;
+	return bench_fail(-EINVAL, "--fixed-variant: unknown '%s'", variant);
 }
 
-/* Ir of @p send through @p policy with @p config and @p n messages. */
-static int callgrind_run(const struct callgrind *cg, const char *send,
+/*
+ * Ir of @p send through @p policy with @p config and @p n messages, run
+ * by @p self (this executable) on @p cpu: the "summary:" or "totals:" line
+ * of the callgrind output, which comes through a pipe.
+ */
+static int callgrind_run(const char *self, int cpu, const char *send,
 			 const char *policy, const char *config, uint64_t n,
 			 uint64_t *ir)
 {
-	char out_arg[PATH_MAX + 32], file[PATH_MAX], count[24], line[512];
-	char *argv[] = {
-		"valgrind", "--tool=callgrind", "-q", out_arg,
-		(char *)cg->self, "--fixed-run", count, "--fixed-variant",
-		(char *)send, "--fixed-policy", (char *)policy,
-		"--fixed-config", (char *)config, "--cpus", (char *)cg->cpus,
-		NULL,
-	};
+	char command[PATH_MAX + 256], line[512];
 	int rc = -EPROTO;
 	FILE *f;
 
-	snprintf(file, sizeof(file), "%s/%s-%s-%s-%" PRIu64 ".out", cg->dir,
-		 send, policy, config, n);
-	snprintf(out_arg, sizeof(out_arg), "--callgrind-out-file=%s", file);
-	snprintf(count, sizeof(count), "%" PRIu64, n);
-	if (bench_spawn(argv, NULL)) {
-		fprintf(stderr, "sy-bench: instructions: the callgrind run of "
-			"%s (policy %s, configuration %s) with %" PRIu64
-			" messages failed\n", send, policy, config, n);
-		unlink(file);
-		return -ECHILD;
-	}
-	/* The "summary:" or "totals:" count. */
-	f = fopen(file, "r");
-	while (f && rc && fgets(line, sizeof(line), f))
+	snprintf(command, sizeof(command), "valgrind --tool=callgrind -q "
+		 "--callgrind-out-file=/dev/stdout '%s' --fixed-run %" PRIu64
+		 " --fixed-variant %s --fixed-policy %s --fixed-config %s "
+		 "--cpus %d", self, n, send, policy, config, cpu);
+	fflush(NULL);
+	f = popen(command, "r");
+	/* Read it all: the child blocks while its output waits. */
+	while (f && fgets(line, sizeof(line), f))
 		if (sscanf(line, "summary: %" SCNu64, ir) == 1 ||
 		    sscanf(line, "totals: %" SCNu64, ir) == 1)
 			rc = 0;
-	if (f)
-		fclose(f);
-	if (rc < 0)
-		fprintf(stderr, "sy-bench: instructions: %s: no summary or "
-			"totals line\n", file);
-	unlink(file);
-	return rc;
+	if (!f || pclose(f))
+		return bench_fail(-ECHILD, "instructions: the callgrind run of "
+				  "%s (policy %s, configuration %s) with %"
+				  PRIu64 " messages failed", send, policy,
+				  config, n);
+	return rc ? bench_fail(rc, "instructions: no callgrind total") : 0;
 }
 
-/* (Ir(2N) - Ir(N)) / N into @p row. */
-static int count_row(const struct bench_ctx *ctx, const struct callgrind *cg,
+/* (Ir(2N) - Ir(N)) / N of @p send through @p policy, into @p row. */
+static int count_row(const struct bench_ctx *ctx, const char *self,
 		     const char *send, const char *policy,
 		     struct report_row *row)
 {
@@ -108,11 +90,11 @@ static int count_row(const struct bench_ctx *ctx, const struct callgrind *cg,
 
 	bench_progress(ctx, "%s: instructions: %s", row->scenario,
 		       row->variant);
-	rc = callgrind_run(cg, send, policy, row->engine->name, MESSAGES,
-			   &ir1);
+	rc = callgrind_run(self, ctx->producer_cpu, send, policy,
+			   row->engine->name, MESSAGES, &ir1);
 	if (!rc)
-		rc = callgrind_run(cg, send, policy, row->engine->name,
-				   2 * MESSAGES, &ir2);
+		rc = callgrind_run(self, ctx->producer_cpu, send, policy,
+				   row->engine->name, 2 * MESSAGES, &ir2);
 	bench_progress(ctx, NULL);
 	row->has_instructions = !rc;
 	row->instructions_per_msg = ((double)ir2 - (double)ir1) / MESSAGES;
@@ -121,38 +103,32 @@ static int count_row(const struct bench_ctx *ctx, const struct callgrind *cg,
 }
 
 /*
- * Find valgrind and this executable, make the output directory.
- * @return 0; -ENOENT (no valgrind on PATH); a negative errno (explained).
+ * This executable, found here: inside valgrind, /proc/self/exe names
+ * valgrind's tool. @return 0; -ENOENT (no valgrind); -errno.
  */
-static int callgrind_open(const struct bench_ctx *ctx, struct callgrind *cg)
+static int find_self(char *self, size_t len)
 {
-	const char *tmp = getenv("TMPDIR");
-	ssize_t len;
+	ssize_t n;
 
 	if (!bench_have("valgrind"))
 		return -ENOENT;
-	/* Inside valgrind, /proc/self/exe would name valgrind's tool. */
-	len = readlink("/proc/self/exe", cg->self, sizeof(cg->self) - 1);
-	cg->self[len < 0 ? 0 : len] = '\0';
-	snprintf(cg->cpus, sizeof(cg->cpus), "%d", ctx->producer_cpu);
-	snprintf(cg->dir, sizeof(cg->dir), "%s/sy-bench.XXXXXX",
-		 tmp && *tmp ? tmp : "/tmp");
-	if (len >= 0 && mkdtemp(cg->dir))
-		return 0;
-	fprintf(stderr, "sy-bench: instructions: %s: %s\n",
-		len < 0 ? "/proc/self/exe" : cg->dir, strerror(errno));
-	return -errno;
+	n = readlink("/proc/self/exe", self, len - 1);
+	if (n < 0 || memchr(self, '\'', (size_t)n))
+		return bench_fail(-EINVAL, "instructions: /proc/self/exe: %s",
+				  n < 0 ? strerror(errno) : "a quote in the "
+				  "path");
+	self[n] = '\0';
+	return 0;
 }
 
 int scenario_instructions(const struct bench_ctx *ctx, struct report *rep)
 {
 	static char detail[256];
 	struct report_row *row, *base = NULL;
-	struct callgrind cg;
-	char name[64];
+	char self[PATH_MAX], name[64];
 	int rc;
 
-	rc = callgrind_open(ctx, &cg);
+	rc = find_self(self, sizeof(self));
 	rep->instructions_skipped = rc == -ENOENT;
 	if (rc < 0)
 		return rc == -ENOENT ? 0 : rc;
@@ -172,23 +148,22 @@ int scenario_instructions(const struct bench_ctx *ctx, struct report *rep)
 		row->detail = i ? NULL : detail;
 		row->producers = row->workers = 1;
 		row->messages = MESSAGES;
-		rc = count_row(ctx, &cg, send, ctx->policy, row);
+		rc = count_row(ctx, self, send, ctx->policy, row);
 		base = c ? base : row;
 		row->extra_vs = c ? base->engine->name : NULL;
 		row->extra_instructions = row->instructions_per_msg -
 					  base->instructions_per_msg;
 	}
-	rmdir(cg.dir);
 	return rc;
 }
 
 int instructions_policies(const struct bench_ctx *ctx, struct report *rep)
 {
 	const struct report_row *base;
-	struct callgrind cg;
+	char self[PATH_MAX];
 	int rc;
 
-	rc = callgrind_open(ctx, &cg);
+	rc = find_self(self, sizeof(self));
 	if (rc == -ENOENT)
 		report_add_note(rep, "policies: instructions per pick skipped "
 				"(valgrind not found)");
@@ -196,9 +171,8 @@ int instructions_policies(const struct bench_ctx *ctx, struct report *rep)
 		return rc == -ENOENT ? 0 : rc;
 	for (unsigned i = 0; !rc && i < rep->n_rows; i++)
 		if (!strcmp(rep->rows[i].scenario, "policies"))
-			rc = count_row(ctx, &cg, sends[1],
+			rc = count_row(ctx, self, sends[1],
 				       rep->rows[i].policy, &rep->rows[i]);
-	rmdir(cg.dir);
 	base = report_find(rep, "policies", BASELINE_POLICY);
 	for (unsigned i = 0; !rc && base && i < rep->n_rows; i++) {
 		if (strcmp(rep->rows[i].scenario, "policies"))

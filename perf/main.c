@@ -144,10 +144,10 @@ static void usage(FILE *out)
 
 static int usage_error(const char *fmt, const char *arg)
 {
-	fprintf(stderr, "sy-bench: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\nTry 'sy-bench --help'.\n");
-	return -EINVAL;
+	char what[256];
+
+	snprintf(what, sizeof(what), fmt, arg);
+	return bench_fail(-EINVAL, "%s\nTry 'sy-bench --help'.", what);
 }
 
 /* Whether @p name of --@p option is a built-in policy; else say so. */
@@ -176,10 +176,9 @@ static int parse_option(enum opt i, const char *arg, struct options *o)
 		o->num[i] = strtoull(arg, &end, 10);
 	if (s->max && (*arg < '0' || *arg > '9' || *end || errno ||
 		       o->num[i] < s->min || o->num[i] > s->max)) {
-		fprintf(stderr, "sy-bench: --%s: '%s' is not a number from %"
-			PRIu64 " to %" PRIu64 "\nTry 'sy-bench --help'.\n",
-			s->name, arg, s->min, s->max);
-		return -EINVAL;
+		return bench_fail(-EINVAL, "--%s: '%s' is not a number from "
+				  "%" PRIu64 " to %" PRIu64 "\nTry 'sy-bench "
+				  "--help'.", s->name, arg, s->min, s->max);
 	}
 	return 0;
 }
@@ -284,22 +283,16 @@ static int choose_cpus(const char *source, const char *list,
 	cpu_set_t allowed, wanted;
 	char why[256];
 
-	if (sched_getaffinity(0, sizeof(allowed), &allowed) < 0) {
-		fprintf(stderr, "sy-bench: sched_getaffinity: %s\n",
-			strerror(errno));
-		return -errno;
-	}
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) < 0)
+		return bench_fail(-errno, "sched_getaffinity: %s",
+				  strerror(errno));
 	wanted = allowed;
-	if (list && bench_parse_cpus(list, &wanted, why, sizeof(why)) < 0) {
-		fprintf(stderr, "sy-bench: %s: %s\n", source, why);
-		return -EINVAL;
-	}
+	if (list && bench_parse_cpus(list, &wanted, why, sizeof(why)) < 0)
+		return bench_fail(-EINVAL, "%s: %s", source, why);
 	CPU_AND(&wanted, &wanted, &allowed);
-	if (!CPU_COUNT(&wanted)) {
-		fprintf(stderr, "sy-bench: %s: none of the CPUs in \"%s\" is "
-			"allowed to this process\n", source, list);
-		return -EINVAL;
-	}
+	if (!CPU_COUNT(&wanted))
+		return bench_fail(-EINVAL, "%s: none of the CPUs in \"%s\" is "
+				  "allowed to this process", source, list);
 	ctx->cpus = wanted;
 	ctx->producer_cpu = bench_nth_cpu(&wanted, 0);
 	ctx->consumer_cpu = bench_nth_cpu(&wanted, 1);
@@ -313,8 +306,8 @@ static bool open_output(const struct options *o, enum opt i, FILE **f)
 {
 	*f = o->arg[i] ? fopen(o->arg[i], "w") : NULL;
 	if (o->arg[i] && !*f)
-		fprintf(stderr, "sy-bench: --%s %s: %s\n", specs[i].name,
-			o->arg[i], strerror(errno));
+		bench_fail(0, "--%s %s: %s", specs[i].name, o->arg[i],
+			   strerror(errno));
 	return !o->arg[i] || *f;
 }
 
@@ -328,8 +321,7 @@ static int write_output(int rc, const char *path, FILE *f,
 	if (f && fclose(f) && !rc)
 		rc = -errno;
 	if (f && rc < 0 && write)
-		fprintf(stderr, "sy-bench: writing %s: %s\n", path,
-			strerror(-rc));
+		bench_fail(rc, "writing %s: %s", path, strerror(-rc));
 	return rc;
 }
 
@@ -403,9 +395,9 @@ int main(int argc, char **argv)
 		return EXIT_FAILED;
 	rc = a[O_POLICY] ? engine_policy_check(&ctx, a[O_POLICY]) : 0;
 	if (rc == -ENOENT)
-		fprintf(stderr, "sy-bench: --policy: policy '%s' is not in this "
-			"build of switchyard (sy_route_add refused it with "
-			"-EINVAL)\n", a[O_POLICY]);
+		bench_fail(rc, "--policy: policy '%s' is not in this build of "
+			   "switchyard (sy_route_add refused it with -EINVAL)",
+			   a[O_POLICY]);
 	if (rc < 0)
 		return rc == -ENOENT ? EXIT_USAGE : EXIT_FAILED;
 	if (!open_output(&o, O_JSON, &json) || !open_output(&o, O_CSV, &csv) ||

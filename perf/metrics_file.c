@@ -66,21 +66,16 @@ static int export_snapshot(sy_engine *eng, void *arg)
 	int rc;
 
 	rc = sy_metrics_refresh(eng);
-	if (rc < 0) {
-		fprintf(stderr, "sy-bench: --metrics: sy_metrics_refresh: %s\n",
-			sy_strerror(rc));
-		return rc;
-	}
+	if (rc < 0)
+		return bench_fail(rc, "--metrics: sy_metrics_refresh: %s",
+				  sy_strerror(rc));
 	snap = sy_metrics_snapshot(eng);
-	if (!snap) {
-		fprintf(stderr, "sy-bench: --metrics: sy_metrics_snapshot "
-			"gave no snapshot after a refresh\n");
-		return -ENODATA;
-	}
+	if (!snap)
+		return bench_fail(-ENODATA, "--metrics: no snapshot");
 	rc = sy_snapshot_format(snap, x->fmt, &buf, &len);
 	if (rc < 0)
-		fprintf(stderr, "sy-bench: --metrics: sy_snapshot_format: %s\n",
-			sy_strerror(rc));
+		bench_fail(rc, "--metrics: sy_snapshot_format: %s",
+			   sy_strerror(rc));
 	else if (fwrite(buf, 1, len, x->f) != len)
 		rc = -EIO;
 	free(buf);
@@ -103,15 +98,12 @@ int metrics_file_write(const struct bench_ctx *ctx, const char *path,
 
 	one.engine = ENGINE_CONFIG_DEFAULT;
 	one.producers = one.workers = 1;
-	bench_progress(ctx, "metrics: engine-single, %" PRIu64 " messages", n);
 	one.burst = 0;
+	bench_progress(ctx, "metrics: engine-single, %" PRIu64 " messages", n);
 	rc = engine_run(&one, n, export_snapshot, &x, &secs);
 	bench_progress(ctx, NULL);
-	if ((fclose(f) && !rc) || rc == -EIO) {
-		rc = -EIO;
-		fprintf(stderr, "sy-bench: --metrics: writing %s failed\n",
-			path);
-	}
+	if ((fclose(f) && !rc) || rc == -EIO)
+		rc = bench_fail(-EIO, "--metrics: writing %s failed", path);
 	if (rc < 0)
 		return rc;
 	report_add_note(rep, "metrics: %s (%s): snapshot %" PRIu64 " of a "

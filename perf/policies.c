@@ -1,12 +1,8 @@
 /*
  * policies: engine-burst32 through a route of each built-in policy that
- * picks among servers (4 servers of the one worker), --messages per run,
- * each with its ratio to round_robin. A policy this build lacks is skipped
- * with a note. --policy is not used; with --instructions, instructions.c
- * counts each row's instructions afterwards.
+ * picks (4 servers of the one worker), with its ratio to round_robin; a
+ * policy this build lacks is skipped with a note.
  */
-#include <string.h>
-
 #include "bench.h"
 
 int scenario_policies(const struct bench_ctx *ctx, struct report *rep)
@@ -28,15 +24,12 @@ int scenario_policies(const struct bench_ctx *ctx, struct report *rep)
 			return rc;
 		if (rc)
 			continue;
-		v[nv] = (struct variant){
-			.ctx = *ctx, .run = engine_throughput,
-			.n = ctx->messages, .engine = true,
-		};
+		v[nv] = (struct variant){ .ctx = *ctx, .run = engine_throughput,
+					  .n = ctx->messages, .engine = true };
 		snprintf(v[nv].name, sizeof(v[nv].name), "%s", name);
 		v[nv].ctx.policy = name;
 		v[nv].ctx.producers = v[nv].ctx.workers = 1;
-		v[nv].ctx.burst = BENCH_DEFAULT_BURST;
-		nv++;
+		v[nv++].ctx.burst = BENCH_DEFAULT_BURST;
 	}
 	if (!nv)
 		return 0;

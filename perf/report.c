@@ -28,18 +28,13 @@ void report_init(struct report *rep, const struct bench_ctx *ctx)
 {
 	long online = sysconf(_SC_NPROCESSORS_ONLN);
 	FILE *f = fopen("/proc/cpuinfo", "r");
-	char line[256], *model = NULL;
+	char line[256];
 
 	memset(rep, 0, sizeof(*rep));
-	while (f && !model && fgets(line, sizeof(line), f))
-		if (!strncmp(line, "model name", 10))
-			model = strchr(line, ':');
-	if (model) {
-		model += strspn(model + 1, " \t") + 1;
-		model[strcspn(model, "\n")] = '\0';
-	}
-	snprintf(rep->model, sizeof(rep->model), "%s", model ? model
-								 : "unknown");
+	strcpy(rep->model, "unknown");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "model name : %127[^\n]", rep->model) == 1)
+			break;
 	if (f)
 		fclose(f);
 	rep->cpus_allowed = (unsigned)CPU_COUNT(&ctx->cpus);

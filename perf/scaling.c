@@ -1,19 +1,15 @@
 /*
  * scaling: k producers x k workers for k = 1, 2, 4, ... up to half the
- * allowed CPUs (at least k = 1), with --oversubscribe one step more;
- * engine-burst32 through round_robin over one server per worker, each
- * producer sending --messages per run. Each k's median rate, its speedup
- * over k = 1 and the efficiency, speedup / k.
+ * allowed CPUs, with --oversubscribe one step more: engine-burst32 through
+ * round_robin over one server per worker, --messages per producer. Each
+ * k's rate, its speedup over k = 1, and efficiency = speedup / k.
  */
 #include "bench.h"
-
-/* Most steps: k = 1, 2, 4, ... BENCH_MAX_THREADS. */
-#define MAX_STEPS 8
 
 int scenario_scaling(const struct bench_ctx *ctx, struct report *rep)
 {
 	const unsigned cpus = (unsigned)CPU_COUNT(&ctx->cpus);
-	struct variant v[MAX_STEPS];
+	struct variant v[8];
 	unsigned ns = 0;
 	int first;
 
@@ -36,10 +32,8 @@ int scenario_scaling(const struct bench_ctx *ctx, struct report *rep)
 			break;
 	}
 	first = bench_measure(ctx, rep, "scaling", v, ns, false, NULL);
-	if (first < 0)
-		return first;
-	for (unsigned s = 0; s < ns; s++) {
-		struct report_row *row = &rep->rows[first + (int)s];
+	for (int s = first; s >= 0 && s < (int)rep->n_rows; s++) {
+		struct report_row *row = &rep->rows[s];
 
 		row->has_scaling = true;
 		row->speedup = row->rate.median / rep->rows[first].rate.median;
@@ -50,9 +44,10 @@ int scenario_scaling(const struct bench_ctx *ctx, struct report *rep)
 					row->producers, 2 * row->producers,
 					cpus);
 	}
-	rep->rows[first].detail = "k producers x k workers, --messages per "
-				  "producer, round_robin over one server per "
-				  "worker; producer and worker j on the CPUs 2j "
-				  "and 2j+1 of the set; efficiency = speedup / k";
-	return 0;
+	if (first >= 0)
+		rep->rows[first].detail = "k producers x k workers, --messages "
+			"per producer, round_robin over one server per worker; "
+			"producer and worker j on the CPUs 2j and 2j+1 of the "
+			"set; efficiency = speedup / k";
+	return first < 0 ? first : 0;
 }
