@@ -52,24 +52,18 @@ static const struct opt_spec {
 	[O_RUNS] = { "runs", 'r', true, 1, STATS_MAX_RUNS, 5 },
 	[O_MESSAGES] = { "messages", 'n', true, 1, MAX_MESSAGES,
 			 DEFAULT_MESSAGES },
-	[O_CPUS] = { "cpus", 'c', true },
-	[O_JSON] = { "json", 'j', true },
-	[O_CSV] = { "csv", 0, true },
+	[O_CPUS] = { "cpus", 'c', true }, [O_JSON] = { "json", 'j', true },
+	[O_CSV] = { "csv", 0, true }, [O_POLICY] = { "policy", 0, true },
 	[O_INSTRUCTIONS] = { "instructions", 0, false },
-	[O_POLICY] = { "policy", 0, true },
 	[O_PRODUCERS] = { "producers", 0, true, 1, BENCH_MAX_THREADS, 1 },
 	[O_WORKERS] = { "workers", 0, true, 1, BENCH_MAX_THREADS, 1 },
-	[O_SIZE] = { "size", 0, true, 0, SY_MSG_MAX_SIZE,
-		     BENCH_DEFAULT_PAYLOAD },
-	[O_BURST] = { "burst", 0, true, 1, BENCH_MAX_BURST,
-		      BENCH_DEFAULT_BURST },
+	[O_SIZE] = { "size", 0, true, 0, SY_MSG_MAX_SIZE, 16 },
+	[O_BURST] = { "burst", 0, true, 1, BENCH_MAX_BURST, 32 },
 	[O_OVERSUBSCRIBE] = { "oversubscribe", 0, false },
 	[O_RATE_FRACTION] = { "rate-fraction", 0, true },
-	[O_PLOT] = { "plot", 0, true },
-	[O_METRICS] = { "metrics", 0, true },
+	[O_PLOT] = { "plot", 0, true }, [O_METRICS] = { "metrics", 0, true },
 	[O_SERVE] = { "serve", 0, true, 1, 65535, 0 },
-	[O_QUIET] = { "quiet", 'q', false },
-	[O_HELP] = { "help", 'h', false },
+	[O_QUIET] = { "quiet", 'q', false }, [O_HELP] = { "help", 'h', false },
 	[O_FIXED_RUN] = { "fixed-run", 0, true, 1, MAX_MESSAGES, 0 },
 	[O_FIXED_VARIANT] = { "fixed-variant", 0, true },
 	[O_FIXED_POLICY] = { "fixed-policy", 0, true },
@@ -88,54 +82,42 @@ struct options {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: sy-bench [options]\n"
-		"                [throughput | latency | overhead | instructions |\n"
-		"                 policies | scaling | memory | all]\n"
-		"\n"
-		"Measure switchyard against raw baselines in the same run.\n"
-		"\"all\" (the default) is throughput, latency and overhead (each\n"
-		"engine configuration against bare: metrics off, no breaker, no\n"
-		"backpressure); \"policies\" compares the built-in policies\n"
-		"(engine-burst32, 4 servers, ratio to round_robin) and runs only\n"
-		"when named.\n"
-		"\n"
-		"  -r, --runs R        repeats of each variant (1-%u, default %u)\n"
-		"  -n, --messages N    messages per throughput run (default %llu;\n"
-		"                      overhead: %u)\n"
-		"  -c, --cpus LIST     CPUs in taskset syntax: producer on the lowest,\n"
-		"                      consumer on the next (default: SY_CPUS, else\n"
-		"                      the allowed CPUs)\n"
-		"  -j, --json FILE     write the results as JSON\n"
-		"      --csv FILE      write the results as CSV\n"
-		"      --policy NAME   route engine-single and engine-burst32 with NAME:\n"
-		"                      direct (default, one server), round_robin,\n"
-		"                      weighted (4,3,2,1), least_connections, adaptive,\n"
-		"                      hash (key: sequence number), random or failover\n"
-		"                      (4 servers, all on the one worker)\n"
-		"      --instructions  add instructions per message (callgrind) to all;\n"
-		"                      with policies, count each policy's extra\n"
-		"                      instructions per pick against round_robin\n"
-		"      --rate-fraction F  engine-open-loop (latency) offers F (0 < F\n"
-		"                      <= 1, default 0.5) of engine-rtt's rate\n"
-		"      --plot DIR      write PNG charts (gnuplot) and their data to DIR\n"
-		"      --metrics FILE  write the final metrics snapshot of a dedicated\n"
-		"                      engine run to FILE: .json, .csv, .prom\n"
-		"                      (Prometheus) or .erl (Erlang terms)\n"
-		"      --serve PORT    serve each engine's metrics on\n"
-		"                      http://127.0.0.1:PORT/metrics while it runs\n"
-		"      --producers P   producer threads of the engine rows (1-64, default 1)\n"
-		"      --workers W     engine workers, one server each (1-64, default 1);\n"
-		"                      above 1x1 the route is round_robin over them\n"
-		"      --size BYTES    payload of engine messages (default 16)\n"
-		"      --burst B       messages per sy_send_burst (1-512, default 32)\n"
-		"      --oversubscribe scaling: one step beyond the CPUs\n"
-		"\"scaling\" (k x k pairs up to the CPUs) and \"memory\" (RSS and\n"
-		"allocations around 100,000,000 messages by default) run only when\n"
-		"named.\n"
-		"  -q, --quiet         no progress on stderr\n"
-		"  -h, --help          show this help\n",
+		"Usage: sy-bench [options] [throughput | latency | overhead |\n"
+		"                instructions | policies | scaling | memory | all]\n"
+		"Measure switchyard against raw baselines in the same run\n"
+		"(docs/perf.md). \"all\" (the default) is throughput, latency and\n"
+		"overhead, and instructions with --instructions; the others run\n"
+		"when named.\n\n"
+		"  -r, --runs R          repeats of each variant (1-%u, default %u)\n"
+		"  -n, --messages N      messages per run (default %llu; overhead %u,\n"
+		"                        memory %llu)\n"
+		"  -c, --cpus LIST       CPUs in taskset syntax: producer on the\n"
+		"                        lowest, consumer on the next (default:\n"
+		"                        SY_CPUS, else the allowed CPUs)\n"
+		"  -j, --json FILE       write the results as JSON\n"
+		"      --csv FILE        write the results as CSV\n"
+		"      --plot DIR        write PNG charts (gnuplot) and their data\n"
+		"      --metrics FILE    write the final metrics snapshot of a\n"
+		"                        dedicated run: .json, .csv, .prom or .erl\n"
+		"      --serve PORT      serve each engine's metrics on\n"
+		"                        http://127.0.0.1:PORT/metrics while it runs\n"
+		"      --policy NAME     route of the engine rows: direct (default),\n"
+		"                        or over 4 servers of one worker: round_robin,\n"
+		"                        weighted, least_connections, adaptive, hash,\n"
+		"                        random or failover\n"
+		"      --producers P     producer threads of the engine rows (1-64)\n"
+		"      --workers W       engine workers, a server each (1-64)\n"
+		"      --size BYTES      payload of engine messages (default 16)\n"
+		"      --burst B         messages per sy_send_burst (1-512, default 32)\n"
+		"      --instructions    count instructions per message (callgrind);\n"
+		"                        with policies, each policy's\n"
+		"      --rate-fraction F engine-open-loop offers F (0 < F <= 1,\n"
+		"                        default 0.5) of engine-rtt's rate\n"
+		"      --oversubscribe   scaling: one step beyond the CPUs\n"
+		"  -q, --quiet           no progress on stderr\n"
+		"  -h, --help            show this help\n",
 		STATS_MAX_RUNS, (unsigned)specs[O_RUNS].def, DEFAULT_MESSAGES,
-		OVERHEAD_DEFAULT_MESSAGES);
+		OVERHEAD_DEFAULT_MESSAGES, MEMORY_DEFAULT_MESSAGES);
 #ifdef SY_BENCH_HAVE_ZMQ
 	fprintf(out, "\nBuilt with libzmq: throughput includes the zmq-inproc "
 		"baseline.\n");
@@ -337,8 +319,7 @@ static int run_scenarios(const struct options *o, const struct bench_ctx *ctx,
 		{ RUN_LATENCY, scenario_open_loop },
 		{ RUN_OVERHEAD, scenario_overhead },
 		{ RUN_POLICIES, scenario_policies },
-		{ RUN_SCALING, scenario_scaling },
-		{ RUN_MEMORY, scenario_memory },
+		{ RUN_SCALING, scenario_scaling }, { RUN_MEMORY, scenario_memory },
 	};
 	int rc;
 
