@@ -200,6 +200,7 @@ static int engine_build(struct engine_run *run, const struct bench_ctx *ctx,
 	int rc;
 
 	assert(!setup || (ctx->producers == 1 && ctx->workers == 1));
+	handler = handler ? handler : count_handler;
 	if (setup && strcmp(setup->policy, "direct"))
 		ropts.n_servers = ROUTE_SERVERS;
 	ropts.weights = setup ? setup->weights : NULL;
@@ -240,9 +241,9 @@ static int engine_build(struct engine_run *run, const struct bench_ctx *ctx,
 		snprintf(name, sizeof(name), ropts.n_servers == 1 && setup
 			 ? "bench" : "bench-%u", i);
 		sopts.worker = setup ? 0 : (int)i;
-		rc = sy_server_add(run->eng, name, handler ? handler
-			: count_handler, &run->counters[sopts.worker], &sopts,
-			&servers[i]);
+		rc = sy_server_add(run->eng, name, handler,
+				   &run->counters[sopts.worker], &sopts,
+				   &servers[i]);
 	}
 	ropts.servers = servers;
 	if (!rc)

@@ -42,8 +42,10 @@ void stats_summarize(const double *values, unsigned n,
 	out->runs = n;
 }
 
-/* Sorts @p samples. The max is not a percentile: STATS_PCTS of them. */
+/* The percentiles of struct stats_latency, its max excluded. */
 #define STATS_PCTS 4
+
+/* Sorts @p samples. */
 static void stats_percentiles(uint64_t *samples, size_t n,
 			      struct stats_latency *out)
 {
@@ -84,9 +86,11 @@ static bool parse_cpu(const char **p, unsigned *out)
 
 	if (!isdigit((unsigned char)**p))
 		return false;
-	for (; isdigit((unsigned char)**p); (*p)++)
-		if ((v = v * 10 + (unsigned)(**p - '0')) >= CPU_SETSIZE)
+	for (; isdigit((unsigned char)**p); (*p)++) {
+		v = v * 10 + (unsigned)(**p - '0');
+		if (v >= CPU_SETSIZE)
 			return false;
+	}
 	*out = v;
 	return true;
 }
@@ -104,16 +108,19 @@ int bench_parse_cpus(const char *s, cpu_set_t *out, char *why, size_t len)
 			p++;
 			if (!parse_cpu(&p, &last) || last < first)
 				break;
-			if (*p == ':' && (p++, !parse_cpu(&p, &stride) ||
-					  !stride))
-				break;
+			if (*p == ':') {
+				p++;
+				if (!parse_cpu(&p, &stride) || !stride)
+					break;
+			}
 		}
 		for (unsigned cpu = first; cpu <= last; cpu += stride)
 			CPU_SET(cpu, out);
 		if (*p == '\0')
 			return 0;
-		if (*p++ != ',')
+		if (*p != ',')
 			break;
+		p++;
 	}
 	snprintf(why, len, "bad CPU list \"%s\" at offset %td: expected N, "
 		 "N-M or N-M:S items separated by commas, N <= M < %d, S >= 1",
