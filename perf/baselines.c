@@ -1,233 +1,299 @@
 /*
- * Raw baselines: ck_ring SPSC, the batched ring, a mutex queue, and a ck_ring
- * ping-pong. The message is the pointer value 1, 2, 3...: the consumer checks
- * each against the count it expects, which proves nothing was lost or
- * reordered and keeps the compiler from dropping the work.
+ * Raw baselines: what moving a pointer from one pinned thread to another
+ * costs without the engine, measured as the engine is. A producer on
+ * ctx->producer_cpu sends 1, 2, 3... to a consumer on ctx->consumer_cpu,
+ * which checks each against the count it expects: nothing lost or
+ * reordered, and no work the compiler could drop. A run lasts from the
+ * first send to the last receive.
  */
-#include "baselines.h"
-
 #include <ck_ring.h>
-#include <errno.h>
-#include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
+#ifdef SY_BENCH_HAVE_ZMQ
+#include <zmq.h>
+#endif
 
-#include "batch_ring.h"
-#include "pinned.h"
+#include "bench.h"
 
-#define CK_RING_ENTRIES 1024u   /* holds 1023: ck_ring keeps one slot free */
-#define MUTEX_QUEUE_ENTRIES 1024u
+#define RING_ENTRIES 1024u   /* ck_ring holds 1023: it keeps one slot free */
+#define BATCH_PUBLISH 32u
 
-/* One run between a producer and a consumer thread. */
+/* One run between a producer and a consumer. */
 struct pair_run {
 	uint64_t n;
 	unsigned spin_limit;
 	void *queue;
 	uint64_t *samples;   /* ping-pong only */
-	uint64_t t_start;    /* written by the producer before its first send */
-	uint64_t t_end;      /* written by whoever sees the last message */
+	uint64_t t_start;    /* by the producer before its first send */
+	uint64_t t_end;      /* by whoever sees the last message */
+	size_t payload;      /* zmq-inproc: bytes per message */
+	void *socket[2];     /* zmq-inproc: PUSH, PULL */
 };
 
-static void *msg_of(uint64_t i)
-{
-	return (void *)(uintptr_t)i;
-}
-
+/* Run @p produce and @p consume on @p run->queue, then @p release it. */
 static int run_pair(const struct bench_ctx *ctx, struct pair_run *run,
 		    int (*produce)(void *), int (*consume)(void *),
-		    double *secs)
+		    void (*release)(void *), double *secs)
 {
 	struct pinned_thread threads[2] = {
 		{ .cpu = ctx->producer_cpu, .fn = produce, .arg = run },
 		{ .cpu = ctx->consumer_cpu, .fn = consume, .arg = run },
 	};
-	int rc;
+	int rc = run->queue ? 0 : -ENOMEM;
 
-	rc = pinned_run(threads, 2, ctx->spin_limit);
-	if (rc < 0)
-		return rc;
-	*secs = (double)(run->t_end - run->t_start) / 1e9;
-	return 0;
+	run->spin_limit = bench_spin_limit(ctx, 2);
+	if (!rc)
+		rc = pinned_run(threads, 2, run->spin_limit);
+	if (!rc)
+		*secs = (double)(run->t_end - run->t_start) / 1e9;
+	if (release)
+		release(run->queue);
+	return rc;
 }
 
-/* ------------------------------------------------------------------ */
-/* ck_ring SPSC                                                       */
-/* ------------------------------------------------------------------ */
-
+/* ck-spsc and ck-pingpong: ck_ring, one pointer at a time. */
 struct ck_spsc {
 	_Alignas(BENCH_CACHELINE) struct ck_ring ring;
-	_Alignas(BENCH_CACHELINE) struct ck_ring_buffer buf[CK_RING_ENTRIES];
+	_Alignas(BENCH_CACHELINE) struct ck_ring_buffer buf[RING_ENTRIES];
 };
 
-/* An array of @p count empty rings, or NULL. */
 static struct ck_spsc *ck_spsc_new(unsigned count)
 {
 	struct ck_spsc *q = aligned_alloc(BENCH_CACHELINE, count * sizeof(*q));
 
 	for (unsigned i = 0; q && i < count; i++)
-		ck_ring_init(&q[i].ring, CK_RING_ENTRIES);
+		ck_ring_init(&q[i].ring, RING_ENTRIES);
 	return q;
 }
 
 static int ck_put(struct ck_spsc *q, void *entry, struct backoff *b)
 {
-	int rc;
-
-	while (!ck_ring_enqueue_spsc(&q->ring, q->buf, entry)) {
-		rc = backoff_wait(b);
-		if (rc < 0)
-			return rc;
-	}
+	while (!ck_ring_enqueue_spsc(&q->ring, q->buf, entry))
+		if (backoff_wait(b) < 0)
+			return -ETIMEDOUT;
 	backoff_reset(b);
 	return 0;
 }
 
 static int ck_get(struct ck_spsc *q, void **entry, struct backoff *b)
 {
-	int rc;
-
-	while (!ck_ring_dequeue_spsc(&q->ring, q->buf, entry)) {
-		rc = backoff_wait(b);
-		if (rc < 0)
-			return rc;
-	}
+	while (!ck_ring_dequeue_spsc(&q->ring, q->buf, entry))
+		if (backoff_wait(b) < 0)
+			return -ETIMEDOUT;
 	backoff_reset(b);
 	return 0;
 }
 
-static int ck_spsc_produce(void *arg)
+/*
+ * The producer of ck-spsc, and of ck-pingpong (rings: requests, then
+ * replies), which times each round trip.
+ */
+static int ck_produce(void *arg)
 {
 	struct pair_run *run = arg;
-	struct backoff b;
-	int rc;
-
-	backoff_init(&b, run->spin_limit);
-	run->t_start = bench_now_ns();
-	for (uint64_t i = 1; i <= run->n; i++) {
-		rc = ck_put(run->queue, msg_of(i), &b);
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
-}
-
-static int ck_spsc_consume(void *arg)
-{
-	struct pair_run *run = arg;
+	struct ck_spsc *ring = run->queue;
+	uint64_t *samples = run->samples, t0 = 0;
 	struct backoff b;
 	void *entry;
-	int rc;
-
-	backoff_init(&b, run->spin_limit);
-	for (uint64_t i = 1; i <= run->n; i++) {
-		rc = ck_get(run->queue, &entry, &b);
-		if (rc < 0)
-			return rc;
-		if (entry != msg_of(i))
-			return -EPROTO;
-	}
-	run->t_end = bench_now_ns();
-	return 0;
-}
-
-int baseline_ck_spsc(const struct bench_ctx *ctx, uint64_t n, double *secs)
-{
-	struct pair_run run = { .n = n, .spin_limit = ctx->spin_limit };
-	int rc;
-
-	run.queue = ck_spsc_new(1);
-	if (!run.queue)
-		return -ENOMEM;
-	rc = run_pair(ctx, &run, ck_spsc_produce, ck_spsc_consume, secs);
-	free(run.queue);
-	return rc;
-}
-
-/* ------------------------------------------------------------------ */
-/* batched ring                                                       */
-/* ------------------------------------------------------------------ */
-
-static int batched_produce(void *arg)
-{
-	struct pair_run *run = arg;
-	struct batch_ring *r = run->queue;
-	struct backoff b;
-	int rc;
 
 	backoff_init(&b, run->spin_limit);
 	run->t_start = bench_now_ns();
 	for (uint64_t i = 1; i <= run->n; i++) {
-		while (!batch_ring_enqueue_sp(r, msg_of(i))) {
-			rc = backoff_wait(&b);
-			if (rc < 0)
-				return rc;
-		}
-		backoff_reset(&b);
+		if (samples)
+			t0 = bench_now_ns();
+		if (ck_put(&ring[0], (void *)(uintptr_t)i, &b) < 0)
+			return -ETIMEDOUT;
+		if (!samples)
+			continue;
+		if (ck_get(&ring[1], &entry, &b) < 0)
+			return -ETIMEDOUT;
+		samples[i - 1] = bench_now_ns() - t0;
+		if (entry != (void *)(uintptr_t)i)
+			return -EPROTO;
 	}
-	batch_ring_flush_sp(r);
+	if (samples)
+		run->t_end = bench_now_ns();
 	return 0;
 }
 
-static int batched_consume(void *arg)
+/* The consumer of ck-spsc, and the echo of ck-pingpong. */
+static int ck_consume(void *arg)
 {
 	struct pair_run *run = arg;
-	struct batch_ring *r = run->queue;
-	void *burst[BATCH_RING_SIZE];
+	struct ck_spsc *ring = run->queue;
+	const bool echo = run->samples != NULL;
 	struct backoff b;
+	void *entry;
+
+	backoff_init(&b, run->spin_limit);
+	for (uint64_t i = 1; i <= run->n; i++) {
+		if (ck_get(&ring[0], &entry, &b) < 0 ||
+		    (echo && ck_put(&ring[1], entry, &b) < 0))
+			return -ETIMEDOUT;
+		if (!echo && entry != (void *)(uintptr_t)i)
+			return -EPROTO;
+	}
+	if (!echo)
+		run->t_end = bench_now_ns();
+	return 0;
+}
+
+int baseline_ck_spsc(const struct bench_ctx *ctx, uint64_t n,
+		     uint64_t *samples, double *secs)
+{
+	struct pair_run run = { .n = n, .queue = ck_spsc_new(1) };
+
+	(void)samples;
+	return run_pair(ctx, &run, ck_produce, ck_consume, free, secs);
+}
+
+int baseline_ck_pingpong(const struct bench_ctx *ctx, uint64_t n,
+			 uint64_t *samples, double *secs)
+{
+	struct pair_run run = {
+		.n = n, .queue = ck_spsc_new(2), .samples = samples,
+	};
+
+	return run_pair(ctx, &run, ck_produce, ck_consume, free, secs);
+}
+
+/*
+ * batched-limit: a ring built to show how fast a pointer can move. Where
+ * ck_ring reads the other side's index and writes its own on every
+ * operation (two cache-line transfers per entry), each side here keeps a
+ * private copy of the other side's index and reloads it only when that
+ * copy says the ring is full (producer) or empty (consumer). The producer
+ * publishes its tail every BATCH_PUBLISH entries, and before it reports a
+ * full ring; the consumer takes all that is published at once. The shared
+ * lines thus move once per batch.
+ *
+ * Invariants: head and tail count entries since the start and wrap as
+ * unsigned; tail - head <= RING_ENTRIES; entry i lives in slot
+ * i % RING_ENTRIES while head <= i < tail. Both sides are wait-free.
+ */
+_Static_assert((RING_ENTRIES & (RING_ENTRIES - 1)) == 0 &&
+	       RING_ENTRIES % BATCH_PUBLISH == 0,
+	       "a power of two, published at multiples of BATCH_PUBLISH");
+
+struct batch_ring {
+	_Alignas(BENCH_CACHELINE) atomic_uint tail; /* producer -> consumer */
+	_Alignas(BENCH_CACHELINE) atomic_uint head; /* consumer -> producer */
+	_Alignas(BENCH_CACHELINE) unsigned prod_tail; /* the producer's line */
+	unsigned prod_head_cache;
+	_Alignas(BENCH_CACHELINE) unsigned cons_head; /* the consumer's line */
+	unsigned cons_tail_cache;
+	_Alignas(BENCH_CACHELINE) void *slot[RING_ENTRIES];
+};
+
+static void batch_flush_sp(struct batch_ring *r)
+{
+	/* R1: pairs with A1 in batch_dequeue_sc(). */
+	atomic_store_explicit(&r->tail, r->prod_tail, memory_order_release);
+}
+
+/* @return false if the ring is full (all enqueued is then published). */
+static bool batch_enqueue_sp(struct batch_ring *r, void *entry)
+{
+	if (r->prod_tail - r->prod_head_cache == RING_ENTRIES) {
+		/* A2: pairs with R2 in batch_dequeue_sc(). */
+		r->prod_head_cache = atomic_load_explicit(&r->head,
+							  memory_order_acquire);
+		if (r->prod_tail - r->prod_head_cache == RING_ENTRIES) {
+			batch_flush_sp(r);
+			return false;
+		}
+	}
+	r->slot[r->prod_tail % RING_ENTRIES] = entry;
+	if (++r->prod_tail % BATCH_PUBLISH == 0)
+		batch_flush_sp(r);
+	return true;
+}
+
+/* Take every published entry into @p out. @return the number taken. */
+static unsigned batch_dequeue_sc(struct batch_ring *r, void **out)
+{
+	unsigned n;
+
+	if (r->cons_head == r->cons_tail_cache)
+		/* A1: pairs with R1 in batch_flush_sp(). */
+		r->cons_tail_cache = atomic_load_explicit(&r->tail,
+							  memory_order_acquire);
+	n = r->cons_tail_cache - r->cons_head;
+	for (unsigned i = 0; i < n; i++)
+		out[i] = r->slot[(r->cons_head + i) % RING_ENTRIES];
+	r->cons_head += n;
+	/* R2: pairs with A2 in batch_enqueue_sp(). */
+	if (n)
+		atomic_store_explicit(&r->head, r->cons_head,
+				      memory_order_release);
+	return n;
+}
+
+static int batch_produce(void *arg)
+{
+	struct pair_run *run = arg;
+	struct backoff b;
+
+	backoff_init(&b, run->spin_limit);
+	run->t_start = bench_now_ns();
+	for (uint64_t i = 1; i <= run->n; i++) {
+		while (!batch_enqueue_sp(run->queue, (void *)(uintptr_t)i))
+			if (backoff_wait(&b) < 0)
+				return -ETIMEDOUT;
+		backoff_reset(&b);
+	}
+	batch_flush_sp(run->queue);
+	return 0;
+}
+
+static int batch_consume(void *arg)
+{
+	struct pair_run *run = arg;
+	void *burst[RING_ENTRIES];
 	uint64_t seen = 0;
+	struct backoff b;
 	unsigned got;
-	int rc;
 
 	backoff_init(&b, run->spin_limit);
 	while (seen < run->n) {
-		got = batch_ring_dequeue_burst_sc(r, burst, BATCH_RING_SIZE);
-		if (!got) {
-			rc = backoff_wait(&b);
-			if (rc < 0)
-				return rc;
-			continue;
-		}
-		backoff_reset(&b);
-		for (unsigned i = 0; i < got; i++) {
-			if (burst[i] != msg_of(++seen))
+		got = batch_dequeue_sc(run->queue, burst);
+		if (!got && backoff_wait(&b) < 0)
+			return -ETIMEDOUT;
+		if (got)
+			backoff_reset(&b);
+		for (unsigned i = 0; i < got; i++)
+			if (burst[i] != (void *)(uintptr_t)++seen)
 				return -EPROTO;
-		}
 	}
 	run->t_end = bench_now_ns();
 	return 0;
 }
 
 int baseline_batched_limit(const struct bench_ctx *ctx, uint64_t n,
-			   double *secs)
+			   uint64_t *samples, double *secs)
 {
-	struct pair_run run = { .n = n, .spin_limit = ctx->spin_limit };
-	struct batch_ring *r;
-	int rc;
+	struct pair_run run = {
+		.n = n, .queue = aligned_alloc(BENCH_CACHELINE,
+					       sizeof(struct batch_ring)),
+	};
 
-	r = aligned_alloc(BENCH_CACHELINE, sizeof(*r));
-	if (!r)
-		return -ENOMEM;
-	batch_ring_init(r);
-	run.queue = r;
-	rc = run_pair(ctx, &run, batched_produce, batched_consume, secs);
-	free(r);
-	return rc;
+	(void)samples;
+	if (run.queue)
+		memset(run.queue, 0, offsetof(struct batch_ring, slot));
+	return run_pair(ctx, &run, batch_produce, batch_consume, free, secs);
 }
 
-/* ------------------------------------------------------------------ */
-/* mutex + condition variable queue                                   */
-/* ------------------------------------------------------------------ */
-
-/* The queue people write by hand: one lock round per item, both sides. */
+/* mutex-queue: the queue people write by hand, a lock round per item. */
 struct mutex_queue {
 	pthread_mutex_t lock;
-	pthread_cond_t not_full;
-	pthread_cond_t not_empty;
+	pthread_cond_t cond[2];   /* [0]: not full, [1]: not empty */
 	unsigned head;
 	unsigned count;
-	void *slot[MUTEX_QUEUE_ENTRIES];
+	void *slot[RING_ENTRIES];
 };
 
-static int mutex_queue_produce(void *arg)
+static int mutex_produce(void *arg)
 {
 	struct pair_run *run = arg;
 	struct mutex_queue *q = run->queue;
@@ -235,17 +301,17 @@ static int mutex_queue_produce(void *arg)
 	run->t_start = bench_now_ns();
 	for (uint64_t i = 1; i <= run->n; i++) {
 		pthread_mutex_lock(&q->lock);
-		while (q->count == MUTEX_QUEUE_ENTRIES)
-			pthread_cond_wait(&q->not_full, &q->lock);
-		q->slot[(q->head + q->count) % MUTEX_QUEUE_ENTRIES] = msg_of(i);
-		q->count++;
-		pthread_cond_signal(&q->not_empty);
+		while (q->count == RING_ENTRIES)
+			pthread_cond_wait(&q->cond[0], &q->lock);
+		q->slot[(q->head + q->count++) % RING_ENTRIES] =
+			(void *)(uintptr_t)i;
+		pthread_cond_signal(&q->cond[1]);
 		pthread_mutex_unlock(&q->lock);
 	}
 	return 0;
 }
 
-static int mutex_queue_consume(void *arg)
+static int mutex_consume(void *arg)
 {
 	struct pair_run *run = arg;
 	struct mutex_queue *q = run->queue;
@@ -254,13 +320,13 @@ static int mutex_queue_consume(void *arg)
 	for (uint64_t i = 1; i <= run->n; i++) {
 		pthread_mutex_lock(&q->lock);
 		while (q->count == 0)
-			pthread_cond_wait(&q->not_empty, &q->lock);
+			pthread_cond_wait(&q->cond[1], &q->lock);
 		entry = q->slot[q->head];
-		q->head = (q->head + 1) % MUTEX_QUEUE_ENTRIES;
+		q->head = (q->head + 1) % RING_ENTRIES;
 		q->count--;
-		pthread_cond_signal(&q->not_full);
+		pthread_cond_signal(&q->cond[0]);
 		pthread_mutex_unlock(&q->lock);
-		if (entry != msg_of(i))
+		if (entry != (void *)(uintptr_t)i)
 			return -EPROTO;
 	}
 	run->t_end = bench_now_ns();
@@ -268,99 +334,115 @@ static int mutex_queue_consume(void *arg)
 }
 
 int baseline_mutex_queue(const struct bench_ctx *ctx, uint64_t n,
-			 double *secs)
-{
-	struct pair_run run = { .n = n, .spin_limit = ctx->spin_limit };
-	struct mutex_queue *q;
-	int rc;
-
-	q = calloc(1, sizeof(*q));
-	if (!q)
-		return -ENOMEM;
-	rc = -pthread_mutex_init(&q->lock, NULL);
-	if (rc < 0)
-		goto out_free;
-	rc = -pthread_cond_init(&q->not_full, NULL);
-	if (rc < 0)
-		goto out_lock;
-	rc = -pthread_cond_init(&q->not_empty, NULL);
-	if (rc < 0)
-		goto out_not_full;
-	run.queue = q;
-	rc = run_pair(ctx, &run, mutex_queue_produce, mutex_queue_consume,
-		      secs);
-	pthread_cond_destroy(&q->not_empty);
-out_not_full:
-	pthread_cond_destroy(&q->not_full);
-out_lock:
-	pthread_mutex_destroy(&q->lock);
-out_free:
-	free(q);
-	return rc;
-}
-
-/* ------------------------------------------------------------------ */
-/* ck_ring ping-pong                                                  */
-/* ------------------------------------------------------------------ */
-
-/* run->queue: two rings, requests then replies. */
-static int pingpong_produce(void *arg)
-{
-	struct pair_run *run = arg;
-	struct ck_spsc *ring = run->queue;
-	struct backoff b;
-	uint64_t t0;
-	void *entry;
-	int rc;
-
-	backoff_init(&b, run->spin_limit);
-	run->t_start = bench_now_ns();
-	for (uint64_t i = 1; i <= run->n; i++) {
-		t0 = bench_now_ns();
-		rc = ck_put(&ring[0], msg_of(i), &b);
-		if (!rc)
-			rc = ck_get(&ring[1], &entry, &b);
-		if (rc < 0)
-			return rc;
-		run->samples[i - 1] = bench_now_ns() - t0;
-		if (entry != msg_of(i))
-			return -EPROTO;
-	}
-	run->t_end = bench_now_ns();
-	return 0;
-}
-
-static int pingpong_echo(void *arg)
-{
-	struct pair_run *run = arg;
-	struct ck_spsc *ring = run->queue;
-	struct backoff b;
-	void *entry;
-	int rc;
-
-	backoff_init(&b, run->spin_limit);
-	for (uint64_t i = 1; i <= run->n; i++) {
-		rc = ck_get(&ring[0], &entry, &b);
-		if (!rc)
-			rc = ck_put(&ring[1], entry, &b);
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
-}
-
-int baseline_ck_pingpong(const struct bench_ctx *ctx, uint64_t n,
 			 uint64_t *samples, double *secs)
 {
-	struct pair_run run = {
-		.n = n, .spin_limit = ctx->spin_limit, .samples = samples,
-	};
-	int rc;
+	struct mutex_queue *q = malloc(sizeof(*q));
+	struct pair_run run = { .n = n, .queue = q };
 
-	run.queue = ck_spsc_new(2);
-	if (!run.queue)
-		return -ENOMEM;
-	rc = run_pair(ctx, &run, pingpong_produce, pingpong_echo, secs);
-	free(run.queue);
+	(void)samples;
+	if (q)
+		*q = (struct mutex_queue){
+			.lock = PTHREAD_MUTEX_INITIALIZER,
+			.cond = { PTHREAD_COND_INITIALIZER,
+				  PTHREAD_COND_INITIALIZER },
+		};
+	return run_pair(ctx, &run, mutex_produce, mutex_consume, free, secs);
+}
+
+#ifdef SY_BENCH_HAVE_ZMQ
+/*
+ * zmq-inproc: ZeroMQ inproc PUSH/PULL, one zmq_msg of ctx->payload bytes
+ * (as the engine's) per message, its sequence number in its first (up to
+ * 8) bytes. The control thread creates both sockets and hands them to the
+ * pinned threads: ZeroMQ allows a socket to move to another thread across
+ * a full memory barrier, which pinned_run()'s start gate provides.
+ */
+
+/* A failed ZeroMQ call: say which, return its negative errno. */
+static int zmq_failed(const char *call)
+{
+	int err = zmq_errno();
+
+	fprintf(stderr, "sy-bench: zmq-inproc: %s: %s\n", call,
+		zmq_strerror(err));
+	return err > 0 ? -err : -EIO;
+}
+
+static int zmq_produce(void *arg)
+{
+	struct pair_run *run = arg;
+	zmq_msg_t msg;
+
+	run->t_start = bench_now_ns();
+	for (uint64_t i = 1; i <= run->n; i++) {
+		if (zmq_msg_init_size(&msg, run->payload))
+			return zmq_failed("zmq_msg_init_size");
+		memset(zmq_msg_data(&msg), 0, run->payload);
+		memcpy(zmq_msg_data(&msg), &i, run->payload < 8 ? run->payload
+							      : 8);
+		/* On success ZeroMQ owns the message; on failure we do. */
+		if (zmq_msg_send(&msg, run->socket[0], 0) < 0) {
+			zmq_msg_close(&msg);
+			return zmq_failed("zmq_msg_send");
+		}
+	}
+	return 0;
+}
+
+static int zmq_consume(void *arg)
+{
+	struct pair_run *run = arg;
+	zmq_msg_t msg;
+	int rc = 0;
+
+	if (zmq_msg_init(&msg))
+		return zmq_failed("zmq_msg_init");
+	/* After a bad message, keep draining: the producer may wait on us. */
+	for (uint64_t i = 1; i <= run->n; i++) {
+		if (zmq_msg_recv(&msg, run->socket[1], 0) < 0) {
+			rc = zmq_failed("zmq_msg_recv");
+			break;
+		}
+		if (zmq_msg_size(&msg) != run->payload ||
+		    memcmp(zmq_msg_data(&msg), &i,
+			   run->payload < 8 ? run->payload : 8))
+			rc = -EPROTO;
+	}
+	run->t_end = bench_now_ns();
+	zmq_msg_close(&msg);
 	return rc;
 }
+
+int baseline_zmq_inproc(const struct bench_ctx *ctx, uint64_t n,
+			uint64_t *samples, double *secs)
+{
+	struct pair_run run = {
+		.n = n, .queue = zmq_ctx_new(),
+		.payload = ctx->payload ? ctx->payload : BENCH_DEFAULT_PAYLOAD,
+	};
+	int linger = 0, rc;
+
+	(void)samples;
+	if (!run.queue)
+		return zmq_failed("zmq_ctx_new");
+	run.socket[0] = zmq_socket(run.queue, ZMQ_PUSH);
+	run.socket[1] = zmq_socket(run.queue, ZMQ_PULL);
+	if (!run.socket[0] || !run.socket[1])
+		rc = zmq_failed("zmq_socket");
+	/* Nothing is left unsent at close in a complete run; never wait. */
+	else if (zmq_setsockopt(run.socket[0], ZMQ_LINGER, &linger,
+				sizeof(linger)))
+		rc = zmq_failed("zmq_setsockopt(ZMQ_LINGER)");
+	else if (zmq_bind(run.socket[1], "inproc://sy-bench") ||
+		 zmq_connect(run.socket[0], "inproc://sy-bench"))
+		rc = zmq_failed("zmq_bind/zmq_connect");
+	else
+		rc = run_pair(ctx, &run, zmq_produce, zmq_consume, NULL, secs);
+	/* Back through pthread_join(), the sockets close here. */
+	for (unsigned i = 0; i < 2; i++)
+		if (run.socket[i])
+			zmq_close(run.socket[i]);
+	zmq_ctx_term(run.queue);
+	return rc;
+}
+#endif /* SY_BENCH_HAVE_ZMQ */

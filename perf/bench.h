@@ -1,82 +1,102 @@
 /*
- * What every sy-bench run shares: where its threads run, how long it is,
- * how a waiting thread backs off, and the clock.
+ * sy-bench: the harness shared by every scenario (docs/perf.md).
  *
- * The harness runs on small machines (two cores) where the thread a waiter
- * waits for may share its CPU. A waiter therefore pauses a bounded number of
- * times, then yields the CPU on every further attempt; and it gives up after
- * BENCH_STALL_NS without progress, so that a broken engine ends a run with an
- * error instead of hanging it.
+ * A scenario is a list of variants (a name, the context it runs with, a
+ * run function); bench_measure() runs them interleaved --runs times and
+ * adds a report row per variant, which report.c and plot.c print.
+ * A waiter pauses a bounded number of times, then yields (the thread it
+ * waits for may share its CPU), and gives up after BENCH_STALL_NS without
+ * progress, so that a broken engine fails a run instead of hanging it.
+ * Engines are driven through the public API only (switchyard.h). Unless
+ * said otherwise, a function is called from the control thread, blocks
+ * for its run, and returns 0 or a negative errno explained on stderr.
  */
 #ifndef SY_PERF_BENCH_H
 #define SY_PERF_BENCH_H
 
 #include <ck_pr.h>
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
-#include "engine_config.h"
 #include "switchyard.h"
 
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define BENCH_CACHELINE 64
-
-/* A waiter that made no progress for this long reports -ETIMEDOUT. */
 #define BENCH_STALL_NS (10ull * 1000 * 1000 * 1000)
-
-/* Defaults of --size and --burst, and the largest burst (half a ring). */
+/* Pauses before a waiter yields, when every thread has a CPU of its own. */
+#define BENCH_SPIN_LIMIT 256
 #define BENCH_DEFAULT_PAYLOAD 16
 #define BENCH_DEFAULT_BURST 32
-#define BENCH_MAX_BURST 512
+#define BENCH_MAX_BURST 512       /* half a ring */
+#define BENCH_MAX_THREADS 64      /* producers, workers */
+#define STATS_MAX_RUNS 1000
 
-/** Parameters of one invocation, shared by every scenario and variant. */
-struct bench_ctx {
-	int producer_cpu;
-	int consumer_cpu;
-	unsigned spin_limit;    /* pauses before a waiter starts yielding */
-	enum sy_idle engine_idle; /* idle strategy of the throughput engines */
-	/*
-	 * Metrics, breaker and backpressure of every engine the runs create
-	 * (engine_config.h); main() sets engine_config_default().
-	 */
-	const struct engine_config *engine;
-	/*
-	 * 0, or the most messages a throughput engine may have in flight: a
-	 * fixed run keeps its ring from filling, so it counts no retries.
-	 */
-	unsigned engine_window;
-	/*
-	 * Built-in policy of the throughput engines' route (engine_runs.h):
-	 * "direct", the default, keeps the one-server route.
-	 */
-	const char *policy;
-	unsigned runs;          /* repeats of each variant */
-	uint64_t messages;      /* messages per throughput run */
-	uint64_t overhead_messages; /* messages per overhead run */
-	bool progress;          /* show progress on stderr */
-	/*
-	 * The allowed CPUs (--cpus, SY_CPUS, else the process's): where the
-	 * threads of many-thread runs are spread (multi_runs.h).
-	 */
-	cpu_set_t cpus;
-	unsigned producers;     /* producer threads of the engine rows */
-	unsigned workers;       /* engine workers, one server each */
-	unsigned payload;       /* payload bytes per message */
-	unsigned burst;         /* messages per sy_send_burst(), <= BENCH_MAX_BURST */
-	const char *burst_variant; /* "engine-burst<burst>" */
-	bool oversubscribe;     /* scaling: one step beyond the CPUs */
+/* What an engine switches on besides routing (engine.c). */
+struct engine_config {
+	const char *name;             /* "bare", "metrics", ... */
+	int metrics;                  /* sy_config.metrics: 1 on, -1 off */
+	unsigned latency_sample;      /* 0: the library's default */
+	unsigned metrics_interval_ms; /* 0: the library's default */
+	bool breaker;                 /* default breaker on every server */
+	enum sy_backpressure backpressure; /* of the route */
+	double target;                /* overhead: least ratio to bare */
 };
 
-/**
- * Whether a send call's error means "not now, retry the same message": the
- * worker's ring is full (-EAGAIN) or past the route's backpressure threshold
- * (-ENOBUFS, with SY_BP_REJECT). A producer backs off and sends again.
- */
-static inline bool bench_send_retryable(int rc)
+/* bare first (the overhead scenario's baseline), the default second. */
+#define ENGINE_CONFIGS 7
+extern const struct engine_config engine_configs[ENGINE_CONFIGS];
+#define ENGINE_CONFIG_BARE (&engine_configs[0])
+#define ENGINE_CONFIG_DEFAULT (&engine_configs[1])
+
+const struct engine_config *engine_config_find(const char *name);
+void engine_config_describe(const struct engine_config *e, char *out,
+			    size_t len);
+const char *engine_bp_name(enum sy_backpressure bp);
+
+/* Policies that pick among ROUTE_SERVERS servers of one worker. */
+#define PICKING_POLICIES 7
+#define ROUTE_SERVERS 4
+#define BASELINE_POLICY "round_robin"
+/* The route of a run with one server per worker. */
+#define SPREAD_POLICY "round_robin"
+
+const char *engine_picking_policy(unsigned i);
+/* How the route of policy @p name is built, in words; NULL: no policy. */
+const char *engine_policy_route(const char *name);
+
+/** Parameters of one invocation and of each variant's runs. */
+struct bench_ctx {
+	cpu_set_t cpus;           /* --cpus, else SY_CPUS, else all allowed */
+	int producer_cpu;         /* the lowest of them */
+	int consumer_cpu;         /* the next one, or the same */
+	const struct engine_config *engine;
+	enum sy_idle engine_idle; /* of the throughput engines */
+	unsigned engine_window;   /* 0, or most messages in flight */
+	/* A policy over servers of one worker (1x1), or NULL: spread. */
+	const char *policy;
+	unsigned producers;
+	unsigned workers;
+	unsigned payload;         /* bytes per message */
+	unsigned burst;           /* per sy_send_burst(); 0: sy_send() */
+	unsigned runs;
+	uint64_t messages;        /* per throughput run */
+	uint64_t overhead_messages;
+	bool oversubscribe;
+	double rate_fraction;     /* open loop: of engine-rtt's rate */
+	double offered_rate;      /* open loop: requests per second */
+	unsigned serve_port;      /* --serve, 0: none */
+	bool progress;            /* on stderr */
+};
+
+static inline const char *bench_policy(const struct bench_ctx *ctx)
 {
-	return rc == -EAGAIN || rc == -ENOBUFS;
+	return ctx->policy ? ctx->policy : SPREAD_POLICY;
 }
 
 static inline uint64_t bench_now_ns(void)
@@ -87,7 +107,7 @@ static inline uint64_t bench_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/** The state of one wait: reset it whenever the awaited thing progresses. */
+/* One wait: reset it whenever the awaited thing progresses. */
 struct backoff {
 	unsigned spins;
 	unsigned limit;
@@ -107,10 +127,7 @@ static inline void backoff_reset(struct backoff *b)
 	b->deadline = 0;
 }
 
-/**
- * Wait a little before the caller tries again.
- * @return 0; -ETIMEDOUT once the wait has lasted BENCH_STALL_NS.
- */
+/** Wait a little. @return 0; -ETIMEDOUT after BENCH_STALL_NS. */
 static inline int backoff_wait(struct backoff *b)
 {
 	uint64_t now;
@@ -128,5 +145,275 @@ static inline int backoff_wait(struct backoff *b)
 		return -ETIMEDOUT;
 	return 0;
 }
+
+/* harness.c */
+int bench_parse_cpus(const char *s, cpu_set_t *out, char *why, size_t len);
+int bench_nth_cpu(const cpu_set_t *set, unsigned n);
+/*
+ * The CPU of producer @p i (@p worker false) or worker @p i. Producer and
+ * worker j of the first min(P, W) pairs take slots 2j and 2j + 1, the
+ * producers left over the next slots, then the workers left over; slot s
+ * is the (s mod n)-th of the n CPUs of ctx->cpus.
+ */
+int bench_cpu(const struct bench_ctx *ctx, bool worker, unsigned i);
+/* A waiter's spin limit among @p threads: 0 if they outnumber the CPUs. */
+unsigned bench_spin_limit(const struct bench_ctx *ctx, unsigned threads);
+void bench_print_thread_map(const struct bench_ctx *ctx);
+/* "sy-bench: " and @p fmt on a line of stderr. @return @p err. */
+int bench_fail(int err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* "\r\033[K" and @p fmt on stderr, if ctx->progress; NULL: clear. */
+void bench_progress(const struct bench_ctx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+struct pinned_thread {
+	int cpu;
+	int (*fn)(void *arg);
+	void *arg;
+	pthread_t tid;            /* set by pinned_run(), as the two below */
+	int rc;
+	struct gate *gate;
+};
+
+/* Start @p n threads pinned to their CPUs, release them all together. */
+int pinned_run(struct pinned_thread *threads, unsigned n, unsigned spin_limit);
+/** The median round trip (ns) of a cache line between the two CPUs. */
+int probe_round_trip(const struct bench_ctx *ctx, double *median_ns);
+/* Whether the shell finds @p prog on PATH. */
+bool bench_have(const char *prog);
+/* Run argv[0] (from PATH) in @p dir (NULL: here): its exit status, -errno. */
+int bench_spawn(char *const argv[], const char *dir);
+
+struct stats_summary {
+	double median;
+	double min;
+	double max;
+	unsigned runs;
+};
+
+/* Latency percentiles in ns (nearest rank), by name or in pct[]. */
+struct stats_latency {
+	union {
+		struct {
+			uint64_t p50;
+			uint64_t p90;
+			uint64_t p99;
+			uint64_t p999;
+			uint64_t max;
+		};
+		uint64_t pct[5];
+	};
+};
+
+void stats_summarize(const double *values, unsigned n,
+		     struct stats_summary *out);
+
+/* engine.c: an engine with its route, and what its producers share. */
+struct engine_run {
+	const char *variant;      /* for messages */
+	sy_engine *eng;
+	uint32_t route;
+	bool keyed;               /* each message's key: its sequence number */
+	unsigned workers;
+	struct engine_counter *counters; /* one per worker, its only writer */
+	unsigned spin_limit;
+	unsigned window;
+	unsigned payload;
+	unsigned burst;
+	unsigned producers;
+	uint64_t n;               /* messages of all producers */
+	atomic_uint checked_out;  /* producers done sending */
+	atomic_bool failed;       /* a producer failed: nobody waits for all */
+	uint64_t t_start;
+	uint64_t t_end;
+	uint64_t *samples;        /* round trips, in ns */
+};
+
+/*
+ * Create and start an engine as @p ctx says, @p handler NULL: count,
+ * @p allocator NULL: the engine's own; with --serve, serve its metrics.
+ */
+int engine_open(struct engine_run *run, const struct bench_ctx *ctx,
+		const char *variant, enum sy_idle idle, sy_handler_fn handler,
+		const struct sy_allocator *allocator);
+/** Run @p fn(@p arg) on a thread pinned to slot 0, then close the engine. */
+int engine_drive(struct engine_run *run, const struct bench_ctx *ctx,
+		 int (*fn)(void *), void *arg);
+/*
+ * ctx->producers producers send @p n messages in all; @p secs: from the
+ * first start until all are handled; then @p inspect (if any) looks.
+ */
+int engine_run(const struct bench_ctx *ctx, uint64_t n,
+	       int (*inspect)(sy_engine *eng, void *arg), void *arg,
+	       double *secs);
+/** Send @p n messages as engine_run()'s producers do. Attached thread. */
+int engine_send(struct engine_run *run, uint64_t n, struct backoff *b);
+/** Wait until the servers have handled exactly @p target messages. */
+int engine_await(struct engine_run *run, uint64_t target, struct backoff *b);
+int engine_echo(sy_engine *eng, sy_msg *msg, void *arg);
+/** Whether this build has policy @p name. @return 0; -ENOENT; -errno. */
+int engine_policy_check(const struct bench_ctx *ctx, const char *name);
+/** Create and destroy an engine: a bad SY_* variable fails here. */
+int engine_preflight(void);
+/* A call of @p run failed (-ETIMEDOUT: no progress; the engine's view). */
+void engine_error(const struct engine_run *run, const char *call, int err);
+
+/* -EAGAIN (ring full), -ENOBUFS (backpressure): send it again later. */
+static inline bool bench_send_retryable(int rc)
+{
+	return rc == -EAGAIN || rc == -ENOBUFS;
+}
+
+/** Send @p msg with @p send, again while refused for now. */
+static inline int engine_send_retry(const struct engine_run *run,
+				    int (*send)(sy_engine *, uint32_t,
+						sy_msg *),
+				    sy_msg *msg, struct backoff *b)
+{
+	int rc;
+
+	while (bench_send_retryable(rc = send(run->eng, run->route, msg))) {
+		rc = backoff_wait(b);
+		if (rc < 0)
+			return rc;
+	}
+	backoff_reset(b);
+	return rc;
+}
+
+/* report.c: the results of one invocation. */
+#define REPORT_MAX_ROWS 64
+#define REPORT_MAX_RATIOS 6
+#define REPORT_MAX_NOTES 16
+#define REPORT_NOTE_LEN 256
+
+struct report_ratio {
+	const char *baseline;
+	double value;             /* median / the baseline's median */
+};
+
+struct report_memory {            /* one phase of the memory scenario */
+	uint64_t warmup_messages;
+	uint64_t rss_before_kib;
+	uint64_t rss_after_kib;
+	double growth_kib_per_million;
+	double allocs_per_msg;
+	double frees_per_msg;
+	uint64_t alloc_bytes;
+	uint64_t pool_bytes_before;
+	uint64_t pool_bytes;
+	uint64_t pool_slabs;
+};
+
+/* One result: a variant of a scenario. Only measured parts are set. */
+struct report_row {
+	const char *scenario;
+	char variant[64];
+	const char *policy;       /* engine rows: their route's */
+	const struct engine_config *engine; /* engine rows */
+	const char *detail;       /* a line under the section's title */
+	unsigned producers;
+	unsigned workers;
+	uint64_t messages;        /* per run */
+	bool has_rate;
+	struct stats_summary rate; /* messages (round trips) per second */
+	bool has_latency;
+	struct stats_latency latency;
+	bool has_instructions;
+	double instructions_per_msg;
+	uint64_t instructions_messages;
+	const char *extra_vs;     /* instructions minus this row's */
+	double extra_instructions;
+	double offered_rate;      /* open loop */
+	double rate_fraction;
+	unsigned n_ratios;
+	struct report_ratio ratios[REPORT_MAX_RATIOS];
+	const char *paired_vs;    /* overhead: per-run ratios to it */
+	struct stats_summary paired;
+	double best_ratio;        /* max / its max */
+	double target;
+	bool has_scaling;
+	double speedup;
+	double efficiency;
+	bool has_memory;
+	struct report_memory memory;
+};
+
+struct report {
+	char model[128];
+	unsigned cpus;            /* online */
+	unsigned cpus_allowed;
+	int producer_cpu;
+	int consumer_cpu;
+	bool has_probe;
+	double probe_before_ns;
+	double probe_after_ns;
+	bool instructions_skipped; /* no valgrind */
+	unsigned n_rows;
+	struct report_row rows[REPORT_MAX_ROWS];
+	unsigned n_notes;
+	char notes[REPORT_MAX_NOTES][REPORT_NOTE_LEN];
+};
+
+void report_init(struct report *rep, const struct bench_ctx *ctx);
+struct report_row *report_add_row(struct report *rep, const char *scenario,
+				  const char *variant);
+void report_add_ratio(struct report_row *row, const char *baseline,
+		      double value);
+bool report_ratio_of(const struct report_row *row, const char *baseline,
+		     double *value);
+bool report_target_met(const struct report_row *row);
+struct report_row *report_find(struct report *rep, const char *scenario,
+			       const char *variant);
+void report_add_note(struct report *rep, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int report_print_table(const struct report *rep, FILE *out);
+int report_write_json(const struct report *rep, FILE *out);
+int report_write_csv(const struct report *rep, FILE *out);
+/** --plot DIR: data, a gnuplot script and the charts it draws. */
+int plot_report(const struct report *rep, const char *dir, FILE *out);
+
+/*
+ * A run of @p n messages (round trips): @p secs and, for latency
+ * variants, each round trip's ns; -EPROTO: lost or out of order.
+ */
+typedef int bench_run_fn(const struct bench_ctx *ctx, uint64_t n,
+			 uint64_t *samples, double *secs);
+/* The raw baselines (baselines.c), and engine_run() as a variant. */
+bench_run_fn baseline_ck_spsc, baseline_batched_limit, baseline_mutex_queue,
+	baseline_zmq_inproc, baseline_ck_pingpong, engine_throughput;
+
+struct variant {
+	char name[64];
+	struct bench_ctx ctx;     /* what it runs with */
+	bench_run_fn *run;
+	uint64_t n;               /* per run */
+	bool engine;              /* a row with policy, configuration, PxW */
+};
+
+/*
+ * Run @p v[0..nv) interleaved ctx->runs times, add a row each (with
+ * percentiles if @p latency), each run's rate in @p rates[v * runs + r]
+ * (or NULL). @return the index of the first row; -errno.
+ */
+int bench_measure(const struct bench_ctx *ctx, struct report *rep,
+		  const char *scenario, const struct variant *v, unsigned nv,
+		  bool latency, double *rates);
+/** Each engine row from @p first on: its ratio to each other row. */
+void bench_ratios_to_baselines(struct report *rep, unsigned first);
+
+/* One file each: the scenarios add their rows to @p rep. */
+typedef int scenario_fn(const struct bench_ctx *ctx, struct report *rep);
+scenario_fn scenario_throughput, scenario_latency, scenario_open_loop,
+	scenario_overhead, scenario_policies, scenario_scaling,
+	scenario_memory, scenario_instructions,
+	instructions_policies; /* --instructions: the policies rows' */
+/** The child of a callgrind run: @p variant once, @p n messages. */
+int instructions_fixed_run(const struct bench_ctx *ctx, const char *variant,
+			   uint64_t n);
+/* metrics_file.c: --metrics FILE. */
+int metrics_file_format(const char *path, enum sy_format *fmt);
+int metrics_file_write(const struct bench_ctx *ctx, const char *path,
+		       FILE *f, enum sy_format fmt, struct report *rep);
 
 #endif /* SY_PERF_BENCH_H */

@@ -1,26 +1,23 @@
 /*
- * --metrics FILE: a dedicated engine run whose final snapshot the library
- * formats and sy-bench writes.
+ * --metrics FILE: the final snapshot of a dedicated engine-single run
+ * (default configuration, 1x1, route of --policy), exported by the
+ * library in the format FILE's extension names. Once every message is
+ * handled, sy_metrics_refresh() makes the collector publish it.
  */
-#include "metrics_file.h"
-
-#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine_config.h"
-#include "engine_runs.h"
+#include "bench.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+/* Most messages of the dedicated run. */
+#define MESSAGES 1000000u
 
-struct extension {
+static const struct extension {
 	const char *ext;
 	enum sy_format fmt;
 	const char *name;
-};
-
-static const struct extension extensions[] = {
+} extensions[] = {
 	{ ".json", SY_FORMAT_JSON, "JSON" },
 	{ ".csv", SY_FORMAT_CSV, "CSV" },
 	{ ".prom", SY_FORMAT_PROMETHEUS, "Prometheus text" },
@@ -41,12 +38,10 @@ static const struct extension *find_extension(const char *path)
 {
 	const char *dot = strrchr(path, '.');
 
-	if (!dot || strchr(dot, '/'))
-		return NULL;
-	for (unsigned i = 0; i < ARRAY_SIZE(extensions); i++) {
+	for (unsigned i = 0; dot && !strchr(dot, '/') &&
+			     i < ARRAY_SIZE(extensions); i++)
 		if (!strcmp(dot, extensions[i].ext))
 			return &extensions[i];
-	}
 	return NULL;
 }
 
@@ -60,53 +55,34 @@ int metrics_file_format(const char *path, enum sy_format *fmt)
 	return 0;
 }
 
-/* Format @p snap, write it, and note what it says. */
-static int write_snapshot(struct export *x, const sy_snapshot *snap)
+/* engine_inspect_fn: the final snapshot of the run, into the file. */
+static int export_snapshot(sy_engine *eng, void *arg)
 {
 	const struct sy_series *engine;
-	size_t len = 0;
+	struct export *x = arg;
+	sy_snapshot *snap;
 	char *buf = NULL;
+	size_t len = 0;
 	int rc;
 
+	rc = sy_metrics_refresh(eng);
+	if (rc < 0)
+		return bench_fail(rc, "--metrics: sy_metrics_refresh: %s",
+				  sy_strerror(rc));
+	snap = sy_metrics_snapshot(eng);
+	if (!snap)
+		return bench_fail(-ENODATA, "--metrics: no snapshot");
 	rc = sy_snapshot_format(snap, x->fmt, &buf, &len);
-	if (rc < 0) {
-		fprintf(stderr, "sy-bench: --metrics: sy_snapshot_format: %s\n",
-			sy_strerror(rc));
-		return rc;
-	}
-	if (fwrite(buf, 1, len, x->f) != len) {
-		rc = -errno;
-		fprintf(stderr, "sy-bench: --metrics: writing %s: %s\n",
-			x->path, strerror(-rc));
-	}
+	if (rc < 0)
+		bench_fail(rc, "--metrics: sy_snapshot_format: %s",
+			   sy_strerror(rc));
+	else if (fwrite(buf, 1, len, x->f) != len)
+		rc = -EIO;
 	free(buf);
 	x->seq = sy_snapshot_seq(snap);
 	engine = sy_snapshot_series(snap, SY_SERIES_ENGINE, 0);
 	x->delivered = engine ? engine->total.delivered : 0;
 	sy_snapshot_hist(snap, SY_HIST_LATENCY, false, &x->latency);
-	return rc;
-}
-
-/* engine_inspect_fn: the final snapshot of the run, into the file. */
-static int export_snapshot(sy_engine *eng, void *arg)
-{
-	struct export *x = arg;
-	sy_snapshot *snap;
-	int rc;
-
-	rc = sy_metrics_refresh(eng);
-	if (rc < 0) {
-		fprintf(stderr, "sy-bench: --metrics: sy_metrics_refresh: %s\n",
-			sy_strerror(rc));
-		return rc;
-	}
-	snap = sy_metrics_snapshot(eng);
-	if (!snap) {
-		fprintf(stderr, "sy-bench: --metrics: sy_metrics_snapshot "
-			"gave no snapshot after a refresh\n");
-		return -ENODATA;
-	}
-	rc = write_snapshot(x, snap);
 	sy_snapshot_release(snap);
 	return rc;
 }
@@ -115,24 +91,19 @@ int metrics_file_write(const struct bench_ctx *ctx, const char *path,
 		       FILE *f, enum sy_format fmt, struct report *rep)
 {
 	struct export x = { .path = path, .f = f, .fmt = fmt };
-	struct bench_ctx run_ctx = *ctx;
-	uint64_t n;
+	struct bench_ctx one = *ctx;
+	uint64_t n = ctx->messages < MESSAGES ? ctx->messages : MESSAGES;
+	double secs;
 	int rc;
 
-	n = ctx->messages < METRICS_FILE_MESSAGES ? ctx->messages
-						  : METRICS_FILE_MESSAGES;
-	run_ctx.engine = engine_config_default();
-	if (ctx->progress)
-		fprintf(stderr, "\r\033[Kmetrics: engine-single, %" PRIu64
-			" messages", n);
-	rc = engine_single_inspect(&run_ctx, n, export_snapshot, &x);
-	if (ctx->progress)
-		fprintf(stderr, "\r\033[K");
-	if (fclose(f) && !rc) {
-		rc = -errno;
-		fprintf(stderr, "sy-bench: --metrics: writing %s: %s\n", path,
-			strerror(-rc));
-	}
+	one.engine = ENGINE_CONFIG_DEFAULT;
+	one.producers = one.workers = 1;
+	one.burst = 0;
+	bench_progress(ctx, "metrics: engine-single, %" PRIu64 " messages", n);
+	rc = engine_run(&one, n, export_snapshot, &x, &secs);
+	bench_progress(ctx, NULL);
+	if ((fclose(f) && !rc) || rc == -EIO)
+		rc = bench_fail(-EIO, "--metrics: writing %s failed", path);
 	if (rc < 0)
 		return rc;
 	report_add_note(rep, "metrics: %s (%s): snapshot %" PRIu64 " of a "

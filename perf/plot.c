@@ -1,367 +1,219 @@
 /*
- * Charts with gnuplot: a bar chart of the throughput rows (median, with
- * min and max as error bars), the latency percentiles of every latency row
- * on a log scale, when scaling rows exist, throughput against threads
- * (producers + workers), one line per variant, and, when overhead rows
- * exist, each configuration's ratio to bare with the spread of its per-run
- * ratios and the targets as lines.
+ * --plot DIR: charts drawn by gnuplot, with their data files and script
+ * beside them so that a chart can be redrawn or restyled by hand: the
+ * throughput and policies rows (median, min to max, log y), the
+ * percentiles of every latency row (log y), with scaling rows the rate
+ * against threads, with overhead rows each configuration's ratio to bare,
+ * the spread of its per-run ratios and the targets.
  */
-#include "plot.h"
-
-#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
+
+#include "bench.h"
 
 #define SCRIPT "sy-bench.gp"
 
-/* The charts, in the order of the counts of write_data(). */
-enum chart { CHART_THROUGHPUT, CHART_LATENCY, CHART_SCALING, CHART_OVERHEAD,
-	     CHARTS };
+enum chart { THROUGHPUT, LATENCY, SCALING, OVERHEAD, CHARTS };
 
-/* Whether an executable gnuplot is in a directory of PATH. */
-static bool gnuplot_on_path(void)
+static const char *const names[CHARTS] = {
+	"throughput", "latency", "scaling", "overhead"
+};
+
+/* The first line of each data file. */
+static const char *const heads[CHARTS] = {
+	"# variant  median  min  max  (M msg/s; policies rows: policy name)",
+	"percentile",
+	"# variant  threads  producers  workers  median  min  max  (M msg/s)",
+	"# variant  ratio_vs_bare  runs_min  runs_max  target (0: none)",
+};
+
+static bool in_chart(const struct report_row *row, enum chart c)
 {
-	const char *path = getenv("PATH");
-	char file[PATH_MAX];
-
-	while (path && *path) {
-		size_t len = strcspn(path, ":");
-
-		snprintf(file, sizeof(file), "%.*s/gnuplot",
-			 len ? (int)len : 1, len ? path : ".");
-		if (!access(file, X_OK))
-			return true;
-		path += len + (path[len] == ':');
-	}
-	return false;
-}
-
-/* Open @p dir/@p name for writing; NULL with a message on stderr. */
-static FILE *open_in(const char *dir, const char *name)
-{
-	char file[PATH_MAX];
-	FILE *f;
-
-	snprintf(file, sizeof(file), "%s/%s", dir, name);
-	f = fopen(file, "w");
-	if (!f)
-		fprintf(stderr, "sy-bench: --plot: %s: %s\n", file,
-			strerror(errno));
-	return f;
-}
-
-static int close_checked(FILE *f, const char *dir, const char *name)
-{
-	int rc = ferror(f) ? -EIO : 0;
-
-	if (fclose(f) && !rc)
-		rc = -errno;
-	if (rc < 0)
-		fprintf(stderr, "sy-bench: --plot: writing %s/%s: %s\n", dir,
-			name, strerror(-rc));
-	return rc;
-}
-
-static bool in_throughput_chart(const struct report_row *row)
-{
+	if (c == LATENCY)
+		return row->has_latency;
+	if (c == OVERHEAD) /* every configuration but bare */
+		return row->paired_vs && !strcmp(row->scenario, "overhead");
 	return row->has_rate && !row->has_latency &&
-	       (!strcmp(row->scenario, "throughput") ||
-		!strcmp(row->scenario, "policies"));
+	       (c == SCALING ? !strcmp(row->scenario, "scaling")
+			     : !strcmp(row->scenario, "throughput") ||
+			       !strcmp(row->scenario, "policies"));
 }
 
-static bool in_scaling_chart(const struct report_row *row)
+/* One line of data file @p c for @p r (latency.dat: a column). */
+static void write_line(FILE *f, enum chart c, const struct report_row *r)
 {
-	return row->has_rate && !strcmp(row->scenario, "scaling");
-}
+	double ratio = 0;
 
-/* Overhead rows with a ratio (every configuration but bare). */
-static bool in_overhead_chart(const struct report_row *row)
-{
-	return row->paired_vs && !strcmp(row->scenario, "overhead");
-}
-
-/* overhead.dat: variant, ratio of medians, per-run min and max, target. */
-static int write_overhead(const struct report *rep, const char *dir)
-{
-	FILE *f = open_in(dir, "overhead.dat");
-	double ratio;
-
-	if (!f)
-		return -errno;
-	fprintf(f, "# variant  ratio_vs_bare  runs_min  runs_max  target "
-		"(0: none)\n");
-	for (unsigned i = 0; i < rep->n_rows; i++) {
-		const struct report_row *row = &rep->rows[i];
-
-		if (in_overhead_chart(row) &&
-		    report_ratio_of(row, row->paired_vs, &ratio))
-			fprintf(f, "\"%s\" %.4f %.4f %.4f %.2f\n", row->variant,
-				ratio, row->paired.min, row->paired.max,
-				row->target);
+	if (c == LATENCY) {
+		fprintf(f, " \"%s\"", r->variant);
+		return;
 	}
-	return close_checked(f, dir, "overhead.dat");
+	fprintf(f, "\n\"%s\"", r->variant);
+	if (c == SCALING)
+		fprintf(f, " %u %u %u", r->producers + r->workers,
+			r->producers, r->workers);
+	if (c == OVERHEAD && report_ratio_of(r, r->paired_vs, &ratio))
+		fprintf(f, " %.4f %.4f %.4f %.2f", ratio, r->paired.min,
+			r->paired.max, r->target);
+	else
+		fprintf(f, " %.4f %.4f %.4f", r->rate.median / 1e6,
+			r->rate.min / 1e6, r->rate.max / 1e6);
 }
 
-/* scaling.dat: variant, threads, producers, workers, median, min, max. */
-static int write_scaling(const struct report *rep, const char *dir)
-{
-	FILE *f = open_in(dir, "scaling.dat");
-
-	if (!f)
-		return -errno;
-	fprintf(f, "# variant  threads  producers  workers  median  min  max"
-		"  (M msg/s)\n");
-	for (unsigned i = 0; i < rep->n_rows; i++) {
-		const struct report_row *row = &rep->rows[i];
-
-		if (in_scaling_chart(row))
-			fprintf(f, "\"%s\" %u %u %u %.4f %.4f %.4f\n",
-				row->variant, row->producers + row->workers,
-				row->producers, row->workers,
-				row->rate.median / 1e6, row->rate.min / 1e6,
-				row->rate.max / 1e6);
-	}
-	return close_checked(f, dir, "scaling.dat");
-}
-
-/* The data files. @p counts: rows of each chart (enum chart). */
+/* Data file @p c, if it has rows (throughput and latency: always). */
 static int write_data(const struct report *rep, const char *dir,
-		      unsigned counts[CHARTS])
+		      enum chart c, unsigned *count)
 {
 	static const char *const pct[] = { "p50", "p90", "p99", "p99.9",
 					   "max" };
+	char file[PATH_MAX];
 	FILE *f;
-	int rc;
 
-	memset(counts, 0, CHARTS * sizeof(*counts));
-	f = open_in(dir, "throughput.dat");
+	*count = 0;
+	for (unsigned i = 0; i < rep->n_rows; i++)
+		*count += in_chart(&rep->rows[i], c);
+	if (!*count && c > LATENCY)
+		return 0;
+	snprintf(file, sizeof(file), "%s/%s.dat", dir, names[c]);
+	f = fopen(file, "w");
 	if (!f)
 		return -errno;
-	fprintf(f, "# variant  median  min  max  (M msg/s; policies rows: "
-		"policy name)\n");
-	for (unsigned i = 0; i < rep->n_rows; i++) {
-		const struct report_row *row = &rep->rows[i];
-
-		if (!in_throughput_chart(row))
-			continue;
-		fprintf(f, "\"%s\" %.4f %.4f %.4f\n", row->variant,
-			row->rate.median / 1e6, row->rate.min / 1e6,
-			row->rate.max / 1e6);
-		counts[CHART_THROUGHPUT]++;
-	}
-	rc = close_checked(f, dir, "throughput.dat");
-	if (rc < 0)
-		return rc;
-
-	f = open_in(dir, "latency.dat");
-	if (!f)
-		return -errno;
-	fprintf(f, "percentile");
-	for (unsigned i = 0; i < rep->n_rows; i++) {
-		if (rep->rows[i].has_latency) {
-			fprintf(f, " \"%s\"", rep->rows[i].variant);
-			counts[CHART_LATENCY]++;
-		}
+	fputs(heads[c], f);
+	for (unsigned i = 0; i < rep->n_rows; i++)
+		if (in_chart(&rep->rows[i], c))
+			write_line(f, c, &rep->rows[i]);
+	/* latency.dat: a line per percentile, a column per row. */
+	for (unsigned p = 0; c == LATENCY && p < ARRAY_SIZE(pct); p++) {
+		fprintf(f, "\n\"%s\"", pct[p]);
+		for (unsigned i = 0; i < rep->n_rows; i++)
+			if (rep->rows[i].has_latency)
+				fprintf(f, " %" PRIu64,
+					rep->rows[i].latency.pct[p]);
 	}
 	fputc('\n', f);
-	for (unsigned p = 0; p < sizeof(pct) / sizeof(pct[0]); p++) {
-		fprintf(f, "\"%s\"", pct[p]);
-		for (unsigned i = 0; i < rep->n_rows; i++) {
-			const struct stats_latency *l = &rep->rows[i].latency;
-			const uint64_t v[] = { l->p50, l->p90, l->p99, l->p999,
-					       l->max };
-
-			if (rep->rows[i].has_latency)
-				fprintf(f, " %" PRIu64, v[p]);
-		}
-		fputc('\n', f);
-	}
-	rc = close_checked(f, dir, "latency.dat");
-	if (rc < 0)
-		return rc;
-
-	for (unsigned i = 0; i < rep->n_rows; i++) {
-		counts[CHART_SCALING] += in_scaling_chart(&rep->rows[i]);
-		counts[CHART_OVERHEAD] += in_overhead_chart(&rep->rows[i]);
-	}
-	if (counts[CHART_SCALING])
-		rc = write_scaling(rep, dir);
-	if (!rc && counts[CHART_OVERHEAD])
-		rc = write_overhead(rep, dir);
-	return rc;
+	return fclose(f) ? -errno : 0;
 }
 
-/* Whether @p variant appears in a scaling row before row @p before. */
-static bool seen_before(const struct report *rep, unsigned before,
-			const char *variant)
+/* The commands of the bars of @p chart: median, and min to max. */
+static void write_bars(FILE *f, const char *chart, unsigned rows,
+		       const char *title, const char *errors)
 {
-	for (unsigned i = 0; i < before; i++) {
-		if (in_scaling_chart(&rep->rows[i]) &&
-		    !strcmp(rep->rows[i].variant, variant))
-			return true;
-	}
-	return false;
+	fprintf(f, "set style fill solid 0.5\nset boxwidth 0.6\n"
+		"set xtics rotate by -30\nset xrange [-0.7:%u.7]\n", rows - 1);
+	if (strcmp(chart, "throughput"))
+		fprintf(f, "set yrange [0:*]\nset key outside right top\n");
+	fprintf(f, "plot '%s.dat' using 0:2:xtic(1) with boxes title '%s', "
+		"\\\n     '' using 0:2:3:4 with yerrorbars lc rgb 'black' "
+		"pt 0 title '%s'", chart, title, errors);
 }
 
-/* The runs of the first row of the throughput chart. */
-static unsigned first_runs(const struct report *rep)
+static void write_script(const struct report *rep, FILE *f,
+			 const unsigned counts[CHARTS])
 {
-	for (unsigned i = 0; i < rep->n_rows; i++) {
-		if (in_throughput_chart(&rep->rows[i]))
-			return rep->rows[i].rate.runs;
-	}
-	return 0;
-}
+	const char *sep = "";
+	unsigned runs = 0;
 
-static int write_script(const struct report *rep, const char *dir,
-			const unsigned counts[CHARTS])
-{
-	FILE *f = open_in(dir, SCRIPT);
-	bool first = true;
-
-	if (!f)
-		return -errno;
+	for (unsigned i = rep->n_rows; i-- > 0;)
+		if (in_chart(&rep->rows[i], THROUGHPUT))
+			runs = rep->rows[i].rate.runs;
 	fprintf(f, "# Written by sy-bench --plot; run: gnuplot " SCRIPT "\n"
 		"set terminal pngcairo size 1000,600 noenhanced\n"
-		"set grid ytics\n"
-		"set key top right\n");
-	if (counts[CHART_THROUGHPUT])
+		"set grid ytics\nset key top right\n");
+	if (counts[THROUGHPUT]) {
 		fprintf(f, "\nset output 'throughput.png'\n"
 			"set title 'throughput: median of %u runs, bars: min "
 			"to max (producer CPU %d, consumer CPU %d)'\n"
-			"set ylabel 'M msg/s (log scale)'\n"
-			"set logscale y\n"
-			"set style fill solid 0.5\n"
-			"set boxwidth 0.6\n"
-			"set xtics rotate by -30\n"
-			"set xrange [-0.7:%u.7]\n"
-			"plot 'throughput.dat' using 0:2:xtic(1) with boxes "
-			"title 'median', \\\n"
-			"     '' using 0:2:3:4 with yerrorbars lc rgb 'black' "
-			"pt 0 title 'min / max'\n"
-			"unset xrange\nset xtics norotate\n",
-			first_runs(rep), rep->producer_cpu,
-			rep->consumer_cpu, counts[CHART_THROUGHPUT] - 1);
-	if (counts[CHART_LATENCY])
+			"set ylabel 'M msg/s (log scale)'\nset logscale y\n",
+			runs, rep->producer_cpu, rep->consumer_cpu);
+		write_bars(f, "throughput", counts[THROUGHPUT], "median",
+			   "min / max");
+		fprintf(f, "\nunset xrange\nset xtics norotate\n");
+	}
+	if (counts[LATENCY])
 		fprintf(f, "\nset output 'latency.png'\n"
 			"set title 'round-trip latency percentiles (median "
 			"over runs; max: largest)'\n"
-			"set ylabel 'ns (log scale)'\n"
-			"set logscale y\n"
-			"set style data linespoints\n"
-			"set key below\n"
+			"set ylabel 'ns (log scale)'\nset logscale y\n"
+			"set style data linespoints\nset key below\n"
 			"set offsets 0.2, 0.2, 0, 0\n"
 			"plot for [i=2:%u] 'latency.dat' using i:xtic(1) "
-			"title columnheader(i) lw 2\n",
-			counts[CHART_LATENCY] + 1);
-	if (counts[CHART_SCALING]) {
+			"title columnheader(i) lw 2\n", counts[LATENCY] + 1);
+	if (counts[SCALING])
 		fprintf(f, "\nset output 'scaling.png'\n"
 			"set title 'throughput against threads (producers + "
 			"workers), bars: min to max'\n"
-			"set xlabel 'threads'\n"
-			"set ylabel 'M msg/s'\n"
-			"unset logscale\n"
-			"unset offsets\n"
-			"set xrange [0:*]\n"
-			"set yrange [0:*]\n"
-			"set key top left\n"
-			"plot ");
-		for (unsigned i = 0; i < rep->n_rows; i++) {
-			const char *v = rep->rows[i].variant;
+			"set xlabel 'threads'\nset ylabel 'M msg/s'\n"
+			"unset logscale\nunset offsets\nset xrange [0:*]\n"
+			"set yrange [0:*]\nset key top left\nplot ");
+	/* One line per variant, in order of first appearance. */
+	for (unsigned i = 0; counts[SCALING] && i < rep->n_rows; i++) {
+		const char *v = rep->rows[i].variant;
+		bool seen = !in_chart(&rep->rows[i], SCALING);
 
-			if (!in_scaling_chart(&rep->rows[i]) ||
-			    seen_before(rep, i, v))
-				continue;
+		for (unsigned j = 0; j < i; j++)
+			seen |= in_chart(&rep->rows[j], SCALING) &&
+				!strcmp(rep->rows[j].variant, v);
+		if (!seen)
 			fprintf(f, "%s'scaling.dat' using (strcol(1) eq '%s' ? "
 				"$2 : NaN):5:6:7 with yerrorlines title '%s'",
-				first ? "" : ", \\\n     ", v, v);
-			first = false;
-		}
-		fputc('\n', f);
+				sep, v, v);
+		sep = seen ? sep : ", \\\n     ";
 	}
-	if (counts[CHART_OVERHEAD])
+	if (counts[SCALING])
+		fputc('\n', f);
+	if (counts[OVERHEAD]) {
 		fprintf(f, "\nset output 'overhead.png'\n"
 			"set title 'overhead: median rate / bare median, same "
 			"send call; bars: per-run ratios, min to max'\n"
-			"unset xlabel\n"
-			"set ylabel 'ratio to bare'\n"
-			"unset logscale\n"
-			"unset offsets\n"
-			"set style fill solid 0.5\n"
-			"set boxwidth 0.6\n"
-			"set xtics rotate by -30\n"
-			"set xrange [-0.7:%u.7]\n"
-			"set yrange [0:*]\n"
-			"set key outside right top\n"
-			"plot 'overhead.dat' using 0:2:xtic(1) with boxes "
-			"title 'vs bare', \\\n"
-			"     '' using 0:2:3:4 with yerrorbars lc rgb 'black' "
-			"pt 0 title 'runs: min / max', \\\n"
-			"     '' using 0:($5 > 0 ? $5 : NaN) with points pt 9 "
-			"ps 1.5 lc rgb 'red' title 'target', \\\n"
-			"     1 with lines lc rgb 'gray' title 'bare'\n",
-			counts[CHART_OVERHEAD] - 1);
-	return close_checked(f, dir, SCRIPT);
-}
-
-/* Run gnuplot on the script, in @p dir. @return 0; -EIO; -errno. */
-static int run_gnuplot(const char *dir)
-{
-	int status;
-	pid_t pid;
-
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (!pid) {
-		if (chdir(dir))
-			_exit(126);
-		execlp("gnuplot", "gnuplot", SCRIPT, (char *)NULL);
-		_exit(127);
+			"unset xlabel\nset ylabel 'ratio to bare'\n"
+			"unset logscale\nunset offsets\n");
+		write_bars(f, "overhead", counts[OVERHEAD], "vs bare",
+			   "runs: min / max");
+		fprintf(f, ", \\\n     '' using 0:($5 > 0 ? $5 : NaN) with "
+			"points pt 9 ps 1.5 lc rgb 'red' title 'target', \\\n"
+			"     1 with lines lc rgb 'gray' title 'bare'\n");
 	}
-	if (waitpid(pid, &status, 0) < 0)
-		return -errno;
-	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-		fprintf(stderr, "sy-bench: --plot: gnuplot %s in %s failed\n",
-			SCRIPT, dir);
-		return -EIO;
-	}
-	return 0;
 }
 
 int plot_report(const struct report *rep, const char *dir, FILE *out)
 {
+	char *argv[] = { "gnuplot", SCRIPT, NULL };
+	char file[PATH_MAX];
 	unsigned counts[CHARTS];
-	int rc;
+	FILE *f = NULL;
+	int rc = 0;
 
-	if (!gnuplot_on_path()) {
+	if (!bench_have("gnuplot")) {
 		fprintf(out, "\nplot: skipped (gnuplot not found)\n");
 		return 0;
 	}
-	if (mkdir(dir, 0777) && errno != EEXIST) {
+	if (mkdir(dir, 0777) && errno != EEXIST)
 		rc = -errno;
-		fprintf(stderr, "sy-bench: --plot: %s: %s\n", dir,
+	for (unsigned c = 0; !rc && c < CHARTS; c++)
+		rc = write_data(rep, dir, c, &counts[c]);
+	snprintf(file, sizeof(file), "%s/" SCRIPT, dir);
+	if (!rc && !(f = fopen(file, "w")))
+		rc = -errno;
+	if (f)
+		write_script(rep, f, counts);
+	if (f && fclose(f))
+		rc = -errno;
+	if (rc < 0) {
+		fprintf(stderr, "sy-bench: --plot: writing in %s: %s\n", dir,
 			strerror(-rc));
 		return rc;
 	}
-	rc = write_data(rep, dir, counts);
-	if (!rc)
-		rc = write_script(rep, dir, counts);
-	if (!rc)
-		rc = run_gnuplot(dir);
-	if (rc < 0)
-		return rc;
-	fprintf(out, "\nplot: in %s:%s%s%s%s (data files and %s beside "
-		"them)\n", dir,
-		counts[CHART_THROUGHPUT] ? " throughput.png" : "",
-		counts[CHART_LATENCY] ? " latency.png" : "",
-		counts[CHART_SCALING] ? " scaling.png" : "",
-		counts[CHART_OVERHEAD] ? " overhead.png" : "", SCRIPT);
+	if (bench_spawn(argv, dir)) {
+		fprintf(stderr, "sy-bench: --plot: gnuplot " SCRIPT " in %s "
+			"failed\n", dir);
+		return -EIO;
+	}
+	fprintf(out, "\nplot: in %s:", dir);
+	for (unsigned c = 0; c < CHARTS; c++)
+		if (counts[c])
+			fprintf(out, " %s.png", names[c]);
+	fprintf(out, " (data files and " SCRIPT " beside them)\n");
 	return 0;
 }

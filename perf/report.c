@@ -1,17 +1,16 @@
 /*
- * Table, JSON and CSV output of sy-bench.
+ * The results of one invocation as a table, JSON (keys may be added, never
+ * renamed) and CSV. Every report ends with the seed's published figures,
+ * NOT measured; ratios of this run's engine rows to them are informative
+ * only, unlike those to baselines measured in the same run (ratio_vs).
  */
-#include "report.h"
-
 #include <assert.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "reference.h"
-#include "switchyard.h"
+#include "bench.h"
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -20,44 +19,28 @@
 
 /* Most distinct baselines that ratios refer to in one report. */
 #define MAX_BASELINES 8
-
 /* The narrowest variant column of the table. */
 #define VARIANT_WIDTH 16
+/* The column "runs" of per-run ratios, "0.912-0.987". */
+#define PAIRED_WIDTH 13
 
-/* The model name of the first CPU in /proc/cpuinfo, or "unknown". */
-static void read_model(char *out, size_t len)
-{
-	char line[256];
-	FILE *f;
-
-	snprintf(out, len, "unknown");
-	f = fopen("/proc/cpuinfo", "r");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		char *colon = strchr(line, ':');
-
-		if (strncmp(line, "model name", 10) || !colon)
-			continue;
-		colon += strspn(colon + 1, " \t") + 1;
-		colon[strcspn(colon, "\n")] = '\0';
-		snprintf(out, len, "%s", colon);
-		break;
-	}
-	fclose(f);
-}
-
-void report_init(struct report *rep, unsigned cpus_allowed,
-		 int producer_cpu, int consumer_cpu)
+void report_init(struct report *rep, const struct bench_ctx *ctx)
 {
 	long online = sysconf(_SC_NPROCESSORS_ONLN);
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	char line[256];
 
 	memset(rep, 0, sizeof(*rep));
-	read_model(rep->model, sizeof(rep->model));
-	rep->cpus = online > 0 ? (unsigned)online : cpus_allowed;
-	rep->cpus_allowed = cpus_allowed;
-	rep->producer_cpu = producer_cpu;
-	rep->consumer_cpu = consumer_cpu;
+	strcpy(rep->model, "unknown");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "model name : %127[^\n]", rep->model) == 1)
+			break;
+	if (f)
+		fclose(f);
+	rep->cpus_allowed = (unsigned)CPU_COUNT(&ctx->cpus);
+	rep->cpus = online > 0 ? (unsigned)online : rep->cpus_allowed;
+	rep->producer_cpu = ctx->producer_cpu;
+	rep->consumer_cpu = ctx->consumer_cpu;
 }
 
 struct report_row *report_add_row(struct report *rep, const char *scenario,
@@ -69,7 +52,7 @@ struct report_row *report_add_row(struct report *rep, const char *scenario,
 	row = &rep->rows[rep->n_rows++];
 	memset(row, 0, sizeof(*row));
 	row->scenario = scenario;
-	row->variant = variant;
+	snprintf(row->variant, sizeof(row->variant), "%s", variant);
 	return row;
 }
 
@@ -77,9 +60,7 @@ void report_add_ratio(struct report_row *row, const char *baseline,
 		      double value)
 {
 	assert(row->n_ratios < REPORT_MAX_RATIOS);
-	row->ratios[row->n_ratios].baseline = baseline;
-	row->ratios[row->n_ratios].value = value;
-	row->n_ratios++;
+	row->ratios[row->n_ratios++] = (struct report_ratio){ baseline, value };
 }
 
 void report_add_note(struct report *rep, const char *fmt, ...)
@@ -92,42 +73,22 @@ void report_add_note(struct report *rep, const char *fmt, ...)
 	va_end(ap);
 }
 
-/*
- * The baselines that rows of @p scenario (NULL: every row) have ratios to,
- * in order of first appearance. @return their number.
- */
-static unsigned baselines_of(const struct report *rep, const char *scenario,
-			     const char **names)
+struct report_row *report_find(struct report *rep, const char *scenario,
+			       const char *variant)
 {
-	unsigned n = 0;
-
-	for (unsigned i = 0; i < rep->n_rows; i++) {
-		const struct report_row *row = &rep->rows[i];
-
-		if (scenario && strcmp(row->scenario, scenario))
-			continue;
-		for (unsigned r = 0; r < row->n_ratios; r++) {
-			const char *name = row->ratios[r].baseline;
-			unsigned k = 0;
-
-			while (k < n && strcmp(names[k], name))
-				k++;
-			if (k == n && n < MAX_BASELINES)
-				names[n++] = name;
-		}
-	}
-	return n;
+	for (unsigned i = 0; i < rep->n_rows; i++)
+		if (!strcmp(rep->rows[i].scenario, scenario) &&
+		    !strcmp(rep->rows[i].variant, variant))
+			return &rep->rows[i];
+	return NULL;
 }
 
 bool report_ratio_of(const struct report_row *row, const char *baseline,
 		     double *value)
 {
-	for (unsigned r = 0; r < row->n_ratios; r++) {
-		if (!strcmp(row->ratios[r].baseline, baseline)) {
-			*value = row->ratios[r].value;
-			return true;
-		}
-	}
+	for (unsigned r = 0; r < row->n_ratios; r++)
+		if (!strcmp(row->ratios[r].baseline, baseline))
+			return *value = row->ratios[r].value, true;
 	return false;
 }
 
@@ -139,68 +100,231 @@ bool report_target_met(const struct report_row *row)
 	       report_ratio_of(row, row->paired_vs, &v) && v >= row->target;
 }
 
-/* ------------------------------------------------------------------ */
-/* table                                                              */
-/* ------------------------------------------------------------------ */
+/*
+ * The baselines that rows of @p scenario (NULL: every row) have ratios to,
+ * in order of first appearance. @return their number.
+ */
+static unsigned baselines_of(const struct report *rep, const char *scenario,
+			     const char **names)
+{
+	unsigned n = 0, k;
+
+	for (unsigned i = 0; i < rep->n_rows; i++) {
+		const struct report_row *row = &rep->rows[i];
+
+		for (unsigned r = 0; r < row->n_ratios; r++) {
+			for (k = 0; k < n && strcmp(names[k],
+						    row->ratios[r].baseline);)
+				k++;
+			if (k == n && n < MAX_BASELINES &&
+			    (!scenario || !strcmp(row->scenario, scenario)))
+				names[n++] = row->ratios[r].baseline;
+		}
+	}
+	return n;
+}
+
+static const struct reference_figure {
+	unsigned producers;
+	double msgs_per_sec;
+	uint64_t p99_bound_ns; /* 0: none published */
+} figures[] = {
+	{ 1, 10000, 1000000 },
+	{ 50, 280000, 0 },
+};
+
+/* Most engine rows that one figure is related to in the table. */
+#define MAX_RELATED 4
+
+/*
+ * Whether @p row compares with @p fig, and how: an engine row outside the
+ * overhead scenario (which compares configurations with each other); its
+ * rate (of messages, not round trips) with a figure of as many producers
+ * (one, or more than one), or its p99 with a published bound. Stores the
+ * ratio in @p v.
+ */
+static bool related(const struct report_row *row,
+		    const struct reference_figure *fig, bool p99, double *v)
+{
+	if (strncmp(row->variant, "engine-", 7) ||
+	    !strcmp(row->scenario, "overhead"))
+		return false;
+	if (p99 && fig->p99_bound_ns && row->has_latency) {
+		*v = (double)row->latency.p99 / (double)fig->p99_bound_ns;
+		return true;
+	}
+	if (p99 || !row->has_rate || row->has_latency ||
+	    (fig->producers == 1) != (row->producers == 1))
+		return false;
+	*v = row->rate.median / fig->msgs_per_sec;
+	return true;
+}
+
+static void reference_print_table(const struct report *rep, FILE *out)
+{
+	fprintf(out, "\nreference: the seed's published figures, NOT measured "
+		"in this run;\nratios of this run's engine rows to them are "
+		"informative only\n%-16s %9s %9s %9s  %s\n", "variant",
+		"producers", "msg/s", "p99 bound", "informative");
+	for (unsigned f = 0; f < ARRAY_SIZE(figures); f++) {
+		const struct reference_figure *fig = &figures[f];
+		unsigned shown = 0;
+		char bound[16] = "-";
+		double v;
+
+		if (fig->p99_bound_ns)
+			snprintf(bound, sizeof(bound), "< %.0f ms",
+				 fig->p99_bound_ns / 1e6);
+		fprintf(out, "%-16s %9u %9.0f %9s ", "seed-reference",
+			fig->producers, fig->msgs_per_sec, bound);
+		for (unsigned i = 0; i < rep->n_rows && shown < MAX_RELATED;
+		     i++) {
+			const struct report_row *row = &rep->rows[i];
+
+			if (related(row, fig, false, &v))
+				fprintf(out, "%s %s x%.0f", shown++ ? "," : " ",
+					row->variant, v);
+			else if (related(row, fig, true, &v))
+				fprintf(out, "%s %s p99/bound %.4f",
+					shown++ ? "," : " ", row->variant, v);
+		}
+		if (!shown)
+			fprintf(out, " no engine row with %s in this run",
+				fig->producers == 1 ? "one producer"
+						    : "more than one producer");
+		fputc('\n', out);
+	}
+}
+
+static void reference_write_json(const struct report *rep, FILE *out)
+{
+	static const char *const keys[] = { "informative_ratios",
+					    "informative_p99_vs_bound" };
+
+	for (unsigned f = 0; f < ARRAY_SIZE(figures); f++) {
+		const struct reference_figure *fig = &figures[f];
+
+		fprintf(out, "%s\n  {\"scenario\":\"reference\",\"variant\":"
+			"\"seed-reference\",\"reference\":true,\"producers\":%u,"
+			"\n   \"msgs_per_sec\":{\"median\":%.0f,\"min\":%.0f,"
+			"\"max\":%.0f,\"runs\":0}", rep->n_rows || f ? "," : "",
+			fig->producers, fig->msgs_per_sec, fig->msgs_per_sec,
+			fig->msgs_per_sec);
+		if (fig->p99_bound_ns)
+			fprintf(out, ",\n   \"latency_bound_ns\":{\"p99\":%"
+				PRIu64 "}", fig->p99_bound_ns);
+		for (unsigned k = 0; k < ARRAY_SIZE(keys); k++) {
+			unsigned written = 0;
+			double v;
+
+			for (unsigned i = 0; i < rep->n_rows; i++) {
+				if (!related(&rep->rows[i], fig, k, &v))
+					continue;
+				if (written++)
+					fputc(',', out);
+				else
+					fprintf(out, ",\n   \"%s\":{", keys[k]);
+				fprintf(out, "\"%s/%s\":%.4f",
+					rep->rows[i].scenario,
+					rep->rows[i].variant, v);
+			}
+			if (written)
+				fputc('}', out);
+		}
+		fputc('}', out);
+	}
+}
+
+/* Columns of numbers: a section shows a group if one of its rows has it. */
+enum group { G_LATENCY, G_RATE, G_SPREAD, G_SCALING, G_MEMORY, G_INSTR,
+	     G_EXTRA, GROUPS };
+
+static const struct column {
+	enum group group;
+	const char *head;   /* NULL: the section's label */
+	int width;
+	int precision;
+} columns[] = {
+	{ G_LATENCY, "p50 ns", 9, 0 }, { G_LATENCY, "p90 ns", 9, 0 },
+	{ G_LATENCY, "p99 ns", 9, 0 }, { G_LATENCY, "p99.9 ns", 9, 0 },
+	{ G_LATENCY, "max ns", 9, 0 }, { G_RATE, NULL, 9, 2 },
+	{ G_SPREAD, "min", 9, 2 }, { G_SPREAD, "max", 9, 2 },
+	{ G_SCALING, "speedup", 8, 2 }, { G_SCALING, "efficiency", 10, 2 },
+	{ G_MEMORY, "RSS0 KiB", 10, 0 }, { G_MEMORY, "RSS1 KiB", 10, 0 },
+	{ G_MEMORY, "KiB/M msg", 10, 2 }, { G_MEMORY, "allocs/msg", 11, 6 },
+	{ G_MEMORY, "frees/msg", 10, 6 }, { G_MEMORY, "pool KiB", 10, 0 },
+	{ G_INSTR, "instr/msg", 12, 1 }, { G_EXTRA, NULL, 11, 1 },
+};
+
+/* The value of column @p c of @p r. @return false: @p r has none. */
+static bool cell(const struct report_row *r, unsigned c, double *v)
+{
+	const struct report_memory *m = &r->memory;
+	const double values[ARRAY_SIZE(columns)] = {
+		r->latency.p50, r->latency.p90, r->latency.p99,
+		r->latency.p999, r->latency.max, r->rate.median / 1e6,
+		r->rate.min / 1e6, r->rate.max / 1e6, r->speedup,
+		r->efficiency, m->rss_before_kib, m->rss_after_kib,
+		m->growth_kib_per_million, m->allocs_per_msg,
+		m->frees_per_msg, (double)(m->pool_bytes / 1024),
+		r->instructions_per_msg, r->extra_instructions,
+	};
+	const bool has[GROUPS] = {
+		r->has_latency, r->has_rate, r->has_rate, r->has_scaling,
+		r->has_memory, r->has_instructions, r->extra_vs != NULL,
+	};
+
+	*v = values[c];
+	return has[columns[c].group];
+}
 
 /* Which columns a section of the table has. */
-struct columns {
+struct section {
 	int variant_width;
-	bool latency;
-	bool rate;
-	bool rate_spread; /* min and max beside the median */
-	bool instructions;
-	const char *extra_vs; /* extra instructions relative to this variant */
-	const char *extra_label; /* its column: "extra/pick", "extra/msg" */
-	bool paired;          /* the spread of per-run ratios */
-	bool target;          /* the least acceptable ratio, and whether met */
-	/* the configuration of every engine row, NULL if none or mixed */
-	const struct engine_config *engine;
-	bool threads;         /* producers x workers */
-	bool scaling;         /* speedup and efficiency */
-	bool memory;          /* RSS, allocator calls, pool */
+	bool group[GROUPS];
+	const char *extra_vs;     /* extra instructions relative to it */
+	const char *extra_label;  /* "extra/pick", "extra/msg" */
+	bool threads;             /* producers x workers */
+	bool paired;              /* the spread of per-run ratios */
+	bool target;
+	const struct engine_config *engine; /* of every engine row, or NULL */
 	unsigned n_baselines;
 	const char *baselines[MAX_BASELINES];
 };
 
-static void section_columns(const struct report *rep, const char *scenario,
-			    struct columns *c)
+static void section_of(const struct report *rep, const char *scenario,
+		       struct section *s)
 {
 	bool mixed = false;
+	double v;
 
-	memset(c, 0, sizeof(*c));
-	c->variant_width = VARIANT_WIDTH;
+	memset(s, 0, sizeof(*s));
+	s->variant_width = VARIANT_WIDTH;
 	for (unsigned i = 0; i < rep->n_rows; i++) {
 		const struct report_row *row = &rep->rows[i];
 		int len = (int)strlen(row->variant);
 
 		if (strcmp(row->scenario, scenario))
 			continue;
-		if (len > c->variant_width)
-			c->variant_width = len;
-		c->latency |= row->has_latency;
-		c->rate |= row->has_rate;
-		c->instructions |= row->has_instructions;
-		if (row->extra_vs)
-			c->extra_vs = row->extra_vs;
-		c->threads |= row->producers > 1 || row->workers > 1 ||
+		s->variant_width = len > s->variant_width ? len
+							  : s->variant_width;
+		for (unsigned c = 0; c < ARRAY_SIZE(columns); c++)
+			s->group[columns[c].group] |= cell(row, c, &v);
+		s->extra_vs = row->extra_vs ? row->extra_vs : s->extra_vs;
+		s->threads |= row->producers > 1 || row->workers > 1 ||
 			      row->has_scaling;
-		c->scaling |= row->has_scaling;
-		c->memory |= row->has_memory;
-		c->paired |= row->paired_vs != NULL;
-		c->target |= row->target > 0;
-		if (row->engine && c->engine && row->engine != c->engine)
-			mixed = true;
-		else if (row->engine)
-			c->engine = row->engine;
+		s->paired |= row->paired_vs != NULL;
+		s->target |= row->target > 0;
+		mixed |= row->engine && s->engine && row->engine != s->engine;
+		s->engine = row->engine ? row->engine : s->engine;
 	}
 	if (mixed)
-		c->engine = NULL;
+		s->engine = NULL;
 	/* A policy's extra is per pick; a configuration's per message. */
-	c->extra_label = strcmp(scenario, "policies") ? "extra/msg"
+	s->extra_label = strcmp(scenario, "policies") ? "extra/msg"
 						      : "extra/pick";
-	c->rate_spread = c->rate && !c->latency;
-	c->n_baselines = baselines_of(rep, scenario, c->baselines);
+	s->group[G_SPREAD] &= !s->group[G_LATENCY];
+	s->n_baselines = baselines_of(rep, scenario, s->baselines);
 }
 
 /* The width of the column "vs <baseline>". */
@@ -211,140 +335,87 @@ static int ratio_width(const char *baseline)
 	return 3 + (len < 8 ? 8 : len);
 }
 
-/*
- * The width of the column "runs": per-run ratios, "0.912-0.987". The
- * target, the last column, needs no width.
- */
-#define PAIRED_WIDTH 13
-
 static void print_header(const struct report_row *first,
-			 const struct columns *c, FILE *out)
+			 const struct section *s, FILE *out)
 {
+	bool latency = s->group[G_LATENCY];
 	char engine[160];
 
 	fprintf(out, "\n%s", first->scenario);
 	if (first->has_rate && first->messages)
 		fprintf(out, ": %" PRIu64 " %s per run", first->messages,
-			c->latency ? "round trips" : "messages");
+			latency ? "round trips" : "messages");
 	if (first->has_rate)
 		fprintf(out, ", median of %u runs", first->rate.runs);
-	if (c->instructions)
+	if (s->group[G_INSTR])
 		fprintf(out, "%s callgrind, (Ir(2N) - Ir(N)) / N, N = %" PRIu64
-			" messages", c->rate ? "\ninstr/msg:" : ":",
+			" messages", s->group[G_RATE] ? "\ninstr/msg:" : ":",
 			first->instructions_messages);
-	if (c->extra_vs)
-		fprintf(out, "; %s: instr/msg minus %s's", c->extra_label,
-			c->extra_vs);
+	if (s->extra_vs)
+		fprintf(out, "; %s: instr/msg minus %s's", s->extra_label,
+			s->extra_vs);
 	if (first->detail)
 		fprintf(out, "\n%s", first->detail);
-	if (c->engine) {
-		engine_config_describe(c->engine, engine, sizeof(engine));
+	if (s->engine) {
+		engine_config_describe(s->engine, engine, sizeof(engine));
 		fprintf(out, "\nengine: %s", engine);
 	}
-	fprintf(out, "\n%-*s", c->variant_width, "variant");
-	if (c->threads)
+	fprintf(out, "\n%-*s", s->variant_width, "variant");
+	if (s->threads)
 		fprintf(out, " %7s", "PxW");
-	if (c->latency)
-		fprintf(out, " %9s %9s %9s %9s %9s", "p50 ns", "p90 ns",
-			"p99 ns", "p99.9 ns", "max ns");
-	if (c->rate)
-		fprintf(out, " %9s", c->latency ? "M rt/s" : "M/s");
-	if (c->rate_spread)
-		fprintf(out, " %9s %9s", "min", "max");
-	if (c->scaling)
-		fprintf(out, " %8s %10s", "speedup", "efficiency");
-	if (c->memory)
-		fprintf(out, " %10s %10s %10s %11s %10s %10s", "RSS0 KiB",
-			"RSS1 KiB", "KiB/M msg", "allocs/msg", "frees/msg",
-			"pool KiB");
-	if (c->instructions)
-		fprintf(out, " %12s", "instr/msg");
-	if (c->extra_vs)
-		fprintf(out, " %11s", c->extra_label);
-	for (unsigned b = 0; b < c->n_baselines; b++)
-		fprintf(out, "  vs %-*s", ratio_width(c->baselines[b]) - 3,
-			c->baselines[b]);
-	if (c->paired)
+	for (unsigned c = 0; c < ARRAY_SIZE(columns); c++)
+		if (s->group[columns[c].group])
+			fprintf(out, " %*s", columns[c].width,
+				columns[c].head ? columns[c].head
+				: columns[c].group == G_EXTRA ? s->extra_label
+				: latency ? "M rt/s" : "M/s");
+	for (unsigned b = 0; b < s->n_baselines; b++)
+		fprintf(out, "  vs %-*s", ratio_width(s->baselines[b]) - 3,
+			s->baselines[b]);
+	if (s->paired)
 		fprintf(out, "  %-*s  %6s", PAIRED_WIDTH, "runs", "best");
-	if (c->target)
-		fprintf(out, "  target");
-	fputc('\n', out);
+	fprintf(out, "%s\n", s->target ? "  target" : "");
 }
 
-static void print_threads(const struct report_row *row, FILE *out)
-{
-	char pw[24];
-
-	snprintf(pw, sizeof(pw), "%ux%u", row->producers, row->workers);
-	fprintf(out, " %7s", pw);
-}
-
-static void print_row(const struct report_row *row, const struct columns *c,
+static void print_row(const struct report_row *row, const struct section *s,
 		      FILE *out)
 {
-	char cell[32];
+	char text[32];
 	int blank = 0;
 	double v;
 
-	fprintf(out, "%-*s", c->variant_width, row->variant);
-	if (c->threads)
-		print_threads(row, out);
-	if (c->latency && row->has_latency)
-		fprintf(out, " %9" PRIu64 " %9" PRIu64 " %9" PRIu64
-			" %9" PRIu64 " %9" PRIu64, row->latency.p50,
-			row->latency.p90, row->latency.p99,
-			row->latency.p999, row->latency.max);
-	else if (c->latency)
-		fprintf(out, " %9s %9s %9s %9s %9s", "-", "-", "-", "-", "-");
-	if (c->rate && row->has_rate)
-		fprintf(out, " %9.2f", row->rate.median / 1e6);
-	else if (c->rate)
-		fprintf(out, " %9s", "-");
-	if (c->rate_spread && row->has_rate)
-		fprintf(out, " %9.2f %9.2f", row->rate.min / 1e6,
-			row->rate.max / 1e6);
-	else if (c->rate_spread)
-		fprintf(out, " %9s %9s", "-", "-");
-	if (c->scaling && row->has_scaling)
-		fprintf(out, " %8.2f %10.2f", row->speedup, row->efficiency);
-	else if (c->scaling)
-		fprintf(out, " %8s %10s", "-", "-");
-	if (c->memory && row->has_memory)
-		fprintf(out, " %10" PRIu64 " %10" PRIu64 " %10.2f %11.6f "
-			"%10.6f %10" PRIu64, row->memory.rss_before_kib,
-			row->memory.rss_after_kib,
-			row->memory.growth_kib_per_million,
-			row->memory.allocs_per_msg, row->memory.frees_per_msg,
-			row->memory.pool_bytes / 1024);
-	else if (c->memory)
-		fprintf(out, " %10s %10s %10s %11s %10s %10s", "-", "-", "-",
-			"-", "-", "-");
-	if (c->instructions && row->has_instructions)
-		fprintf(out, " %12.1f", row->instructions_per_msg);
-	else if (c->instructions)
-		fprintf(out, " %12s", "-");
-	if (c->extra_vs && row->extra_vs)
-		fprintf(out, " %+11.1f", row->extra_instructions);
-	else if (c->extra_vs)
-		fprintf(out, " %11s", "-");
+	fprintf(out, "%-*s", s->variant_width, row->variant);
+	snprintf(text, sizeof(text), "%ux%u", row->producers, row->workers);
+	if (s->threads)
+		fprintf(out, " %7s", text);
+	for (unsigned c = 0; c < ARRAY_SIZE(columns); c++) {
+		if (!s->group[columns[c].group])
+			continue;
+		if (cell(row, c, &v))
+			fprintf(out, columns[c].group == G_EXTRA ? " %+*.*f"
+				: " %*.*f", columns[c].width,
+				columns[c].precision, v);
+		else
+			fprintf(out, " %*s", columns[c].width, "-");
+	}
 	/* Blank cells are written only when a value follows them. */
-	for (unsigned b = 0; b < c->n_baselines; b++) {
-		blank += 2 + ratio_width(c->baselines[b]);
-		if (!report_ratio_of(row, c->baselines[b], &v))
+	for (unsigned b = 0; b < s->n_baselines; b++) {
+		blank += 2 + ratio_width(s->baselines[b]);
+		if (!report_ratio_of(row, s->baselines[b], &v))
 			continue;
 		fprintf(out, "%*.3f", blank, v);
 		blank = 0;
 	}
-	if (c->paired && row->paired_vs) {
-		snprintf(cell, sizeof(cell), "%.3f-%.3f", row->paired.min,
+	if (s->paired && row->paired_vs) {
+		snprintf(text, sizeof(text), "%.3f-%.3f", row->paired.min,
 			 row->paired.max);
 		fprintf(out, "%*s%-*s  %6.3f", blank + 2, "", PAIRED_WIDTH,
-			cell, row->best_ratio);
+			text, row->best_ratio);
 		blank = 0;
-	} else if (c->paired) {
+	} else if (s->paired) {
 		blank += 2 + PAIRED_WIDTH + 2 + 6;
 	}
-	if (c->target && row->target > 0)
+	if (s->target && row->target > 0)
 		fprintf(out, "%*s>= %.2f %s", blank + 2, "", row->target,
 			report_target_met(row) ? "ok" : "MISSED");
 	fputc('\n', out);
@@ -358,13 +429,13 @@ int report_print_table(const struct report *rep, FILE *out)
 		rep->consumer_cpu);
 	for (unsigned i = 0; i < rep->n_rows; i++) {
 		const struct report_row *row = &rep->rows[i];
-		struct columns c;
+		struct section s;
 
-		section_columns(rep, row->scenario, &c);
+		section_of(rep, row->scenario, &s);
 		/* A section starts at the first row of its scenario. */
 		if (!i || strcmp(rep->rows[i - 1].scenario, row->scenario))
-			print_header(row, &c, out);
-		print_row(row, &c, out);
+			print_header(row, &s, out);
+		print_row(row, &s, out);
 	}
 	reference_print_table(rep, out);
 	if (rep->n_notes)
@@ -374,194 +445,139 @@ int report_print_table(const struct report *rep, FILE *out)
 	if (rep->instructions_skipped)
 		fprintf(out, "\ninstructions: skipped (valgrind not found)\n");
 	if (rep->has_probe)
-		fprintf(out, "\nprobe: core-to-core round trip, "
-			"CPU %d <-> CPU %d, median: before %.0f ns, "
-			"after %.0f ns\n",
+		fprintf(out, "\nprobe: core-to-core round trip, CPU %d <-> CPU "
+			"%d, median: before %.0f ns, after %.0f ns\n",
 			rep->producer_cpu, rep->consumer_cpu,
 			rep->probe_before_ns, rep->probe_after_ns);
 	fflush(out);
 	return ferror(out) ? -EIO : 0;
 }
 
-/* ------------------------------------------------------------------ */
-/* JSON                                                               */
-/* ------------------------------------------------------------------ */
-
-static void json_string(const char *s, FILE *out)
+/* @p fmt with its values if @p has, else @p cells empty CSV cells. */
+static void print_if(FILE *out, bool has, unsigned cells, const char *fmt,
+		     ...)
 {
-	fputc('"', out);
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (has)
+		vfprintf(out, fmt, ap);
+	while (!has && cells--)
+		fputc(',', out);
+	va_end(ap);
+}
+
+/* @p pre, then @p s as a JSON string. */
+static void json_string(FILE *out, const char *pre, const char *s)
+{
+	fprintf(out, "%s\"", pre);
 	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(out, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(out, "\\u%04x", ch);
+		if (*s == '"' || *s == '\\')
+			fprintf(out, "\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			fprintf(out, "\\u%04x", *s);
 		else
-			fputc(ch, out);
+			fputc(*s, out);
 	}
 	fputc('"', out);
 }
 
-static void json_memory(const struct report_memory *m, FILE *out)
+static void json_row(const struct report_row *r, FILE *out)
 {
-	fprintf(out, ",\n   \"warmup_messages\":%" PRIu64 ",\"rss_kib\":"
-		"{\"before\":%" PRIu64 ",\"after\":%" PRIu64 "},"
-		"\"growth_kib\":%" PRId64 ",\"growth_kib_per_million\":%.4f,"
-		"\n   \"allocs_per_msg\":%.9f,\"frees_per_msg\":%.9f,"
-		"\"alloc_bytes\":%" PRIu64 ",\"pool_bytes\":%" PRIu64 ","
-		"\"pool_bytes_before\":%" PRIu64 ",\"pool_slabs\":%" PRIu64,
-		m->warmup_messages, m->rss_before_kib, m->rss_after_kib,
-		(int64_t)(m->rss_after_kib - m->rss_before_kib),
-		m->growth_kib_per_million, m->allocs_per_msg, m->frees_per_msg,
-		m->alloc_bytes, m->pool_bytes, m->pool_bytes_before,
-		m->pool_slabs);
-}
+	const struct report_memory *m = &r->memory;
+	const struct engine_config *e = r->engine;
+	const struct stats_latency *l = &r->latency;
 
-static void json_engine(const struct engine_config *e, FILE *out)
-{
-	fprintf(out, ",\n   \"engine\":{\"config\":");
-	json_string(e->name, out);
-	fprintf(out, ",\"metrics\":%s,\"latency_sample\":%u,\"breaker\":%s,"
-		"\"backpressure\":\"%s\"}", e->metrics == -1 ? "false" : "true",
-		e->latency_sample, e->breaker ? "true" : "false",
-		engine_config_bp_name(e->backpressure));
-}
-
-static void json_row(const struct report_row *row, FILE *out)
-{
-	fprintf(out, "{\"scenario\":");
-	json_string(row->scenario, out);
-	fprintf(out, ",\"variant\":");
-	json_string(row->variant, out);
-	if (row->policy) {
-		fprintf(out, ",\"policy\":");
-		json_string(row->policy, out);
+	json_string(out, "{\"scenario\":", r->scenario);
+	json_string(out, ",\"variant\":", r->variant);
+	if (r->policy)
+		json_string(out, ",\"policy\":", r->policy);
+	fprintf(out, ",\"producers\":%u,\"workers\":%u", r->producers,
+		r->workers);
+	if (e)
+		json_string(out, ",\n   \"engine\":{\"config\":", e->name);
+	print_if(out, e, 0, ",\"metrics\":%s,\"latency_sample\":%u,\"breaker"
+		 "\":%s,\"backpressure\":\"%s\"}", e && e->metrics != -1 ?
+		 "true" : "false", e ? e->latency_sample : 0, e && e->breaker
+		 ? "true" : "false", e ? engine_bp_name(e->backpressure) : "");
+	print_if(out, r->messages, 0, ",\"messages\":%" PRIu64, r->messages);
+	print_if(out, r->has_rate, 0, ",\n   \"msgs_per_sec\":{\"median\":%.0f,"
+		 "\"min\":%.0f,\"max\":%.0f,\"runs\":%u}", r->rate.median,
+		 r->rate.min, r->rate.max, r->rate.runs);
+	print_if(out, r->has_latency, 0, ",\n   \"latency_ns\":{\"p50\":%"
+		 PRIu64 ",\"p90\":%" PRIu64 ",\"p99\":%" PRIu64 ",\"p999\":%"
+		 PRIu64 ",\"max\":%" PRIu64 "}", l->p50, l->p90, l->p99,
+		 l->p999, l->max);
+	print_if(out, r->has_instructions, 0, ",\n   \"instructions_per_msg\":"
+		 "%.1f", r->instructions_per_msg);
+	if (r->extra_vs)
+		json_string(out, ",\n   \"extra_instructions_vs\":{",
+			    r->extra_vs);
+	print_if(out, r->extra_vs, 0, ":%.1f}", r->extra_instructions);
+	print_if(out, r->offered_rate > 0, 0, ",\n   \"offered_per_sec\":%.0f,"
+		 "\"rate_fraction\":%.3f", r->offered_rate, r->rate_fraction);
+	for (unsigned i = 0; i < r->n_ratios; i++) {
+		json_string(out, i ? "," : ",\n   \"ratio_vs\":{",
+			    r->ratios[i].baseline);
+		fprintf(out, ":%.4f%s", r->ratios[i].value,
+			i + 1 == r->n_ratios ? "}" : "");
 	}
-	fprintf(out, ",\"producers\":%u,\"workers\":%u", row->producers,
-		row->workers);
-	if (row->engine)
-		json_engine(row->engine, out);
-	if (row->messages)
-		fprintf(out, ",\"messages\":%" PRIu64, row->messages);
-	if (row->has_rate)
-		fprintf(out, ",\n   \"msgs_per_sec\":{\"median\":%.0f,"
-			"\"min\":%.0f,\"max\":%.0f,\"runs\":%u}",
-			row->rate.median, row->rate.min, row->rate.max,
-			row->rate.runs);
-	if (row->has_latency)
-		fprintf(out, ",\n   \"latency_ns\":{\"p50\":%" PRIu64
-			",\"p90\":%" PRIu64 ",\"p99\":%" PRIu64
-			",\"p999\":%" PRIu64 ",\"max\":%" PRIu64 "}",
-			row->latency.p50, row->latency.p90, row->latency.p99,
-			row->latency.p999, row->latency.max);
-	if (row->has_instructions)
-		fprintf(out, ",\n   \"instructions_per_msg\":%.1f",
-			row->instructions_per_msg);
-	if (row->extra_vs) {
-		fprintf(out, ",\n   \"extra_instructions_vs\":{");
-		json_string(row->extra_vs, out);
-		fprintf(out, ":%.1f}", row->extra_instructions);
-	}
-	if (row->offered_rate > 0)
-		fprintf(out, ",\n   \"offered_per_sec\":%.0f,"
-			"\"rate_fraction\":%.3f", row->offered_rate,
-			row->rate_fraction);
-	if (row->n_ratios) {
-		fprintf(out, ",\n   \"ratio_vs\":{");
-		for (unsigned r = 0; r < row->n_ratios; r++) {
-			if (r)
-				fputc(',', out);
-			json_string(row->ratios[r].baseline, out);
-			fprintf(out, ":%.4f", row->ratios[r].value);
-		}
-		fputc('}', out);
-	}
-	if (row->paired_vs) {
-		fprintf(out, ",\n   \"paired_ratio\":{\"vs\":");
-		json_string(row->paired_vs, out);
+	if (r->paired_vs) {
+		json_string(out, ",\n   \"paired_ratio\":{\"vs\":", r->paired_vs);
 		fprintf(out, ",\"median\":%.4f,\"min\":%.4f,\"max\":%.4f}",
-			row->paired.median, row->paired.min, row->paired.max);
-		fprintf(out, ",\"best_ratio_vs\":{");
-		json_string(row->paired_vs, out);
-		fprintf(out, ":%.4f}", row->best_ratio);
+			r->paired.median, r->paired.min, r->paired.max);
+		json_string(out, ",\"best_ratio_vs\":{", r->paired_vs);
+		fprintf(out, ":%.4f}", r->best_ratio);
 	}
-	if (row->target > 0)
-		fprintf(out, ",\n   \"target\":{\"ratio_vs\":\"%s\","
-			"\"min\":%.2f,\"met\":%s}", ENGINE_CONFIG_BASELINE,
-			row->target, report_target_met(row) ? "true" : "false");
-	if (row->has_scaling)
-		fprintf(out, ",\n   \"speedup\":%.4f,\"efficiency\":%.4f",
-			row->speedup, row->efficiency);
-	if (row->has_memory)
-		json_memory(&row->memory, out);
+	print_if(out, r->target > 0, 0, ",\n   \"target\":{\"ratio_vs\":\"%s\","
+		 "\"min\":%.2f,\"met\":%s}", ENGINE_CONFIG_BARE->name,
+		 r->target, report_target_met(r) ? "true" : "false");
+	print_if(out, r->has_scaling, 0, ",\n   \"speedup\":%.4f,\"efficiency"
+		 "\":%.4f", r->speedup, r->efficiency);
+	print_if(out, r->has_memory, 0, ",\n   \"warmup_messages\":%" PRIu64
+		 ",\"rss_kib\":{\"before\":%" PRIu64 ",\"after\":%" PRIu64 "},"
+		 "\"growth_kib\":%" PRId64 ",\"growth_kib_per_million\":%.4f,"
+		 "\n   \"allocs_per_msg\":%.9f,\"frees_per_msg\":%.9f,"
+		 "\"alloc_bytes\":%" PRIu64 ",\"pool_bytes\":%" PRIu64 ","
+		 "\"pool_bytes_before\":%" PRIu64 ",\"pool_slabs\":%" PRIu64,
+		 m->warmup_messages, m->rss_before_kib, m->rss_after_kib,
+		 (int64_t)(m->rss_after_kib - m->rss_before_kib),
+		 m->growth_kib_per_million, m->allocs_per_msg,
+		 m->frees_per_msg, m->alloc_bytes, m->pool_bytes,
+		 m->pool_bytes_before, m->pool_slabs);
 	fputc('}', out);
 }
 
 int report_write_json(const struct report *rep, FILE *out)
 {
 	fprintf(out, "{\"tool\":\"sy-bench\",\"version\":\"%s\",\n"
-		" \"machine\":{\"cpus\":%u,\"model\":", BENCH_VERSION,
-		rep->cpus);
-	json_string(rep->model, out);
+		" \"machine\":{\"cpus\":%u", BENCH_VERSION, rep->cpus);
+	json_string(out, ",\"model\":", rep->model);
 	fprintf(out, ",\"cpus_allowed\":%u,\"producer_cpu\":%d,"
 		"\"consumer_cpu\":%d", rep->cpus_allowed, rep->producer_cpu,
 		rep->consumer_cpu);
-	if (rep->has_probe)
-		fprintf(out, ",\"probe_rtt_ns\":{\"before\":%.0f,"
-			"\"after\":%.0f}", rep->probe_before_ns,
-			rep->probe_after_ns);
+	print_if(out, rep->has_probe, 0, ",\"probe_rtt_ns\":{\"before\":%.0f,"
+		 "\"after\":%.0f}", rep->probe_before_ns, rep->probe_after_ns);
 	fprintf(out, "},\n \"results\":[");
 	for (unsigned i = 0; i < rep->n_rows; i++) {
 		fprintf(out, "%s\n  ", i ? "," : "");
 		json_row(&rep->rows[i], out);
 	}
-	reference_write_json(rep, rep->n_rows > 0, out);
+	reference_write_json(rep, out);
 	fputc(']', out);
-	if (rep->n_notes) {
-		fprintf(out, ",\n \"notes\":[");
-		for (unsigned i = 0; i < rep->n_notes; i++) {
-			fprintf(out, "%s\n  ", i ? "," : "");
-			json_string(rep->notes[i], out);
-		}
-		fputc(']', out);
-	}
-	fprintf(out, "}\n");
+	for (unsigned i = 0; i < rep->n_notes; i++)
+		json_string(out, i ? ",\n  " : ",\n \"notes\":[\n  ",
+			    rep->notes[i]);
+	fprintf(out, "%s}\n", rep->n_notes ? "]" : "");
 	fflush(out);
 	return ferror(out) ? -EIO : 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* CSV                                                                */
-/* ------------------------------------------------------------------ */
-
-/* The columns from config to target_met. */
-static void csv_overhead(const struct report_row *row, FILE *out)
-{
-	const struct engine_config *e = row->engine;
-
-	if (e)
-		fprintf(out, ",%s,%d,%u,%d,%s", e->name, e->metrics != -1,
-			e->latency_sample, e->breaker,
-			engine_config_bp_name(e->backpressure));
-	else
-		fprintf(out, ",,,,,");
-	if (row->paired_vs)
-		fprintf(out, ",%.4f,%.4f,%.4f,%.4f", row->paired.median,
-			row->paired.min, row->paired.max, row->best_ratio);
-	else
-		fprintf(out, ",,,,");
-	if (row->target > 0)
-		fprintf(out, ",%.2f,%d", row->target, report_target_met(row));
-	else
-		fprintf(out, ",,");
 }
 
 int report_write_csv(const struct report *rep, FILE *out)
 {
 	const char *baselines[MAX_BASELINES];
 	unsigned n_baselines = baselines_of(rep, NULL, baselines);
-	double v;
+	double v = 0;
 
 	fprintf(out, "scenario,variant,producers,workers,messages,runs,"
 		"msgs_per_sec_median,msgs_per_sec_min,msgs_per_sec_max,"
@@ -576,60 +592,46 @@ int report_write_csv(const struct report *rep, FILE *out)
 		fprintf(out, ",ratio_vs_%s", baselines[b]);
 	fputc('\n', out);
 	for (unsigned i = 0; i < rep->n_rows; i++) {
-		const struct report_row *row = &rep->rows[i];
+		const struct report_row *r = &rep->rows[i];
+		const struct engine_config *e = r->engine;
 
-		fprintf(out, "%s,%s,%u,%u,", row->scenario, row->variant,
-			row->producers, row->workers);
-		if (row->messages)
-			fprintf(out, "%" PRIu64, row->messages);
-		if (row->has_rate)
-			fprintf(out, ",%u,%.0f,%.0f,%.0f", row->rate.runs,
-				row->rate.median, row->rate.min,
-				row->rate.max);
-		else
-			fprintf(out, ",,,,");
-		if (row->has_latency)
-			fprintf(out, ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
-				",%" PRIu64 ",%" PRIu64, row->latency.p50,
-				row->latency.p90, row->latency.p99,
-				row->latency.p999, row->latency.max);
-		else
-			fprintf(out, ",,,,,");
-		if (row->has_instructions)
-			fprintf(out, ",%.1f", row->instructions_per_msg);
-		else
-			fputc(',', out);
-		if (rep->has_probe)
-			fprintf(out, ",%.0f,%.0f", rep->probe_before_ns,
-				rep->probe_after_ns);
-		else
-			fprintf(out, ",,");
-		fprintf(out, ",%s", row->policy ? row->policy : "");
-		if (row->extra_vs)
-			fprintf(out, ",%.1f,%s", row->extra_instructions,
-				row->extra_vs);
-		else
-			fprintf(out, ",,");
-		if (row->has_scaling)
-			fprintf(out, ",%.4f,%.4f", row->speedup,
-				row->efficiency);
-		else
-			fprintf(out, ",,");
-		if (row->has_memory)
-			fprintf(out, ",%" PRIu64 ",%" PRIu64 ",%.4f,%.9f,%" PRIu64,
-				row->memory.rss_before_kib,
-				row->memory.rss_after_kib,
-				row->memory.growth_kib_per_million,
-				row->memory.allocs_per_msg,
-				row->memory.pool_bytes);
-		else
-			fprintf(out, ",,,,,");
-		csv_overhead(row, out);
+		fprintf(out, "%s,%s,%u,%u,", r->scenario, r->variant,
+			r->producers, r->workers);
+		print_if(out, r->messages, 0, "%" PRIu64, r->messages);
+		print_if(out, r->has_rate, 4, ",%u,%.0f,%.0f,%.0f",
+			  r->rate.runs, r->rate.median, r->rate.min,
+			  r->rate.max);
+		print_if(out, r->has_latency, 5, ",%" PRIu64 ",%" PRIu64
+			  ",%" PRIu64 ",%" PRIu64 ",%" PRIu64, r->latency.p50,
+			  r->latency.p90, r->latency.p99, r->latency.p999,
+			  r->latency.max);
+		print_if(out, r->has_instructions, 1, ",%.1f",
+			  r->instructions_per_msg);
+		print_if(out, rep->has_probe, 2, ",%.0f,%.0f",
+			  rep->probe_before_ns, rep->probe_after_ns);
+		fprintf(out, ",%s", r->policy ? r->policy : "");
+		print_if(out, r->extra_vs, 2, ",%.1f,%s",
+			  r->extra_instructions, r->extra_vs);
+		print_if(out, r->has_scaling, 2, ",%.4f,%.4f", r->speedup,
+			  r->efficiency);
+		print_if(out, r->has_memory, 5, ",%" PRIu64 ",%" PRIu64
+			  ",%.4f,%.9f,%" PRIu64, r->memory.rss_before_kib,
+			  r->memory.rss_after_kib,
+			  r->memory.growth_kib_per_million,
+			  r->memory.allocs_per_msg, r->memory.pool_bytes);
+		print_if(out, e, 5, ",%s,%d,%u,%d,%s", e ? e->name : "",
+			  e && e->metrics != -1, e ? e->latency_sample : 0,
+			  e && e->breaker,
+			  e ? engine_bp_name(e->backpressure) : "");
+		print_if(out, r->paired_vs, 4, ",%.4f,%.4f,%.4f,%.4f",
+			  r->paired.median, r->paired.min, r->paired.max,
+			  r->best_ratio);
+		print_if(out, r->target > 0, 2, ",%.2f,%d", r->target,
+			  report_target_met(r));
 		for (unsigned b = 0; b < n_baselines; b++) {
-			if (report_ratio_of(row, baselines[b], &v))
-				fprintf(out, ",%.4f", v);
-			else
-				fputc(',', out);
+			bool has = report_ratio_of(r, baselines[b], &v);
+
+			print_if(out, has, 1, ",%.4f", has ? v : 0);
 		}
 		fputc('\n', out);
 	}

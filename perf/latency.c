@@ -1,0 +1,93 @@
+/*
+ * latency: round trips with one request outstanding: ck-pingpong over two
+ * ck rings, and engine-rtt, sy_request() to a handler that answers in place
+ * with sy_reply(), the reply polled with sy_poll_replies(), route "direct".
+ * 100,000 round trips per run, fewer if --messages is lower. The worker
+ * spins when idle if it has a CPU of its own.
+ */
+#include "bench.h"
+
+#define LATENCY_ROUND_TRIPS 100000u
+
+static int produce_requests(void *arg)
+{
+	struct engine_run *run = arg;
+	struct backoff b;
+	sy_msg *msg;
+	uint64_t t0;
+	int rc, k;
+
+	rc = sy_producer_attach(run->eng);
+	if (rc < 0) {
+		engine_error(run, "sy_producer_attach", rc);
+		return rc;
+	}
+	backoff_init(&b, run->spin_limit);
+	msg = sy_msg_alloc(run->eng, run->payload);
+	rc = msg ? 0 : -ENOMEM;
+	run->t_start = bench_now_ns();
+	for (uint64_t i = 0; !rc && i < run->n; i++) {
+		t0 = bench_now_ns();
+		sy_msg_set_tag(msg, i);
+		rc = engine_send_retry(run, sy_request, msg, &b);
+		if (rc < 0) {
+			engine_error(run, "sy_request", rc);
+			break;
+		}
+		/* The one reply in flight; it is ours then. */
+		msg = NULL;
+		while ((k = sy_poll_replies(run->eng, &msg, 1)) == 0)
+			if ((k = backoff_wait(&b)) < 0)
+				break;
+		if (k < 0) {
+			engine_error(run, "sy_poll_replies", k);
+			rc = k;
+			break;
+		}
+		backoff_reset(&b);
+		run->samples[i] = bench_now_ns() - t0;
+		rc = sy_msg_tag(msg) == i ? 0 : -EPROTO;
+	}
+	run->t_end = bench_now_ns();
+	sy_msg_free(msg);
+	sy_producer_detach(run->eng);
+	return rc;
+}
+
+static int engine_rtt(const struct bench_ctx *ctx, uint64_t n,
+		      uint64_t *samples, double *secs)
+{
+	struct engine_run run = { .n = n, .samples = samples };
+	/* Spinning is only fair when the worker does not share a CPU. */
+	enum sy_idle idle = ctx->producer_cpu != ctx->consumer_cpu
+			    ? SY_IDLE_SPIN : SY_IDLE_DEFAULT;
+	int rc;
+
+	rc = engine_open(&run, ctx, "engine-rtt", idle, engine_echo, NULL);
+	if (!rc)
+		rc = engine_drive(&run, ctx, produce_requests, &run);
+	if (!rc)
+		*secs = (double)(run.t_end - run.t_start) / 1e9;
+	return rc;
+}
+
+int scenario_latency(const struct bench_ctx *ctx, struct report *rep)
+{
+	struct variant v[] = {
+		{ "ck-pingpong", *ctx, baseline_ck_pingpong, 0, false },
+		{ "engine-rtt", *ctx, engine_rtt, 0, true },
+	};
+	int first;
+
+	for (unsigned i = 0; i < ARRAY_SIZE(v); i++) {
+		v[i].n = ctx->messages < LATENCY_ROUND_TRIPS
+			 ? ctx->messages : LATENCY_ROUND_TRIPS;
+		v[i].ctx.policy = "direct";
+		v[i].ctx.producers = v[i].ctx.workers = 1;
+	}
+	first = bench_measure(ctx, rep, "latency", v, ARRAY_SIZE(v), true,
+			      NULL);
+	if (first >= 0)
+		bench_ratios_to_baselines(rep, (unsigned)first);
+	return first < 0 ? first : 0;
+}

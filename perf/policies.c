@@ -1,0 +1,47 @@
+/*
+ * policies: engine-burst32 through a route of each built-in policy that
+ * picks (4 servers of the one worker), with its ratio to round_robin; a
+ * policy this build lacks is skipped with a note.
+ */
+#include "bench.h"
+
+int scenario_policies(const struct bench_ctx *ctx, struct report *rep)
+{
+	struct variant v[PICKING_POLICIES];
+	const struct report_row *base;
+	unsigned nv = 0;
+	int rc;
+
+	for (unsigned i = 0; i < PICKING_POLICIES; i++) {
+		const char *name = engine_picking_policy(i);
+
+		rc = engine_policy_check(ctx, name);
+		if (rc == -ENOENT)
+			report_add_note(rep, "policies: %s skipped: not in this "
+					"build (sy_route_add refused it with "
+					"-EINVAL)", name);
+		else if (rc < 0)
+			return rc;
+		if (rc)
+			continue;
+		v[nv] = (struct variant){ .ctx = *ctx, .run = engine_throughput,
+					  .n = ctx->messages, .engine = true };
+		snprintf(v[nv].name, sizeof(v[nv].name), "%s", name);
+		v[nv].ctx.policy = name;
+		v[nv].ctx.producers = v[nv].ctx.workers = 1;
+		v[nv++].ctx.burst = BENCH_DEFAULT_BURST;
+	}
+	if (!nv)
+		return 0;
+	rc = bench_measure(ctx, rep, "policies", v, nv, false, NULL);
+	if (rc < 0)
+		return rc;
+	rep->rows[rc].detail = "engine-burst32 through a route of 4 servers "
+			       "of the one worker (weighted: 4,3,2,1; hash: key "
+			       "= sequence number)";
+	base = report_find(rep, "policies", BASELINE_POLICY);
+	for (unsigned i = (unsigned)rc; base && i < rep->n_rows; i++)
+		report_add_ratio(&rep->rows[i], base->variant,
+				 rep->rows[i].rate.median / base->rate.median);
+	return 0;
+}

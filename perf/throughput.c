@@ -1,0 +1,39 @@
+/*
+ * throughput: one producer thread to one consumer, --messages per run. The
+ * raw baselines, then engine-single (sy_send) and engine-burst<B>
+ * (sy_send_burst) through the route of --policy, with --producers x
+ * --workers; each engine row gets its ratio to every baseline.
+ */
+#include "bench.h"
+
+int scenario_throughput(const struct bench_ctx *ctx, struct report *rep)
+{
+	struct variant v[] = {
+		{ "ck-spsc", *ctx, baseline_ck_spsc, 0, false },
+		{ "batched-limit", *ctx, baseline_batched_limit, 0, false },
+		{ "mutex-queue", *ctx, baseline_mutex_queue, 0, false },
+#ifdef SY_BENCH_HAVE_ZMQ
+		{ "zmq-inproc", *ctx, baseline_zmq_inproc, 0, false },
+#endif
+		{ "engine-single", *ctx, engine_throughput, 0, true },
+		{ "", *ctx, engine_throughput, 0, true },
+	};
+	const unsigned nv = ARRAY_SIZE(v);
+	int first;
+
+	for (unsigned i = 0; i < nv; i++) {
+		v[i].n = ctx->messages;
+		/* Above one producer and one worker: a server per worker. */
+		if (ctx->producers > 1 || ctx->workers > 1)
+			v[i].ctx.policy = NULL;
+	}
+	v[nv - 2].ctx.burst = 0;
+	snprintf(v[nv - 1].name, sizeof(v[nv - 1].name), "engine-burst%u",
+		 ctx->burst);
+	first = bench_measure(ctx, rep, "throughput", v, nv, false, NULL);
+	if (first < 0)
+		return first;
+	rep->rows[first].detail = engine_policy_route(ctx->policy);
+	bench_ratios_to_baselines(rep, (unsigned)first);
+	return 0;
+}
