@@ -6,6 +6,8 @@ set multiplot layout 3,1 title 'switchyard soak'
 set key top left
 set grid
 set xlabel 'seconds'
+set autoscale xfix
+set offsets 0, 0, graph 0.3, 0  # room above the curves for the key
 
 set ylabel 'MB'
 set yrange [0:*]
@@ -18,7 +20,7 @@ plot csv using 1:5 skip 1 with lines lw 2 title 'in flight', \
 
 # Rates from consecutive samples of the cumulative counts.
 t0 = 0; a0 = 0; e0 = 0; t1 = 0
-rate(t, v, v0) = (t > 0 ? (v - v0) / t : 1/0)
+rate(t, v, v0) = (t > 0.5 ? (v - v0) / t : 1/0)  # the row after stop: no rate
 set ylabel 'messages / s'
 plot csv using 1:(dt = $1 - t0, t0 = $1, r = rate(dt, $6, a0), a0 = $6, r) skip 1 \
         with lines lw 2 title 'accepted', \
