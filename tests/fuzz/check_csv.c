@@ -5,7 +5,6 @@
  * the record's end; every record has as many fields as the header; the
  * text is UTF-8.
  */
-#include <stdio.h>
 #include <string.h>
 
 #include "check_internal.h"
@@ -89,7 +88,11 @@ bool check_csv(const char *doc, size_t len, struct check_names *names,
 				if (strcmp(c.field, "kind") == 0)
 					kind_col = (long)fields;
 			} else if ((long)fields == kind_col) {
-				snprintf(kind, sizeof(kind), "%s", c.field);
+				size_t k = c.flen < sizeof(kind) - 1 ?
+					   c.flen : sizeof(kind) - 1;
+
+				memcpy(kind, c.field, k);
+				kind[k] = '\0';
 			} else if ((long)fields == name_col) {
 				memcpy(name, c.field, c.flen + 1);
 			}

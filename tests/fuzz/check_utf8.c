@@ -10,13 +10,14 @@
 
 bool check_fail(char *why, size_t at, const char *fmt, ...)
 {
-	char reason[CHECK_WHY_MAX];
+	int n = snprintf(why, CHECK_WHY_MAX, "at byte %zu: ", at);
 	va_list ap;
 
+	if (n < 0 || n >= CHECK_WHY_MAX)
+		return false;
 	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
+	vsnprintf(why + n, CHECK_WHY_MAX - (size_t)n, fmt, ap);
 	va_end(ap);
-	snprintf(why, CHECK_WHY_MAX, "at byte %zu: %s", at, reason);
 	return false;
 }
 
