@@ -146,7 +146,7 @@ static bool quoted(struct erl *e, char quote, struct term *t, bool bytes)
 {
 	e->i++;
 	for (;;) {
-		unsigned long cp;
+		unsigned long cp = 0;
 		unsigned char c;
 
 		if (e->i >= e->n)
