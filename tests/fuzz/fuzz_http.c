@@ -224,8 +224,22 @@ static int connect_server(void)
 	/* Close with a reset: no TIME_WAIT left behind per input. */
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	fuzz_check(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0,
-		   "the endpoint refuses connections: %s", strerror(errno));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		/* libFuzzer's timer signal may interrupt the wait for the
+		 * server's accept; the connection goes on regardless. */
+		struct pollfd p = { .fd = fd, .events = POLLOUT };
+		socklen_t len = sizeof(int);
+		int err = errno, rc;
+
+		fuzz_check(err == EINTR, "the endpoint refuses connections: %s",
+			   strerror(err));
+		while ((rc = poll(&p, 1, ANSWER_WAIT_MS)) < 0 && errno == EINTR)
+			;
+		fuzz_check(rc == 1, "no connection after %d ms", ANSWER_WAIT_MS);
+		getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+		fuzz_check(err == 0, "the endpoint refuses connections: %s",
+			   strerror(err));
+	}
 	return fd;
 }
 
@@ -248,6 +262,8 @@ static size_t exchange(const struct request *r, char *answer)
 	while (sent < r->len) {
 		ssize_t n = send(fd, r->text + sent, r->len - sent, MSG_NOSIGNAL);
 
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n <= 0)
 			break;
 		sent += (size_t)n;
@@ -263,6 +279,8 @@ static size_t exchange(const struct request *r, char *answer)
 		if (poll(&p, 1, (int)(end - now)) <= 0)
 			continue;
 		n = recv(fd, answer + got, ANSWER_MAX - got, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n <= 0)
 			break;
 		got += (size_t)n;
