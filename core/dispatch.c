@@ -378,11 +378,11 @@ static __attribute__((noinline)) int unreachable(struct sy_engine *eng,
 	return reject(s, -EHOSTUNREACH, 1, r->id);
 }
 
-/* Inlined into each entry point by link-time optimization (the default
- * build): the single send is the hottest path of the engine. */
-__attribute__((always_inline)) inline int
-sy__dispatch(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
-	     struct sy__slot *s)
+/* Every case of sy__dispatch(): policies, unusable servers, backpressure,
+ * sampling, refusals. */
+static __attribute__((noinline)) int
+dispatch_general(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
+		 struct sy__slot *s)
 {
 	struct sy__server *srv;
 	struct sy_pick ctx;
@@ -442,6 +442,65 @@ again:
 	sy__slot_read_unlock(&s->rcu);
 	wake_worker(eng, w);
 	return 0;
+}
+
+/* A refused enqueue on the fast path: take the message back. */
+static __attribute__((noinline, cold)) int
+refuse_full(struct sy__slot *s, struct sy_msg *m, uint32_t route,
+	    uint32_t server)
+{
+	withdraw(s, 1);
+	unpick(m);
+	reject_at(s, -EAGAIN, 1, route, server);
+	sy__slot_read_unlock(&s->rcu);
+	return -EAGAIN;
+}
+
+/*
+ * The common send: a route of one server that takes messages, below its
+ * backpressure threshold, no latency sample this time. It makes no call but
+ * in tail position, so it needs no stack frame; everything else goes to
+ * dispatch_general() before anything is changed. Inlined into each entry
+ * point by link-time optimization (the default build).
+ */
+__attribute__((always_inline)) inline int
+sy__dispatch(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
+	     struct sy__slot *s)
+{
+	struct sy__shard *sh = s->shard;
+	struct sy__server *srv;
+	struct sy__route *r;
+	struct sy__ring *ring;
+	unsigned w;
+	int err;
+
+	sy__slot_read_lock(&s->rcu, &eng->rcu_period);
+	r = route_for_send(eng, route, &err);
+	if (sy__unlikely(!r || r->n != 1 || (sh && sh->sample_left == 1)))
+		goto general;
+	srv = r->servers[0];
+	w = srv->worker; /* srv may be freed once the section ends */
+	ring = &sy__slot_out(s)[w];
+	if (sy__unlikely(atomic_load_explicit(&srv->gate,
+					      memory_order_relaxed) != 0 ||
+			 (r->bp_mode != SY_BP_OFF &&
+			  sy__ring_over(ring, r->bp_high))))
+		goto general;
+	if (sh)
+		sh->sample_left--;
+	assign(r, 0, m);
+	count_accepted(s, 1);
+	if (sy__unlikely(!sy__ring_enqueue_spsc(ring, m)))
+		return refuse_full(s, m, route, srv->id);
+	if (sh)
+		count_sent(s, route, srv->id);
+	sy__slot_read_unlock(&s->rcu);
+	wake_worker(eng, w);
+	return 0;
+
+general:
+	sy__slot_read_unlock(&s->rcu);
+	return dispatch_general(eng, route, m, s);
 }
 
 /*
