@@ -594,6 +594,51 @@ congested_group(struct sy_engine *eng, struct sy__slot *s,
 }
 
 /*
+ * A chunk for a route of one server: when the server takes messages and
+ * its ring is below the route's threshold, every message goes to it in one
+ * ring entry, with one check for all of them. Ends the read-side section
+ * and @return what send_chunk() returns; SY_GO: the general path must
+ * decide (nothing was changed, the section is still held).
+ */
+static int chunk_to_one(struct sy_engine *eng, uint32_t route,
+			struct sy_msg **msgs, unsigned n, struct sy__slot *s,
+			struct sy__route *r)
+{
+	struct sy__server *srv = r->servers[0];
+	unsigned w = srv->worker;
+	uint32_t sid = srv->id;
+	int err;
+
+	if (atomic_load_explicit(&srv->gate, memory_order_relaxed) != 0 ||
+	    (r->bp_mode != SY_BP_OFF &&
+	     sy__ring_over(&sy__slot_out(s)[w], r->bp_high)))
+		return SY_GO;
+	for (unsigned i = 0; i < n; i++) {
+		msgs[i]->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
+		assign(r, 0, msgs[i]);
+	}
+	if (sy__unlikely(sy__shard_sample(s->shard)))
+		stamp(eng, msgs[0]);
+	count_accepted(s, n);
+	err = enqueue_group(s, w, msgs, n);
+	if (sy__unlikely(err)) {
+		withdraw(s, n);
+		for (unsigned i = 0; i < n; i++)
+			unpick(msgs[i]);
+		err = reject_at(s, err, n, route, sid);
+		sy__slot_read_unlock(&s->rcu);
+		return err;
+	}
+	if (s->shard) {
+		sy__sc_add(&s->shard->route[route], SY_SC_SENT, n);
+		sy__sc_add(&s->shard->server[sid], SY_SC_SENT, n);
+	}
+	sy__slot_read_unlock(&s->rcu);
+	wake_worker(eng, w);
+	return (int)n;
+}
+
+/*
  * Send msgs[0..n), n <= SY_BURST_MAX, inside one read-side section. Accepted
  * messages move to the front of @p msgs, refused ones to the back in order.
  * Sets *until when SY_BP_BLOCK refused some (*waiting of them, not yet
@@ -620,6 +665,11 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 	if (sy__unlikely(!r)) {
 		sy__slot_read_unlock(&s->rcu);
 		return reject(s, err, n, route);
+	}
+	if (r->n == 1) {
+		err = chunk_to_one(eng, route, msgs, n, s, r);
+		if (err != SY_GO)
+			return err;
 	}
 	/* One pick context for the chunk: a policy reads the clock once. */
 	ctx.route = r;
