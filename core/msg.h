@@ -49,8 +49,7 @@ struct sy_msg {
 	uint64_t key;              /* for key-based policies */
 	uint32_t size;
 	uint32_t cap;
-	uint16_t reply_slot;       /* requester's slot */
-	uint16_t reply_gen;        /* requester's slot generation (low bits) */
+	uint32_t reply_slot;       /* requester's slot */
 	uint32_t call_seq : 24;    /* sy_call() sequence (wraps) */
 	uint32_t attempts : 8;     /* handler runs that failed so far */
 	uint32_t route_id;         /* route it was sent through */
@@ -63,6 +62,10 @@ struct sy_msg {
 	uint64_t dl_first_ns;      /* SY_MSG_DEAD: first dead-lettered */
 	uint64_t due_ns;           /* a retry waiting on its worker: when it goes */
 	uint32_t last_server;      /* id of the server of its last handler run */
+	/* SY_MSG_REQUEST: the requester's slot generation. All 32 bits: a
+	 * slot attached and detached 65,536 times must not take a reply meant
+	 * for its first owner. */
+	uint32_t reply_gen;
 	_Alignas(16) unsigned char data[];
 };
 _Static_assert(sizeof(struct sy_msg) == 128, "message header is two cache lines");

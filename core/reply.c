@@ -48,7 +48,7 @@ SY_API int sy_reply(sy_msg *request, sy_msg *reply)
 		return -EINVAL;
 	eng = w->eng;
 	to = &eng->slots[request->reply_slot];
-	if ((uint16_t)atomic_load_explicit(&to->gen, memory_order_relaxed) !=
+	if (atomic_load_explicit(&to->gen, memory_order_relaxed) !=
 	    request->reply_gen) {
 		sy__total_add(&w->slot->totals, SY_T_REPLIES_DROPPED, 1);
 		return -ECONNRESET;
@@ -84,7 +84,7 @@ SY_API int sy_reply(sy_msg *request, sy_msg *reply)
 static struct sy_msg *reply_take(struct sy_engine *eng, struct sy__slot *s,
 				 unsigned *cursor)
 {
-	uint16_t gen = (uint16_t)atomic_load_explicit(&s->gen, memory_order_relaxed);
+	uint32_t gen = atomic_load_explicit(&s->gen, memory_order_relaxed);
 
 	for (unsigned tries = 0; tries < eng->nworkers; tries++) {
 		unsigned w = (*cursor + tries) % eng->nworkers;
@@ -188,8 +188,8 @@ SY_API int sy_call(sy_engine *eng, uint32_t route, sy_msg *req,
 	req->flags = (uint8_t)((req->flags & (SY_MSG_DEADLINE | SY_MSG_DEAD)) |
 			       SY_MSG_REQUEST | SY_MSG_CALL);
 	req->call_seq = seq;
-	req->reply_slot = (uint16_t)s->id;
-	req->reply_gen = (uint16_t)atomic_load_explicit(&s->gen, memory_order_relaxed);
+	req->reply_slot = s->id;
+	req->reply_gen = atomic_load_explicit(&s->gen, memory_order_relaxed);
 	rc = sy__dispatch(eng, route, req, s);
 	if (rc)
 		return rc;

@@ -77,9 +77,8 @@ SY_API int sy_request(sy_engine *eng, uint32_t route, sy_msg *msg)
 	if (sy__unlikely(!s))
 		return err;
 	msg->flags = (uint8_t)((msg->flags & ~SY_MSG_CALL) | SY_MSG_REQUEST);
-	msg->reply_slot = (uint16_t)s->id;
-	msg->reply_gen = (uint16_t)atomic_load_explicit(&s->gen,
-							memory_order_relaxed);
+	msg->reply_slot = s->id;
+	msg->reply_gen = atomic_load_explicit(&s->gen, memory_order_relaxed);
 	err = s->is_worker ? send_from_worker(eng, route, msg, s) :
 			     sy__dispatch(eng, route, msg, s);
 	if (err == 0)
