@@ -508,7 +508,7 @@ general:
  * burst descriptor. @return 0 or -EAGAIN (ring full) or -ENOMEM.
  */
 static int enqueue_group(struct sy__slot *s, unsigned w, struct sy_msg **msgs,
-			 unsigned n)
+			 unsigned n, struct sy__server *one)
 {
 	struct sy__ring *ring = &sy__slot_out(s)[w];
 	struct sy_msg *d;
@@ -521,6 +521,10 @@ static int enqueue_group(struct sy__slot *s, unsigned w, struct sy_msg **msgs,
 		return -ENOMEM;
 	/* A worker that sees TIMED reads the clock when it takes the entry. */
 	d->flags = SY_MSG_BURST | (msgs[0]->flags & SY_MSG_TIMED);
+	/* The descriptor's own server and route: every message goes to @p
+	 * one through the same route (NULL: not known to). */
+	d->server = one;
+	d->route_id = msgs[0]->route_id;
 	b = (struct sy__burst *)d->data;
 	b->n = n;
 	memcpy(b->msgs, msgs, n * sizeof(msgs[0]));
@@ -620,7 +624,7 @@ static int chunk_to_one(struct sy_engine *eng, uint32_t route,
 	if (sy__unlikely(sy__shard_sample(s->shard)))
 		stamp(eng, msgs[0]);
 	count_accepted(s, n);
-	err = enqueue_group(s, w, msgs, n);
+	err = enqueue_group(s, w, msgs, n, srv);
 	if (sy__unlikely(err)) {
 		withdraw(s, n);
 		for (unsigned i = 0; i < n; i++)
@@ -701,7 +705,7 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 		if (timed)
 			stamp(eng, msgs[0]);
 		count_accepted(s, n);
-		err = enqueue_group(s, worker_of[0], msgs, n);
+		err = enqueue_group(s, worker_of[0], msgs, n, NULL);
 		if (err) {
 			withdraw(s, n);
 			for (unsigned i = 0; i < n; i++)
@@ -739,7 +743,7 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 			timed = false;
 		}
 		count_accepted(s, k);
-		rc = enqueue_group(s, w, group, k);
+		rc = enqueue_group(s, w, group, k, NULL);
 		if (rc == 0) {
 			if (s->shard)
 				for (unsigned j = i; j < n; j++)

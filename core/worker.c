@@ -244,7 +244,8 @@ static void run_end(struct sy__worker *w, struct sy_msg *m,
  * end of one is the start of the next); in-flight counts are given back once
  * per run of messages to one server.
  */
-static inline void handle(struct sy__worker *w, struct sy_msg *m,
+static __attribute__((noinline)) void handle(struct sy__worker *w,
+					     struct sy_msg *m,
 			  struct drain *d)
 {
 	struct sy__server *srv = m->server;
@@ -340,12 +341,63 @@ static void handle_msgs(struct sy__worker *w, void *const *e, unsigned n,
 	w->current = NULL;
 }
 
+/*
+ * The messages of a burst that all go to @p srv through route @p route_id:
+ * handle_msgs() with the server, its breaker and the run's key checked
+ * once for the burst.
+ */
+static void handle_uniform(struct sy__worker *w, void *const *e, unsigned n,
+			   struct sy__server *srv, uint32_t route_id,
+			   struct drain *d)
+{
+	struct sy_engine *eng = w->eng;
+	sy_handler_fn fn = srv->fn;
+	void *ctx = srv->ctx;
+	bool breaker = srv->breaker != NULL;
+
+	if (d->m_server != srv->id || d->m_route != route_id) {
+		runs_flush(w, d);
+		d->m_server = srv->id;
+		d->m_route = route_id;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct sy_msg *m = e[i];
+		bool first;
+		int rc;
+
+		if (sy__unlikely(m->flags & SY_MSG_SLOW)) {
+			handle(w, m, d);
+			continue;
+		}
+		first = m->attempts == 0;
+		w->current = m;
+		w->taken = false;
+		rc = fn(eng, m, ctx);
+		d->runs++;
+		if (sy__unlikely(rc < 0 || w->taken)) {
+			w->current = NULL;
+			run_end(w, m, srv, route_id, rc, first, d);
+			continue;
+		}
+		if (sy__unlikely(breaker))
+			breaker_result(srv, true);
+		d->first += first;
+		d->ok++;
+		sy__release_batch_add(w->slot, &d->done, m);
+	}
+	w->current = NULL;
+}
+
 static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
 			 struct drain *d)
 {
 	struct sy__burst *b = (struct sy__burst *)desc->data;
 
-	handle_msgs(w, b->msgs, b->n, d);
+	if (desc->server)
+		handle_uniform(w, b->msgs, b->n, desc->server, desc->route_id,
+			       d);
+	else
+		handle_msgs(w, b->msgs, b->n, d);
 	sy__msg_release(w->slot, desc);
 }
 
