@@ -1,10 +1,7 @@
 /*
- * Raw baselines: what moving a pointer from one pinned thread to another
- * costs without the engine, measured as the engine is. A producer on
- * ctx->producer_cpu sends 1, 2, 3... to a consumer on ctx->consumer_cpu,
- * which checks each against the count it expects: nothing lost or
- * reordered, and no work the compiler could drop. A run lasts from the
- * first send to the last receive.
+ * Raw baselines (docs/perf.md): a producer on ctx->producer_cpu sends 1,
+ * 2, 3... to a consumer on ctx->consumer_cpu, which checks each: nothing
+ * lost or reordered. A run lasts from the first send to the last receive.
  */
 #include <ck_ring.h>
 #include <stddef.h>
@@ -19,16 +16,15 @@
 #define RING_ENTRIES 1024u   /* ck_ring holds 1023: it keeps one slot free */
 #define BATCH_PUBLISH 32u
 
-/* One run between a producer and a consumer. */
 struct pair_run {
 	uint64_t n;
 	unsigned spin_limit;
 	void *queue;
 	uint64_t *samples;   /* ping-pong only */
-	uint64_t t_start;    /* by the producer before its first send */
-	uint64_t t_end;      /* by whoever sees the last message */
-	size_t payload;      /* zmq-inproc: bytes per message */
-	void *socket[2];     /* zmq-inproc: PUSH, PULL */
+	uint64_t t_start, t_end;
+	size_t payload;      /* zmq-inproc: bytes per message, */
+	size_t key_len;      /* of which the sequence number's */
+	void *socket[2];     /* PUSH, PULL */
 };
 
 /* Run @p produce and @p consume on @p run->queue, then @p release it. */
@@ -67,47 +63,37 @@ static struct ck_spsc *ck_spsc_new(unsigned count)
 	return q;
 }
 
-static int ck_put(struct ck_spsc *q, void *entry, struct backoff *b)
+/* Put *@p entry into @p q (@p put) or take one out into it; wait. */
+static inline __attribute__((always_inline)) int
+ck_move(struct ck_spsc *q, bool put, void **entry, struct backoff *b)
 {
-	while (!ck_ring_enqueue_spsc(&q->ring, q->buf, entry))
+	while (!(put ? ck_ring_enqueue_spsc(&q->ring, q->buf, *entry)
+		     : ck_ring_dequeue_spsc(&q->ring, q->buf, entry)))
 		if (backoff_wait(b) < 0)
 			return -ETIMEDOUT;
 	backoff_reset(b);
 	return 0;
 }
 
-static int ck_get(struct ck_spsc *q, void **entry, struct backoff *b)
-{
-	while (!ck_ring_dequeue_spsc(&q->ring, q->buf, entry))
-		if (backoff_wait(b) < 0)
-			return -ETIMEDOUT;
-	backoff_reset(b);
-	return 0;
-}
-
-/*
- * The producer of ck-spsc, and of ck-pingpong (rings: requests, then
- * replies), which times each round trip.
- */
+/* ck-spsc's producer; ck-pingpong's (rings: requests, replies) times. */
 static int ck_produce(void *arg)
 {
 	struct pair_run *run = arg;
 	struct ck_spsc *ring = run->queue;
 	uint64_t *samples = run->samples, t0 = 0;
-	struct backoff b;
+	struct backoff b = { .limit = run->spin_limit };
 	void *entry;
 
-	backoff_init(&b, run->spin_limit);
 	run->t_start = bench_now_ns();
 	for (uint64_t i = 1; i <= run->n; i++) {
 		if (samples)
 			t0 = bench_now_ns();
-		if (ck_put(&ring[0], (void *)(uintptr_t)i, &b) < 0)
+		entry = (void *)(uintptr_t)i;
+		if (ck_move(&ring[0], true, &entry, &b) < 0 ||
+		    (samples && ck_move(&ring[1], false, &entry, &b) < 0))
 			return -ETIMEDOUT;
 		if (!samples)
 			continue;
-		if (ck_get(&ring[1], &entry, &b) < 0)
-			return -ETIMEDOUT;
 		samples[i - 1] = bench_now_ns() - t0;
 		if (entry != (void *)(uintptr_t)i)
 			return -EPROTO;
@@ -123,13 +109,12 @@ static int ck_consume(void *arg)
 	struct pair_run *run = arg;
 	struct ck_spsc *ring = run->queue;
 	const bool echo = run->samples != NULL;
-	struct backoff b;
+	struct backoff b = { .limit = run->spin_limit };
 	void *entry;
 
-	backoff_init(&b, run->spin_limit);
 	for (uint64_t i = 1; i <= run->n; i++) {
-		if (ck_get(&ring[0], &entry, &b) < 0 ||
-		    (echo && ck_put(&ring[1], entry, &b) < 0))
+		if (ck_move(&ring[0], false, &entry, &b) < 0 ||
+		    (echo && ck_move(&ring[1], true, &entry, &b) < 0))
 			return -ETIMEDOUT;
 		if (!echo && entry != (void *)(uintptr_t)i)
 			return -EPROTO;
@@ -139,38 +124,25 @@ static int ck_consume(void *arg)
 	return 0;
 }
 
-int baseline_ck_spsc(const struct bench_ctx *ctx, uint64_t n,
-		     uint64_t *samples, double *secs)
-{
-	struct pair_run run = { .n = n, .queue = ck_spsc_new(1) };
-
-	(void)samples;
-	return run_pair(ctx, &run, ck_produce, ck_consume, free, secs);
-}
-
-int baseline_ck_pingpong(const struct bench_ctx *ctx, uint64_t n,
-			 uint64_t *samples, double *secs)
+/* ck-spsc; with @p samples (a latency run), ck-pingpong. */
+int baseline_ck(const struct bench_ctx *ctx, uint64_t n, uint64_t *samples,
+		double *secs)
 {
 	struct pair_run run = {
-		.n = n, .queue = ck_spsc_new(2), .samples = samples,
+		.n = n, .queue = ck_spsc_new(samples ? 2 : 1),
+		.samples = samples,
 	};
 
 	return run_pair(ctx, &run, ck_produce, ck_consume, free, secs);
 }
 
 /*
- * batched-limit: a ring built to show how fast a pointer can move. Where
- * ck_ring reads the other side's index and writes its own on every
- * operation (two cache-line transfers per entry), each side here keeps a
- * private copy of the other side's index and reloads it only when that
- * copy says the ring is full (producer) or empty (consumer). The producer
- * publishes its tail every BATCH_PUBLISH entries, and before it reports a
- * full ring; the consumer takes all that is published at once. The shared
- * lines thus move once per batch.
- *
- * Invariants: head and tail count entries since the start and wrap as
- * unsigned; tail - head <= RING_ENTRIES; entry i lives in slot
- * i % RING_ENTRIES while head <= i < tail. Both sides are wait-free.
+ * batched-limit: each side caches the other's index and reloads it only
+ * when the ring looks full (producer) or empty (consumer); the producer
+ * publishes its tail every BATCH_PUBLISH entries and before it reports a
+ * full ring. Invariants: head and tail count entries and wrap as unsigned;
+ * tail - head <= RING_ENTRIES; entry i lives in slot i % RING_ENTRIES
+ * while head <= i < tail. Both sides are wait-free.
  */
 _Static_assert((RING_ENTRIES & (RING_ENTRIES - 1)) == 0 &&
 	       RING_ENTRIES % BATCH_PUBLISH == 0,
@@ -233,9 +205,8 @@ static unsigned batch_dequeue_sc(struct batch_ring *r, void **out)
 static int batch_produce(void *arg)
 {
 	struct pair_run *run = arg;
-	struct backoff b;
+	struct backoff b = { .limit = run->spin_limit };
 
-	backoff_init(&b, run->spin_limit);
 	run->t_start = bench_now_ns();
 	for (uint64_t i = 1; i <= run->n; i++) {
 		while (!batch_enqueue_sp(run->queue, (void *)(uintptr_t)i))
@@ -252,10 +223,9 @@ static int batch_consume(void *arg)
 	struct pair_run *run = arg;
 	void *burst[RING_ENTRIES];
 	uint64_t seen = 0;
-	struct backoff b;
+	struct backoff b = { .limit = run->spin_limit };
 	unsigned got;
 
-	backoff_init(&b, run->spin_limit);
 	while (seen < run->n) {
 		got = batch_dequeue_sc(run->queue, burst);
 		if (!got && backoff_wait(&b) < 0)
@@ -288,8 +258,7 @@ int baseline_batched_limit(const struct bench_ctx *ctx, uint64_t n,
 struct mutex_queue {
 	pthread_mutex_t lock;
 	pthread_cond_t cond[2];   /* [0]: not full, [1]: not empty */
-	unsigned head;
-	unsigned count;
+	unsigned head, count;
 	void *slot[RING_ENTRIES];
 };
 
@@ -351,14 +320,11 @@ int baseline_mutex_queue(const struct bench_ctx *ctx, uint64_t n,
 
 #ifdef SY_BENCH_HAVE_ZMQ
 /*
- * zmq-inproc: ZeroMQ inproc PUSH/PULL, one zmq_msg of ctx->payload bytes
- * (as the engine's) per message, its sequence number in its first (up to
- * 8) bytes. The control thread creates both sockets and hands them to the
- * pinned threads: ZeroMQ allows a socket to move to another thread across
- * a full memory barrier, which pinned_run()'s start gate provides.
+ * zmq-inproc: PUSH/PULL, each message's sequence number in its first (up
+ * to 8) bytes. The sockets move to the pinned threads across the full
+ * barrier of pinned_run()'s start gate, as ZeroMQ allows. zmq_failed():
+ * a call failed; say which, return its negative errno.
  */
-
-/* A failed ZeroMQ call: say which, return its negative errno. */
 static int zmq_failed(const char *call)
 {
 	int err = zmq_errno();
@@ -378,8 +344,7 @@ static int zmq_produce(void *arg)
 		if (zmq_msg_init_size(&msg, run->payload))
 			return zmq_failed("zmq_msg_init_size");
 		memset(zmq_msg_data(&msg), 0, run->payload);
-		memcpy(zmq_msg_data(&msg), &i, run->payload < 8 ? run->payload
-							      : 8);
+		memcpy(zmq_msg_data(&msg), &i, run->key_len);
 		/* On success ZeroMQ owns the message; on failure we do. */
 		if (zmq_msg_send(&msg, run->socket[0], 0) < 0) {
 			zmq_msg_close(&msg);
@@ -404,8 +369,7 @@ static int zmq_consume(void *arg)
 			break;
 		}
 		if (zmq_msg_size(&msg) != run->payload ||
-		    memcmp(zmq_msg_data(&msg), &i,
-			   run->payload < 8 ? run->payload : 8))
+		    memcmp(zmq_msg_data(&msg), &i, run->key_len))
 			rc = -EPROTO;
 	}
 	run->t_end = bench_now_ns();
@@ -423,6 +387,7 @@ int baseline_zmq_inproc(const struct bench_ctx *ctx, uint64_t n,
 	int linger = 0, rc;
 
 	(void)samples;
+	run.key_len = run.payload < 8 ? run.payload : 8;
 	if (!run.queue)
 		return zmq_failed("zmq_ctx_new");
 	run.socket[0] = zmq_socket(run.queue, ZMQ_PUSH);

@@ -1,15 +1,7 @@
 /*
- * sy-bench: the harness shared by every scenario (docs/perf.md).
- *
- * A scenario is a list of variants (a name, the context it runs with, a
- * run function); bench_measure() runs them interleaved --runs times and
- * adds a report row per variant, which report.c and plot.c print.
- * A waiter pauses a bounded number of times, then yields (the thread it
- * waits for may share its CPU), and gives up after BENCH_STALL_NS without
- * progress, so that a broken engine fails a run instead of hanging it.
- * Engines are driven through the public API only (switchyard.h). Unless
- * said otherwise, a function is called from the control thread, blocks
- * for its run, and returns 0 or a negative errno explained on stderr.
+ * What sy-bench's files share (docs/perf.md, "The source"). Unless said
+ * otherwise, a function is called from the control thread and returns 0
+ * or a negative errno; a waiter gives up after BENCH_STALL_NS.
  */
 #ifndef SY_PERF_BENCH_H
 #define SY_PERF_BENCH_H
@@ -29,8 +21,7 @@
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define BENCH_CACHELINE 64
 #define BENCH_STALL_NS (10ull * 1000 * 1000 * 1000)
-/* Pauses before a waiter yields, when every thread has a CPU of its own. */
-#define BENCH_SPIN_LIMIT 256
+#define BENCH_SPIN_LIMIT 256      /* pauses before a waiter yields */
 #define BENCH_DEFAULT_PAYLOAD 16
 #define BENCH_DEFAULT_BURST 32
 #define BENCH_MAX_BURST 512       /* half a ring */
@@ -63,8 +54,7 @@ const char *engine_bp_name(enum sy_backpressure bp);
 #define PICKING_POLICIES 7
 #define ROUTE_SERVERS 4
 #define BASELINE_POLICY "round_robin"
-/* The route of a run with one server per worker. */
-#define SPREAD_POLICY "round_robin"
+#define SPREAD_POLICY "round_robin" /* over one server per worker */
 
 const char *engine_picking_policy(unsigned i);
 /* How the route of policy @p name is built, in words; NULL: no policy. */
@@ -73,23 +63,18 @@ const char *engine_policy_route(const char *name);
 /** Parameters of one invocation and of each variant's runs. */
 struct bench_ctx {
 	cpu_set_t cpus;           /* --cpus, else SY_CPUS, else all allowed */
-	int producer_cpu;         /* the lowest of them */
-	int consumer_cpu;         /* the next one, or the same */
+	int producer_cpu, consumer_cpu; /* the lowest, the next (or same) */
 	const struct engine_config *engine;
 	enum sy_idle engine_idle; /* of the throughput engines */
 	unsigned engine_window;   /* 0, or most messages in flight */
-	/* A policy over servers of one worker (1x1), or NULL: spread. */
-	const char *policy;
-	unsigned producers;
-	unsigned workers;
+	const char *policy;       /* over one worker's servers; NULL: spread */
+	unsigned producers, workers;
 	unsigned payload;         /* bytes per message */
 	unsigned burst;           /* per sy_send_burst(); 0: sy_send() */
 	unsigned runs;
-	uint64_t messages;        /* per throughput run */
-	uint64_t overhead_messages;
+	uint64_t messages, overhead_messages; /* per run */
 	bool oversubscribe;
-	double rate_fraction;     /* open loop: of engine-rtt's rate */
-	double offered_rate;      /* open loop: requests per second */
+	double rate_fraction, offered_rate; /* open loop */
 	unsigned serve_port;      /* --serve, 0: none */
 	bool progress;            /* on stderr */
 };
@@ -109,17 +94,9 @@ static inline uint64_t bench_now_ns(void)
 
 /* One wait: reset it whenever the awaited thing progresses. */
 struct backoff {
-	unsigned spins;
-	unsigned limit;
+	unsigned spins, limit;
 	uint64_t deadline; /* 0 until the waiter first yields */
 };
-
-static inline void backoff_init(struct backoff *b, unsigned limit)
-{
-	b->spins = 0;
-	b->limit = limit;
-	b->deadline = 0;
-}
 
 static inline void backoff_reset(struct backoff *b)
 {
@@ -141,20 +118,13 @@ static inline int backoff_wait(struct backoff *b)
 	now = bench_now_ns();
 	if (!b->deadline)
 		b->deadline = now + BENCH_STALL_NS;
-	else if (now > b->deadline)
-		return -ETIMEDOUT;
-	return 0;
+	return now > b->deadline ? -ETIMEDOUT : 0;
 }
 
 /* harness.c */
 int bench_parse_cpus(const char *s, cpu_set_t *out, char *why, size_t len);
 int bench_nth_cpu(const cpu_set_t *set, unsigned n);
-/*
- * The CPU of producer @p i (@p worker false) or worker @p i. Producer and
- * worker j of the first min(P, W) pairs take slots 2j and 2j + 1, the
- * producers left over the next slots, then the workers left over; slot s
- * is the (s mod n)-th of the n CPUs of ctx->cpus.
- */
+/* The CPU of producer or worker @p i (docs/perf.md, "Threads"). */
 int bench_cpu(const struct bench_ctx *ctx, bool worker, unsigned i);
 /* A waiter's spin limit among @p threads: 0 if they outnumber the CPUs. */
 unsigned bench_spin_limit(const struct bench_ctx *ctx, unsigned threads);
@@ -181,26 +151,16 @@ int pinned_run(struct pinned_thread *threads, unsigned n, unsigned spin_limit);
 int probe_round_trip(const struct bench_ctx *ctx, double *median_ns);
 /* Whether the shell finds @p prog on PATH. */
 bool bench_have(const char *prog);
-/* Run argv[0] (from PATH) in @p dir (NULL: here): its exit status, -errno. */
-int bench_spawn(char *const argv[], const char *dir);
 
 struct stats_summary {
-	double median;
-	double min;
-	double max;
+	double median, min, max;
 	unsigned runs;
 };
 
 /* Latency percentiles in ns (nearest rank), by name or in pct[]. */
 struct stats_latency {
 	union {
-		struct {
-			uint64_t p50;
-			uint64_t p90;
-			uint64_t p99;
-			uint64_t p999;
-			uint64_t max;
-		};
+		struct { uint64_t p50, p90, p99, p999, max; };
 		uint64_t pct[5];
 	};
 };
@@ -216,33 +176,23 @@ struct engine_run {
 	bool keyed;               /* each message's key: its sequence number */
 	unsigned workers;
 	struct engine_counter *counters; /* one per worker, its only writer */
-	unsigned spin_limit;
-	unsigned window;
-	unsigned payload;
-	unsigned burst;
-	unsigned producers;
+	unsigned spin_limit, payload, burst, producers;
+	unsigned window;          /* a multiple of burst */
 	uint64_t n;               /* messages of all producers */
 	atomic_uint checked_out;  /* producers done sending */
 	atomic_bool failed;       /* a producer failed: nobody waits for all */
-	uint64_t t_start;
-	uint64_t t_end;
+	uint64_t t_start, t_end;
 	uint64_t *samples;        /* round trips, in ns */
 };
 
-/*
- * Create and start an engine as @p ctx says, @p handler NULL: count,
- * @p allocator NULL: the engine's own; with --serve, serve its metrics.
- */
+/* Create, start (and with --serve, serve) an engine; NULL handler: count. */
 int engine_open(struct engine_run *run, const struct bench_ctx *ctx,
 		const char *variant, enum sy_idle idle, sy_handler_fn handler,
 		const struct sy_allocator *allocator);
 /** Run @p fn(@p arg) on a thread pinned to slot 0, then close the engine. */
 int engine_drive(struct engine_run *run, const struct bench_ctx *ctx,
 		 int (*fn)(void *), void *arg);
-/*
- * ctx->producers producers send @p n messages in all; @p secs: from the
- * first start until all are handled; then @p inspect (if any) looks.
- */
+/* The producers send @p n; @p secs until all are handled; @p inspect. */
 int engine_run(const struct bench_ctx *ctx, uint64_t n,
 	       int (*inspect)(sy_engine *eng, void *arg), void *arg,
 	       double *secs);
@@ -255,8 +205,8 @@ int engine_echo(sy_engine *eng, sy_msg *msg, void *arg);
 int engine_policy_check(const struct bench_ctx *ctx, const char *name);
 /** Create and destroy an engine: a bad SY_* variable fails here. */
 int engine_preflight(void);
-/* A call of @p run failed (-ETIMEDOUT: no progress; the engine's view). */
-void engine_error(const struct engine_run *run, const char *call, int err);
+/* Explain a failed call (-ETIMEDOUT: no progress). @return @p err. */
+int engine_error(const struct engine_run *run, const char *call, int err);
 
 /* -EAGAIN (ring full), -ENOBUFS (backpressure): send it again later. */
 static inline bool bench_send_retryable(int rc)
@@ -264,22 +214,13 @@ static inline bool bench_send_retryable(int rc)
 	return rc == -EAGAIN || rc == -ENOBUFS;
 }
 
-/** Send @p msg with @p send, again while refused for now. */
-static inline int engine_send_retry(const struct engine_run *run,
-				    int (*send)(sy_engine *, uint32_t,
-						sy_msg *),
-				    sy_msg *msg, struct backoff *b)
-{
-	int rc;
-
-	while (bench_send_retryable(rc = send(run->eng, run->route, msg))) {
-		rc = backoff_wait(b);
-		if (rc < 0)
-			return rc;
-	}
-	backoff_reset(b);
-	return rc;
-}
+typedef int engine_send_fn(sy_engine *eng, uint32_t route, sy_msg *msg);
+/*
+ * Slow path (attached thread): @p send refused @p msg with @p rc; send it
+ * again while refused for now. On failure, explained and @p msg freed.
+ */
+int engine_resend(const struct engine_run *run, engine_send_fn *send,
+		  const char *call, sy_msg *msg, int rc, struct backoff *b);
 
 /* report.c: the results of one invocation. */
 #define REPORT_MAX_ROWS 64
@@ -294,15 +235,9 @@ struct report_ratio {
 
 struct report_memory {            /* one phase of the memory scenario */
 	uint64_t warmup_messages;
-	uint64_t rss_before_kib;
-	uint64_t rss_after_kib;
-	double growth_kib_per_million;
-	double allocs_per_msg;
-	double frees_per_msg;
-	uint64_t alloc_bytes;
-	uint64_t pool_bytes_before;
-	uint64_t pool_bytes;
-	uint64_t pool_slabs;
+	uint64_t rss_before_kib, rss_after_kib;
+	double growth_kib_per_million, allocs_per_msg, frees_per_msg;
+	uint64_t alloc_bytes, pool_bytes_before, pool_bytes, pool_slabs;
 };
 
 /* One result: a variant of a scenario. Only measured parts are set. */
@@ -312,8 +247,7 @@ struct report_row {
 	const char *policy;       /* engine rows: their route's */
 	const struct engine_config *engine; /* engine rows */
 	const char *detail;       /* a line under the section's title */
-	unsigned producers;
-	unsigned workers;
+	unsigned producers, workers;
 	uint64_t messages;        /* per run */
 	bool has_rate;
 	struct stats_summary rate; /* messages (round trips) per second */
@@ -324,8 +258,7 @@ struct report_row {
 	uint64_t instructions_messages;
 	const char *extra_vs;     /* instructions minus this row's */
 	double extra_instructions;
-	double offered_rate;      /* open loop */
-	double rate_fraction;
+	double offered_rate, rate_fraction; /* open loop */
 	unsigned n_ratios;
 	struct report_ratio ratios[REPORT_MAX_RATIOS];
 	const char *paired_vs;    /* overhead: per-run ratios to it */
@@ -333,25 +266,20 @@ struct report_row {
 	double best_ratio;        /* max / its max */
 	double target;
 	bool has_scaling;
-	double speedup;
-	double efficiency;
+	double speedup, efficiency;
 	bool has_memory;
 	struct report_memory memory;
 };
 
 struct report {
 	char model[128];
-	unsigned cpus;            /* online */
-	unsigned cpus_allowed;
-	int producer_cpu;
-	int consumer_cpu;
+	unsigned cpus, cpus_allowed; /* online, allowed */
+	int producer_cpu, consumer_cpu;
 	bool has_probe;
-	double probe_before_ns;
-	double probe_after_ns;
+	double probe_before_ns, probe_after_ns;
 	bool instructions_skipped; /* no valgrind */
-	unsigned n_rows;
+	unsigned n_rows, n_notes;
 	struct report_row rows[REPORT_MAX_ROWS];
-	unsigned n_notes;
 	char notes[REPORT_MAX_NOTES][REPORT_NOTE_LEN];
 };
 
@@ -373,15 +301,12 @@ int report_write_csv(const struct report *rep, FILE *out);
 /** --plot DIR: data, a gnuplot script and the charts it draws. */
 int plot_report(const struct report *rep, const char *dir, FILE *out);
 
-/*
- * A run of @p n messages (round trips): @p secs and, for latency
- * variants, each round trip's ns; -EPROTO: lost or out of order.
- */
+/* @p n messages (round trips): @p secs, latency's @p samples; -EPROTO. */
 typedef int bench_run_fn(const struct bench_ctx *ctx, uint64_t n,
 			 uint64_t *samples, double *secs);
 /* The raw baselines (baselines.c), and engine_run() as a variant. */
-bench_run_fn baseline_ck_spsc, baseline_batched_limit, baseline_mutex_queue,
-	baseline_zmq_inproc, baseline_ck_pingpong, engine_throughput;
+bench_run_fn baseline_ck, baseline_batched_limit, baseline_mutex_queue,
+	baseline_zmq_inproc, engine_throughput;
 
 struct variant {
 	char name[64];
@@ -392,9 +317,8 @@ struct variant {
 };
 
 /*
- * Run @p v[0..nv) interleaved ctx->runs times, add a row each (with
- * percentiles if @p latency), each run's rate in @p rates[v * runs + r]
- * (or NULL). @return the index of the first row; -errno.
+ * Run @p v[0..nv) interleaved ctx->runs times and add a row each; each
+ * run's rate in @p rates[v * runs + r] (or NULL). @return the first row.
  */
 int bench_measure(const struct bench_ctx *ctx, struct report *rep,
 		  const char *scenario, const struct variant *v, unsigned nv,
@@ -412,8 +336,8 @@ scenario_fn scenario_throughput, scenario_latency, scenario_open_loop,
 int instructions_fixed_run(const struct bench_ctx *ctx, const char *variant,
 			   uint64_t n);
 /* metrics_file.c: --metrics FILE. */
-int metrics_file_format(const char *path, enum sy_format *fmt);
+bool metrics_file_known(const char *path); /* its extension: a format */
 int metrics_file_write(const struct bench_ctx *ctx, const char *path,
-		       FILE *f, enum sy_format fmt, struct report *rep);
+		       FILE *f, struct report *rep);
 
 #endif /* SY_PERF_BENCH_H */

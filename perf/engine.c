@@ -1,12 +1,7 @@
 /*
- * Engine runs: configurations, routes, and producers that send through
- * them. An engine has one route "bench": a policy over servers of the one
- * worker (the messages still move between the same two CPUs), or
- * round_robin over one server per worker. A worker's servers count in
- * its own counter, which it alone writes. A producer never drops a
- * message: -EAGAIN and -ENOBUFS mean back off and send it again. The last
- * producer to finish waits until every message is handled and takes the
- * end time, so that only one thread polls while the workers work.
+ * Engine runs (docs/perf.md, "Routes", "Engine configurations"): each
+ * worker counts its servers' messages in a counter it alone writes; the
+ * last producer out waits until all are handled and takes the end time.
  */
 #include <assert.h>
 #include <stdlib.h>
@@ -15,25 +10,17 @@
 #include "bench.h"
 
 /*
- * The sampled configurations are there to choose latency_sample's default
- * from measured overhead, so they carry the metrics target too.
+ * Name, metrics, latency_sample, metrics_interval_ms, breaker,
+ * backpressure, target; "metrics" is the library's defaults.
  */
 const struct engine_config engine_configs[ENGINE_CONFIGS] = {
-	/* The engine before metrics, breakers and backpressure. */
-	{ .name = "bare", .metrics = -1, .backpressure = SY_BP_OFF },
-	/* The library's defaults: what a user gets. */
-	{ .name = "metrics", .metrics = 1, .target = 0.90 },
-	/* Every send call timed: the upper bound of sampling's cost. */
-	{ .name = "metrics-every", .metrics = 1, .latency_sample = 1,
-	  .target = 0.90 },
-	{ .name = "metrics-1in16", .metrics = 1, .latency_sample = 16,
-	  .target = 0.90 },
-	{ .name = "metrics-1in256", .metrics = 1, .latency_sample = 256,
-	  .target = 0.90 },
-	{ .name = "reliability", .metrics = -1, .breaker = true,
-	  .backpressure = SY_BP_REJECT, .target = 0.85 },
-	{ .name = "all", .metrics = 1, .breaker = true,
-	  .backpressure = SY_BP_REJECT },
+	{ "bare", -1, 0, 0, false, SY_BP_OFF, 0 },
+	{ "metrics", 1, 0, 0, false, SY_BP_OFF, 0.90 },
+	{ "metrics-every", 1, 1, 0, false, SY_BP_OFF, 0.90 },
+	{ "metrics-1in16", 1, 16, 0, false, SY_BP_OFF, 0.90 },
+	{ "metrics-1in256", 1, 256, 0, false, SY_BP_OFF, 0.90 },
+	{ "reliability", -1, 0, 0, true, SY_BP_REJECT, 0.85 },
+	{ "all", 1, 0, 0, true, SY_BP_REJECT, 0 },
 };
 
 /* Every field zero: the breaker's defaults. */
@@ -69,13 +56,9 @@ const struct engine_config *engine_config_find(const char *name)
 
 const char *engine_bp_name(enum sy_backpressure bp)
 {
-	static const char *const names[] = {
-		[SY_BP_OFF] = "off", [SY_BP_REJECT] = "reject",
-		[SY_BP_SPILL] = "spill", [SY_BP_BLOCK] = "block",
-		[SY_BP_DEAD_LETTER] = "dead_letter",
-	};
-
-	return (unsigned)bp < ARRAY_SIZE(names) ? names[bp] : "unknown";
+	/* The only two that the configurations use. */
+	assert(bp == SY_BP_OFF || bp == SY_BP_REJECT);
+	return bp == SY_BP_OFF ? "off" : "reject";
 }
 
 void engine_config_describe(const struct engine_config *e, char *out,
@@ -110,38 +93,33 @@ const char *engine_picking_policy(unsigned i)
 const char *engine_policy_route(const char *name)
 {
 	static char text[ARRAY_SIZE(route_setups)][96];
-	const struct route_setup *setup = find_setup(name);
-	char *t = setup ? text[setup - route_setups] : NULL;
+	const struct route_setup *s = find_setup(name);
+	char *t = s ? text[s - route_setups] : NULL;
 
-	if (t && strcmp(name, "direct"))
-		snprintf(t, sizeof(text[0]), "engine route: %s over 4 servers "
-			 "of the one worker%s", name, setup->note ? setup->note
-								  : "");
-	else if (t)
-		snprintf(t, sizeof(text[0]), "engine route: direct to one "
-			 "server");
+	if (t)
+		snprintf(t, sizeof(text[0]), "engine route: %s %s%s", name,
+			 strcmp(name, "direct") ? "over 4 servers of the one "
+			 "worker" : "to one server", s->note ? s->note : "");
 	return t;
 }
 
-void engine_error(const struct engine_run *run, const char *call, int err)
+__attribute__((cold)) int
+engine_error(const struct engine_run *run, const char *call, int err)
 {
 	const char *why = sy_last_error();
 	struct sy_stats st;
 
-	if (err != -ETIMEDOUT) {
-		fprintf(stderr, "sy-bench: %s: %s: %s\n", run->variant, call,
-			why && *why ? why : sy_strerror(err));
-		return;
-	}
-	/* A wait that timed out: what stalled, and the engine's view. */
+	if (err != -ETIMEDOUT)
+		return bench_fail(err, "%s: %s: %s", run->variant, call,
+				  why && *why ? why : sy_strerror(err));
 	sy_engine_stats(run->eng, &st);
-	fprintf(stderr, "sy-bench: %s: %s: no progress for %llu s (engine: "
-		"accepted %ju, delivered %ju, in flight %ju, refused as full "
-		"%ju, by backpressure %ju)\n", run->variant, call,
-		BENCH_STALL_NS / 1000000000ull, (uintmax_t)st.accepted,
-		(uintmax_t)st.delivered, (uintmax_t)st.in_flight,
-		(uintmax_t)st.rejected_full,
-		(uintmax_t)st.rejected_backpressure);
+	return bench_fail(err, "%s: %s: no progress for %llu s (engine: "
+			  "accepted %ju, delivered %ju, in flight %ju, refused "
+			  "as full %ju, by backpressure %ju)", run->variant,
+			  call, BENCH_STALL_NS / 1000000000ull,
+			  (uintmax_t)st.accepted, (uintmax_t)st.delivered,
+			  (uintmax_t)st.in_flight, (uintmax_t)st.rejected_full,
+			  (uintmax_t)st.rejected_backpressure);
 }
 
 /* The handler of the throughput runs: count, nothing else. */
@@ -152,10 +130,7 @@ static int count_handler(sy_engine *eng, sy_msg *msg, void *arg)
 
 	(void)eng;
 	(void)msg;
-	/*
-	 * Only the counter's worker writes it, so a load and a store make
-	 * the increment; relaxed, as the count publishes nothing else.
-	 */
+	/* Relaxed: its worker alone writes it, and it publishes nothing. */
 	v = atomic_load_explicit(&c->handled, memory_order_relaxed);
 	atomic_store_explicit(&c->handled, v + 1, memory_order_relaxed);
 	return 0;
@@ -174,10 +149,7 @@ static void engine_close(struct engine_run *run)
 	free(run->counters);
 }
 
-/*
- * Create the engine of @p run with its servers and route, not started.
- * @return 0; a negative errno, the call that failed in @p call.
- */
+/* The engine of @p run, its servers and route; on failure, @p call's. */
 static int engine_build(struct engine_run *run, const struct bench_ctx *ctx,
 			enum sy_idle idle, sy_handler_fn handler,
 			const struct sy_allocator *allocator,
@@ -188,22 +160,21 @@ static int engine_build(struct engine_run *run, const struct bench_ctx *ctx,
 	struct sy_server_opts sopts = {
 		.breaker = ctx->engine->breaker ? &default_breaker : NULL,
 	};
+	uint32_t servers[BENCH_MAX_THREADS];
 	struct sy_route_opts ropts = {
 		.policy = bench_policy(ctx), .n_servers = ctx->workers,
-		.backpressure = ctx->engine->backpressure,
+		.backpressure = ctx->engine->backpressure, .servers = servers,
+		.weights = setup ? setup->weights : NULL,
 	};
-	char cpus[BENCH_MAX_THREADS * 6] = "", name[32];
-	uint32_t servers[BENCH_MAX_THREADS];
+	char list[BENCH_MAX_THREADS * 6] = "", name[32];
 	struct sy_config cfg;
 	size_t used = 0;
 	cpu_set_t set;
 	int rc;
 
 	assert(!setup || (ctx->producers == 1 && ctx->workers == 1));
-	handler = handler ? handler : count_handler;
 	if (setup && strcmp(setup->policy, "direct"))
 		ropts.n_servers = ROUTE_SERVERS;
-	ropts.weights = setup ? setup->weights : NULL;
 	run->keyed = setup && setup->keyed;
 	run->workers = ctx->workers;
 	run->counters = aligned_alloc(BENCH_CACHELINE,
@@ -218,11 +189,12 @@ static int engine_build(struct engine_run *run, const struct bench_ctx *ctx,
 	}
 	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
 		if (CPU_ISSET(cpu, &set))
-			used += (size_t)snprintf(cpus + used, sizeof(cpus) - used,
-						 "%s%d", used ? "," : "", cpu);
+			used += (size_t)snprintf(list + used,
+						 sizeof(list) - used, "%s%d",
+						 used ? "," : "", cpu);
 	sy_config_init(&cfg);
 	cfg.workers = run->workers;
-	cfg.cpus = cpus;
+	cfg.cpus = list;
 	cfg.pin = SY_PIN_CLOSE;
 	cfg.idle = idle;
 	cfg.allocator = allocator;
@@ -241,11 +213,11 @@ static int engine_build(struct engine_run *run, const struct bench_ctx *ctx,
 		snprintf(name, sizeof(name), ropts.n_servers == 1 && setup
 			 ? "bench" : "bench-%u", i);
 		sopts.worker = setup ? 0 : (int)i;
-		rc = sy_server_add(run->eng, name, handler,
+		rc = sy_server_add(run->eng, name,
+				   handler ? handler : count_handler,
 				   &run->counters[sopts.worker], &sopts,
 				   &servers[i]);
 	}
-	ropts.servers = servers;
 	if (!rc)
 		*call = "sy_route_add";
 	if (!rc)
@@ -272,9 +244,7 @@ int engine_policy_check(const struct bench_ctx *ctx, const char *name)
 	/* The route is valid for every built-in policy of this build. */
 	if (rc == -EINVAL && !strcmp(call, "sy_route_add"))
 		return -ENOENT;
-	if (rc < 0)
-		engine_error(&run, call, rc);
-	return rc;
+	return rc < 0 ? engine_error(&run, call, rc) : 0;
 }
 
 int engine_preflight(void)
@@ -295,7 +265,6 @@ int engine_open(struct engine_run *run, const struct bench_ctx *ctx,
 {
 	static bool served;
 	const char *call;
-	bool built;
 	int rc;
 
 	run->variant = variant;
@@ -304,27 +273,26 @@ int engine_open(struct engine_run *run, const struct bench_ctx *ctx,
 	run->window = ctx->engine_window;
 	run->spin_limit = bench_spin_limit(ctx, ctx->producers + ctx->workers);
 	rc = engine_build(run, ctx, idle, handler, allocator, &call);
-	built = !rc;
-	if (built) {
-		call = "sy_engine_start";
-		rc = sy_engine_start(run->eng);
-	}
+	if (rc < 0)
+		return engine_error(run, call, rc);
+	call = "sy_engine_start";
+	rc = sy_engine_start(run->eng);
 	/* --serve: -ENOTSUP without libmicrohttpd, or without metrics. */
 	if (!rc && ctx->serve_port) {
 		call = "sy_metrics_serve";
 		rc = sy_metrics_serve(run->eng, "127.0.0.1", ctx->serve_port,
 				      NULL);
 		if (!rc && !served)
-			fprintf(stderr, "sy-bench: --serve: metrics of the "
-				"running engine at http://127.0.0.1:%u/metrics"
-				"\n", ctx->serve_port);
+			bench_fail(0, "--serve: metrics of the running engine "
+				   "at http://127.0.0.1:%u/metrics",
+				   ctx->serve_port);
 		served |= !rc;
 		rc = rc == -ENOTSUP ? 0 : rc;
 	}
-	if (rc < 0)
+	if (rc < 0) {
 		engine_error(run, call, rc);
-	if (rc < 0 && built)
 		engine_close(run);
+	}
 	return rc;
 }
 
@@ -343,148 +311,162 @@ int engine_drive(struct engine_run *run, const struct bench_ctx *ctx,
 	return rc;
 }
 
-static sy_msg *alloc_msg(const struct engine_run *run)
-{
-	sy_msg *msg = sy_msg_alloc(run->eng, run->payload);
-
-	if (!msg)
-		engine_error(run, "sy_msg_alloc", -ENOMEM);
-	return msg;
-}
-
 int engine_await(struct engine_run *run, uint64_t target, struct backoff *b)
 {
+	const struct engine_counter *c = run->counters;
 	uint_fast64_t seen = 0, handled;
 
 	for (;;) {
-		handled = atomic_load_explicit(&run->counters[0].handled,
-					       memory_order_relaxed);
-		for (unsigned i = 1; i < run->workers; i++)
-			handled += atomic_load_explicit(
-				&run->counters[i].handled,
-				memory_order_relaxed);
+		handled = 0;
+		for (unsigned i = 0; i < run->workers; i++)
+			handled += atomic_load_explicit(&c[i].handled,
+							memory_order_relaxed);
 		if (handled >= target)
 			break;
 		if (handled != seen) {
 			seen = handled;
 			backoff_reset(b);
 		}
-		if (backoff_wait(b) < 0) {
-			engine_error(run, "the handler count",
-				     -ETIMEDOUT);
-			return -ETIMEDOUT;
-		}
+		if (backoff_wait(b) < 0)
+			return engine_error(run, "the handler count",
+					    -ETIMEDOUT);
 	}
 	backoff_reset(b);
 	if (handled == target)
 		return 0;
-	fprintf(stderr, "sy-bench: %s: %ju messages handled, %ju sent\n",
-		run->variant, (uintmax_t)handled, (uintmax_t)target);
-	return -EPROTO;
+	return bench_fail(-EPROTO, "%s: %ju messages handled, %ju sent",
+			  run->variant, (uintmax_t)handled, (uintmax_t)target);
 }
 
-/* With a window, wait for the handler after each window of @p sent. */
-static int pace(struct engine_run *run, uint64_t sent, struct backoff *b)
+/*
+ * Per message, the send loops do what a user's would: allocate, key if the
+ * route hashes (a test the compiler takes out of the loop), send; what
+ * follows a refusal is out of line, and the window is paced per window.
+ */
+__attribute__((noinline, cold)) int
+engine_resend(const struct engine_run *run, engine_send_fn *send,
+	      const char *call, sy_msg *msg, int rc, struct backoff *b)
 {
-	if (!run->window || sent % run->window)
-		return 0;
-	return engine_await(run, sent, b);
-}
-
-static inline __attribute__((always_inline)) int
-send_single(struct engine_run *run, const uint64_t *n, struct backoff *b)
-{
-	sy_msg *msg;
-	int rc;
-
-	for (uint64_t i = 0; i < *n; i++) {
-		msg = alloc_msg(run);
-		if (!msg)
-			return -ENOMEM;
-		if (run->keyed)
-			sy_msg_set_key(msg, i);
-		rc = engine_send_retry(run, sy_send, msg, b);
-		if (rc < 0) {
-			engine_error(run, "sy_send", rc);
-			sy_msg_free(msg);
-			return rc;
-		}
-		rc = pace(run, i + 1, b);
-		if (rc < 0)
-			return rc;
+	while (bench_send_retryable(rc)) {
+		rc = backoff_wait(b);
+		if (!rc)
+			rc = send(run->eng, run->route, msg);
 	}
-	return 0;
+	backoff_reset(b);
+	if (rc < 0) {
+		engine_error(run, call, rc);
+		sy_msg_free(msg);
+	}
+	return rc;
 }
 
-/* Send msgs[0..n) in order; on an error, free those not sent. */
-static int send_burst(struct engine_run *run, sy_msg **msgs, unsigned n,
-		      struct backoff *b)
+/* sy_send_burst() took @p k of msgs[0..n): send the rest as resend does. */
+static __attribute__((noinline, cold)) int
+resend_burst(const struct engine_run *run, sy_msg **msgs, unsigned n, int k,
+	     struct backoff *b)
 {
 	unsigned done = 0;
-	int k;
 
-	while (done < n) {
-		k = sy_send_burst(run->eng, run->route, msgs + done, n - done);
+	for (;;) {
 		if (k > 0) {
 			done += (unsigned)k;
 			backoff_reset(b);
-			continue;
-		}
-		/* None accepted: a full or congested ring is worth waiting for. */
-		if (bench_send_retryable(k))
+		} else if (bench_send_retryable(k)) {
 			k = backoff_wait(b);
+		}
 		if (k < 0) {
 			engine_error(run, "sy_send_burst", k);
 			while (done < n)
 				sy_msg_free(msgs[done++]);
 			return k;
 		}
+		if (done == n)
+			return 0;
+		k = sy_send_burst(run->eng, run->route, msgs + done, n - done);
+	}
+}
+
+/* Messages [first, end) with sy_send(). */
+static __attribute__((noinline)) int
+send_single(const struct engine_run *run, uint64_t first, uint64_t end,
+	    struct backoff *b)
+{
+	sy_engine *const eng = run->eng;
+	const uint32_t route = run->route;
+	const size_t size = run->payload;
+	const bool keyed = run->keyed;
+	sy_msg *msg;
+	int rc;
+
+	for (uint64_t i = first; i < end; i++) {
+		msg = sy_msg_alloc(eng, size);
+		if (__builtin_expect(!msg, 0))
+			return engine_error(run, "sy_msg_alloc", -ENOMEM);
+		if (keyed)
+			sy_msg_set_key(msg, i);
+		rc = sy_send(eng, route, msg);
+		if (__builtin_expect(rc != 0, 0)) {
+			rc = engine_resend(run, sy_send, "sy_send", msg, rc, b);
+			if (rc < 0)
+				return rc;
+		}
 	}
 	return 0;
 }
 
-/*
- * The send loops are inlined into each caller and read the count through
- * @p n: the producers' copy is the loop that the instructions scenario
- * counts, and this shape keeps its cost per message what it was (measured
- * with callgrind before and after).
- */
-static inline __attribute__((always_inline)) int
-send_all(struct engine_run *run, const uint64_t *n, struct backoff *b)
+/* Messages [first, end) with sy_send_burst(), run->burst at a time. */
+static __attribute__((noinline)) int
+send_bursts(const struct engine_run *run, uint64_t first, uint64_t end,
+	    struct backoff *b)
 {
 	sy_msg *msgs[BENCH_MAX_BURST];
-	const uint64_t total = *n;
+	const unsigned size = run->payload, burst = run->burst;
+	sy_engine *const eng = run->eng;
+	const uint32_t route = run->route;
+	const bool keyed = run->keyed;
 	unsigned count;
-	int rc;
+	int k;
 
-	assert(run->burst <= BENCH_MAX_BURST);
-	if (!run->burst)
-		return send_single(run, n, b);
-	for (uint64_t sent = 0; sent < total; sent += count) {
-		count = total - sent < run->burst ? (unsigned)(total - sent)
-						  : run->burst;
+	for (uint64_t sent = first; sent < end; sent += count) {
+		count = end - sent < burst ? (unsigned)(end - sent) : burst;
 		for (unsigned i = 0; i < count; i++) {
-			msgs[i] = alloc_msg(run);
-			if (!msgs[i]) {
+			msgs[i] = sy_msg_alloc(eng, size);
+			if (__builtin_expect(!msgs[i], 0)) {
+				k = engine_error(run, "sy_msg_alloc", -ENOMEM);
 				while (i)
 					sy_msg_free(msgs[--i]);
-				return -ENOMEM;
+				return k;
 			}
-			if (run->keyed)
+			if (keyed)
 				sy_msg_set_key(msgs[i], sent + i);
 		}
-		rc = send_burst(run, msgs, count, b);
-		if (!rc)
-			rc = pace(run, sent + count, b);
-		if (rc < 0)
-			return rc;
+		k = sy_send_burst(eng, route, msgs, count);
+		if (__builtin_expect(k != (int)count, 0)) {
+			k = resend_burst(run, msgs, count, k, b);
+			if (k < 0)
+				return k;
+		}
 	}
 	return 0;
 }
 
 int engine_send(struct engine_run *run, uint64_t n, struct backoff *b)
 {
-	return send_all(run, &n, b);
+	/* With a window, wait for the handlers after each whole window. */
+	const uint64_t step = run->window ? run->window : n;
+	uint64_t end;
+	int rc = 0;
+
+	assert(run->burst <= BENCH_MAX_BURST);
+	assert(!run->window || !run->burst || run->window % run->burst == 0);
+	for (uint64_t sent = 0; !rc && sent < n; sent = end) {
+		end = n - sent < step ? n : sent + step;
+		rc = run->burst ? send_bursts(run, sent, end, b)
+				: send_single(run, sent, end, b);
+		if (!rc && run->window && end % run->window == 0)
+			rc = engine_await(run, end, b);
+	}
+	return rc;
 }
 
 struct producer {
@@ -497,16 +479,15 @@ static int produce(void *arg)
 {
 	struct producer *p = arg;
 	struct engine_run *run = p->run;
-	struct backoff b;
+	struct backoff b = { .limit = run->spin_limit };
 	int rc;
 
 	rc = sy_producer_attach(run->eng);
 	if (rc < 0)
 		engine_error(run, "sy_producer_attach", rc);
-	backoff_init(&b, run->spin_limit);
 	p->t_start = bench_now_ns();
 	if (!rc)
-		rc = send_all(run, &p->n, &b);
+		rc = engine_send(run, p->n, &b);
 	if (rc < 0)
 		atomic_store_explicit(&run->failed, true, memory_order_relaxed);
 	/*
@@ -542,16 +523,12 @@ int engine_run(const struct bench_ctx *ctx, uint64_t n,
 	if (ctx->burst)
 		snprintf(variant, sizeof(variant), "engine-burst%u",
 			 ctx->burst);
-	atomic_init(&run.checked_out, 0);
-	atomic_init(&run.failed, false);
 	rc = engine_open(&run, ctx, variant, ctx->engine_idle, NULL, NULL);
 	if (rc < 0)
 		return rc;
 	for (unsigned j = 0; j < ctx->producers; j++) {
-		producers[j] = (struct producer){
-			.run = &run,
-			.n = n / ctx->producers + (j < n % ctx->producers),
-		};
+		producers[j] = (struct producer){ .run = &run };
+		producers[j].n = n / ctx->producers + (j < n % ctx->producers);
 		threads[j] = (struct pinned_thread){
 			.cpu = bench_cpu(ctx, false, j),
 			.fn = produce, .arg = &producers[j],

@@ -1,15 +1,12 @@
 /*
- * The harness: statistics, CPU lists and thread placement, pinned threads
- * behind a start gate, the core-to-core probe, child processes, and the
- * interleaved measurement of a scenario's variants.
+ * Statistics, CPU placement, pinned threads behind a start gate, the
+ * core-to-core probe, and the interleaved measurement of variants.
  */
 #include <assert.h>
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "bench.h"
 
@@ -42,17 +39,15 @@ void stats_summarize(const double *values, unsigned n,
 	out->runs = n;
 }
 
-/* The percentiles of struct stats_latency, its max excluded. */
-#define STATS_PCTS 4
+#define STATS_PCTS 4 /* of struct stats_latency, its max excluded */
 
-/* Sorts @p samples. */
+/* Nearest rank: the sample at or below which per mille lie. Sorts. */
 static void stats_percentiles(uint64_t *samples, size_t n,
 			      struct stats_latency *out)
 {
 	static const unsigned per_mille[STATS_PCTS] = { 500, 900, 990, 999 };
 
 	qsort(samples, n, sizeof(*samples), cmp_u64);
-	/* Nearest rank: the sample at or below which per mille lie. */
 	for (unsigned p = 0; p < STATS_PCTS; p++) {
 		size_t rank = (n * per_mille[p] + 999) / 1000;
 
@@ -143,14 +138,12 @@ int bench_cpu(const struct bench_ctx *ctx, bool worker, unsigned i)
 	unsigned slot = i < pairs ? 2 * i + worker
 			: worker ? ctx->producers + i : pairs + i;
 
-	return bench_nth_cpu(&ctx->cpus,
-			     slot % (unsigned)CPU_COUNT(&ctx->cpus));
+	return bench_nth_cpu(&ctx->cpus, slot % CPU_COUNT(&ctx->cpus));
 }
 
 unsigned bench_spin_limit(const struct bench_ctx *ctx, unsigned threads)
 {
-	return threads > (unsigned)CPU_COUNT(&ctx->cpus) ? 0
-							 : BENCH_SPIN_LIMIT;
+	return threads > (unsigned)CPU_COUNT(&ctx->cpus) ? 0 : BENCH_SPIN_LIMIT;
 }
 
 void bench_print_thread_map(const struct bench_ctx *ctx)
@@ -176,9 +169,8 @@ void bench_print_thread_map(const struct bench_ctx *ctx)
 }
 
 /*
- * The gate keeps a thread from starting its timed work while its partner
- * does not exist yet: each thread checks in, then waits until the control
- * thread opens the gate (or aborts the run because a creation failed).
+ * No timed work starts before its partner exists: each thread checks in
+ * and waits until the control thread opens the gate (or aborts the run).
  */
 enum gate_state { GATE_CLOSED, GATE_OPEN, GATE_ABORT };
 
@@ -192,15 +184,11 @@ static void *pinned_main(void *arg)
 {
 	struct pinned_thread *t = arg;
 	struct gate *gate = t->gate;
-	struct backoff b;
+	struct backoff b = { .limit = gate->spin_limit };
 	int state;
 
 	atomic_fetch_add_explicit(&gate->arrived, 1, memory_order_relaxed);
-	backoff_init(&b, gate->spin_limit);
-	/*
-	 * G1 (acquire) pairs with G0 in pinned_run(): the thread sees every
-	 * setup its control thread did before it opened the gate.
-	 */
+	/* G1 (acquire) pairs with G0: the setup done before the gate opened. */
 	while ((state = atomic_load_explicit(&gate->state,
 					     memory_order_acquire)) ==
 	       GATE_CLOSED) {
@@ -219,7 +207,7 @@ int pinned_run(struct pinned_thread *threads, unsigned n, unsigned spin_limit)
 	struct gate gate = { .spin_limit = spin_limit };
 	unsigned started;
 	pthread_attr_t attr;
-	struct backoff b;
+	struct backoff b = { .limit = spin_limit };
 	cpu_set_t set;
 	int rc = 0;
 
@@ -242,7 +230,6 @@ int pinned_run(struct pinned_thread *threads, unsigned n, unsigned spin_limit)
 	}
 	/* The thread whose creation failed does not exist. */
 	started -= rc != 0;
-	backoff_init(&b, spin_limit);
 	while (!rc && atomic_load_explicit(&gate.arrived,
 					   memory_order_relaxed) < n)
 		rc = backoff_wait(&b);
@@ -260,14 +247,13 @@ int pinned_run(struct pinned_thread *threads, unsigned n, unsigned spin_limit)
 
 /*
  * The ball goes 0, 1, 2, ...: the pinger takes the even values, the ponger
- * the odd ones, and each passes it on with the next. The value is the
- * whole message, so relaxed loads and stores suffice: no other memory is
- * published through it. The pinger times each return of the ball.
+ * the odd ones, and each passes it on with the next; the pinger times each
+ * return. Relaxed: the value is the whole message, it publishes nothing.
  */
 struct probe {
 	_Alignas(BENCH_CACHELINE) atomic_uint_fast64_t ball;
 	_Alignas(BENCH_CACHELINE) unsigned spin_limit;
-	uint64_t *samples;
+	uint64_t samples[PROBE_ROUND_TRIPS];
 };
 
 struct probe_side {
@@ -281,11 +267,11 @@ static int probe_play(void *arg)
 	const uint64_t last = 2 * PROBE_ROUND_TRIPS - side->pong;
 	struct probe *p = side->p;
 	uint64_t t0 = bench_now_ns(), t1;
-	struct backoff b;
+	struct backoff b = { .limit = p->spin_limit };
 
-	backoff_init(&b, p->spin_limit);
 	for (uint64_t v = side->pong; v <= last; v += 2) {
-		while (atomic_load_explicit(&p->ball, memory_order_relaxed) != v)
+		while (atomic_load_explicit(&p->ball,
+					    memory_order_relaxed) != v)
 			if (backoff_wait(&b) < 0)
 				return -ETIMEDOUT;
 		backoff_reset(&b);
@@ -308,22 +294,19 @@ int probe_round_trip(const struct bench_ctx *ctx, double *median_ns)
 		{ .cpu = ctx->consumer_cpu, .fn = probe_play, .arg = &pong },
 	};
 	struct stats_latency lat;
-	int rc = -ENOMEM;
+	int rc;
 
 	if (!p)
 		return -ENOMEM;
 	atomic_init(&p->ball, 0);
 	p->spin_limit = bench_spin_limit(ctx, 2);
-	p->samples = calloc(PROBE_ROUND_TRIPS, sizeof(*p->samples));
-	if (p->samples)
-		rc = pinned_run(threads, 2, p->spin_limit);
+	rc = pinned_run(threads, 2, p->spin_limit);
 	if (!rc) {
 		stats_percentiles(p->samples, PROBE_ROUND_TRIPS, &lat);
 		*median_ns = (double)lat.p50;
 	} else {
 		bench_fail(rc, "core-to-core probe: %s", strerror(-rc));
 	}
-	free(p->samples);
 	free(p);
 	return rc;
 }
@@ -334,26 +317,6 @@ bool bench_have(const char *prog)
 
 	snprintf(command, sizeof(command), "command -v %s >/dev/null", prog);
 	return system(command) == 0;
-}
-
-int bench_spawn(char *const argv[], const char *dir)
-{
-	int status;
-	pid_t pid;
-
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (!pid) {
-		if (!dir || !chdir(dir))
-			execvp(argv[0], argv);
-		_exit(127);
-	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
 int bench_fail(int err, const char *fmt, ...)
@@ -395,11 +358,11 @@ static int run_rounds(const struct bench_ctx *ctx, const char *scenario,
 				       r + 1, ctx->runs, v[i].name);
 			rc = v[i].run(&v[i].ctx, v[i].n, samples, &secs);
 			if (rc < 0) {
-				fprintf(stderr, "%ssy-bench: %s: %s failed: "
-					"%s\n", ctx->progress ? "\r\033[K" : "",
-					scenario, v[i].name, rc == -EPROTO
-					? "messages lost or out of order"
-					: strerror(-rc));
+				bench_progress(ctx, NULL);
+				bench_fail(rc, "%s: %s failed: %s", scenario,
+					   v[i].name, rc != -EPROTO ?
+					   strerror(-rc) : "messages lost or "
+					   "out of order");
 				break;
 			}
 			/* A run too short for the clock counts as 1 ns. */
@@ -425,7 +388,7 @@ int bench_measure(const struct bench_ctx *ctx, struct report *rep,
 	uint64_t *samples = NULL, most = 0;
 	int rc = -ENOMEM;
 
-	for (unsigned i = 0; i < nv; i++)
+	for (unsigned i = 0; latency && i < nv; i++)
 		most = v[i].n > most ? v[i].n : most;
 	if (latency) {
 		samples = calloc(most, sizeof(*samples));
@@ -444,8 +407,8 @@ int bench_measure(const struct bench_ctx *ctx, struct report *rep,
 		row->engine = v[i].engine ? v[i].ctx.engine : NULL;
 		row->messages = v[i].n;
 		row->has_rate = true;
-		stats_summarize(&rates[i * ctx->runs], ctx->runs, &row->rate);
 		row->has_latency = latency;
+		stats_summarize(&rates[i * ctx->runs], ctx->runs, &row->rate);
 		if (latency)
 			stats_latency_median(&lat[i * ctx->runs], ctx->runs,
 					     &row->latency);

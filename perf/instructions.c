@@ -1,13 +1,8 @@
 /*
- * instructions: instructions per routed message. sy-bench runs itself
- * under callgrind with N and 2N messages and reports (Ir(2N) - Ir(N)) / N,
- * which cancels the cost of starting the process and the engine. The
- * child (--fixed-run) is untimed: workers sleep when idle, at most
- * FIXED_WINDOW messages are in flight so that the ring never fills, and
- * producer and worker share one CPU, where a waiter's sched_yield() hands
- * the CPU to the thread it waits for instead of spinning through counted
- * instructions. Its metrics collector wakes once a minute, not during the
- * run: its work is per period, not per message.
+ * instructions (docs/perf.md): sy-bench under callgrind with N and 2N
+ * messages. The child (--fixed-run) shares one CPU with its worker, which
+ * sleeps when idle, so that waiting yields instead of spinning through
+ * counted instructions; FIXED_WINDOW keeps the ring from filling.
  */
 #include <inttypes.h>
 #include <limits.h>
@@ -40,72 +35,58 @@ int instructions_fixed_run(const struct bench_ctx *ctx, const char *variant,
 	fixed.engine_window = FIXED_WINDOW;
 	fixed.producers = fixed.workers = 1;
 	fixed.payload = BENCH_DEFAULT_PAYLOAD;
-	for (unsigned i = 0; i < ARRAY_SIZE(sends); i++) {
-		fixed.burst = i ? BENCH_DEFAULT_BURST : 0;
-		if (!strcmp(variant, sends[i]))
-			return engine_run(&fixed, n, NULL, NULL, &secs);
-	}
+	fixed.burst = strcmp(variant, sends[1]) ? 0 : BENCH_DEFAULT_BURST;
+	if (fixed.burst || !strcmp(variant, sends[0]))
+		return engine_run(&fixed, n, NULL, NULL, &secs);
 	return bench_fail(-EINVAL, "--fixed-variant: unknown '%s'", variant);
 }
 
 /*
- * Ir of @p send through @p policy with @p config and @p n messages, run
- * by @p self (this executable) on @p cpu: the "summary:" or "totals:" line
- * of the callgrind output, which comes through a pipe.
+ * (Ir(2N) - Ir(N)) / N of @p send through @p policy into @p row, from
+ * the "summary:" or "totals:" line of two runs of @p self (this program).
  */
-static int callgrind_run(const char *self, int cpu, const char *send,
-			 const char *policy, const char *config, uint64_t n,
-			 uint64_t *ir)
-{
-	char command[PATH_MAX + 256], line[512];
-	int rc = -EPROTO;
-	FILE *f;
-
-	snprintf(command, sizeof(command), "valgrind --tool=callgrind -q "
-		 "--callgrind-out-file=/dev/stdout '%s' --fixed-run %" PRIu64
-		 " --fixed-variant %s --fixed-policy %s --fixed-config %s "
-		 "--cpus %d", self, n, send, policy, config, cpu);
-	fflush(NULL);
-	f = popen(command, "r");
-	/* Read it all: the child blocks while its output waits. */
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "summary: %" SCNu64, ir) == 1 ||
-		    sscanf(line, "totals: %" SCNu64, ir) == 1)
-			rc = 0;
-	if (!f || pclose(f))
-		return bench_fail(-ECHILD, "instructions: the callgrind run of "
-				  "%s (policy %s, configuration %s) with %"
-				  PRIu64 " messages failed", send, policy,
-				  config, n);
-	return rc ? bench_fail(rc, "instructions: no callgrind total") : 0;
-}
-
-/* (Ir(2N) - Ir(N)) / N of @p send through @p policy, into @p row. */
 static int count_row(const struct bench_ctx *ctx, const char *self,
 		     const char *send, const char *policy,
 		     struct report_row *row)
 {
-	uint64_t ir1 = 0, ir2 = 0;
-	int rc;
+	char command[PATH_MAX + 256], line[512];
+	uint64_t ir[2] = { 0, 0 };
+	int rc = 0;
+	FILE *f;
 
 	bench_progress(ctx, "%s: instructions: %s", row->scenario,
 		       row->variant);
-	rc = callgrind_run(self, ctx->producer_cpu, send, policy,
-			   row->engine->name, MESSAGES, &ir1);
-	if (!rc)
-		rc = callgrind_run(self, ctx->producer_cpu, send, policy,
-				   row->engine->name, 2 * MESSAGES, &ir2);
+	for (unsigned k = 0; !rc && k < 2; k++) {
+		snprintf(command, sizeof(command), "valgrind --tool=callgrind "
+			 "-q --callgrind-out-file=/dev/stdout '%s' --fixed-run"
+			 " %u --fixed-variant %s --fixed-policy %s --fixed-"
+			 "config %s --cpus %d", self, (k + 1) * MESSAGES, send,
+			 policy, row->engine->name, ctx->producer_cpu);
+		fflush(NULL);
+		f = popen(command, "r");
+		rc = -EPROTO;
+		/* Read it all: the child blocks while its output waits. */
+		while (f && fgets(line, sizeof(line), f))
+			if (sscanf(line, "summary: %" SCNu64, &ir[k]) == 1 ||
+			    sscanf(line, "totals: %" SCNu64, &ir[k]) == 1)
+				rc = 0;
+		if (!f || pclose(f))
+			rc = bench_fail(-ECHILD, "instructions: the callgrind "
+					"run of %s (policy %s, configuration "
+					"%s) with %u messages failed", send,
+					policy, row->engine->name,
+					(k + 1) * MESSAGES);
+		else if (rc)
+			bench_fail(rc, "instructions: no callgrind total");
+	}
 	bench_progress(ctx, NULL);
 	row->has_instructions = !rc;
-	row->instructions_per_msg = ((double)ir2 - (double)ir1) / MESSAGES;
+	row->instructions_per_msg = ((double)ir[1] - (double)ir[0]) / MESSAGES;
 	row->instructions_messages = MESSAGES;
 	return rc;
 }
 
-/*
- * This executable, found here: inside valgrind, /proc/self/exe names
- * valgrind's tool. @return 0; -ENOENT (no valgrind); -errno.
- */
+/* This executable (in valgrind, /proc/self/exe is valgrind's); -ENOENT. */
 static int find_self(char *self, size_t len)
 {
 	ssize_t n;
@@ -159,7 +140,9 @@ int scenario_instructions(const struct bench_ctx *ctx, struct report *rep)
 
 int instructions_policies(const struct bench_ctx *ctx, struct report *rep)
 {
-	const struct report_row *base;
+	/* Counted first: the first row of the policies. */
+	const struct report_row *base = report_find(rep, "policies",
+						    BASELINE_POLICY);
 	char self[PATH_MAX];
 	int rc;
 
@@ -169,18 +152,15 @@ int instructions_policies(const struct bench_ctx *ctx, struct report *rep)
 				"(valgrind not found)");
 	if (rc < 0)
 		return rc == -ENOENT ? 0 : rc;
-	for (unsigned i = 0; !rc && i < rep->n_rows; i++)
-		if (!strcmp(rep->rows[i].scenario, "policies"))
-			rc = count_row(ctx, self, sends[1],
-				       rep->rows[i].policy, &rep->rows[i]);
-	base = report_find(rep, "policies", BASELINE_POLICY);
-	for (unsigned i = 0; !rc && base && i < rep->n_rows; i++) {
-		if (strcmp(rep->rows[i].scenario, "policies"))
+	for (unsigned i = 0; !rc && i < rep->n_rows; i++) {
+		struct report_row *row = &rep->rows[i];
+
+		if (strcmp(row->scenario, "policies"))
 			continue;
-		rep->rows[i].extra_vs = base->policy;
-		rep->rows[i].extra_instructions =
-			rep->rows[i].instructions_per_msg -
-			base->instructions_per_msg;
+		rc = count_row(ctx, self, sends[1], row->policy, row);
+		row->extra_vs = base ? base->policy : NULL;
+		row->extra_instructions = row->instructions_per_msg -
+			(base ? base->instructions_per_msg : 0);
 	}
 	return rc;
 }

@@ -1,10 +1,4 @@
-/*
- * latency: round trips with one request outstanding: ck-pingpong over two
- * ck rings, and engine-rtt, sy_request() to a handler that answers in place
- * with sy_reply(), the reply polled with sy_poll_replies(), route "direct".
- * 100,000 round trips per run, fewer if --messages is lower. The worker
- * spins when idle if it has a CPU of its own.
- */
+/* latency (docs/perf.md): ck-pingpong and engine-rtt round trips. */
 #include "bench.h"
 
 #define LATENCY_ROUND_TRIPS 100000u
@@ -12,36 +6,33 @@
 static int produce_requests(void *arg)
 {
 	struct engine_run *run = arg;
-	struct backoff b;
+	struct backoff b = { .limit = run->spin_limit };
 	sy_msg *msg;
 	uint64_t t0;
 	int rc, k;
 
 	rc = sy_producer_attach(run->eng);
-	if (rc < 0) {
-		engine_error(run, "sy_producer_attach", rc);
-		return rc;
-	}
-	backoff_init(&b, run->spin_limit);
+	if (rc < 0)
+		return engine_error(run, "sy_producer_attach", rc);
 	msg = sy_msg_alloc(run->eng, run->payload);
 	rc = msg ? 0 : -ENOMEM;
 	run->t_start = bench_now_ns();
 	for (uint64_t i = 0; !rc && i < run->n; i++) {
 		t0 = bench_now_ns();
 		sy_msg_set_tag(msg, i);
-		rc = engine_send_retry(run, sy_request, msg, &b);
-		if (rc < 0) {
-			engine_error(run, "sy_request", rc);
-			break;
-		}
-		/* The one reply in flight; it is ours then. */
+		rc = sy_request(run->eng, run->route, msg);
+		if (rc)
+			rc = engine_resend(run, sy_request, "sy_request", msg,
+					   rc, &b);
+		/* Sent (the one reply in flight is ours then), or freed. */
 		msg = NULL;
+		if (rc < 0)
+			break;
 		while ((k = sy_poll_replies(run->eng, &msg, 1)) == 0)
 			if ((k = backoff_wait(&b)) < 0)
 				break;
 		if (k < 0) {
-			engine_error(run, "sy_poll_replies", k);
-			rc = k;
+			rc = engine_error(run, "sy_poll_replies", k);
 			break;
 		}
 		backoff_reset(&b);
@@ -74,7 +65,7 @@ static int engine_rtt(const struct bench_ctx *ctx, uint64_t n,
 int scenario_latency(const struct bench_ctx *ctx, struct report *rep)
 {
 	struct variant v[] = {
-		{ "ck-pingpong", *ctx, baseline_ck_pingpong, 0, false },
+		{ "ck-pingpong", *ctx, baseline_ck, 0, false },
 		{ "engine-rtt", *ctx, engine_rtt, 0, true },
 	};
 	int first;

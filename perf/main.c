@@ -1,8 +1,4 @@
-/*
- * sy-bench: the performance harness of switchyard. docs/perf.md describes
- * its scenarios, options and output; this file reads the options, places
- * the threads and runs the scenarios asked for.
- */
+/* sy-bench (docs/perf.md): options, thread placement, the scenarios. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -75,54 +71,42 @@ struct options {
 	const char *arg[O_N];     /* NULL: not given */
 	uint64_t num[O_N];        /* whole numbers, or their defaults */
 	double rate_fraction;
-	enum sy_format metrics_format;
 	unsigned scenarios;
 };
 
-static void usage(FILE *out)
-{
-	fprintf(out,
-		"Usage: sy-bench [options] [throughput | latency | overhead |\n"
-		"                instructions | policies | scaling | memory | all]\n"
-		"Measure switchyard against raw baselines in the same run\n"
-		"(docs/perf.md). \"all\" (the default) is throughput, latency and\n"
-		"overhead, and instructions with --instructions; the others run\n"
-		"when named.\n\n"
-		"  -r, --runs R          repeats of each variant (1-%u, default %u)\n"
-		"  -n, --messages N      messages per run (default %llu; overhead %u,\n"
-		"                        memory %llu)\n"
-		"  -c, --cpus LIST       CPUs in taskset syntax: producer on the\n"
-		"                        lowest, consumer on the next (default:\n"
-		"                        SY_CPUS, else the allowed CPUs)\n"
-		"  -j, --json FILE       write the results as JSON\n"
-		"      --csv FILE        write the results as CSV\n"
-		"      --plot DIR        write PNG charts (gnuplot) and their data\n"
-		"      --metrics FILE    write the final metrics snapshot of a\n"
-		"                        dedicated run: .json, .csv, .prom or .erl\n"
-		"      --serve PORT      serve each engine's metrics on\n"
-		"                        http://127.0.0.1:PORT/metrics while it runs\n"
-		"      --policy NAME     route of the engine rows: direct (default),\n"
-		"                        or over 4 servers of one worker: round_robin,\n"
-		"                        weighted, least_connections, adaptive, hash,\n"
-		"                        random or failover\n"
-		"      --producers P     producer threads of the engine rows (1-64)\n"
-		"      --workers W       engine workers, a server each (1-64)\n"
-		"      --size BYTES      payload of engine messages (default 16)\n"
-		"      --burst B         messages per sy_send_burst (1-512, default 32)\n"
-		"      --instructions    count instructions per message (callgrind);\n"
-		"                        with policies, each policy's\n"
-		"      --rate-fraction F engine-open-loop offers F (0 < F <= 1,\n"
-		"                        default 0.5) of engine-rtt's rate\n"
-		"      --oversubscribe   scaling: one step beyond the CPUs\n"
-		"  -q, --quiet           no progress on stderr\n"
-		"  -h, --help            show this help\n",
-		STATS_MAX_RUNS, (unsigned)specs[O_RUNS].def, DEFAULT_MESSAGES,
-		OVERHEAD_DEFAULT_MESSAGES, MEMORY_DEFAULT_MESSAGES);
+static const char usage_text[] =
+"Usage: sy-bench [options] [throughput | latency | overhead | instructions |\n"
+"                policies | scaling | memory | all]\n"
+"Measure switchyard against raw baselines in the same run. \"all\" (the\n"
+"default): throughput, latency, overhead (and instructions with\n"
+"--instructions). docs/perf.md has the details.\n\n"
+"  -r, --runs R          repeats of each variant (1-%u, default %u)\n"
+"  -n, --messages N      messages per run (default %llu; overhead %u;\n"
+"                        memory %llu)\n"
+"  -c, --cpus LIST       CPUs in taskset syntax (default SY_CPUS, else all)\n"
+"  -j, --json FILE       write the results as JSON\n"
+"      --csv FILE        write the results as CSV\n"
+"      --plot DIR        write PNG charts (gnuplot) and their data\n"
+"      --metrics FILE    write a dedicated run's metrics: .json, .csv, .prom,\n"
+"                        or .erl\n"
+"      --serve PORT      serve each engine's metrics on 127.0.0.1:PORT\n"
+"      --policy NAME     route of the engine rows: direct (default) or, over\n"
+"                        4 servers of one worker, round_robin, weighted,\n"
+"                        least_connections, adaptive, hash, random, failover\n"
+"      --producers P     producer threads of the engine rows (1-64)\n"
+"      --workers W       engine workers, a server each (1-64)\n"
+"      --size BYTES      payload of engine messages (default 16)\n"
+"      --burst B         messages per sy_send_burst (1-512, default 32)\n"
+"      --instructions    count instructions per message (callgrind)\n"
+"      --rate-fraction F engine-open-loop's share of engine-rtt's rate\n"
+"                        (0 < F <= 1, default 0.5)\n"
+"      --oversubscribe   scaling: one step beyond the CPUs\n"
+"  -q, --quiet           no progress on stderr\n"
+"  -h, --help            show this help\n"
 #ifdef SY_BENCH_HAVE_ZMQ
-	fprintf(out, "\nBuilt with libzmq: throughput includes the zmq-inproc "
-		"baseline.\n");
+"\nBuilt with libzmq: throughput includes the zmq-inproc baseline.\n"
 #endif
-}
+;
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -145,43 +129,21 @@ static bool policy_ok(const char *option, const char *name)
 	return false;
 }
 
-/* Read one option into @p o. @return 0; -EINVAL (explained). */
-static int parse_option(enum opt i, const char *arg, struct options *o)
-{
-	const struct opt_spec *s = &specs[i];
-	char *end = NULL;
-
-	o->arg[i] = arg ? arg : "";
-	/* A whole number: decimal digits only, in range. */
-	errno = 0;
-	if (s->max)
-		o->num[i] = strtoull(arg, &end, 10);
-	if (s->max && (*arg < '0' || *arg > '9' || *end || errno ||
-		       o->num[i] < s->min || o->num[i] > s->max)) {
-		return bench_fail(-EINVAL, "--%s: '%s' is not a number from "
-				  "%" PRIu64 " to %" PRIu64 "\nTry 'sy-bench "
-				  "--help'.", s->name, arg, s->min, s->max);
-	}
-	return 0;
-}
-
 /* The options that need more than a range. @return 0; -EINVAL. */
 static int check_options(struct options *o)
 {
-	const char **a = o->arg;
+	const char **a = o->arg, *f = a[O_RATE_FRACTION];
 	char *end = NULL;
 
-	if (a[O_RATE_FRACTION]) {
+	if (f) {
 		errno = 0;
-		o->rate_fraction = strtod(a[O_RATE_FRACTION], &end);
-		if (errno || end == a[O_RATE_FRACTION] || *end ||
+		o->rate_fraction = strtod(f, &end);
+		if (errno || end == f || *end ||
 		    !(o->rate_fraction > 0 && o->rate_fraction <= 1))
 			return usage_error("--rate-fraction: '%s' is not a "
-					   "number in (0, 1]",
-					   a[O_RATE_FRACTION]);
+					   "number in (0, 1]", f);
 	}
-	if (a[O_METRICS] && metrics_file_format(a[O_METRICS],
-						&o->metrics_format) < 0)
+	if (a[O_METRICS] && !metrics_file_known(a[O_METRICS]))
 		return usage_error("--metrics %s: the name must end in .json, "
 				   ".csv, .prom or .erl (the export format)",
 				   a[O_METRICS]);
@@ -210,33 +172,47 @@ static int check_options(struct options *o)
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	struct option longs[O_N + 1] = { { NULL, 0, NULL, 0 } };
-	char shorts[32] = ":";
+	char shorts[32] = ":", *end;
+	const struct opt_spec *s;
 	unsigned k = 0;
-	int opt, rc;
+	int opt;
 
 	*o = (struct options){ .rate_fraction = 0.5, .scenarios = RUN_ALL };
 	for (unsigned i = 0; i < O_N; i++) {
 		o->num[i] = specs[i].def;
 		/* getopt returns the letter, or 256 + the option's index. */
 		longs[i] = (struct option){ specs[i].name, specs[i].has_arg,
-			NULL, specs[i].letter ? specs[i].letter : 256 + (int)i };
-		if (specs[i].letter)
-			snprintf(shorts + strlen(shorts), 3, "%c%s",
-				 specs[i].letter, specs[i].has_arg ? ":" : "");
+					    NULL, 256 + (int)i };
+		if (!specs[i].letter)
+			continue;
+		longs[i].val = specs[i].letter;
+		snprintf(shorts + strlen(shorts), 3, "%c%s", specs[i].letter,
+			 specs[i].has_arg ? ":" : "");
 	}
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
 		if (opt == ':')
-			return usage_error("%s needs a value", argv[optind - 1]);
+			return usage_error("%s needs a value",
+					   argv[optind - 1]);
 		if (opt == '?')
 			return usage_error("bad option '%s'", argv[optind - 1]);
 		/* A short form's letter, else 256 + the option. */
 		for (k = opt < 256 ? 0 : (unsigned)opt - 256;
 		     opt < 256 && specs[k].letter != opt; k++)
 			continue;
-		rc = parse_option(k, optarg, o);
-		if (rc < 0)
-			return rc;
+		s = &specs[k];
+		o->arg[k] = optarg ? optarg : "";
+		if (!s->max)
+			continue;
+		/* A whole number: decimal digits only, in range. */
+		errno = 0;
+		o->num[k] = strtoull(optarg, &end, 10);
+		if (*optarg < '0' || *optarg > '9' || *end || errno ||
+		    o->num[k] < s->min || o->num[k] > s->max)
+			return bench_fail(-EINVAL, "--%s: '%s' is not a "
+					  "number from %" PRIu64 " to %" PRIu64
+					  "\nTry 'sy-bench --help'.", s->name,
+					  optarg, s->min, s->max);
 	}
 	if (o->arg[O_HELP])
 		return 1;
@@ -277,9 +253,8 @@ static int choose_cpus(const char *source, const char *list,
 				  "allowed to this process", source, list);
 	ctx->cpus = wanted;
 	ctx->producer_cpu = bench_nth_cpu(&wanted, 0);
-	ctx->consumer_cpu = bench_nth_cpu(&wanted, 1);
-	if (ctx->consumer_cpu < 0)
-		ctx->consumer_cpu = ctx->producer_cpu;
+	ctx->consumer_cpu = CPU_COUNT(&wanted) > 1 ? bench_nth_cpu(&wanted, 1)
+						     : ctx->producer_cpu;
 	return 0;
 }
 
@@ -302,7 +277,7 @@ static int write_output(int rc, const char *path, FILE *f,
 		rc = write(rep, f);
 	if (f && fclose(f) && !rc)
 		rc = -errno;
-	if (f && rc < 0 && write)
+	if (f && rc < 0)
 		bench_fail(rc, "writing %s: %s", path, strerror(-rc));
 	return rc;
 }
@@ -310,16 +285,14 @@ static int write_output(int rc, const char *path, FILE *f,
 static int run_scenarios(const struct options *o, const struct bench_ctx *ctx,
 			 struct report *rep)
 {
-	static const struct {
-		unsigned bits;
-		scenario_fn *run;
-	} timed[] = {
+	static const struct { unsigned bits; scenario_fn *run; } timed[] = {
 		{ RUN_THROUGHPUT, scenario_throughput },
 		{ RUN_LATENCY, scenario_latency },
 		{ RUN_LATENCY, scenario_open_loop },
 		{ RUN_OVERHEAD, scenario_overhead },
 		{ RUN_POLICIES, scenario_policies },
-		{ RUN_SCALING, scenario_scaling }, { RUN_MEMORY, scenario_memory },
+		{ RUN_SCALING, scenario_scaling },
+		{ RUN_MEMORY, scenario_memory },
 	};
 	int rc;
 
@@ -353,7 +326,9 @@ int main(int argc, char **argv)
 
 	rc = parse_options(argc, argv, &o);
 	if (rc > 0)
-		usage(stdout);
+		printf(usage_text, STATS_MAX_RUNS, (unsigned)specs[O_RUNS].def,
+		       DEFAULT_MESSAGES, OVERHEAD_DEFAULT_MESSAGES,
+		       MEMORY_DEFAULT_MESSAGES);
 	if (rc)
 		return rc > 0 ? EXIT_OK : EXIT_USAGE;
 	a = o.arg;
@@ -381,13 +356,10 @@ int main(int argc, char **argv)
 			   a[O_POLICY]);
 	if (rc < 0)
 		return rc == -ENOENT ? EXIT_USAGE : EXIT_FAILED;
+	/* Exiting closes the files opened before a failed one. */
 	if (!open_output(&o, O_JSON, &json) || !open_output(&o, O_CSV, &csv) ||
-	    !open_output(&o, O_METRICS, &metrics)) {
-		write_output(-EINVAL, NULL, json, NULL, &rep);
-		write_output(-EINVAL, NULL, csv, NULL, &rep);
-		write_output(-EINVAL, NULL, metrics, NULL, &rep);
+	    !open_output(&o, O_METRICS, &metrics))
 		return EXIT_USAGE;
-	}
 	ctx.runs = (unsigned)o.num[O_RUNS];
 	ctx.messages = o.num[O_MESSAGES];
 	ctx.overhead_messages = a[O_MESSAGES] ? ctx.messages
@@ -399,17 +371,15 @@ int main(int argc, char **argv)
 	ctx.payload = (unsigned)o.num[O_SIZE];
 	ctx.burst = (unsigned)o.num[O_BURST];
 	ctx.serve_port = (unsigned)o.num[O_SERVE];
-	ctx.oversubscribe = a[O_OVERSUBSCRIBE] != NULL;
+	ctx.oversubscribe = a[O_OVERSUBSCRIBE];
 	ctx.rate_fraction = o.rate_fraction;
 	ctx.progress = !a[O_QUIET] && isatty(STDERR_FILENO);
 	bench_print_thread_map(&ctx);
 	report_init(&rep, &ctx);
 	rc = run_scenarios(&o, &ctx, &rep);
+	/* It closes the file; exiting does after a failed run. */
 	if (metrics && !rc)
-		rc = metrics_file_write(&ctx, a[O_METRICS], metrics,
-					o.metrics_format, &rep);
-	else if (metrics)
-		fclose(metrics);
+		rc = metrics_file_write(&ctx, a[O_METRICS], metrics, &rep);
 	if (!rc)
 		rc = report_print_table(&rep, stdout);
 	if (!rc && a[O_PLOT])

@@ -1,10 +1,6 @@
 /*
- * memory: one producer, one worker and a counting allocator; after a
- * warm-up, engine-burst<B> then engine-single, --messages each, with the
- * resident set, the pool counters and the allocator's calls before and
- * after each phase. It runs once, whatever --runs says. The allocator
- * counts with relaxed atomics: the engine may call it from any thread,
- * and the counts are read only once the engine is quiet.
+ * memory (docs/perf.md). The allocator counts with relaxed atomics: they
+ * are read only once the engine is quiet.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -12,19 +8,13 @@
 
 #include "bench.h"
 
-/*
- * Messages before the first measurement, to fill the pools: a pool grows
- * until it holds what its producer keeps in flight at most (up to
- * ring_size - 1 bursts of 32), which a short warm-up does not always reach.
- */
+/* Before the first phase: pools grow to the most a producer has in flight. */
 #define WARMUP 10000000u
 
 enum { ALLOCS, FREES, ALLOC_BYTES, FREE_BYTES, COUNTS };
 
-/* What is measured before and after a phase. */
 struct memory_snapshot {
-	uint64_t t_ns;
-	uint64_t rss_kib;
+	uint64_t t_ns, rss_kib;
 	struct sy_stats stats;
 	uint64_t counts[COUNTS];
 };
@@ -68,8 +58,7 @@ static int snapshot(struct memory_run *run, struct memory_snapshot *s)
 
 	s->t_ns = bench_now_ns();
 	if (!f || fscanf(f, "%llu %llu", &size, &resident) != 2) {
-		fprintf(stderr, "sy-bench: memory: /proc/self/statm is not "
-			"readable\n");
+		bench_fail(0, "memory: /proc/self/statm is not readable");
 		resident = 0;
 	}
 	if (f)
@@ -89,15 +78,12 @@ static int produce(void *arg)
 	const uint64_t sends[] = { WARMUP, run->n, run->n };
 	const unsigned bursts[] = { run->burst, run->burst, 0 };
 	uint64_t handled = 0;
-	struct backoff b;
+	struct backoff b = { .limit = run->e.spin_limit };
 	int rc;
 
 	rc = sy_producer_attach(run->e.eng);
-	if (rc < 0) {
-		engine_error(&run->e, "sy_producer_attach", rc);
-		return rc;
-	}
-	backoff_init(&b, run->e.spin_limit);
+	if (rc < 0)
+		return engine_error(&run->e, "sy_producer_attach", rc);
 	/* The warm-up, then each phase, with a snapshot after each. */
 	for (unsigned i = 0; !rc && i < ARRAY_SIZE(sends); i++) {
 		run->e.burst = bursts[i];
@@ -134,10 +120,8 @@ static void add_phase_row(struct report *rep, const struct bench_ctx *ctx,
 		.rss_after_kib = b->rss_kib,
 		.growth_kib_per_million =
 			((double)b->rss_kib - (double)a->rss_kib) / (n / 1e6),
-		.allocs_per_msg = (double)(b->counts[ALLOCS] -
-					   a->counts[ALLOCS]) / n,
-		.frees_per_msg = (double)(b->counts[FREES] -
-					  a->counts[FREES]) / n,
+		.allocs_per_msg = (b->counts[ALLOCS] - a->counts[ALLOCS]) / n,
+		.frees_per_msg = (b->counts[FREES] - a->counts[FREES]) / n,
 		.alloc_bytes = b->counts[ALLOC_BYTES] - a->counts[ALLOC_BYTES],
 		.pool_bytes_before = a->stats.pool_bytes,
 		.pool_bytes = b->stats.pool_bytes,
@@ -148,9 +132,7 @@ static void add_phase_row(struct report *rep, const struct bench_ctx *ctx,
 int scenario_memory(const struct bench_ctx *ctx, struct report *rep)
 {
 	struct memory_run *run = calloc(1, sizeof(*run));
-	struct sy_allocator allocator = {
-		.alloc = counting_alloc, .free = counting_free,
-	};
+	struct sy_allocator allocator = { counting_alloc, counting_free, NULL };
 	struct bench_ctx one = *ctx;
 	char variant[32];
 	uint64_t left;

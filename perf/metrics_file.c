@@ -1,36 +1,27 @@
-/*
- * --metrics FILE: the final snapshot of a dedicated engine-single run
- * (default configuration, 1x1, route of --policy), exported by the
- * library in the format FILE's extension names. Once every message is
- * handled, sy_metrics_refresh() makes the collector publish it.
- */
+/* --metrics FILE (docs/perf.md): the snapshot of a dedicated run. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bench.h"
 
-/* Most messages of the dedicated run. */
-#define MESSAGES 1000000u
+#define MESSAGES 1000000u /* most messages of the dedicated run */
 
 static const struct extension {
 	const char *ext;
 	enum sy_format fmt;
 	const char *name;
 } extensions[] = {
-	{ ".json", SY_FORMAT_JSON, "JSON" },
-	{ ".csv", SY_FORMAT_CSV, "CSV" },
+	{ ".json", SY_FORMAT_JSON, "JSON" }, { ".csv", SY_FORMAT_CSV, "CSV" },
 	{ ".prom", SY_FORMAT_PROMETHEUS, "Prometheus text" },
 	{ ".erl", SY_FORMAT_ERLANG, "Erlang terms" },
 };
 
 /* What the inspection needs and what it found. */
 struct export {
-	const char *path;
 	FILE *f;
 	enum sy_format fmt;
-	uint64_t seq;
-	uint64_t delivered;        /* the engine series' total */
+	uint64_t seq, delivered;   /* delivered: the engine series' total */
 	struct sy_hist_summary latency;
 };
 
@@ -45,14 +36,9 @@ static const struct extension *find_extension(const char *path)
 	return NULL;
 }
 
-int metrics_file_format(const char *path, enum sy_format *fmt)
+bool metrics_file_known(const char *path)
 {
-	const struct extension *e = find_extension(path);
-
-	if (!e)
-		return -EINVAL;
-	*fmt = e->fmt;
-	return 0;
+	return find_extension(path);
 }
 
 /* engine_inspect_fn: the final snapshot of the run, into the file. */
@@ -88,9 +74,9 @@ static int export_snapshot(sy_engine *eng, void *arg)
 }
 
 int metrics_file_write(const struct bench_ctx *ctx, const char *path,
-		       FILE *f, enum sy_format fmt, struct report *rep)
+		       FILE *f, struct report *rep)
 {
-	struct export x = { .path = path, .f = f, .fmt = fmt };
+	struct export x = { .f = f, .fmt = find_extension(path)->fmt };
 	struct bench_ctx one = *ctx;
 	uint64_t n = ctx->messages < MESSAGES ? ctx->messages : MESSAGES;
 	double secs;

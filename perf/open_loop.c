@@ -1,11 +1,6 @@
 /*
- * engine-open-loop: latency without coordinated omission, as wrk2 does.
- * Request i (tag i) is due at t0 + i / rate, whatever the replies do, with
- * rate = --rate-fraction x engine-rtt's median rate; the producer sends
- * what is due (at most OUTSTANDING in flight), polls replies between
- * sends, and counts each latency from the intended send time. Every tag
- * must come back exactly once. The worker spins when idle if it has a CPU
- * of its own, unless SY_IDLE is set, which then decides.
+ * engine-open-loop (docs/perf.md): each latency counts from the request's
+ * intended send time; every tag must come back exactly once.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +13,7 @@
 struct open_run {
 	struct engine_run e;
 	double interval_ns;   /* between intended send times */
-	uint64_t sent;
-	uint64_t received;
+	uint64_t sent, received;
 	sy_msg *spare;        /* allocated, refused for now: sent later */
 };
 
@@ -31,10 +25,9 @@ static uint64_t intended_ns(const struct open_run *run, uint64_t i)
 /* Send every request that is due; a refused one ends the round, late. */
 static int send_due(struct open_run *run, uint64_t now)
 {
-	int rc = 0;
+	int rc;
 
-	while (!rc && run->sent < run->e.n &&
-	       now >= intended_ns(run, run->sent) &&
+	while (run->sent < run->e.n && now >= intended_ns(run, run->sent) &&
 	       run->sent - run->received < OUTSTANDING) {
 		if (!run->spare)
 			run->spare = sy_msg_alloc(run->e.eng, run->e.payload);
@@ -42,14 +35,12 @@ static int send_due(struct open_run *run, uint64_t now)
 			return -ENOMEM;
 		sy_msg_set_tag(run->spare, run->sent);
 		rc = sy_request(run->e.eng, run->e.route, run->spare);
-		if (bench_send_retryable(rc))
-			return 0;
-		if (!rc) {
-			run->spare = NULL;
-			run->sent++;
-		}
+		if (rc)
+			return bench_send_retryable(rc) ? 0 : rc;
+		run->spare = NULL;
+		run->sent++;
 	}
-	return rc;
+	return 0;
 }
 
 /* Record the replies in @p msgs[0..k) and free them, all of them. */
@@ -61,12 +52,11 @@ static int take_replies(struct open_run *run, sy_msg **msgs, int k)
 	for (int j = 0; j < k; j++) {
 		tag = sy_msg_tag(msgs[j]);
 		sy_msg_free(msgs[j]);
-		if (tag >= run->e.n || samples[tag]) {
-			rc = -EPROTO;
-			continue;
-		}
 		lat = run->e.t_end - intended_ns(run, tag);
-		samples[tag] = lat ? lat : 1;
+		if (tag >= run->e.n || samples[tag])
+			rc = -EPROTO;
+		else
+			samples[tag] = lat ? lat : 1;
 	}
 	run->received += (uint64_t)k;
 	return rc;
@@ -114,12 +104,11 @@ static int engine_open_loop(const struct bench_ctx *ctx, uint64_t n,
 		.interval_ns = 1e9 / ctx->offered_rate,
 	};
 	struct bench_ctx open = *ctx;
-	enum sy_idle idle = SY_IDLE_DEFAULT;
+	/* As engine-rtt: spin on a CPU of its own, unless SY_IDLE decides. */
+	enum sy_idle idle = !getenv("SY_IDLE") && ctx->producer_cpu !=
+			    ctx->consumer_cpu ? SY_IDLE_SPIN : SY_IDLE_DEFAULT;
 	int rc;
 
-	/* As engine-rtt: spin on a CPU of its own, unless SY_IDLE decides. */
-	if (!getenv("SY_IDLE") && ctx->producer_cpu != ctx->consumer_cpu)
-		idle = SY_IDLE_SPIN;
 	open.payload = ctx->payload ? ctx->payload : BENCH_DEFAULT_PAYLOAD;
 	memset(samples, 0, n * sizeof(*samples));
 	rc = engine_open(&run.e, &open, "engine-open-loop", idle, engine_echo,
@@ -135,9 +124,8 @@ int scenario_open_loop(const struct bench_ctx *ctx, struct report *rep)
 {
 	const struct report_row *rtt = report_find(rep, "latency",
 						   "engine-rtt");
-	struct variant v = {
-		"engine-open-loop", *ctx, engine_open_loop, 0, true
-	};
+	struct variant v = { "engine-open-loop", *ctx, engine_open_loop, 0,
+			     true };
 	int first;
 
 	if (!rtt || rtt->rate.median <= 0)

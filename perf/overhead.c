@@ -1,18 +1,9 @@
-/*
- * overhead: what metrics, a circuit breaker and backpressure cost a
- * sender: engine-single and engine-burst<B> (as in throughput) with every
- * engine configuration, interleaved. Each row "<send>/<configuration>"
- * has its ratio of medians to bare with the same send call, the ratios of
- * each run to bare's run of the same round (how far the machine moved),
- * the best run over bare's best (when the host switches vCPUs between a
- * fast and a slow state, max / max says more), and its target.
- */
+/* overhead (docs/perf.md): both send calls in every configuration. */
 #include <stdlib.h>
 
 #include "bench.h"
 
-/* The send calls: engine-single, engine-burst<B>. */
-#define SENDS 2
+#define SENDS 2 /* engine-single, engine-burst<B> */
 
 int scenario_overhead(const struct bench_ctx *ctx, struct report *rep)
 {
@@ -27,12 +18,11 @@ int scenario_overhead(const struct bench_ctx *ctx, struct report *rep)
 		return -ENOMEM;
 	snprintf(send[1], sizeof(send[1]), "engine-burst%u", ctx->burst);
 	for (unsigned i = 0; i < nv; i++) {
-		const struct engine_config *e = &engine_configs[i % ENGINE_CONFIGS];
+		const struct engine_config *e = engine_configs +
+						i % ENGINE_CONFIGS;
 
-		v[i] = (struct variant){
-			.ctx = *ctx, .run = engine_throughput,
-			.n = ctx->overhead_messages, .engine = true,
-		};
+		v[i] = (struct variant){ "", *ctx, engine_throughput,
+					 ctx->overhead_messages, true };
 		v[i].ctx.engine = e;
 		/* engine-single first: no bursts. */
 		v[i].ctx.burst = i < ENGINE_CONFIGS ? 0 : ctx->burst;
@@ -45,18 +35,18 @@ int scenario_overhead(const struct bench_ctx *ctx, struct report *rep)
 	for (unsigned i = 0; first >= 0 && i < nv; i++) {
 		struct report_row *row = &rep->rows[first + (int)i];
 		const unsigned bare = i - i % ENGINE_CONFIGS;
+		const struct report_row *base = &rep->rows[first + (int)bare];
 
 		if (i == bare)
 			continue;
-		report_add_ratio(row, ENGINE_CONFIG_BARE->name,
-				 row->rate.median /
-				 rep->rows[first + (int)bare].rate.median);
+		report_add_ratio(row, base->engine->name,
+				 row->rate.median / base->rate.median);
 		for (unsigned r = 0; r < runs; r++)
-			paired[r] = rates[i * runs + r] / rates[bare * runs + r];
-		row->paired_vs = ENGINE_CONFIG_BARE->name;
+			paired[r] = rates[i * runs + r] /
+				    rates[bare * runs + r];
+		row->paired_vs = base->engine->name;
 		stats_summarize(paired, runs, &row->paired);
-		row->best_ratio = row->rate.max /
-				  rep->rows[first + (int)bare].rate.max;
+		row->best_ratio = row->rate.max / base->rate.max;
 		row->target = v[i].ctx.engine->target;
 	}
 	if (first >= 0)

@@ -1,13 +1,7 @@
-/*
- * --plot DIR: charts drawn by gnuplot, with their data files and script
- * beside them so that a chart can be redrawn or restyled by hand: the
- * throughput and policies rows (median, min to max, log y), the
- * percentiles of every latency row (log y), with scaling rows the rate
- * against threads, with overhead rows each configuration's ratio to bare,
- * the spread of its per-run ratios and the targets.
- */
+/* --plot DIR (docs/perf.md): gnuplot charts, their data and script. */
 #include <inttypes.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -46,11 +40,9 @@ static void write_line(FILE *f, enum chart c, const struct report_row *r)
 {
 	double ratio = 0;
 
-	if (c == LATENCY) {
-		fprintf(f, " \"%s\"", r->variant);
+	fprintf(f, c == LATENCY ? " \"%s\"" : "\n\"%s\"", r->variant);
+	if (c == LATENCY)
 		return;
-	}
-	fprintf(f, "\n\"%s\"", r->variant);
 	if (c == SCALING)
 		fprintf(f, " %u %u %u", r->producers + r->workers,
 			r->producers, r->workers);
@@ -179,8 +171,7 @@ static void write_script(const struct report *rep, FILE *f,
 
 int plot_report(const struct report *rep, const char *dir, FILE *out)
 {
-	char *argv[] = { "gnuplot", SCRIPT, NULL };
-	char file[PATH_MAX];
+	char file[PATH_MAX + 32];
 	unsigned counts[CHARTS];
 	FILE *f = NULL;
 	int rc = 0;
@@ -200,16 +191,15 @@ int plot_report(const struct report *rep, const char *dir, FILE *out)
 		write_script(rep, f, counts);
 	if (f && fclose(f))
 		rc = -errno;
-	if (rc < 0) {
-		fprintf(stderr, "sy-bench: --plot: writing in %s: %s\n", dir,
-			strerror(-rc));
-		return rc;
-	}
-	if (bench_spawn(argv, dir)) {
-		fprintf(stderr, "sy-bench: --plot: gnuplot " SCRIPT " in %s "
-			"failed\n", dir);
-		return -EIO;
-	}
+	if (rc < 0)
+		return bench_fail(rc, "--plot: writing in %s: %s", dir,
+				  strerror(-rc));
+	if (strchr(dir, '\''))
+		return bench_fail(-EINVAL, "--plot: a quote in %s", dir);
+	snprintf(file, sizeof(file), "cd '%s' && gnuplot " SCRIPT, dir);
+	if (system(file))
+		return bench_fail(-EIO, "--plot: gnuplot " SCRIPT " in %s "
+				  "failed", dir);
 	fprintf(out, "\nplot: in %s:", dir);
 	for (unsigned c = 0; c < CHARTS; c++)
 		if (counts[c])

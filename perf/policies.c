@@ -1,8 +1,4 @@
-/*
- * policies: engine-burst32 through a route of each built-in policy that
- * picks (4 servers of the one worker), with its ratio to round_robin; a
- * policy this build lacks is skipped with a note.
- */
+/* policies (docs/perf.md): engine-burst32 through each picking policy. */
 #include "bench.h"
 
 int scenario_policies(const struct bench_ctx *ctx, struct report *rep)
@@ -17,15 +13,15 @@ int scenario_policies(const struct bench_ctx *ctx, struct report *rep)
 
 		rc = engine_policy_check(ctx, name);
 		if (rc == -ENOENT)
-			report_add_note(rep, "policies: %s skipped: not in this "
-					"build (sy_route_add refused it with "
-					"-EINVAL)", name);
+			report_add_note(rep, "policies: %s skipped: not in "
+					"this build (sy_route_add refused it "
+					"with -EINVAL)", name);
 		else if (rc < 0)
 			return rc;
 		if (rc)
 			continue;
-		v[nv] = (struct variant){ .ctx = *ctx, .run = engine_throughput,
-					  .n = ctx->messages, .engine = true };
+		v[nv] = (struct variant){ "", *ctx, engine_throughput,
+					  ctx->messages, true };
 		snprintf(v[nv].name, sizeof(v[nv].name), "%s", name);
 		v[nv].ctx.policy = name;
 		v[nv].ctx.producers = v[nv].ctx.workers = 1;
@@ -37,8 +33,8 @@ int scenario_policies(const struct bench_ctx *ctx, struct report *rep)
 	if (rc < 0)
 		return rc;
 	rep->rows[rc].detail = "engine-burst32 through a route of 4 servers "
-			       "of the one worker (weighted: 4,3,2,1; hash: key "
-			       "= sequence number)";
+			       "of the one worker (weighted: 4,3,2,1; hash: "
+			       "key = sequence number)";
 	base = report_find(rep, "policies", BASELINE_POLICY);
 	for (unsigned i = (unsigned)rc; base && i < rep->n_rows; i++)
 		report_add_ratio(&rep->rows[i], base->variant,

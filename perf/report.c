@@ -1,9 +1,4 @@
-/*
- * The results of one invocation as a table, JSON (keys may be added, never
- * renamed) and CSV. Every report ends with the seed's published figures,
- * NOT measured; ratios of this run's engine rows to them are informative
- * only, unlike those to baselines measured in the same run (ratio_vs).
- */
+/* The results as a table, JSON and CSV (docs/perf.md, "Output"). */
 #include <assert.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -12,17 +7,10 @@
 
 #include "bench.h"
 
-#define STR_(x) #x
-#define STR(x) STR_(x)
-#define BENCH_VERSION STR(SY_VERSION_MAJOR) "." STR(SY_VERSION_MINOR) "." \
-		      STR(SY_VERSION_PATCH)
-
-/* Most distinct baselines that ratios refer to in one report. */
-#define MAX_BASELINES 8
-/* The narrowest variant column of the table. */
-#define VARIANT_WIDTH 16
-/* The column "runs" of per-run ratios, "0.912-0.987". */
-#define PAIRED_WIDTH 13
+#define MAX_BASELINES 8      /* distinct baselines of one report */
+#define VARIANT_WIDTH 16     /* the narrowest variant column */
+#define PAIRED_WIDTH 13      /* the column "runs": "0.912-0.987" */
+#define VERSION SY_VERSION_MAJOR, SY_VERSION_MINOR, SY_VERSION_PATCH
 
 void report_init(struct report *rep, const struct bench_ctx *ctx)
 {
@@ -46,12 +34,11 @@ void report_init(struct report *rep, const struct bench_ctx *ctx)
 struct report_row *report_add_row(struct report *rep, const char *scenario,
 				  const char *variant)
 {
-	struct report_row *row;
+	struct report_row *row = &rep->rows[rep->n_rows];
 
 	assert(rep->n_rows < REPORT_MAX_ROWS);
-	row = &rep->rows[rep->n_rows++];
-	memset(row, 0, sizeof(*row));
-	row->scenario = scenario;
+	rep->n_rows++;
+	*row = (struct report_row){ .scenario = scenario };
 	snprintf(row->variant, sizeof(row->variant), "%s", variant);
 	return row;
 }
@@ -100,10 +87,7 @@ bool report_target_met(const struct report_row *row)
 	       report_ratio_of(row, row->paired_vs, &v) && v >= row->target;
 }
 
-/*
- * The baselines that rows of @p scenario (NULL: every row) have ratios to,
- * in order of first appearance. @return their number.
- */
+/* The baselines of @p scenario's rows (NULL: all), in order: how many. */
 static unsigned baselines_of(const struct report *rep, const char *scenario,
 			     const char **names)
 {
@@ -124,24 +108,47 @@ static unsigned baselines_of(const struct report *rep, const char *scenario,
 	return n;
 }
 
+/* @p fmt with its values if @p has, else @p cells empty CSV cells. */
+static void __attribute__((format(printf, 4, 5)))
+print_if(FILE *out, bool has, unsigned cells, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (has)
+		vfprintf(out, fmt, ap);
+	while (!has && cells--)
+		fputc(',', out);
+	va_end(ap);
+}
+
+/* @p pre, then @p s as a JSON string. */
+static void json_string(FILE *out, const char *pre, const char *s)
+{
+	fprintf(out, "%s\"", pre);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fprintf(out, "\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			fprintf(out, "\\u%04x", *s);
+		else
+			fputc(*s, out);
+	}
+	fputc('"', out);
+}
+
 static const struct reference_figure {
 	unsigned producers;
 	double msgs_per_sec;
 	uint64_t p99_bound_ns; /* 0: none published */
-} figures[] = {
-	{ 1, 10000, 1000000 },
-	{ 50, 280000, 0 },
-};
+	const char *bound;     /* the same, in the table */
+} figures[] = { { 1, 10000, 1000000, "< 1 ms" }, { 50, 280000, 0, "-" } };
 
-/* Most engine rows that one figure is related to in the table. */
-#define MAX_RELATED 4
+#define MAX_RELATED 4 /* engine rows shown per figure in the table */
 
 /*
- * Whether @p row compares with @p fig, and how: an engine row outside the
- * overhead scenario (which compares configurations with each other); its
- * rate (of messages, not round trips) with a figure of as many producers
- * (one, or more than one), or its p99 with a published bound. Stores the
- * ratio in @p v.
+ * Whether an engine row (not overhead's) compares with @p fig: its rate
+ * with as many producers (one, or more), or its p99 with a bound; @p v.
  */
 static bool related(const struct report_row *row,
 		    const struct reference_figure *fig, bool p99, double *v)
@@ -169,24 +176,19 @@ static void reference_print_table(const struct report *rep, FILE *out)
 	for (unsigned f = 0; f < ARRAY_SIZE(figures); f++) {
 		const struct reference_figure *fig = &figures[f];
 		unsigned shown = 0;
-		char bound[16] = "-";
 		double v;
 
-		if (fig->p99_bound_ns)
-			snprintf(bound, sizeof(bound), "< %.0f ms",
-				 fig->p99_bound_ns / 1e6);
 		fprintf(out, "%-16s %9u %9.0f %9s ", "seed-reference",
-			fig->producers, fig->msgs_per_sec, bound);
+			fig->producers, fig->msgs_per_sec, fig->bound);
 		for (unsigned i = 0; i < rep->n_rows && shown < MAX_RELATED;
 		     i++) {
 			const struct report_row *row = &rep->rows[i];
+			bool p99 = !related(row, fig, false, &v);
 
-			if (related(row, fig, false, &v))
-				fprintf(out, "%s %s x%.0f", shown++ ? "," : " ",
+			if (!p99 || related(row, fig, true, &v))
+				fprintf(out, p99 ? "%s %s p99/bound %.4f"
+					: "%s %s x%.0f", shown++ ? "," : " ",
 					row->variant, v);
-			else if (related(row, fig, true, &v))
-				fprintf(out, "%s %s p99/bound %.4f",
-					shown++ ? "," : " ", row->variant, v);
 		}
 		if (!shown)
 			fprintf(out, " no engine row with %s in this run",
@@ -203,33 +205,28 @@ static void reference_write_json(const struct report *rep, FILE *out)
 
 	for (unsigned f = 0; f < ARRAY_SIZE(figures); f++) {
 		const struct reference_figure *fig = &figures[f];
+		const double rate = fig->msgs_per_sec;
 
 		fprintf(out, "%s\n  {\"scenario\":\"reference\",\"variant\":"
-			"\"seed-reference\",\"reference\":true,\"producers\":%u,"
-			"\n   \"msgs_per_sec\":{\"median\":%.0f,\"min\":%.0f,"
-			"\"max\":%.0f,\"runs\":0}", rep->n_rows || f ? "," : "",
-			fig->producers, fig->msgs_per_sec, fig->msgs_per_sec,
-			fig->msgs_per_sec);
-		if (fig->p99_bound_ns)
-			fprintf(out, ",\n   \"latency_bound_ns\":{\"p99\":%"
-				PRIu64 "}", fig->p99_bound_ns);
+			"\"seed-reference\",\"reference\":true,\"producers\":"
+			"%u,\n   \"msgs_per_sec\":{\"median\":%.0f,\"min\":"
+			"%.0f,\"max\":%.0f,\"runs\":0}", rep->n_rows || f ?
+			"," : "", fig->producers, rate, rate, rate);
+		print_if(out, fig->p99_bound_ns, 0, ",\n   \"latency_bound_ns"
+			 "\":{\"p99\":%" PRIu64 "}", fig->p99_bound_ns);
 		for (unsigned k = 0; k < ARRAY_SIZE(keys); k++) {
 			unsigned written = 0;
+			char open[64];
 			double v;
 
-			for (unsigned i = 0; i < rep->n_rows; i++) {
-				if (!related(&rep->rows[i], fig, k, &v))
-					continue;
-				if (written++)
-					fputc(',', out);
-				else
-					fprintf(out, ",\n   \"%s\":{", keys[k]);
-				fprintf(out, "\"%s/%s\":%.4f",
-					rep->rows[i].scenario,
-					rep->rows[i].variant, v);
-			}
-			if (written)
-				fputc('}', out);
+			snprintf(open, sizeof(open), ",\n   \"%s\":{", keys[k]);
+			for (unsigned i = 0; i < rep->n_rows; i++)
+				if (related(&rep->rows[i], fig, k, &v))
+					fprintf(out, "%s\"%s/%s\":%.4f",
+						written++ ? "," : open,
+						rep->rows[i].scenario,
+						rep->rows[i].variant, v);
+			print_if(out, written, 0, "}");
 		}
 		fputc('}', out);
 	}
@@ -242,8 +239,7 @@ enum group { G_LATENCY, G_RATE, G_SPREAD, G_SCALING, G_MEMORY, G_INSTR,
 static const struct column {
 	enum group group;
 	const char *head;   /* NULL: the section's label */
-	int width;
-	int precision;
+	int width, precision;
 } columns[] = {
 	{ G_LATENCY, "p50 ns", 9, 0 }, { G_LATENCY, "p90 ns", 9, 0 },
 	{ G_LATENCY, "p99 ns", 9, 0 }, { G_LATENCY, "p99.9 ns", 9, 0 },
@@ -284,9 +280,7 @@ struct section {
 	bool group[GROUPS];
 	const char *extra_vs;     /* extra instructions relative to it */
 	const char *extra_label;  /* "extra/pick", "extra/msg" */
-	bool threads;             /* producers x workers */
-	bool paired;              /* the spread of per-run ratios */
-	bool target;
+	bool threads, paired, target; /* PxW, per-run ratios, target */
 	const struct engine_config *engine; /* of every engine row, or NULL */
 	unsigned n_baselines;
 	const char *baselines[MAX_BASELINES];
@@ -298,8 +292,7 @@ static void section_of(const struct report *rep, const char *scenario,
 	bool mixed = false;
 	double v;
 
-	memset(s, 0, sizeof(*s));
-	s->variant_width = VARIANT_WIDTH;
+	*s = (struct section){ .variant_width = VARIANT_WIDTH };
 	for (unsigned i = 0; i < rep->n_rows; i++) {
 		const struct report_row *row = &rep->rows[i];
 		int len = (int)strlen(row->variant);
@@ -318,8 +311,7 @@ static void section_of(const struct report *rep, const char *scenario,
 		mixed |= row->engine && s->engine && row->engine != s->engine;
 		s->engine = row->engine ? row->engine : s->engine;
 	}
-	if (mixed)
-		s->engine = NULL;
+	s->engine = mixed ? NULL : s->engine;
 	/* A policy's extra is per pick; a configuration's per message. */
 	s->extra_label = strcmp(scenario, "policies") ? "extra/msg"
 						      : "extra/pick";
@@ -330,9 +322,7 @@ static void section_of(const struct report *rep, const char *scenario,
 /* The width of the column "vs <baseline>". */
 static int ratio_width(const char *baseline)
 {
-	int len = (int)strlen(baseline);
-
-	return 3 + (len < 8 ? 8 : len);
+	return 3 + (strlen(baseline) < 8 ? 8 : (int)strlen(baseline));
 }
 
 static void print_header(const struct report_row *first,
@@ -342,27 +332,22 @@ static void print_header(const struct report_row *first,
 	char engine[160];
 
 	fprintf(out, "\n%s", first->scenario);
-	if (first->has_rate && first->messages)
-		fprintf(out, ": %" PRIu64 " %s per run", first->messages,
-			latency ? "round trips" : "messages");
-	if (first->has_rate)
-		fprintf(out, ", median of %u runs", first->rate.runs);
-	if (s->group[G_INSTR])
-		fprintf(out, "%s callgrind, (Ir(2N) - Ir(N)) / N, N = %" PRIu64
-			" messages", s->group[G_RATE] ? "\ninstr/msg:" : ":",
-			first->instructions_messages);
-	if (s->extra_vs)
-		fprintf(out, "; %s: instr/msg minus %s's", s->extra_label,
-			s->extra_vs);
-	if (first->detail)
-		fprintf(out, "\n%s", first->detail);
-	if (s->engine) {
+	print_if(out, first->has_rate && first->messages, 0, ": %" PRIu64
+		 " %s per run", first->messages,
+		 latency ? "round trips" : "messages");
+	print_if(out, first->has_rate, 0, ", median of %u runs",
+		 first->rate.runs);
+	print_if(out, s->group[G_INSTR], 0, "%s callgrind, (Ir(2N) - Ir(N)) / "
+		 "N, N = %" PRIu64 " messages", s->group[G_RATE] ?
+		 "\ninstr/msg:" : ":", first->instructions_messages);
+	print_if(out, s->extra_vs, 0, "; %s: instr/msg minus %s's",
+		 s->extra_label, s->extra_vs);
+	print_if(out, first->detail, 0, "\n%s", first->detail);
+	if (s->engine)
 		engine_config_describe(s->engine, engine, sizeof(engine));
-		fprintf(out, "\nengine: %s", engine);
-	}
+	print_if(out, s->engine, 0, "\nengine: %s", engine);
 	fprintf(out, "\n%-*s", s->variant_width, "variant");
-	if (s->threads)
-		fprintf(out, " %7s", "PxW");
+	print_if(out, s->threads, 0, " %7s", "PxW");
 	for (unsigned c = 0; c < ARRAY_SIZE(columns); c++)
 		if (s->group[columns[c].group])
 			fprintf(out, " %*s", columns[c].width,
@@ -372,8 +357,8 @@ static void print_header(const struct report_row *first,
 	for (unsigned b = 0; b < s->n_baselines; b++)
 		fprintf(out, "  vs %-*s", ratio_width(s->baselines[b]) - 3,
 			s->baselines[b]);
-	if (s->paired)
-		fprintf(out, "  %-*s  %6s", PAIRED_WIDTH, "runs", "best");
+	print_if(out, s->paired, 0, "  %-*s  %6s", PAIRED_WIDTH, "runs",
+		 "best");
 	fprintf(out, "%s\n", s->target ? "  target" : "");
 }
 
@@ -386,8 +371,7 @@ static void print_row(const struct report_row *row, const struct section *s,
 
 	fprintf(out, "%-*s", s->variant_width, row->variant);
 	snprintf(text, sizeof(text), "%ux%u", row->producers, row->workers);
-	if (s->threads)
-		fprintf(out, " %7s", text);
+	print_if(out, s->threads, 0, " %7s", text);
 	for (unsigned c = 0; c < ARRAY_SIZE(columns); c++) {
 		if (!s->group[columns[c].group])
 			continue;
@@ -423,8 +407,8 @@ static void print_row(const struct report_row *row, const struct section *s,
 
 int report_print_table(const struct report *rep, FILE *out)
 {
-	fprintf(out, "sy-bench %s: %s, %u CPUs (%u allowed), producer on CPU "
-		"%d, consumer on CPU %d\n", BENCH_VERSION, rep->model,
+	fprintf(out, "sy-bench %d.%d.%d: %s, %u CPUs (%u allowed), producer on "
+		"CPU %d, consumer on CPU %d\n", VERSION, rep->model,
 		rep->cpus, rep->cpus_allowed, rep->producer_cpu,
 		rep->consumer_cpu);
 	for (unsigned i = 0; i < rep->n_rows; i++) {
@@ -438,68 +422,36 @@ int report_print_table(const struct report *rep, FILE *out)
 		print_row(row, &s, out);
 	}
 	reference_print_table(rep, out);
-	if (rep->n_notes)
-		fputc('\n', out);
 	for (unsigned i = 0; i < rep->n_notes; i++)
-		fprintf(out, "%s\n", rep->notes[i]);
-	if (rep->instructions_skipped)
-		fprintf(out, "\ninstructions: skipped (valgrind not found)\n");
-	if (rep->has_probe)
-		fprintf(out, "\nprobe: core-to-core round trip, CPU %d <-> CPU "
-			"%d, median: before %.0f ns, after %.0f ns\n",
-			rep->producer_cpu, rep->consumer_cpu,
-			rep->probe_before_ns, rep->probe_after_ns);
+		fprintf(out, "%s%s\n", i ? "" : "\n", rep->notes[i]);
+	print_if(out, rep->instructions_skipped, 0, "\ninstructions: skipped "
+		 "(valgrind not found)\n");
+	print_if(out, rep->has_probe, 0, "\nprobe: core-to-core round trip, "
+		 "CPU %d <-> CPU %d, median: before %.0f ns, after %.0f ns\n",
+		 rep->producer_cpu, rep->consumer_cpu, rep->probe_before_ns,
+		 rep->probe_after_ns);
 	fflush(out);
 	return ferror(out) ? -EIO : 0;
 }
 
-/* @p fmt with its values if @p has, else @p cells empty CSV cells. */
-static void print_if(FILE *out, bool has, unsigned cells, const char *fmt,
-		     ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (has)
-		vfprintf(out, fmt, ap);
-	while (!has && cells--)
-		fputc(',', out);
-	va_end(ap);
-}
-
-/* @p pre, then @p s as a JSON string. */
-static void json_string(FILE *out, const char *pre, const char *s)
-{
-	fprintf(out, "%s\"", pre);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(out, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(out, "\\u%04x", *s);
-		else
-			fputc(*s, out);
-	}
-	fputc('"', out);
-}
-
-static void json_row(const struct report_row *r, FILE *out)
+/* Row @p r, after a comma unless @p first. */
+static void json_row(const struct report_row *r, bool first, FILE *out)
 {
 	const struct report_memory *m = &r->memory;
 	const struct engine_config *e = r->engine;
 	const struct stats_latency *l = &r->latency;
 
-	json_string(out, "{\"scenario\":", r->scenario);
-	json_string(out, ",\"variant\":", r->variant);
-	if (r->policy)
-		json_string(out, ",\"policy\":", r->policy);
+	/* The names are sy-bench's own: nothing to escape. */
+	fprintf(out, "%s\n  {\"scenario\":\"%s\",\"variant\":\"%s\"",
+		first ? "" : ",", r->scenario, r->variant);
+	print_if(out, r->policy, 0, ",\"policy\":\"%s\"", r->policy);
 	fprintf(out, ",\"producers\":%u,\"workers\":%u", r->producers,
 		r->workers);
-	if (e)
-		json_string(out, ",\n   \"engine\":{\"config\":", e->name);
-	print_if(out, e, 0, ",\"metrics\":%s,\"latency_sample\":%u,\"breaker"
-		 "\":%s,\"backpressure\":\"%s\"}", e && e->metrics != -1 ?
-		 "true" : "false", e ? e->latency_sample : 0, e && e->breaker
-		 ? "true" : "false", e ? engine_bp_name(e->backpressure) : "");
+	print_if(out, e, 0, ",\n   \"engine\":{\"config\":\"%s\",\"metrics\":"
+		 "%s,\"latency_sample\":%u,\"breaker\":%s,\"backpressure\":"
+		 "\"%s\"}", e ? e->name : "", e && e->metrics != -1 ? "true"
+		 : "false", e ? e->latency_sample : 0, e && e->breaker ?
+		 "true" : "false", e ? engine_bp_name(e->backpressure) : "");
 	print_if(out, r->messages, 0, ",\"messages\":%" PRIu64, r->messages);
 	print_if(out, r->has_rate, 0, ",\n   \"msgs_per_sec\":{\"median\":%.0f,"
 		 "\"min\":%.0f,\"max\":%.0f,\"runs\":%u}", r->rate.median,
@@ -510,25 +462,18 @@ static void json_row(const struct report_row *r, FILE *out)
 		 l->p999, l->max);
 	print_if(out, r->has_instructions, 0, ",\n   \"instructions_per_msg\":"
 		 "%.1f", r->instructions_per_msg);
-	if (r->extra_vs)
-		json_string(out, ",\n   \"extra_instructions_vs\":{",
-			    r->extra_vs);
-	print_if(out, r->extra_vs, 0, ":%.1f}", r->extra_instructions);
+	print_if(out, r->extra_vs, 0, ",\n   \"extra_instructions_vs\":{\"%s\""
+		 ":%.1f}", r->extra_vs, r->extra_instructions);
 	print_if(out, r->offered_rate > 0, 0, ",\n   \"offered_per_sec\":%.0f,"
 		 "\"rate_fraction\":%.3f", r->offered_rate, r->rate_fraction);
-	for (unsigned i = 0; i < r->n_ratios; i++) {
-		json_string(out, i ? "," : ",\n   \"ratio_vs\":{",
-			    r->ratios[i].baseline);
-		fprintf(out, ":%.4f%s", r->ratios[i].value,
-			i + 1 == r->n_ratios ? "}" : "");
-	}
-	if (r->paired_vs) {
-		json_string(out, ",\n   \"paired_ratio\":{\"vs\":", r->paired_vs);
-		fprintf(out, ",\"median\":%.4f,\"min\":%.4f,\"max\":%.4f}",
-			r->paired.median, r->paired.min, r->paired.max);
-		json_string(out, ",\"best_ratio_vs\":{", r->paired_vs);
-		fprintf(out, ":%.4f}", r->best_ratio);
-	}
+	for (unsigned i = 0; i < r->n_ratios; i++)
+		fprintf(out, "%s\"%s\":%.4f%s",
+			i ? "," : ",\n   \"ratio_vs\":{", r->ratios[i].baseline,
+			r->ratios[i].value, i + 1 == r->n_ratios ? "}" : "");
+	print_if(out, r->paired_vs, 0, ",\n   \"paired_ratio\":{\"vs\":\"%s\","
+		 "\"median\":%.4f,\"min\":%.4f,\"max\":%.4f},\"best_ratio_vs"
+		 "\":{\"%s\":%.4f}", r->paired_vs, r->paired.median,
+		 r->paired.min, r->paired.max, r->paired_vs, r->best_ratio);
 	print_if(out, r->target > 0, 0, ",\n   \"target\":{\"ratio_vs\":\"%s\","
 		 "\"min\":%.2f,\"met\":%s}", ENGINE_CONFIG_BARE->name,
 		 r->target, report_target_met(r) ? "true" : "false");
@@ -550,8 +495,8 @@ static void json_row(const struct report_row *r, FILE *out)
 
 int report_write_json(const struct report *rep, FILE *out)
 {
-	fprintf(out, "{\"tool\":\"sy-bench\",\"version\":\"%s\",\n"
-		" \"machine\":{\"cpus\":%u", BENCH_VERSION, rep->cpus);
+	fprintf(out, "{\"tool\":\"sy-bench\",\"version\":\"%d.%d.%d\",\n"
+		" \"machine\":{\"cpus\":%u", VERSION, rep->cpus);
 	json_string(out, ",\"model\":", rep->model);
 	fprintf(out, ",\"cpus_allowed\":%u,\"producer_cpu\":%d,"
 		"\"consumer_cpu\":%d", rep->cpus_allowed, rep->producer_cpu,
@@ -559,10 +504,8 @@ int report_write_json(const struct report *rep, FILE *out)
 	print_if(out, rep->has_probe, 0, ",\"probe_rtt_ns\":{\"before\":%.0f,"
 		 "\"after\":%.0f}", rep->probe_before_ns, rep->probe_after_ns);
 	fprintf(out, "},\n \"results\":[");
-	for (unsigned i = 0; i < rep->n_rows; i++) {
-		fprintf(out, "%s\n  ", i ? "," : "");
-		json_row(&rep->rows[i], out);
-	}
+	for (unsigned i = 0; i < rep->n_rows; i++)
+		json_row(&rep->rows[i], !i, out);
 	reference_write_json(rep, out);
 	fputc(']', out);
 	for (unsigned i = 0; i < rep->n_notes; i++)
@@ -593,41 +536,41 @@ int report_write_csv(const struct report *rep, FILE *out)
 	fputc('\n', out);
 	for (unsigned i = 0; i < rep->n_rows; i++) {
 		const struct report_row *r = &rep->rows[i];
+		const struct report_memory *m = &r->memory;
+		const struct stats_latency *l = &r->latency;
 		const struct engine_config *e = r->engine;
 
 		fprintf(out, "%s,%s,%u,%u,", r->scenario, r->variant,
 			r->producers, r->workers);
 		print_if(out, r->messages, 0, "%" PRIu64, r->messages);
 		print_if(out, r->has_rate, 4, ",%u,%.0f,%.0f,%.0f",
-			  r->rate.runs, r->rate.median, r->rate.min,
-			  r->rate.max);
-		print_if(out, r->has_latency, 5, ",%" PRIu64 ",%" PRIu64
-			  ",%" PRIu64 ",%" PRIu64 ",%" PRIu64, r->latency.p50,
-			  r->latency.p90, r->latency.p99, r->latency.p999,
-			  r->latency.max);
+			 r->rate.runs, r->rate.median, r->rate.min,
+			 r->rate.max);
+		print_if(out, r->has_latency, 5, ",%" PRIu64 ",%" PRIu64 ",%"
+			 PRIu64 ",%" PRIu64 ",%" PRIu64, l->p50, l->p90, l->p99,
+			 l->p999, l->max);
 		print_if(out, r->has_instructions, 1, ",%.1f",
-			  r->instructions_per_msg);
+			 r->instructions_per_msg);
 		print_if(out, rep->has_probe, 2, ",%.0f,%.0f",
-			  rep->probe_before_ns, rep->probe_after_ns);
+			 rep->probe_before_ns, rep->probe_after_ns);
 		fprintf(out, ",%s", r->policy ? r->policy : "");
 		print_if(out, r->extra_vs, 2, ",%.1f,%s",
-			  r->extra_instructions, r->extra_vs);
+			 r->extra_instructions, r->extra_vs);
 		print_if(out, r->has_scaling, 2, ",%.4f,%.4f", r->speedup,
-			  r->efficiency);
+			 r->efficiency);
 		print_if(out, r->has_memory, 5, ",%" PRIu64 ",%" PRIu64
-			  ",%.4f,%.9f,%" PRIu64, r->memory.rss_before_kib,
-			  r->memory.rss_after_kib,
-			  r->memory.growth_kib_per_million,
-			  r->memory.allocs_per_msg, r->memory.pool_bytes);
+			 ",%.4f,%.9f,%" PRIu64, m->rss_before_kib,
+			 m->rss_after_kib, m->growth_kib_per_million,
+			 m->allocs_per_msg, m->pool_bytes);
 		print_if(out, e, 5, ",%s,%d,%u,%d,%s", e ? e->name : "",
-			  e && e->metrics != -1, e ? e->latency_sample : 0,
-			  e && e->breaker,
-			  e ? engine_bp_name(e->backpressure) : "");
+			 e && e->metrics != -1, e ? e->latency_sample : 0,
+			 e && e->breaker,
+			 e ? engine_bp_name(e->backpressure) : "");
 		print_if(out, r->paired_vs, 4, ",%.4f,%.4f,%.4f,%.4f",
-			  r->paired.median, r->paired.min, r->paired.max,
-			  r->best_ratio);
+			 r->paired.median, r->paired.min, r->paired.max,
+			 r->best_ratio);
 		print_if(out, r->target > 0, 2, ",%.2f,%d", r->target,
-			  report_target_met(r));
+			 report_target_met(r));
 		for (unsigned b = 0; b < n_baselines; b++) {
 			bool has = report_ratio_of(r, baselines[b], &v);
 

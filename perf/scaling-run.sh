@@ -1,6 +1,5 @@
 #!/bin/sh
-# The multi-core record of docs/results.md: the scaling sweep, an 8x8
-# throughput run and the defaults, with their JSON, into OUT_DIR.
+# The multi-core record of docs/results.md, with its JSON, into OUT_DIR.
 #   perf/scaling-run.sh [SY_BENCH] [OUT_DIR]
 set -u
 bench=${1:-build/perf/sy-bench}

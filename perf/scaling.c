@@ -1,9 +1,4 @@
-/*
- * scaling: k producers x k workers for k = 1, 2, 4, ... up to half the
- * allowed CPUs, with --oversubscribe one step more: engine-burst32 through
- * round_robin over one server per worker, --messages per producer. Each
- * k's rate, its speedup over k = 1, and efficiency = speedup / k.
- */
+/* scaling (docs/perf.md): k producers x k workers, k = 1, 2, 4, ... */
 #include "bench.h"
 
 int scenario_scaling(const struct bench_ctx *ctx, struct report *rep)
@@ -18,11 +13,9 @@ int scenario_scaling(const struct bench_ctx *ctx, struct report *rep)
 
 		if (!fits && !ctx->oversubscribe)
 			break;
-		v[ns] = (struct variant){
-			.name = "engine-burst32", .ctx = *ctx,
-			.run = engine_throughput, .n = ctx->messages * k,
-			.engine = true,
-		};
+		v[ns] = (struct variant){ "engine-burst32", *ctx,
+					  engine_throughput, ctx->messages * k,
+					  true };
 		v[ns].ctx.policy = NULL;
 		v[ns].ctx.burst = BENCH_DEFAULT_BURST;
 		v[ns].ctx.producers = v[ns].ctx.workers = k;
@@ -39,10 +32,10 @@ int scenario_scaling(const struct bench_ctx *ctx, struct report *rep)
 		row->speedup = row->rate.median / rep->rows[first].rate.median;
 		row->efficiency = row->speedup / row->producers;
 		if (2 * row->producers > cpus)
-			report_add_note(rep, "scaling: %ux%u is oversubscribed: "
-					"%u threads on %u CPUs", row->producers,
-					row->producers, 2 * row->producers,
-					cpus);
+			report_add_note(rep, "scaling: %ux%u is oversubscribed"
+					": %u threads on %u CPUs",
+					row->producers, row->producers,
+					2 * row->producers, cpus);
 	}
 	if (first >= 0)
 		rep->rows[first].detail = "k producers x k workers, --messages "

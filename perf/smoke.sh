@@ -1,10 +1,7 @@
 #!/bin/sh
-# perf-smoke: every scenario of sy-bench at a tiny size; checks that it runs
-# and that its JSON is complete and well formed, never the figures; and that
-# --metrics writes each export format in a form its own tools accept.
-#   perf/smoke.sh path/to/sy-bench
-# Needs jq, python3, promtool and erl (.ci/deps installs them); a missing
-# one fails the check, it is never skipped.
+# perf-smoke (perf/smoke.sh path/to/sy-bench): every scenario at a tiny size,
+# its JSON complete (never the figures), each --metrics format accepted by its
+# own tools. A missing jq, python3, promtool or erl fails it (.ci/deps).
 set -eu
 bench=$1
 tmp=$(mktemp -d)

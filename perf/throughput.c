@@ -1,15 +1,10 @@
-/*
- * throughput: one producer thread to one consumer, --messages per run. The
- * raw baselines, then engine-single (sy_send) and engine-burst<B>
- * (sy_send_burst) through the route of --policy, with --producers x
- * --workers; each engine row gets its ratio to every baseline.
- */
+/* throughput (docs/perf.md): the baselines, then the engine's send calls. */
 #include "bench.h"
 
 int scenario_throughput(const struct bench_ctx *ctx, struct report *rep)
 {
 	struct variant v[] = {
-		{ "ck-spsc", *ctx, baseline_ck_spsc, 0, false },
+		{ "ck-spsc", *ctx, baseline_ck, 0, false },
 		{ "batched-limit", *ctx, baseline_batched_limit, 0, false },
 		{ "mutex-queue", *ctx, baseline_mutex_queue, 0, false },
 #ifdef SY_BENCH_HAVE_ZMQ
