@@ -463,6 +463,17 @@ static unsigned least_loaded_worker(struct sy_engine *eng)
 	return best;
 }
 
+/* The worker that @p opts ask for, or -1 for "the engine places it": zero
+ * options mean automatic placement, worker 0 needs worker_set. */
+static int server_worker(const struct sy_server_opts *opts)
+{
+	if (!opts || opts->worker == -1)
+		return -1;
+	if (opts->worker == SY_WORKER_AUTO && !opts->worker_set)
+		return -1;
+	return opts->worker; /* below -1: refused by the caller */
+}
+
 /* Free a server no route lists and no message references. Under eng->lock. */
 static void server_free(struct sy_engine *eng, struct sy__server *s)
 {
@@ -477,7 +488,7 @@ SY_API int sy_server_add(sy_engine *eng, const char *name, sy_handler_fn fn,
 			 void *ctx, const struct sy_server_opts *opts,
 			 uint32_t *id)
 {
-	int worker = opts ? opts->worker : -1;
+	int worker = server_worker(opts);
 	struct sy__server *s;
 	uint32_t sid;
 	int rc;

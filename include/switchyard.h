@@ -266,16 +266,33 @@ struct sy_health_opts {
 	unsigned unhealthy_threshold;  /**< failures in a row that mark it down; 0: 3 */
 };
 
+/** sy_server_opts.worker: the engine places the server (the zero value). */
+#define SY_WORKER_AUTO 0
+
+/**
+ * Where a server runs and what guards it. Zero-filled options (or NULL) mean
+ * "the engine decides": the server goes to the worker with the fewest
+ * servers, with no breaker and no health probe.
+ */
 struct sy_server_opts {
-	int worker; /**< owning worker index; -1 places it on the worker with fewest servers */
+	/**
+	 * Owning worker index. 0 (SY_WORKER_AUTO) or -1: the engine places it
+	 * on the worker with the fewest servers. 1 to workers - 1: that
+	 * worker. To ask for worker 0 itself, set worker_set as well.
+	 */
+	int worker;
 	const struct sy_breaker_opts *breaker; /**< NULL: no circuit breaker */
 	const struct sy_health_opts *health;   /**< NULL: no health probe */
+	/** true: .worker names a worker even when it is 0 (worker 0 itself);
+	 *  false: a .worker of 0 means SY_WORKER_AUTO. */
+	bool worker_set;
 };
 
 /**
  * Add a server. Control; any thread but a handler; may block.
  * @param name unique, 1 to 63 bytes
- * @param opts NULL for automatic placement
+ * @param opts NULL, or zero-filled, for automatic placement and no breaker
+ *        or probe (see struct sy_server_opts)
  * @param[out] id the server's id
  * @return 0; -EINVAL (bad name, handler or worker); -EEXIST (name taken);
  *         -ENOSPC (max_servers reached); -ENOMEM.

@@ -35,7 +35,7 @@ sy_engine *t_engine_at(unsigned workers, struct t_clock *clock,
 uint32_t t_add_server(sy_engine *eng, const char *name, sy_handler_fn fn,
 		      void *ctx, int worker)
 {
-	struct sy_server_opts so = { .worker = worker };
+	struct sy_server_opts so = { .worker = worker, .worker_set = true };
 	uint32_t id;
 
 	cr_assert_eq(sy_server_add(eng, name, fn, ctx, &so, &id), 0,

@@ -167,7 +167,7 @@ Test(core_reply, thread_never_attached_cannot_poll)
 Test(core_reply, ten_thousand_requests_in_flight_by_windows_each_answered_once)
 {
 	struct answerer a0 = { .fresh = false }, a1 = { .fresh = true };
-	struct sy_server_opts on0 = { .worker = 0 }, on1 = { .worker = 1 };
+	struct sy_server_opts on0 = { .worker = 0, .worker_set = true }, on1 = { .worker = 1 };
 	struct sy_route_opts rr = { .policy = "round_robin", .n_servers = 2 };
 	uint8_t *seen = calloc(WINDOW_TOTAL, 1);
 	sy_engine *eng = t_engine(2, SY_IDLE_SLEEP);

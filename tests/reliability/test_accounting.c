@@ -110,7 +110,7 @@ static uint32_t add_direct(struct rig *rig, const char *name, struct t_server *s
 			   int worker, const struct sy_breaker_opts *breaker,
 			   struct sy_route_opts ro, uint32_t *sid)
 {
-	struct sy_server_opts so = { .worker = worker, .breaker = breaker };
+	struct sy_server_opts so = { .worker = worker, .worker_set = true, .breaker = breaker };
 
 	cr_assert_eq(sy_server_add(rig->eng, name, t_server_handler, s, &so, sid),
 		     0, "sy_server_add(%s): %s", name, sy_last_error());

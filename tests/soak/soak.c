@@ -87,7 +87,8 @@ static void setup(void)
 		goto out_fail;
 	for (unsigned i = 0; i < SOAK_FAST; i++) {
 		struct sy_server_opts o = {
-			.worker = (int)(i % SOAK_WORKERS), .breaker = &breaker,
+			.worker = (int)(i % SOAK_WORKERS), .worker_set = true,
+			.breaker = &breaker,
 		};
 
 		snprintf(name, sizeof(name), "fast-%u", i);
@@ -97,8 +98,8 @@ static void setup(void)
 			goto out_fail;
 		all[i] = soak.fast[i];
 	}
-	struct sy_server_opts slow_o = { .worker = 1 };
-	struct sy_server_opts flaky_o = { .worker = 0, .breaker = &breaker };
+	struct sy_server_opts slow_o = { .worker = 1, .worker_set = true };
+	struct sy_server_opts flaky_o = { .worker = 0, .worker_set = true, .breaker = &breaker };
 	if (sy_server_add(soak.eng, "slow", soak_handle_slow, (void *)1,
 			  &slow_o, &soak.slow) != 0 ||
 	    sy_server_add(soak.eng, "flaky", soak_handle_flaky, (void *)0,

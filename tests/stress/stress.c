@@ -544,7 +544,7 @@ static void churn_fail(struct churn *c, const char *what, int rc)
 static int server_add(struct churn *c, unsigned k)
 {
 	struct slot *sv = &run.servers[k];
-	struct sy_server_opts so = { .worker = sv->spec->worker };
+	struct sy_server_opts so = { .worker = sv->spec->worker, .worker_set = true };
 	int rc;
 
 	if (so.worker == STRESS_ANY_WORKER)

@@ -305,6 +305,46 @@ Test(core_registry, server_with_a_bad_worker_index_is_einval)
 	sy_engine_destroy(eng);
 }
 
+/* The worker that owns server @p name, read from a snapshot. */
+static unsigned server_worker_of(sy_engine *eng, const char *name)
+{
+	sy_snapshot *snap;
+	const struct sy_series *s;
+	unsigned worker;
+
+	cr_assert_eq(sy_metrics_refresh(eng), 0, "%s", sy_last_error());
+	snap = sy_metrics_snapshot(eng);
+	cr_assert_not_null(snap);
+	s = sy_snapshot_find(snap, SY_SERIES_SERVER, name);
+	cr_assert_not_null(s, "no series for server %s", name);
+	worker = s->worker;
+	sy_snapshot_release(snap);
+	return worker;
+}
+
+Test(core_registry, zero_filled_server_options_let_the_engine_place_servers)
+{
+	sy_engine *eng = t_engine(2, SY_IDLE_SLEEP);
+	struct sy_server_opts zero = { 0 };
+	struct sy_server_opts on0 = { .worker = 0, .worker_set = true };
+	uint32_t id;
+
+	cr_assert_not_null(eng);
+	cr_assert_eq(sy_server_add(eng, "a", noop_handler, NULL, &zero, &id), 0);
+	cr_assert_eq(sy_server_add(eng, "b", noop_handler, NULL, &zero, &id), 0);
+	cr_assert_eq(sy_server_add(eng, "c", noop_handler, NULL, NULL, &id), 0);
+	/* Worker 0 asked for explicitly, although worker 0 has more servers. */
+	cr_assert_eq(sy_server_add(eng, "e", noop_handler, NULL, &on0, &id), 0);
+	cr_assert_eq(sy_server_add(eng, "d", noop_handler, NULL, &zero, &id), 0);
+	cr_assert_eq(server_worker_of(eng, "a"), 0);
+	cr_assert_eq(server_worker_of(eng, "b"), 1,
+		     "zero-filled options pinned a second server to worker 0");
+	cr_assert_eq(server_worker_of(eng, "c"), 0);
+	cr_assert_eq(server_worker_of(eng, "d"), 1);
+	cr_assert_eq(server_worker_of(eng, "e"), 0);
+	sy_engine_destroy(eng);
+}
+
 Test(core_registry, name_longer_than_63_bytes_is_einval)
 {
 	sy_engine *eng = t_engine(1, SY_IDLE_SLEEP);
