@@ -525,6 +525,15 @@ SY_API int sy_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
 SY_API int sy_request(sy_engine *eng, uint32_t route, sy_msg *msg);
 
 /**
+ * Inside a handler: whether the message being handled is a request (sent
+ * with sy_request() or sy_call()) that sy_reply() may answer. A plain
+ * sy_send() message, a replayed dead letter and any message outside its
+ * handler run give false. A handler that serves both kinds replies only
+ * when this is true. The handling worker; never blocks.
+ */
+SY_API bool sy_msg_is_request(const sy_msg *msg);
+
+/**
  * Inside a handler: answer the request being handled. @p reply may be the
  * request itself (answered in place) or a message the handler owns; its tag
  * is set to the request's. On success the reply belongs to the requester.
