@@ -235,7 +235,12 @@ SY_API int sy_engine_stats(sy_engine *eng, struct sy_stats *out)
 		out->pool_bytes += atomic_load_explicit(&s->pool.slab_bytes,
 							memory_order_relaxed);
 	}
-	out->in_flight = 0;
+	/* The totals count every run as delivered; the failed ones are
+	 * handler_failed. Runs are read first: a failure seen without its run
+	 * makes delivered short for a moment (clamped), never long. */
+	out->handler_runs = out->delivered;
+	out->delivered = out->handler_runs > out->handler_failed ?
+			 out->handler_runs - out->handler_failed : 0;
 	{
 		struct sy_accounting a;
 
@@ -261,7 +266,7 @@ static uint64_t counter_sum(struct sy_engine *eng, enum sy__total c)
  */
 SY_API int sy_engine_accounting(sy_engine *eng, struct sy_accounting *out)
 {
-	uint64_t runs, handed_on, ended;
+	uint64_t runs, handed_on, failed, ran, ended;
 
 	if (!eng || !out)
 		return -EINVAL;
@@ -271,10 +276,18 @@ SY_API int sy_engine_accounting(sy_engine *eng, struct sy_accounting *out)
 	 * makes delivered short for a moment (clamped), never long. */
 	runs = counter_sum(eng, SY_T_DELIVERED);
 	handed_on = counter_sum(eng, SY_T_HANDED_ON);
+	failed = counter_sum(eng, SY_T_HANDLER_FAILED);
 	out->retried = counter_sum(eng, SY_T_RETRIED);
 	out->accepted = counter_sum(eng, SY_T_ACCEPTED);
-	out->delivered = runs > handed_on ? runs - handed_on : 0;
-	ended = out->delivered + out->dead_lettered + out->evicted;
+	/* Messages whose trip ended in a handler run: those that succeeded
+	 * and those a failing handler kept. The split never makes the sum
+	 * larger than the runs that were not handed on. */
+	ran = runs > handed_on ? runs - handed_on : 0;
+	out->failed_kept = failed > handed_on ? failed - handed_on : 0;
+	if (out->failed_kept > ran)
+		out->failed_kept = ran;
+	out->delivered = ran - out->failed_kept;
+	ended = ran + out->dead_lettered + out->evicted;
 	out->in_flight = out->accepted > ended ? out->accepted - ended : 0;
 	return 0;
 }

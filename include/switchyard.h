@@ -191,7 +191,10 @@ SY_API int sy_engine_worker_cpu(const sy_engine *eng, unsigned worker);
  */
 struct sy_stats {
 	uint64_t accepted;          /**< messages taken by a send call */
-	uint64_t delivered;         /**< handler runs (retries included) */
+	/** Handler runs that succeeded (returned >= 0), retries included: the
+	 *  one meaning of "delivered" in every count and export. (Up to
+	 *  0.1.0 this field counted every handler run; that is handler_runs.) */
+	uint64_t delivered;
 	uint64_t handler_failed;    /**< handler runs that returned < 0 */
 	uint64_t rejected_noroute;  /**< sends refused: unknown route (-ENOENT) */
 	uint64_t rejected_unreachable; /**< sends refused: no server available (-EHOSTUNREACH) */
@@ -206,6 +209,8 @@ struct sy_stats {
 	uint64_t in_flight;         /**< as sy_engine_accounting() counts it */
 	uint64_t pool_slabs;        /**< slabs the message pools hold */
 	uint64_t pool_bytes;        /**< bytes of those slabs */
+	/** Every handler run: delivered + handler_failed. */
+	uint64_t handler_runs;
 };
 
 /**
@@ -780,13 +785,16 @@ SY_API int sy_dlq_purge(sy_engine *eng, const struct sy_dl_filter *f);
 
 /**
  * Where every accepted message is. At any moment
- *   accepted = delivered + dead_lettered + evicted + in_flight
+ *   accepted = delivered + failed_kept + dead_lettered + evicted + in_flight
  * and with the engine quiet (stopped, or nothing sent for a while and no
  * retry pending) in_flight is 0. A replay is a new acceptance.
  */
 struct sy_accounting {
 	uint64_t accepted;        /**< messages taken by send calls (replays included) */
-	uint64_t delivered;       /**< ended in a handler run: it succeeded, or the handler kept the message */
+	/** Ended in a handler run that succeeded (returned >= 0), whether or
+	 *  not the handler kept the message. (Up to 0.1.0 this also counted
+	 *  failed_kept.) */
+	uint64_t delivered;
 	uint64_t dead_lettered;   /**< ended in the dead letter queue and not evicted */
 	uint64_t dead_lettered_by[SY_DL_REASONS]; /**< the same, by reason */
 	uint64_t evicted;         /**< dead letters pushed out by newer ones */
@@ -794,6 +802,10 @@ struct sy_accounting {
 	uint64_t retried;         /**< handler runs that were retries */
 	uint64_t dlq_held;        /**< entries in the queue now */
 	uint64_t replayed;        /**< dead letters sent again */
+	/** Ended in a handler run that failed (returned < 0) but kept the
+	 *  message with sy_msg_keep(): the handler owns it, nothing is
+	 *  retried or dead-lettered. */
+	uint64_t failed_kept;
 };
 
 /** Fill @p out. Any thread; takes the dead letter queue's lock briefly.

@@ -356,10 +356,13 @@ void t_expect_balanced(sy_engine *eng)
 	for (unsigned r = 0; r < SY_DL_REASONS; r++)
 		by += a.dead_lettered_by[r];
 	cr_expect_eq(by, a.dead_lettered);
-	cr_expect_eq(a.accepted, a.delivered + a.dead_lettered + a.evicted,
-		     "accepted %llu != delivered %llu + dead-lettered %llu + "
-		     "evicted %llu", (unsigned long long)a.accepted,
+	cr_expect_eq(a.accepted, a.delivered + a.failed_kept + a.dead_lettered +
+		     a.evicted,
+		     "accepted %llu != delivered %llu + failed, kept %llu + "
+		     "dead-lettered %llu + evicted %llu",
+		     (unsigned long long)a.accepted,
 		     (unsigned long long)a.delivered,
+		     (unsigned long long)a.failed_kept,
 		     (unsigned long long)a.dead_lettered,
 		     (unsigned long long)a.evicted);
 	cr_expect_eq(a.in_flight, 0);

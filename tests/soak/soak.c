@@ -204,14 +204,15 @@ static int check_exercised(void)
 
 static int check_accounting(const struct sy_accounting *a)
 {
-	uint64_t ended = a->delivered + a->dead_lettered + a->evicted;
+	uint64_t ended = a->delivered + a->failed_kept + a->dead_lettered +
+			 a->evicted;
 
 	if (a->in_flight)
 		return fail("accounting: %llu in flight after stop (accepted %llu)",
 			    (unsigned long long)a->in_flight,
 			    (unsigned long long)a->accepted);
 	if (a->accepted != ended)
-		return fail("accounting: accepted %llu, but delivered + dead-lettered + evicted = %llu",
+		return fail("accounting: accepted %llu, but delivered + failed, kept + dead-lettered + evicted = %llu",
 			    (unsigned long long)a->accepted,
 			    (unsigned long long)ended);
 	if (a->evicted == 0)
