@@ -148,8 +148,15 @@ SY_API int sy_engine_start(sy_engine *eng)
 	int rc;
 
 	pthread_mutex_lock(&eng->lock);
-	if (atomic_load(&eng->state) != SY_ENGINE_CREATED) {
-		rc = -EALREADY;
+	switch (atomic_load(&eng->state)) {
+	case SY_ENGINE_CREATED:
+		break;
+	case SY_ENGINE_RUNNING:
+		rc = sy__fail(-EALREADY, "sy_engine_start: the engine is already running");
+		goto out_unlock;
+	default:
+		rc = sy__fail(-ESHUTDOWN, "sy_engine_start: the engine was stopped, "
+			      "and an engine cannot be restarted: create a new one");
 		goto out_unlock;
 	}
 	rc = sy__workers_start(eng);
@@ -175,7 +182,8 @@ SY_API int sy_engine_stop(sy_engine *eng)
 	int rc = 0;
 
 	if (in_worker(eng))
-		return sy__fail(-EDEADLK, "sy_engine_stop from a handler");
+		return sy__fail(-EDEADLK, "sy_engine_stop: called from a handler, "
+				"it would wait for its own worker");
 	pthread_mutex_lock(&eng->lock);
 	switch (atomic_load(&eng->state)) {
 	case SY_ENGINE_CREATED:
@@ -194,7 +202,7 @@ SY_API int sy_engine_stop(sy_engine *eng)
 		sy__collector_stop(eng);
 		break;
 	default:
-		rc = -EALREADY;
+		rc = sy__fail(-EALREADY, "sy_engine_stop: the engine is already stopped");
 	}
 	pthread_mutex_unlock(&eng->lock);
 	return rc;

@@ -151,10 +151,14 @@ SY_API void sy_config_init(struct sy_config *cfg);
 SY_API int sy_engine_create(const struct sy_config *cfg, sy_engine **out);
 
 /**
- * Start the worker threads (pinned as configured).
+ * Start the worker threads (pinned as configured). Messages sent before the
+ * start were accepted and wait in the workers' rings; they run now.
+ * An engine runs once: create -> start -> stop -> destroy.
  * Control thread; blocks until every worker runs.
- * @return 0; -EALREADY if started before; -EAGAIN or -EINVAL if a thread
- *         could not be created or pinned (sy_last_error() says which).
+ * @return 0; -EALREADY if it is running already; -ESHUTDOWN if it was
+ *         stopped (an engine cannot be restarted: create a new one);
+ *         -EAGAIN or -EINVAL if a thread could not be created or pinned
+ *         (sy_last_error() says which).
  */
 SY_API int sy_engine_start(sy_engine *eng);
 
@@ -162,6 +166,11 @@ SY_API int sy_engine_start(sy_engine *eng);
  * Stop accepting messages and drain: every message accepted before the call
  * runs its handler before the workers exit. Sends made after the call starts
  * fail with -ESHUTDOWN; replies from draining handlers are still delivered.
+ * On an engine never started, the workers start just to run what was sent,
+ * then exit. Afterwards the engine cannot be started again; sends,
+ * attaches and new allocations fail with -ESHUTDOWN (a thread may still
+ * take a message its pool already holds), and the dead letter queue,
+ * counters and metrics stay readable until sy_engine_destroy().
  * Control thread, not a handler; blocks until the workers have exited.
  * @return 0; -EALREADY if already stopped; -EDEADLK from a worker thread.
  */
@@ -428,7 +437,7 @@ SY_API int sy_producer_detach(sy_engine *eng);
  * message above 65,472 bytes is allocated alone).
  * The caller owns the message.
  * @return the message, or NULL (size above SY_MSG_MAX_SIZE, no producer slot,
- *         or no memory; sy_last_error() says which).
+ *         the engine stopped, or no memory; sy_last_error() says which).
  */
 SY_API sy_msg *sy_msg_alloc(sy_engine *eng, size_t size);
 

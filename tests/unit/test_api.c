@@ -150,6 +150,7 @@ Test(core_engine, start_twice_is_already)
 	cr_assert_not_null(eng);
 	cr_assert_eq(sy_engine_start(eng), 0, "%s", sy_last_error());
 	cr_assert_eq(sy_engine_start(eng), -EALREADY);
+	cr_assert_str_eq(sy_last_error(), "sy_engine_start: the engine is already running");
 	sy_engine_destroy(eng);
 }
 
@@ -161,7 +162,27 @@ Test(core_engine, stop_twice_is_already)
 	cr_assert_eq(sy_engine_start(eng), 0, "%s", sy_last_error());
 	cr_assert_eq(sy_engine_stop(eng), 0);
 	cr_assert_eq(sy_engine_stop(eng), -EALREADY);
-	cr_assert_eq(sy_engine_start(eng), -EALREADY, "a stopped engine restarted");
+	cr_assert(strstr(sy_last_error(), "sy_engine_stop: the engine is already stopped"),
+		  "%s", sy_last_error());
+	cr_assert_eq(sy_engine_start(eng), -ESHUTDOWN, "a stopped engine restarted");
+	cr_assert(strstr(sy_last_error(), "sy_engine_start:") == sy_last_error() &&
+		  strstr(sy_last_error(), "cannot be restarted"),
+		  "%s", sy_last_error());
+	sy_engine_destroy(eng);
+}
+
+Test(core_engine, stop_before_start_runs_what_was_sent_and_ends_the_engine)
+{
+	sy_engine *eng = t_engine(1, SY_IDLE_SLEEP);
+	_Atomic uint64_t runs = 0;
+	uint32_t route = t_direct(eng, "r", noop_handler, (void *)&runs, -1, NULL);
+
+	/* Sends before start are accepted and wait for the workers. */
+	cr_assert_eq(sy_send(eng, route, sy_msg_alloc(eng, 8)), 0);
+	cr_assert_eq(sy_engine_stop(eng), 0);
+	cr_assert_eq(atomic_load(&runs), 1, "stop did not run the queued message");
+	cr_assert_eq(sy_engine_start(eng), -ESHUTDOWN);
+	cr_assert(strstr(sy_last_error(), "cannot be restarted"), "%s", sy_last_error());
 	sy_engine_destroy(eng);
 }
 
@@ -182,6 +203,13 @@ Test(core_engine, sends_and_attaches_after_stop_are_refused)
 	attacher_init(&late, eng);
 	cr_assert_eq(attacher_run(&late), 0);
 	cr_assert_eq(late.rc, -ESHUTDOWN, "attach after stop: %d", late.rc);
+
+	attacher_init(&late, eng);
+	late.lazy = true;
+	late.route = route;
+	cr_assert_eq(attacher_run(&late), 0);
+	cr_assert(late.alloc_null, "sy_msg_alloc after stop gave a message");
+	cr_assert_str_eq(late.why, "sy_msg_alloc: the engine is stopped");
 	sy_engine_destroy(eng);
 }
 
