@@ -995,8 +995,10 @@ SY_API void sy_metrics_serve_stop(sy_engine *eng);
 /* ------------------------------------------------------------------ */
 
 /**
- * A static description of an error code this library returns (negative or
- * positive errno). Any thread; never blocks.
+ * A static description of an error code (negative or positive errno): the
+ * library's own text for the codes it returns, the C library's text
+ * (strerrordesc_np()) for any other errno value, "unknown error" for a
+ * value that is none. Any thread; never blocks.
  */
 SY_API const char *sy_strerror(int err);
 

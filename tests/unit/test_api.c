@@ -134,11 +134,43 @@ Test(core_error, every_documented_code_has_its_own_text)
 	}
 }
 
-Test(core_error, undocumented_codes_share_one_generic_text)
+Test(core_error, values_that_are_no_errno_share_one_generic_text)
 {
 	cr_assert_not_null(sy_strerror(-4095));
 	cr_assert_str_eq(sy_strerror(-4095), sy_strerror(4095));
 	cr_assert_str_eq(sy_strerror(-4095), sy_strerror(-4094));
+	cr_assert_str_eq(sy_strerror(-4095), "unknown error");
+}
+
+Test(core_error, other_errno_values_read_as_the_system_says)
+{
+	cr_assert_str_eq(sy_strerror(-EIO), strerror(EIO));
+	cr_assert_str_eq(sy_strerror(EPIPE), strerror(EPIPE));
+}
+
+Test(core_error, enoent_messages_name_what_is_missing)
+{
+	sy_engine *eng = t_engine(1, SY_IDLE_SLEEP);
+	sy_msg *out[1];
+	uint32_t id;
+
+	cr_assert_eq(sy_route_find(eng, "nowhere", &id), -ENOENT);
+	cr_assert_str_eq(sy_last_error(), "sy_route_find: no route named \"nowhere\"");
+	cr_assert_eq(sy_server_find(eng, "nobody", &id), -ENOENT);
+	cr_assert_str_eq(sy_last_error(), "sy_server_find: no server named \"nobody\"");
+	cr_assert_eq(sy_route_remove(eng, 7), -ENOENT);
+	cr_assert_str_eq(sy_last_error(), "sy_route_remove: no route with id 7");
+	cr_assert_eq(sy_server_remove(eng, 9), -ENOENT);
+	cr_assert_str_eq(sy_last_error(), "sy_server_remove: no server with id 9");
+	cr_assert_eq(sy_dlq_peek(eng, 42, NULL, 0), -ENOENT);
+	cr_assert_str_eq(sy_last_error(), "sy_dlq_peek: no dead letter with id 42 is held");
+	cr_assert_eq(sy_poll_replies(eng, out, 1), -ENOENT);
+	cr_assert(strstr(sy_last_error(), "sy_poll_replies: the calling thread is not attached"),
+		  "%s", sy_last_error());
+	cr_assert_eq(sy_producer_detach(eng), -ENOENT);
+	cr_assert(strstr(sy_last_error(), "sy_producer_detach: the calling thread is not attached"),
+		  "%s", sy_last_error());
+	sy_engine_destroy(eng);
 }
 
 /* ---- life cycle ---- */
