@@ -26,6 +26,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -372,6 +373,9 @@ SY_API long sy_dlq_peek(sy_engine *eng, uint64_t id, void *buf, size_t cap)
 		}
 	}
 	pthread_mutex_unlock(&q->lock);
+	if (rc == -ENOENT)
+		sy__fail(-ENOENT, "sy_dlq_peek: no dead letter with id %" PRIu64
+			 " is held", id);
 	return rc;
 }
 

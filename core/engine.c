@@ -148,8 +148,15 @@ SY_API int sy_engine_start(sy_engine *eng)
 	int rc;
 
 	pthread_mutex_lock(&eng->lock);
-	if (atomic_load(&eng->state) != SY_ENGINE_CREATED) {
-		rc = -EALREADY;
+	switch (atomic_load(&eng->state)) {
+	case SY_ENGINE_CREATED:
+		break;
+	case SY_ENGINE_RUNNING:
+		rc = sy__fail(-EALREADY, "sy_engine_start: the engine is already running");
+		goto out_unlock;
+	default:
+		rc = sy__fail(-ESHUTDOWN, "sy_engine_start: the engine was stopped, "
+			      "and an engine cannot be restarted: create a new one");
 		goto out_unlock;
 	}
 	rc = sy__workers_start(eng);
@@ -175,7 +182,8 @@ SY_API int sy_engine_stop(sy_engine *eng)
 	int rc = 0;
 
 	if (in_worker(eng))
-		return sy__fail(-EDEADLK, "sy_engine_stop from a handler");
+		return sy__fail(-EDEADLK, "sy_engine_stop: called from a handler, "
+				"it would wait for its own worker");
 	pthread_mutex_lock(&eng->lock);
 	switch (atomic_load(&eng->state)) {
 	case SY_ENGINE_CREATED:
@@ -194,7 +202,7 @@ SY_API int sy_engine_stop(sy_engine *eng)
 		sy__collector_stop(eng);
 		break;
 	default:
-		rc = -EALREADY;
+		rc = sy__fail(-EALREADY, "sy_engine_stop: the engine is already stopped");
 	}
 	pthread_mutex_unlock(&eng->lock);
 	return rc;
@@ -235,7 +243,12 @@ SY_API int sy_engine_stats(sy_engine *eng, struct sy_stats *out)
 		out->pool_bytes += atomic_load_explicit(&s->pool.slab_bytes,
 							memory_order_relaxed);
 	}
-	out->in_flight = 0;
+	/* The totals count every run as delivered; the failed ones are
+	 * handler_failed. Runs are read first: a failure seen without its run
+	 * makes delivered short for a moment (clamped), never long. */
+	out->handler_runs = out->delivered;
+	out->delivered = out->handler_runs > out->handler_failed ?
+			 out->handler_runs - out->handler_failed : 0;
 	{
 		struct sy_accounting a;
 
@@ -261,7 +274,7 @@ static uint64_t counter_sum(struct sy_engine *eng, enum sy__total c)
  */
 SY_API int sy_engine_accounting(sy_engine *eng, struct sy_accounting *out)
 {
-	uint64_t runs, handed_on, ended;
+	uint64_t runs, handed_on, failed, ran, ended;
 
 	if (!eng || !out)
 		return -EINVAL;
@@ -271,10 +284,18 @@ SY_API int sy_engine_accounting(sy_engine *eng, struct sy_accounting *out)
 	 * makes delivered short for a moment (clamped), never long. */
 	runs = counter_sum(eng, SY_T_DELIVERED);
 	handed_on = counter_sum(eng, SY_T_HANDED_ON);
+	failed = counter_sum(eng, SY_T_HANDLER_FAILED);
 	out->retried = counter_sum(eng, SY_T_RETRIED);
 	out->accepted = counter_sum(eng, SY_T_ACCEPTED);
-	out->delivered = runs > handed_on ? runs - handed_on : 0;
-	ended = out->delivered + out->dead_lettered + out->evicted;
+	/* Messages whose trip ended in a handler run: those that succeeded
+	 * and those a failing handler kept. The split never makes the sum
+	 * larger than the runs that were not handed on. */
+	ran = runs > handed_on ? runs - handed_on : 0;
+	out->failed_kept = failed > handed_on ? failed - handed_on : 0;
+	if (out->failed_kept > ran)
+		out->failed_kept = ran;
+	out->delivered = ran - out->failed_kept;
+	ended = ran + out->dead_lettered + out->evicted;
 	out->in_flight = out->accepted > ended ? out->accepted - ended : 0;
 	return 0;
 }

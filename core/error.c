@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "core/error.h"
 #include "switchyard.h"
@@ -30,7 +31,8 @@ static const struct {
 	{ 0, "success" },
 	{ EINVAL, "invalid argument or configuration" },
 	{ ENOMEM, "out of memory" },
-	{ ENOENT, "no such route, server or attachment" },
+	{ ENOENT, "no such route, server, dead letter or attachment "
+		  "(sy_last_error() names which)" },
 	{ EEXIST, "name already in use" },
 	{ ENOSPC, "limit reached (servers, routes or producer slots)" },
 	{ EAGAIN, "destination ring full, try again" },
@@ -49,10 +51,15 @@ static const struct {
 
 SY_API const char *sy_strerror(int err)
 {
+	const char *text;
+
 	if (err < 0)
 		err = -err;
 	for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++)
 		if (errors[i].err == err)
 			return errors[i].text;
-	return "unknown error";
+	/* Codes the library does not return itself (from a handler, a
+	 * probe, the system): the C library's static text. */
+	text = strerrordesc_np(err);
+	return text ? text : "unknown error";
 }

@@ -320,7 +320,7 @@ SY_API int sy_server_healthy(sy_engine *eng, uint32_t server, bool *healthy)
 		*healthy = !(atomic_load_explicit(&srv->gate, memory_order_relaxed) &
 			     SY_GATE_UNHEALTHY);
 	else
-		rc = sy__fail(-ENOENT, "no server with id %u", server);
+		rc = sy__fail(-ENOENT, "sy_server_healthy: no server with id %u", server);
 	pthread_mutex_unlock(&eng->lock);
 	return rc;
 }

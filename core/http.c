@@ -293,10 +293,11 @@ static void put_accounting(FILE *f, struct sy_engine *eng)
 	put_reasons(f, a.dead_lettered_by);
 	fprintf(f, ",\"evicted\":%" PRIu64 ",\"in_flight\":%" PRIu64
 		",\"retried\":%" PRIu64 ",\"dlq_held\":%" PRIu64
-		",\"replayed\":%" PRIu64 ",\"holds\":%s}", a.evicted,
-		a.in_flight, a.retried, a.dlq_held, a.replayed,
-		a.accepted == a.delivered + a.dead_lettered + a.evicted +
-		a.in_flight ? "true" : "false");
+		",\"replayed\":%" PRIu64 ",\"failed_kept\":%" PRIu64
+		",\"holds\":%s}", a.evicted, a.in_flight, a.retried,
+		a.dlq_held, a.replayed, a.failed_kept,
+		a.accepted == a.delivered + a.failed_kept + a.dead_lettered +
+		a.evicted + a.in_flight ? "true" : "false");
 }
 
 /*

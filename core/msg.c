@@ -74,6 +74,13 @@ SY_API void sy_msg_set_key(sy_msg *msg, uint64_t key)
 	msg->key = key;
 }
 
+SY_API bool sy_msg_is_request(const sy_msg *msg)
+{
+	struct sy__worker *w = sy__worker_self();
+
+	return w && w->current == msg && (msg->flags & SY_MSG_REQUEST);
+}
+
 SY_API int sy_msg_keep(sy_msg *msg)
 {
 	struct sy__worker *w = sy__worker_self();

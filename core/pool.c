@@ -184,6 +184,13 @@ static __attribute__((noinline)) struct sy_msg *alloc_slow(struct sy_engine *eng
 			 SY_MSG_MAX_SIZE);
 		return NULL;
 	}
+	/* Workers draining during a stop still allocate; after it, nobody
+	 * should (messages already cached in a thread's pool excepted). */
+	if (atomic_load_explicit(&eng->state, memory_order_relaxed) ==
+	    SY_ENGINE_STOPPED) {
+		sy__fail(-ESHUTDOWN, "sy_msg_alloc: the engine is stopped");
+		return NULL;
+	}
 	s = sy__slot_get(eng, &err);
 	if (!s)
 		return NULL;

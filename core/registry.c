@@ -330,10 +330,11 @@ static struct sy__route *route_lookup(struct sy_engine *eng, const char *name)
 SY_API int sy_route_find(sy_engine *eng, const char *name, uint32_t *id)
 {
 	struct sy__route *r;
-	int rc = -ENOENT;
+	int rc;
 
 	if (!name)
-		return -EINVAL;
+		return sy__fail(-EINVAL, "sy_route_find: NULL name");
+	rc = -ENOENT;
 	sy__rcu_thread_get();
 	sy__read_lock();
 	r = route_lookup(eng, name);
@@ -343,6 +344,8 @@ SY_API int sy_route_find(sy_engine *eng, const char *name, uint32_t *id)
 	}
 	sy__read_unlock();
 	sy__rcu_thread_put();
+	if (rc)
+		sy__fail(rc, "sy_route_find: no route named \"%s\"", name);
 	return rc;
 }
 
@@ -403,7 +406,7 @@ SY_API int sy_route_replace(sy_engine *eng, uint32_t id,
 	pthread_mutex_lock(&eng->lock);
 	old = route_get(eng, id);
 	if (!old) {
-		rc = sy__fail(-ENOENT, "no route with id %u", id);
+		rc = sy__fail(-ENOENT, "sy_route_replace: no route with id %u", id);
 		goto out_unlock;
 	}
 	r = route_build(eng, old->name, id, opts, &rc);
@@ -437,7 +440,7 @@ SY_API int sy_route_remove(sy_engine *eng, uint32_t id)
 	if (r)
 		route_unpublish(eng, r);
 	else
-		rc = -ENOENT;
+		rc = sy__fail(-ENOENT, "sy_route_remove: no route with id %u", id);
 	pthread_mutex_unlock(&eng->lock);
 	return rc;
 }
@@ -463,6 +466,17 @@ static unsigned least_loaded_worker(struct sy_engine *eng)
 	return best;
 }
 
+/* The worker that @p opts ask for, or -1 for "the engine places it": zero
+ * options mean automatic placement, worker 0 needs worker_set. */
+static int server_worker(const struct sy_server_opts *opts)
+{
+	if (!opts || opts->worker == -1)
+		return -1;
+	if (opts->worker == SY_WORKER_AUTO && !opts->worker_set)
+		return -1;
+	return opts->worker; /* below -1: refused by the caller */
+}
+
 /* Free a server no route lists and no message references. Under eng->lock. */
 static void server_free(struct sy_engine *eng, struct sy__server *s)
 {
@@ -477,7 +491,7 @@ SY_API int sy_server_add(sy_engine *eng, const char *name, sy_handler_fn fn,
 			 void *ctx, const struct sy_server_opts *opts,
 			 uint32_t *id)
 {
-	int worker = opts ? opts->worker : -1;
+	int worker = server_worker(opts);
 	struct sy__server *s;
 	uint32_t sid;
 	int rc;
@@ -538,13 +552,14 @@ SY_API int sy_server_find(sy_engine *eng, const char *name, uint32_t *id)
 	struct sy__server *s;
 
 	if (!name)
-		return -EINVAL;
+		return sy__fail(-EINVAL, "sy_server_find: NULL name");
 	pthread_mutex_lock(&eng->lock);
 	s = server_by_name(eng, name);
 	if (s)
 		*id = s->id;
 	pthread_mutex_unlock(&eng->lock);
-	return s ? 0 : -ENOENT;
+	return s ? 0 : sy__fail(-ENOENT, "sy_server_find: no server named \"%s\"",
+				name);
 }
 
 /* Rebuild every route that lists @p s without it. Under eng->lock. */
@@ -602,7 +617,7 @@ SY_API int sy_server_remove(sy_engine *eng, uint32_t id)
 	pthread_mutex_lock(&eng->lock);
 	s = id < eng->cfg.max_servers ? eng->servers[id] : NULL;
 	if (!s) {
-		rc = sy__fail(-ENOENT, "no server with id %u", id);
+		rc = sy__fail(-ENOENT, "sy_server_remove: no server with id %u", id);
 		goto out_unlock;
 	}
 	if (atomic_load(&eng->state) == SY_ENGINE_CREATED &&

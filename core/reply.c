@@ -113,7 +113,8 @@ SY_API int sy_poll_replies(sy_engine *eng, sy_msg **out, unsigned max)
 	unsigned n = 0, cursor = 0;
 
 	if (!s)
-		return -ENOENT;
+		return sy__fail(-ENOENT, "sy_poll_replies: the calling thread is "
+				"not attached to this engine (no request sent)");
 	while (n < max && s->stash) {
 		out[n++] = s->stash;
 		s->stash = s->stash->next;

@@ -403,7 +403,8 @@ SY_API int sy_producer_detach(sy_engine *eng)
 	struct tls_entry *e = tls_find(eng);
 
 	if (!e || sy__tls_hot.worker)
-		return -ENOENT;
+		return sy__fail(-ENOENT, "sy_producer_detach: the calling thread "
+				"is not attached to this engine");
 	if (--e->refs > 0)
 		return 0;
 	detach(eng, e);

@@ -151,10 +151,14 @@ SY_API void sy_config_init(struct sy_config *cfg);
 SY_API int sy_engine_create(const struct sy_config *cfg, sy_engine **out);
 
 /**
- * Start the worker threads (pinned as configured).
+ * Start the worker threads (pinned as configured). Messages sent before the
+ * start were accepted and wait in the workers' rings; they run now.
+ * An engine runs once: create -> start -> stop -> destroy.
  * Control thread; blocks until every worker runs.
- * @return 0; -EALREADY if started before; -EAGAIN or -EINVAL if a thread
- *         could not be created or pinned (sy_last_error() says which).
+ * @return 0; -EALREADY if it is running already; -ESHUTDOWN if it was
+ *         stopped (an engine cannot be restarted: create a new one);
+ *         -EAGAIN or -EINVAL if a thread could not be created or pinned
+ *         (sy_last_error() says which).
  */
 SY_API int sy_engine_start(sy_engine *eng);
 
@@ -162,6 +166,11 @@ SY_API int sy_engine_start(sy_engine *eng);
  * Stop accepting messages and drain: every message accepted before the call
  * runs its handler before the workers exit. Sends made after the call starts
  * fail with -ESHUTDOWN; replies from draining handlers are still delivered.
+ * On an engine never started, the workers start just to run what was sent,
+ * then exit. Afterwards the engine cannot be started again; sends,
+ * attaches and new allocations fail with -ESHUTDOWN (a thread may still
+ * take a message its pool already holds), and the dead letter queue,
+ * counters and metrics stay readable until sy_engine_destroy().
  * Control thread, not a handler; blocks until the workers have exited.
  * @return 0; -EALREADY if already stopped; -EDEADLK from a worker thread.
  */
@@ -191,7 +200,10 @@ SY_API int sy_engine_worker_cpu(const sy_engine *eng, unsigned worker);
  */
 struct sy_stats {
 	uint64_t accepted;          /**< messages taken by a send call */
-	uint64_t delivered;         /**< handler runs (retries included) */
+	/** Handler runs that succeeded (returned >= 0), retries included: the
+	 *  one meaning of "delivered" in every count and export. (Up to
+	 *  0.1.0 this field counted every handler run; that is handler_runs.) */
+	uint64_t delivered;
 	uint64_t handler_failed;    /**< handler runs that returned < 0 */
 	uint64_t rejected_noroute;  /**< sends refused: unknown route (-ENOENT) */
 	uint64_t rejected_unreachable; /**< sends refused: no server available (-EHOSTUNREACH) */
@@ -206,6 +218,8 @@ struct sy_stats {
 	uint64_t in_flight;         /**< as sy_engine_accounting() counts it */
 	uint64_t pool_slabs;        /**< slabs the message pools hold */
 	uint64_t pool_bytes;        /**< bytes of those slabs */
+	/** Every handler run: delivered + handler_failed. */
+	uint64_t handler_runs;
 };
 
 /**
@@ -266,16 +280,33 @@ struct sy_health_opts {
 	unsigned unhealthy_threshold;  /**< failures in a row that mark it down; 0: 3 */
 };
 
+/** sy_server_opts.worker: the engine places the server (the zero value). */
+#define SY_WORKER_AUTO 0
+
+/**
+ * Where a server runs and what guards it. Zero-filled options (or NULL) mean
+ * "the engine decides": the server goes to the worker with the fewest
+ * servers, with no breaker and no health probe.
+ */
 struct sy_server_opts {
-	int worker; /**< owning worker index; -1 places it on the worker with fewest servers */
+	/**
+	 * Owning worker index. 0 (SY_WORKER_AUTO) or -1: the engine places it
+	 * on the worker with the fewest servers. 1 to workers - 1: that
+	 * worker. To ask for worker 0 itself, set worker_set as well.
+	 */
+	int worker;
 	const struct sy_breaker_opts *breaker; /**< NULL: no circuit breaker */
 	const struct sy_health_opts *health;   /**< NULL: no health probe */
+	/** true: .worker names a worker even when it is 0 (worker 0 itself);
+	 *  false: a .worker of 0 means SY_WORKER_AUTO. */
+	bool worker_set;
 };
 
 /**
  * Add a server. Control; any thread but a handler; may block.
  * @param name unique, 1 to 63 bytes
- * @param opts NULL for automatic placement
+ * @param opts NULL, or zero-filled, for automatic placement and no breaker
+ *        or probe (see struct sy_server_opts)
  * @param[out] id the server's id
  * @return 0; -EINVAL (bad name, handler or worker); -EEXIST (name taken);
  *         -ENOSPC (max_servers reached); -ENOMEM.
@@ -406,7 +437,7 @@ SY_API int sy_producer_detach(sy_engine *eng);
  * message above 65,472 bytes is allocated alone).
  * The caller owns the message.
  * @return the message, or NULL (size above SY_MSG_MAX_SIZE, no producer slot,
- *         or no memory; sy_last_error() says which).
+ *         the engine stopped, or no memory; sy_last_error() says which).
  */
 SY_API sy_msg *sy_msg_alloc(sy_engine *eng, size_t size);
 
@@ -506,6 +537,15 @@ SY_API int sy_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
  * @return as sy_send().
  */
 SY_API int sy_request(sy_engine *eng, uint32_t route, sy_msg *msg);
+
+/**
+ * Inside a handler: whether the message being handled is a request (sent
+ * with sy_request() or sy_call()) that sy_reply() may answer. A plain
+ * sy_send() message, a replayed dead letter and any message outside its
+ * handler run give false. A handler that serves both kinds replies only
+ * when this is true. The handling worker; never blocks.
+ */
+SY_API bool sy_msg_is_request(const sy_msg *msg);
 
 /**
  * Inside a handler: answer the request being handled. @p reply may be the
@@ -754,13 +794,16 @@ SY_API int sy_dlq_purge(sy_engine *eng, const struct sy_dl_filter *f);
 
 /**
  * Where every accepted message is. At any moment
- *   accepted = delivered + dead_lettered + evicted + in_flight
+ *   accepted = delivered + failed_kept + dead_lettered + evicted + in_flight
  * and with the engine quiet (stopped, or nothing sent for a while and no
  * retry pending) in_flight is 0. A replay is a new acceptance.
  */
 struct sy_accounting {
 	uint64_t accepted;        /**< messages taken by send calls (replays included) */
-	uint64_t delivered;       /**< ended in a handler run: it succeeded, or the handler kept the message */
+	/** Ended in a handler run that succeeded (returned >= 0), whether or
+	 *  not the handler kept the message. (Up to 0.1.0 this also counted
+	 *  failed_kept.) */
+	uint64_t delivered;
 	uint64_t dead_lettered;   /**< ended in the dead letter queue and not evicted */
 	uint64_t dead_lettered_by[SY_DL_REASONS]; /**< the same, by reason */
 	uint64_t evicted;         /**< dead letters pushed out by newer ones */
@@ -768,6 +811,10 @@ struct sy_accounting {
 	uint64_t retried;         /**< handler runs that were retries */
 	uint64_t dlq_held;        /**< entries in the queue now */
 	uint64_t replayed;        /**< dead letters sent again */
+	/** Ended in a handler run that failed (returned < 0) but kept the
+	 *  message with sy_msg_keep(): the handler owns it, nothing is
+	 *  retried or dead-lettered. */
+	uint64_t failed_kept;
 };
 
 /** Fill @p out. Any thread; takes the dead letter queue's lock briefly.
@@ -948,8 +995,10 @@ SY_API void sy_metrics_serve_stop(sy_engine *eng);
 /* ------------------------------------------------------------------ */
 
 /**
- * A static description of an error code this library returns (negative or
- * positive errno). Any thread; never blocks.
+ * A static description of an error code (negative or positive errno): the
+ * library's own text for the codes it returns, the C library's text
+ * (strerrordesc_np()) for any other errno value, "unknown error" for a
+ * value that is none. Any thread; never blocks.
  */
 SY_API const char *sy_strerror(int err);
 

@@ -35,7 +35,7 @@ sy_engine *t_engine_at(unsigned workers, struct t_clock *clock,
 uint32_t t_add_server(sy_engine *eng, const char *name, sy_handler_fn fn,
 		      void *ctx, int worker)
 {
-	struct sy_server_opts so = { .worker = worker };
+	struct sy_server_opts so = { .worker = worker, .worker_set = true };
 	uint32_t id;
 
 	cr_assert_eq(sy_server_add(eng, name, fn, ctx, &so, &id), 0,
@@ -356,10 +356,13 @@ void t_expect_balanced(sy_engine *eng)
 	for (unsigned r = 0; r < SY_DL_REASONS; r++)
 		by += a.dead_lettered_by[r];
 	cr_expect_eq(by, a.dead_lettered);
-	cr_expect_eq(a.accepted, a.delivered + a.dead_lettered + a.evicted,
-		     "accepted %llu != delivered %llu + dead-lettered %llu + "
-		     "evicted %llu", (unsigned long long)a.accepted,
+	cr_expect_eq(a.accepted, a.delivered + a.failed_kept + a.dead_lettered +
+		     a.evicted,
+		     "accepted %llu != delivered %llu + failed, kept %llu + "
+		     "dead-lettered %llu + evicted %llu",
+		     (unsigned long long)a.accepted,
 		     (unsigned long long)a.delivered,
+		     (unsigned long long)a.failed_kept,
 		     (unsigned long long)a.dead_lettered,
 		     (unsigned long long)a.evicted);
 	cr_expect_eq(a.in_flight, 0);

@@ -171,7 +171,7 @@ void rig_start(struct rig *r, unsigned servers, unsigned routes)
 	r->pause_us = 1000u * (1 + routes / 10);
 
 	add_server(r, "slow-fail", handle_slow_fail,
-		   &(struct sy_server_opts){ .worker = 0, .breaker = &breaker });
+		   &(struct sy_server_opts){ .worker = 0, .worker_set = true, .breaker = &breaker });
 	add_server(r, "probe-down", handle_ok,
 		   &(struct sy_server_opts){ .worker = -1, .health = &health });
 	add_server(r, "flaky", handle_flaky, NULL);

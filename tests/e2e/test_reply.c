@@ -167,7 +167,7 @@ Test(core_reply, thread_never_attached_cannot_poll)
 Test(core_reply, ten_thousand_requests_in_flight_by_windows_each_answered_once)
 {
 	struct answerer a0 = { .fresh = false }, a1 = { .fresh = true };
-	struct sy_server_opts on0 = { .worker = 0 }, on1 = { .worker = 1 };
+	struct sy_server_opts on0 = { .worker = 0, .worker_set = true }, on1 = { .worker = 1 };
 	struct sy_route_opts rr = { .policy = "round_robin", .n_servers = 2 };
 	uint8_t *seen = calloc(WINDOW_TOTAL, 1);
 	sy_engine *eng = t_engine(2, SY_IDLE_SLEEP);
@@ -527,5 +527,53 @@ Test(core_reply, plain_message_reply_is_einval_and_handler_call_edeadlk)
 	sy_engine_stats(eng, &st);
 	cr_expect_eq(st.replies_sent, 0);
 	cr_expect_eq(st.delivered, 1);
+	sy_engine_destroy(eng);
+}
+
+/* What sy_msg_is_request() said in a handler, by message kind. */
+struct asker {
+	_Atomic unsigned plain_true, plain_false;
+	_Atomic unsigned request_true, request_false;
+};
+
+/* Answer requests only, as the README's handler does. */
+static int ask_handler(sy_engine *eng, sy_msg *msg, void *ctx)
+{
+	struct asker *a = ctx;
+	bool plain = sy_msg_tag(msg) == 0;
+	bool req = sy_msg_is_request(msg);
+
+	(void)eng;
+	if (plain)
+		atomic_fetch_add(req ? &a->plain_true : &a->plain_false, 1);
+	else
+		atomic_fetch_add(req ? &a->request_true : &a->request_false, 1);
+	return req ? sy_reply(msg, msg) : 0;
+}
+
+Test(e2e_reply, a_handler_can_tell_requests_from_plain_messages)
+{
+	sy_engine *eng = t_engine(1, SY_IDLE_SLEEP);
+	struct asker a = { 0 };
+	uint32_t route = t_direct(eng, "ask", ask_handler, &a, -1, NULL);
+	sy_msg *plain, *reply = NULL;
+
+	cr_assert_eq(sy_engine_start(eng), 0);
+	plain = request_msg(eng, 0, 1);
+	cr_assert_not(sy_msg_is_request(plain), "a message outside a handler");
+	cr_assert_eq(sy_send(eng, route, plain), 0);
+	cr_assert_eq(sy_request(eng, route, request_msg(eng, 1, 1)), 0);
+	cr_assert_eq(poll_until(eng, &reply, 1), 1);
+	cr_assert_not(sy_msg_is_request(reply), "a reply in its requester's hands");
+	sy_msg_free(reply);
+	cr_assert_eq(sy_call(eng, route, request_msg(eng, 2, 1), &reply,
+			     CALL_LONG_NS), 0);
+	sy_msg_free(reply);
+	cr_assert_eq(sy_engine_stop(eng), 0);
+	cr_assert_eq(atomic_load(&a.plain_false), 1);
+	cr_assert_eq(atomic_load(&a.plain_true), 0);
+	cr_assert_eq(atomic_load(&a.request_true), 2);
+	cr_assert_eq(atomic_load(&a.request_false), 0);
+	t_expect_accounting(eng, 3, 3, 0);
 	sy_engine_destroy(eng);
 }

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install a build into a scratch prefix, then build and run a program
-# against it through pkg-config, linked shared and static.
+# against it through pkg-config, linked shared and static, and build and
+# run every program of examples/ the same way.
 #   tests/install/check.sh BUILD_DIR
 set -eu
 build=$1
@@ -20,4 +21,13 @@ cc -std=c11 -Wall -Werror "$here/consumer.c" -o "$tmp/static" \
 	$(pkg-config --cflags switchyard) "$(dirname "$pcdir")/libswitchyard.a" \
 	$(pkg-config --libs --static switchyard | sed 's/-lswitchyard//')
 "$tmp/static"
-echo "install check: shared and static consumers work"
+# Every example, as a user would build it: pkg-config alone, and the
+# library found at run time through the rpath pkg-config's libdir gives.
+libdir=$(pkg-config --variable=libdir switchyard)
+for src in "$here"/../../examples/*.c; do
+	name=$(basename "$src" .c)
+	cc -std=c11 -Wall -Werror "$src" -o "$tmp/$name" \
+		$(pkg-config --cflags --libs switchyard) -Wl,-rpath,"$libdir"
+	"$tmp/$name" >/dev/null
+done
+echo "install check: shared and static consumers and every example work"

@@ -147,7 +147,7 @@ static void rig_up(int metrics)
 	cfg.latency_sample = 1;
 	cr_assert_eq(sy_engine_create(&cfg, &rig.eng), 0, "%s", sy_last_error());
 	for (unsigned s = 0; s < NSRV; s++) {
-		struct sy_server_opts so = { .worker = s == ALPHA ? 0 : 1 };
+		struct sy_server_opts so = { .worker = s == ALPHA ? 0 : 1, .worker_set = true };
 
 		cr_assert_eq(sy_server_add(rig.eng, srv_names[s], handler,
 					   (void *)(uintptr_t)s, &so, &rig.sid[s]), 0);
@@ -429,7 +429,7 @@ Test(metrics_snapshot, lookup_by_name_and_iteration)
 
 Test(metrics_snapshot, removed_and_added_series_follow_the_registry)
 {
-	struct sy_server_opts so = { .worker = 0 };
+	struct sy_server_opts so = { .worker = 0, .worker_set = true };
 	uint32_t sid;
 	sy_snapshot *snap;
 

@@ -110,7 +110,7 @@ static uint32_t add_direct(struct rig *rig, const char *name, struct t_server *s
 			   int worker, const struct sy_breaker_opts *breaker,
 			   struct sy_route_opts ro, uint32_t *sid)
 {
-	struct sy_server_opts so = { .worker = worker, .breaker = breaker };
+	struct sy_server_opts so = { .worker = worker, .worker_set = true, .breaker = breaker };
 
 	cr_assert_eq(sy_server_add(rig->eng, name, t_server_handler, s, &so, sid),
 		     0, "sy_server_add(%s): %s", name, sy_last_error());
@@ -282,4 +282,63 @@ Test(reliability_accounting, each_outcome_is_counted_under_its_reason)
 	cr_expect_eq(a.accepted, a.delivered + a.dead_lettered);
 	cr_expect_eq(a.in_flight, 0);
 	sy_engine_destroy(rig.eng);
+}
+
+/* Fails every message it gets: keeps and frees odd tags, leaves even
+ * ones to the engine. */
+static int fail_keeping_odd(sy_engine *eng, sy_msg *msg, void *ctx)
+{
+	(void)eng;
+	(void)ctx;
+	if (sy_msg_tag(msg) % 2) {
+		if (sy_msg_keep(msg) == 0)
+			sy_msg_free(msg);
+	}
+	return -1;
+}
+
+static int succeed(sy_engine *eng, sy_msg *msg, void *ctx)
+{
+	(void)eng;
+	(void)msg;
+	(void)ctx;
+	return 0;
+}
+
+Test(reliability_accounting, delivered_means_a_successful_handler_run_everywhere)
+{
+	sy_engine *eng = t_engine(1, SY_IDLE_SLEEP);
+	uint32_t bad = t_direct(eng, "bad", fail_keeping_odd, NULL, -1, NULL);
+	uint32_t good = t_direct(eng, "good", succeed, NULL, -1, NULL);
+	const struct sy_series *engine_series;
+	struct sy_accounting a;
+	struct sy_stats st;
+	sy_snapshot *snap;
+
+	cr_assert_eq(sy_engine_start(eng), 0);
+	for (uint64_t tag = 0; tag < 4; tag++)
+		cr_assert_eq(sy_send(eng, bad, t_msg(eng, tag)), 0);
+	for (uint64_t tag = 0; tag < 3; tag++)
+		cr_assert_eq(sy_send(eng, good, t_msg(eng, tag)), 0);
+	cr_assert_eq(sy_engine_stop(eng), 0);
+
+	cr_assert_eq(sy_engine_stats(eng, &st), 0);
+	cr_expect_eq(st.handler_runs, 7);
+	cr_expect_eq(st.handler_failed, 4);
+	cr_expect_eq(st.delivered, 3);
+	cr_assert_eq(sy_engine_accounting(eng, &a), 0);
+	cr_expect_eq(a.accepted, 7);
+	cr_expect_eq(a.delivered, 3);
+	cr_expect_eq(a.failed_kept, 2, "failed runs that kept their message");
+	cr_expect_eq(a.dead_lettered, 2);
+	t_expect_balanced(eng);
+	cr_assert_eq(sy_metrics_refresh(eng), 0);
+	snap = sy_metrics_snapshot(eng);
+	cr_assert_not_null(snap);
+	engine_series = sy_snapshot_series(snap, SY_SERIES_ENGINE, 0);
+	cr_assert_not_null(engine_series);
+	cr_expect_eq(engine_series->total.delivered, 3);
+	cr_expect_eq(engine_series->total.failed, 4);
+	sy_snapshot_release(snap);
+	sy_engine_destroy(eng);
 }

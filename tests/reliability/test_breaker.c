@@ -581,7 +581,7 @@ Test(reliability_breaker, callback_sees_each_transition_once)
 Test(reliability_breaker, state_and_force_by_server_id)
 {
 	struct sy_breaker_opts bo = { 0 };
-	struct sy_server_opts so = { .worker = 0 };
+	struct sy_server_opts so = { .worker = 0, .worker_set = true };
 	enum sy_breaker_state st = SY_BREAKER_OPEN;
 	struct t_server c = { 0 };
 	uint32_t plain, guarded;
@@ -632,7 +632,7 @@ static bool wait_state(sy_engine *eng, uint32_t id, enum sy_breaker_state want)
 Test(reliability_breaker, open_circuit_sends_everything_to_the_other_server)
 {
 	struct sy_breaker_opts bo = { .consecutive_failures = 3, .open_ns = OPEN_NS };
-	struct sy_server_opts so = { .worker = 0, .breaker = &bo };
+	struct sy_server_opts so = { .worker = 0, .worker_set = true, .breaker = &bo };
 	struct t_server a = { .failing = true }, b = { 0 };
 	const struct sy_route_opts plain = { 0 };
 	uint32_t ids[2], pair, only_a;

@@ -152,7 +152,7 @@ Test(reliability_health, probe_marks_a_server_down_and_up_and_sends_skip_it)
 		.probe = probe_fn, .ctx = &p, .interval_ns = INTERVAL_NS,
 		.healthy_threshold = 2, .unhealthy_threshold = 3,
 	};
-	struct sy_server_opts so = { .worker = 0, .health = &ho };
+	struct sy_server_opts so = { .worker = 0, .worker_set = true, .health = &ho };
 	struct t_server a = { 0 }, b = { 0 };
 	uint32_t ids[2], route;
 	struct rig r;

@@ -50,10 +50,13 @@ void review_check_accounting(sy_engine *eng)
 	review_check(sy_engine_accounting(eng, &a) == 0, "accounting failed");
 	review_check(a.in_flight == 0, "%llu messages in flight after stop",
 		     (unsigned long long)a.in_flight);
-	review_check(a.accepted == a.delivered + a.dead_lettered + a.evicted,
-		     "accepted %llu != delivered %llu + dead-lettered %llu + evicted %llu",
+	review_check(a.accepted == a.delivered + a.failed_kept +
+		     a.dead_lettered + a.evicted,
+		     "accepted %llu != delivered %llu + failed, kept %llu + "
+		     "dead-lettered %llu + evicted %llu",
 		     (unsigned long long)a.accepted,
 		     (unsigned long long)a.delivered,
+		     (unsigned long long)a.failed_kept,
 		     (unsigned long long)a.dead_lettered,
 		     (unsigned long long)a.evicted);
 }

@@ -72,8 +72,8 @@ int main(void)
 		.consecutive_failures = 1, .open_ns = OPEN_NS,
 		.half_open_probes = PROBES,
 	};
-	struct sy_server_opts po = { .worker = 0, .breaker = &bo };
-	struct sy_server_opts bko = { .worker = 1 };
+	struct sy_server_opts po = { .worker = 0, .worker_set = true, .breaker = &bo };
+	struct sy_server_opts bko = { .worker = 1, .worker_set = true };
 	struct sy_route_opts ro = { .policy = "failover", .n_servers = 2 };
 	enum sy_breaker_state st = SY_BREAKER_CLOSED;
 	pthread_t t[SENDERS];

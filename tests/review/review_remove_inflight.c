@@ -107,7 +107,7 @@ int main(void)
 	static const char *const policies[] = {
 		"round_robin", "least_connections", "random", "hash",
 	};
-	struct sy_server_opts o0 = { .worker = 0 }, o1 = { .worker = 1 };
+	struct sy_server_opts o0 = { .worker = 0, .worker_set = true }, o1 = { .worker = 1 };
 	struct sy_route_opts ro = { .policy = "round_robin", .n_servers = 2 };
 	struct sy_config cfg;
 	pthread_t p;
@@ -128,7 +128,7 @@ int main(void)
 	pthread_create(&p, NULL, producer, NULL);
 
 	for (int i = 0; i < ROUNDS; i++) {
-		struct sy_server_opts fo = { .worker = i % 2 };
+		struct sy_server_opts fo = { .worker = i % 2, .worker_set = true };
 
 		review_sleep_us(2000);
 		set_route(policies[i % 4], false);

@@ -67,7 +67,7 @@ static void *caller(void *arg)
 
 int main(void)
 {
-	struct sy_server_opts o0 = { .worker = 0 }, o1 = { .worker = 1 };
+	struct sy_server_opts o0 = { .worker = 0, .worker_set = true }, o1 = { .worker = 1 };
 	struct sy_route_opts ro = { .policy = "direct", .n_servers = 1 };
 	pthread_t t[CALLERS];
 	struct sy_config cfg;

@@ -87,7 +87,8 @@ static void setup(void)
 		goto out_fail;
 	for (unsigned i = 0; i < SOAK_FAST; i++) {
 		struct sy_server_opts o = {
-			.worker = (int)(i % SOAK_WORKERS), .breaker = &breaker,
+			.worker = (int)(i % SOAK_WORKERS), .worker_set = true,
+			.breaker = &breaker,
 		};
 
 		snprintf(name, sizeof(name), "fast-%u", i);
@@ -97,8 +98,8 @@ static void setup(void)
 			goto out_fail;
 		all[i] = soak.fast[i];
 	}
-	struct sy_server_opts slow_o = { .worker = 1 };
-	struct sy_server_opts flaky_o = { .worker = 0, .breaker = &breaker };
+	struct sy_server_opts slow_o = { .worker = 1, .worker_set = true };
+	struct sy_server_opts flaky_o = { .worker = 0, .worker_set = true, .breaker = &breaker };
 	if (sy_server_add(soak.eng, "slow", soak_handle_slow, (void *)1,
 			  &slow_o, &soak.slow) != 0 ||
 	    sy_server_add(soak.eng, "flaky", soak_handle_flaky, (void *)0,
@@ -203,14 +204,15 @@ static int check_exercised(void)
 
 static int check_accounting(const struct sy_accounting *a)
 {
-	uint64_t ended = a->delivered + a->dead_lettered + a->evicted;
+	uint64_t ended = a->delivered + a->failed_kept + a->dead_lettered +
+			 a->evicted;
 
 	if (a->in_flight)
 		return fail("accounting: %llu in flight after stop (accepted %llu)",
 			    (unsigned long long)a->in_flight,
 			    (unsigned long long)a->accepted);
 	if (a->accepted != ended)
-		return fail("accounting: accepted %llu, but delivered + dead-lettered + evicted = %llu",
+		return fail("accounting: accepted %llu, but delivered + failed, kept + dead-lettered + evicted = %llu",
 			    (unsigned long long)a->accepted,
 			    (unsigned long long)ended);
 	if (a->evicted == 0)

@@ -252,7 +252,8 @@ static void churn_server(unsigned pass)
 		.consecutive_failures = 5, .open_ns = 100000000,
 	};
 	struct sy_server_opts opts = {
-		.worker = (int)(pass % SOAK_WORKERS), .breaker = &breaker,
+		.worker = (int)(pass % SOAK_WORKERS), .worker_set = true,
+		.breaker = &breaker,
 	};
 	uint32_t old = atomic_exchange(&soak.churn, UINT32_MAX), id;
 

@@ -544,7 +544,7 @@ static void churn_fail(struct churn *c, const char *what, int rc)
 static int server_add(struct churn *c, unsigned k)
 {
 	struct slot *sv = &run.servers[k];
-	struct sy_server_opts so = { .worker = sv->spec->worker };
+	struct sy_server_opts so = { .worker = sv->spec->worker, .worker_set = true };
 	int rc;
 
 	if (so.worker == STRESS_ANY_WORKER)
@@ -1253,10 +1253,10 @@ static void check_accounting(const struct sy_accounting *a, struct totals *t)
 	check(t->accepted > 0, "nothing was accepted");
 	check(a->accepted == t->accepted, "accounting: accepted %lu, producers "
 	      "counted %lu", a->accepted, t->accepted);
-	check(a->accepted == a->delivered + a->dead_lettered + a->evicted,
-	      "accounting: accepted %lu != delivered %lu + dead-lettered %lu + "
-	      "evicted %lu", a->accepted, a->delivered, a->dead_lettered,
-	      a->evicted);
+	check(a->accepted == a->delivered + a->failed_kept + a->dead_lettered +
+	      a->evicted, "accounting: accepted %lu != delivered %lu + failed, "
+	      "kept %lu + dead-lettered %lu + evicted %lu", a->accepted,
+	      a->delivered, a->failed_kept, a->dead_lettered, a->evicted);
 	check(a->in_flight == 0, "accounting: %lu in flight after stop",
 	      a->in_flight);
 	check(a->delivered == t->delivered, "accounting: delivered %lu, handlers "
@@ -1309,8 +1309,8 @@ static void check_counters(const struct sy_stats *st, const struct totals *t)
 {
 	const struct t_watch *w = &run.watcher.w;
 
-	check(st->delivered == t->runs, "stats: %lu handler runs, handlers saw "
-	      "%lu", st->delivered, t->runs);
+	check(st->handler_runs == t->runs, "stats: %lu handler runs, handlers saw "
+	      "%lu", st->handler_runs, t->runs);
 	check(st->handler_failed == t->fails, "stats: %lu failed runs, handlers "
 	      "failed %lu", st->handler_failed, t->fails);
 	check(st->accepted == t->accepted, "stats: accepted %lu, producers "

@@ -134,11 +134,43 @@ Test(core_error, every_documented_code_has_its_own_text)
 	}
 }
 
-Test(core_error, undocumented_codes_share_one_generic_text)
+Test(core_error, values_that_are_no_errno_share_one_generic_text)
 {
 	cr_assert_not_null(sy_strerror(-4095));
 	cr_assert_str_eq(sy_strerror(-4095), sy_strerror(4095));
 	cr_assert_str_eq(sy_strerror(-4095), sy_strerror(-4094));
+	cr_assert_str_eq(sy_strerror(-4095), "unknown error");
+}
+
+Test(core_error, other_errno_values_read_as_the_system_says)
+{
+	cr_assert_str_eq(sy_strerror(-EIO), strerror(EIO));
+	cr_assert_str_eq(sy_strerror(EPIPE), strerror(EPIPE));
+}
+
+Test(core_error, enoent_messages_name_what_is_missing)
+{
+	sy_engine *eng = t_engine(1, SY_IDLE_SLEEP);
+	sy_msg *out[1];
+	uint32_t id;
+
+	cr_assert_eq(sy_route_find(eng, "nowhere", &id), -ENOENT);
+	cr_assert_str_eq(sy_last_error(), "sy_route_find: no route named \"nowhere\"");
+	cr_assert_eq(sy_server_find(eng, "nobody", &id), -ENOENT);
+	cr_assert_str_eq(sy_last_error(), "sy_server_find: no server named \"nobody\"");
+	cr_assert_eq(sy_route_remove(eng, 7), -ENOENT);
+	cr_assert_str_eq(sy_last_error(), "sy_route_remove: no route with id 7");
+	cr_assert_eq(sy_server_remove(eng, 9), -ENOENT);
+	cr_assert_str_eq(sy_last_error(), "sy_server_remove: no server with id 9");
+	cr_assert_eq(sy_dlq_peek(eng, 42, NULL, 0), -ENOENT);
+	cr_assert_str_eq(sy_last_error(), "sy_dlq_peek: no dead letter with id 42 is held");
+	cr_assert_eq(sy_poll_replies(eng, out, 1), -ENOENT);
+	cr_assert(strstr(sy_last_error(), "sy_poll_replies: the calling thread is not attached"),
+		  "%s", sy_last_error());
+	cr_assert_eq(sy_producer_detach(eng), -ENOENT);
+	cr_assert(strstr(sy_last_error(), "sy_producer_detach: the calling thread is not attached"),
+		  "%s", sy_last_error());
+	sy_engine_destroy(eng);
 }
 
 /* ---- life cycle ---- */
@@ -150,6 +182,7 @@ Test(core_engine, start_twice_is_already)
 	cr_assert_not_null(eng);
 	cr_assert_eq(sy_engine_start(eng), 0, "%s", sy_last_error());
 	cr_assert_eq(sy_engine_start(eng), -EALREADY);
+	cr_assert_str_eq(sy_last_error(), "sy_engine_start: the engine is already running");
 	sy_engine_destroy(eng);
 }
 
@@ -161,7 +194,27 @@ Test(core_engine, stop_twice_is_already)
 	cr_assert_eq(sy_engine_start(eng), 0, "%s", sy_last_error());
 	cr_assert_eq(sy_engine_stop(eng), 0);
 	cr_assert_eq(sy_engine_stop(eng), -EALREADY);
-	cr_assert_eq(sy_engine_start(eng), -EALREADY, "a stopped engine restarted");
+	cr_assert(strstr(sy_last_error(), "sy_engine_stop: the engine is already stopped"),
+		  "%s", sy_last_error());
+	cr_assert_eq(sy_engine_start(eng), -ESHUTDOWN, "a stopped engine restarted");
+	cr_assert(strstr(sy_last_error(), "sy_engine_start:") == sy_last_error() &&
+		  strstr(sy_last_error(), "cannot be restarted"),
+		  "%s", sy_last_error());
+	sy_engine_destroy(eng);
+}
+
+Test(core_engine, stop_before_start_runs_what_was_sent_and_ends_the_engine)
+{
+	sy_engine *eng = t_engine(1, SY_IDLE_SLEEP);
+	_Atomic uint64_t runs = 0;
+	uint32_t route = t_direct(eng, "r", noop_handler, (void *)&runs, -1, NULL);
+
+	/* Sends before start are accepted and wait for the workers. */
+	cr_assert_eq(sy_send(eng, route, sy_msg_alloc(eng, 8)), 0);
+	cr_assert_eq(sy_engine_stop(eng), 0);
+	cr_assert_eq(atomic_load(&runs), 1, "stop did not run the queued message");
+	cr_assert_eq(sy_engine_start(eng), -ESHUTDOWN);
+	cr_assert(strstr(sy_last_error(), "cannot be restarted"), "%s", sy_last_error());
 	sy_engine_destroy(eng);
 }
 
@@ -182,6 +235,13 @@ Test(core_engine, sends_and_attaches_after_stop_are_refused)
 	attacher_init(&late, eng);
 	cr_assert_eq(attacher_run(&late), 0);
 	cr_assert_eq(late.rc, -ESHUTDOWN, "attach after stop: %d", late.rc);
+
+	attacher_init(&late, eng);
+	late.lazy = true;
+	late.route = route;
+	cr_assert_eq(attacher_run(&late), 0);
+	cr_assert(late.alloc_null, "sy_msg_alloc after stop gave a message");
+	cr_assert_str_eq(late.why, "sy_msg_alloc: the engine is stopped");
 	sy_engine_destroy(eng);
 }
 
@@ -302,6 +362,46 @@ Test(core_registry, server_with_a_bad_worker_index_is_einval)
 	cr_assert_eq(sy_server_add(eng, "s", noop_handler, NULL, &opts, &id), 0);
 	opts.worker = -1;
 	cr_assert_eq(sy_server_add(eng, "t", noop_handler, NULL, &opts, &id), 0);
+	sy_engine_destroy(eng);
+}
+
+/* The worker that owns server @p name, read from a snapshot. */
+static unsigned server_worker_of(sy_engine *eng, const char *name)
+{
+	sy_snapshot *snap;
+	const struct sy_series *s;
+	unsigned worker;
+
+	cr_assert_eq(sy_metrics_refresh(eng), 0, "%s", sy_last_error());
+	snap = sy_metrics_snapshot(eng);
+	cr_assert_not_null(snap);
+	s = sy_snapshot_find(snap, SY_SERIES_SERVER, name);
+	cr_assert_not_null(s, "no series for server %s", name);
+	worker = s->worker;
+	sy_snapshot_release(snap);
+	return worker;
+}
+
+Test(core_registry, zero_filled_server_options_let_the_engine_place_servers)
+{
+	sy_engine *eng = t_engine(2, SY_IDLE_SLEEP);
+	struct sy_server_opts zero = { 0 };
+	struct sy_server_opts on0 = { .worker = 0, .worker_set = true };
+	uint32_t id;
+
+	cr_assert_not_null(eng);
+	cr_assert_eq(sy_server_add(eng, "a", noop_handler, NULL, &zero, &id), 0);
+	cr_assert_eq(sy_server_add(eng, "b", noop_handler, NULL, &zero, &id), 0);
+	cr_assert_eq(sy_server_add(eng, "c", noop_handler, NULL, NULL, &id), 0);
+	/* Worker 0 asked for explicitly, although worker 0 has more servers. */
+	cr_assert_eq(sy_server_add(eng, "e", noop_handler, NULL, &on0, &id), 0);
+	cr_assert_eq(sy_server_add(eng, "d", noop_handler, NULL, &zero, &id), 0);
+	cr_assert_eq(server_worker_of(eng, "a"), 0);
+	cr_assert_eq(server_worker_of(eng, "b"), 1,
+		     "zero-filled options pinned a second server to worker 0");
+	cr_assert_eq(server_worker_of(eng, "c"), 0);
+	cr_assert_eq(server_worker_of(eng, "d"), 1);
+	cr_assert_eq(server_worker_of(eng, "e"), 0);
 	sy_engine_destroy(eng);
 }
 
