@@ -446,6 +446,8 @@ static mhd_result handle_request(void *cls, struct MHD_Connection *c,
 	if (!host_is_loopback(c))
 		return reply_text(c, MHD_HTTP_BAD_REQUEST,
 				  "Host must name the loopback\n", NULL);
+	/* url comes without its query string and percent-decoded: a decoded
+	 * NUL ends it (docs/metrics.md states both). */
 	for (i = 0; i < sizeof(resources) / sizeof(resources[0]); i++)
 		if (strcmp(url, resources[i].path) == 0)
 			break;

@@ -1,17 +1,51 @@
 /*
  * Fuzz target: the metrics endpoint's request handling. A live engine
  * serves sy_metrics_serve() on 127.0.0.1; each input becomes one HTTP
- * request (method, path, version, headers, body, line endings, sizes up to
- * past the server's limits) sent over a real TCP connection, and the answer
- * is read back until the server closes.
+ * request sent over a real TCP connection, and the answer is read back
+ * until the server closes.
  *
- * Checked for every request: the server answers within a bound and stays
- * up (the next input connects again), and whatever it sends starts with a
- * valid status line; a 200 carries a Content-Length that matches its body,
- * the documented Content-Type, and a body that passes the strict checker of
- * its format (check.h). For a well-formed request the status is the
- * documented one: 200 for GET /metrics and /metrics.json, 405 with
- * "Allow: GET" for another method on them, 404 for any other path.
+ * A request is built from pieces: a method, a path and a version, up to
+ * eight header lines, a body that no header announces, CRLF or bare LF
+ * line ends. Each piece is an entry of a table below, raw bytes, or (for
+ * a header) a line of 1 to 80 KiB. A table entry says what it means
+ * under the rules of docs/metrics.md ("The HTTP endpoint"), and the oracle
+ * derives from the entries the status the endpoint owes, rule by rule in
+ * the order they apply:
+ *   1. libmicrohttpd, at the request line: one it cannot split into a
+ *      method, a path and a version gets 400, 505 or no answer; a version
+ *      HTTP/d.d other than 1.0 and 1.1 gets 505, any other version 400;
+ *   2. libmicrohttpd, at each header line in turn: one without a colon
+ *      gets 400, a head past a connection's memory (32 KiB) 431;
+ *   3. libmicrohttpd, at the end of the head: HTTP/1.1 without Host gets
+ *      400; without Transfer-Encoding, a first Content-Length that is not
+ *      a number gets 400, and one past 2^64 413;
+ *   4. the endpoint: a first Host that does not name the loopback gets
+ *      400, an unknown path (the query string cut off, percent escapes
+ *      decoded, a decoded NUL ending it) 404, a method other than GET and
+ *      HEAD 405 with "Allow: GET, HEAD", a body announced (Content-Length
+ *      above 0, or Transfer-Encoding) 413, and the rest 200.
+ * The answer's status must be the one the rules give. A few pieces widen
+ * that to a set, where libmicrohttpd may refuse (400) or pass what HTTP
+ * forbids: bytes no token allows in a method or a path, Host or
+ * Content-Length twice, both Transfer-Encoding and Content-Length; where
+ * it takes a header line in ways no rule describes: a folded line (the
+ * header it continues may be dropped, and the memory left for the head
+ * halved), an empty header name (which may end the head, or hide the
+ * headers after it); and a head between 30 and 32 KiB (431 or not). A
+ * request with raw bytes in it may get any documented status. No answer
+ * at all is right only where a rule says so, and where the request
+ * carries bytes that the server does not read (a body, a head past its
+ * memory, the lines after an early end of the head): closing a
+ * connection with bytes unread resets it, which may discard the answer
+ * on its way.
+ *
+ * Checked beyond the status: whatever the server sends starts with a
+ * valid status line; a 200 carries the resource's Content-Type and a
+ * Content-Length, and to GET that many bytes of body, which pass the
+ * strict checker of their format (check.h), to HEAD none; anything after
+ * them must be another answer (to bytes that followed the request); a 405
+ * carries "Allow: GET, HEAD". The server answers within a bound and stays
+ * up (the next input connects again).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,44 +66,181 @@
 #define ANSWER_MAX (1024 * 1024)
 #define ANSWER_WAIT_MS 10000
 #define RAW_MAX 200
+#define HEADERS_MAX 8
+#define ALL_LINES ((1u << HEADERS_MAX) - 1)
+#define BODY_MAX 8192
+/* libmicrohttpd gives a connection 32 KiB for the head and its own
+ * records: a head of up to HEAD_FITS bytes fits (HEAD_FITS_FOLDED after a
+ * folded line), one past HEAD_LIMIT never does. */
+#define HEAD_FITS (30 * 1024)
+#define HEAD_FITS_FOLDED (14 * 1024)
+#define HEAD_LIMIT (32 * 1024)
+
+#define N(a) (unsigned)(sizeof(a) / sizeof((a)[0]))
+
+/* ---- what the pieces of a request mean ---- */
+
+enum method_kind {
+	M_GET,
+	M_HEAD,
+	M_OTHER,        /* any other method: 405 on a known path */
+	M_SPLIT,        /* the request line no longer splits in three */
+};
+
+enum resource {
+	R_PAGE,         /* / */
+	R_DASHBOARD,    /* /dashboard.json */
+	R_PROMETHEUS,   /* /metrics */
+	R_JSON,         /* /metrics.json */
+	R_NONE,         /* any other path: 404 */
+	R_SPLIT,        /* the request line no longer splits in three */
+};
+
+enum version_kind {
+	V_11,
+	V_10,
+	V_505,          /* HTTP/d.d, not 1.0 or 1.1 */
+	V_400,          /* not a version */
+};
+
+enum header_kind {
+	H_OTHER,        /* no rule reads it */
+	H_HOST_OK,      /* names the loopback */
+	H_HOST_BAD,     /* names something else */
+	H_LENGTH_ZERO,  /* Content-Length of 0 */
+	H_LENGTH,       /* Content-Length above 0 */
+	H_LENGTH_BAD,   /* Content-Length that is not a number */
+	H_LENGTH_HUGE,  /* Content-Length past 2^64 */
+	H_CHUNKED,      /* Transfer-Encoding */
+	H_NO_COLON,
+	H_FOLD,         /* a line that continues the header before it */
+	H_NO_NAME,      /* a colon with nothing before it */
+};
+
+/* lax: outside HTTP's grammar, so libmicrohttpd may refuse it (400). */
+static const struct method {
+	const char *text;
+	enum method_kind kind;
+	bool lax;
+} methods[] = {
+	{ "GET", M_GET, false }, { "HEAD", M_HEAD, false },
+	{ "POST", M_OTHER, false }, { "PUT", M_OTHER, false },
+	{ "DELETE", M_OTHER, false }, { "OPTIONS", M_OTHER, false },
+	{ "PATCH", M_OTHER, false }, { "TRACE", M_OTHER, false },
+	{ "CONNECT", M_OTHER, false }, { "get", M_OTHER, false },
+	{ "M-SEARCH", M_OTHER, false }, { "GET\t", M_OTHER, true },
+	{ "\xff", M_OTHER, true }, { "G ET", M_SPLIT, false },
+	{ "", M_SPLIT, false },
+};
+
+static const struct path {
+	const char *text;
+	enum resource res;
+	bool lax;
+} paths[] = {
+	{ "/", R_PAGE, false }, { "/dashboard.json", R_DASHBOARD, false },
+	{ "/metrics", R_PROMETHEUS, false }, { "/metrics.json", R_JSON, false },
+	{ "/?", R_PAGE, false },
+	{ "/dashboard.json?q=a&problems=1", R_DASHBOARD, false },
+	{ "/metrics?x=1", R_PROMETHEUS, false },
+	{ "/metrics.json?", R_JSON, false },
+	{ "/metric%73", R_PROMETHEUS, false },
+	{ "/dashboard%2Ejson", R_DASHBOARD, false },
+	{ "/%00", R_PAGE, false }, { "/metrics.json%00.txt", R_JSON, false },
+	{ "/nope", R_NONE, false }, { "/metrics/", R_NONE, false },
+	{ "/METRICS", R_NONE, false }, { "/index.html", R_NONE, false },
+	{ "*", R_NONE, false }, { "http://127.0.0.1/metrics", R_NONE, false },
+	{ "/..%2f..", R_NONE, false }, { "//metrics", R_NONE, false },
+	{ "/metrics.json#f", R_NONE, true }, { "/metrics%", R_NONE, true },
+	{ "/\xc3\xa9", R_NONE, true }, { "", R_SPLIT, false },
+};
+
+static const struct version {
+	const char *text;
+	enum version_kind kind;
+} versions[] = {
+	{ "HTTP/1.1", V_11 }, { "HTTP/1.0", V_10 }, { "HTTP/2.0", V_505 },
+	{ "HTTP/9.9", V_505 }, { "HTTP/1.1 x", V_400 }, { "HTTP/1", V_400 },
+	{ "http/1.1", V_400 }, { "", V_400 }, { "HTTP/1.10", V_400 },
+};
+
+static const struct header {
+	const char *text;
+	enum header_kind kind;
+} headers[] = {
+	{ "Host: 127.0.0.1", H_HOST_OK }, { "Host: localhost:9464", H_HOST_OK },
+	{ "Host: LOCALHOST", H_HOST_OK }, { "Host: 127.1.2.3:80", H_HOST_OK },
+	{ "Host: example.com", H_HOST_BAD }, { "Host: 128.0.0.1", H_HOST_BAD },
+	{ "Host: [::1]", H_HOST_BAD }, { "Host: localhost:", H_HOST_BAD },
+	{ "Host: 127.0.0.1:123456", H_HOST_BAD }, { "Host:", H_HOST_BAD },
+	{ "Accept: */*", H_OTHER }, { "Connection: close", H_OTHER },
+	{ "Connection: keep-alive", H_OTHER }, { "Connection: upgrade", H_OTHER },
+	{ "Upgrade: h2c", H_OTHER }, { "User-Agent: fuzz/1", H_OTHER },
+	{ "X-Fuzz: a b c", H_OTHER }, { "Accept-Encoding: gzip", H_OTHER },
+	{ "Expect: 100-continue", H_OTHER },
+	{ "Content-Length: 0", H_LENGTH_ZERO },
+	{ "Content-Length: 000", H_LENGTH_ZERO },
+	{ "Content-Length: 10", H_LENGTH }, { "Content-Length: 5", H_LENGTH },
+	{ "Content-Length: -1", H_LENGTH_BAD },
+	{ "Content-Length: abc", H_LENGTH_BAD },
+	{ "Content-Length: 99999999999999999999", H_LENGTH_HUGE },
+	{ "Transfer-Encoding: chunked", H_CHUNKED },
+	{ "Transfer-Encoding: gzip, chunked", H_CHUNKED },
+	{ "NoColon", H_NO_COLON }, { " Folded: line", H_FOLD },
+	{ ": empty", H_NO_NAME },
+};
+
+/* ---- statuses, as sets ---- */
+
+enum {
+	ST_CLOSED = 1u << 0,    /* no answer */
+	ST_200 = 1u << 1,
+	ST_400 = 1u << 2,
+	ST_404 = 1u << 3,
+	ST_405 = 1u << 4,
+	ST_413 = 1u << 5,
+	ST_414 = 1u << 6,
+	ST_431 = 1u << 7,
+	ST_505 = 1u << 8,
+	ST_ANY = (1u << 9) - 1, /* every documented outcome */
+};
+
+static const unsigned status_codes[] = {
+	0, 200, 400, 404, 405, 413, 414, 431, 505,
+};
+
+/* The set that holds @p code alone; 0 for a code no rule gives. */
+static unsigned status_set(unsigned code)
+{
+	for (unsigned i = 1; i < N(status_codes); i++)
+		if (status_codes[i] == code)
+			return 1u << i;
+	return 0;
+}
+
+static void set_text(unsigned set, char *buf, size_t cap)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < N(status_codes) && used < cap; i++) {
+		if (!(set & (1u << i)))
+			continue;
+		if (i)
+			used += (size_t)snprintf(buf + used, cap - used, "%s%u",
+						 used ? " or " : "",
+						 status_codes[i]);
+		else
+			used += (size_t)snprintf(buf + used, cap - used,
+						 "no answer");
+	}
+}
+
+/* ---- the engine ---- */
 
 static sy_engine *eng;
 static unsigned port;
 static bool serving;
-
-static const char *const methods[] = {
-	"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH",
-};
-#define WELL_FORMED_METHODS 7
-static const char *const odd_methods[] = {
-	"get", "TRACE", "CONNECT", "G ET", "", "GET\t", "\xff",
-};
-static const char *const paths[] = {
-	"/metrics", "/metrics.json", "/", "/nope", "/metrics/",
-};
-#define WELL_FORMED_PATHS 5
-static const char *const odd_paths[] = {
-	"/metrics?x=1", "/metric%73", "/metrics.json#f", "*",
-	"http://127.0.0.1/metrics", "/%00", "/..%2f..", "//metrics", "",
-	"/metrics%", "/\xc3\xa9",
-};
-static const char *const odd_versions[] = {
-	"HTTP/2.0", "HTTP/1.1 x", "HTTP/1", "http/1.1", "", "HTTP/1.10",
-	"HTTP/9.9",
-};
-/* Headers that leave a request well formed. */
-static const char *const plain_headers[] = {
-	"Host: 127.0.0.1", "Accept: */*", "Connection: close",
-	"User-Agent: fuzz/1", "X-Fuzz: a b c", "Accept-Encoding: gzip",
-};
-static const char *const odd_headers[] = {
-	"Content-Length: 10", "Content-Length: -1",
-	"Content-Length: 99999999999999999999", "Content-Length: 0",
-	"Transfer-Encoding: chunked", "Transfer-Encoding: gzip, chunked",
-	"Expect: 100-continue", "Host:", ": empty", "NoColon",
-	" Folded: line", "Content-Length: 5\r\nContent-Length: 6",
-	"Connection: keep-alive", "Connection: upgrade\r\nUpgrade: h2c",
-};
 
 static int handler(sy_engine *e, sy_msg *msg, void *ctx)
 {
@@ -120,14 +291,22 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* A request being built, and whether it stays well formed. */
+/* ---- building a request ---- */
+
 struct request {
 	char *text;
 	size_t len;
-	bool well_formed;
-	bool head;
-	const char *path;     /* a well-formed path, or NULL */
-	const char *method;
+	bool raw;                       /* raw bytes in some piece */
+	const struct method *method;    /* NULL where raw */
+	const struct path *path;
+	const struct version *version;
+	unsigned nheaders;
+	struct {
+		const struct header *header; /* NULL: raw, or a big line */
+		size_t end;             /* offset past the line's end */
+	} lines[HEADERS_MAX];
+	size_t head_len;                /* up to the empty line's end */
+	size_t body_len;                /* bytes after the head */
 };
 
 static void add(struct request *r, const char *s, size_t n)
@@ -143,73 +322,221 @@ static void adds(struct request *r, const char *s)
 	add(r, s, strlen(s));
 }
 
-#define N(a) (unsigned)(sizeof(a) / sizeof((a)[0]))
-
-/* One of @p good, @p odd or raw bytes, as the input chooses. */
-static const char *choose(struct fuzz_in *in, const char *const *good,
-			  unsigned ngood, const char *const *odd, unsigned nodd,
-			  char *raw, bool *well_formed)
+static void fill(struct request *r, size_t n, bool letters)
 {
-	unsigned k = fuzz_pick(in, ngood + nodd + 1);
+	while (n-- && r->len < REQUEST_MAX)
+		r->text[r->len++] = letters ? (char)('a' + n % 26) : 'b';
+}
 
-	if (k < ngood)
-		return good[k];
-	*well_formed = false;
-	if (k < ngood + nodd)
-		return odd[k - ngood];
+/* A table entry (its index), or raw bytes into @p raw (-1). */
+static int choose(struct fuzz_in *in, unsigned n, char *raw)
+{
+	unsigned k = fuzz_pick(in, n + 1);
+
+	if (k < n)
+		return (int)k;
 	fuzz_str(in, raw, RAW_MAX);
-	return raw;
+	return -1;
 }
 
 static void build(struct fuzz_in *in, struct request *r)
 {
-	static const char *const versions[] = { "HTTP/1.1", "HTTP/1.0" };
 	char raw[RAW_MAX + 1];
 	const char *eol;
-	unsigned nheaders;
-	size_t body;
+	int k;
 
-	r->well_formed = true;
-	eol = fuzz_u8(in) % 8 == 7 ? (r->well_formed = false, "\n") : "\r\n";
-	r->method = choose(in, methods, N(methods), odd_methods,
-			   N(odd_methods), raw, &r->well_formed);
-	r->head = strcmp(r->method, "HEAD") == 0;
-	adds(r, r->method);
+	eol = fuzz_u8(in) % 8 == 7 ? "\n" : "\r\n";
+	k = choose(in, N(methods), raw);
+	r->method = k < 0 ? NULL : &methods[k];
+	adds(r, k < 0 ? raw : methods[k].text);
 	adds(r, " ");
-	r->path = choose(in, paths, N(paths), odd_paths, N(odd_paths), raw,
-			 &r->well_formed);
-	adds(r, r->path);
+	k = choose(in, N(paths), raw);
+	r->path = k < 0 ? NULL : &paths[k];
+	adds(r, k < 0 ? raw : paths[k].text);
 	adds(r, " ");
-	adds(r, choose(in, versions, N(versions), odd_versions,
-		       N(odd_versions), raw, &r->well_formed));
+	k = choose(in, N(versions), raw);
+	r->version = k < 0 ? NULL : &versions[k];
+	adds(r, k < 0 ? raw : versions[k].text);
 	adds(r, eol);
-	nheaders = fuzz_pick(in, 9);
-	for (unsigned h = 0; h < nheaders; h++) {
-		uint8_t how = fuzz_u8(in);
-
-		if (how % 16 == 15) {
-			/* A header past the server's memory for one request. */
-			size_t big = 1024 * (1 + fuzz_pick(in, 80));
-
-			r->well_formed = false;
+	r->raw = !r->method || !r->path || !r->version;
+	r->nheaders = fuzz_pick(in, HEADERS_MAX + 1);
+	for (unsigned h = 0; h < r->nheaders; h++) {
+		r->lines[h].header = NULL;
+		if (fuzz_u8(in) % 16 == 15) {
+			/* Past the server's memory for one request, or near. */
 			adds(r, "X-Big: ");
-			while (big-- && r->len < REQUEST_MAX)
-				r->text[r->len++] = 'b';
+			fill(r, 1024 * (1 + (size_t)fuzz_pick(in, 80)), false);
+		} else if ((k = choose(in, N(headers), raw)) >= 0) {
+			r->lines[h].header = &headers[k];
+			adds(r, headers[k].text);
 		} else {
-			adds(r, choose(in, plain_headers, N(plain_headers),
-				       odd_headers, N(odd_headers), raw,
-				       &r->well_formed));
+			r->raw = true;
+			adds(r, raw);
 		}
 		adds(r, eol);
+		r->lines[h].end = r->len;
 	}
 	adds(r, eol);
-	body = fuzz_uint(in, 2) % 8192;
-	if (body) {
-		r->well_formed = false;
-		while (body-- && r->len < REQUEST_MAX)
-			r->text[r->len++] = (char)('a' + body % 26);
-	}
+	r->head_len = r->len;
+	fill(r, fuzz_uint(in, 2) % BODY_MAX, true);
+	r->body_len = r->len - r->head_len;
 }
+
+/* ---- the oracle ---- */
+
+/*
+ * The status once libmicrohttpd has the whole head (rules 3 and 4), with
+ * the headers whose bit is set in @p dropped left out.
+ */
+static unsigned end_of_head(const struct request *r, unsigned dropped)
+{
+	const struct header *host = NULL, *length = NULL;
+	bool chunked = false;
+
+	for (unsigned i = 0; i < r->nheaders; i++) {
+		const struct header *h = r->lines[i].header;
+
+		if (!h || (dropped >> i) & 1)
+			continue;
+		switch (h->kind) {
+		case H_HOST_OK:
+		case H_HOST_BAD:
+			if (!host)
+				host = h;
+			break;
+		case H_LENGTH_ZERO:
+		case H_LENGTH:
+		case H_LENGTH_BAD:
+		case H_LENGTH_HUGE:
+			if (!length)
+				length = h;
+			break;
+		case H_CHUNKED:
+			chunked = true;
+			break;
+		default:
+			break;
+		}
+	}
+	if (r->version->kind == V_11 && !host)
+		return ST_400;
+	if (!chunked && length && length->kind == H_LENGTH_BAD)
+		return ST_400;
+	if (!chunked && length && length->kind == H_LENGTH_HUGE)
+		return ST_413;
+	if (host && host->kind == H_HOST_BAD)
+		return ST_400;
+	if (r->path->res == R_NONE)
+		return ST_404;
+	if (r->method->kind == M_OTHER)
+		return ST_405;
+	if (chunked || (length && length->kind != H_LENGTH_ZERO))
+		return ST_413;
+	return ST_200;
+}
+
+/*
+ * The statuses at the end of the head, with the headers in @p gone left
+ * out, and each of those in @p unsure kept or left out.
+ */
+static unsigned outcomes(const struct request *r, unsigned gone,
+			 unsigned unsure)
+{
+	unsigned set = 0;
+
+	for (unsigned d = unsure;; d = (d - 1) & unsure) {
+		set |= end_of_head(r, gone | d);
+		if (!d)
+			break;
+	}
+	return set;
+}
+
+/* The statuses the rules allow for @p r (a set of ST_ bits). */
+static unsigned expected(const struct request *r)
+{
+	unsigned set = 0, lax = 0, unsure = 0, last = HEADERS_MAX;
+	unsigned hosts = 0, lengths = 0;
+	size_t fits = HEAD_FITS;
+	bool chunked = false;
+
+	if (r->raw)
+		return ST_ANY;
+	/* The answer may be lost to a reset where bytes stay unread. */
+	if (r->body_len)
+		set |= ST_CLOSED;
+	if (r->method->lax || r->path->lax)
+		lax |= ST_400;
+	if (r->method->kind == M_SPLIT || r->path->res == R_SPLIT)
+		return set | ST_400 | ST_505 | ST_CLOSED;
+	if (r->version->kind == V_505)
+		return set | lax | ST_505;
+	if (r->version->kind == V_400)
+		return set | ST_400;
+	for (unsigned i = 0; i < r->nheaders; i++) {
+		const struct header *h = r->lines[i].header;
+
+		/* A folded line takes a copy of what it continues from the
+		 * connection's memory, which may keep the head to half of
+		 * it. */
+		if (h && h->kind == H_FOLD)
+			fits = HEAD_FITS_FOLDED;
+		if (r->lines[i].end > HEAD_LIMIT)
+			return set | lax | ST_431 | ST_CLOSED;
+		if (r->lines[i].end > fits)
+			set |= ST_431 | ST_CLOSED;
+		if (!h) {
+			last = i;
+			continue;
+		}
+		switch (h->kind) {
+		case H_NO_COLON:
+			return set | lax | ST_400;
+		case H_FOLD:
+			/* Not a header of its own: the one before may go. */
+			if (last < HEADERS_MAX)
+				unsure |= 1u << last;
+			lax |= ST_400;
+			continue;
+		case H_NO_NAME:
+			/* libmicrohttpd may take it for the end of the head,
+			 * leaving the rest unread as such, or go on, any
+			 * header after it then perhaps unseen. */
+			set |= outcomes(r, ~0u << i & ALL_LINES, unsure) |
+			       ST_CLOSED;
+			unsure |= ~0u << (i + 1) & ALL_LINES;
+			lax |= ST_400;
+			break;
+		case H_HOST_OK:
+		case H_HOST_BAD:
+			if (++hosts > 1)
+				lax |= ST_400;
+			break;
+		case H_LENGTH_ZERO:
+		case H_LENGTH:
+		case H_LENGTH_BAD:
+		case H_LENGTH_HUGE:
+			if (++lengths > 1)
+				lax |= ST_400;
+			break;
+		case H_CHUNKED:
+			chunked = true;
+			break;
+		case H_OTHER:
+			break;
+		}
+		last = i;
+	}
+	if (chunked && lengths)
+		lax |= ST_400;
+	if (r->head_len > HEAD_LIMIT)
+		return set | lax | ST_431 | ST_CLOSED;
+	if (r->head_len > fits)
+		set |= ST_431 | ST_CLOSED;
+	return set | lax | outcomes(r, 0, unsure);
+}
+
+/* ---- the exchange ---- */
 
 static int connect_server(void)
 {
@@ -292,6 +619,8 @@ static size_t exchange(const struct request *r, char *answer)
 	return got;
 }
 
+/* ---- checking the answer ---- */
+
 /* The value of header @p name in the head [head, end), or NULL. */
 static const char *header(const char *head, const char *end,
 			  const char *name, size_t *vlen)
@@ -315,39 +644,137 @@ static const char *header(const char *head, const char *end,
 	return NULL;
 }
 
-static void check_ok_body(const struct request *r, const char *head,
-			  const char *body_at, size_t body_len)
+static bool value_is(const char *v, size_t vlen, const char *want)
 {
-	bool json = strcmp(r->path, "/metrics.json") == 0;
-	const char *want = json ? "application/json" :
-			   "text/plain; version=0.0.4; charset=utf-8";
+	return v && vlen == strlen(want) && strncmp(v, want, vlen) == 0;
+}
+
+static const char *const content_types[] = {
+	[R_PAGE] = "text/html; charset=utf-8",
+	[R_DASHBOARD] = "application/json",
+	[R_PROMETHEUS] = "text/plain; version=0.0.4; charset=utf-8",
+	[R_JSON] = "application/json",
+};
+
+/* A request of raw bytes: the resource its 200 says it is. */
+static enum resource resource_of(const char *type, size_t tlen,
+				 const char *body, size_t body_len)
+{
+	static const char dash[] = "{\"version\":";
+
+	if (value_is(type, tlen, content_types[R_PAGE]))
+		return R_PAGE;
+	if (value_is(type, tlen, content_types[R_PROMETHEUS]))
+		return R_PROMETHEUS;
+	if (!value_is(type, tlen, content_types[R_JSON]))
+		fuzz_fail("200 with Content-Type \"%.*s\"", (int)tlen, type);
+	return body_len >= sizeof(dash) - 1 &&
+	       memcmp(body, dash, sizeof(dash) - 1) == 0 ? R_DASHBOARD : R_JSON;
+}
+
+static void check_body(enum resource res, const char *body, size_t len)
+{
+	static const char doctype[] = "<!doctype html>";
 	struct check_names names = { 0 };
 	char why[CHECK_WHY_MAX];
-	const char *v;
-	size_t vlen;
+	bool ok;
 
-	v = header(head, body_at, "Content-Type", &vlen);
-	fuzz_check(v && vlen == strlen(want) && strncmp(v, want, vlen) == 0,
-		   "200 for %s with Content-Type \"%.*s\"", r->path,
-		   v ? (int)vlen : 0, v ? v : "");
-	v = header(head, body_at, "Content-Length", &vlen);
-	fuzz_check(v && strtoul(v, NULL, 10) == body_len,
-		   "200 with Content-Length %.*s, body %zu bytes",
-		   v ? (int)vlen : 0, v ? v : "", body_len);
-	fuzz_check(json ? check_json(body_at, body_len, &names, why) :
-		   check_prometheus(body_at, body_len, &names, why),
-		   "%s: %s", r->path, why);
+	switch (res) {
+	case R_PAGE:
+		fuzz_check(len > sizeof(doctype) &&
+			   memcmp(body, doctype, sizeof(doctype) - 1) == 0 &&
+			   check_utf8(body, len),
+			   "the page is not UTF-8 HTML: \"%.40s\"", body);
+		return;
+	case R_PROMETHEUS:
+		ok = check_prometheus(body, len, &names, why);
+		break;
+	default:
+		ok = check_json(body, len, &names, why);
+		break;
+	}
 	check_names_clear(&names);
+	fuzz_check(ok, "the body of a 200 (%s): %s",
+		   res == R_PROMETHEUS ? "Prometheus" : "JSON", why);
+}
+
+/* Whether @p s (@p n bytes) is empty or begins another answer: what a
+ * request's trailing bytes, read as a request of their own, may get. */
+static bool nothing_or_answer(const char *s, size_t n)
+{
+	return n == 0 || (n >= 9 && memcmp(s, "HTTP/1.", 7) == 0);
+}
+
+/* A 200 whose head is at @p head; @p rest_len bytes follow it. */
+static void check_ok(const struct request *r, const char *head,
+		     const char *rest, size_t rest_len)
+{
+	unsigned long long length;
+	const char *type, *v;
+	enum resource res;
+	size_t tlen, vlen;
+	bool head_only;
+
+	type = header(head, rest, "Content-Type", &tlen);
+	fuzz_check(type, "200 without Content-Type");
+	v = header(head, rest, "Content-Length", &vlen);
+	fuzz_check(v, "200 without Content-Length");
+	length = strtoull(v, NULL, 10);
+	if (r->raw) {
+		res = resource_of(type, tlen, rest, rest_len);
+		head_only = nothing_or_answer(rest, rest_len);
+	} else {
+		res = r->path->res;
+		head_only = r->method->kind == M_HEAD;
+	}
+	fuzz_check(value_is(type, tlen, content_types[res]),
+		   "200 for %s with Content-Type \"%.*s\"", r->path ?
+		   r->path->text : "a raw path", (int)tlen, type);
+	if (head_only) {
+		fuzz_check(nothing_or_answer(rest, rest_len),
+			   "a body in a 200 to HEAD: \"%.20s\"", rest);
+		return;
+	}
+	fuzz_check(length > 0 && length <= rest_len,
+		   "200 with Content-Length %llu, %zu bytes after its head",
+		   length, rest_len);
+	fuzz_check(nothing_or_answer(rest + length, rest_len - length),
+		   "200 with Content-Length %llu, then \"%.20s\"", length,
+		   rest + length);
+	check_body(res, rest, (size_t)length);
+}
+
+/* The request line, printable, for messages. */
+static const char *request_line(const struct request *r)
+{
+	static char line[100];
+	size_t o = 0;
+
+	for (size_t i = 0; i < r->len && r->text[i] != '\r' &&
+	     r->text[i] != '\n' && o + 5 < sizeof(line); i++) {
+		unsigned char c = (unsigned char)r->text[i];
+
+		if (c >= 0x20 && c < 0x7f)
+			line[o++] = (char)c;
+		else
+			o += (size_t)snprintf(line + o, sizeof(line) - o,
+					      "\\x%02x", c);
+	}
+	line[o] = '\0';
+	return line;
 }
 
 static void check_answer(const struct request *r, char *answer, size_t len)
 {
+	unsigned want = expected(r), status;
 	const char *body_at, *v;
-	unsigned status;
+	char text[100];
 	size_t vlen;
 
+	set_text(want, text, sizeof(text));
 	if (len == 0) {
-		fuzz_check(!r->well_formed, "no answer to a well-formed request");
+		fuzz_check(want & ST_CLOSED, "\"%s\": no answer, expected %s",
+			   request_line(r), text);
 		return;
 	}
 	fuzz_check(len >= 13 && (strncmp(answer, "HTTP/1.1 ", 9) == 0 ||
@@ -357,34 +784,18 @@ static void check_answer(const struct request *r, char *answer, size_t len)
 		   answer[11] >= '0' && answer[11] <= '9' && answer[12] == ' ',
 		   "not a status line: \"%.40s\"", answer);
 	status = (unsigned)strtoul(answer + 9, NULL, 10);
+	fuzz_check(status_set(status) & want, "\"%s\": answered %u, expected %s",
+		   request_line(r), status, text);
 	body_at = strstr(answer, "\r\n\r\n");
 	fuzz_check(body_at != NULL, "an answer without the end of its head");
 	body_at += 4;
-	if (status == 200) {
-		fuzz_check(r->well_formed || !r->head,
-			   "200 to a HEAD request");
-		if (!r->head)
-			check_ok_body(r, answer, body_at,
-				      len - (size_t)(body_at - answer));
-	}
-	if (!r->well_formed)
-		return;
-	if (strcmp(r->path, "/metrics") == 0 ||
-	    strcmp(r->path, "/metrics.json") == 0) {
-		if (strcmp(r->method, "GET") == 0) {
-			fuzz_check(status == 200, "GET %s answered %u", r->path,
-				   status);
-			return;
-		}
-		fuzz_check(status == 405, "%s %s answered %u", r->method,
-			   r->path, status);
+	if (status == 200)
+		check_ok(r, answer, body_at, len - (size_t)(body_at - answer));
+	if (status == 405) {
 		v = header(answer, body_at, "Allow", &vlen);
-		fuzz_check(v && vlen == 3 && strncmp(v, "GET", 3) == 0,
-			   "405 without \"Allow: GET\"");
-		return;
+		fuzz_check(value_is(v, vlen, "GET, HEAD"),
+			   "405 without \"Allow: GET, HEAD\"");
 	}
-	fuzz_check(status == 404, "%s %s answered %u", r->method, r->path,
-		   status);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
