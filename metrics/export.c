@@ -1066,8 +1066,12 @@ static void table_cellf(struct table *t, const char *fmt, ...)
 	table_cell(t, s);
 }
 
-/* A name fit for a terminal: control bytes and backslashes escaped C-style,
- * invalid UTF-8 replaced. */
+/*
+ * A name fit for a terminal: control characters and backslashes escaped
+ * C-style, invalid UTF-8 replaced. The C1 controls (U+0080 to U+009F,
+ * two bytes C2 80 to C2 9F) are escaped as well as the C0 ones: a terminal
+ * may act on them (U+009B is CSI, which starts an escape sequence).
+ */
 static void table_name(struct table *t, const char *str)
 {
 	const unsigned char *s = (const unsigned char *)str;
@@ -1086,6 +1090,8 @@ static void table_name(struct table *t, const char *str)
 			puts_(&e, "\\t");
 		else if (*s < 0x20 || *s == 0x7f)
 			putf(&e, "\\x%02x", *s);
+		else if (n == 2 && s[0] == 0xc2 && s[1] <= 0x9f)
+			putf(&e, "\\u%04x", s[1]);
 		else
 			put(&e, (const char *)s, n);
 		s += n ? n : 1;

@@ -599,6 +599,28 @@ Test(exports_table, aligns_the_series_columns, .init = setup,
 	free(buf);
 }
 
+/* U+009B is CSI: a terminal would take the "[2J" after it for "clear the
+ * screen". The table shows it, and every C1 control, escaped. */
+Test(exports_table, escapes_c1_control_characters, .init = setup,
+     .fini = teardown)
+{
+	static const char name[] = "a\xc2\x9b[2Jb\xc2\x80" "c\xc2\x9f";
+	size_t len;
+	char *buf;
+
+	traffic(name);
+	buf = export(SY_FORMAT_TABLE, &len);
+	for (size_t i = 0; i + 1 < len; i++)
+		cr_assert(!((unsigned char)buf[i] == 0xc2 &&
+			    (unsigned char)buf[i + 1] >= 0x80 &&
+			    (unsigned char)buf[i + 1] <= 0x9f),
+			  "a C1 control (U+%04X) at byte %zu of the table",
+			  (unsigned char)buf[i + 1], i);
+	cr_assert_not_null(strstr(buf, "a\\u009b[2Jb\\u0080c\\u009f"),
+			   "the name escaped C-style:\n%s", buf);
+	free(buf);
+}
+
 Test(exports_format, refuses_bad_arguments, .init = setup, .fini = teardown)
 {
 	char *buf = NULL;
