@@ -633,12 +633,20 @@ static void prom_family(struct out *o, const char *name, const char *type,
 	putf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* metric{kind="...",name="..."  (the caller closes the braces) */
+/*
+ * metric{kind="...",name="..."[,id="..."]  (the caller closes the braces).
+ * Server and route series carry their id: two names that differ only in
+ * bytes that are not UTF-8 ("a\xff", "a\xfe") both become "a\uFFFD"
+ * here, and the id keeps their series apart. The engine and the
+ * transports have fixed, distinct names.
+ */
 static void prom_series_labels(struct out *o, const char *metric,
 			       unsigned kind, const struct sy_series *s)
 {
 	putf(o, "%s{kind=\"%s\",name=", metric, kind_names[kind]);
 	prom_label(o, series_name(s));
+	if (kind == SY_SERIES_SERVER || kind == SY_SERIES_ROUTE)
+		putf(o, ",id=\"%" PRIu32 "\"", s->id);
 }
 
 /* A counter family: one sample per series, from its totals. */
@@ -750,13 +758,14 @@ static void prom_servers(struct out *o, const sy_snapshot *snap,
 		sample(o, metric, sy_snapshot_series(snap, SY_SERIES_SERVER, i));
 }
 
-/* A server's sample up to its name label. */
+/* A server's sample up to its name and id labels. */
 static void prom_server_name(struct out *o, const char *metric,
 			     const struct sy_series *s)
 {
 	puts_(o, metric);
 	puts_(o, "{name=");
 	prom_label(o, series_name(s));
+	putf(o, ",id=\"%" PRIu32 "\"", s->id);
 }
 
 static void transitions_sample(struct out *o, const char *metric,
