@@ -129,7 +129,9 @@ struct sy_config {
 	unsigned metrics_interval_ms; /**< collector period; 0: SY_METRICS_INTERVAL_MS, else 100 */
 	const char *collector_cpu; /**< the collector's CPU ("3"), or "none"; NULL: SY_COLLECTOR_CPU, else not pinned */
 	unsigned latency_sample; /**< time 1 message in N (1: every one); 0: 64 */
-	unsigned retention_ms; /**< how long past windows are kept; 0: 60000 */
+	/** How long past windows are kept, at least the interval; 0: 60000, or
+	 *  4 intervals where that is longer. */
+	unsigned retention_ms;
 };
 
 /**

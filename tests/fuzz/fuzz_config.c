@@ -189,8 +189,10 @@ static void check_sizes(const struct sy_config *in, const struct sy__config *c)
 		   c->max_dead_letters, 4096, 1u << 24);
 	check_size("latency_sample", in->latency_sample, c->latency_sample, 64,
 		   1u << 30);
-	check_size("retention_ms", in->retention_ms, c->retention_ms, 60000,
-		   86400000);
+	/* Left at 0, the retention is a minute, or four intervals if longer. */
+	check_size("retention_ms", in->retention_ms, c->retention_ms,
+		   c->metrics_interval_ms > 15000 ? 4 * c->metrics_interval_ms :
+		   60000, 86400000);
 	fuzz_check(c->workers >= 1 && c->workers <= SY_MAX_WORKERS &&
 		   (!in->workers || c->workers == in->workers),
 		   "workers %u resolved to %u", in->workers, c->workers);
