@@ -42,6 +42,11 @@
 #define METRICS_INTERVAL_MAX	3600000u
 #define LATENCY_SAMPLE_DEFAULT	64u
 #define RETENTION_DEFAULT	60000u
+#define RETENTION_MAX		(24u * 3600 * 1000)
+/* A retention left at its default keeps at least this many intervals. */
+#define RETENTION_INTERVALS	4u
+_Static_assert(RETENTION_INTERVALS * (unsigned long long)METRICS_INTERVAL_MAX
+	       <= RETENTION_MAX, "a default retention must stay in range");
 
 /* Room for the allowed CPUs in a message; longer lists end in "...". */
 #define CPULIST_TEXT_MAX	128
@@ -523,9 +528,40 @@ static int resolve_collector_cpu(const char *cfg_cpu, int *cpu, char *why,
 	return 0;
 }
 
+/*
+ * The retention: the field, else the default, lengthened to
+ * RETENTION_INTERVALS intervals where the interval is long (it goes to an
+ * hour, so to 4 h, below RETENTION_MAX). A retention the caller set is kept
+ * as set, and refused if shorter than the interval, with a message that
+ * names both: @p interval_src says where the interval came from
+ * (`SY_METRICS_INTERVAL_MS="120000"`, `config.metrics_interval_ms=120000`).
+ */
+static int resolve_retention(unsigned field, const char *interval_src,
+			     struct sy__config *cfg, char *why, size_t whylen)
+{
+	unsigned interval = cfg->metrics_interval_ms;
+	int err;
+
+	err = resolve_size("retention_ms", field, RETENTION_DEFAULT,
+			   RETENTION_MAX, &cfg->retention_ms, why, whylen);
+	if (err)
+		return err;
+	if (!field) {
+		if (cfg->retention_ms < RETENTION_INTERVALS * interval)
+			cfg->retention_ms = RETENTION_INTERVALS * interval;
+		return 0;
+	}
+	if (cfg->retention_ms >= interval)
+		return 0;
+	return fail(why, whylen,
+		    "config.retention_ms=%u: shorter than the metrics interval, %s",
+		    field, interval_src);
+}
+
 static int resolve_metrics(const struct sy_config *in, struct sy__config *cfg,
 			   char *why, size_t whylen)
 {
+	char interval_src[64];
 	unsigned long v;
 	const char *s;
 	int err;
@@ -535,18 +571,25 @@ static int resolve_metrics(const struct sy_config *in, struct sy__config *cfg,
 			    in->metrics);
 	cfg->metrics = in->metrics != -1;
 	cfg->metrics_interval_ms = METRICS_INTERVAL_DEFAULT;
+	snprintf(interval_src, sizeof(interval_src), "%u ms by default",
+		 METRICS_INTERVAL_DEFAULT);
 	if (in->metrics_interval_ms) {
 		if (in->metrics_interval_ms > METRICS_INTERVAL_MAX)
 			return fail(why, whylen,
 				    "config.metrics_interval_ms=%u: expected 1 to %u",
 				    in->metrics_interval_ms, METRICS_INTERVAL_MAX);
 		cfg->metrics_interval_ms = in->metrics_interval_ms;
+		snprintf(interval_src, sizeof(interval_src),
+			 "config.metrics_interval_ms=%u",
+			 in->metrics_interval_ms);
 	} else if ((s = getenv("SY_METRICS_INTERVAL_MS")) != NULL) {
 		err = parse_uint("SY_METRICS_INTERVAL_MS", s, 1,
 				 METRICS_INTERVAL_MAX, &v, why, whylen);
 		if (err)
 			return err;
 		cfg->metrics_interval_ms = (unsigned)v;
+		snprintf(interval_src, sizeof(interval_src),
+			 "SY_METRICS_INTERVAL_MS=\"%lu\"", v);
 	}
 	err = resolve_collector_cpu(in->collector_cpu, &cfg->collector_cpu,
 				    why, whylen);
@@ -555,13 +598,8 @@ static int resolve_metrics(const struct sy_config *in, struct sy__config *cfg,
 				   LATENCY_SAMPLE_DEFAULT, 1u << 30,
 				   &cfg->latency_sample, why, whylen);
 	if (!err)
-		err = resolve_size("retention_ms", in->retention_ms,
-				   RETENTION_DEFAULT, 24u * 3600 * 1000,
-				   &cfg->retention_ms, why, whylen);
-	if (!err && cfg->retention_ms < cfg->metrics_interval_ms)
-		err = fail(why, whylen,
-			   "config.retention_ms=%u: shorter than the metrics interval (%u ms)",
-			   cfg->retention_ms, cfg->metrics_interval_ms);
+		err = resolve_retention(in->retention_ms, interval_src, cfg,
+					why, whylen);
 	return err;
 }
 

@@ -10,6 +10,11 @@
  * Ordering: the release store of eng->routes[id] (R1) pairs with the
  * acquire load on the send path (A1 in send.c): a sender that sees a route
  * sees it complete, its policy state and server pointers included.
+ *
+ * A route object is one block from the engine's allocator (memory.h): the
+ * route, its server pointers, its ids and weights, its parameters. So
+ * struct sy_allocator sees route memory, and a control call that runs out
+ * of it fails with -ENOMEM having changed nothing.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -26,7 +31,6 @@
 #include "core/slot.h"
 #include "core/worker.h"
 #include "policies/policy.h"
-#include "core/health.h"
 
 #define SY_RETIRE_BATCH 64 /* routes freed after one grace period */
 
@@ -63,13 +67,67 @@ static bool in_worker(struct sy_engine *eng)
 	return w && w->eng == eng;
 }
 
+/*
+ * What precedes a route in its block: the engine whose allocator gave the
+ * block, and the block's size, for route_free() (a call_rcu callback, with
+ * nothing but the route). A cache line, so the route starts on one.
+ */
+struct route_head {
+	struct sy_engine *eng;
+	size_t bytes;
+};
+#define ROUTE_HEAD_BYTES SY_CACHELINE
+_Static_assert(sizeof(struct route_head) <= ROUTE_HEAD_BYTES,
+	       "the head must fit before the route");
+
+static struct route_head *route_head(struct sy__route *r)
+{
+	return (struct route_head *)((char *)r - ROUTE_HEAD_BYTES);
+}
+
+/*
+ * A zeroed route block for @p n servers, named @p name, with @p params
+ * copied: its info[] is for the caller to fill, then route_init(). Under
+ * eng->lock. NULL (with the error set) when the allocator has no memory.
+ */
+static struct sy__route *route_alloc(struct sy_engine *eng, const char *name,
+				     unsigned n, const char *params)
+{
+	size_t plen = strlen(params ? params : "") + 1;
+	size_t bytes = ROUTE_HEAD_BYTES + sizeof(struct sy__route) +
+		       n * (sizeof(struct sy__server *) +
+			    sizeof(struct sy_policy_server)) + plen;
+	struct route_head *h = sy__mem_alloc(eng, bytes);
+	struct sy__route *r;
+
+	if (!h) {
+		sy__fail(-ENOMEM, "no memory for route \"%s\"", name);
+		return NULL;
+	}
+	h->eng = eng;
+	h->bytes = bytes;
+	r = (struct sy__route *)((char *)h + ROUTE_HEAD_BYTES);
+	r->n = n;
+	strcpy(r->name, name);
+	r->info = (struct sy_policy_server *)&r->servers[n];
+	r->params = (char *)&r->info[n];
+	memcpy(r->params, params ? params : "", plen);
+	return r;
+}
+
+/* A block that route_alloc() gave, never published. */
+static void route_release(struct sy__route *r)
+{
+	struct route_head *h = route_head(r);
+
+	sy__mem_free(h->eng, h, h->bytes);
+}
+
 static void route_free(struct sy__route *r)
 {
 	if (r->policy->destroy)
 		r->policy->destroy(r->pstate);
-	free(r->params);
-	free(r->info);
-	free(r);
+	route_release(r);
 }
 
 static void route_free_rcu(struct rcu_head *head)
@@ -110,52 +168,40 @@ static void route_retire(struct sy_engine *eng, struct sy__route *r)
 }
 
 /*
- * A route over @p n servers whose ids and weights are in @p info (taken
- * over by the route), with its policy's state built. Under eng->lock.
+ * Finish a route from route_alloc() whose info[] the caller filled: its
+ * server pointers, flags and policy state. Under eng->lock. On failure
+ * (the policy refused) the block is released.
+ * @return 0; the policy's error.
  */
-static struct sy__route *route_new(struct sy_engine *eng,
-				   const struct sy_policy *policy,
-				   const char *name, uint32_t id,
-				   struct sy_policy_server *info, unsigned n,
-				   const char *params, int *err)
+static int route_init(struct sy_engine *eng, struct sy__route *r,
+		      const struct sy_policy *policy, uint32_t id)
 {
-	struct sy__route *r = calloc(1, sizeof(*r) + n * sizeof(r->servers[0]));
 	int rc;
 
-	if (!r || !(r->params = strdup(params ? params : ""))) {
-		free(r);
-		free(info);
-		*err = sy__fail(-ENOMEM, "no memory for route \"%s\"", name);
-		return NULL;
-	}
 	r->policy = policy;
 	r->id = id;
-	r->n = n;
-	r->info = info;
-	strcpy(r->name, name);
-	for (unsigned i = 0; i < n; i++)
-		r->servers[i] = eng->servers[info[i].id];
+	for (unsigned i = 0; i < r->n; i++)
+		r->servers[i] = eng->servers[r->info[i].id];
 	r->msg_flags = (uint8_t)(((policy->flags & SY_POLICY_INFLIGHT) ? SY_MSG_INFLIGHT : 0) |
 				 ((policy->flags & SY_POLICY_OBSERVE) && policy->observe ?
 				  SY_MSG_OBSERVE : 0));
 	cds_lfht_node_init(&r->node);
-	if (policy->create && n > 0) {
+	if (policy->create && r->n > 0) {
 		struct sy_policy_route view = {
-			.name = r->name, .params = r->params, .n = n, .servers = info,
+			.name = r->name, .params = r->params, .n = r->n,
+			.servers = r->info,
 		};
 
 		rc = policy->create(&view, &r->pstate);
 		if (rc) {
-			free(r->params);
-			free(r->info);
-			free(r);
-			*err = sy__fail(rc < 0 ? rc : -EINVAL,
-					"route \"%s\": policy %s refused its servers or parameters \"%s\"",
-					name, policy->name, params ? params : "");
-			return NULL;
+			rc = sy__fail(rc < 0 ? rc : -EINVAL,
+				      "route \"%s\": policy %s refused its servers or parameters \"%s\"",
+				      r->name, policy->name, r->params);
+			route_release(r);
+			return rc;
 		}
 	}
-	return r;
+	return 0;
 }
 
 /* Build a route from user options. Under eng->lock. */
@@ -233,7 +279,6 @@ static struct sy__route *route_build(struct sy_engine *eng, const char *name,
 {
 	const char *pname = opts && opts->policy ? opts->policy : "round_robin";
 	const struct sy_policy *policy = sy__policy_find(pname);
-	struct sy_policy_server *info;
 	struct sy__route *r;
 	unsigned n, min, max;
 
@@ -275,17 +320,18 @@ static struct sy__route *route_build(struct sy_engine *eng, const char *name,
 			return NULL;
 		}
 	}
-	info = calloc(n, sizeof(*info));
-	if (!info) {
-		*err = sy__fail(-ENOMEM, "no memory for route \"%s\"", name);
+	r = route_alloc(eng, name, n, opts->params);
+	if (!r) {
+		*err = -ENOMEM;
 		return NULL;
 	}
 	for (unsigned i = 0; i < n; i++) {
-		info[i].id = opts->servers[i];
-		info[i].weight = opts->weights ? opts->weights[i] : 1;
+		r->info[i].id = opts->servers[i];
+		r->info[i].weight = opts->weights ? opts->weights[i] : 1;
 	}
-	r = route_new(eng, policy, name, id, info, n, opts->params, err);
-	if (r && (*err = route_settings(eng, name, opts, r)) != 0) {
+	if ((*err = route_init(eng, r, policy, id)) != 0)
+		return NULL;
+	if ((*err = route_settings(eng, name, opts, r)) != 0) {
 		route_free(r);
 		return NULL;
 	}
@@ -562,36 +608,62 @@ SY_API int sy_server_find(sy_engine *eng, const char *name, uint32_t *id)
 				name);
 }
 
-/* Rebuild every route that lists @p s without it. Under eng->lock. */
-static int routes_drop_server(struct sy_engine *eng, struct sy__server *s)
+/* Whether route @p r lists server @p s. */
+static bool route_lists(const struct sy__route *r, const struct sy__server *s)
 {
-	for (uint32_t id = 0; id < eng->cfg.max_routes; id++) {
-		struct sy__route *old = route_get(eng, id), *r;
-		struct sy_policy_server *info;
-		unsigned j = 0;
-		int rc;
+	for (unsigned i = 0; i < r->n; i++)
+		if (r->servers[i] == s)
+			return true;
+	return false;
+}
 
-		if (!old)
+/*
+ * Build, without publishing any, a copy of every route that lists @p s,
+ * without it, into a new array (*@p built, *@p nbuilt of them; free() it).
+ * Under eng->lock. On failure nothing is left built.
+ * @return 0; -ENOMEM; the error of a policy that refused the smaller set.
+ */
+static int routes_without(struct sy_engine *eng, struct sy__server *s,
+			  struct sy__route ***built, unsigned *nbuilt)
+{
+	struct sy__route **v = NULL, *old, *r;
+	unsigned n = 0, k = 0;
+	int rc = 0;
+
+	for (uint32_t id = 0; id < eng->cfg.max_routes; id++)
+		if ((old = route_get(eng, id)) && route_lists(old, s))
+			n++;
+	if (n && !(v = calloc(n, sizeof(*v))))
+		return sy__fail(-ENOMEM, "no memory to remove server \"%s\"",
+				s->name);
+	for (uint32_t id = 0; id < eng->cfg.max_routes && k < n; id++) {
+		unsigned j = 0;
+
+		old = route_get(eng, id);
+		if (!old || !route_lists(old, s))
 			continue;
-		for (unsigned i = 0; i < old->n; i++)
-			j += old->servers[i] == s;
-		if (!j)
-			continue;
-		info = calloc(old->n, sizeof(*info));
-		if (!info)
-			return -ENOMEM;
-		j = 0;
+		r = route_alloc(eng, old->name, old->n - 1, old->params);
+		if (!r) {
+			rc = -ENOMEM;
+			goto out_free_built;
+		}
 		for (unsigned i = 0; i < old->n; i++)
 			if (old->servers[i] != s)
-				info[j++] = old->info[i];
-		r = route_new(eng, old->policy, old->name, id, info, j,
-			      old->params, &rc);
-		if (!r)
-			return rc;
+				r->info[j++] = old->info[i];
+		if ((rc = route_init(eng, r, old->policy, id)) != 0)
+			goto out_free_built;
 		route_settings_copy(r, old);
-		route_publish(eng, old, r);
+		v[k++] = r;
 	}
+	*built = v;
+	*nbuilt = k;
 	return 0;
+
+out_free_built:
+	while (k)
+		route_free(v[--k]);
+	free(v);
+	return rc;
 }
 
 static bool worker_has_queued(struct sy_engine *eng, unsigned w)
@@ -609,7 +681,9 @@ static bool worker_has_queued(struct sy_engine *eng, unsigned w)
 
 SY_API int sy_server_remove(sy_engine *eng, uint32_t id)
 {
+	struct sy__route **built = NULL;
 	struct sy__server *s;
+	unsigned nbuilt = 0;
 	int rc;
 
 	if (in_worker(eng))
@@ -626,12 +700,17 @@ SY_API int sy_server_remove(sy_engine *eng, uint32_t id)
 			      s->name);
 		goto out_unlock;
 	}
+	/* Everything that can fail comes first: a removal that fails leaves
+	 * the server as it was, in every route, not draining, probed. */
+	rc = routes_without(eng, s, &built, &nbuilt);
+	if (rc)
+		goto out_unlock;
 	atomic_fetch_or_explicit(&s->gate, SY_GATE_DRAINING, memory_order_relaxed);
 	if (s->health)
 		sy__health_detach(eng, s);
-	rc = routes_drop_server(eng, s);
-	if (rc)
-		goto out_unlock;
+	for (unsigned i = 0; i < nbuilt; i++)
+		route_publish(eng, route_get(eng, built[i]->id), built[i]);
+	free(built);
 	eng->servers[id] = NULL;
 	eng->workers[s->worker].nservers--;
 	/* After the grace period no sender holds a route that lists s, so

@@ -67,9 +67,10 @@ enum sy_pin {
 };
 
 /**
- * Memory for the engine's pools (message slabs, rings). Both functions may be
- * called from any thread, concurrently. Left NULL, the engine uses its own
- * arena of jemalloc (default build) or malloc.
+ * Memory for the engine's pools (message slabs, rings) and its routes. Both
+ * functions may be called from any thread, concurrently (a replaced or
+ * removed route is freed by liburcu's call_rcu thread). Left NULL, the
+ * engine uses its own arena of jemalloc (default build) or malloc.
  */
 struct sy_allocator {
 	void *(*alloc)(size_t size, size_t align, void *ctx);
@@ -129,7 +130,9 @@ struct sy_config {
 	unsigned metrics_interval_ms; /**< collector period; 0: SY_METRICS_INTERVAL_MS, else 100 */
 	const char *collector_cpu; /**< the collector's CPU ("3"), or "none"; NULL: SY_COLLECTOR_CPU, else not pinned */
 	unsigned latency_sample; /**< time 1 message in N (1: every one); 0: 64 */
-	unsigned retention_ms; /**< how long past windows are kept; 0: 60000 */
+	/** How long past windows are kept, at least the interval; 0: 60000, or
+	 *  4 intervals where that is longer. */
+	unsigned retention_ms;
 };
 
 /**
@@ -319,9 +322,13 @@ SY_API int sy_server_add(sy_engine *eng, const char *name, sy_handler_fn fn,
  * Remove a server at run time: take it out of every route, wait until every
  * message already sent to it has run its handler, then free it.
  * Control; any thread but a worker of this engine; blocks until drained.
+ * A removal that fails changes nothing: the server stays in every route,
+ * picked and probed as before.
  * @return 0; -ENOENT (no such server); -EDEADLK (called from a worker);
  *         -EBUSY (the engine was never started and messages for the
- *         server's worker are queued: start or stop the engine first).
+ *         server's worker are queued: start or stop the engine first);
+ *         -ENOMEM (no memory for the routes rebuilt without it); the error
+ *         of a route's policy that refuses the servers left.
  */
 SY_API int sy_server_remove(sy_engine *eng, uint32_t id);
 

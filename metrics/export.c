@@ -633,12 +633,20 @@ static void prom_family(struct out *o, const char *name, const char *type,
 	putf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* metric{kind="...",name="..."  (the caller closes the braces) */
+/*
+ * metric{kind="...",name="..."[,id="..."]  (the caller closes the braces).
+ * Server and route series carry their id: two names that differ only in
+ * bytes that are not UTF-8 ("a\xff", "a\xfe") both become "a\uFFFD"
+ * here, and the id keeps their series apart. The engine and the
+ * transports have fixed, distinct names.
+ */
 static void prom_series_labels(struct out *o, const char *metric,
 			       unsigned kind, const struct sy_series *s)
 {
 	putf(o, "%s{kind=\"%s\",name=", metric, kind_names[kind]);
 	prom_label(o, series_name(s));
+	if (kind == SY_SERIES_SERVER || kind == SY_SERIES_ROUTE)
+		putf(o, ",id=\"%" PRIu32 "\"", s->id);
 }
 
 /* A counter family: one sample per series, from its totals. */
@@ -750,13 +758,14 @@ static void prom_servers(struct out *o, const sy_snapshot *snap,
 		sample(o, metric, sy_snapshot_series(snap, SY_SERIES_SERVER, i));
 }
 
-/* A server's sample up to its name label. */
+/* A server's sample up to its name and id labels. */
 static void prom_server_name(struct out *o, const char *metric,
 			     const struct sy_series *s)
 {
 	puts_(o, metric);
 	puts_(o, "{name=");
 	prom_label(o, series_name(s));
+	putf(o, ",id=\"%" PRIu32 "\"", s->id);
 }
 
 static void transitions_sample(struct out *o, const char *metric,
@@ -1066,8 +1075,12 @@ static void table_cellf(struct table *t, const char *fmt, ...)
 	table_cell(t, s);
 }
 
-/* A name fit for a terminal: control bytes and backslashes escaped C-style,
- * invalid UTF-8 replaced. */
+/*
+ * A name fit for a terminal: control characters and backslashes escaped
+ * C-style, invalid UTF-8 replaced. The C1 controls (U+0080 to U+009F,
+ * two bytes C2 80 to C2 9F) are escaped as well as the C0 ones: a terminal
+ * may act on them (U+009B is CSI, which starts an escape sequence).
+ */
 static void table_name(struct table *t, const char *str)
 {
 	const unsigned char *s = (const unsigned char *)str;
@@ -1086,6 +1099,8 @@ static void table_name(struct table *t, const char *str)
 			puts_(&e, "\\t");
 		else if (*s < 0x20 || *s == 0x7f)
 			putf(&e, "\\x%02x", *s);
+		else if (n == 2 && s[0] == 0xc2 && s[1] <= 0x9f)
+			putf(&e, "\\u%04x", s[1]);
 		else
 			put(&e, (const char *)s, n);
 		s += n ? n : 1;

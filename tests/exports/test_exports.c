@@ -165,9 +165,9 @@ static uint32_t start_engine(const char *server_name, int metrics)
 	return rid;
 }
 
-static void send_all(uint32_t route)
+static void send_n(uint32_t route, uint64_t n)
 {
-	for (uint64_t tag = 1; tag <= N_MSGS; tag++) {
+	for (uint64_t tag = 1; tag <= n; tag++) {
 		sy_msg *m = sy_msg_alloc(eng, 16);
 
 		cr_assert_not_null(m, "%s", sy_last_error());
@@ -175,6 +175,11 @@ static void send_all(uint32_t route)
 		cr_assert_eq(t_send_retry(eng, route, m, SEND_MS), 0,
 			     "send %llu", (unsigned long long)tag);
 	}
+}
+
+static void send_all(uint32_t route)
+{
+	send_n(route, N_MSGS);
 }
 
 /* Run the traffic, stop (drained), and hold the last snapshot. */
@@ -288,14 +293,17 @@ static const char csv_check[] =
 
 /*
  * Python: a reader of the text exposition format (metric, labels with their
- * escapes, value) over the whole file, strict UTF-8. Counters end in _total;
- * the engine's and the server's sent and failed totals, the server's
- * handler_failed dead letters and its breaker state set are as expected;
- * every histogram's buckets rise with le up to +Inf, which equals _count.
+ * escapes, value) over the whole file, strict UTF-8. No series (metric and
+ * label set) is there twice, and every server and route sample has a
+ * numeric id label. Counters end in _total; the engine's totals and those of
+ * the series of the given kind, name and id (sent, failed, handler_failed
+ * dead letters; for a server, its breaker state set) are as expected; every
+ * histogram's buckets rise with le up to +Inf, which equals _count.
  */
 static const char prom_check[] =
 	"import math, re, sys\n"
-	"path, kind, name_file, sent, failed, dlhf = sys.argv[1:7]\n"
+	"path, kind, name_file, series_id, sent, failed, dlhf = sys.argv[1:8]\n"
+	"engine_sent, engine_failed = sys.argv[8:10]\n"
 	"name = open(name_file, 'rb').read().decode('utf-8', 'replace')\n"
 	"ident = re.compile(r'[a-zA-Z_:][a-zA-Z0-9_:]*')\n"
 	"unescape = {'\\\\': '\\\\', '\"': '\"', 'n': '\\n'}\n"
@@ -335,6 +343,18 @@ static const char prom_check[] =
 	"        lab, i = labels(line, i)\n"
 	"    assert line[i] == ' ', line\n"
 	"    samples.append((metric, lab, float(line[i + 1:])))\n"
+	"seen = set()\n"
+	"for m, l, v in samples:\n"
+	"    key = (m, tuple(sorted(l.items())))\n"
+	"    if key in seen:\n"
+	"        sys.exit(f'{m} {l}: a series exported twice')\n"
+	"    seen.add(key)\n"
+	"for m, l, v in samples:\n"
+	"    per_server = (m.startswith('switchyard_breaker_') or\n"
+	"                  m == 'switchyard_server_healthy')\n"
+	"    if ((l.get('kind') in ('server', 'route') or per_server) and\n"
+	"            not l.get('id', '').isdigit()):\n"
+	"        sys.exit(f'{m} {l}: no id label')\n"
 	"def one(metric, **want):\n"
 	"    hit = [v for m, l, v in samples if m == metric and\n"
 	"           all(l.get(k) == w for k, w in want.items())]\n"
@@ -344,18 +364,23 @@ static const char prom_check[] =
 	"for fam, t in types.items():\n"
 	"    if (t == 'counter') != fam.endswith('_total'):\n"
 	"        sys.exit(f'{fam} is a {t}')\n"
-	"for metric, want in (('switchyard_messages_sent_total', sent),\n"
-	"                     ('switchyard_messages_failed_total', failed)):\n"
-	"    for lab in ({'kind': 'engine'}, {'kind': kind, 'name': name}):\n"
-	"        if one(metric, **lab) != float(want):\n"
-	"            sys.exit(f'{metric} {lab}: {one(metric, **lab)}, expected {want}')\n"
+	"for metric, lab, want in (\n"
+	"        ('switchyard_messages_sent_total', {'kind': 'engine'}, engine_sent),\n"
+	"        ('switchyard_messages_failed_total', {'kind': 'engine'}, engine_failed),\n"
+	"        ('switchyard_messages_sent_total',\n"
+	"         {'kind': kind, 'name': name, 'id': series_id}, sent),\n"
+	"        ('switchyard_messages_failed_total',\n"
+	"         {'kind': kind, 'name': name, 'id': series_id}, failed)):\n"
+	"    if one(metric, **lab) != float(want):\n"
+	"        sys.exit(f'{metric} {lab}: {one(metric, **lab)}, expected {want}')\n"
 	"got = one('switchyard_messages_dead_lettered_total', kind=kind, name=name,\n"
-	"          reason='handler_failed')\n"
+	"          id=series_id, reason='handler_failed')\n"
 	"if got != float(dlhf):\n"
 	"    sys.exit(f'dead letters {got}, expected {dlhf}')\n"
 	"if kind == 'server':\n"
 	"    states = [(l['state'], v) for m, l, v in samples\n"
-	"              if m == 'switchyard_breaker_state' and l['name'] == name]\n"
+	"              if m == 'switchyard_breaker_state' and l['name'] == name\n"
+	"              and l['id'] == series_id]\n"
 	"    if sorted(states)[0] != ('closed', 1.0) or sum(v for _, v in states) != 1:\n"
 	"        sys.exit(f'breaker states {states}')\n"
 	"hists = [f for f, t in types.items() if t == 'histogram']\n"
@@ -447,18 +472,23 @@ static void check_csv(const char *file, const char *name)
 static void check_prometheus(const char *file, const char *name)
 {
 	const struct sy_series *s = server(name);
+	const struct sy_series *e;
 
+	e = sy_snapshot_series(snap, SY_SERIES_ENGINE, 0);
+	cr_assert_not_null(e, "no engine series");
 	need("promtool", "prometheus");
 	need("python3", "python3");
 	cr_assert_eq(run("promtool check metrics < %s", path(file)), 0,
 		     "promtool check metrics < %s", path(file));
 	write_text("check_prom.py", prom_check);
 	write_text("name.bin", name);
-	cr_assert_eq(run("python3 %s %s server %s %llu %llu %llu",
+	cr_assert_eq(run("python3 %s %s server %s %u %llu %llu %llu %llu %llu",
 			 path("check_prom.py"), path(file), path("name.bin"),
-			 (unsigned long long)s->total.sent,
+			 s->id, (unsigned long long)s->total.sent,
 			 (unsigned long long)s->total.failed,
-			 (unsigned long long)s->total.dead_lettered[SY_DL_HANDLER_FAILED]),
+			 (unsigned long long)s->total.dead_lettered[SY_DL_HANDLER_FAILED],
+			 (unsigned long long)e->total.sent,
+			 (unsigned long long)e->total.failed),
 		     0, "Prometheus values in %s", path(file));
 }
 
@@ -544,6 +574,47 @@ Test(exports_prometheus, describes_each_family_once, .init = setup,
 	free(buf);
 }
 
+/*
+ * Two servers, and two routes, whose names differ only in bytes that are
+ * not UTF-8: both names become "a\uFFFD" in the labels, and the id label
+ * keeps the series apart, each with its own counts.
+ */
+Test(exports_prometheus, keeps_apart_names_that_differ_only_in_invalid_utf8,
+     .init = setup, .fini = teardown)
+{
+	static const char *const servers[] = { "a\xff", "a\xfe" };
+	static const char *const routes[] = { "r\xff", "r\xfe" };
+	struct sy_server_opts so = { .worker = -1 };
+	struct sy_route_opts ro = { .n_servers = 1 };
+	uint32_t sid[2], rid[2];
+	struct sy_config cfg;
+
+	sy_config_init(&cfg);
+	cfg.workers = WORKERS;
+	cfg.pin = SY_PIN_NONE;
+	cfg.idle = SY_IDLE_SLEEP;
+	cfg.metrics_interval_ms = 10;
+	cr_assert_eq(sy_engine_create(&cfg, &eng), 0, "%s", sy_last_error());
+	for (unsigned i = 0; i < 2; i++) {
+		cr_assert_eq(sy_server_add(eng, servers[i], flaky, NULL, &so,
+					   &sid[i]), 0, "%s", sy_last_error());
+		ro.servers = &sid[i];
+		cr_assert_eq(sy_route_add(eng, routes[i], &ro, &rid[i]), 0,
+			     "%s", sy_last_error());
+	}
+	cr_assert_eq(sy_engine_start(eng), 0, "%s", sy_last_error());
+	send_n(rid[0], N_MSGS);
+	send_n(rid[1], N_MSGS / 2);
+	cr_assert_eq(sy_engine_stop(eng), 0);
+	snap = sy_metrics_snapshot(eng);
+	cr_assert_not_null(snap);
+	cr_assert_neq(server(servers[0])->total.sent,
+		      server(servers[1])->total.sent);
+	export_to(SY_FORMAT_PROMETHEUS, "snap.prom");
+	check_prometheus("snap.prom", servers[0]);
+	check_prometheus("snap.prom", servers[1]);
+}
+
 Test(exports_erlang, consults_to_one_map_with_the_snapshot_values,
      .init = setup, .fini = teardown)
 {
@@ -596,6 +667,28 @@ Test(exports_table, aligns_the_series_columns, .init = setup,
 			   "the name escaped C-style:\n%s", buf);
 	cr_assert_not_null(strstr(buf, "HISTOGRAM"));
 	cr_assert_not_null(strstr(buf, "WORKER"));
+	free(buf);
+}
+
+/* U+009B is CSI: a terminal would take the "[2J" after it for "clear the
+ * screen". The table shows it, and every C1 control, escaped. */
+Test(exports_table, escapes_c1_control_characters, .init = setup,
+     .fini = teardown)
+{
+	static const char name[] = "a\xc2\x9b[2Jb\xc2\x80" "c\xc2\x9f";
+	size_t len;
+	char *buf;
+
+	traffic(name);
+	buf = export(SY_FORMAT_TABLE, &len);
+	for (size_t i = 0; i + 1 < len; i++)
+		cr_assert(!((unsigned char)buf[i] == 0xc2 &&
+			    (unsigned char)buf[i + 1] >= 0x80 &&
+			    (unsigned char)buf[i + 1] <= 0x9f),
+			  "a C1 control (U+%04X) at byte %zu of the table",
+			  (unsigned char)buf[i + 1], i);
+	cr_assert_not_null(strstr(buf, "a\\u009b[2Jb\\u0080c\\u009f"),
+			   "the name escaped C-style:\n%s", buf);
 	free(buf);
 }
 

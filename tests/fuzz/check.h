@@ -66,7 +66,7 @@ bool check_prometheus(const char *doc, size_t len, struct check_names *names,
 bool check_erlang(const char *doc, size_t len, struct check_names *names,
 		  char *why);
 
-/** The table: UTF-8, no control byte but newline. */
+/** The table: UTF-8, no control character (C0, DEL or C1) but newline. */
 bool check_table(const char *doc, size_t len, char *why);
 
 #endif

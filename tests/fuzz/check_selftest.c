@@ -130,6 +130,9 @@ static void test_table(void)
 {
 	expect(table, "table good", "NAME\n a\\n\xe2\x82\xac\n", true, NULL);
 	expect(table, "table control", "NAME\x1b[2J\n", false, NULL);
+	expect(table, "table C1 control", "NAME \xc2\x9b" "2J\n", false, NULL);
+	expect(table, "table last C1", "NAME \xc2\x9f\n", false, NULL);
+	expect(table, "table after C1", "NAME \xc2\xa0\xc2\xbf\n", true, NULL);
 	expect(table, "table bad utf-8", "NAME \xff\n", false, NULL);
 }
 

@@ -151,8 +151,13 @@ bool check_table(const char *doc, size_t len, char *why)
 
 	if (!check_utf8(doc, len))
 		return check_fail(why, 0, "not UTF-8");
-	for (size_t i = 0; i < len; i++)
+	for (size_t i = 0; i < len; i++) {
 		if ((p[i] < 0x20 && p[i] != '\n') || p[i] == 0x7f)
 			return check_fail(why, i, "control byte 0x%02x", p[i]);
+		/* C1 controls, U+0080 to U+009F: C2 80 to C2 9F. */
+		if (p[i] == 0xc2 && i + 1 < len && p[i + 1] <= 0x9f)
+			return check_fail(why, i, "control character U+%04X",
+					  p[i + 1]);
+	}
 	return true;
 }

@@ -111,15 +111,18 @@ static void read_config(struct fuzz_in *in, struct sy_config *cfg,
 	cfg->workers = fuzz_edge(in, workers_edges, N(workers_edges));
 	cfg->pin = (enum sy_pin)fuzz_edge(in, pin_edges, N(pin_edges));
 	cfg->idle = (enum sy_idle)fuzz_edge(in, pin_edges, N(pin_edges));
-	cfg->display_affinity = (int)fuzz_edge(in, display_edges,
-					       N(display_edges)) - 1;
+	/* Shifted down by one in unsigned arithmetic: the edges become -1
+	 * and its neighbours, a raw value anything, with no overflow. */
+	cfg->display_affinity = (int)(fuzz_edge(in, display_edges,
+						N(display_edges)) - 1u);
 	cfg->ring_size = fuzz_edge(in, ring_edges, N(ring_edges));
 	cfg->burst = fuzz_edge(in, burst_edges, N(burst_edges));
 	cfg->max_producers = fuzz_edge(in, producers_edges, N(producers_edges));
 	cfg->max_servers = fuzz_edge(in, servers_edges, N(servers_edges));
 	cfg->max_routes = fuzz_edge(in, routes_edges, N(routes_edges));
 	cfg->max_dead_letters = fuzz_edge(in, dl_edges, N(dl_edges));
-	cfg->metrics = (int)fuzz_edge(in, metrics_edges, N(metrics_edges)) - 1;
+	cfg->metrics = (int)(fuzz_edge(in, metrics_edges,
+				       N(metrics_edges)) - 1u);
 	cfg->metrics_interval_ms = fuzz_edge(in, interval_edges,
 					     N(interval_edges));
 	cfg->latency_sample = fuzz_edge(in, sample_edges, N(sample_edges));
@@ -189,8 +192,10 @@ static void check_sizes(const struct sy_config *in, const struct sy__config *c)
 		   c->max_dead_letters, 4096, 1u << 24);
 	check_size("latency_sample", in->latency_sample, c->latency_sample, 64,
 		   1u << 30);
-	check_size("retention_ms", in->retention_ms, c->retention_ms, 60000,
-		   86400000);
+	/* Left at 0, the retention is a minute, or four intervals if longer. */
+	check_size("retention_ms", in->retention_ms, c->retention_ms,
+		   c->metrics_interval_ms > 15000 ? 4 * c->metrics_interval_ms :
+		   60000, 86400000);
 	fuzz_check(c->workers >= 1 && c->workers <= SY_MAX_WORKERS &&
 		   (!in->workers || c->workers == in->workers),
 		   "workers %u resolved to %u", in->workers, c->workers);

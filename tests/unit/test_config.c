@@ -21,6 +21,7 @@
 
 static const char *const sy_env_vars[] = {
 	"SY_WORKERS", "SY_CPUS", "SY_PIN", "SY_IDLE", "SY_DISPLAY_AFFINITY",
+	"SY_METRICS_INTERVAL_MS", "SY_COLLECTOR_CPU",
 };
 
 /* Run each resolve test without whatever SY_* the test runner inherited. */
@@ -542,6 +543,8 @@ Test(core_config, explicit_config_ignores_malformed_variables)
 	cfg.pin = SY_PIN_CLOSE;
 	cfg.idle = SY_IDLE_SLEEP;
 	cfg.display_affinity = 1;
+	cfg.metrics_interval_ms = 100;
+	cfg.collector_cpu = "none";
 	for (i = 0; i < sizeof(sy_env_vars) / sizeof(sy_env_vars[0]); i++)
 		setenv(sy_env_vars[i], "garbage", 1);
 	resolve_ok(&cfg);
@@ -780,6 +783,65 @@ Test(core_config, rejects_out_of_range_config_fields)
 	expect_config_rejected(&cfg, "config.display_affinity", "2");
 	cfg.display_affinity = -2;
 	expect_config_rejected(&cfg, "config.display_affinity", "-2");
+}
+
+Test(core_config, retention_defaults_to_a_minute)
+{
+	struct sy__config out = resolve_ok(NULL);
+
+	cr_expect_eq(out.metrics_interval_ms, 100);
+	cr_expect_eq(out.retention_ms, 60000);
+}
+
+/* SY_METRICS_INTERVAL_MS goes to an hour; a retention the user did not
+ * set grows to a few intervals rather than refusing the interval. */
+Test(core_config, a_long_interval_lengthens_the_default_retention)
+{
+	static const char *const intervals[] = { "60001", "120000", "3600000" };
+	struct sy_config cfg = unset_config();
+	struct sy__config out;
+
+	for (size_t i = 0; i < sizeof(intervals) / sizeof(intervals[0]); i++) {
+		const char *v = intervals[i];
+
+		cr_assert_eq(setenv("SY_METRICS_INTERVAL_MS", v, 1), 0);
+		out = resolve_ok(NULL);
+		unsetenv("SY_METRICS_INTERVAL_MS");
+		cr_expect_eq(out.metrics_interval_ms, strtoul(v, NULL, 10));
+		cr_expect_geq(out.retention_ms, 4 * out.metrics_interval_ms,
+			      "interval %u ms, retention %u ms",
+			      out.metrics_interval_ms, out.retention_ms);
+	}
+	cfg.metrics_interval_ms = 3600000;
+	out = resolve_ok(&cfg);
+	cr_expect_geq(out.retention_ms, 4 * out.metrics_interval_ms);
+}
+
+/* A retention the user set is kept as set; shorter than the interval, it
+ * is refused, and the message names both settings with their values. */
+Test(core_config, explicit_retention_shorter_than_the_interval_names_both)
+{
+	struct sy_config cfg = unset_config();
+	struct sy__config out;
+	char why[WHY_MAX] = "";
+
+	cfg.retention_ms = 120000;
+	cr_assert_eq(setenv("SY_METRICS_INTERVAL_MS", "100000", 1), 0);
+	out = resolve_ok(&cfg);
+	cr_expect_eq(out.retention_ms, 120000);
+
+	cfg.retention_ms = 1000;
+	cr_assert_eq(setenv("SY_METRICS_INTERVAL_MS", "5000", 1), 0);
+	cr_expect_eq(sy__config_resolve(&cfg, &out, why, sizeof(why)), -EINVAL);
+	unsetenv("SY_METRICS_INTERVAL_MS");
+	cr_expect(strstr(why, "config.retention_ms=1000") != NULL, "%s", why);
+	expect_message(why, "SY_METRICS_INTERVAL_MS", "5000", "shorter");
+
+	cfg.metrics_interval_ms = 5000;
+	cr_expect_eq(sy__config_resolve(&cfg, &out, why, sizeof(why)), -EINVAL);
+	cr_expect(strstr(why, "config.retention_ms=1000") != NULL, "%s", why);
+	cr_expect(strstr(why, "config.metrics_interval_ms=5000") != NULL,
+		  "%s", why);
 }
 
 Test(core_config, rejects_a_bad_config_cpus_list)
