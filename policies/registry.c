@@ -16,24 +16,12 @@
 static const struct sy_policy *const builtin[] = {
 	&sy__policy_direct,
 	&sy__policy_round_robin,
-#ifdef SY_HAVE_POLICY_WEIGHTED
 	&sy__policy_weighted,
-#endif
-#ifdef SY_HAVE_POLICY_LEAST_CONNECTIONS
 	&sy__policy_least_connections,
-#endif
-#ifdef SY_HAVE_POLICY_ADAPTIVE
 	&sy__policy_adaptive,
-#endif
-#ifdef SY_HAVE_POLICY_HASH
 	&sy__policy_hash,
-#endif
-#ifdef SY_HAVE_POLICY_RANDOM
 	&sy__policy_random,
-#endif
-#ifdef SY_HAVE_POLICY_FAILOVER
 	&sy__policy_failover,
-#endif
 };
 
 static const struct sy_policy *user[SY_USER_POLICIES];
