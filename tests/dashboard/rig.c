@@ -318,7 +318,7 @@ void rig_browse(struct rig *r, const char *query, unsigned budget_ms,
 		const char *dom, const char *png)
 {
 	static unsigned runs;
-	char profile[128], log[128], what[1100];
+	char profile[256], log[256], what[1100];
 	struct stat st;
 	const char *out = dom ? dom : png;
 	int rc;
