@@ -28,6 +28,7 @@ void sy__slots_synchronize(struct sy_engine *eng)
 						    memory_order_relaxed) + 1;
 	unsigned used;
 
+	SY_YIELD_POINT();
 	sy__barrier_heavy(); /* E1 */
 	used = atomic_load_explicit(&eng->slots_used, memory_order_acquire);
 	for (unsigned i = 0; i < used; i++) {

@@ -61,6 +61,7 @@ static inline void sy__slot_read_lock(struct sy__rcu_reader *r,
 	atomic_store_explicit(&r->period,
 			      atomic_load_explicit(period, memory_order_relaxed),
 			      memory_order_relaxed);
+	SY_YIELD_POINT();
 	sy__barrier_light(); /* E1 */
 }
 

@@ -1,10 +1,13 @@
 /* Asymmetric barriers (barrier.h): membarrier where the kernel has it. */
 #include <linux/membarrier.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "queues/barrier.h"
+#include "queues/tsan.h"
 
 bool sy__barrier_asymmetric;
 static pthread_once_t barrier_once = PTHREAD_ONCE_INIT;
@@ -33,3 +36,18 @@ void sy__barrier_heavy(void)
 	else
 		sy__fence();
 }
+
+#if SY_YIELD_POINTS
+void sy__yield_point(void)
+{
+	static __thread uint32_t x;
+
+	if (!x)
+		x = (uint32_t)(uintptr_t)&x | 1;
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	if ((x & 15) == 0)
+		sched_yield();
+}
+#endif

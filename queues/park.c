@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "queues/park.h"
+#include "queues/tsan.h"
 
 static long futex(_Atomic uint32_t *word, int op, uint32_t val,
 		  const struct timespec *ts)
@@ -17,6 +18,7 @@ void sy__park_prepare(struct sy__parker *p)
 {
 	/* S1 */
 	atomic_store_explicit(&p->parked, 1, memory_order_seq_cst);
+	SY_YIELD_POINT();
 	/* S2: pairs with W2 in sy__wake(). */
 	sy__barrier_heavy();
 }

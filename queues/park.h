@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "queues/barrier.h"
+#include "queues/tsan.h"
 
 struct sy__parker {
 	_Atomic uint32_t parked;
@@ -55,6 +56,7 @@ void sy__unpark(struct sy__parker *p);
 /** W2 + W3, after publishing work the sleeper will look for. */
 static inline void sy__wake(struct sy__parker *p)
 {
+	SY_YIELD_POINT();
 	/* W2: order the ring store before the parked load (pairs with S2). */
 	sy__barrier_light();
 	if (atomic_load_explicit(&p->parked, memory_order_relaxed))

@@ -65,6 +65,7 @@ static inline bool sy__ring_enqueue_spsc(struct sy__ring *r, void *p)
 			return false;
 	}
 	r->buf[prod & ring->mask].value = p;
+	SY_YIELD_POINT();
 	/* The slot is written before the entry is published. */
 	ck_pr_fence_store();
 	SY_TSAN_RELEASE(&ring->p_tail); /* P1 */
@@ -89,6 +90,7 @@ static inline unsigned sy__ring_dequeue_burst_spsc(struct sy__ring *r,
 		return 0;
 	if (n > max)
 		n = max;
+	SY_YIELD_POINT();
 	/* Read the slots after the p_tail snapshot that published them. */
 	ck_pr_fence_load();
 	SY_TSAN_ACQUIRE(&ring->p_tail); /* C1 */
