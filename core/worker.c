@@ -297,21 +297,31 @@ static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
  * needs no more than its handler run, a count and freeing: no deadline,
  * latency sample, observing policy or in-flight count; a run that fails
  * or keeps its message takes run_end(). The others take handle().
+ * @p one: every message goes to this server through route @p one_route
+ * (a uniform burst), so the server and the run's key are known; NULL: each
+ * message names its own.
  */
-static void handle_msgs(struct sy__worker *w, void *const *e, unsigned n,
-			struct drain *d)
+static inline __attribute__((always_inline)) void
+run_msgs(struct sy__worker *w, void *const *e, unsigned n,
+	 struct sy__server *one, uint32_t one_route, struct drain *d)
 {
 	struct sy_engine *eng = w->eng;
 
+	/* Known for the whole batch: the run's key is set once. */
+	if (one && (d->m_server != one->id || d->m_route != one_route)) {
+		runs_flush(w, d);
+		d->m_server = one->id;
+		d->m_route = one_route;
+	}
 	for (unsigned i = 0; i < n; i++) {
 		struct sy_msg *m = e[i];
-		struct sy__server *srv = m->server;
-		uint32_t route_id = m->route_id;
+		struct sy__server *srv = one ? one : m->server;
+		uint32_t route_id = one ? one_route : m->route_id;
 		bool first;
 		int rc;
 
 		if (sy__unlikely(m->flags & SY_MSG_SLOW)) {
-			if (m->flags & SY_MSG_BURST)
+			if (!one && (m->flags & SY_MSG_BURST))
 				handle_burst(w, m, d);
 			else
 				handle(w, m, d);
@@ -329,7 +339,8 @@ static void handle_msgs(struct sy__worker *w, void *const *e, unsigned n,
 		}
 		if (sy__unlikely(srv->breaker != NULL))
 			breaker_result(srv, true);
-		if (sy__unlikely(d->m_server != srv->id || d->m_route != route_id)) {
+		if (!one && sy__unlikely(d->m_server != srv->id ||
+					 d->m_route != route_id)) {
 			runs_flush(w, d);
 			d->m_server = srv->id;
 			d->m_route = route_id;
@@ -341,51 +352,10 @@ static void handle_msgs(struct sy__worker *w, void *const *e, unsigned n,
 	w->current = NULL;
 }
 
-/*
- * The messages of a burst that all go to @p srv through route @p route_id:
- * handle_msgs() with the server, its breaker and the run's key checked
- * once for the burst.
- */
-static void handle_uniform(struct sy__worker *w, void *const *e, unsigned n,
-			   struct sy__server *srv, uint32_t route_id,
-			   struct drain *d)
+static void handle_msgs(struct sy__worker *w, void *const *e, unsigned n,
+			struct drain *d)
 {
-	struct sy_engine *eng = w->eng;
-	sy_handler_fn fn = srv->fn;
-	void *ctx = srv->ctx;
-	bool breaker = srv->breaker != NULL;
-
-	if (d->m_server != srv->id || d->m_route != route_id) {
-		runs_flush(w, d);
-		d->m_server = srv->id;
-		d->m_route = route_id;
-	}
-	for (unsigned i = 0; i < n; i++) {
-		struct sy_msg *m = e[i];
-		bool first;
-		int rc;
-
-		if (sy__unlikely(m->flags & SY_MSG_SLOW)) {
-			handle(w, m, d);
-			continue;
-		}
-		first = m->attempts == 0;
-		w->current = m;
-		w->taken = false;
-		rc = fn(eng, m, ctx);
-		d->runs++;
-		if (sy__unlikely(rc < 0 || w->taken)) {
-			w->current = NULL;
-			run_end(w, m, srv, route_id, rc, first, d);
-			continue;
-		}
-		if (sy__unlikely(breaker))
-			breaker_result(srv, true);
-		d->first += first;
-		d->ok++;
-		sy__release_batch_add(w->slot, &d->done, m);
-	}
-	w->current = NULL;
+	run_msgs(w, e, n, NULL, 0, d);
 }
 
 static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
@@ -393,9 +363,10 @@ static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
 {
 	struct sy__burst *b = (struct sy__burst *)desc->data;
 
+	/* A descriptor that names a server and route holds messages for them
+	 * only (dispatch.c): they are checked once for the burst. */
 	if (desc->server)
-		handle_uniform(w, b->msgs, b->n, desc->server, desc->route_id,
-			       d);
+		run_msgs(w, b->msgs, b->n, desc->server, desc->route_id, d);
 	else
 		handle_msgs(w, b->msgs, b->n, d);
 	sy__msg_release(w->slot, desc);
