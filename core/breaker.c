@@ -479,14 +479,13 @@ SY_API int sy_breaker_force(sy_engine *eng, uint32_t server,
 	struct sy__server *srv;
 	int rc;
 
-	if (!eng)
-		return -EINVAL;
+	SY__NONNULL(eng);
 	pthread_mutex_lock(&eng->lock);
 	srv = server_get(eng, server);
 	rc = srv ? sy__breaker_force(eng, srv, state) :
-		   sy__fail(-ENOENT, "sy_breaker_force: no server with id %u", server);
+		   sy__fail(-ENOENT, "no server with id %u", server);
 	pthread_mutex_unlock(&eng->lock);
-	return rc;
+	return sy__ret(__func__, rc);
 }
 
 SY_API int sy_breaker_state(sy_engine *eng, uint32_t server,
@@ -495,15 +494,15 @@ SY_API int sy_breaker_state(sy_engine *eng, uint32_t server,
 	struct sy__server *srv;
 	int rc = 0;
 
-	if (!eng || !state)
-		return -EINVAL;
+	SY__NONNULL(eng);
+	SY__NONNULL(state);
 	pthread_mutex_lock(&eng->lock);
 	srv = server_get(eng, server);
 	if (!srv)
-		rc = sy__fail(-ENOENT, "sy_breaker_state: no server with id %u", server);
+		rc = sy__fail(-ENOENT, "no server with id %u", server);
 	else
 		*state = srv->breaker ? sy__breaker_get(srv->breaker) :
 					SY_BREAKER_CLOSED;
 	pthread_mutex_unlock(&eng->lock);
-	return rc;
+	return sy__ret(__func__, rc);
 }

@@ -411,11 +411,15 @@ void sy__collector_destroy(struct sy_engine *eng)
 
 SY_API sy_snapshot *sy_metrics_snapshot(sy_engine *eng)
 {
-	struct sy__collector *c = eng->collector;
+	struct sy__collector *c;
 	struct sy_snapshot *snap;
 
-	if (!c)
-		return NULL;
+	SY__NONNULL_OR(eng, NULL);
+	c = eng->collector;
+	if (!c) {
+		sy__fail(-ENOTSUP, "metrics are off in this engine");
+		return sy__failed_null(__func__, -ENOTSUP);
+	}
 	sy__rcu_reader_ensure();
 	sy__read_lock();
 	/* A1: acquire, pairs with P1 in publish(). */
@@ -449,11 +453,14 @@ static int collector_ask(struct sy__collector *c)
 
 SY_API int sy_metrics_refresh(sy_engine *eng)
 {
-	struct sy__collector *c = eng->collector;
+	struct sy__collector *c;
 	bool running;
 
+	SY__NONNULL(eng);
+	c = eng->collector;
 	if (!c)
-		return -ENOTSUP;
+		return sy__failed(__func__, sy__fail(-ENOTSUP,
+			"metrics are off in this engine"));
 	/* `running` changes only with eng->lock held (start, stop). */
 	pthread_mutex_lock(&eng->lock);
 	pthread_mutex_lock(&c->lock);
@@ -466,13 +473,15 @@ SY_API int sy_metrics_refresh(sy_engine *eng)
 		return 0;
 	}
 	pthread_mutex_unlock(&eng->lock);
-	return collector_ask(c);
+	return sy__ret(__func__, collector_ask(c));
 }
 
 SY_API int sy_metrics_reset(sy_engine *eng)
 {
+	SY__NONNULL(eng);
 	if (!eng->collector)
-		return -ENOTSUP;
+		return sy__failed(__func__, sy__fail(-ENOTSUP,
+			"metrics are off in this engine"));
 	/* Relaxed: the next merge to look takes it; a refresh after this
 	 * call is ordered after it by the locks it takes. */
 	atomic_store_explicit(&eng->collector->reset, true, memory_order_relaxed);

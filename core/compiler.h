@@ -7,4 +7,8 @@
 #define sy__likely(x) __builtin_expect(!!(x), 1)
 #define sy__unlikely(x) __builtin_expect(!!(x), 0)
 
+/* Export @p old as another name of function @p new (a deprecated name). */
+#define SY__ALIAS(old, new) \
+	extern __typeof__(new) old __attribute__((alias(#new)))
+
 #endif /* SY_CORE_COMPILER_H */

@@ -69,6 +69,8 @@ static int reject(struct sy__slot *s, int err, uint64_t n, uint32_t route)
 {
 	struct sy__shard *sh = s->shard;
 
+	if (s->quiet)
+		return err;
 	sy__total_add(&s->totals, reject_counter(err), n);
 	if (sh) {
 		sy__sc_add(&sh->transport[transport_of(s)], SY_SC_REJECTED, n);
@@ -82,7 +84,7 @@ static int reject(struct sy__slot *s, int err, uint64_t n, uint32_t route)
 static int reject_at(struct sy__slot *s, int err, uint64_t n, uint32_t route,
 		     uint32_t server)
 {
-	if (s->shard)
+	if (s->shard && !s->quiet)
 		sy__sc_add(&s->shard->server[server], SY_SC_REJECTED, n);
 	return reject(s, err, n, route);
 }
@@ -501,6 +503,17 @@ sy__dispatch(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
 general:
 	sy__slot_read_unlock(&s->rcu);
 	return dispatch_general(eng, route, m, s);
+}
+
+int sy__dispatch_quiet(struct sy_engine *eng, uint32_t route,
+		       struct sy_msg *m, struct sy__slot *s)
+{
+	int rc;
+
+	s->quiet = true;
+	rc = sy__dispatch(eng, route, m, s);
+	s->quiet = false;
+	return rc;
 }
 
 /*

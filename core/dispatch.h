@@ -24,6 +24,10 @@ struct sy__worker;
 int sy__dispatch(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
 		 struct sy__slot *s);
 
+/* sy__dispatch() for a waiting send: a refusal is not counted. */
+int sy__dispatch_quiet(struct sy_engine *eng, uint32_t route,
+		       struct sy_msg *m, struct sy__slot *s);
+
 /*
  * Route plain messages msgs[0..n) through @p route, in chunks of
  * SY_BURST_MAX, one read-side section each. Accepted messages move to the

@@ -276,6 +276,7 @@ void sy__dead_letter(struct sy_engine *eng, struct sy__slot *self,
 	struct sy_msg *victim;
 
 	assert(reason < SY_DL_REASONS);
+	m->held = 1;
 	describe(m, reason, server, sy__now(eng), &e.dl);
 	shard_count(eng, self, e.dl.route, server, reason);
 	pthread_mutex_lock(&q->lock);
@@ -308,8 +309,9 @@ void sy__dlq_accounting(struct sy_engine *eng, struct sy_accounting *out)
 
 /* ---- admin functions ---- */
 
-SY_API void sy_dl_filter_init(struct sy_dl_filter *f)
+SY_API void sy_dlq_filter_init(struct sy_dl_filter *f)
 {
+	SY__NONNULL_OR(f, );
 	memset(f, 0, sizeof(*f));
 	f->route = SY_ANY;
 	f->server = SY_ANY;
@@ -320,8 +322,11 @@ SY_API size_t sy_dlq_count(sy_engine *eng, const struct sy_dl_filter *f)
 	struct sy__dlq *q;
 	size_t n = 0;
 
-	if (!eng || filter_check(f))
+	SY__NONNULL_OR(eng, 0);
+	if (filter_check(f)) {
+		sy__failed(__func__, -EINVAL);
 		return 0;
+	}
 	q = eng->dlq;
 	pthread_mutex_lock(&q->lock);
 	for (unsigned i = 0; i < q->n; i++)
@@ -337,10 +342,11 @@ SY_API int sy_dlq_list(sy_engine *eng, const struct sy_dl_filter *f,
 	unsigned k = 0;
 	int rc;
 
-	if (!eng || (max && !out))
-		return -EINVAL;
+	SY__NONNULL(eng);
+	if (max)
+		SY__NONNULL(out);
 	if ((rc = filter_check(f)) != 0)
-		return rc;
+		return sy__ret(__func__, rc);
 	if (max > INT_MAX)
 		max = INT_MAX;
 	q = eng->dlq;
@@ -357,8 +363,9 @@ SY_API long sy_dlq_peek(sy_engine *eng, uint64_t id, void *buf, size_t cap)
 	struct sy__dlq *q;
 	long rc = -ENOENT;
 
-	if (!eng || (cap && !buf))
-		return -EINVAL;
+	SY__NONNULL(eng);
+	if (cap)
+		SY__NONNULL(buf);
 	q = eng->dlq;
 	pthread_mutex_lock(&q->lock);
 	for (unsigned i = 0; i < q->n; i++) {
@@ -374,9 +381,9 @@ SY_API long sy_dlq_peek(sy_engine *eng, uint64_t id, void *buf, size_t cap)
 	}
 	pthread_mutex_unlock(&q->lock);
 	if (rc == -ENOENT)
-		sy__fail(-ENOENT, "sy_dlq_peek: no dead letter with id %" PRIu64
+		sy__fail(-ENOENT, "no dead letter with id %" PRIu64
 			 " is held", id);
-	return rc;
+	return sy__ret(__func__, rc);
 }
 
 /* The replay pace: sleep until @p *next (CLOCK_MONOTONIC), then step it. */
@@ -412,12 +419,11 @@ SY_API int sy_dlq_replay(sy_engine *eng, const struct sy_dl_filter *f,
 	uint64_t bound;
 	int rc, k = 0;
 
-	if (!eng)
-		return -EINVAL;
+	SY__NONNULL(eng);
 	if ((rc = filter_check(f)) != 0)
-		return rc;
+		return sy__ret(__func__, rc);
 	if (sy__worker_self())
-		return sy__fail(-EDEADLK, "sy_dlq_replay from a worker thread");
+		return sy__failed(__func__, sy__fail(-EDEADLK, "called from a worker thread"));
 	bound = next_id(eng->dlq);
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	while ((!max || (unsigned)k < max) && k < INT_MAX &&
@@ -425,7 +431,9 @@ SY_API int sy_dlq_replay(sy_engine *eng, const struct sy_dl_filter *f,
 		if (step_ns)
 			pace(&next, step_ns);
 		e.m->attempts = 0;
-		if (sy_send(eng, e.dl.route, e.m) != 0) {
+		e.m->held = 0; /* the replay sends it as its caller */
+		if (sy_msg_send(eng, e.dl.route, e.m) != 0) {
+			e.m->held = 1;
 			replay_refused(eng, &e);
 			break;
 		}
@@ -444,17 +452,21 @@ SY_API int sy_dlq_drain(sy_engine *eng, const struct sy_dl_filter *f,
 	uint64_t bound;
 	int rc, k = 0;
 
-	if (!eng || !fn)
-		return -EINVAL;
+	SY__NONNULL(eng);
+	SY__NONNULL(fn);
 	if ((rc = filter_check(f)) != 0)
-		return rc;
+		return sy__ret(__func__, rc);
 	bound = next_id(eng->dlq);
 	while (k < INT_MAX && take_next(eng->dlq, f, bound, &e)) {
+		e.m->held = 0; /* fn's now */
 		fn(eng, &e.dl, e.m, ctx);
 		k++;
 	}
 	return k;
 }
+
+/* The names of 0.1.0 (include/switchyard.h), the same functions. */
+SY__ALIAS(sy_dl_filter_init, sy_dlq_filter_init);
 
 SY_API int sy_dlq_purge(sy_engine *eng, const struct sy_dl_filter *f)
 {
@@ -463,10 +475,9 @@ SY_API int sy_dlq_purge(sy_engine *eng, const struct sy_dl_filter *f)
 	unsigned kept = 0;
 	int rc, k = 0;
 
-	if (!eng)
-		return -EINVAL;
+	SY__NONNULL(eng);
 	if ((rc = filter_check(f)) != 0)
-		return rc;
+		return sy__ret(__func__, rc);
 	q = eng->dlq;
 	pthread_mutex_lock(&q->lock);
 	for (unsigned i = 0; i < q->n; i++) {

@@ -32,6 +32,7 @@ uint64_t sy__clock_monotonic(void *ctx)
 
 SY_API void sy_config_init(struct sy_config *cfg)
 {
+	SY__NONNULL_OR(cfg, );
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->display_affinity = -1;
 }
@@ -111,14 +112,15 @@ SY_API int sy_engine_create(const struct sy_config *cfg, sy_engine **out)
 	struct sy_engine *eng;
 	int rc;
 
+	SY__NONNULL(out);
 	sy__barrier_init();
 	eng = calloc(1, sizeof(*eng));
 	if (!eng)
-		return sy__fail(-ENOMEM, "no memory for an engine");
+		return sy__failed(__func__, sy__fail(-ENOMEM, "no memory for an engine"));
 	rc = sy__config_resolve(cfg, &eng->cfg, why, sizeof(why));
 	if (rc) {
 		free(eng);
-		return sy__fail(rc, "%s", why);
+		return sy__failed(__func__, sy__fail(rc, "%s", why));
 	}
 	if (!eng->cfg.clock)
 		eng->cfg.clock = sy__clock_monotonic;
@@ -136,8 +138,9 @@ SY_API int sy_engine_create(const struct sy_config *cfg, sy_engine **out)
 		rc = sy__engine_remember(eng);
 	if (rc) {
 		engine_free(eng);
-		return sy__fail(rc, rc == -ENOSPC ? "too many engines in this process"
-						: "no memory for the engine");
+		sy__fail(rc, rc == -ENOSPC ? "too many engines in this process"
+					   : "no memory for the engine");
+		return sy__failed(__func__, rc);
 	}
 	*out = eng;
 	return 0;
@@ -147,15 +150,16 @@ SY_API int sy_engine_start(sy_engine *eng)
 {
 	int rc;
 
+	SY__NONNULL(eng);
 	pthread_mutex_lock(&eng->lock);
 	switch (atomic_load(&eng->state)) {
 	case SY_ENGINE_CREATED:
 		break;
 	case SY_ENGINE_RUNNING:
-		rc = sy__fail(-EALREADY, "sy_engine_start: the engine is already running");
+		rc = sy__fail(-EALREADY, "the engine is already running");
 		goto out_unlock;
 	default:
-		rc = sy__fail(-ESHUTDOWN, "sy_engine_start: the engine was stopped, "
+		rc = sy__fail(-ESHUTDOWN, "the engine was stopped, "
 			      "and an engine cannot be restarted: create a new one");
 		goto out_unlock;
 	}
@@ -174,16 +178,15 @@ SY_API int sy_engine_start(sy_engine *eng)
 	atomic_store(&eng->state, SY_ENGINE_RUNNING);
 out_unlock:
 	pthread_mutex_unlock(&eng->lock);
-	return rc;
+	return sy__ret(__func__, rc);
 }
 
-SY_API int sy_engine_stop(sy_engine *eng)
+/* Stop @p eng: 0, -EALREADY (stopped before) or the error of a start
+ * that draining needed. Not from one of its workers. */
+static int engine_stop(struct sy_engine *eng)
 {
 	int rc = 0;
 
-	if (in_worker(eng))
-		return sy__fail(-EDEADLK, "sy_engine_stop: called from a handler, "
-				"it would wait for its own worker");
 	pthread_mutex_lock(&eng->lock);
 	switch (atomic_load(&eng->state)) {
 	case SY_ENGINE_CREATED:
@@ -202,18 +205,32 @@ SY_API int sy_engine_stop(sy_engine *eng)
 		sy__collector_stop(eng);
 		break;
 	default:
-		rc = sy__fail(-EALREADY, "sy_engine_stop: the engine is already stopped");
+		rc = sy__fail(-EALREADY, "the engine is already stopped");
 	}
 	pthread_mutex_unlock(&eng->lock);
 	return rc;
+}
+
+SY_API int sy_engine_stop(sy_engine *eng)
+{
+	SY__NONNULL(eng);
+	if (in_worker(eng))
+		return sy__failed(__func__, sy__fail(-EDEADLK,
+			"called from a handler, it would wait for its own worker"));
+	return sy__ret(__func__, engine_stop(eng));
 }
 
 SY_API void sy_engine_destroy(sy_engine *eng)
 {
 	if (!eng)
 		return;
+	if (in_worker(eng)) {
+		sy__fail(-EDEADLK, "called from a handler, it would wait for its own worker");
+		sy__failed(__func__, -EDEADLK);
+		return;
+	}
 	sy_metrics_serve_stop(eng);
-	sy_engine_stop(eng);
+	engine_stop(eng);
 	sy__health_shutdown(eng);
 	sy__engine_forget(eng);
 	engine_free(eng);
@@ -221,18 +238,23 @@ SY_API void sy_engine_destroy(sy_engine *eng)
 
 SY_API unsigned sy_engine_workers(const sy_engine *eng)
 {
+	SY__NONNULL_OR(eng, 0);
 	return eng->nworkers;
 }
 
 SY_API int sy_engine_worker_cpu(const sy_engine *eng, unsigned worker)
 {
+	SY__NONNULL(eng);
 	if (worker >= eng->nworkers)
-		return -EINVAL;
+		return sy__failed(__func__, sy__fail(-EINVAL,
+			"no worker %u: the engine has %u", worker, eng->nworkers));
 	return eng->workers[worker].cpu;
 }
 
 SY_API int sy_engine_stats(sy_engine *eng, struct sy_stats *out)
 {
+	SY__NONNULL(eng);
+	SY__NONNULL(out);
 	memset(out, 0, sizeof(*out));
 	for (unsigned i = 0; i < eng->nslots; i++) {
 		const struct sy__slot *s = &eng->slots[i];
@@ -276,8 +298,8 @@ SY_API int sy_engine_accounting(sy_engine *eng, struct sy_accounting *out)
 {
 	uint64_t runs, handed_on, failed, ran, ended;
 
-	if (!eng || !out)
-		return -EINVAL;
+	SY__NONNULL(eng);
+	SY__NONNULL(out);
 	memset(out, 0, sizeof(*out));
 	sy__dlq_accounting(eng, out);
 	/* Runs before the failures handed on: a failure read without its run

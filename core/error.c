@@ -1,5 +1,7 @@
 /* Error codes and the per-thread message that explains the last failure. */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,21 +9,91 @@
 #include "core/error.h"
 #include "switchyard.h"
 
-static __thread char last_error[512];
+/* The calling thread's last failure. The text is built when asked for, so
+ * recording one costs a few stores. */
+static __thread struct {
+	const char *call;   /* the public function that failed */
+	int code;           /* its negative errno */
+	int detail_code;    /* the code detail[] was recorded for, or 0 */
+	uint32_t route;     /* a refused send's route, else SY_ANY */
+	bool stale;         /* text[] is to be rebuilt */
+	char detail[400];
+	char text[512];
+} last;
 
 int sy__fail(int err, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	vsnprintf(last.detail, sizeof(last.detail), fmt, ap);
 	va_end(ap);
+	last.detail_code = err;
+	/* Until a public function claims it, the detail stands alone. */
+	last.call = NULL;
+	last.code = err;
+	last.route = SY_ANY;
+	last.stale = true;
 	return err;
+}
+
+int sy__failed(const char *call, int err)
+{
+	if (last.detail_code != err)
+		last.detail[0] = '\0';
+	last.detail_code = 0;
+	last.call = call;
+	last.code = err;
+	last.route = SY_ANY;
+	last.stale = true;
+	return err;
+}
+
+void *sy__failed_null(const char *call, int err)
+{
+	sy__failed(call, err);
+	return NULL;
+}
+
+int sy__refused(const char *call, int err, uint32_t route)
+{
+	last.detail[0] = '\0';
+	last.detail_code = 0;
+	last.call = call;
+	last.code = err;
+	last.route = route;
+	last.stale = true;
+	return err;
+}
+
+int sy__null(const char *call, const char *what)
+{
+	sy__fail(-EINVAL, "%s is NULL", what);
+	return sy__failed(call, -EINVAL);
 }
 
 SY_API const char *sy_last_error(void)
 {
-	return last_error;
+	size_t n = 0;
+
+	if (!last.stale)
+		return last.text;
+	last.stale = false;
+	if (last.call)
+		n = (size_t)snprintf(last.text, sizeof(last.text), "%s: ",
+				     last.call);
+	if (last.route != SY_ANY && n < sizeof(last.text))
+		n += (size_t)snprintf(last.text + n, sizeof(last.text) - n,
+				      "route %u: ", last.route);
+	if (n < sizeof(last.text))
+		snprintf(last.text + n, sizeof(last.text) - n, "%s",
+			 last.detail[0] ? last.detail : sy_strerror(last.code));
+	return last.text;
+}
+
+SY_API int sy_last_error_code(void)
+{
+	return last.code;
 }
 
 static const struct {

@@ -307,20 +307,31 @@ uint64_t sy__health_runs(struct sy_engine *eng)
 	return runs;
 }
 
-SY_API int sy_server_healthy(sy_engine *eng, uint32_t server, bool *healthy)
+SY_API int sy_server_is_healthy(sy_engine *eng, uint32_t server)
 {
 	struct sy__server *srv;
-	int rc = 0;
+	int rc;
 
-	if (!eng || !healthy)
-		return -EINVAL;
+	SY__NONNULL(eng);
 	pthread_mutex_lock(&eng->lock);
 	srv = server < eng->cfg.max_servers ? eng->servers[server] : NULL;
 	if (srv)
-		*healthy = !(atomic_load_explicit(&srv->gate, memory_order_relaxed) &
-			     SY_GATE_UNHEALTHY);
+		rc = !(atomic_load_explicit(&srv->gate, memory_order_relaxed) &
+		       SY_GATE_UNHEALTHY);
 	else
-		rc = sy__fail(-ENOENT, "sy_server_healthy: no server with id %u", server);
+		rc = sy__fail(-ENOENT, "no server with id %u", server);
 	pthread_mutex_unlock(&eng->lock);
-	return rc;
+	return sy__ret(__func__, rc);
+}
+
+SY_API int sy_server_healthy(sy_engine *eng, uint32_t server, bool *healthy)
+{
+	int rc;
+
+	SY__NONNULL(healthy);
+	rc = sy_server_is_healthy(eng, server);
+	if (rc < 0)
+		return rc;
+	*healthy = rc == 1;
+	return 0;
 }

@@ -196,7 +196,7 @@ static uint64_t dlq_recent_since(struct sy_engine *eng)
 	struct sy_dl_filter f;
 	uint64_t lo = 0, hi = UINT64_MAX;
 
-	sy_dl_filter_init(&f);
+	sy_dlq_filter_init(&f);
 	while (lo < hi) {
 		f.since_ns = lo + (hi - lo) / 2;
 		if (sy_dlq_count(eng, &f) > DL_SCAN)
@@ -223,7 +223,7 @@ static int dlq_newest(struct sy_engine *eng, size_t held,
 
 	if (!max)
 		return 0;
-	sy_dl_filter_init(&f);
+	sy_dlq_filter_init(&f);
 	if (held > DL_SCAN)
 		f.since_ns = dlq_recent_since(eng);
 	all = malloc(max * sizeof(*all));
@@ -248,7 +248,7 @@ static int put_dlq(FILE *f, struct sy_engine *eng)
 	uint64_t held = 0;
 	int n;
 
-	sy_dl_filter_init(&filter);
+	sy_dlq_filter_init(&filter);
 	for (unsigned r = 0; r < SY_DL_REASONS; r++) {
 		filter.reasons = 1u << r;
 		by_reason[r] = sy_dlq_count(eng, &filter);
@@ -533,26 +533,27 @@ SY_API int sy_metrics_serve(sy_engine *eng, const char *addr, unsigned port,
 	struct sy__http *h;
 	int fd, rc = 0;
 
+	SY__NONNULL(eng);
 	if (!addr)
 		addr = "127.0.0.1";
 	if (port > 65535)
-		return sy__fail(-EINVAL, "metrics endpoint: port %u above 65535",
-				port);
+		return sy__failed(__func__, sy__fail(-EINVAL, "metrics endpoint: port %u above 65535",
+				port));
 	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
-		return sy__fail(-EINVAL,
+		return sy__failed(__func__, sy__fail(-EINVAL,
 				"metrics endpoint: \"%s\" is not an IPv4 address",
-				addr);
+				addr));
 	if ((ntohl(sa.sin_addr.s_addr) >> 24) != 127)
-		return sy__fail(-EINVAL,
+		return sy__failed(__func__, sy__fail(-EINVAL,
 				"metrics endpoint: %s is not a loopback address",
-				addr);
+				addr));
 	if (!eng->cfg.metrics)
-		return sy__fail(-ENOTSUP, "metrics endpoint: metrics are off");
+		return sy__failed(__func__, sy__fail(-ENOTSUP, "metrics endpoint: metrics are off"));
 	sa.sin_port = htons((uint16_t)port);
 
 	h = calloc(1, sizeof(*h));
 	if (!h)
-		return -ENOMEM;
+		return sy__failed(__func__, -ENOMEM);
 	h->eng = eng;
 	pthread_mutex_lock(&eng->lock);
 	if (eng->http) {
@@ -593,13 +594,15 @@ SY_API int sy_metrics_serve(sy_engine *eng, const char *addr, unsigned port,
 out_unlock:
 	pthread_mutex_unlock(&eng->lock);
 	free(h);
-	return rc;
+	return sy__ret(__func__, rc);
 }
 
 SY_API void sy_metrics_serve_stop(sy_engine *eng)
 {
 	struct sy__http *h;
 
+	if (!eng)
+		return;
 	pthread_mutex_lock(&eng->lock);
 	h = eng->http;
 	eng->http = NULL;
@@ -619,8 +622,8 @@ SY_API int sy_metrics_serve(sy_engine *eng, const char *addr, unsigned port,
 	(void)addr;
 	(void)port;
 	(void)bound;
-	return sy__fail(-ENOTSUP,
-			"metrics endpoint: built without libmicrohttpd");
+	return sy__failed(__func__, sy__fail(-ENOTSUP,
+			"metrics endpoint: built without libmicrohttpd"));
 }
 
 SY_API void sy_metrics_serve_stop(sy_engine *eng)

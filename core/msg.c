@@ -4,12 +4,33 @@
  */
 #include <errno.h>
 
+#include "core/error.h"
 #include "core/msg.h"
 #include "core/slot.h"
 #include "core/worker.h"
 
+int sy__msg_refuse(const char *call)
+{
+	sy__fail(-EINVAL, "the message is not the caller's: freed, sent, "
+		 "or held by the engine (the dead letter queue, a ring)");
+	return sy__failed(call, -EINVAL);
+}
+
+int sy__msg_check(const char *call, const struct sy_msg *m)
+{
+	struct sy__worker *w;
+
+	if (!m)
+		return sy__null(call, "msg");
+	if (!m->held)
+		return 0;
+	w = sy__worker_self();
+	return w && w->current == m ? 0 : sy__msg_refuse(call);
+}
+
 SY_API void sy_msg_set_deadline(sy_msg *msg, uint64_t deadline_ns)
 {
+	SY__NONNULL_OR(msg, );
 	msg->deadline = deadline_ns;
 	if (deadline_ns)
 		msg->flags |= SY_MSG_DEADLINE;
@@ -19,6 +40,7 @@ SY_API void sy_msg_set_deadline(sy_msg *msg, uint64_t deadline_ns)
 
 SY_API uint64_t sy_msg_deadline(const sy_msg *msg)
 {
+	SY__NONNULL_OR(msg, 0);
 	return (msg->flags & SY_MSG_DEADLINE) ? msg->deadline : 0;
 }
 
@@ -26,6 +48,7 @@ SY_API unsigned sy_msg_attempts(const sy_msg *msg)
 {
 	struct sy__worker *w = sy__worker_self();
 
+	SY__NONNULL_OR(msg, 0);
 	/* msg->attempts counts the runs that failed; the run under way is
 	 * one more. */
 	return msg->attempts + (w && w->current == msg);
@@ -33,44 +56,53 @@ SY_API unsigned sy_msg_attempts(const sy_msg *msg)
 
 SY_API void *sy_msg_data(sy_msg *msg)
 {
+	SY__NONNULL_OR(msg, NULL);
 	return msg->data;
 }
 
 SY_API size_t sy_msg_size(const sy_msg *msg)
 {
+	SY__NONNULL_OR(msg, 0);
 	return msg->size;
 }
 
 SY_API size_t sy_msg_capacity(const sy_msg *msg)
 {
+	SY__NONNULL_OR(msg, 0);
 	return msg->cap;
 }
 
 SY_API int sy_msg_set_size(sy_msg *msg, size_t size)
 {
+	SY__NONNULL(msg);
 	if (size > msg->cap)
-		return -EMSGSIZE;
+		return sy__failed(__func__, sy__fail(-EMSGSIZE,
+			"size %zu above the message's capacity %u", size, msg->cap));
 	msg->size = (uint32_t)size;
 	return 0;
 }
 
 SY_API uint64_t sy_msg_tag(const sy_msg *msg)
 {
+	SY__NONNULL_OR(msg, 0);
 	return msg->tag;
 }
 
 SY_API void sy_msg_set_tag(sy_msg *msg, uint64_t tag)
 {
+	SY__NONNULL_OR(msg, );
 	msg->tag = tag;
 }
 
 SY_API uint64_t sy_msg_key(const sy_msg *msg)
 {
+	SY__NONNULL_OR(msg, 0);
 	return msg->key;
 }
 
 SY_API void sy_msg_set_key(sy_msg *msg, uint64_t key)
 {
+	SY__NONNULL_OR(msg, );
 	msg->key = key;
 }
 
@@ -78,6 +110,7 @@ SY_API bool sy_msg_is_request(const sy_msg *msg)
 {
 	struct sy__worker *w = sy__worker_self();
 
+	SY__NONNULL_OR(msg, false);
 	return w && w->current == msg && (msg->flags & SY_MSG_REQUEST);
 }
 
@@ -85,8 +118,11 @@ SY_API int sy_msg_keep(sy_msg *msg)
 {
 	struct sy__worker *w = sy__worker_self();
 
+	SY__NONNULL(msg);
 	if (!w || w->current != msg)
-		return -EINVAL;
+		return sy__failed(__func__, sy__fail(-EINVAL,
+			"the message is not the one this handler runs"));
 	w->taken = true;
+	msg->held = 0; /* the handler's now */
 	return 0;
 }

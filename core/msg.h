@@ -15,6 +15,7 @@
 #include "switchyard.h"
 
 #define SY_BURST_MAX 32 /* messages per burst descriptor */
+#define SY_CALL_SEQ_MASK ((1u << 23) - 1) /* msg->call_seq's bits */
 
 enum {
 	SY_CLASSES = 6,           /* pooled size classes */
@@ -23,7 +24,7 @@ enum {
 
 enum sy__msg_flags {
 	SY_MSG_REQUEST = 1u << 0, /* a reply goes back to reply_slot */
-	SY_MSG_CALL = 1u << 1,    /* the request of a sy_call(); call_seq matches */
+	SY_MSG_CALL = 1u << 1,    /* the request of a sy_msg_call(); call_seq matches */
 	SY_MSG_BURST = 1u << 2,   /* an internal burst descriptor, not a message */
 	SY_MSG_INFLIGHT = 1u << 3,/* counted in server->inflight until handled */
 	SY_MSG_OBSERVE = 1u << 4, /* the route's policy observes its handler run */
@@ -41,6 +42,15 @@ enum sy__msg_flags {
 struct sy__pool;
 struct sy__server;
 
+/* A call given a message that is not its caller's (msg->held): -EINVAL,
+ * recorded for sy_last_error() under @p call's name. */
+int sy__msg_refuse(const char *call) __attribute__((cold));
+
+/* Whether @p m may be passed on by the calling thread: the caller's own
+ * (not held), or the message its handler runs. 0, or -EINVAL recorded
+ * under @p call's name (NULL, or not the caller's). */
+int sy__msg_check(const char *call, const struct sy_msg *m);
+
 struct sy_msg {
 	struct sy_msg *next;       /* free lists, return chains, retry lists */
 	struct sy__pool *pool;     /* where it goes back to */
@@ -50,7 +60,12 @@ struct sy_msg {
 	uint32_t size;
 	uint32_t cap;
 	uint32_t reply_slot;       /* requester's slot */
-	uint32_t call_seq : 24;    /* sy_call() sequence (wraps) */
+	uint32_t call_seq : 23;    /* sy_msg_call() sequence (wraps) */
+	/* Not the caller's: in a free list, a ring or the dead letter queue.
+	 * Set by a send, a reply and a free; cleared by an allocation and by
+	 * the calls that hand a message out (poll, call, drain, keep). A
+	 * handler's own message keeps it set: the handler may pass it on. */
+	uint32_t held : 1;
 	uint32_t attempts : 8;     /* handler runs that failed so far */
 	uint32_t route_id;         /* route it was sent through */
 	uint16_t pick;             /* index of server in that route */

@@ -64,6 +64,7 @@ static struct sy_msg *pool_grow(struct sy__pool *p, unsigned k)
 
 		m->pool = p;
 		m->klass = (uint8_t)k;
+		m->held = 1;
 		m->cap = (uint32_t)(obj - sizeof(struct sy_msg));
 		m->next = head;
 		head = m;
@@ -83,6 +84,7 @@ static inline void msg_init(struct sy_msg *m, size_t size)
 	m->key = 0;
 	m->size = (uint32_t)size;
 	m->call_seq = 0;
+	m->held = 0;
 	m->attempts = 0;
 	m->flags = 0;
 }
@@ -172,31 +174,36 @@ struct sy_msg *sy__msg_alloc(struct sy__slot *s, size_t size)
 	return m;
 }
 
-static __attribute__((noinline)) struct sy_msg *alloc_slow(struct sy_engine *eng,
-							    size_t size)
+static __attribute__((noinline)) struct sy_msg *
+alloc_slow(struct sy_engine *eng, size_t size, const char *call)
 {
 	int err = 0;
 	struct sy__slot *s;
 	struct sy_msg *m;
 
+	if (!eng) {
+		sy__null(call, "eng");
+		return NULL;
+	}
 	if (size > SY_MSG_MAX_SIZE) {
 		sy__fail(-EMSGSIZE, "message size %zu above %u", size,
 			 SY_MSG_MAX_SIZE);
-		return NULL;
+		return sy__failed_null(call, -EMSGSIZE);
 	}
-	/* Workers draining during a stop still allocate; after it, nobody
-	 * should (messages already cached in a thread's pool excepted). */
+	/* Workers draining during a stop still allocate; after it, nobody. */
 	if (atomic_load_explicit(&eng->state, memory_order_relaxed) ==
 	    SY_ENGINE_STOPPED) {
-		sy__fail(-ESHUTDOWN, "sy_msg_alloc: the engine is stopped");
-		return NULL;
+		sy__fail(-ESHUTDOWN, "the engine is stopped");
+		return sy__failed_null(call, -ESHUTDOWN);
 	}
 	s = sy__slot_get(eng, &err);
 	if (!s)
-		return NULL;
+		return sy__failed_null(call, err);
 	m = sy__msg_alloc(s, size);
-	if (!m)
+	if (!m) {
 		sy__fail(-ENOMEM, "no memory for a message of %zu bytes", size);
+		return sy__failed_null(call, -ENOMEM);
+	}
 	return m;
 }
 
@@ -205,7 +212,9 @@ SY_API sy_msg *sy_msg_alloc(sy_engine *eng, size_t size)
 	/* The common case: an attached thread, the smallest class, and a
 	 * message on the thread's own free list. */
 	if (sy__likely(sy__tls_hot.eng == eng &&
-		       size + sizeof(struct sy_msg) <= class_bytes[0])) {
+		       size + sizeof(struct sy_msg) <= class_bytes[0] &&
+		       atomic_load_explicit(&eng->state, memory_order_relaxed) !=
+		       SY_ENGINE_STOPPED)) {
 		struct sy__pool *p = &sy__tls_hot.slot->pool;
 		struct sy_msg *m = p->free[0];
 
@@ -216,7 +225,7 @@ SY_API sy_msg *sy_msg_alloc(sy_engine *eng, size_t size)
 			return m;
 		}
 	}
-	return alloc_slow(eng, size);
+	return alloc_slow(eng, size, __func__);
 }
 
 static void push_chain(struct sy__pool *p, unsigned k, struct sy_msg *head,
@@ -338,6 +347,12 @@ void sy__pool_destroy(struct sy_engine *eng, struct sy__pool *p)
 
 SY_API void sy_msg_free(sy_msg *msg)
 {
-	if (msg)
-		sy__msg_release(sy__slot_self(msg->pool->eng), msg);
+	if (!msg)
+		return;
+	if (msg->held) {
+		sy__msg_refuse(__func__);
+		return;
+	}
+	msg->held = 1;
+	sy__msg_release(sy__slot_self(msg->pool->eng), msg);
 }

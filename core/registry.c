@@ -373,13 +373,27 @@ static struct sy__route *route_lookup(struct sy_engine *eng, const char *name)
 	return node ? caa_container_of(node, struct sy__route, node) : NULL;
 }
 
+SY_API int sy_policy_register(const struct sy_policy *policy)
+{
+	int rc;
+
+	SY__NONNULL(policy);
+	rc = sy__policy_add(policy);
+	if (rc == -EINVAL)
+		sy__fail(rc, "a policy needs a name of 1 to 31 bytes and a pick function");
+	else if (rc == -EEXIST)
+		sy__fail(rc, "a policy named \"%s\" exists", policy->name);
+	return sy__ret(__func__, rc);
+}
+
 SY_API int sy_route_find(sy_engine *eng, const char *name, uint32_t *id)
 {
 	struct sy__route *r;
 	int rc;
 
-	if (!name)
-		return sy__fail(-EINVAL, "sy_route_find: NULL name");
+	SY__NONNULL(eng);
+	SY__NONNULL(name);
+	SY__NONNULL(id);
 	rc = -ENOENT;
 	sy__rcu_thread_get();
 	sy__read_lock();
@@ -391,8 +405,8 @@ SY_API int sy_route_find(sy_engine *eng, const char *name, uint32_t *id)
 	sy__read_unlock();
 	sy__rcu_thread_put();
 	if (rc)
-		sy__fail(rc, "sy_route_find: no route named \"%s\"", name);
-	return rc;
+		sy__fail(rc, "no route named \"%s\"", name);
+	return sy__ret(__func__, rc);
 }
 
 SY_API int sy_route_add(sy_engine *eng, const char *name,
@@ -402,10 +416,13 @@ SY_API int sy_route_add(sy_engine *eng, const char *name,
 	uint32_t rid;
 	int rc;
 
+	SY__NONNULL(eng);
+	SY__NONNULL(opts);
+	SY__NONNULL(id);
 	if ((rc = check_name("route", name)) != 0)
-		return rc;
+		return sy__ret(__func__, rc);
 	if (in_worker(eng))
-		return sy__fail(-EDEADLK, "sy_route_add from a handler");
+		return sy__failed(__func__, sy__fail(-EDEADLK, "called from a handler"));
 	pthread_mutex_lock(&eng->lock);
 	for (rid = 0; rid < eng->cfg.max_routes; rid++) {
 		struct sy__route *cur = atomic_load_explicit(&eng->routes[rid],
@@ -431,7 +448,7 @@ SY_API int sy_route_add(sy_engine *eng, const char *name,
 	*id = rid;
 out_unlock:
 	pthread_mutex_unlock(&eng->lock);
-	return rc;
+	return sy__ret(__func__, rc);
 }
 
 static struct sy__route *route_get(struct sy_engine *eng, uint32_t id)
@@ -447,12 +464,14 @@ SY_API int sy_route_replace(sy_engine *eng, uint32_t id,
 	struct sy__route *old, *r;
 	int rc = 0;
 
+	SY__NONNULL(eng);
+	SY__NONNULL(opts);
 	if (in_worker(eng))
-		return sy__fail(-EDEADLK, "sy_route_replace from a handler");
+		return sy__failed(__func__, sy__fail(-EDEADLK, "called from a handler"));
 	pthread_mutex_lock(&eng->lock);
 	old = route_get(eng, id);
 	if (!old) {
-		rc = sy__fail(-ENOENT, "sy_route_replace: no route with id %u", id);
+		rc = sy__fail(-ENOENT, "no route with id %u", id);
 		goto out_unlock;
 	}
 	r = route_build(eng, old->name, id, opts, &rc);
@@ -460,7 +479,7 @@ SY_API int sy_route_replace(sy_engine *eng, uint32_t id,
 		route_publish(eng, old, r);
 out_unlock:
 	pthread_mutex_unlock(&eng->lock);
-	return rc;
+	return sy__ret(__func__, rc);
 }
 
 static void route_unpublish(struct sy_engine *eng, struct sy__route *r)
@@ -479,16 +498,17 @@ SY_API int sy_route_remove(sy_engine *eng, uint32_t id)
 	struct sy__route *r;
 	int rc = 0;
 
+	SY__NONNULL(eng);
 	if (in_worker(eng))
-		return sy__fail(-EDEADLK, "sy_route_remove from a handler");
+		return sy__failed(__func__, sy__fail(-EDEADLK, "called from a handler"));
 	pthread_mutex_lock(&eng->lock);
 	r = route_get(eng, id);
 	if (r)
 		route_unpublish(eng, r);
 	else
-		rc = sy__fail(-ENOENT, "sy_route_remove: no route with id %u", id);
+		rc = sy__fail(-ENOENT, "no route with id %u", id);
 	pthread_mutex_unlock(&eng->lock);
-	return rc;
+	return sy__ret(__func__, rc);
 }
 
 /* ---- servers ---- */
@@ -542,15 +562,17 @@ SY_API int sy_server_add(sy_engine *eng, const char *name, sy_handler_fn fn,
 	uint32_t sid;
 	int rc;
 
+	SY__NONNULL(eng);
+	SY__NONNULL(id);
 	if ((rc = check_name("server", name)) != 0)
-		return rc;
+		return sy__ret(__func__, rc);
 	if (!fn)
-		return sy__fail(-EINVAL, "server \"%s\": no handler", name);
+		return sy__failed(__func__, sy__fail(-EINVAL, "server \"%s\": no handler", name));
 	if (worker < -1 || worker >= (int)eng->nworkers)
-		return sy__fail(-EINVAL, "server \"%s\": worker %d out of range 0..%u",
-				name, worker, eng->nworkers - 1);
+		return sy__failed(__func__, sy__fail(-EINVAL, "server \"%s\": worker %d out of range 0..%u",
+				name, worker, eng->nworkers - 1));
 	if (in_worker(eng))
-		return sy__fail(-EDEADLK, "sy_server_add from a handler");
+		return sy__failed(__func__, sy__fail(-EDEADLK, "called from a handler"));
 	pthread_mutex_lock(&eng->lock);
 	if (server_by_name(eng, name)) {
 		rc = sy__fail(-EEXIST, "server \"%s\" exists", name);
@@ -590,22 +612,25 @@ SY_API int sy_server_add(sy_engine *eng, const char *name, sy_handler_fn fn,
 	*id = sid;
 out_unlock:
 	pthread_mutex_unlock(&eng->lock);
-	return rc;
+	return sy__ret(__func__, rc);
 }
 
 SY_API int sy_server_find(sy_engine *eng, const char *name, uint32_t *id)
 {
 	struct sy__server *s;
 
-	if (!name)
-		return sy__fail(-EINVAL, "sy_server_find: NULL name");
+	SY__NONNULL(eng);
+	SY__NONNULL(name);
+	SY__NONNULL(id);
 	pthread_mutex_lock(&eng->lock);
 	s = server_by_name(eng, name);
 	if (s)
 		*id = s->id;
 	pthread_mutex_unlock(&eng->lock);
-	return s ? 0 : sy__fail(-ENOENT, "sy_server_find: no server named \"%s\"",
-				name);
+	if (!s)
+		return sy__failed(__func__, sy__fail(-ENOENT,
+			"no server named \"%s\"", name));
+	return 0;
 }
 
 /* Whether route @p r lists server @p s. */
@@ -686,12 +711,13 @@ SY_API int sy_server_remove(sy_engine *eng, uint32_t id)
 	unsigned nbuilt = 0;
 	int rc;
 
+	SY__NONNULL(eng);
 	if (in_worker(eng))
-		return sy__fail(-EDEADLK, "sy_server_remove from a handler");
+		return sy__failed(__func__, sy__fail(-EDEADLK, "called from a handler"));
 	pthread_mutex_lock(&eng->lock);
 	s = id < eng->cfg.max_servers ? eng->servers[id] : NULL;
 	if (!s) {
-		rc = sy__fail(-ENOENT, "sy_server_remove: no server with id %u", id);
+		rc = sy__fail(-ENOENT, "no server with id %u", id);
 		goto out_unlock;
 	}
 	if (atomic_load(&eng->state) == SY_ENGINE_CREATED &&
@@ -721,7 +747,7 @@ SY_API int sy_server_remove(sy_engine *eng, uint32_t id)
 	server_free(eng, s);
 out_unlock:
 	pthread_mutex_unlock(&eng->lock);
-	return rc;
+	return sy__ret(__func__, rc);
 }
 
 int sy__registry_init(struct sy_engine *eng)

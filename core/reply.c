@@ -6,7 +6,7 @@
  * The requester's slot generation, copied into the request, tells a reply
  * for an earlier owner of the slot (dropped and counted). A call waits by
  * the engine's idle strategy: spin, yield, then park until the worker's
- * sy_reply() wakes it.
+ * sy_msg_reply() wakes it.
  */
 #include <errno.h>
 #include <sched.h>
@@ -38,20 +38,27 @@ void sy__reply_drop(struct sy__slot *s, struct sy_msg *m)
 	sy__msg_release(s, m);
 }
 
-SY_API int sy_reply(sy_msg *request, sy_msg *reply)
+SY_API int sy_msg_reply(sy_msg *request, sy_msg *reply)
 {
 	struct sy__worker *w = sy__worker_self();
 	struct sy_engine *eng;
 	struct sy__slot *to;
 
+	SY__NONNULL(request);
+	SY__NONNULL(reply);
 	if (!w || w->current != request || !(request->flags & SY_MSG_REQUEST))
-		return -EINVAL;
+		return sy__failed(__func__, sy__fail(-EINVAL, "%s",
+			!w || w->current != request ?
+			"the request is not the message this handler runs" :
+			"the message is not a request (sy_msg_is_request())"));
+	if (reply != request && reply->held)
+		return sy__msg_refuse(__func__);
 	eng = w->eng;
 	to = &eng->slots[request->reply_slot];
 	if (atomic_load_explicit(&to->gen, memory_order_relaxed) !=
 	    request->reply_gen) {
 		sy__total_add(&w->slot->totals, SY_T_REPLIES_DROPPED, 1);
-		return -ECONNRESET;
+		return sy__failed(__func__, -ECONNRESET);
 	}
 	reply->tag = request->tag;
 	reply->reply_gen = request->reply_gen;
@@ -59,12 +66,15 @@ SY_API int sy_reply(sy_msg *request, sy_msg *reply)
 	reply->flags = request->flags & (SY_MSG_REQUEST | SY_MSG_CALL | SY_MSG_TIMED);
 	if (sy__unlikely(request->flags & SY_MSG_TIMED))
 		reply->sent_ns = request->sent_ns; /* the round trip's start */
+	reply->held = 1;
 	if (!sy__ring_enqueue_spsc(&to->replies[w->idx], reply)) {
+		if (reply != request)
+			reply->held = 0;
 		sy__total_add(&w->slot->totals, SY_T_REPLIES_DROPPED, 1);
 		if (w->slot->shard)
 			sy__sc_add(&w->slot->shard->transport[SY_TRANSPORT_REPLY],
 				   SY_SC_REJECTED, 1);
-		return -EAGAIN;
+		return sy__failed(__func__, -EAGAIN);
 	}
 	if (w->slot->shard)
 		sy__sc_add(&w->slot->shard->transport[SY_TRANSPORT_REPLY],
@@ -107,14 +117,18 @@ static struct sy_msg *reply_take(struct sy_engine *eng, struct sy__slot *s,
 	return NULL;
 }
 
-SY_API int sy_poll_replies(sy_engine *eng, sy_msg **out, unsigned max)
+SY_API int sy_producer_poll_replies(sy_engine *eng, sy_msg **out, unsigned max)
 {
-	struct sy__slot *s = sy__slot_self(eng);
+	struct sy__slot *s;
 	unsigned n = 0, cursor = 0;
 
+	SY__NONNULL(eng);
+	if (max)
+		SY__NONNULL(out);
+	s = sy__slot_self(eng);
 	if (!s)
-		return sy__fail(-ENOENT, "sy_poll_replies: the calling thread is "
-				"not attached to this engine (no request sent)");
+		return sy__failed(__func__, sy__fail(-ENOENT, "the calling thread is "
+				"not attached to this engine (no request sent)"));
 	while (n < max && s->stash) {
 		out[n++] = s->stash;
 		s->stash = s->stash->next;
@@ -133,6 +147,8 @@ SY_API int sy_poll_replies(sy_engine *eng, sy_msg **out, unsigned max)
 		}
 		out[n++] = m;
 	}
+	for (unsigned i = 0; i < n; i++)
+		out[i]->held = 0; /* the caller's now */
 	sy__total_add(&s->totals, SY_T_REPLIES_RECEIVED, n);
 	return (int)n;
 }
@@ -170,7 +186,7 @@ static void call_wait(struct sy_engine *eng, struct sy__slot *s,
 	sy__park_wait(&s->parker, deadline - now);
 }
 
-SY_API int sy_call(sy_engine *eng, uint32_t route, sy_msg *req,
+SY_API int sy_msg_call(sy_engine *eng, uint32_t route, sy_msg *req,
 		   sy_msg **reply, uint64_t timeout_ns)
 {
 	struct sy__worker *w = sy__worker_self();
@@ -180,20 +196,27 @@ SY_API int sy_call(sy_engine *eng, uint32_t route, sy_msg *req,
 	uint32_t seq;
 	int rc = 0;
 
+	SY__NONNULL(eng);
+	SY__NONNULL(reply);
+	if ((rc = sy__msg_check(__func__, req)) != 0)
+		return rc;
 	if (w && w->eng == eng)
-		return sy__fail(-EDEADLK, "sy_call from a handler would wait on its own worker");
+		return sy__failed(__func__, sy__fail(-EDEADLK, "called from a handler, it would wait on its own worker"));
 	s = sy__slot_get(eng, &rc);
 	if (!s)
-		return rc;
-	seq = ++s->call_seq & 0xffffffu; /* msg->call_seq has 24 bits */
+		return sy__ret(__func__, rc);
+	seq = ++s->call_seq & SY_CALL_SEQ_MASK;
 	req->flags = (uint8_t)((req->flags & (SY_MSG_DEADLINE | SY_MSG_DEAD)) |
 			       SY_MSG_REQUEST | SY_MSG_CALL);
 	req->call_seq = seq;
 	req->reply_slot = s->id;
 	req->reply_gen = atomic_load_explicit(&s->gen, memory_order_relaxed);
+	req->held = 1;
 	rc = sy__dispatch(eng, route, req, s);
-	if (rc)
-		return rc;
+	if (rc) {
+		req->held = 0;
+		return sy__refused(__func__, rc, route);
+	}
 	sy__total_add(&s->totals, SY_T_REQUESTS, 1);
 	deadline = now_ns() + timeout_ns;
 	for (unsigned round = 0;; round++) {
@@ -209,6 +232,7 @@ SY_API int sy_call(sy_engine *eng, uint32_t route, sy_msg *req,
 				sy__reply_drop(s, m);
 			} else {
 				sy__total_add(&s->totals, SY_T_REPLIES_RECEIVED, 1);
+				m->held = 0;
 				*reply = m;
 				return 0;
 			}
@@ -216,7 +240,12 @@ SY_API int sy_call(sy_engine *eng, uint32_t route, sy_msg *req,
 			continue;
 		}
 		if ((round & 63) == 63 && now_ns() >= deadline)
-			return -ETIMEDOUT;
+			return sy__failed(__func__, -ETIMEDOUT);
 		call_wait(eng, s, round, deadline);
 	}
 }
+
+/* The names of 0.1.0 (include/switchyard.h), the same functions. */
+SY__ALIAS(sy_reply, sy_msg_reply);
+SY__ALIAS(sy_call, sy_msg_call);
+SY__ALIAS(sy_poll_replies, sy_producer_poll_replies);

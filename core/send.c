@@ -1,17 +1,24 @@
 /*
- * The producer's entry points: send, request and burst send. Each finds
- * the calling thread's slot (attaching it on first use), sets the
- * message's kind, and hands it to the dispatch (dispatch.h), which routes
- * it onto a worker's ring.
+ * The producer's entry points: send, request, burst send and the waiting
+ * send. Each checks that the message is the caller's to pass (msg.h,
+ * msg->held), finds the calling thread's slot (attaching it on first use),
+ * sets the message's kind, and hands it to the dispatch (dispatch.h), which
+ * routes it onto a worker's ring.
  *
  * A handler that sends the message it is handling gives it away: the
- * worker must not free it after the handler returns.
+ * worker must not free it after the handler returns. That message is still
+ * marked held (it came off a ring); it is the one held message a send
+ * takes.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include "core/compiler.h"
 #include "core/dispatch.h"
+#include "core/engine.h"
+#include "core/error.h"
 #include "core/msg.h"
 #include "core/slot.h"
 #include "core/worker.h"
@@ -27,77 +34,219 @@ static inline void mark_taken(struct sy__slot *s, struct sy_msg *m)
 		w->taken = true;
 }
 
-/* A handler's send: the message it handles goes with it. */
-static __attribute__((noinline)) int send_from_worker(sy_engine *eng,
-						      uint32_t route,
-						      sy_msg *msg,
-						      struct sy__slot *s)
+/* Whether @p m is the message the calling handler is running. */
+static bool handling(const struct sy_msg *m)
 {
-	int rc = sy__dispatch(eng, route, msg, s);
+	struct sy__worker *w = sy__worker_self();
 
-	if (rc == 0)
-		mark_taken(s, msg);
-	return rc;
+	return w && w->current == m;
 }
 
-/* A send from a thread whose slot for @p eng is not the cached one. */
-static __attribute__((noinline)) int send_attach(sy_engine *eng,
-						 uint32_t route, sy_msg *msg)
+/* @p m, refused, is its caller's again (the handled message stays held). */
+static void unhold(struct sy_msg *m)
 {
-	int err = 0;
-	struct sy__slot *s = sy__slot_get(eng, &err);
+	if (!handling(m))
+		m->held = 0;
+}
 
-	if (!s)
+/* A send of @p m refused with @p err. */
+static __attribute__((cold)) int refused(const char *call, struct sy_msg *m,
+					 int err, uint32_t route)
+{
+	unhold(m);
+	return sy__refused(call, err, route);
+}
+
+/*
+ * Route @p m from slot @p s and take the outcome: 0, or the refusal,
+ * recorded under @p call's name, with the message the caller's again.
+ */
+static inline int send_from(const char *call, sy_engine *eng, uint32_t route,
+			    struct sy_msg *m, struct sy__slot *s)
+{
+	int rc;
+
+	m->held = 1;
+	rc = sy__dispatch(eng, route, m, s);
+	if (sy__unlikely(rc))
+		return refused(call, m, rc, route);
+	mark_taken(s, m);
+	return 0;
+}
+
+/* A send that is not the common one: a NULL or held message, a thread
+ * whose cached slot is for another engine, or a handler's send. */
+static __attribute__((noinline)) int send_slow(sy_engine *eng, uint32_t route,
+					       sy_msg *msg)
+{
+	const char *call = "sy_msg_send";
+	struct sy__slot *s;
+	int err;
+
+	if ((err = sy__msg_check(call, msg)) != 0)
 		return err;
-	if (s->is_worker)
-		return send_from_worker(eng, route, msg, s);
-	return sy__dispatch(eng, route, msg, s);
+	err = 0;
+	s = sy__slot_get(eng, &err);
+	if (!s)
+		return sy__failed(call, err);
+	msg->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
+	return send_from(call, eng, route, msg, s);
 }
 
-/* Every call but a tail call is off the common path, which therefore
- * needs no stack frame. */
-SY_API int sy_send(sy_engine *eng, uint32_t route, sy_msg *msg)
+/* The common send makes no call but the dispatch's tail calls and a
+ * refusal's. */
+SY_API int sy_msg_send(sy_engine *eng, uint32_t route, sy_msg *msg)
 {
 	struct sy__slot *s;
+	int rc;
 
-	msg->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
-	if (sy__unlikely(sy__tls_hot.eng != eng))
-		return send_attach(eng, route, msg);
+	if (sy__unlikely(!msg || msg->held || sy__tls_hot.eng != eng))
+		return send_slow(eng, route, msg);
 	s = sy__tls_hot.slot;
 	if (sy__unlikely(s->is_worker))
-		return send_from_worker(eng, route, msg, s);
-	return sy__dispatch(eng, route, msg, s);
+		return send_slow(eng, route, msg);
+	msg->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
+	msg->held = 1;
+	rc = sy__dispatch(eng, route, msg, s);
+	if (sy__unlikely(rc))
+		return refused(__func__, msg, rc, route);
+	return 0;
 }
 
-SY_API int sy_request(sy_engine *eng, uint32_t route, sy_msg *msg)
+SY_API int sy_msg_request(sy_engine *eng, uint32_t route, sy_msg *msg)
 {
 	int err = 0;
-	struct sy__slot *s = sy__slot_get(eng, &err);
+	struct sy__slot *s;
 
-	if (sy__unlikely(!s))
+	if ((err = sy__msg_check(__func__, msg)) != 0)
 		return err;
+	s = sy__slot_get(eng, &err);
+	if (sy__unlikely(!s))
+		return sy__failed(__func__, err);
 	msg->flags = (uint8_t)((msg->flags & ~SY_MSG_CALL) | SY_MSG_REQUEST);
 	msg->reply_slot = s->id;
 	msg->reply_gen = atomic_load_explicit(&s->gen, memory_order_relaxed);
-	err = s->is_worker ? send_from_worker(eng, route, msg, s) :
-			     sy__dispatch(eng, route, msg, s);
+	err = send_from(__func__, eng, route, msg, s);
 	if (err == 0)
 		sy__total_add(&s->totals, SY_T_REQUESTS, 1);
 	return err;
 }
 
-SY_API int sy_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
-			 unsigned n)
+SY_API int sy_msg_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
+			     unsigned n)
 {
 	int err = 0;
-	struct sy__slot *s = sy__slot_get(eng, &err);
+	struct sy__slot *s;
+	unsigned ok;
 	int rc;
 
-	if (sy__unlikely(!s))
-		return err;
-	rc = sy__dispatch_burst(eng, route, msgs, n, s);
+	if (n == 0)
+		return 0;
+	SY__NONNULL(msgs);
+	/* The messages up to the first that is not the caller's go. */
+	for (ok = 0; ok < n; ok++) {
+		struct sy_msg *m = msgs[ok];
+
+		if (sy__unlikely(!m || m->held)) {
+			if (!m || !handling(m))
+				break;
+		}
+		m->held = 1;
+	}
+	s = ok ? sy__slot_get(eng, &err) : NULL;
+	if (sy__unlikely(!s)) {
+		for (unsigned i = 0; i < ok; i++)
+			unhold(msgs[i]);
+		if (ok == 0)
+			return sy__msg_check(__func__, msgs[0]);
+		return sy__failed(__func__, err);
+	}
+	rc = sy__dispatch_burst(eng, route, msgs, ok, s);
+	for (unsigned i = rc > 0 ? (unsigned)rc : 0; i < ok; i++)
+		unhold(msgs[i]);
 	if (s->is_worker)
 		for (int i = 0; i < rc; i++)
 			mark_taken(s, msgs[i]);
+	if (rc < 0)
+		return sy__refused(__func__, rc, route);
+	if ((unsigned)rc == ok && ok < n)
+		sy__msg_check(__func__, msgs[ok]); /* records why it stopped there */
 	return rc;
 }
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* One wait of a waiting send: spin, then yield, then sleep a little
+ * longer each time, never past @p deadline. */
+static void send_backoff(unsigned round, uint64_t deadline)
+{
+	uint64_t now, ns;
+
+	if (round < 16) {
+		__builtin_ia32_pause();
+		return;
+	}
+	if (round < 32) {
+		sched_yield();
+		return;
+	}
+	now = now_ns();
+	if (now >= deadline)
+		return;
+	ns = (uint64_t)1000 << (round - 32 < 6 ? round - 32 : 6); /* 1-64 us */
+	if (ns > deadline - now)
+		ns = deadline - now;
+	nanosleep(&(struct timespec){ .tv_nsec = (long)ns }, NULL);
+}
+
+SY_API int sy_msg_send_wait(sy_engine *eng, uint32_t route, sy_msg *msg,
+			    uint64_t timeout_ns)
+{
+	int err = 0;
+	struct sy__slot *s;
+	uint64_t deadline = 0;
+	int rc;
+
+	if ((err = sy__msg_check(__func__, msg)) != 0)
+		return err;
+	s = sy__slot_get(eng, &err);
+	if (sy__unlikely(!s))
+		return sy__failed(__func__, err);
+	if (s->is_worker)
+		return sy__failed(__func__, sy__fail(-EDEADLK,
+			"a handler must not wait for a ring its worker may drain"));
+	msg->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
+	for (unsigned round = 0;; round++) {
+		msg->held = 1;
+		rc = sy__dispatch_quiet(eng, route, msg, s);
+		if (sy__likely(rc == 0)) {
+			if (round)
+				sy__total_add(&s->totals, SY_T_SEND_WAITS, 1);
+			return 0;
+		}
+		msg->held = 0;
+		if (rc != -EAGAIN && rc != -ENOBUFS)
+			return sy__refused(__func__, rc, route);
+		if (round == 0)
+			deadline = now_ns() + timeout_ns;
+		else if ((round & 15) == 0 && now_ns() >= deadline)
+			break;
+		send_backoff(round, deadline);
+	}
+	sy__total_add(&s->totals, SY_T_SEND_WAIT_TIMEOUTS, 1);
+	sy__fail(-ETIMEDOUT, "route %u: still %s after %llu ns", route,
+		 rc == -EAGAIN ? "full" : "past its backpressure threshold",
+		 (unsigned long long)timeout_ns);
+	return sy__failed(__func__, -ETIMEDOUT);
+}
+
+/* The names of 0.1.0 (include/switchyard.h), the same functions. */
+SY__ALIAS(sy_send, sy_msg_send);
+SY__ALIAS(sy_request, sy_msg_request);
+SY__ALIAS(sy_send_burst, sy_msg_send_burst);

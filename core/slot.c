@@ -41,7 +41,9 @@ struct tls_state {
 };
 
 static __thread struct tls_state tls __attribute__((tls_model("initial-exec")));
-__thread struct sy__tls_hot sy__tls_hot __attribute__((tls_model("initial-exec")));
+__thread struct sy__tls_hot sy__tls_hot __attribute__((tls_model("initial-exec"))) = {
+	.eng = SY__NO_ENGINE,
+};
 
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sy_engine *live[64];
@@ -95,7 +97,7 @@ void sy__engine_forget(struct sy_engine *eng)
 			live[i] = NULL;
 	pthread_mutex_unlock(&live_lock);
 	if (sy__tls_hot.eng == eng)
-		sy__tls_hot.eng = NULL;
+		sy__tls_hot.eng = SY__NO_ENGINE;
 	for (unsigned i = 0; i < SY_TLS_ENGINES; i++)
 		if (tls.e[i].eng == eng && tls.e[i].uid == eng->uid)
 			tls.e[i].eng = NULL;
@@ -109,12 +111,19 @@ static bool engine_alive(struct sy_engine *eng, uint64_t uid)
 	return false;
 }
 
-static struct tls_entry *tls_find(struct sy_engine *eng)
+/* The entry for @p eng; NULL: a free entry, if one is left. */
+static struct tls_entry *tls_entry_of(struct sy_engine *eng)
 {
 	for (unsigned i = 0; i < SY_TLS_ENGINES; i++)
 		if (tls.e[i].eng == eng)
 			return &tls.e[i];
 	return NULL;
+}
+
+/* The calling thread's entry for engine @p eng (not NULL), if attached. */
+static struct tls_entry *tls_find(struct sy_engine *eng)
+{
+	return eng ? tls_entry_of(eng) : NULL;
 }
 
 struct sy__slot *sy__slot_lookup(struct sy_engine *eng)
@@ -288,7 +297,7 @@ void sy__rcu_reader_ensure(void)
 
 static int attach(struct sy_engine *eng, int refs, struct sy__slot **out)
 {
-	struct tls_entry *e = tls_find(NULL);
+	struct tls_entry *e = tls_entry_of(NULL);
 	struct sy__slot *s = NULL;
 	int rc = 0;
 
@@ -337,6 +346,10 @@ struct sy__slot *sy__slot_attach_lazy(struct sy_engine *eng, int *err)
 
 	if (s)
 		return s;
+	if (!eng) {
+		*err = sy__fail(-EINVAL, "eng is NULL");
+		return NULL;
+	}
 	*err = attach(eng, 0, &s);
 	return *err ? NULL : s;
 }
@@ -359,7 +372,7 @@ static void detach(struct sy_engine *eng, struct tls_entry *e)
 	pthread_mutex_unlock(&eng->slot_lock);
 	e->eng = NULL;
 	if (sy__tls_hot.eng == eng)
-		sy__tls_hot.eng = NULL;
+		sy__tls_hot.eng = SY__NO_ENGINE;
 	sy__rcu_thread_put();
 }
 
@@ -367,7 +380,7 @@ void sy__worker_bind(struct sy__worker *w)
 {
 	sy__tls_hot.worker = w;
 	sy__rcu_thread_get();
-	tls_add(w->eng, tls_find(NULL), w->slot, 1);
+	tls_add(w->eng, tls_entry_of(NULL), w->slot, 1);
 }
 
 static void thread_exit(void *arg)
@@ -388,23 +401,27 @@ static void thread_exit(void *arg)
 
 SY_API int sy_producer_attach(sy_engine *eng)
 {
-	struct tls_entry *e = tls_find(eng);
+	struct tls_entry *e;
 	struct sy__slot *s;
 
+	SY__NONNULL(eng);
+	e = tls_find(eng);
 	if (e) {
 		e->refs++;
 		return 0;
 	}
-	return attach(eng, 1, &s);
+	return sy__ret(__func__, attach(eng, 1, &s));
 }
 
 SY_API int sy_producer_detach(sy_engine *eng)
 {
-	struct tls_entry *e = tls_find(eng);
+	struct tls_entry *e;
 
+	SY__NONNULL(eng);
+	e = tls_find(eng);
 	if (!e || sy__tls_hot.worker)
-		return sy__fail(-ENOENT, "sy_producer_detach: the calling thread "
-				"is not attached to this engine");
+		return sy__failed(__func__, sy__fail(-ENOENT, "the calling thread "
+				"is not attached to this engine"));
 	if (--e->refs > 0)
 		return 0;
 	detach(eng, e);
@@ -417,7 +434,7 @@ void sy__worker_unbind(struct sy__worker *w)
 
 	if (e)
 		e->eng = NULL;
-	sy__tls_hot.eng = NULL;
+	sy__tls_hot.eng = SY__NO_ENGINE;
 	sy__tls_hot.worker = NULL;
 	sy__rcu_thread_put();
 }

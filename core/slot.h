@@ -35,7 +35,7 @@ struct sy__slot {
 	struct sy__rcu_reader rcu; /* the route table's read side (rcu.h) */
 	struct sy__totals totals;
 	struct sy__pool pool;
-	struct sy__parker parker;  /* a thread waiting in sy_call() */
+	struct sy__parker parker;  /* a thread waiting in sy_msg_call() */
 	struct sy__ring *_Atomic out; /* [workers], published once */
 	struct sy__ring *replies;  /* [workers] */
 	struct sy__chain *pending; /* [slots * SY_CLASSES] return chains */
@@ -43,7 +43,7 @@ struct sy__slot {
 	unsigned ndirty;
 	uint64_t *policy_words;    /* [max_routes] */
 	uint64_t rng;              /* sy_pick_random() state (xorshift64*) */
-	struct sy_msg *stash;      /* replies taken by sy_call() for sy_poll_replies() */
+	struct sy_msg *stash;      /* replies taken by sy_msg_call() for sy_producer_poll_replies() */
 	struct sy_msg **stash_tail;
 	struct sy__shard *shard;   /* NULL: metrics off */
 	/* congested[w]: 0, or 1 + the low mark of the route whose threshold
@@ -55,7 +55,12 @@ struct sy__slot {
 	_Atomic uint32_t gen;      /* changes at every attach */
 	_Atomic int state;
 	bool is_worker;
+	bool quiet;                /* refusals now are a waiting send's: not counted */
 };
+
+/* What sy__tls_hot.eng holds while the thread has no engine: no engine's
+ * address and not NULL, so that a NULL engine never matches it. */
+#define SY__NO_ENGINE ((struct sy_engine *)(uintptr_t)1)
 
 /* The calling thread's slot for the engine it used last, and its worker. */
 struct sy__tls_hot {

@@ -73,7 +73,7 @@ int main(void)
 		}
 		snprintf(sy_msg_data(m), sizeof(payload), "job %d", i);
 		sy_msg_set_tag(m, (uint64_t)i);
-		if (sy_send(eng, route, m) < 0) {
+		if (sy_msg_send(eng, route, m) < 0) {
 			fprintf(stderr, "%s\n", sy_last_error());
 			sy_msg_free(m);
 		}

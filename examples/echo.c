@@ -1,7 +1,7 @@
 /*
  * Request and reply: a server answers each request with its payload in
  * capitals; the main thread sends requests two ways, one at a time with
- * sy_call() and several at once with sy_request() and sy_poll_replies(),
+ * sy_msg_call() and several at once with sy_msg_request() and sy_producer_poll_replies(),
  * and matches replies to requests by their tag.
  *
  *   cc echo.c $(pkg-config --cflags --libs switchyard)
@@ -27,7 +27,7 @@ static int shout(sy_engine *eng, sy_msg *msg, void *ctx)
 		return 0;                   /* nobody waits for an answer */
 	for (size_t i = 0; i < sy_msg_size(msg); i++)
 		text[i] = (char)toupper((unsigned char)text[i]);
-	return sy_reply(msg, msg);          /* the request becomes the reply */
+	return sy_msg_reply(msg, msg);          /* the request becomes the reply */
 }
 
 static sy_msg *text_msg(sy_engine *eng, const char *text, uint64_t tag)
@@ -73,9 +73,9 @@ int main(void)
 		sy_engine_destroy(eng);
 		return 1;
 	}
-	rc = sy_call(eng, route, req, &rep, SECOND_NS);
+	rc = sy_msg_call(eng, route, req, &rep, SECOND_NS);
 	if (rc < 0) {
-		fprintf(stderr, "sy_call: %s\n", sy_strerror(rc));
+		fprintf(stderr, "sy_msg_call: %s\n", sy_strerror(rc));
 		if (rc != -ETIMEDOUT)
 			sy_msg_free(req);   /* not sent: still ours */
 		sy_engine_destroy(eng);
@@ -87,7 +87,7 @@ int main(void)
 	/* Three requests in flight at once; the tag says which is which. */
 	for (uint64_t i = 0; i < 3; i++) {
 		req = text_msg(eng, words[i], i);
-		if (!req || sy_request(eng, route, req) < 0) {
+		if (!req || sy_msg_request(eng, route, req) < 0) {
 			fprintf(stderr, "%s\n", sy_last_error());
 			sy_msg_free(req);
 			sy_engine_destroy(eng);
@@ -95,7 +95,7 @@ int main(void)
 		}
 	}
 	for (int spins = 0; answered < 3 && spins < 10000000; spins++) {
-		int n = sy_poll_replies(eng, got, 3 - answered);
+		int n = sy_producer_poll_replies(eng, got, 3 - answered);
 
 		for (int i = 0; i < n; i++) {
 			printf("%s: %s\n", words[sy_msg_tag(got[i])],

@@ -61,7 +61,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 1000; i++) {
 		sy_msg *m = sy_msg_alloc(eng, 16);
 
-		if (m && sy_send(eng, route, m) < 0)
+		if (m && sy_msg_send(eng, route, m) < 0)
 			sy_msg_free(m);
 	}
 	sy_engine_stop(eng);

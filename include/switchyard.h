@@ -7,8 +7,25 @@
  * to other routes.
  *
  * Conventions used by every function below:
+ *  - Names: sy_<type>_<verb> for actions (sy_msg_send(), sy_route_add()),
+ *    sy_<type>_<noun> for accessors (sy_msg_size(), sy_engine_stats()) and
+ *    sy_<type>_is_<adjective> for predicates (sy_msg_is_request()). The
+ *    types are engine, server, route, producer, msg, policy, pick, breaker,
+ *    dlq, metrics and snapshot. The names of 0.1.0 that broke this grid are
+ *    deprecated aliases, at the end of this file, until 0.3.0.
  *  - Actions return 0 or a negative errno value; sy_strerror() explains each.
  *    Burst calls return a count.
+ *  - Every call that fails (a negative return, or NULL from a call that
+ *    returns a pointer) records why for the calling thread: sy_last_error()
+ *    gives "<function>: <what happened>" and sy_last_error_code() the code.
+ *    A call that succeeds leaves both as they were.
+ *  - NULL: a pointer argument may be NULL only where its documentation
+ *    says so. Any other NULL is refused the same way everywhere: -EINVAL
+ *    (NULL, 0 or false from a call whose result is not an error code, and
+ *    nothing done by a call that returns nothing), recorded as above. A
+ *    message that is not the caller's to pass (freed, already sent, held by
+ *    the dead letter queue) is refused the same way. Nothing is touched
+ *    before the check, so a refused call changes nothing.
  *  - "Any thread" means any thread of the process, attached or not.
  *    "Control" functions (servers, routes, engine life cycle) serialize on an
  *    internal mutex, may block, and must not be called from a handler unless
@@ -183,7 +200,8 @@ SY_API int sy_engine_stop(sy_engine *eng);
  * Stop (if running) and free the engine: servers, routes, rings and every
  * pooled message, including messages a caller still holds. Threads still
  * attached must not use the engine afterwards; they need not detach.
- * Control thread, not a handler; blocks like sy_engine_stop().
+ * Control thread, not a handler; blocks like sy_engine_stop(). NULL does
+ * nothing; so does a call from a handler, recorded as -EDEADLK.
  */
 SY_API void sy_engine_destroy(sy_engine *eng);
 
@@ -223,6 +241,12 @@ struct sy_stats {
 	uint64_t pool_bytes;        /**< bytes of those slabs */
 	/** Every handler run: delivered + handler_failed. */
 	uint64_t handler_runs;
+	/** sy_msg_send_wait() calls that found no room at first and waited
+	 *  (their refused tries are not in rejected_full). */
+	uint64_t send_waits;
+	uint64_t send_wait_timeouts; /**< sy_msg_send_wait() calls that timed out */
+	uint64_t dropped;           /**< failed messages dropped by their route (SY_FAIL_DROP) */
+	uint64_t returned;          /**< failed requests returned to their requester (SY_FAIL_RETURN) */
 };
 
 /**
@@ -240,7 +264,7 @@ SY_API int sy_engine_stats(sy_engine *eng, struct sy_stats *out);
  * A server's handler. Runs on the worker that owns the server, one message at
  * a time, never concurrently with itself. The message belongs to the handler
  * for the duration of the call: when the handler returns, the engine frees
- * it, unless the handler passed it on with sy_send(), sy_reply() or
+ * it, unless the handler passed it on with sy_msg_send(), sy_msg_reply() or
  * sy_msg_keep() (after which it is no longer the handler's to touch).
  * @return 0 on success, a negative errno value on failure (counted).
  */
@@ -376,7 +400,7 @@ struct sy_route_opts {
 
 /**
  * Add a route. Control; any thread but a handler; may block.
- * @param[out] id the route's small integer id, for sy_send()
+ * @param[out] id the route's small integer id, for sy_msg_send()
  * @return 0; -EINVAL (bad name, unknown policy, no servers, "direct" with
  *         more than one, duplicate server); -ENOENT (unknown server id);
  *         -EEXIST (name taken); -ENOSPC (max_routes reached); -ENOMEM.
@@ -520,35 +544,52 @@ SY_API unsigned sy_msg_attempts(const sy_msg *msg);
  * call unless the destination worker sleeps (SY_IDLE_SLEEP).
  * @return 0; -ENOENT (unknown route id); -EHOSTUNREACH (no server of the
  *         route can take it); -EAGAIN (the worker's ring is full: back off,
- *         retry); -ESHUTDOWN (engine stopping); -ENOSPC (no producer slot);
- *         -ENOMEM.
+ *         retry, or use sy_msg_send_wait()); -ENOBUFS (past the route's
+ *         backpressure threshold); -ESHUTDOWN (engine stopping); -ENOSPC
+ *         (no producer slot); -ENOMEM; -EINVAL (NULL @p msg, or a message
+ *         that is not the caller's: freed, sent already and not handed
+ *         back, or held by the dead letter queue).
  */
-SY_API int sy_send(sy_engine *eng, uint32_t route, sy_msg *msg);
+SY_API int sy_msg_send(sy_engine *eng, uint32_t route, sy_msg *msg);
+
+/**
+ * Send like sy_msg_send(), waiting up to @p timeout_ns nanoseconds while
+ * the worker's ring is full (-EAGAIN) or past the route's backpressure
+ * threshold (-ENOBUFS): it spins a little, then yields, then sleeps 1 to
+ * 64 us at a time. Its refused tries are not counted as refusals;
+ * sy_stats.send_waits counts the calls that waited, send_wait_timeouts
+ * those that gave up. Any thread but a handler; may block.
+ * @return 0; -ETIMEDOUT (still no room; the message is the caller's);
+ *         -EDEADLK (from a handler: its own worker may be the one to
+ *         drain); any other error of sy_msg_send(), at once.
+ */
+SY_API int sy_msg_send_wait(sy_engine *eng, uint32_t route, sy_msg *msg,
+			    uint64_t timeout_ns);
 
 /**
  * Send up to @p n messages to a route, with one RCU read-side section and at
  * most one ring operation per destination worker. Messages to the same worker
  * are accepted or refused together. On return msgs[0..k) were accepted (the
  * engine owns them) and msgs[k..n) were not (the caller still owns them, in
- * their original order). Same threads and blocking as sy_send().
+ * their original order). Same threads and blocking as sy_msg_send().
  * @return k, the number accepted (0 to n); or, when none was accepted, the
- *         negative errno that sy_send() would have returned for msgs[0].
+ *         negative errno that sy_msg_send() would have returned for msgs[0].
  */
-SY_API int sy_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
+SY_API int sy_msg_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
 			 unsigned n);
 
 /**
- * Send a request: like sy_send(), and the handler may answer with sy_reply();
- * the reply comes back to the calling thread through sy_poll_replies().
+ * Send a request: like sy_msg_send(), and the handler may answer with sy_msg_reply();
+ * the reply comes back to the calling thread through sy_producer_poll_replies().
  * Use the tag to match replies with requests.
- * @return as sy_send().
+ * @return as sy_msg_send().
  */
-SY_API int sy_request(sy_engine *eng, uint32_t route, sy_msg *msg);
+SY_API int sy_msg_request(sy_engine *eng, uint32_t route, sy_msg *msg);
 
 /**
  * Inside a handler: whether the message being handled is a request (sent
- * with sy_request() or sy_call()) that sy_reply() may answer. A plain
- * sy_send() message, a replayed dead letter and any message outside its
+ * with sy_msg_request() or sy_msg_call()) that sy_msg_reply() may answer. A plain
+ * sy_msg_send() message, a replayed dead letter and any message outside its
  * handler run give false. A handler that serves both kinds replies only
  * when this is true. The handling worker; never blocks.
  */
@@ -564,26 +605,26 @@ SY_API bool sy_msg_is_request(const sy_msg *msg);
  *         stays the handler's); -ECONNRESET (the requester detached; the
  *         reply stays the handler's).
  */
-SY_API int sy_reply(sy_msg *request, sy_msg *reply);
+SY_API int sy_msg_reply(sy_msg *request, sy_msg *reply);
 
 /**
  * Take up to @p max replies that arrived for the calling thread. The caller
  * owns each. The calling (attached) thread; never blocks.
  * @return the number taken (0 to max); -ENOENT if the thread is not attached.
  */
-SY_API int sy_poll_replies(sy_engine *eng, sy_msg **out, unsigned max);
+SY_API int sy_producer_poll_replies(sy_engine *eng, sy_msg **out, unsigned max);
 
 /**
  * Send a request and wait for its reply, at most @p timeout_ns nanoseconds.
- * Other replies that arrive meanwhile wait for sy_poll_replies(). A reply
+ * Other replies that arrive meanwhile wait for sy_producer_poll_replies(). A reply
  * that arrives after the timeout is dropped and counted. Any thread but a
  * handler (attaches it); blocks.
  * @param req the request: the engine owns it once sent, even on timeout
  * @param[out] reply the reply, which the caller then owns
  * @return 0; -ETIMEDOUT; -EDEADLK (called from a handler); any error of
- *         sy_send(), in which case @p req is still the caller's.
+ *         sy_msg_send(), in which case @p req is still the caller's.
  */
-SY_API int sy_call(sy_engine *eng, uint32_t route, sy_msg *req,
+SY_API int sy_msg_call(sy_engine *eng, uint32_t route, sy_msg *req,
 		   sy_msg **reply, uint64_t timeout_ns);
 
 /* ------------------------------------------------------------------ */
@@ -670,7 +711,7 @@ SY_API uint64_t sy_pick_random(struct sy_pick *p);
 
 /**
  * The engine's clock, in nanoseconds, read at most once per send call (the
- * picks of one sy_send_burst() see the same time). In pick() only.
+ * picks of one sy_msg_send_burst() see the same time). In pick() only.
  */
 SY_API uint64_t sy_pick_now(struct sy_pick *p);
 
@@ -702,9 +743,10 @@ SY_API int sy_breaker_force(sy_engine *eng, uint32_t server,
 SY_API int sy_breaker_state(sy_engine *eng, uint32_t server,
 			    enum sy_breaker_state *state);
 
-/** Whether a server's health probe last marked it up (true without a
- *  probe). Any thread. @return 0; -ENOENT. */
-SY_API int sy_server_healthy(sy_engine *eng, uint32_t server, bool *healthy);
+/** Whether a server's health probe last marked it up (yes without a
+ *  probe). Any thread. @return 1 (up); 0 (down); -ENOENT (no such server);
+ *  -EINVAL. */
+SY_API int sy_server_is_healthy(sy_engine *eng, uint32_t server);
 
 /* ------------------------------------------------------------------ */
 /* Dead letter queue and accounting                                   */
@@ -749,7 +791,7 @@ struct sy_dl_filter {
 };
 
 /** A filter matching every dead letter. */
-SY_API void sy_dl_filter_init(struct sy_dl_filter *f);
+SY_API void sy_dlq_filter_init(struct sy_dl_filter *f);
 
 /** Dead letters held that match @p f (NULL: all). Any thread; holds the
  *  queue's lock while it counts. 0 for a NULL engine. */
@@ -1010,11 +1052,53 @@ SY_API void sy_metrics_serve_stop(sy_engine *eng);
 SY_API const char *sy_strerror(int err);
 
 /**
- * The message that explains the last error on the calling thread, for
- * failures that carry more than a code (configuration, environment, start).
- * Valid until the thread's next call into the library. Any thread.
+ * What the calling thread's last failing call was and why, as
+ * "<function>: <what happened>", for example "sy_route_find: no route
+ * named 'orders'". Set by every call that fails (see the conventions at the
+ * top), left alone by every call that succeeds; "" before any failure.
+ * Valid until the thread's next failing call. Any thread; never blocks.
  */
 SY_API const char *sy_last_error(void);
+
+/** The code of the calling thread's last failing call (negative errno), 0
+ *  before any failure. Any thread; never blocks. */
+SY_API int sy_last_error_code(void);
+
+/* ------------------------------------------------------------------ */
+/* Deprecated names (0.1.0), kept until 0.3.0                         */
+/* ------------------------------------------------------------------ */
+
+#if !defined(SY_BUILDING_LIBRARY)
+#define SY_DEPRECATED(use) __attribute__((deprecated("use " use)))
+#else
+#define SY_DEPRECATED(use)
+#endif
+
+/** sy_msg_send() */
+SY_API int sy_send(sy_engine *eng, uint32_t route, sy_msg *msg)
+	SY_DEPRECATED("sy_msg_send()");
+/** sy_msg_send_burst() */
+SY_API int sy_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
+			 unsigned n) SY_DEPRECATED("sy_msg_send_burst()");
+/** sy_msg_request() */
+SY_API int sy_request(sy_engine *eng, uint32_t route, sy_msg *msg)
+	SY_DEPRECATED("sy_msg_request()");
+/** sy_msg_reply() */
+SY_API int sy_reply(sy_msg *request, sy_msg *reply)
+	SY_DEPRECATED("sy_msg_reply()");
+/** sy_msg_call() */
+SY_API int sy_call(sy_engine *eng, uint32_t route, sy_msg *req,
+		   sy_msg **reply, uint64_t timeout_ns)
+	SY_DEPRECATED("sy_msg_call()");
+/** sy_producer_poll_replies() */
+SY_API int sy_poll_replies(sy_engine *eng, sy_msg **out, unsigned max)
+	SY_DEPRECATED("sy_producer_poll_replies()");
+/** sy_dlq_filter_init() */
+SY_API void sy_dl_filter_init(struct sy_dl_filter *f)
+	SY_DEPRECATED("sy_dlq_filter_init()");
+/** sy_server_is_healthy(): 0 and *healthy set, or the negative error. */
+SY_API int sy_server_healthy(sy_engine *eng, uint32_t server, bool *healthy)
+	SY_DEPRECATED("sy_server_is_healthy()");
 
 #ifdef __cplusplus
 }

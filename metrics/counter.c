@@ -11,5 +11,7 @@ void sy__totals_add_to(const struct sy__totals *t, struct sy_stats *out)
 	ADD(REJ_BACKPRESSURE, rejected_backpressure)
 	ADD(REPLIES_SENT, replies_sent) ADD(REPLIES_RECEIVED, replies_received)
 	ADD(REPLIES_DROPPED, replies_dropped)
+	ADD(SEND_WAITS, send_waits) ADD(SEND_WAIT_TIMEOUTS, send_wait_timeouts)
+	ADD(DROPPED, dropped) ADD(RETURNED, returned)
 #undef ADD
 }

@@ -55,6 +55,10 @@ enum sy__total {
 	SY_T_REJ_BACKPRESSURE,
 	SY_T_HANDED_ON,  /* failed handler runs whose message went to a retry or the DLQ */
 	SY_T_RETRIED,
+	SY_T_SEND_WAITS,         /* waiting sends that found no room at first */
+	SY_T_SEND_WAIT_TIMEOUTS, /* waiting sends that gave up */
+	SY_T_DROPPED,    /* failures dropped by their route (SY_FAIL_DROP) */
+	SY_T_RETURNED,   /* failures returned to their requester (SY_FAIL_RETURN) */
 	SY_T_COUNT
 };
 

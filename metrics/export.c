@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics/snapshot.h"
 #include "switchyard.h"
 
 _Static_assert(SY_DL_REASONS == 7, "a dead letter reason needs a name below");
@@ -1333,14 +1334,12 @@ static int format_table(const sy_snapshot *snap, struct out *o)
  * The buffer is NUL-terminated; *len (when @p len is not NULL) excludes the
  * NUL. It comes from malloc(): free() it. On failure *buf is left alone.
  */
-SY_API int sy_snapshot_format(const sy_snapshot *snap, enum sy_format fmt,
-			      char **buf, size_t *len)
+int sy__snapshot_format(const sy_snapshot *snap, enum sy_format fmt,
+			char **buf, size_t *len)
 {
 	struct out o = { 0 };
 	int rc;
 
-	if (!snap || !buf)
-		return -EINVAL;
 	switch (fmt) {
 	case SY_FORMAT_JSON: rc = format_json(snap, &o); break;
 	case SY_FORMAT_CSV: rc = format_csv(snap, &o); break;

@@ -50,4 +50,9 @@ struct sy_snapshot *sy__snapshot_alloc(const unsigned n[SY_SERIES_KINDS],
 /* Drop one reference; the last frees the snapshot. Any thread. */
 void sy__snapshot_put(struct sy_snapshot *snap);
 
+/* Write @p snap in format @p fmt (export.c): sy_snapshot_format() without
+ * its argument checks. @return 0, -EINVAL (unknown format), -ENOMEM. */
+int sy__snapshot_format(const sy_snapshot *snap, enum sy_format fmt,
+			char **buf, size_t *len);
+
 #endif /* SY_METRICS_SNAPSHOT_H */

@@ -70,7 +70,7 @@ struct bench_ctx {
 	const char *policy;       /* over one worker's servers; NULL: spread */
 	unsigned producers, workers;
 	unsigned payload;         /* bytes per message */
-	unsigned burst;           /* per sy_send_burst(); 0: sy_send() */
+	unsigned burst;           /* per sy_msg_send_burst(); 0: sy_msg_send() */
 	unsigned runs;
 	uint64_t messages, overhead_messages; /* per run */
 	bool oversubscribe;

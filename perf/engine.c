@@ -140,7 +140,7 @@ int engine_echo(sy_engine *eng, sy_msg *msg, void *arg)
 {
 	(void)eng;
 	(void)arg;
-	return sy_reply(msg, msg);
+	return sy_msg_reply(msg, msg);
 }
 
 static void engine_close(struct engine_run *run)
@@ -360,7 +360,7 @@ engine_resend(const struct engine_run *run, engine_send_fn *send,
 	return rc;
 }
 
-/* sy_send_burst() took @p k of msgs[0..n): send the rest as resend does. */
+/* sy_msg_send_burst() took @p k of msgs[0..n): send the rest as resend does. */
 static __attribute__((noinline, cold)) int
 resend_burst(const struct engine_run *run, sy_msg **msgs, unsigned n, int k,
 	     struct backoff *b)
@@ -375,18 +375,18 @@ resend_burst(const struct engine_run *run, sy_msg **msgs, unsigned n, int k,
 			k = backoff_wait(b);
 		}
 		if (k < 0) {
-			engine_error(run, "sy_send_burst", k);
+			engine_error(run, "sy_msg_send_burst", k);
 			while (done < n)
 				sy_msg_free(msgs[done++]);
 			return k;
 		}
 		if (done == n)
 			return 0;
-		k = sy_send_burst(run->eng, run->route, msgs + done, n - done);
+		k = sy_msg_send_burst(run->eng, run->route, msgs + done, n - done);
 	}
 }
 
-/* Messages [first, end) with sy_send(). */
+/* Messages [first, end) with sy_msg_send(). */
 static __attribute__((noinline)) int
 send_single(const struct engine_run *run, uint64_t first, uint64_t end,
 	    struct backoff *b)
@@ -404,9 +404,9 @@ send_single(const struct engine_run *run, uint64_t first, uint64_t end,
 			return engine_error(run, "sy_msg_alloc", -ENOMEM);
 		if (keyed)
 			sy_msg_set_key(msg, i);
-		rc = sy_send(eng, route, msg);
+		rc = sy_msg_send(eng, route, msg);
 		if (__builtin_expect(rc != 0, 0)) {
-			rc = engine_resend(run, sy_send, "sy_send", msg, rc, b);
+			rc = engine_resend(run, sy_msg_send, "sy_msg_send", msg, rc, b);
 			if (rc < 0)
 				return rc;
 		}
@@ -414,7 +414,7 @@ send_single(const struct engine_run *run, uint64_t first, uint64_t end,
 	return 0;
 }
 
-/* Messages [first, end) with sy_send_burst(), run->burst at a time. */
+/* Messages [first, end) with sy_msg_send_burst(), run->burst at a time. */
 static __attribute__((noinline)) int
 send_bursts(const struct engine_run *run, uint64_t first, uint64_t end,
 	    struct backoff *b)
@@ -440,7 +440,7 @@ send_bursts(const struct engine_run *run, uint64_t first, uint64_t end,
 			if (keyed)
 				sy_msg_set_key(msgs[i], sent + i);
 		}
-		k = sy_send_burst(eng, route, msgs, count);
+		k = sy_msg_send_burst(eng, route, msgs, count);
 		if (__builtin_expect(k != (int)count, 0)) {
 			k = resend_burst(run, msgs, count, k, b);
 			if (k < 0)

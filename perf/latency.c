@@ -20,19 +20,19 @@ static int produce_requests(void *arg)
 	for (uint64_t i = 0; !rc && i < run->n; i++) {
 		t0 = bench_now_ns();
 		sy_msg_set_tag(msg, i);
-		rc = sy_request(run->eng, run->route, msg);
+		rc = sy_msg_request(run->eng, run->route, msg);
 		if (rc)
-			rc = engine_resend(run, sy_request, "sy_request", msg,
+			rc = engine_resend(run, sy_msg_request, "sy_msg_request", msg,
 					   rc, &b);
 		/* Sent (the one reply in flight is ours then), or freed. */
 		msg = NULL;
 		if (rc < 0)
 			break;
-		while ((k = sy_poll_replies(run->eng, &msg, 1)) == 0)
+		while ((k = sy_producer_poll_replies(run->eng, &msg, 1)) == 0)
 			if ((k = backoff_wait(&b)) < 0)
 				break;
 		if (k < 0) {
-			rc = engine_error(run, "sy_poll_replies", k);
+			rc = engine_error(run, "sy_producer_poll_replies", k);
 			break;
 		}
 		backoff_reset(&b);

@@ -96,7 +96,7 @@ static const char usage_text[] =
 "      --producers P     producer threads of the engine rows (1-64)\n"
 "      --workers W       engine workers, a server each (1-64)\n"
 "      --size BYTES      payload of engine messages (default 16)\n"
-"      --burst B         messages per sy_send_burst (1-512, default 32)\n"
+"      --burst B         messages per sy_msg_send_burst (1-512, default 32)\n"
 "      --instructions    count instructions per message (callgrind)\n"
 "      --rate-fraction F engine-open-loop's share of engine-rtt's rate\n"
 "                        (0 < F <= 1, default 0.5)\n"

@@ -34,7 +34,7 @@ static int send_due(struct open_run *run, uint64_t now)
 		if (!run->spare)
 			return -ENOMEM;
 		sy_msg_set_tag(run->spare, run->sent);
-		rc = sy_request(run->e.eng, run->e.route, run->spare);
+		rc = sy_msg_request(run->e.eng, run->e.route, run->spare);
 		if (rc)
 			return bench_send_retryable(rc) ? 0 : rc;
 		run->spare = NULL;
@@ -74,7 +74,7 @@ static int open_produce(void *arg)
 	while (!rc && run->received < run->e.n) {
 		now = bench_now_ns();
 		rc = send_due(run, now);
-		k = rc ? 0 : sy_poll_replies(run->e.eng, replies, POLL_BURST);
+		k = rc ? 0 : sy_producer_poll_replies(run->e.eng, replies, POLL_BURST);
 		if (k < 0) {
 			rc = k;
 		} else if (k > 0) {

@@ -49,6 +49,11 @@ static inline unsigned sy__pick_two_available(struct sy_pick *p, unsigned n,
 /** The policy named @p name, built-in or registered, or NULL. Any thread. */
 const struct sy_policy *sy__policy_find(const char *name);
 
+/* Add a user policy (sy_policy_register() without its recording).
+ * @return 0; -EINVAL (no name, a name of 32 bytes or more, no pick);
+ *         -EEXIST; -ENOSPC (64 registered). */
+int sy__policy_add(const struct sy_policy *policy);
+
 /**
  * Read the unsigned parameter @p key from a "name=value,name=value" string.
  * @return 0 with *out set; -ENOENT if absent (*out untouched); -EINVAL if

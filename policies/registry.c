@@ -41,9 +41,9 @@ const struct sy_policy *sy__policy_find(const char *name)
 	return NULL;
 }
 
-SY_API int sy_policy_register(const struct sy_policy *policy)
+int sy__policy_add(const struct sy_policy *policy)
 {
-	size_t len = policy && policy->name ? strlen(policy->name) : 0;
+	size_t len = policy->name ? strlen(policy->name) : 0;
 	unsigned n;
 	int rc = 0;
 

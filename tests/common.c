@@ -66,7 +66,7 @@ int t_send_retry(sy_engine *eng, uint32_t route, sy_msg *m, unsigned max_ms)
 	uint64_t end = t_now_ms() + max_ms;
 	int rc;
 
-	while ((rc = sy_send(eng, route, m)) == -EAGAIN && t_now_ms() < end)
+	while ((rc = sy_msg_send(eng, route, m)) == -EAGAIN && t_now_ms() < end)
 		sched_yield();
 	return rc;
 }

@@ -144,7 +144,7 @@ int t_server_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 		rc = -EIO;
 	} else if (tag & T_REPLY) {
 		/* Once sent back the message is no longer ours to read. */
-		rc = sy_reply(msg, msg);
+		rc = sy_msg_reply(msg, msg);
 		atomic_fetch_add(rc ? &s->reply_failed : &s->replied, 1);
 	}
 	atomic_fetch_add(rc ? &s->failed : &s->delivered, 1);
@@ -163,7 +163,7 @@ void t_hold(sy_engine *eng, uint32_t route, struct t_server *s, uint64_t id)
 {
 	uint64_t before = atomic_load(&s->held);
 
-	cr_assert_eq(sy_send(eng, route, t_msg(eng, id | T_HOLD)), 0);
+	cr_assert_eq(sy_msg_send(eng, route, t_msg(eng, id | T_HOLD)), 0);
 	cr_assert(t_wait_u64(&s->held, before + 1, T_WAIT_MS),
 		  "the blocker never reached its handler");
 }

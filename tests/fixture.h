@@ -106,7 +106,7 @@ struct t_server {
 	_Atomic uint64_t handled;   /* runs; counted last */
 	_Atomic uint64_t delivered; /* runs that succeeded */
 	_Atomic uint64_t failed;    /* runs that returned an error */
-	_Atomic uint64_t replied;   /* sy_reply() calls that succeeded */
+	_Atomic uint64_t replied;   /* sy_msg_reply() calls that succeeded */
 	_Atomic uint64_t reply_failed;
 	_Atomic pthread_t thread;   /* the thread of the last run */
 	_Atomic uint64_t by_attempt[8]; /* runs by sy_msg_attempts(), 7+ last */
@@ -196,7 +196,7 @@ void t_producers_init(struct t_producer *ps, unsigned n, sy_engine *eng,
  * when a thread cannot start. */
 void t_producers_run(struct t_producer *ps, unsigned n, void *(*fn)(void *));
 
-/** A producer's thread: notes 0 .. quota - 1, one sy_send() each, retried
+/** A producer's thread: notes 0 .. quota - 1, one sy_msg_send() each, retried
  * while a full ring refuses it (bounded); stops at the first error. */
 void *t_produce_notes(void *arg);
 

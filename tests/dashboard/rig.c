@@ -84,7 +84,7 @@ static void *traffic_main(void *arg)
 			if (!m)
 				continue;
 			sy_msg_set_tag(m, ++tag);
-			if (sy_send(r->eng, r->route[i], m) == 0)
+			if (sy_msg_send(r->eng, r->route[i], m) == 0)
 				atomic_fetch_add(&r->sent, 1);
 			else
 				sy_msg_free(m);
@@ -220,7 +220,7 @@ void rig_wait_ready(struct rig *r)
 	bool healthy = true, flowing = false;
 	size_t held = 0, handler_failed = 0;
 
-	sy_dl_filter_init(&failed);
+	sy_dlq_filter_init(&failed);
 	failed.reasons = 1u << SY_DL_HANDLER_FAILED;
 	while (now_ms() < end) {
 		sy_snapshot *snap = sy_metrics_snapshot(r->eng);

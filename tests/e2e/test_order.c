@@ -27,7 +27,7 @@
 #define PRODUCERS 3u
 #define SERVERS 2u
 #define TOTAL 1000000u
-/* Messages per sy_send_burst() call: more than one 32-message chunk. */
+/* Messages per sy_msg_send_burst() call: more than one 32-message chunk. */
 #define BURST 48u
 #define RING_SIZE 64u
 
@@ -83,7 +83,7 @@ static uint64_t seq_of(sy_msg *m)
 	return n.seq;
 }
 
-/* BURST messages per sy_send_burst(); refused ones go again, renumbered. */
+/* BURST messages per sy_msg_send_burst(); refused ones go again, renumbered. */
 static void *produce_in_bursts(void *arg)
 {
 	struct t_producer *p = arg;
@@ -108,7 +108,7 @@ static void *produce_in_bursts(void *arg)
 		}
 		for (unsigned i = 0; i < held; i++)
 			batch_sum += seq_of(msgs[i]);
-		k = sy_send_burst(p->eng, p->routes[0], msgs, held);
+		k = sy_msg_send_burst(p->eng, p->routes[0], msgs, held);
 		if (k < 0) {
 			if (k != -EAGAIN || t_now_ms() > stall_end) {
 				p->error = k;

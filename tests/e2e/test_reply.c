@@ -1,7 +1,7 @@
 /*
  * End-to-end tests of the reply path: a thread sends requests, handlers on
- * the workers answer with sy_reply(), and the replies come back to that
- * thread through sy_poll_replies() or sy_call().
+ * the workers answer with sy_msg_reply(), and the replies come back to that
+ * thread through sy_producer_poll_replies() or sy_msg_call().
  *
  * Handlers run on worker threads, where Criterion's assertions must not be
  * called: they count what they see in their context, and the test thread
@@ -19,7 +19,7 @@
 
 #include "tests/fixture.h"
 
-/* sy_call() timeouts: long where a reply must come, short where none may. */
+/* sy_msg_call() timeouts: long where a reply must come, short where none may. */
 #define CALL_LONG_NS (60ull * 1000 * 1000 * 1000)
 #define CALL_SHORT_NS (50ull * 1000 * 1000)
 
@@ -53,9 +53,9 @@ static unsigned poll_until(sy_engine *eng, sy_msg **out, unsigned want)
 	unsigned got = 0;
 
 	while (got < want && t_now_ms() < end) {
-		int n = sy_poll_replies(eng, out + got, want - got);
+		int n = sy_producer_poll_replies(eng, out + got, want - got);
 
-		cr_assert_geq(n, 0, "sy_poll_replies: %d", n);
+		cr_assert_geq(n, 0, "sy_producer_poll_replies: %d", n);
 		if (n == 0)
 			sched_yield();
 		got += (unsigned)n;
@@ -68,7 +68,7 @@ struct answerer {
 	bool fresh;               /* reply with a new message, not in place */
 	_Atomic uint64_t handled;
 	_Atomic uint64_t replied;
-	_Atomic uint64_t failed;  /* sy_reply() or sy_msg_alloc() failed */
+	_Atomic uint64_t failed;  /* sy_msg_reply() or sy_msg_alloc() failed */
 };
 
 /* Answer value with value + 1, in place or in a message of our own. */
@@ -87,7 +87,7 @@ static int answer_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 		}
 	}
 	set_value(reply, value_of(msg) + 1);
-	rc = sy_reply(msg, reply);
+	rc = sy_msg_reply(msg, reply);
 	if (rc) {
 		atomic_fetch_add(&a->failed, 1);
 		if (reply != msg)
@@ -115,7 +115,7 @@ static void expect_replies_to_tags(bool fresh)
 	cr_assert_eq(sy_engine_start(eng), 0);
 
 	for (uint64_t i = 0; i < N; i++)
-		cr_assert_eq(sy_request(eng, route,
+		cr_assert_eq(sy_msg_request(eng, route,
 					request_msg(eng, 5000 + i, i * 10)), 0);
 	got = poll_until(eng, replies, N);
 	cr_assert_eq(got, N, "%u replies of %d", got, N);
@@ -132,7 +132,7 @@ static void expect_replies_to_tags(bool fresh)
 		}
 		sy_msg_free(replies[i]);
 	}
-	cr_assert_eq(sy_poll_replies(eng, replies, N), 0);
+	cr_assert_eq(sy_producer_poll_replies(eng, replies, N), 0);
 	cr_assert_eq(sy_engine_stop(eng), 0);
 	cr_expect_eq(atomic_load(&ans.failed), 0);
 	sy_engine_stats(eng, &st);
@@ -157,7 +157,7 @@ Test(core_reply, thread_never_attached_cannot_poll)
 	sy_msg *out[1];
 
 	cr_assert_not_null(eng);
-	cr_assert_eq(sy_poll_replies(eng, out, 1), -ENOENT);
+	cr_assert_eq(sy_producer_poll_replies(eng, out, 1), -ENOENT);
 	sy_engine_destroy(eng);
 }
 
@@ -191,16 +191,16 @@ Test(core_reply, ten_thousand_requests_in_flight_by_windows_each_answered_once)
 
 		while (sent < WINDOW_TOTAL && sent - received < WINDOW) {
 			sy_msg *m = request_msg(eng, sent, sent * 3);
-			int rc = sy_request(eng, route, m);
+			int rc = sy_msg_request(eng, route, m);
 
 			if (rc) {
-				cr_assert_eq(rc, -EAGAIN, "sy_request: %d", rc);
+				cr_assert_eq(rc, -EAGAIN, "sy_msg_request: %d", rc);
 				sy_msg_free(m);
 				break;
 			}
 			sent++;
 		}
-		n = sy_poll_replies(eng, batch, 64);
+		n = sy_producer_poll_replies(eng, batch, 64);
 		cr_assert_geq(n, 0);
 		if (n == 0)
 			sched_yield();
@@ -250,10 +250,10 @@ Test(core_reply, replies_from_draining_handlers_arrive_after_stop)
 
 	for (uint64_t i = 0; i < DRAIN_REQUESTS; i++) {
 		sy_msg *m = request_msg(eng, i, i);
-		int rc = sy_request(eng, route, m);
+		int rc = sy_msg_request(eng, route, m);
 
 		if (rc) {
-			cr_assert_eq(rc, -EAGAIN, "sy_request: %d", rc);
+			cr_assert_eq(rc, -EAGAIN, "sy_msg_request: %d", rc);
 			sy_msg_free(m);
 			break;
 		}
@@ -275,7 +275,7 @@ Test(core_reply, replies_from_draining_handlers_arrive_after_stop)
 		sy_msg_free(out[i]);
 	}
 	cr_expect_eq(wrong, 0);
-	cr_expect_eq(sy_poll_replies(eng, out, 1), 0);
+	cr_expect_eq(sy_producer_poll_replies(eng, out, 1), 0);
 	sy_engine_stats(eng, &st);
 	cr_expect_eq(st.replies_sent, sent);
 	t_expect_replies(eng, sent, sent, 0);
@@ -284,7 +284,7 @@ Test(core_reply, replies_from_draining_handlers_arrive_after_stop)
 }
 
 /* ------------------------------------------------------------------ */
-/* sy_call                                                            */
+/* sy_msg_call                                                            */
 /* ------------------------------------------------------------------ */
 
 Test(core_reply, call_returns_the_reply_to_its_request)
@@ -300,7 +300,7 @@ Test(core_reply, call_returns_the_reply_to_its_request)
 
 	for (uint64_t i = 0; i < 200; i++) {
 		sy_msg *reply = NULL;
-		int rc = sy_call(eng, routes[i % 2], request_msg(eng, i, i * 7),
+		int rc = sy_msg_call(eng, routes[i % 2], request_msg(eng, i, i * 7),
 				 &reply, CALL_LONG_NS);
 
 		cr_assert_eq(rc, 0, "call %llu: %d", (unsigned long long)i, rc);
@@ -328,11 +328,11 @@ Test(core_reply, call_to_a_handler_that_never_replies_times_out)
 
 	for (uint64_t i = 1; i <= 2; i++) {
 		/* The engine owns the request once sent, timeout or not. */
-		cr_assert_eq(sy_call(eng, route, request_msg(eng, i, i), &reply,
+		cr_assert_eq(sy_msg_call(eng, route, request_msg(eng, i, i), &reply,
 				     CALL_SHORT_NS), -ETIMEDOUT);
 		cr_assert(t_wait_u64(&sil.handled, i, T_WAIT_MS));
 	}
-	cr_assert_eq(sy_poll_replies(eng, out, 1), 0);
+	cr_assert_eq(sy_producer_poll_replies(eng, out, 1), 0);
 	cr_assert_eq(sy_engine_stop(eng), 0);
 	sy_engine_stats(eng, &st);
 	cr_expect_eq(st.delivered, 2);
@@ -357,7 +357,7 @@ static int late_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 	if (atomic_fetch_add(&l->entered, 1) == 0)
 		t_wait_u64(&l->open, 1, T_WAIT_MS);
 	set_value(msg, value_of(msg) + 1);
-	rc = sy_reply(msg, msg);
+	rc = sy_msg_reply(msg, msg);
 	atomic_fetch_add(rc ? &l->failed : &l->replied, 1);
 	return rc;
 }
@@ -372,7 +372,7 @@ static sy_engine *late_reply_waiting(struct late *l, uint32_t *route)
 	*route = t_direct(eng, "late", late_handler, l, 0, NULL);
 	cr_assert_eq(sy_engine_start(eng), 0);
 
-	cr_assert_eq(sy_call(eng, *route, request_msg(eng, 1, 10), &reply,
+	cr_assert_eq(sy_msg_call(eng, *route, request_msg(eng, 1, 10), &reply,
 			     CALL_SHORT_NS), -ETIMEDOUT);
 	atomic_store(&l->open, 1);
 	cr_assert(t_wait_u64(&l->replied, 1, T_WAIT_MS));
@@ -386,7 +386,7 @@ Test(core_reply, late_reply_is_dropped_and_not_returned_by_poll)
 	uint32_t route;
 	sy_engine *eng = late_reply_waiting(&l, &route);
 
-	cr_assert_eq(sy_poll_replies(eng, out, 4), 0);
+	cr_assert_eq(sy_producer_poll_replies(eng, out, 4), 0);
 	t_expect_replies(eng, 1, 0, 1);
 	cr_assert_eq(sy_engine_stop(eng), 0);
 	cr_expect_eq(atomic_load(&l.failed), 0);
@@ -400,13 +400,13 @@ Test(core_reply, late_reply_is_dropped_and_not_returned_by_a_later_call)
 	uint32_t route;
 	sy_engine *eng = late_reply_waiting(&l, &route);
 
-	cr_assert_eq(sy_call(eng, route, request_msg(eng, 2, 20), &reply,
+	cr_assert_eq(sy_msg_call(eng, route, request_msg(eng, 2, 20), &reply,
 			     CALL_LONG_NS), 0);
 	cr_assert_not_null(reply);
 	cr_expect_eq(sy_msg_tag(reply), 2);
 	cr_expect_eq(value_of(reply), 21);
 	sy_msg_free(reply);
-	cr_assert_eq(sy_poll_replies(eng, out, 4), 0);
+	cr_assert_eq(sy_producer_poll_replies(eng, out, 4), 0);
 	t_expect_replies(eng, 2, 1, 1);
 	cr_assert_eq(sy_engine_stop(eng), 0);
 	sy_engine_destroy(eng);
@@ -414,7 +414,7 @@ Test(core_reply, late_reply_is_dropped_and_not_returned_by_a_later_call)
 
 /*
  * A server that, before it answers, lets another (gated) server answer an
- * earlier asynchronous request: that reply arrives while sy_call() waits.
+ * earlier asynchronous request: that reply arrives while sy_msg_call() waits.
  */
 struct opener {
 	struct late *other;
@@ -429,7 +429,7 @@ static int opener_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 	(void)eng;
 	atomic_store(&o->other->open, 1);
 	t_wait_u64(&o->other->replied, 1, T_WAIT_MS);
-	rc = sy_reply(msg, msg);
+	rc = sy_msg_reply(msg, msg);
 	if (rc)
 		atomic_fetch_add(&o->failed, 1);
 	return rc;
@@ -448,9 +448,9 @@ Test(core_reply, call_leaves_other_replies_for_poll)
 	to_opener = t_direct(eng, "opener", opener_handler, &op, 1, NULL);
 	cr_assert_eq(sy_engine_start(eng), 0);
 
-	cr_assert_eq(sy_request(eng, to_gated, request_msg(eng, 77, 0)), 0);
+	cr_assert_eq(sy_msg_request(eng, to_gated, request_msg(eng, 77, 0)), 0);
 	cr_assert(t_wait_u64(&gated.entered, 1, T_WAIT_MS));
-	cr_assert_eq(sy_call(eng, to_opener, request_msg(eng, 88, 5), &reply,
+	cr_assert_eq(sy_msg_call(eng, to_opener, request_msg(eng, 88, 5), &reply,
 			     CALL_LONG_NS), 0);
 	cr_expect_eq(sy_msg_tag(reply), 88);
 	sy_msg_free(reply);
@@ -459,14 +459,14 @@ Test(core_reply, call_leaves_other_replies_for_poll)
 	cr_expect_eq(sy_msg_tag(out[0]), 77);
 	cr_expect_eq(value_of(out[0]), 1);
 	sy_msg_free(out[0]);
-	cr_assert_eq(sy_poll_replies(eng, out, 4), 0);
+	cr_assert_eq(sy_producer_poll_replies(eng, out, 4), 0);
 	cr_assert_eq(sy_engine_stop(eng), 0);
 	cr_expect_eq(atomic_load(&op.failed) + atomic_load(&gated.failed), 0);
 	sy_engine_destroy(eng);
 }
 
 /* ------------------------------------------------------------------ */
-/* sy_reply misuse                                                    */
+/* sy_msg_reply misuse                                                    */
 /* ------------------------------------------------------------------ */
 
 struct misreply {
@@ -485,11 +485,11 @@ static int misreply_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 	int rc;
 
 	/* A handler must not wait on workers; the message stays ours. */
-	atomic_store(&r->call_rc, sy_call(eng, r->route, msg, &reply,
+	atomic_store(&r->call_rc, sy_msg_call(eng, r->route, msg, &reply,
 					  CALL_SHORT_NS));
-	atomic_store(&r->in_place_rc, sy_reply(msg, msg));
+	atomic_store(&r->in_place_rc, sy_msg_reply(msg, msg));
 	if (other) {
-		rc = sy_reply(msg, other);
+		rc = sy_msg_reply(msg, other);
 		atomic_store(&r->fresh_rc, rc);
 		if (rc)
 			sy_msg_free(other);
@@ -519,10 +519,10 @@ Test(core_reply, plain_message_reply_is_einval_and_handler_call_edeadlk)
 
 	/* Outside a handler nothing is being handled. */
 	m = request_msg(eng, 4, 4);
-	cr_expect_eq(sy_reply(m, m), -EINVAL);
+	cr_expect_eq(sy_msg_reply(m, m), -EINVAL);
 	sy_msg_free(m);
 
-	cr_assert_eq(sy_poll_replies(eng, out, 1), 0);
+	cr_assert_eq(sy_producer_poll_replies(eng, out, 1), 0);
 	cr_assert_eq(sy_engine_stop(eng), 0);
 	sy_engine_stats(eng, &st);
 	cr_expect_eq(st.replies_sent, 0);
@@ -548,7 +548,7 @@ static int ask_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 		atomic_fetch_add(req ? &a->plain_true : &a->plain_false, 1);
 	else
 		atomic_fetch_add(req ? &a->request_true : &a->request_false, 1);
-	return req ? sy_reply(msg, msg) : 0;
+	return req ? sy_msg_reply(msg, msg) : 0;
 }
 
 Test(e2e_reply, a_handler_can_tell_requests_from_plain_messages)
@@ -561,12 +561,12 @@ Test(e2e_reply, a_handler_can_tell_requests_from_plain_messages)
 	cr_assert_eq(sy_engine_start(eng), 0);
 	plain = request_msg(eng, 0, 1);
 	cr_assert_not(sy_msg_is_request(plain), "a message outside a handler");
-	cr_assert_eq(sy_send(eng, route, plain), 0);
-	cr_assert_eq(sy_request(eng, route, request_msg(eng, 1, 1)), 0);
+	cr_assert_eq(sy_msg_send(eng, route, plain), 0);
+	cr_assert_eq(sy_msg_request(eng, route, request_msg(eng, 1, 1)), 0);
 	cr_assert_eq(poll_until(eng, &reply, 1), 1);
 	cr_assert_not(sy_msg_is_request(reply), "a reply in its requester's hands");
 	sy_msg_free(reply);
-	cr_assert_eq(sy_call(eng, route, request_msg(eng, 2, 1), &reply,
+	cr_assert_eq(sy_msg_call(eng, route, request_msg(eng, 2, 1), &reply,
 			     CALL_LONG_NS), 0);
 	sy_msg_free(reply);
 	cr_assert_eq(sy_engine_stop(eng), 0);

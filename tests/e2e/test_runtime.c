@@ -273,22 +273,20 @@ Test(core_registry, server_removed_under_traffic_loses_and_duplicates_nothing)
 
 #define STOP_SENDS 100000u
 
-static void expect_shutdown_refusals(sy_engine *eng, uint32_t route)
+/* After a stop: allocation and every send are refused with -ESHUTDOWN, and
+ * messages allocated before it stay their caller's. */
+static void expect_shutdown_refusals(sy_engine *eng, uint32_t route,
+				     sy_msg *m, sy_msg *burst[2])
 {
-	sy_msg *burst[2];
 	struct sy_stats before, after;
-	sy_msg *m;
 
 	sy_engine_stats(eng, &before);
-	m = sy_msg_alloc(eng, sizeof(uint64_t));
-	cr_assert_not_null(m);
-	cr_expect_eq(sy_send(eng, route, m), -ESHUTDOWN);
-	cr_expect_eq(sy_request(eng, route, m), -ESHUTDOWN);
-	for (unsigned i = 0; i < 2; i++) {
-		burst[i] = sy_msg_alloc(eng, sizeof(uint64_t));
-		cr_assert_not_null(burst[i]);
-	}
-	cr_expect_eq(sy_send_burst(eng, route, burst, 2), -ESHUTDOWN);
+	cr_expect_null(sy_msg_alloc(eng, sizeof(uint64_t)));
+	cr_expect_eq(sy_last_error_code(), -ESHUTDOWN);
+	cr_expect_str_eq(sy_last_error(), "sy_msg_alloc: the engine is stopped");
+	cr_expect_eq(sy_msg_send(eng, route, m), -ESHUTDOWN);
+	cr_expect_eq(sy_msg_request(eng, route, m), -ESHUTDOWN);
+	cr_expect_eq(sy_msg_send_burst(eng, route, burst, 2), -ESHUTDOWN);
 	sy_engine_stats(eng, &after);
 	cr_expect_eq(after.rejected_shutdown - before.rejected_shutdown, 4);
 	cr_expect_eq(after.accepted, before.accepted);
@@ -302,8 +300,12 @@ Test(core_engine, stop_right_after_sending_delivers_every_accepted_message)
 	struct pair p;
 	uint64_t ok = 0;
 	struct sy_stats st;
+	sy_msg *late, *late_burst[2];
 
 	pair_start(&p, 200);
+	late = t_msg(p.eng, 0);
+	late_burst[0] = t_msg(p.eng, 1);
+	late_burst[1] = t_msg(p.eng, 2);
 
 	for (uint64_t id = 0; id < STOP_SENDS; id++) {
 		sy_msg *m = t_msg(p.eng, id);
@@ -325,7 +327,7 @@ Test(core_engine, stop_right_after_sending_delivers_every_accepted_message)
 	cr_expect_eq(atomic_load(&p.ledger.got), ok);
 	cr_expect_eq(atomic_load(&p.ledger.wrong), 0);
 
-	expect_shutdown_refusals(p.eng, p.route);
+	expect_shutdown_refusals(p.eng, p.route, late, late_burst);
 	cr_expect_eq(sy_engine_stop(p.eng), -EALREADY);
 	pair_destroy(&p);
 }

@@ -33,7 +33,7 @@ static unsigned send_in_bursts(sy_engine *eng, uint32_t route, sy_msg **msgs,
 
 	while (done < n) {
 		unsigned want = n - done < per ? n - done : per;
-		int k = sy_send_burst(eng, route, msgs + done, want);
+		int k = sy_msg_send_burst(eng, route, msgs + done, want);
 
 		if (k > 0) {
 			done += (unsigned)k;
@@ -253,22 +253,22 @@ Test(core_send, unknown_route_is_refused_and_the_message_stays_the_callers)
 	cr_assert_eq(sy_engine_start(eng), 0);
 
 	m = t_msg(eng, 7);
-	cr_assert_eq(sy_send(eng, route + 1, m), -ENOENT);
-	cr_assert_eq(sy_send(eng, UINT32_MAX, m), -ENOENT);
+	cr_assert_eq(sy_msg_send(eng, route + 1, m), -ENOENT);
+	cr_assert_eq(sy_msg_send(eng, UINT32_MAX, m), -ENOENT);
 	/* Still the caller's: it may write the payload and send it again. */
 	memset(sy_msg_data(m), 0x5a, sizeof(uint64_t));
-	cr_assert_eq(sy_request(eng, route + 1, m), -ENOENT);
+	cr_assert_eq(sy_msg_request(eng, route + 1, m), -ENOENT);
 
 	for (uint64_t i = 0; i < 4; i++)
 		burst[i] = t_msg(eng, 100 + i);
-	cr_assert_eq(sy_send_burst(eng, route + 1, burst, 4), -ENOENT);
+	cr_assert_eq(sy_msg_send_burst(eng, route + 1, burst, 4), -ENOENT);
 	for (uint64_t i = 0; i < 4; i++)
 		cr_assert_eq(t_msg_value(burst[i]), 100 + i,
 			     "refused burst reordered at %llu",
 			     (unsigned long long)i);
 
 	cr_assert_eq(sy_route_remove(eng, route), 0);
-	cr_assert_eq(sy_send(eng, route, m), -ENOENT);
+	cr_assert_eq(sy_msg_send(eng, route, m), -ENOENT);
 
 	sy_engine_stats(eng, &st);
 	cr_expect_eq(st.rejected_noroute, 4 + 4);
@@ -300,10 +300,10 @@ Test(core_send, route_whose_only_server_was_removed_is_unreachable)
 	cr_assert_eq(sy_server_remove(eng, server), 0);
 
 	m = t_msg(eng, 2);
-	cr_assert_eq(sy_send(eng, route, m), -EHOSTUNREACH);
+	cr_assert_eq(sy_msg_send(eng, route, m), -EHOSTUNREACH);
 	for (uint64_t i = 0; i < 3; i++)
 		burst[i] = t_msg(eng, 10 + i);
-	cr_assert_eq(sy_send_burst(eng, route, burst, 3), -EHOSTUNREACH);
+	cr_assert_eq(sy_msg_send_burst(eng, route, burst, 3), -EHOSTUNREACH);
 	for (uint64_t i = 0; i < 3; i++)
 		cr_assert_eq(t_msg_value(burst[i]), 10 + i);
 
@@ -409,7 +409,7 @@ Test(core_send, burst_of_more_than_32_messages_is_accepted_whole_and_in_order)
 		for (unsigned i = 0; i < n; i++)
 			msgs[i] = t_msg(eng, first + i);
 		/* The ring is empty and far larger than n / 32 descriptors. */
-		cr_assert_eq(sy_send_burst(eng, route, msgs, n), (int)n);
+		cr_assert_eq(sy_msg_send_burst(eng, route, msgs, n), (int)n);
 		free(msgs);
 		expect += n;
 		cr_assert(t_wait_u64(&rec->n, expect, T_WAIT_MS),
@@ -453,7 +453,7 @@ Test(core_send, burst_refused_in_part_leaves_the_rest_the_callers_in_order)
 	for (;;) {
 		sy_msg *m = t_msg(eng, 2000 + fill);
 
-		rc = sy_send(eng, to_a, m);
+		rc = sy_msg_send(eng, to_a, m);
 		if (rc) {
 			sy_msg_free(m);
 			break;
@@ -466,7 +466,7 @@ Test(core_send, burst_refused_in_part_leaves_the_rest_the_callers_in_order)
 	 * worker 0 refuses its 4. */
 	for (uint64_t i = 0; i < 8; i++)
 		msgs[i] = t_msg(eng, i);
-	k = sy_send_burst(eng, both, msgs, 8);
+	k = sy_msg_send_burst(eng, both, msgs, 8);
 	cr_assert_eq(k, 4, "accepted %d of 8", k);
 	for (unsigned i = 5; i < 8; i++)
 		cr_expect_lt(t_msg_value(msgs[i - 1]), t_msg_value(msgs[i]),
@@ -501,7 +501,7 @@ Test(core_send, burst_refused_in_part_leaves_the_rest_the_callers_in_order)
 
 struct relay {
 	uint32_t onward;
-	bool burst;               /* forward with sy_send_burst() */
+	bool burst;               /* forward with sy_msg_send_burst() */
 	_Atomic uint64_t handled;
 	_Atomic uint64_t failed;
 };
@@ -515,7 +515,7 @@ static int relay_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 	if (!r->burst) {
 		rc = t_send_retry(eng, r->onward, msg, T_WAIT_MS);
 	} else {
-		while ((rc = sy_send_burst(eng, r->onward, &msg, 1)) == -EAGAIN &&
+		while ((rc = sy_msg_send_burst(eng, r->onward, &msg, 1)) == -EAGAIN &&
 		       t_now_ms() < end)
 			sched_yield();
 		rc = rc == 1 ? 0 : rc;

@@ -274,7 +274,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rc != 0) {
 		fuzz_check(rc == -EINVAL, "resolve returned %d", rc);
 		rc2 = sy_engine_create(&cfg, &eng);
-		fuzz_check(rc2 == rc && strcmp(sy_last_error(), why) == 0,
+		fuzz_check(rc2 == rc &&
+			   strncmp(sy_last_error(), "sy_engine_create: ", 18) == 0 &&
+			   strcmp(sy_last_error() + 18, why) == 0,
 			   "create: %d \"%s\", resolve: %d \"%s\"", rc2,
 			   sy_last_error(), rc, why);
 		fuzz_check(count.blocks == 0, "a refused create left memory");

@@ -275,7 +275,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	for (size_t size = 1; size <= 64; size++) {
 		sy_msg *m = sy_msg_alloc(eng, size);
 
-		if (!m || sy_send(eng, route, m) != 0)
+		if (!m || sy_msg_send(eng, route, m) != 0)
 			fuzz_fail("send: %s", sy_last_error());
 	}
 	if (sy_metrics_refresh(eng) != 0)

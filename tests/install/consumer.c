@@ -8,7 +8,7 @@ static int echo(sy_engine *eng, sy_msg *msg, void *ctx)
 {
 	(void)eng;
 	(void)ctx;
-	return sy_reply(msg, msg);
+	return sy_msg_reply(msg, msg);
 }
 
 int main(void)
@@ -31,7 +31,7 @@ int main(void)
 	sy_engine_start(eng);
 	req = sy_msg_alloc(eng, 6);
 	memcpy(sy_msg_data(req), "hello", 6);
-	rc = sy_call(eng, route, req, &rep, 5000000000u);
+	rc = sy_msg_call(eng, route, req, &rep, 5000000000u);
 	if (rc == 0 && strcmp(sy_msg_data(rep), "hello") == 0)
 		printf("installed library answers: %s\n", (char *)sy_msg_data(rep));
 	else

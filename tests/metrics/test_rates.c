@@ -211,7 +211,7 @@ static void send_n(sy_engine *eng, uint32_t route, unsigned n)
 		sy_msg *m = sy_msg_alloc(eng, 8);
 
 		cr_assert_not_null(m);
-		cr_assert_eq(sy_send(eng, route, m), 0);
+		cr_assert_eq(sy_msg_send(eng, route, m), 0);
 	}
 }
 

@@ -91,7 +91,7 @@ static void forward(sy_engine *eng)
 		return;
 	fill(m, R_TO_ALPHA, FORWARDER, seq);
 	atomic_fetch_add(&c->accepted, 1);
-	if (sy_send(eng, rig.rid[R_TO_ALPHA], m) == 0) {
+	if (sy_msg_send(eng, rig.rid[R_TO_ALPHA], m) == 0) {
 		atomic_fetch_add(&c->sent[R_TO_ALPHA], 1);
 		atomic_fetch_add(&c->t_sent[T_WORKER], 1);
 		return;
@@ -192,7 +192,7 @@ static void *producer(void *arg)
 			break;
 		fill(m, r, a->id, seq);
 		for (unsigned tries = 0;; tries++) {
-			int rc = sy_send(rig.eng, rig.rid[r], m);
+			int rc = sy_msg_send(rig.eng, rig.rid[r], m);
 
 			if (rc == 0) {
 				atomic_fetch_add(&c->sent[r], 1);

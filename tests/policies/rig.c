@@ -35,8 +35,8 @@ void rig_send(sy_engine *eng, uint32_t route, uint64_t *sent,
 			if (label)
 				label(msgs[i], done + i, ctx);
 		}
-		k = sy_send_burst(eng, route, msgs, n);
-		cr_assert_eq(k, (int)n, "sy_send_burst took %d of %u", k, n);
+		k = sy_msg_send_burst(eng, route, msgs, n);
+		cr_assert_eq(k, (int)n, "sy_msg_send_burst took %d of %u", k, n);
 		*sent += n;
 		done += n;
 	}

@@ -88,7 +88,7 @@ static void *sender_main(void *arg)
 		}
 		memcpy(sy_msg_data(m), &j, sizeof(j));
 		sy_msg_set_key(m, j * 0x9e3779b97f4a7c15ull);
-		rc = sy_send(s->eng, s->routes[j % s->nroutes], m);
+		rc = sy_msg_send(s->eng, s->routes[j % s->nroutes], m);
 		if (rc) {
 			sy_msg_free(m);
 			s->first_error = rc;

@@ -54,7 +54,7 @@ static void send_and_wait(struct rig_fleet *r, uint32_t route, unsigned n)
 		rc = t_send_retry(r->eng, route, m, RIG_WAIT_MS);
 		if (rc)
 			sy_msg_free(m);
-		cr_assert_eq(rc, 0, "sy_send: %d", rc);
+		cr_assert_eq(rc, 0, "sy_msg_send: %d", rc);
 	}
 	r->sent += n;
 	cr_assert(t_wait_u64(&r->delivered, r->sent, RIG_WAIT_MS),
@@ -135,11 +135,11 @@ Test(policies_failover, with_its_only_server_removed_a_route_refuses_and_the_mes
 	m = sy_msg_alloc(r.eng, sizeof(text));
 	cr_assert_not_null(m);
 	memcpy(sy_msg_data(m), text, sizeof(text));
-	cr_expect_eq(sy_send(r.eng, lonely, m), -EHOSTUNREACH);
+	cr_expect_eq(sy_msg_send(r.eng, lonely, m), -EHOSTUNREACH);
 	burst[0] = m;
 	burst[1] = sy_msg_alloc(r.eng, 8);
 	cr_assert_not_null(burst[1]);
-	cr_expect_eq(sy_send_burst(r.eng, lonely, burst, 2), -EHOSTUNREACH);
+	cr_expect_eq(sy_msg_send_burst(r.eng, lonely, burst, 2), -EHOSTUNREACH);
 	cr_expect_eq(burst[0], m);
 	sy_msg_free(burst[1]);
 

@@ -467,7 +467,7 @@ static void *order_produce(void *arg)
 			sy_msg_set_key(m, order_key(n.key));
 			msgs[held++] = m;
 		}
-		k = sy_send_burst(p->eng, p->routes[0], msgs, held);
+		k = sy_msg_send_burst(p->eng, p->routes[0], msgs, held);
 		if (k < 0) {
 			if (k != -EAGAIN || t_now_ms() > stall_end) {
 				p->error = k;

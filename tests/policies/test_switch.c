@@ -141,7 +141,7 @@ static void *send_in_bursts(void *arg)
 		while (made < BURST && (msgs[made] = note_msg(s, base + made)))
 			made++;
 		while (done < made) {
-			int k = sy_send_burst(s->eng, s->route, msgs + done,
+			int k = sy_msg_send_burst(s->eng, s->route, msgs + done,
 					      made - done);
 
 			if (k > 0) {

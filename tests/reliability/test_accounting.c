@@ -88,7 +88,7 @@ static void *producer_main(void *arg)
 		}
 		if (k == EXPIRED)
 			sy_msg_set_deadline(m, 1);
-		while ((rc = sy_send(eng, p->rig->route[k], m)) == -EAGAIN &&
+		while ((rc = sy_msg_send(eng, p->rig->route[k], m)) == -EAGAIN &&
 		       t_now_ms() < end)
 			sched_yield();
 		if (rc == 0) {
@@ -317,9 +317,9 @@ Test(reliability_accounting, delivered_means_a_successful_handler_run_everywhere
 
 	cr_assert_eq(sy_engine_start(eng), 0);
 	for (uint64_t tag = 0; tag < 4; tag++)
-		cr_assert_eq(sy_send(eng, bad, t_msg(eng, tag)), 0);
+		cr_assert_eq(sy_msg_send(eng, bad, t_msg(eng, tag)), 0);
 	for (uint64_t tag = 0; tag < 3; tag++)
-		cr_assert_eq(sy_send(eng, good, t_msg(eng, tag)), 0);
+		cr_assert_eq(sy_msg_send(eng, good, t_msg(eng, tag)), 0);
 	cr_assert_eq(sy_engine_stop(eng), 0);
 
 	cr_assert_eq(sy_engine_stats(eng, &st), 0);

@@ -9,7 +9,7 @@
  * a gated server takes is a "blocker" whose handler waits on the gate, so
  * the worker takes nothing more from its rings until the test opens the
  * gate. Every later message then stays in the ring, one ring entry per
- * sy_send() or per sy_send_burst() chunk. Where time matters (SY_BP_BLOCK)
+ * sy_msg_send() or per sy_msg_send_burst() chunk. Where time matters (SY_BP_BLOCK)
  * the engine runs on a fake clock that only the test thread moves.
  *
  * Handlers run on worker threads, where Criterion's assertions must not be
@@ -140,7 +140,7 @@ static unsigned fill(sy_engine *eng, uint32_t route, uint64_t first,
 			*rc = -ENOMEM;
 			break;
 		}
-		*rc = sy_send(eng, route, m);
+		*rc = sy_msg_send(eng, route, m);
 		if (*rc) {
 			*refused = m;
 			break;
@@ -161,13 +161,13 @@ static void fill_n(sy_engine *eng, uint32_t route, uint64_t first, unsigned n)
 }
 
 /* Send a burst of @p n messages tagged @p first, ... into @p msgs; returns
- * what sy_send_burst() returned. */
+ * what sy_msg_send_burst() returned. */
 static int send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
 		      uint64_t first, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
 		msgs[i] = t_msg(eng, first + i);
-	return sy_send_burst(eng, route, msgs, n);
+	return sy_msg_send_burst(eng, route, msgs, n);
 }
 
 /* msgs[from..n) are the caller's, intact, tagged first + i; free them. */
@@ -210,7 +210,7 @@ Test(reliability_backpressure, reject_refuses_sends_past_the_threshold_and_they_
 	for (unsigned i = 0; i < 9; i++) {
 		sy_msg *m = t_msg(eng, 500 + i);
 
-		cr_assert_eq(sy_send(eng, route, m), -ENOBUFS);
+		cr_assert_eq(sy_msg_send(eng, route, m), -ENOBUFS);
 		expect_owned(m, 500 + i);
 		sy_msg_free(m);
 	}
@@ -245,7 +245,7 @@ Test(reliability_backpressure, reject_refuses_a_burst_whole_per_ring_entry_in_it
 	/* One entry below the threshold: the first chunk of 32 messages takes
 	 * the last entry, the rest of the burst is refused. */
 	rc = send_burst(eng, route, msgs, 100, BURST);
-	cr_assert_eq(rc, 32, "sy_send_burst accepted %d of %d", rc, BURST);
+	cr_assert_eq(rc, 32, "sy_msg_send_burst accepted %d of %d", rc, BURST);
 	expect_owned_and_free(msgs, 32, BURST, 100);
 	cr_assert_eq(send_burst(eng, route, small, 200, SMALL), -ENOBUFS);
 	expect_owned_and_free(small, 0, SMALL, 200);
@@ -280,7 +280,7 @@ Test(reliability_backpressure, reject_lets_a_burst_over_two_workers_take_the_unc
 	/* round_robin from this thread's first pick: even ids to the slow
 	 * server (congested), odd ids to the fast one. */
 	rc = send_burst(eng, route, msgs, 100, BURST);
-	cr_assert_eq(rc, BURST / 2, "sy_send_burst accepted %d", rc);
+	cr_assert_eq(rc, BURST / 2, "sy_msg_send_burst accepted %d", rc);
 	for (unsigned i = 0; i < BURST / 2; i++) {
 		expect_owned(msgs[BURST / 2 + i], 100 + 2 * i);
 		sy_msg_free(msgs[BURST / 2 + i]);
@@ -348,7 +348,7 @@ Test(reliability_backpressure, spill_sends_a_burst_past_the_threshold_to_the_oth
 
 	fill_n(eng, route, 1, LIMIT);
 	rc = send_burst(eng, route, msgs, 100, BURST);
-	cr_assert_eq(rc, BURST, "sy_send_burst accepted %d (%s)", rc,
+	cr_assert_eq(rc, BURST, "sy_msg_send_burst accepted %d (%s)", rc,
 		     sy_strerror(rc));
 	cr_assert(t_wait_u64(&fast.handled, BURST, T_WAIT_MS));
 	release_and_stop(eng, &slow, 1 + LIMIT);
@@ -402,7 +402,7 @@ struct blocked_send {
 	uint32_t route;
 	struct t_server *g;
 	sy_msg *msgs[8];
-	unsigned n;               /* 1: sy_send(), more: sy_send_burst() */
+	unsigned n;               /* 1: sy_msg_send(), more: sy_msg_send_burst() */
 	unsigned filled;          /* accepted while filling */
 	_Atomic uint64_t ready;   /* the ring is at the threshold */
 	_Atomic uint64_t done;
@@ -416,7 +416,7 @@ static void *blocked_send_main(void *arg)
 	int rc = -ENOMEM;
 
 	if (blocker) {
-		rc = sy_send(b->eng, b->route, blocker);
+		rc = sy_msg_send(b->eng, b->route, blocker);
 		if (rc)
 			sy_msg_free(blocker);
 	}
@@ -427,9 +427,9 @@ static void *blocked_send_main(void *arg)
 	atomic_store(&b->ready, 1);
 	if (b->filled == LIMIT) {
 		if (b->n == 1)
-			rc = sy_send(b->eng, b->route, b->msgs[0]);
+			rc = sy_msg_send(b->eng, b->route, b->msgs[0]);
 		else
-			rc = sy_send_burst(b->eng, b->route, b->msgs, b->n);
+			rc = sy_msg_send_burst(b->eng, b->route, b->msgs, b->n);
 	}
 	b->rc = rc;
 	/* Publishes rc to the test thread's load of done. */
@@ -597,7 +597,7 @@ static void expect_backpressure_letters(sy_engine *eng, uint32_t route,
 	int got;
 
 	cr_assert_leq(n, 64);
-	sy_dl_filter_init(&f);
+	sy_dlq_filter_init(&f);
 	f.reasons = 1u << SY_DL_BACKPRESSURE;
 	cr_expect_eq(sy_dlq_count(eng, &f), n);
 	cr_expect_eq(sy_dlq_count(eng, NULL), n);
@@ -626,7 +626,7 @@ Test(reliability_backpressure, dead_letter_accepts_sends_past_the_threshold_into
 
 	/* A call's caller waits for its reply: it is refused, not dead-lettered. */
 	req = t_msg(eng, 800);
-	cr_assert_eq(sy_call(eng, route, req, &reply, 1000000), -ENOBUFS);
+	cr_assert_eq(sy_msg_call(eng, route, req, &reply, 1000000), -ENOBUFS);
 	expect_owned(req, 800);
 	sy_msg_free(req);
 
@@ -683,7 +683,7 @@ Test(reliability_backpressure, callback_fires_once_per_crossing_each_way)
 		for (unsigned i = 0; i < 7; i++) {
 			sy_msg *m = t_msg(eng, base + 1 + LIMIT + i);
 
-			cr_assert_eq(sy_send(eng, route, m), -ENOBUFS);
+			cr_assert_eq(sy_msg_send(eng, route, m), -ENOBUFS);
 			sy_msg_free(m);
 		}
 		cr_expect_eq(atomic_load(&ev.on[1]), round,
@@ -750,8 +750,8 @@ Test(reliability_backpressure, off_full_ring_refuses_with_eagain_and_loses_nothi
 	cr_assert(t_wait_u64(&g.handled, 1 + CAP, T_WAIT_MS));
 	cr_assert_eq(t_send_retry(eng, route, refused, T_WAIT_MS), 0);
 	for (unsigned done = 0; done < BURST;) {
-		rc = sy_send_burst(eng, route, msgs + done, BURST - done);
-		cr_assert(rc > 0 || rc == -EAGAIN, "sy_send_burst: %d", rc);
+		rc = sy_msg_send_burst(eng, route, msgs + done, BURST - done);
+		cr_assert(rc > 0 || rc == -EAGAIN, "sy_msg_send_burst: %d", rc);
 		cr_assert(rc > 0 || t_now_ms() < end, "the ring never drained");
 		if (rc > 0)
 			done += (unsigned)rc;

@@ -5,7 +5,7 @@
  * fake clock that only the test thread moves, so "expired" never depends on
  * how fast the machine is. A worker that takes a message whose deadline has
  * passed dead-letters it (reason timeout) instead of running its handler.
- * sy_call() times out in real time; a reply that arrives after the call has
+ * sy_msg_call() times out in real time; a reply that arrives after the call has
  * returned is dropped and counted.
  *
  * Handlers run on worker threads, where Criterion's assertions must not be
@@ -21,7 +21,7 @@
 
 #include "tests/fixture.h"
 
-/* sy_call() timeouts: long where a reply must come, short where none may. */
+/* sy_msg_call() timeouts: long where a reply must come, short where none may. */
 #define CALL_LONG_NS (60ull * 1000 * 1000 * 1000)
 #define CALL_SHORT_NS (50ull * 1000 * 1000)
 
@@ -61,7 +61,7 @@ static void send_due(sy_engine *eng, uint32_t route, const uint64_t *tags,
 		     const uint64_t *due, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
-		cr_assert_eq(sy_send(eng, route, msg_due(eng, tags[i], due[i])), 0);
+		cr_assert_eq(sy_msg_send(eng, route, msg_due(eng, tags[i], due[i])), 0);
 }
 
 /* Ids @p first .. first + n - 1 ran @p want[i] times. */
@@ -82,7 +82,7 @@ static void expect_timed_out(sy_engine *eng, uint32_t route, uint32_t server,
 	struct sy_dl_filter f;
 	struct t_letters l;
 
-	sy_dl_filter_init(&f);
+	sy_dlq_filter_init(&f);
 	f.reasons = 1u << SY_DL_TIMEOUT;
 	cr_expect_eq(sy_dlq_count(eng, &f), n);
 	cr_expect_eq(sy_dlq_count(eng, NULL), n);
@@ -171,7 +171,7 @@ Test(reliability_deadline, burst_members_expire_one_by_one)
 	svc_start(&s, 2, true, 0);
 	for (unsigned i = 0; i < N; i++)
 		msgs[i] = msg_due(s.eng, 10 + i, i % 2 ? T0 + 1 : T0 - 1);
-	cr_assert_eq(sy_send_burst(s.eng, s.route, msgs, N), N);
+	cr_assert_eq(sy_msg_send_burst(s.eng, s.route, msgs, N), N);
 	cr_assert(t_wait_u64(&s.g.handled, N / 2, T_WAIT_MS));
 	cr_assert_eq(sy_engine_stop(s.eng), 0);
 	for (unsigned i = 0; i < N; i++)
@@ -188,9 +188,9 @@ Test(reliability_deadline, call_whose_deadline_has_passed_is_not_handled)
 	struct svc s;
 
 	svc_start(&s, 2, true, 1);
-	cr_assert_eq(sy_call(s.eng, s.route, msg_due(s.eng, 1 | T_REPLY, T0 - 1),
+	cr_assert_eq(sy_msg_call(s.eng, s.route, msg_due(s.eng, 1 | T_REPLY, T0 - 1),
 			     &reply, CALL_SHORT_NS), -ETIMEDOUT);
-	cr_assert_eq(sy_call(s.eng, s.route, msg_due(s.eng, 2 | T_REPLY, T0 + 1),
+	cr_assert_eq(sy_msg_call(s.eng, s.route, msg_due(s.eng, 2 | T_REPLY, T0 + 1),
 			     &reply, CALL_LONG_NS), 0);
 	cr_assert_not_null(reply);
 	cr_expect_eq(sy_msg_tag(reply), 2 | T_REPLY);
@@ -214,7 +214,7 @@ static void late_reply(struct svc *s, bool detach)
 	svc_start(s, 1, false, 0);
 	if (detach)
 		cr_assert_eq(sy_producer_attach(s->eng), 0);
-	cr_assert_eq(sy_call(s->eng, s->route,
+	cr_assert_eq(sy_msg_call(s->eng, s->route,
 			     msg_due(s->eng, 1 | T_HOLD | T_REPLY, 0), &reply,
 			     CALL_SHORT_NS), -ETIMEDOUT);
 	cr_expect_null(reply);
@@ -231,11 +231,11 @@ Test(reliability_deadline, late_reply_is_dropped_counted_and_freed)
 
 	late_reply(&s, false);
 	cr_expect_eq(atomic_load(&s.g.replied), 1, "the late handler could not reply");
-	cr_assert_eq(sy_poll_replies(s.eng, out, 4), 0);
+	cr_assert_eq(sy_producer_poll_replies(s.eng, out, 4), 0);
 	t_expect_replies(s.eng, 1, 0, 1);
 
 	/* The next call gets its own reply, not the stale one. */
-	cr_assert_eq(sy_call(s.eng, s.route, msg_due(s.eng, 2 | T_REPLY, 0), &reply,
+	cr_assert_eq(sy_msg_call(s.eng, s.route, msg_due(s.eng, 2 | T_REPLY, 0), &reply,
 			     CALL_LONG_NS), 0);
 	cr_assert_not_null(reply);
 	cr_expect_eq(sy_msg_tag(reply), 2 | T_REPLY);
@@ -263,7 +263,7 @@ Test(reliability_deadline, late_reply_to_a_detached_caller_is_dropped)
 
 	late_reply(&s, true);
 	cr_assert_eq(sy_engine_stop(s.eng), 0);
-	/* The handler's sy_reply() fails: its request stays its own, and it
+	/* The handler's sy_msg_reply() fails: its request stays its own, and it
 	 * returns the error, so the request ends as a failed handler run. */
 	cr_expect_eq(atomic_load(&s.g.reply_failed), 1);
 	t_expect_replies(s.eng, 1, 0, 1);

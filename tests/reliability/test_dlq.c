@@ -264,7 +264,7 @@ Test(reliability_dlq, list_filters_by_reason_route_server_and_time)
 	rig_init(&r, CAP);
 	push_mix(&r);
 	cr_assert_eq(listed(&r, NULL), 0x3f);
-	sy_dl_filter_init(&f);
+	sy_dlq_filter_init(&f);
 	cr_assert_eq(listed(&r, &f), 0x3f);
 
 	f.reasons = 1u << SY_DL_TIMEOUT;
@@ -272,26 +272,26 @@ Test(reliability_dlq, list_filters_by_reason_route_server_and_time)
 	f.reasons |= 1u << SY_DL_UNREACHABLE;
 	cr_assert_eq(listed(&r, &f), 0x2d);
 
-	sy_dl_filter_init(&f);
+	sy_dlq_filter_init(&f);
 	f.route = 1;
 	cr_assert_eq(listed(&r, &f), 0x13);
 	f.server = 11;
 	cr_assert_eq(listed(&r, &f), 0x12);
 
-	sy_dl_filter_init(&f);
+	sy_dlq_filter_init(&f);
 	f.server = SY_ANY - 1;
 	cr_assert_eq(listed(&r, &f), 0);
 	f.server = 10;
 	cr_assert_eq(listed(&r, &f), 0x05);
 
-	sy_dl_filter_init(&f);
+	sy_dlq_filter_init(&f);
 	f.since_ns = 2000;
 	f.until_ns = 4000;
 	cr_assert_eq(listed(&r, &f), 0x0e);
 	f.until_ns = 0;
 	cr_assert_eq(listed(&r, &f), 0x3e, "until 0: no bound");
 
-	sy_dl_filter_init(&f);
+	sy_dlq_filter_init(&f);
 	f.reasons = 1u << SY_DL_TIMEOUT;
 	f.route = 2;
 	f.since_ns = 4000;
@@ -312,12 +312,12 @@ Test(reliability_dlq, list_copies_at_most_max_oldest_first_and_checks_arguments)
 	cr_assert_eq(dl[1].tag, 1);
 	cr_assert_eq(sy_dlq_list(r.eng, NULL, NULL, 0), 0);
 	cr_assert_eq(sy_dlq_list(r.eng, NULL, NULL, 1), -EINVAL);
-	sy_dl_filter_init(&f);
+	sy_dlq_filter_init(&f);
 	f.reasons = 1u << SY_DL_REASONS;
 	cr_assert_eq(sy_dlq_list(r.eng, &f, dl, CAP), -EINVAL);
 	cr_assert_eq(sy_dlq_count(r.eng, &f), 0);
 	cr_assert_eq(sy_dlq_purge(r.eng, &f), -EINVAL);
-	sy_dl_filter_init(&f);
+	sy_dlq_filter_init(&f);
 	f.since_ns = 5;
 	f.until_ns = 4;
 	cr_assert_eq(sy_dlq_list(r.eng, &f, dl, CAP), -EINVAL);
@@ -361,7 +361,7 @@ Test(reliability_dlq, purge_frees_the_matching_entries_only)
 
 	rig_init(&r, CAP);
 	push_mix(&r);
-	sy_dl_filter_init(&f);
+	sy_dlq_filter_init(&f);
 	f.reasons = 1u << SY_DL_TIMEOUT;
 	cr_assert_eq(sy_dlq_purge(r.eng, &f), 3);
 	cr_assert_eq(listed(&r, NULL), 0x1a, "the others in their order");
@@ -401,7 +401,7 @@ Test(reliability_dlq, drain_hands_each_matching_message_over_oldest_first)
 	rig_init(&r, CAP);
 	push_mix(&r);
 	cr_assert_eq(sy_dlq_drain(r.eng, NULL, NULL, NULL), -EINVAL);
-	sy_dl_filter_init(&f);
+	sy_dlq_filter_init(&f);
 	f.route = 2;
 	cr_assert_eq(sy_dlq_drain(r.eng, &f, take_and_free, &t), 3);
 	cr_assert_eq(t.n, 3);
@@ -483,7 +483,7 @@ Test(reliability_dlq, replay_sends_matching_entries_to_their_route_up_to_max)
 	push(&r, 5, SY_DL_TIMEOUT, other, 0, 3);
 	cr_assert_eq(sy_engine_start(r.eng), 0);
 
-	sy_dl_filter_init(&f);
+	sy_dlq_filter_init(&f);
 	f.route = route;
 	cr_assert_eq(sy_dlq_replay(r.eng, &f, 3, 0), 3);
 	cr_assert(t_wait_u64(&s.got, 3, T_WAIT_MS));

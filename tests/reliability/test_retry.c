@@ -425,7 +425,7 @@ Test(reliability_retry, failures_while_the_engine_drains_are_dead_lettered_as_sh
 	do {
 		sy_msg *m = t_msg(eng, 100);
 
-		rc = sy_send(eng, probe, m);
+		rc = sy_msg_send(eng, probe, m);
 		if (rc)
 			sy_msg_free(m);
 		else

@@ -37,7 +37,7 @@ int review_send(sy_engine *eng, uint32_t route, sy_msg *m, unsigned max_ms)
 	uint64_t end = review_now_ms() + max_ms;
 	int rc;
 
-	while ((rc = sy_send(eng, route, m)) == -EAGAIN &&
+	while ((rc = sy_msg_send(eng, route, m)) == -EAGAIN &&
 	       review_now_ms() < end)
 		sched_yield();
 	return rc;

@@ -31,7 +31,7 @@ static int echo(sy_engine *e, sy_msg *msg, void *ctx)
 {
 	(void)e;
 	(void)ctx;
-	sy_reply(msg, msg);
+	sy_msg_reply(msg, msg);
 	return 0;
 }
 
@@ -41,14 +41,14 @@ static int flaky(sy_engine *e, sy_msg *msg, void *ctx)
 	(void)ctx;
 	if ((sy_msg_tag(msg) + sy_msg_attempts(msg)) % 2)
 		return -EIO;
-	sy_reply(msg, msg);
+	sy_msg_reply(msg, msg);
 	return 0;
 }
 
 static void take_replies(void)
 {
 	sy_msg *r[32];
-	int n = sy_poll_replies(eng, r, 32);
+	int n = sy_producer_poll_replies(eng, r, 32);
 
 	for (int i = 0; i < n; i++) {
 		uint64_t tag = sy_msg_tag(r[i]);
@@ -72,7 +72,7 @@ static void *producer(void *arg)
 		int rc;
 
 		sy_msg_set_tag(m, atomic_load(&sent));
-		rc = sy_request(eng, route, m);
+		rc = sy_msg_request(eng, route, m);
 		if (rc == 0)
 			atomic_fetch_add(&sent, 1);
 		else

@@ -26,7 +26,7 @@ static int blocking_echo(sy_engine *eng, sy_msg *msg, void *ctx)
 	atomic_store(&entered, 1);
 	while (!atomic_load(&release) && review_now_ms() < end)
 		review_sleep_us(100);
-	sy_reply(msg, msg);
+	sy_msg_reply(msg, msg);
 	return 0;
 }
 
@@ -52,7 +52,7 @@ int main(void)
 	review_check(sy_producer_attach(eng) == 0, "attach");
 	req = sy_msg_alloc(eng, 8);
 	sy_msg_set_tag(req, 0xfeed);
-	review_check(sy_request(eng, route, req) == 0, "request");
+	review_check(sy_msg_request(eng, route, req) == 0, "request");
 	end = review_now_ms() + 5000;
 	while (!atomic_load(&entered) && review_now_ms() < end)
 		review_sleep_us(100);
@@ -68,7 +68,7 @@ int main(void)
 
 	end = review_now_ms() + 500;
 	while (review_now_ms() < end && n == 0) {
-		n = sy_poll_replies(eng, got, 4);
+		n = sy_producer_poll_replies(eng, got, 4);
 		review_sleep_us(1000);
 	}
 	review_check(n == 0,

@@ -43,7 +43,7 @@ static void *short_lived(void *arg)
 
 		if (!m)
 			break; /* stopped: no slot any more */
-		rc = sy_send(eng, route, m);
+		rc = sy_msg_send(eng, route, m);
 		if (rc == 0 && after)
 			atomic_fetch_add(&late_accepts, 1);
 		if (rc != 0) {

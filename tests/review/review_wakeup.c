@@ -5,7 +5,7 @@
  * its last look at the inbox and the futex wait would leave a message
  * unhandled for good.
  *
- * Two threads make sy_call() round trips to a server on worker 0, with
+ * Two threads make sy_msg_call() round trips to a server on worker 0, with
  * gaps that land in each idle phase (none, spinning, yielding, parked);
  * each handler run also sends a message to a server on worker 1
  * (worker-to-worker wake-up). Every call must be answered well within its
@@ -38,11 +38,11 @@ static int front(sy_engine *e, sy_msg *msg, void *ctx)
 	sy_msg *m = sy_msg_alloc(e, 8);
 
 	(void)ctx;
-	if (m && sy_send(e, r_back, m) == 0)
+	if (m && sy_msg_send(e, r_back, m) == 0)
 		atomic_fetch_add(&forwarded, 1);
 	else
 		sy_msg_free(m);
-	sy_reply(msg, msg);
+	sy_msg_reply(msg, msg);
 	return 0;
 }
 
@@ -56,7 +56,7 @@ static void *caller(void *arg)
 		unsigned gap = (seed = seed * 1103515245u + 12345u) >> 23;
 		int rc;
 
-		rc = sy_call(eng, r_front, req, &rep, CALL_TIMEOUT_NS);
+		rc = sy_msg_call(eng, r_front, req, &rep, CALL_TIMEOUT_NS);
 		review_check(rc == 0, "call %d: %d (%s)", i, rc, sy_strerror(rc));
 		sy_msg_free(rep);
 		if (gap > 16)

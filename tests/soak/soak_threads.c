@@ -45,7 +45,7 @@ int soak_handle_fast(sy_engine *eng, sy_msg *msg, void *ctx)
 	if (unlucky(msg))
 		return -EIO;
 	/* Requests get their answer in place; -EINVAL for plain messages. */
-	sy_reply(msg, msg);
+	sy_msg_reply(msg, msg);
 	return 0;
 }
 
@@ -64,7 +64,7 @@ int soak_handle_flaky(sy_engine *eng, sy_msg *msg, void *ctx)
 	if (atomic_load_explicit(&soak.flaky_bad, memory_order_relaxed) ||
 	    unlucky(msg))
 		return -EIO;
-	sy_reply(msg, msg);
+	sy_msg_reply(msg, msg);
 	return 0;
 }
 
@@ -110,8 +110,8 @@ static bool send_one(uint64_t seq)
 	memset(sy_msg_data(m), (int)seq, MSG_SIZE);
 	if (route == soak.r_slow)
 		sy_msg_set_deadline(m, engine_now() + SLOW_DEADLINE_NS);
-	rc = seq % 97 == 0 ? sy_request(soak.eng, route, m) :
-	     sy_send(soak.eng, route, m);
+	rc = seq % 97 == 0 ? sy_msg_request(soak.eng, route, m) :
+	     sy_msg_send(soak.eng, route, m);
 	if (rc == 0) {
 		soak_count(P_SENT);
 		return true;
@@ -121,11 +121,11 @@ static bool send_one(uint64_t seq)
 	return false;
 }
 
-/* Replies to sy_request() come back here; sy_call() waits for its own. */
+/* Replies to sy_msg_request() come back here; sy_msg_call() waits for its own. */
 static void take_replies(void)
 {
 	sy_msg *replies[32];
-	int n = sy_poll_replies(soak.eng, replies, 32);
+	int n = sy_producer_poll_replies(soak.eng, replies, 32);
 
 	for (int i = 0; i < n; i++)
 		sy_msg_free(replies[i]);
@@ -139,7 +139,7 @@ static void call_once(uint64_t seq)
 	if (!req)
 		return;
 	sy_msg_set_tag(req, seq);
-	rc = sy_call(soak.eng, soak.r_main, req, &rep, 50000000);
+	rc = sy_msg_call(soak.eng, soak.r_main, req, &rep, 50000000);
 	if (rc == 0) {
 		soak_event(E_CALLS_ANSWERED, 1);
 		sy_msg_free(rep);
@@ -308,11 +308,11 @@ void *soak_dlq(void *arg)
 	int n;
 
 	(void)arg;
-	sy_dl_filter_init(&replay);
+	sy_dlq_filter_init(&replay);
 	replay.reasons = 1u << SY_DL_HANDLER_FAILED |
 			 1u << SY_DL_RETRIES_EXHAUSTED |
 			 1u << SY_DL_CIRCUIT_OPEN | 1u << SY_DL_UNREACHABLE;
-	sy_dl_filter_init(&drain);
+	sy_dlq_filter_init(&drain);
 	drain.reasons = 1u << SY_DL_TIMEOUT;
 	while (atomic_load(&soak.running)) {
 		/* Replay a little each pass (the queue still fills and

@@ -412,14 +412,14 @@ static void send_single(struct producer *p, uint64_t id)
 		return;
 	}
 	for (unsigned tries = 1;; tries++) {
-		rc = sy_send(run.eng, route, m);
+		rc = sy_msg_send(run.eng, route, m);
 		if (rc == 0) {
 			mark_accepted(p, id);
 			return;
 		}
 		p->refused++;
 		if (!refusal_in(rc, sc->refusals)) {
-			producer_fail(p, "sy_send", rc);
+			producer_fail(p, "sy_msg_send", rc);
 			break;
 		}
 		if (!refusal_in(rc, sc->retried) || tries >= sc->send_tries)
@@ -447,7 +447,7 @@ static void send_burst(struct producer *p, uint64_t first, unsigned n)
 		}
 	}
 	for (unsigned tries = 1; done < n; tries++) {
-		int rc = sy_send_burst(run.eng, route, msgs + done, n - done);
+		int rc = sy_msg_send_burst(run.eng, route, msgs + done, n - done);
 		unsigned k = rc > 0 ? (unsigned)rc : 0;
 
 		/* An accepted message is the engine's: know it by its address,
@@ -461,7 +461,7 @@ static void send_burst(struct producer *p, uint64_t first, unsigned n)
 			break;
 		p->refused += n - done;
 		if (rc < 0 && !refusal_in(rc, sc->refusals)) {
-			producer_fail(p, "sy_send_burst", rc);
+			producer_fail(p, "sy_msg_send_burst", rc);
 			break;
 		}
 		if ((rc < 0 && !refusal_in(rc, sc->retried)) ||
@@ -475,7 +475,7 @@ static void send_burst(struct producer *p, uint64_t first, unsigned n)
 	}
 }
 
-/* How many ids the next send call takes: 0 for one sy_send(). */
+/* How many ids the next send call takes: 0 for one sy_msg_send(). */
 static unsigned burst_len(struct producer *p, uint64_t id)
 {
 	switch (p->spec->sends) {

@@ -5,7 +5,7 @@
  * A scenario is a plain executable, not a Criterion suite, so that it also
  * runs under ThreadSanitizer; its main() is one call to stress_main(). The
  * machinery builds the engine, its servers and routes, and runs:
- *  - producers that send unique ids (sy_send(), sy_send_burst() or both),
+ *  - producers that send unique ids (sy_msg_send(), sy_msg_send_burst() or both),
  *    retry refusals the scenario expects a bounded number of times, and
  *    mark in a bitmap the ids the engine accepted;
  *  - one handler for every server: it checks the message (id, tag, size, a
@@ -59,10 +59,10 @@ enum stress_attach {
 
 /** Which send calls a producer makes. */
 enum stress_sends {
-	STRESS_SINGLE,      /* sy_send() */
-	STRESS_BURSTS,      /* sy_send_burst() of 1 to burst_max messages */
+	STRESS_SINGLE,      /* sy_msg_send() */
+	STRESS_BURSTS,      /* sy_msg_send_burst() of 1 to burst_max messages */
 	STRESS_MIXED,       /* every fifth id starts a burst of burst_max,
-			     * the others go with sy_send() */
+			     * the others go with sy_msg_send() */
 };
 
 struct stress_producer {

@@ -164,8 +164,8 @@ Test(core_error, enoent_messages_name_what_is_missing)
 	cr_assert_str_eq(sy_last_error(), "sy_server_remove: no server with id 9");
 	cr_assert_eq(sy_dlq_peek(eng, 42, NULL, 0), -ENOENT);
 	cr_assert_str_eq(sy_last_error(), "sy_dlq_peek: no dead letter with id 42 is held");
-	cr_assert_eq(sy_poll_replies(eng, out, 1), -ENOENT);
-	cr_assert(strstr(sy_last_error(), "sy_poll_replies: the calling thread is not attached"),
+	cr_assert_eq(sy_producer_poll_replies(eng, out, 1), -ENOENT);
+	cr_assert(strstr(sy_last_error(), "sy_producer_poll_replies: the calling thread is not attached"),
 		  "%s", sy_last_error());
 	cr_assert_eq(sy_producer_detach(eng), -ENOENT);
 	cr_assert(strstr(sy_last_error(), "sy_producer_detach: the calling thread is not attached"),
@@ -210,7 +210,7 @@ Test(core_engine, stop_before_start_runs_what_was_sent_and_ends_the_engine)
 	uint32_t route = t_direct(eng, "r", noop_handler, (void *)&runs, -1, NULL);
 
 	/* Sends before start are accepted and wait for the workers. */
-	cr_assert_eq(sy_send(eng, route, sy_msg_alloc(eng, 8)), 0);
+	cr_assert_eq(sy_msg_send(eng, route, sy_msg_alloc(eng, 8)), 0);
 	cr_assert_eq(sy_engine_stop(eng), 0);
 	cr_assert_eq(atomic_load(&runs), 1, "stop did not run the queued message");
 	cr_assert_eq(sy_engine_start(eng), -ESHUTDOWN);
@@ -229,7 +229,7 @@ Test(core_engine, sends_and_attaches_after_stop_are_refused)
 	cr_assert_not_null(m);
 	cr_assert_eq(sy_engine_start(eng), 0);
 	cr_assert_eq(sy_engine_stop(eng), 0);
-	cr_assert_eq(sy_send(eng, route, m), -ESHUTDOWN);
+	cr_assert_eq(sy_msg_send(eng, route, m), -ESHUTDOWN);
 	sy_msg_free(m);
 
 	attacher_init(&late, eng);
@@ -253,14 +253,14 @@ Test(core_producer, attaching_twice_takes_two_detaches)
 	sy_msg *out[1];
 
 	cr_assert_not_null(eng);
-	cr_assert_eq(sy_poll_replies(eng, out, 1), -ENOENT, "attached from the start");
+	cr_assert_eq(sy_producer_poll_replies(eng, out, 1), -ENOENT, "attached from the start");
 	cr_assert_eq(sy_producer_attach(eng), 0, "%s", sy_last_error());
 	cr_assert_eq(sy_producer_attach(eng), 0, "%s", sy_last_error());
 	cr_assert_eq(sy_producer_detach(eng), 0);
-	cr_assert_eq(sy_poll_replies(eng, out, 1), 0,
+	cr_assert_eq(sy_producer_poll_replies(eng, out, 1), 0,
 		     "one detach undid two attaches");
 	cr_assert_eq(sy_producer_detach(eng), 0);
-	cr_assert_eq(sy_poll_replies(eng, out, 1), -ENOENT, "still attached");
+	cr_assert_eq(sy_producer_poll_replies(eng, out, 1), -ENOENT, "still attached");
 	cr_assert_eq(sy_producer_detach(eng), -ENOENT);
 	sy_engine_destroy(eng);
 }
@@ -463,7 +463,7 @@ static int forbidden_handler(sy_engine *eng, sy_msg *m, void *ctx)
 	(void)m;
 	f->remove_rc = sy_server_remove(eng, f->self_id);
 	f->stop_rc = sy_engine_stop(eng);
-	f->call_rc = req ? sy_call(eng, f->route, req, &reply, 1000000) : -ENOMEM;
+	f->call_rc = req ? sy_msg_call(eng, f->route, req, &reply, 1000000) : -ENOMEM;
 	if (f->call_rc != 0)
 		sy_msg_free(req);
 	if (reply)
@@ -491,7 +491,7 @@ Test(core_handler, remove_stop_and_call_from_a_handler_are_edeadlk)
 
 	cr_assert_eq(f.remove_rc, -EDEADLK, "sy_server_remove: %d", f.remove_rc);
 	cr_assert_eq(f.stop_rc, -EDEADLK, "sy_engine_stop: %d", f.stop_rc);
-	cr_assert_eq(f.call_rc, -EDEADLK, "sy_call: %d", f.call_rc);
+	cr_assert_eq(f.call_rc, -EDEADLK, "sy_msg_call: %d", f.call_rc);
 	/* None of them took effect: the server and the engine still work. */
 	cr_assert_eq(sy_server_find(eng, "self", &f.self_id), 0);
 	cr_assert_eq(sy_engine_stop(eng), 0);

@@ -180,7 +180,7 @@ static void traffic_burst(struct traffic *t, unsigned n)
 	for (unsigned i = 0; i < n; i++)
 		msgs[i] = traffic_msg(t, t->sent + i);
 	while (done < n) {
-		int rc = sy_send_burst(t->eng, t->route, msgs + done, n - done);
+		int rc = sy_msg_send_burst(t->eng, t->route, msgs + done, n - done);
 
 		if (rc > 0) {
 			done += (unsigned)rc;
@@ -407,7 +407,7 @@ Test(core_pool, destroy_returns_every_allocation_to_the_allocator)
 			cr_assert_not_null(burst[i]);
 		}
 		for (unsigned done = 0; done < n; done += (unsigned)rc) {
-			rc = sy_send_burst(eng, route, burst + done, n - done);
+			rc = sy_msg_send_burst(eng, route, burst + done, n - done);
 			if (rc == -EAGAIN) {
 				rc = 0;
 				sched_yield();
