@@ -107,6 +107,12 @@ struct cpulist_item {
 	int len;
 	char *why;
 	size_t whylen;
+	/* What is legal but suspicious, found so far. */
+	unsigned long lone_stride_lo;	/* a stride past its range's end: lo-hi:stride */
+	unsigned long lone_stride_hi, lone_stride;
+	bool lone_stride_seen;
+	unsigned long repeats;		/* CPUs listed again */
+	int first_repeat;		/* the first of them */
 };
 
 __attribute__((format(printf, 2, 3)))
@@ -166,7 +172,7 @@ static int item_cpu(const struct cpulist_item *it, const char **p,
 }
 
 /* Parse one item, N, N-M or N-M:S, and add its CPUs to @set. */
-static int item_parse(const struct cpulist_item *it, cpu_set_t *set)
+static int item_parse(struct cpulist_item *it, cpu_set_t *set)
 {
 	const char *p = it->start, *end = it->start + it->len;
 	const char *expected = "'-' or ','";  /* what may follow so far */
@@ -196,8 +202,16 @@ static int item_parse(const struct cpulist_item *it, cpu_set_t *set)
 		err = item_unexpected(it, *p, expected);
 	if (err)
 		return err;
+	if (range && hi > lo && stride > hi - lo && !it->lone_stride_seen) {
+		it->lone_stride_seen = true;
+		it->lone_stride_lo = lo;
+		it->lone_stride_hi = hi;
+		it->lone_stride = stride;
+	}
 	/* Stop before stepping past hi: cpu + stride may not fit. */
 	for (cpu = lo;; cpu += stride) {
+		if (CPU_ISSET(cpu, set) && it->repeats++ == 0)
+			it->first_repeat = (int)cpu;
 		CPU_SET(cpu, set);
 		if (hi - cpu < stride)
 			break;
@@ -205,8 +219,28 @@ static int item_parse(const struct cpulist_item *it, cpu_set_t *set)
 	return 0;
 }
 
-int sy__cpulist_parse(const char *name, const char *s, cpu_set_t *out,
-		      char *why, size_t whylen)
+/* Append a warning to @p buf (of @p len bytes), after any already there. */
+__attribute__((format(printf, 3, 4)))
+static void warn(char *buf, size_t len, const char *fmt, ...)
+{
+	size_t n = strlen(buf);
+	va_list ap;
+
+	if (n + 2 >= len)
+		return;
+	if (n) {
+		memcpy(buf + n, "; ", 3);
+		n += 2;
+	}
+	va_start(ap, fmt);
+	vsnprintf(buf + n, len - n, fmt, ap);
+	va_end(ap);
+}
+
+/* sy__cpulist_parse(), with what is legal but suspicious in @p warnings. */
+static int cpulist_parse(const char *name, const char *s, cpu_set_t *out,
+			 char *why, size_t whylen, char *warnings,
+			 size_t warnlen)
 {
 	struct cpulist_item it = {
 		.name = name, .list = s, .why = why, .whylen = whylen,
@@ -238,8 +272,28 @@ int sy__cpulist_parse(const char *name, const char *s, cpu_set_t *out,
 			return fail(why, whylen, "%s=\"%s\": trailing comma",
 				    name, s);
 	}
+	if (it.lone_stride_seen)
+		warn(warnings, warnlen,
+		     "%s=\"%.40s\": stride %lu steps past the end of %lu-%lu, "
+		     "which gives CPU %lu alone", name, s, it.lone_stride,
+		     it.lone_stride_lo, it.lone_stride_hi, it.lone_stride_lo);
+	if (it.repeats)
+		warn(warnings, warnlen,
+		     "%s=\"%.40s\": %lu CPU%s listed more than once "
+		     "(CPU %d first), each used once", name, s, it.repeats,
+		     it.repeats == 1 ? " is" : "s are", it.first_repeat);
 	*out = set;
 	return 0;
+}
+
+int sy__cpulist_parse(const char *name, const char *s, cpu_set_t *out,
+		      char *why, size_t whylen)
+{
+	char warnings[1];
+
+	warnings[0] = '\0';
+	return cpulist_parse(name, s, out, why, whylen, warnings,
+			     sizeof(warnings));
 }
 
 /* Write @set as a CPU list ("0-3,8") into @buf, cut short with "...". */
@@ -276,7 +330,8 @@ static void cpulist_format(const cpu_set_t *set, char *buf, size_t len)
  * something to drop silently.
  */
 static int resolve_cpus(const char *cfg_cpus, cpu_set_t *cpus,
-			char *why, size_t whylen)
+			char *why, size_t whylen, char *warnings,
+			size_t warnlen)
 {
 	const char *name = "config.cpus", *list = cfg_cpus;
 	char allowed_text[CPULIST_TEXT_MAX];
@@ -297,7 +352,7 @@ static int resolve_cpus(const char *cfg_cpus, cpu_set_t *cpus,
 		*cpus = allowed;
 		return 0;
 	}
-	err = sy__cpulist_parse(name, list, cpus, why, whylen);
+	err = cpulist_parse(name, list, cpus, why, whylen, warnings, warnlen);
 	if (err)
 		return err;
 	for (cpu = 0; cpu < CPU_SETSIZE; cpu++) {
@@ -509,6 +564,8 @@ static int resolve_collector_cpu(const char *cfg_cpu, int *cpu, char *why,
 {
 	const char *name = "config.collector_cpu";
 	const char *s = cfg_cpu;
+	char allowed_text[CPULIST_TEXT_MAX];
+	cpu_set_t allowed;
 	unsigned long v;
 	int err;
 
@@ -524,6 +581,13 @@ static int resolve_collector_cpu(const char *cfg_cpu, int *cpu, char *why,
 	err = parse_uint(name, s, 0, CPU_SETSIZE - 1, &v, why, whylen);
 	if (err)
 		return err;
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0 &&
+	    !CPU_ISSET((int)v, &allowed)) {
+		cpulist_format(&allowed, allowed_text, sizeof(allowed_text));
+		return fail(why, whylen,
+			    "%s=\"%s\": CPU %lu is not in the process's allowed CPUs (%s)",
+			    name, s, v, allowed_text);
+	}
 	*cpu = (int)v;
 	return 0;
 }
@@ -631,7 +695,9 @@ int sy__config_resolve(const struct sy_config *in, struct sy__config *out,
 
 	if (!in)
 		in = &unset;
-	err = resolve_cpus(in->cpus, &cpus, why, whylen);
+	cfg.warnings[0] = '\0';
+	err = resolve_cpus(in->cpus, &cpus, why, whylen, cfg.warnings,
+			   sizeof(cfg.warnings));
 	if (!err)
 		err = resolve_workers(in->workers, CPU_COUNT(&cpus),
 				      &cfg.workers, why, whylen);
@@ -666,7 +732,14 @@ int sy__config_resolve(const struct sy_config *in, struct sy__config *out,
 	cfg.clock_ctx = in->clock_ctx;
 	cfg.on_breaker = in->on_breaker;
 	cfg.on_backpressure = in->on_backpressure;
+	cfg.on_warning = in->on_warning;
 	cfg.callback_ctx = in->callback_ctx;
+	if (cfg.pin != SY_PIN_NONE && cfg.workers > (unsigned)CPU_COUNT(&cpus))
+		warn(cfg.warnings, sizeof(cfg.warnings),
+		     "%u workers pinned to %d CPU%s: workers share CPUs and wait "
+		     "for each other (SY_PIN=none leaves it to the scheduler)",
+		     cfg.workers, CPU_COUNT(&cpus),
+		     CPU_COUNT(&cpus) == 1 ? "" : "s");
 	sy__place_workers(&cpus, cfg.pin, cfg.workers, cfg.worker_cpu);
 	for (i = cfg.workers; i < SY_MAX_WORKERS; i++)
 		cfg.worker_cpu[i] = -1;

@@ -43,6 +43,9 @@ struct sy__config {
 	int collector_cpu;               /* -1: not pinned */
 	unsigned latency_sample;
 	unsigned retention_ms;
+	__typeof__(((struct sy_config *)0)->on_warning) on_warning;
+	/* What is legal but suspicious, "; "-separated; "" if nothing. */
+	char warnings[512];
 };
 
 /**

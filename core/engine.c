@@ -2,6 +2,7 @@
  * Engine life cycle: create, start, stop (drain), destroy, and counters.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -141,6 +142,14 @@ SY_API int sy_engine_create(const struct sy_config *cfg, sy_engine **out)
 		sy__fail(rc, rc == -ENOSPC ? "too many engines in this process"
 					   : "no memory for the engine");
 		return sy__failed(__func__, rc);
+	}
+	if (eng->cfg.warnings[0]) {
+		if (eng->cfg.on_warning)
+			eng->cfg.on_warning(eng->cfg.warnings,
+					    eng->cfg.callback_ctx);
+		else
+			fprintf(stderr, "switchyard: warning: %s\n",
+				eng->cfg.warnings);
 	}
 	*out = eng;
 	return 0;

@@ -141,7 +141,13 @@ struct sy_config {
 	 *  must not send; NULL: none. */
 	void (*on_backpressure)(sy_engine *eng, unsigned worker, bool congested,
 				void *ctx);
-	void *callback_ctx;    /**< passed to on_breaker and on_backpressure */
+	/** Called by sy_engine_create(), on its thread, once the engine is
+	 *  made, with what in the configuration and environment is legal but
+	 *  suspicious: a CPU list stride that steps past its range, CPUs
+	 *  listed twice, more pinned workers than CPUs. NULL: such a message
+	 *  is written to stderr, prefixed "switchyard: warning: ". */
+	void (*on_warning)(const char *message, void *ctx);
+	void *callback_ctx;    /**< passed to on_breaker, on_backpressure and on_warning */
 	/* Metrics (docs/metrics.md). */
 	int metrics;           /**< 1 on (the default when 0), -1 off: no shards, no collector */
 	unsigned metrics_interval_ms; /**< collector period; 0: SY_METRICS_INTERVAL_MS, else 100 */

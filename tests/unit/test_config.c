@@ -869,3 +869,101 @@ Test(core_config, failure_leaves_the_output_untouched)
 	unsetenv("SY_IDLE");
 	cr_expect_eq(memcmp(&out, &before, sizeof(out)), 0);
 }
+
+/* ------------------------------------------------------------------ */
+/* Legal but suspicious values: warnings, and an error at create for a  */
+/* collector CPU the process may not use.                               */
+/* ------------------------------------------------------------------ */
+
+Test(core_config, warns_of_a_stride_that_steps_past_its_range)
+{
+	struct sy__config out;
+
+	setenv("SY_CPUS", "0-1:99", 1);
+	out = resolve_ok(NULL);
+	unsetenv("SY_CPUS");
+	cr_expect_eq(out.workers, 1);
+	cr_expect(strstr(out.warnings, "SY_CPUS=\"0-1:99\": stride 99 steps "
+			 "past the end of 0-1, which gives CPU 0 alone") != NULL,
+		  "warnings: %s", out.warnings);
+}
+
+Test(core_config, warns_of_cpus_listed_more_than_once)
+{
+	static char list[100000];
+	struct sy__config out;
+	size_t n = 0;
+
+	for (unsigned i = 0; i < 50000; i++)
+		n += (size_t)snprintf(list + n, sizeof(list) - n, i ? ",0" : "0");
+	setenv("SY_CPUS", list, 1);
+	out = resolve_ok(NULL);
+	unsetenv("SY_CPUS");
+	cr_expect_eq(out.workers, 1);
+	cr_expect(strstr(out.warnings, "49999 CPUs are listed more than once "
+			 "(CPU 0 first), each used once") != NULL,
+		  "warnings: %s", out.warnings);
+}
+
+Test(core_config, warns_of_more_pinned_workers_than_cpus)
+{
+	cpu_set_t allowed = allowed_cpus();
+	struct sy__config out;
+	char want[128];
+
+	setenv("SY_WORKERS", "256", 1);
+	out = resolve_ok(NULL);
+	snprintf(want, sizeof(want), "256 workers pinned to %d CPU",
+		 CPU_COUNT(&allowed));
+	cr_expect(strstr(out.warnings, want) != NULL, "warnings: %s",
+		  out.warnings);
+	/* Unpinned, the scheduler places them: nothing to warn of. */
+	setenv("SY_PIN", "none", 1);
+	out = resolve_ok(NULL);
+	unsetenv("SY_PIN");
+	unsetenv("SY_WORKERS");
+	cr_expect_str_eq(out.warnings, "");
+}
+
+Test(core_config, plain_values_give_no_warning)
+{
+	struct sy__config out;
+
+	setenv("SY_CPUS", "0", 1);
+	out = resolve_ok(NULL);
+	unsetenv("SY_CPUS");
+	cr_expect_str_eq(out.warnings, "");
+}
+
+Test(core_config, rejects_a_collector_cpu_outside_the_allowed_cpus)
+{
+	cpu_set_t allowed = allowed_cpus();
+	char value[32];
+
+	if (CPU_ISSET(CPU_SETSIZE - 1, &allowed))
+		cr_skip_test("the process may run on CPU %d", CPU_SETSIZE - 1);
+	snprintf(value, sizeof(value), "%d", CPU_SETSIZE - 1);
+	expect_env_rejected("SY_COLLECTOR_CPU", value,
+			    "is not in the process's allowed CPUs");
+}
+
+static void keep_warning(const char *message, void *ctx)
+{
+	snprintf(ctx, 512, "%s", message);
+}
+
+Test(core_config, create_hands_its_warnings_to_on_warning)
+{
+	struct sy_config cfg;
+	char got[512] = "";
+	sy_engine *eng = NULL;
+
+	sy_config_init(&cfg);
+	cfg.cpus = "0,0";
+	cfg.on_warning = keep_warning;
+	cfg.callback_ctx = got;
+	cr_assert_eq(sy_engine_create(&cfg, &eng), 0);
+	sy_engine_destroy(eng);
+	cr_expect_str_eq(got, "config.cpus=\"0,0\": 1 CPU is listed more "
+			 "than once (CPU 0 first), each used once");
+}
