@@ -311,6 +311,10 @@ SY_API int sy_engine_accounting(sy_engine *eng, struct sy_accounting *out)
 	SY__NONNULL(out);
 	memset(out, 0, sizeof(*out));
 	sy__dlq_accounting(eng, out);
+	/* Like dead letters, the other ends of failed runs are read before
+	 * the runs and the failures handed on, which are counted first. */
+	out->dropped = counter_sum(eng, SY_T_DROPPED);
+	out->returned = counter_sum(eng, SY_T_RETURNED);
 	/* Runs before the failures handed on: a failure read without its run
 	 * makes delivered short for a moment (clamped), never long. */
 	runs = counter_sum(eng, SY_T_DELIVERED);
@@ -326,7 +330,8 @@ SY_API int sy_engine_accounting(sy_engine *eng, struct sy_accounting *out)
 	if (out->failed_kept > ran)
 		out->failed_kept = ran;
 	out->delivered = ran - out->failed_kept;
-	ended = ran + out->dead_lettered + out->evicted;
+	ended = ran + out->dead_lettered + out->evicted + out->dropped +
+		out->returned;
 	out->in_flight = out->accepted > ended ? out->accepted - ended : 0;
 	return 0;
 }

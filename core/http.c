@@ -294,10 +294,12 @@ static void put_accounting(FILE *f, struct sy_engine *eng)
 	fprintf(f, ",\"evicted\":%" PRIu64 ",\"in_flight\":%" PRIu64
 		",\"retried\":%" PRIu64 ",\"dlq_held\":%" PRIu64
 		",\"replayed\":%" PRIu64 ",\"failed_kept\":%" PRIu64
+		",\"dropped\":%" PRIu64 ",\"returned\":%" PRIu64
 		",\"holds\":%s}", a.evicted, a.in_flight, a.retried,
-		a.dlq_held, a.replayed, a.failed_kept,
+		a.dlq_held, a.replayed, a.failed_kept, a.dropped, a.returned,
 		a.accepted == a.delivered + a.failed_kept + a.dead_lettered +
-		a.evicted + a.in_flight ? "true" : "false");
+		a.evicted + a.dropped + a.returned + a.in_flight ?
+		"true" : "false");
 }
 
 /*

@@ -124,5 +124,6 @@ SY_API int sy_msg_keep(sy_msg *msg)
 			"the message is not the one this handler runs"));
 	w->taken = true;
 	msg->held = 0; /* the handler's now */
+	msg->status = 0;
 	return 0;
 }

@@ -81,6 +81,9 @@ struct sy_msg {
 	 * slot attached and detached 65,536 times must not take a reply meant
 	 * for its first owner. */
 	uint32_t reply_gen;
+	/* A reply's status: 0 from sy_msg_reply(), the handler's code for a
+	 * failed request its route returned (SY_FAIL_RETURN). */
+	int32_t status;
 	_Alignas(16) unsigned char data[];
 };
 _Static_assert(sizeof(struct sy_msg) == 128, "message header is two cache lines");

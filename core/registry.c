@@ -234,6 +234,9 @@ static int route_settings(struct sy_engine *eng, const char *name,
 	if (o->max_attempts > 255)
 		return sy__fail(-EINVAL, "route \"%s\": max_attempts %u is over 255",
 				name, o->max_attempts);
+	if ((unsigned)o->on_failure > SY_FAIL_RETURN)
+		return sy__fail(-EINVAL, "route \"%s\": on_failure %d is not an enum sy_on_failure value",
+				name, (int)o->on_failure);
 	if (!(budget > 0 && budget <= 1000))
 		return sy__fail(-EINVAL, "route \"%s\": retry_budget %g is not in (0, 1000]",
 				name, budget);
@@ -255,6 +258,7 @@ static int route_settings(struct sy_engine *eng, const char *name,
 	r->budget_min = o->retry_budget_min ? o->retry_budget_min :
 			RETRY_BUDGET_MIN_DEFAULT;
 	r->dl_unreachable = o->dead_letter_unreachable;
+	r->on_failure = (uint8_t)o->on_failure;
 	return 0;
 }
 
@@ -271,6 +275,7 @@ static void route_settings_copy(struct sy__route *r, const struct sy__route *old
 	r->budget_milli = old->budget_milli;
 	r->budget_min = old->budget_min;
 	r->dl_unreachable = old->dl_unreachable;
+	r->on_failure = old->on_failure;
 }
 
 static struct sy__route *route_build(struct sy_engine *eng, const char *name,

@@ -38,11 +38,53 @@ void sy__reply_drop(struct sy__slot *s, struct sy_msg *m)
 	sy__msg_release(s, m);
 }
 
+/*
+ * Send @p reply, with @p status, to the thread that sent @p request (the
+ * message worker @p w runs or ran). @return 0; -ECONNRESET (the requester
+ * detached); -EAGAIN (its reply ring is full). On failure the reply is
+ * still the worker's.
+ */
+static int reply_deliver(struct sy__worker *w, const struct sy_msg *request,
+			 struct sy_msg *reply, int status)
+{
+	struct sy_engine *eng = w->eng;
+	struct sy__slot *to = &eng->slots[request->reply_slot];
+	struct sy__shard *sh = w->slot->shard;
+
+	if (atomic_load_explicit(&to->gen, memory_order_relaxed) !=
+	    request->reply_gen) {
+		sy__total_add(&w->slot->totals, SY_T_REPLIES_DROPPED, 1);
+		return -ECONNRESET;
+	}
+	reply->tag = request->tag;
+	reply->reply_gen = request->reply_gen;
+	reply->call_seq = request->call_seq;
+	reply->status = status;
+	reply->flags = request->flags & (SY_MSG_REQUEST | SY_MSG_CALL | SY_MSG_TIMED);
+	if (sy__unlikely(request->flags & SY_MSG_TIMED))
+		reply->sent_ns = request->sent_ns; /* the round trip's start */
+	reply->held = 1;
+	if (!sy__ring_enqueue_spsc(&to->replies[w->idx], reply)) {
+		if (reply != w->current)
+			reply->held = 0;
+		sy__total_add(&w->slot->totals, SY_T_REPLIES_DROPPED, 1);
+		if (sh)
+			sy__sc_add(&sh->transport[SY_TRANSPORT_REPLY],
+				   SY_SC_REJECTED, 1);
+		return -EAGAIN;
+	}
+	if (sh)
+		sy__sc_add(&sh->transport[SY_TRANSPORT_REPLY], SY_SC_SENT, 1);
+	sy__total_add(&w->slot->totals, SY_T_REPLIES_SENT, 1);
+	if (sy__idle_sleeps(eng))
+		sy__wake(&to->parker);
+	return 0;
+}
+
 SY_API int sy_msg_reply(sy_msg *request, sy_msg *reply)
 {
 	struct sy__worker *w = sy__worker_self();
-	struct sy_engine *eng;
-	struct sy__slot *to;
+	int rc;
 
 	SY__NONNULL(request);
 	SY__NONNULL(reply);
@@ -53,38 +95,21 @@ SY_API int sy_msg_reply(sy_msg *request, sy_msg *reply)
 			"the message is not a request (sy_msg_is_request())"));
 	if (reply != request && reply->held)
 		return sy__msg_refuse(__func__);
-	eng = w->eng;
-	to = &eng->slots[request->reply_slot];
-	if (atomic_load_explicit(&to->gen, memory_order_relaxed) !=
-	    request->reply_gen) {
-		sy__total_add(&w->slot->totals, SY_T_REPLIES_DROPPED, 1);
-		return sy__failed(__func__, -ECONNRESET);
-	}
-	reply->tag = request->tag;
-	reply->reply_gen = request->reply_gen;
-	reply->call_seq = request->call_seq;
-	reply->flags = request->flags & (SY_MSG_REQUEST | SY_MSG_CALL | SY_MSG_TIMED);
-	if (sy__unlikely(request->flags & SY_MSG_TIMED))
-		reply->sent_ns = request->sent_ns; /* the round trip's start */
-	reply->held = 1;
-	if (!sy__ring_enqueue_spsc(&to->replies[w->idx], reply)) {
-		if (reply != request)
-			reply->held = 0;
-		sy__total_add(&w->slot->totals, SY_T_REPLIES_DROPPED, 1);
-		if (w->slot->shard)
-			sy__sc_add(&w->slot->shard->transport[SY_TRANSPORT_REPLY],
-				   SY_SC_REJECTED, 1);
-		return sy__failed(__func__, -EAGAIN);
-	}
-	if (w->slot->shard)
-		sy__sc_add(&w->slot->shard->transport[SY_TRANSPORT_REPLY],
-			   SY_SC_SENT, 1);
+	rc = reply_deliver(w, request, reply, 0);
+	if (rc)
+		return sy__failed(__func__, rc);
 	if (reply == w->current)
 		w->taken = true;
-	sy__total_add(&w->slot->totals, SY_T_REPLIES_SENT, 1);
-	if (sy__idle_sleeps(eng))
-		sy__wake(&to->parker);
 	return 0;
+}
+
+int sy__reply_failure(struct sy__worker *w, struct sy_msg *m, int status)
+{
+	int rc = reply_deliver(w, m, m, status);
+
+	if (rc == 0)
+		sy__total_add(&w->slot->totals, SY_T_RETURNED, 1);
+	return rc;
 }
 
 /*
@@ -215,6 +240,7 @@ SY_API int sy_msg_call(sy_engine *eng, uint32_t route, sy_msg *req,
 	rc = sy__dispatch(eng, route, req, s);
 	if (rc) {
 		req->held = 0;
+		req->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
 		return sy__refused(__func__, rc, route);
 	}
 	sy__total_add(&s->totals, SY_T_REQUESTS, 1);
@@ -234,6 +260,10 @@ SY_API int sy_msg_call(sy_engine *eng, uint32_t route, sy_msg *req,
 				sy__total_add(&s->totals, SY_T_REPLIES_RECEIVED, 1);
 				m->held = 0;
 				*reply = m;
+				if (m->status < 0)
+					return sy__failed(__func__, sy__fail(-EREMOTEIO,
+						"the handler failed with %d (%s); *reply is the request",
+						m->status, sy_strerror(m->status)));
 				return 0;
 			}
 			round = 0;
@@ -246,6 +276,12 @@ SY_API int sy_msg_call(sy_engine *eng, uint32_t route, sy_msg *req,
 }
 
 /* The names of 0.1.0 (include/switchyard.h), the same functions. */
+SY_API int sy_msg_status(const sy_msg *msg)
+{
+	SY__NONNULL(msg);
+	return (msg->flags & SY_MSG_REQUEST) && !msg->held ? msg->status : 0;
+}
+
 SY__ALIAS(sy_reply, sy_msg_reply);
 SY__ALIAS(sy_call, sy_msg_call);
 SY__ALIAS(sy_poll_replies, sy_producer_poll_replies);

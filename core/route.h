@@ -68,6 +68,7 @@ struct sy__route {
 	uint8_t bp_mode;            /* enum sy_backpressure */
 	uint8_t max_attempts;       /* 1: no retries */
 	bool dl_unreachable;
+	uint8_t on_failure;         /* enum sy_on_failure */
 	uint32_t bp_high;           /* ring entries at which it is congested */
 	uint32_t bp_low;            /* ring entries it must drain below */
 	uint64_t bp_block_ns;

@@ -45,8 +45,11 @@ static bool handling(const struct sy_msg *m)
 /* @p m, refused, is its caller's again (the handled message stays held). */
 static void unhold(struct sy_msg *m)
 {
-	if (!handling(m))
+	if (!handling(m)) {
 		m->held = 0;
+		/* Not a request any more: sy_msg_status() reads replies only. */
+		m->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
+	}
 }
 
 /* A send of @p m refused with @p err. */

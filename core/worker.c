@@ -28,6 +28,7 @@
 #include "core/msg.h"
 #include "core/pool.h"
 #include "core/rcu.h"
+#include "core/reply.h"
 #include "core/retry.h"
 #include "core/route.h"
 #include "core/slot.h"
@@ -143,13 +144,38 @@ static inline void count_run(struct sy__worker *w, struct drain *d,
 }
 
 /*
- * The handler of @p m failed and left the message to the engine: retry it
- * if its route allows and the budget has room, else dead-letter it; if the
- * engine is stopping, a retry it would have had is dead-lettered as shutdown.
+ * @p m failed with @p rc and will not be retried: what its route says
+ * (SY_FAIL_*). A plain message, or a request that cannot go back to its
+ * requester, is dead-lettered with @p why.
+ */
+static void give_up(struct sy__worker *w, const struct sy__route *r,
+		    struct sy_msg *m, struct sy__server *srv, int rc,
+		    enum sy_dl_reason why)
+{
+	switch (r ? r->on_failure : SY_FAIL_DEAD_LETTER) {
+	case SY_FAIL_DROP:
+		sy__total_add(&w->slot->totals, SY_T_DROPPED, 1);
+		sy__msg_release(w->slot, m);
+		return;
+	case SY_FAIL_RETURN:
+		if ((m->flags & SY_MSG_REQUEST) && sy__reply_failure(w, m, rc) == 0)
+			return;
+		break;
+	default:
+		break;
+	}
+	sy__dead_letter(w->eng, w->slot, m, why, srv->id);
+}
+
+/*
+ * The handler of @p m failed with @p rc and left the message to the engine:
+ * retry it if its route allows and the budget has room, else give it up as
+ * the route says; if the engine is stopping, a retry it would have had is
+ * dead-lettered as shutdown.
  */
 static __attribute__((noinline)) void failed(struct sy__worker *w,
 					     struct sy_msg *m,
-					     struct sy__server *srv,
+					     struct sy__server *srv, int rc,
 					     struct drain *d)
 {
 	struct sy_engine *eng = w->eng;
@@ -163,11 +189,11 @@ static __attribute__((noinline)) void failed(struct sy__worker *w,
 	/* Inside the pass's read-side section; pairs with R1 in registry.c. */
 	r = atomic_load_explicit(&eng->routes[m->route_id], memory_order_acquire);
 	if (!r || r->max_attempts <= 1) {
-		sy__dead_letter(eng, w->slot, m, SY_DL_HANDLER_FAILED, srv->id);
+		give_up(w, r, m, srv, rc, SY_DL_HANDLER_FAILED);
 		return;
 	}
 	if (!sy__retry_allowed(r, m, b)) {
-		sy__dead_letter(eng, w->slot, m, SY_DL_RETRIES_EXHAUSTED, srv->id);
+		give_up(w, r, m, srv, rc, SY_DL_RETRIES_EXHAUSTED);
 		return;
 	}
 	if (atomic_load_explicit(&eng->state, memory_order_relaxed) >=
@@ -233,7 +259,7 @@ static void run_end(struct sy__worker *w, struct sy_msg *m,
 	if (sy__unlikely(rc < 0)) {
 		sy__total_add(&w->slot->totals, SY_T_HANDLER_FAILED, 1);
 		if (!w->taken)
-			failed(w, m, srv, d);
+			failed(w, m, srv, rc, d);
 	} else if (!w->taken) {
 		sy__release_batch_add(w->slot, &d->done, m);
 	}

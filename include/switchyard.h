@@ -381,6 +381,23 @@ enum sy_backpressure {
 	SY_BP_DEAD_LETTER,    /**< accept it and dead-letter it (reason backpressure) */
 };
 
+/**
+ * What becomes of a message whose handler failed and that will not be run
+ * again (the route has no retries, or they are spent). The dead letter
+ * queue is the engine's, always there; a route chooses whether its failures
+ * go to it.
+ */
+enum sy_on_failure {
+	SY_FAIL_DEAD_LETTER = 0, /**< into the dead letter queue (reason handler_failed or retries_exhausted) */
+	SY_FAIL_DROP,            /**< freed, and counted (sy_accounting.dropped) */
+	/** A request goes back to its requester as its reply, with the
+	 *  handler's code in sy_msg_status(); sy_msg_call() returns
+	 *  -EREMOTEIO. Counted (sy_accounting.returned). A plain message, or
+	 *  a request whose requester left or whose reply ring is full, is
+	 *  dead-lettered. */
+	SY_FAIL_RETURN,
+};
+
 /** What a route is: a policy over a set of servers. */
 struct sy_route_opts {
 	const char *policy;       /**< a built-in or registered policy name (see docs/policies.md); NULL: "round_robin" */
@@ -402,6 +419,8 @@ struct sy_route_opts {
 	/** Dead-letter a message that finds no available server instead of
 	 *  refusing it (-EHOSTUNREACH); the send then succeeds. */
 	bool dead_letter_unreachable;
+	/** A failed message that will not be retried; 0: SY_FAIL_DEAD_LETTER. */
+	enum sy_on_failure on_failure;
 };
 
 /**
@@ -602,6 +621,14 @@ SY_API int sy_msg_request(sy_engine *eng, uint32_t route, sy_msg *msg);
 SY_API bool sy_msg_is_request(const sy_msg *msg);
 
 /**
+ * A reply's status: 0 for a handler's sy_msg_reply(), or the negative code
+ * its handler failed with when its route returned the failed request
+ * (SY_FAIL_RETURN). 0 for any message that is not a reply in its
+ * requester's hands. The message's owner; never blocks.
+ */
+SY_API int sy_msg_status(const sy_msg *msg);
+
+/**
  * Inside a handler: answer the request being handled. @p reply may be the
  * request itself (answered in place) or a message the handler owns; its tag
  * is set to the request's. On success the reply belongs to the requester.
@@ -627,8 +654,11 @@ SY_API int sy_producer_poll_replies(sy_engine *eng, sy_msg **out, unsigned max);
  * handler (attaches it); blocks.
  * @param req the request: the engine owns it once sent, even on timeout
  * @param[out] reply the reply, which the caller then owns
- * @return 0; -ETIMEDOUT; -EDEADLK (called from a handler); any error of
- *         sy_msg_send(), in which case @p req is still the caller's.
+ * @return 0; -ETIMEDOUT; -EDEADLK (called from a handler); -EREMOTEIO (the
+ *         handler failed and the route returns failures, SY_FAIL_RETURN:
+ *         *reply is the request, the caller's again, and sy_msg_status()
+ *         has the handler's code); any error of sy_msg_send(), in which
+ *         case @p req is still the caller's.
  */
 SY_API int sy_msg_call(sy_engine *eng, uint32_t route, sy_msg *req,
 		   sy_msg **reply, uint64_t timeout_ns);
@@ -849,7 +879,8 @@ SY_API int sy_dlq_purge(sy_engine *eng, const struct sy_dl_filter *f);
 
 /**
  * Where every accepted message is. At any moment
- *   accepted = delivered + failed_kept + dead_lettered + evicted + in_flight
+ *   accepted = delivered + failed_kept + dead_lettered + evicted + dropped
+ *              + returned + in_flight
  * and with the engine quiet (stopped, or nothing sent for a while and no
  * retry pending) in_flight is 0. A replay is a new acceptance.
  */
@@ -870,6 +901,8 @@ struct sy_accounting {
 	 *  message with sy_msg_keep(): the handler owns it, nothing is
 	 *  retried or dead-lettered. */
 	uint64_t failed_kept;
+	uint64_t dropped;         /**< failed, and dropped by their route (SY_FAIL_DROP) */
+	uint64_t returned;        /**< failed requests returned to their requester (SY_FAIL_RETURN) */
 };
 
 /** Fill @p out. Any thread; takes the dead letter queue's lock briefly.

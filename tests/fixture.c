@@ -357,14 +357,17 @@ void t_expect_balanced(sy_engine *eng)
 		by += a.dead_lettered_by[r];
 	cr_expect_eq(by, a.dead_lettered);
 	cr_expect_eq(a.accepted, a.delivered + a.failed_kept + a.dead_lettered +
-		     a.evicted,
+		     a.evicted + a.dropped + a.returned,
 		     "accepted %llu != delivered %llu + failed, kept %llu + "
-		     "dead-lettered %llu + evicted %llu",
+		     "dead-lettered %llu + evicted %llu + dropped %llu + "
+		     "returned %llu",
 		     (unsigned long long)a.accepted,
 		     (unsigned long long)a.delivered,
 		     (unsigned long long)a.failed_kept,
 		     (unsigned long long)a.dead_lettered,
-		     (unsigned long long)a.evicted);
+		     (unsigned long long)a.evicted,
+		     (unsigned long long)a.dropped,
+		     (unsigned long long)a.returned);
 	cr_expect_eq(a.in_flight, 0);
 }
 

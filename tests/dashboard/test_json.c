@@ -139,7 +139,8 @@ Test(dashboard_json, reads_the_engine_with_jq, .fini = teardown)
 		"all(.server == null)");
 
 	jq_true(f, ".accounting | .holds and .accepted > 0 and .accepted == "
-		".delivered + .failed_kept + .dead_lettered + .evicted + .in_flight");
+		".delivered + .failed_kept + .dead_lettered + .evicted + .dropped + "
+		".returned + .in_flight");
 	jq_true(f, ".accounting | .dead_lettered == (.dead_lettered_by | add)");
 
 	header_of("/dashboard.json", "Content-Type", value, sizeof(value));

@@ -51,12 +51,15 @@ void review_check_accounting(sy_engine *eng)
 	review_check(a.in_flight == 0, "%llu messages in flight after stop",
 		     (unsigned long long)a.in_flight);
 	review_check(a.accepted == a.delivered + a.failed_kept +
-		     a.dead_lettered + a.evicted,
+		     a.dead_lettered + a.evicted + a.dropped + a.returned,
 		     "accepted %llu != delivered %llu + failed, kept %llu + "
-		     "dead-lettered %llu + evicted %llu",
+		     "dead-lettered %llu + evicted %llu + dropped %llu + "
+		     "returned %llu",
 		     (unsigned long long)a.accepted,
 		     (unsigned long long)a.delivered,
 		     (unsigned long long)a.failed_kept,
 		     (unsigned long long)a.dead_lettered,
-		     (unsigned long long)a.evicted);
+		     (unsigned long long)a.evicted,
+		     (unsigned long long)a.dropped,
+		     (unsigned long long)a.returned);
 }

@@ -205,7 +205,7 @@ static int check_exercised(void)
 static int check_accounting(const struct sy_accounting *a)
 {
 	uint64_t ended = a->delivered + a->failed_kept + a->dead_lettered +
-			 a->evicted;
+			 a->evicted + a->dropped + a->returned;
 
 	if (a->in_flight)
 		return fail("accounting: %llu in flight after stop (accepted %llu)",

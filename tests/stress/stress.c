@@ -1254,9 +1254,11 @@ static void check_accounting(const struct sy_accounting *a, struct totals *t)
 	check(a->accepted == t->accepted, "accounting: accepted %lu, producers "
 	      "counted %lu", a->accepted, t->accepted);
 	check(a->accepted == a->delivered + a->failed_kept + a->dead_lettered +
-	      a->evicted, "accounting: accepted %lu != delivered %lu + failed, "
-	      "kept %lu + dead-lettered %lu + evicted %lu", a->accepted,
-	      a->delivered, a->failed_kept, a->dead_lettered, a->evicted);
+	      a->evicted + a->dropped + a->returned, "accounting: accepted %lu "
+	      "!= delivered %lu + failed, kept %lu + dead-lettered %lu + "
+	      "evicted %lu + dropped %lu + returned %lu", a->accepted,
+	      a->delivered, a->failed_kept, a->dead_lettered, a->evicted,
+	      a->dropped, a->returned);
 	check(a->in_flight == 0, "accounting: %lu in flight after stop",
 	      a->in_flight);
 	check(a->delivered == t->delivered, "accounting: delivered %lu, handlers "
