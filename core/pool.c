@@ -209,16 +209,18 @@ alloc_slow(struct sy_engine *eng, size_t size, const char *call)
 
 SY_API sy_msg *sy_msg_alloc(sy_engine *eng, size_t size)
 {
-	/* The common case: an attached thread, the smallest class, and a
-	 * message on the thread's own free list. */
+	/* The common case: an attached thread, the smallest class, a
+	 * message on the thread's own free list, and an engine not stopped
+	 * (read through the pool's engine: the same one). */
 	if (sy__likely(sy__tls_hot.eng == eng &&
-		       size + sizeof(struct sy_msg) <= class_bytes[0] &&
-		       atomic_load_explicit(&eng->state, memory_order_relaxed) !=
-		       SY_ENGINE_STOPPED)) {
+		       size + sizeof(struct sy_msg) <= class_bytes[0])) {
 		struct sy__pool *p = &sy__tls_hot.slot->pool;
 		struct sy_msg *m = p->free[0];
 
-		if (sy__likely(m != NULL)) {
+		if (sy__likely(m != NULL &&
+			       atomic_load_explicit(&p->eng->state,
+						    memory_order_relaxed) !=
+			       SY_ENGINE_STOPPED)) {
 			p->free[0] = m->next;
 			__builtin_prefetch(m->next, 1);
 			msg_init(m, size);

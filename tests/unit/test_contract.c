@@ -1,0 +1,443 @@
+/*
+ * The contract every public function keeps (include/switchyard.h, the
+ * conventions at the top): a NULL where none is allowed, an id out of
+ * range, or a message that is not the caller's is refused, recorded as
+ * "<function>: <what happened>" in sy_last_error() with the code in
+ * sy_last_error_code(), and changes nothing. The walk below calls every
+ * function of the header (check_walk.sh makes sure none is left out);
+ * the deprecated names of 0.1.0 still work.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "tests/fixture.h"
+
+/* The last error names @p fn and has @p code. */
+#define EXPECT_RECORDED(fn, code)                                              \
+	do {                                                                   \
+		cr_expect_eq(sy_last_error_code(), (code), "%s: code %d", fn,  \
+			     sy_last_error_code());                            \
+		cr_expect(strncmp(sy_last_error(), fn ": ", strlen(fn) + 2) == 0, \
+			  "%s: last error \"%s\"", fn, sy_last_error());       \
+	} while (0)
+
+/* @p call returns @p want and records it under @p fn. */
+#define EXPECT_REFUSED(fn, call, want)                                         \
+	do {                                                                   \
+		sy__clear();                                                   \
+		cr_expect_eq((long)(call), (long)(want), "%s", fn);            \
+		EXPECT_RECORDED(fn, -EINVAL);                                  \
+	} while (0)
+
+/* A NULL-returning or void call that records -EINVAL under @p fn. */
+#define EXPECT_NOTED(fn, stmt)                                                 \
+	do {                                                                   \
+		sy__clear();                                                   \
+		stmt;                                                          \
+		EXPECT_RECORDED(fn, -EINVAL);                                  \
+	} while (0)
+
+/* Make the last error one that no call below records. */
+static void sy__clear(void)
+{
+	cr_assert_eq(sy_engine_create(NULL, NULL), -EINVAL);
+}
+
+static int ok_handler(sy_engine *eng, sy_msg *m, void *ctx)
+{
+	(void)eng;
+	(void)m;
+	(void)ctx;
+	return 0;
+}
+
+static int ok_pick(const void *state, struct sy_pick *p)
+{
+	(void)state;
+	(void)p;
+	return 0;
+}
+
+static void drain_fn(sy_engine *eng, const struct sy_dead_letter *dl,
+		     sy_msg *m, void *ctx)
+{
+	(void)eng;
+	(void)dl;
+	(void)ctx;
+	sy_msg_free(m);
+}
+
+Test(core_contract, every_function_refuses_null_and_says_so)
+{
+	sy_engine *eng = t_engine_at(1, NULL, 0);
+	uint32_t id, route = t_direct(eng, "r", ok_handler, NULL, 0, NULL);
+	sy_msg *m = t_msg(eng, 1), *out[1];
+	struct sy_accounting acct;
+	struct sy_stats st;
+	struct sy_dead_letter dl;
+	struct sy_hist_summary hs;
+	struct sy_queue_depth qd;
+	enum sy_breaker_state bs;
+	char *buf;
+	size_t len;
+
+	/* Engine */
+	EXPECT_REFUSED("sy_engine_create", sy_engine_create(NULL, NULL), -EINVAL);
+	EXPECT_REFUSED("sy_engine_start", sy_engine_start(NULL), -EINVAL);
+	EXPECT_REFUSED("sy_engine_stop", sy_engine_stop(NULL), -EINVAL);
+	EXPECT_REFUSED("sy_engine_stats", sy_engine_stats(NULL, &st), -EINVAL);
+	EXPECT_REFUSED("sy_engine_stats", sy_engine_stats(eng, NULL), -EINVAL);
+	EXPECT_REFUSED("sy_engine_accounting", sy_engine_accounting(eng, NULL), -EINVAL);
+	EXPECT_REFUSED("sy_engine_workers", sy_engine_workers(NULL), 0);
+	EXPECT_REFUSED("sy_engine_worker_cpu", sy_engine_worker_cpu(NULL, 0), -EINVAL);
+	EXPECT_REFUSED("sy_engine_worker_cpu", sy_engine_worker_cpu(eng, 99), -EINVAL);
+	EXPECT_NOTED("sy_config_init", sy_config_init(NULL));
+	/* Servers, routes, policies, breakers, health */
+	EXPECT_REFUSED("sy_server_add", sy_server_add(NULL, "s", ok_handler, NULL, NULL, &id), -EINVAL);
+	EXPECT_REFUSED("sy_server_add", sy_server_add(eng, "s", ok_handler, NULL, NULL, NULL), -EINVAL);
+	EXPECT_REFUSED("sy_server_add", sy_server_add(eng, NULL, ok_handler, NULL, NULL, &id), -EINVAL);
+	EXPECT_REFUSED("sy_server_add", sy_server_add(eng, "s", NULL, NULL, NULL, &id), -EINVAL);
+	EXPECT_REFUSED("sy_server_remove", sy_server_remove(NULL, 0), -EINVAL);
+	EXPECT_REFUSED("sy_server_find", sy_server_find(eng, NULL, &id), -EINVAL);
+	EXPECT_REFUSED("sy_server_find", sy_server_find(eng, "r", NULL), -EINVAL);
+	EXPECT_REFUSED("sy_server_is_healthy", sy_server_is_healthy(NULL, 0), -EINVAL);
+	EXPECT_REFUSED("sy_route_add", sy_route_add(eng, "x", NULL, &id), -EINVAL);
+	EXPECT_REFUSED("sy_route_add", sy_route_add(NULL, "x", NULL, &id), -EINVAL);
+	EXPECT_REFUSED("sy_route_replace", sy_route_replace(eng, route, NULL), -EINVAL);
+	EXPECT_REFUSED("sy_route_remove", sy_route_remove(NULL, route), -EINVAL);
+	EXPECT_REFUSED("sy_route_find", sy_route_find(NULL, "r", &id), -EINVAL);
+	EXPECT_REFUSED("sy_route_find", sy_route_find(eng, NULL, &id), -EINVAL);
+	EXPECT_REFUSED("sy_route_find", sy_route_find(eng, "r", NULL), -EINVAL);
+	EXPECT_REFUSED("sy_policy_register", sy_policy_register(NULL), -EINVAL);
+	EXPECT_REFUSED("sy_policy_register",
+		       sy_policy_register(&(struct sy_policy){ .pick = ok_pick }), -EINVAL);
+	EXPECT_REFUSED("sy_breaker_force", sy_breaker_force(NULL, 0, SY_BREAKER_CLOSED), -EINVAL);
+	EXPECT_REFUSED("sy_breaker_state", sy_breaker_state(NULL, 0, &bs), -EINVAL);
+	EXPECT_REFUSED("sy_breaker_state", sy_breaker_state(eng, 0, NULL), -EINVAL);
+	/* Producers */
+	EXPECT_REFUSED("sy_producer_attach", sy_producer_attach(NULL), -EINVAL);
+	EXPECT_REFUSED("sy_producer_detach", sy_producer_detach(NULL), -EINVAL);
+	EXPECT_REFUSED("sy_producer_poll_replies", sy_producer_poll_replies(NULL, out, 1), -EINVAL);
+	EXPECT_REFUSED("sy_producer_poll_replies", sy_producer_poll_replies(eng, NULL, 1), -EINVAL);
+	/* Messages */
+	EXPECT_NOTED("sy_msg_alloc", cr_expect_null(sy_msg_alloc(NULL, 8)));
+	EXPECT_REFUSED("sy_msg_data", sy_msg_data(NULL), 0);
+	EXPECT_REFUSED("sy_msg_size", sy_msg_size(NULL), 0);
+	EXPECT_REFUSED("sy_msg_capacity", sy_msg_capacity(NULL), 0);
+	EXPECT_REFUSED("sy_msg_set_size", sy_msg_set_size(NULL, 1), -EINVAL);
+	EXPECT_REFUSED("sy_msg_tag", sy_msg_tag(NULL), 0);
+	EXPECT_NOTED("sy_msg_set_tag", sy_msg_set_tag(NULL, 1));
+	EXPECT_REFUSED("sy_msg_key", sy_msg_key(NULL), 0);
+	EXPECT_NOTED("sy_msg_set_key", sy_msg_set_key(NULL, 1));
+	EXPECT_REFUSED("sy_msg_deadline", sy_msg_deadline(NULL), 0);
+	EXPECT_NOTED("sy_msg_set_deadline", sy_msg_set_deadline(NULL, 1));
+	EXPECT_REFUSED("sy_msg_attempts", sy_msg_attempts(NULL), 0);
+	EXPECT_REFUSED("sy_msg_is_request", sy_msg_is_request(NULL), false);
+	EXPECT_REFUSED("sy_msg_status", sy_msg_status(NULL), -EINVAL);
+	EXPECT_REFUSED("sy_msg_keep", sy_msg_keep(NULL), -EINVAL);
+	/* Sending */
+	EXPECT_REFUSED("sy_msg_send", sy_msg_send(eng, route, NULL), -EINVAL);
+	EXPECT_REFUSED("sy_msg_send", sy_msg_send(NULL, route, m), -EINVAL);
+	EXPECT_REFUSED("sy_msg_send_burst", sy_msg_send_burst(eng, route, NULL, 1), -EINVAL);
+	out[0] = NULL;
+	EXPECT_REFUSED("sy_msg_send_burst", sy_msg_send_burst(eng, route, out, 1), -EINVAL);
+	EXPECT_REFUSED("sy_msg_send_wait", sy_msg_send_wait(eng, route, NULL, 0), -EINVAL);
+	EXPECT_REFUSED("sy_msg_request", sy_msg_request(eng, route, NULL), -EINVAL);
+	EXPECT_REFUSED("sy_msg_reply", sy_msg_reply(NULL, m), -EINVAL);
+	EXPECT_REFUSED("sy_msg_reply", sy_msg_reply(m, m), -EINVAL);
+	EXPECT_REFUSED("sy_msg_call", sy_msg_call(eng, route, NULL, out, 1), -EINVAL);
+	EXPECT_REFUSED("sy_msg_call", sy_msg_call(NULL, route, m, out, 1), -EINVAL);
+	EXPECT_REFUSED("sy_msg_call", sy_msg_call(eng, route, m, NULL, 1), -EINVAL);
+	/* Dead letters */
+	EXPECT_NOTED("sy_dlq_filter_init", sy_dlq_filter_init(NULL));
+	EXPECT_REFUSED("sy_dlq_count", sy_dlq_count(NULL, NULL), 0);
+	EXPECT_REFUSED("sy_dlq_list", sy_dlq_list(NULL, NULL, &dl, 1), -EINVAL);
+	EXPECT_REFUSED("sy_dlq_list", sy_dlq_list(eng, NULL, NULL, 1), -EINVAL);
+	EXPECT_REFUSED("sy_dlq_peek", sy_dlq_peek(NULL, 0, NULL, 0), -EINVAL);
+	EXPECT_REFUSED("sy_dlq_peek", sy_dlq_peek(eng, 0, NULL, 8), -EINVAL);
+	EXPECT_REFUSED("sy_dlq_replay", sy_dlq_replay(NULL, NULL, 0, 0), -EINVAL);
+	EXPECT_REFUSED("sy_dlq_drain", sy_dlq_drain(NULL, NULL, drain_fn, NULL), -EINVAL);
+	EXPECT_REFUSED("sy_dlq_drain", sy_dlq_drain(eng, NULL, NULL, NULL), -EINVAL);
+	EXPECT_REFUSED("sy_dlq_purge", sy_dlq_purge(NULL, NULL), -EINVAL);
+	/* Metrics and snapshots */
+	EXPECT_REFUSED("sy_metrics_snapshot", sy_metrics_snapshot(NULL), 0);
+	EXPECT_REFUSED("sy_metrics_refresh", sy_metrics_refresh(NULL), -EINVAL);
+	EXPECT_REFUSED("sy_metrics_reset", sy_metrics_reset(NULL), -EINVAL);
+	EXPECT_REFUSED("sy_metrics_serve", sy_metrics_serve(NULL, NULL, 0, NULL), -EINVAL);
+	EXPECT_REFUSED("sy_snapshot_seq", sy_snapshot_seq(NULL), 0);
+	EXPECT_REFUSED("sy_snapshot_time_ns", sy_snapshot_time_ns(NULL), 0);
+	EXPECT_REFUSED("sy_snapshot_window_ns", sy_snapshot_window_ns(NULL), 0);
+	EXPECT_REFUSED("sy_snapshot_count", sy_snapshot_count(NULL, SY_SERIES_SERVER), 0);
+	EXPECT_REFUSED("sy_snapshot_series", sy_snapshot_series(NULL, SY_SERIES_SERVER, 0), 0);
+	EXPECT_REFUSED("sy_snapshot_find", sy_snapshot_find(NULL, SY_SERIES_SERVER, "r"), 0);
+	EXPECT_REFUSED("sy_snapshot_hist", sy_snapshot_hist(NULL, SY_HIST_LATENCY, false, &hs), -EINVAL);
+	EXPECT_REFUSED("sy_snapshot_hist_count_le", sy_snapshot_hist_count_le(NULL, SY_HIST_LATENCY, 1), 0);
+	EXPECT_REFUSED("sy_snapshot_workers", sy_snapshot_workers(NULL), 0);
+	EXPECT_REFUSED("sy_snapshot_queue", sy_snapshot_queue(NULL, 0, &qd), -EINVAL);
+	EXPECT_REFUSED("sy_snapshot_format", sy_snapshot_format(NULL, SY_FORMAT_JSON, &buf, &len), -EINVAL);
+	/* Policies' accessors */
+	EXPECT_REFUSED("sy_pick_count", sy_pick_count(NULL), 0);
+	EXPECT_REFUSED("sy_pick_key", sy_pick_key(NULL), 0);
+	EXPECT_REFUSED("sy_pick_word", sy_pick_word(NULL), 0);
+	EXPECT_REFUSED("sy_pick_random", sy_pick_random(NULL), 0);
+	EXPECT_REFUSED("sy_pick_now", sy_pick_now(NULL), 0);
+	EXPECT_REFUSED("sy_pick_available", sy_pick_available(NULL, 0), false);
+	EXPECT_REFUSED("sy_pick_inflight", sy_pick_inflight(NULL, 0), 0);
+
+	/* The NULLs that are allowed do nothing and record nothing. */
+	sy__clear();
+	sy_engine_destroy(NULL);
+	sy_msg_free(NULL);
+	sy_snapshot_release(NULL);
+	sy_metrics_serve_stop(NULL);
+	cr_expect_eq(sy_msg_send_burst(eng, route, NULL, 0), 0);
+	EXPECT_RECORDED("sy_engine_create", -EINVAL);
+	/* Strings that take any value. */
+	cr_expect_str_eq(sy_strerror(-EINVAL), "invalid argument or configuration");
+
+	/* Nothing refused above changed the engine. */
+	cr_assert_eq(sy_engine_accounting(eng, &acct), 0);
+	cr_expect_eq(acct.accepted, 0);
+	sy_msg_free(m);
+	sy_engine_destroy(eng);
+}
+
+static _Atomic uint64_t runs;
+
+static int count_handler(sy_engine *eng, sy_msg *m, void *ctx)
+{
+	(void)eng;
+	(void)m;
+	(void)ctx;
+	atomic_fetch_add(&runs, 1);
+	return 0;
+}
+
+Test(core_contract, a_message_that_is_not_the_callers_is_refused)
+{
+	struct t_server s = { 0 };
+	sy_engine *eng = t_engine_at(1, NULL, 0);
+	uint32_t sid = t_add_counter(eng, "s", &s, 0);
+	uint32_t route = t_add_route(eng, "r", (struct sy_route_opts){ 0 }, &sid, 1);
+	sy_msg *m = t_msg(eng, 1), *burst[2];
+	struct sy_accounting a;
+
+	cr_assert_eq(sy_engine_start(eng), 0);
+	/* Sent twice: the second send is refused while the engine has it. */
+	t_hold(eng, route, &s, 0);
+	cr_assert_eq(sy_msg_send(eng, route, m), 0);
+	cr_expect_eq(sy_msg_send(eng, route, m), -EINVAL);
+	EXPECT_RECORDED("sy_msg_send", -EINVAL);
+	cr_expect(strstr(sy_last_error(), "not the caller's") != NULL, "%s",
+		  sy_last_error());
+	cr_expect_eq(sy_msg_request(eng, route, m), -EINVAL);
+	EXPECT_RECORDED("sy_msg_request", -EINVAL);
+	cr_expect_eq(sy_msg_send_wait(eng, route, m, 0), -EINVAL);
+	EXPECT_RECORDED("sy_msg_send_wait", -EINVAL);
+	sy_msg_free(m); /* not the caller's: refused, not freed */
+	EXPECT_RECORDED("sy_msg_free", -EINVAL);
+	atomic_fetch_add(&s.released, 1);
+	cr_assert(t_wait_u64(&s.handled, 2, T_WAIT_MS));
+
+	/* Freed, then sent or freed again. */
+	m = t_msg(eng, 2);
+	sy_msg_free(m);
+	cr_expect_eq(sy_msg_send(eng, route, m), -EINVAL);
+	EXPECT_RECORDED("sy_msg_send", -EINVAL);
+	sy_msg_free(m);
+	EXPECT_RECORDED("sy_msg_free", -EINVAL);
+
+	/* A burst goes up to the first message that is not the caller's. */
+	burst[0] = t_msg(eng, 3);
+	burst[1] = m;
+	cr_expect_eq(sy_msg_send_burst(eng, route, burst, 2), 1);
+	EXPECT_RECORDED("sy_msg_send_burst", -EINVAL);
+	cr_expect_eq(sy_msg_send_burst(eng, route, burst + 1, 1), -EINVAL);
+
+	cr_assert_eq(sy_engine_stop(eng), 0);
+	cr_assert_eq(sy_engine_accounting(eng, &a), 0);
+	cr_expect_eq(a.accepted, 3, "the refusals accepted nothing");
+	cr_expect_eq(a.delivered, 3);
+	cr_expect_eq(atomic_load(&s.handled), 3, "nothing ran twice");
+	sy_engine_destroy(eng);
+}
+
+Test(core_contract, ids_out_of_range_are_refused_with_what_is_missing)
+{
+	sy_engine *eng = t_engine_at(1, NULL, 0);
+	uint32_t route = t_direct(eng, "r", count_handler, NULL, 0, NULL);
+	sy_msg *m = t_msg(eng, 1);
+
+	cr_assert_eq(sy_engine_start(eng), 0);
+	cr_expect_eq(sy_msg_send(eng, 1000000, m), -ENOENT);
+	cr_expect_str_eq(sy_last_error(),
+			 "sy_msg_send: route 1000000: no such route, server, "
+			 "dead letter or attachment (sy_last_error() names which)");
+	cr_expect_eq(sy_route_remove(eng, 1000000), -ENOENT);
+	cr_expect_str_eq(sy_last_error(), "sy_route_remove: no route with id 1000000");
+	cr_expect_eq(sy_server_remove(eng, 1000000), -ENOENT);
+	cr_expect_str_eq(sy_last_error(), "sy_server_remove: no server with id 1000000");
+	cr_expect_eq(sy_server_is_healthy(eng, 1000000), -ENOENT);
+	cr_expect_eq(sy_breaker_force(eng, 1000000, SY_BREAKER_CLOSED), -ENOENT);
+	cr_expect_eq(sy_msg_set_size(m, 1u << 30), -EMSGSIZE);
+	EXPECT_RECORDED("sy_msg_set_size", -EMSGSIZE);
+	/* The message is still the caller's: it sends. */
+	cr_expect_eq(sy_msg_send(eng, route, m), 0);
+	sy_engine_destroy(eng);
+}
+
+Test(core_contract, the_last_error_is_the_last_failing_calls_own)
+{
+	sy_engine *eng = t_engine_at(1, NULL, 0);
+	uint32_t id;
+
+	cr_expect_str_eq(sy_last_error(), "", "no failure yet on this thread");
+	cr_expect_eq(sy_last_error_code(), 0);
+	cr_expect_eq(sy_route_find(eng, "nowhere", &id), -ENOENT);
+	cr_expect_str_eq(sy_last_error(), "sy_route_find: no route named \"nowhere\"");
+	cr_expect_eq(sy_server_find(eng, "nobody", &id), -ENOENT);
+	cr_expect_str_eq(sy_last_error(), "sy_server_find: no server named \"nobody\"");
+	/* A call that succeeds leaves it. */
+	cr_expect_eq(sy_engine_start(eng), 0);
+	cr_expect_str_eq(sy_last_error(), "sy_server_find: no server named \"nobody\"");
+	/* A failure without more to say than its code. */
+	cr_expect_eq(sy_engine_start(eng), -EALREADY);
+	cr_expect_str_eq(sy_last_error(), "sy_engine_start: the engine is already running");
+	cr_expect_eq(sy_producer_detach(eng), -ENOENT);
+	EXPECT_RECORDED("sy_producer_detach", -ENOENT);
+	sy_engine_destroy(eng);
+}
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+Test(core_contract, the_names_of_0_1_0_still_work)
+{
+	sy_engine *eng = t_engine_at(1, NULL, 0);
+	uint32_t sid, route = t_direct(eng, "r", count_handler, NULL, 0, &sid);
+	sy_msg *burst[1] = { t_msg(eng, 2) }, *out[1];
+	struct sy_dl_filter f;
+	bool healthy = false;
+
+	atomic_store(&runs, 0);
+	cr_assert_eq(sy_engine_start(eng), 0);
+	cr_expect_eq(sy_send(eng, route, t_msg(eng, 1)), 0);
+	cr_expect_eq(sy_send_burst(eng, route, burst, 1), 1);
+	cr_expect_eq(sy_request(eng, route, t_msg(eng, 3)), 0);
+	cr_expect(t_wait_u64(&runs, 3, T_WAIT_MS));
+	cr_expect_eq(sy_poll_replies(eng, out, 1), 0, "the handler did not reply");
+	cr_expect_eq(sy_reply(NULL, NULL), -EINVAL);
+	cr_expect_eq(sy_call(eng, route, NULL, out, 1), -EINVAL);
+	sy_dl_filter_init(&f);
+	cr_expect_eq(f.route, SY_ANY);
+	cr_expect_eq(sy_server_healthy(eng, sid, &healthy), 0);
+	cr_expect(healthy);
+	cr_expect_eq(sy_server_healthy(eng, sid, NULL), -EINVAL);
+	EXPECT_RECORDED("sy_server_healthy", -EINVAL);
+	sy_engine_destroy(eng);
+}
+#pragma GCC diagnostic pop
+
+/* ------------------------------------------------------------------ */
+/* The waiting send                                                    */
+/* ------------------------------------------------------------------ */
+
+/* A started engine whose one server holds its first message, so that its
+ * ring (16 entries) can be filled. */
+static sy_engine *full_ring(struct t_server *s, uint32_t *route)
+{
+	struct sy_config cfg;
+	sy_engine *eng;
+	uint32_t sid;
+
+	t_config(&cfg, 1, NULL);
+	cfg.ring_size = 16;
+	eng = t_create(&cfg);
+	sid = t_add_counter(eng, "s", s, 0);
+	*route = t_add_route(eng, "r", (struct sy_route_opts){ 0 }, &sid, 1);
+	cr_assert_eq(sy_engine_start(eng), 0);
+	t_hold(eng, *route, s, 0);
+	for (uint64_t id = 1;; id++) {
+		sy_msg *m = t_msg(eng, id);
+
+		if (sy_msg_send(eng, *route, m) != 0) {
+			sy_msg_free(m);
+			break;
+		}
+	}
+	return eng;
+}
+
+Test(core_send_wait, gives_up_after_its_timeout_and_counts_it_apart)
+{
+	struct t_server s = { 0 };
+	uint32_t route;
+	sy_engine *eng = full_ring(&s, &route);
+	struct sy_stats before, after;
+	sy_msg *m = t_msg(eng, 100);
+
+	cr_assert_eq(sy_engine_stats(eng, &before), 0);
+	cr_expect_eq(sy_msg_send_wait(eng, route, m, 1000000), -ETIMEDOUT);
+	EXPECT_RECORDED("sy_msg_send_wait", -ETIMEDOUT);
+	cr_expect(strstr(sy_last_error(), "still full after 1000000 ns") != NULL,
+		  "%s", sy_last_error());
+	cr_assert_eq(sy_engine_stats(eng, &after), 0);
+	cr_expect_eq(after.send_wait_timeouts, before.send_wait_timeouts + 1);
+	cr_expect_eq(after.rejected_full, before.rejected_full,
+		     "its refused tries are not refusals");
+	cr_expect_eq(after.accepted, before.accepted);
+	/* The message is the caller's: sent once the server lets go. */
+	atomic_fetch_add(&s.released, 1);
+	cr_expect_eq(sy_msg_send_wait(eng, route, m, 60000000000ull), 0);
+	sy_engine_destroy(eng);
+}
+
+struct releaser {
+	struct t_server *s;
+	pthread_t thread;
+};
+
+static void *release_soon(void *arg)
+{
+	struct releaser *r = arg;
+
+	t_sleep_us(20000);
+	atomic_fetch_add(&r->s->released, 1);
+	return NULL;
+}
+
+Test(core_send_wait, waits_for_room_and_sends)
+{
+	struct t_server s = { 0 };
+	struct releaser rel = { .s = &s };
+	uint32_t route;
+	sy_engine *eng = full_ring(&s, &route);
+	struct sy_stats before, after;
+
+	cr_assert_eq(sy_engine_stats(eng, &before), 0);
+	cr_assert_eq(pthread_create(&rel.thread, NULL, release_soon, &rel), 0);
+	cr_expect_eq(sy_msg_send_wait(eng, route, t_msg(eng, 100),
+				      60000000000ull), 0);
+	pthread_join(rel.thread, NULL);
+	cr_assert_eq(sy_engine_stats(eng, &after), 0);
+	cr_expect_leq(after.send_waits - before.send_waits, 1);
+	cr_expect_eq(after.rejected_full, before.rejected_full);
+	cr_expect_eq(after.accepted, before.accepted + 1);
+	sy_engine_destroy(eng);
+}
+
+Test(core_send_wait, fails_at_once_on_an_unknown_route)
+{
+	sy_engine *eng = t_engine_at(1, NULL, 0);
+	sy_msg *m = t_msg(eng, 1);
+
+	cr_assert_eq(sy_engine_start(eng), 0);
+	cr_expect_eq(sy_msg_send_wait(eng, 4242, m, 60000000000ull), -ENOENT,
+		     "an unknown route is not worth waiting for");
+	EXPECT_RECORDED("sy_msg_send_wait", -ENOENT);
+	sy_msg_free(m);
+	sy_engine_destroy(eng);
+}
