@@ -37,16 +37,23 @@ int sy__fail(int err, const char *fmt, ...)
 	return err;
 }
 
-int sy__failed(const char *call, int err)
+/* Public function @p call failed with @p err, about @p route (SY_ANY:
+ * none); the detail recorded for the same code stays. */
+static int record(const char *call, int err, uint32_t route)
 {
 	if (last.detail_code != err)
 		last.detail[0] = '\0';
 	last.detail_code = 0;
 	last.call = call;
 	last.code = err;
-	last.route = SY_ANY;
+	last.route = route;
 	last.stale = true;
 	return err;
+}
+
+int sy__failed(const char *call, int err)
+{
+	return record(call, err, SY_ANY);
 }
 
 void *sy__failed_null(const char *call, int err)
@@ -57,13 +64,8 @@ void *sy__failed_null(const char *call, int err)
 
 int sy__refused(const char *call, int err, uint32_t route)
 {
-	last.detail[0] = '\0';
-	last.detail_code = 0;
-	last.call = call;
-	last.code = err;
-	last.route = route;
-	last.stale = true;
-	return err;
+	last.detail_code = 0; /* a refusal's text is its code's */
+	return record(call, err, route);
 }
 
 int sy__null(const char *call, const char *what)
