@@ -66,9 +66,13 @@ struct sy_msg {
 	 * slot attached and detached 65,536 times must not take a reply meant
 	 * for its first owner. */
 	uint32_t reply_gen;
+	/* Remote messages (remote.h): the message's address xor a key while
+	 * it crosses between a worker and the engine's remote thread. */
+	uint64_t remote_mark;
 	_Alignas(16) unsigned char data[];
 };
 _Static_assert(sizeof(struct sy_msg) == 128, "message header is two cache lines");
+_Static_assert(offsetof(struct sy_msg, data) == 112, "payload offset unchanged");
 
 /* A burst descriptor: SY_BURST_MAX messages for one worker in one ring
  * entry. It travels as the data of a message flagged SY_MSG_BURST. */
