@@ -89,6 +89,7 @@ struct rserver {
 	uint64_t ack_timeout_ns;
 	unsigned max_in_flight;
 	_Atomic unsigned in_flight;     /* published, result not yet back */
+	_Atomic unsigned away;          /* published, not yet back on a ring */
 	/* The window is full: messages wait here, on the server's worker
 	 * (msg->next), until results come back. That worker only. */
 	struct sy_msg *queue, **queue_tail;
@@ -317,6 +318,7 @@ static int publish(struct rserver *rs, struct sy_msg *m)
 	m->flags &= (uint8_t)~SY_MSG_TIMED;
 	m->sent_ns = now;
 	atomic_fetch_add_explicit(&rs->in_flight, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&rs->away, 1, memory_order_relaxed);
 	/* From here the remote thread may complete the message at any time:
 	 * it is not touched again. */
 	pthread_mutex_lock(&rm->lock);
@@ -339,6 +341,7 @@ static int publish(struct rserver *rs, struct sy_msg *m)
 	pthread_mutex_unlock(&rm->lock);
 	free(p);
 	atomic_fetch_sub_explicit(&rs->in_flight, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&rs->away, 1, memory_order_relaxed);
 	if (s == NATS_MAX_PAYLOAD) {
 		count(rm, RC_TOO_LARGE);
 		return -EMSGSIZE;
@@ -363,6 +366,7 @@ static void fail_later(struct rserver *rs, struct sy_msg *m, int rc)
 			       .id = atomic_fetch_add_explicit(&rm->next_id, 1,
 							       memory_order_relaxed) };
 	atomic_fetch_add_explicit(&rs->in_flight, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&rs->away, 1, memory_order_relaxed);
 	pthread_mutex_lock(&rm->lock);
 	pending_insert(rm, p);
 	pthread_mutex_unlock(&rm->lock);
@@ -433,9 +437,13 @@ static int remote_run(sy_engine *eng, sy_msg *m, void *ctx)
 static bool hand_back(struct sy__remote *rm, struct sy_msg *m)
 {
 	unsigned w = m->server->worker;
+	struct rserver *rs = m->server->ctx;
 
 	if (!sy__ring_enqueue_spsc(&sy__slot_out(rm->slot)[w], m))
 		return false;
+	/* Pairs with the acquires of sy__remote_quiesce() and
+	 * sy__remote_server_drain(): the message is on the ring. */
+	atomic_fetch_sub_explicit(&rs->away, 1, memory_order_release);
 	atomic_fetch_sub_explicit(&rm->outstanding, 1, memory_order_release);
 	if (sy__idle_sleeps(rm->eng))
 		sy__wake(&rm->eng->workers[w].parker);
@@ -1291,6 +1299,21 @@ void sy__remote_ended(struct sy__worker *w, uint32_t seq, int rc)
 	sy__wake(&rm->slot->parker);
 }
 
+void sy__remote_server_drain(struct sy_engine *eng, struct sy__server *srv)
+{
+	struct rserver *rs = srv->ctx;
+	struct timespec nap = { .tv_sec = 0, .tv_nsec = 1000000 };
+
+	/* queued is the worker's: read once nothing is away and the worker
+	 * has run every result handed back (wait_handled's acquire). */
+	do {
+		while (atomic_load_explicit(&rs->away, memory_order_acquire))
+			nanosleep(&nap, NULL);
+		sy__worker_wait_handled(eng, srv->worker);
+	} while (atomic_load_explicit(&rs->away, memory_order_acquire) ||
+		 rs->queued);
+}
+
 void sy__remote_quiesce(struct sy_engine *eng)
 {
 	struct sy__remote *rm = eng->remote;
@@ -1374,6 +1397,12 @@ SY_API int sy_nats_stats(sy_engine *eng, struct sy_nats_stats *out)
 		return -EINVAL;
 	memset(out, 0, sizeof(*out));
 	return 0;
+}
+
+void sy__remote_server_drain(struct sy_engine *eng, struct sy__server *srv)
+{
+	(void)eng;
+	(void)srv;
 }
 
 /* No message is ever marked without a connection. */

@@ -69,6 +69,12 @@ static inline bool sy__remote_is_end(const void *e)
 	return ((uintptr_t)e & 1u) != 0;
 }
 
+/* registry.c, removing remote server @p srv (no route lists it any more,
+ * its worker has run what its rings held): wait until every message it
+ * published or holds has come back and run its result. */
+struct sy__server;
+void sy__remote_server_drain(struct sy_engine *eng, struct sy__server *srv);
+
 /* engine.c: stop (after the grace period, before the workers drain: no new
  * exported message, every published one acknowledged or failed and back on
  * its worker's ring), then after the workers have drained (the last

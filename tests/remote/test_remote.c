@@ -438,3 +438,32 @@ Test(remote_export, a_queue_group_shares_the_messages)
 	sy_engine_destroy(b2);
 	t_ledger_fini(&ledger);
 }
+
+Test(remote_send, removing_a_remote_server_waits_for_its_messages)
+{
+	sy_engine *a = engine_on(natsd.url), *b = engine_on(natsd.url);
+	struct t_ledger ledger;
+	struct t_ledger_server far = { .ledger = &ledger },
+			       near = { .ledger = &ledger };
+	uint32_t ids[2], route;
+	struct sy_route_opts ro = { .servers = ids, .n_servers = 2 };
+	uint64_t n = 2000;
+
+	t_ledger_init(&ledger, n);
+	serve(b, "sy.work", t_ledger_handler, &far);
+	cr_assert_eq(sy_server_add_remote(a, "far", "sy.work", NULL, &ids[0]), 0);
+	cr_assert_eq(sy_server_add(a, "near", t_ledger_handler, &near, NULL,
+				   &ids[1]), 0);
+	cr_assert_eq(sy_route_add(a, "work", &ro, &route), 0);
+	send_ids(a, route, 0, n);
+	/* Many are published or waiting for the window now. */
+	cr_assert_eq(sy_server_remove(a, ids[0]), 0);
+	t_quiet_stop(a);
+	t_expect_accounting(a, n, n, 0);
+	cr_expect_eq(t_ledger_missing(&ledger), 0);
+	cr_expect_eq(atomic_load(&ledger.wrong), 0);
+	cr_expect_gt(atomic_load(&far.got), 0);
+	sy_engine_destroy(a);
+	sy_engine_destroy(b);
+	t_ledger_fini(&ledger);
+}
