@@ -492,6 +492,8 @@ static unsigned resend_waiting(struct sy__remote *rm)
 
 	while (i < rm->nwaiting && hand_back(rm, rm->waiting[i]))
 		i++;
+	if (!i)
+		return 0;
 	memmove(rm->waiting, rm->waiting + i,
 		(rm->nwaiting - i) * sizeof(*rm->waiting));
 	rm->nwaiting -= i;
