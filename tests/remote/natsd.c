@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -74,6 +75,8 @@ static pid_t spawn(char *const argv[])
 	if (pid == 0) {
 		int null = open("/dev/null", O_WRONLY);
 
+		/* A test that crashes takes its servers with it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (null >= 0) {
 			dup2(null, 1);
 			dup2(null, 2);
@@ -215,6 +218,7 @@ int t_peer_start(struct t_peer *p, char *const argv[])
 		return -1;
 	p->pid = fork();
 	if (p->pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(fds[1], 1);
 		close(fds[0]);
 		close(fds[1]);
