@@ -15,6 +15,7 @@
 #include "core/memory.h"
 #include "core/pool.h"
 #include "core/rcu.h"
+#include "core/remote.h"
 #include "core/route.h"
 #include "core/slot.h"
 #include "core/worker.h"
@@ -209,7 +210,9 @@ static int engine_stop(struct sy_engine *eng)
 		/* After the grace period every send that saw RUNNING has
 		 * enqueued; later ones see STOPPING and fail. */
 		sy__slots_synchronize(eng);
+		sy__remote_quiesce(eng);
 		sy__workers_drain(eng);
+		sy__remote_stop(eng);
 		atomic_store(&eng->state, SY_ENGINE_STOPPED);
 		sy__collector_stop(eng);
 		break;
@@ -241,6 +244,7 @@ SY_API void sy_engine_destroy(sy_engine *eng)
 	sy_metrics_serve_stop(eng);
 	engine_stop(eng);
 	sy__health_shutdown(eng);
+	sy__remote_destroy(eng);
 	sy__engine_forget(eng);
 	engine_free(eng);
 }

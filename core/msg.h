@@ -84,9 +84,14 @@ struct sy_msg {
 	/* A reply's status: 0 from sy_msg_reply(), the handler's code for a
 	 * failed request its route returned (SY_FAIL_RETURN). */
 	int32_t status;
+	/* Remote messages (remote.h): the message's address xor a key while
+	 * it crosses between a worker and the engine's remote thread. */
+	uint64_t remote_mark;
 	_Alignas(16) unsigned char data[];
 };
 _Static_assert(sizeof(struct sy_msg) == 128, "message header is two cache lines");
+_Static_assert(offsetof(struct sy_msg, data) == sizeof(struct sy_msg),
+	       "the payload follows the header");
 
 /* A burst descriptor: SY_BURST_MAX messages for one worker in one ring
  * entry. It travels as the data of a message flagged SY_MSG_BURST. */

@@ -27,6 +27,7 @@
 #include "core/health.h"
 #include "core/memory.h"
 #include "core/rcu.h"
+#include "core/remote.h"
 #include "core/route.h"
 #include "core/slot.h"
 #include "core/worker.h"
@@ -747,8 +748,11 @@ SY_API int sy_server_remove(sy_engine *eng, uint32_t id)
 	/* After the grace period no sender holds a route that lists s, so
 	 * every message for s is in its worker's rings or being handled. */
 	sy__slots_synchronize(eng);
-	if (atomic_load(&eng->state) == SY_ENGINE_RUNNING)
+	if (atomic_load(&eng->state) == SY_ENGINE_RUNNING) {
 		sy__worker_wait_handled(eng, s->worker);
+		if (s->remote)
+			sy__remote_server_drain(eng, s);
+	}
 	server_free(eng, s);
 out_unlock:
 	pthread_mutex_unlock(&eng->lock);

@@ -48,6 +48,7 @@ struct sy__server {
 	/* The worker's: a success while closed changes nothing in the
 	 * breaker (no failures in a row, no window). Set by breaker.c. */
 	bool breaker_quiet;
+	bool remote;                /* reached over NATS (remote.c); set at add */
 	struct sy__breaker *breaker; /* NULL: none */
 	struct sy__health *health;  /* NULL: no probe */
 	char name[SY_NAME_MAX];

@@ -28,6 +28,7 @@
 #include "core/msg.h"
 #include "core/pool.h"
 #include "core/rcu.h"
+#include "core/remote.h"
 #include "core/reply.h"
 #include "core/retry.h"
 #include "core/route.h"
@@ -143,6 +144,14 @@ static inline void count_run(struct sy__worker *w, struct drain *d,
 		d->failed++;
 }
 
+/* Why a failed run is dead-lettered: a remote server's failures have their
+ * own reason, whatever the retries did. */
+static enum sy_dl_reason failure_reason(const struct sy__server *srv,
+					enum sy_dl_reason why)
+{
+	return srv->remote ? SY_DL_REMOTE : why;
+}
+
 /*
  * @p m failed with @p rc and will not be retried: what its route says
  * (SY_FAIL_*). A plain message, or a request that cannot go back to its
@@ -189,11 +198,13 @@ static __attribute__((noinline)) void failed(struct sy__worker *w,
 	/* Inside the pass's read-side section; pairs with R1 in registry.c. */
 	r = atomic_load_explicit(&eng->routes[m->route_id], memory_order_acquire);
 	if (!r || r->max_attempts <= 1) {
-		give_up(w, r, m, srv, rc, SY_DL_HANDLER_FAILED);
+		give_up(w, r, m, srv, rc,
+			failure_reason(srv, SY_DL_HANDLER_FAILED));
 		return;
 	}
 	if (!sy__retry_allowed(r, m, b)) {
-		give_up(w, r, m, srv, rc, SY_DL_RETRIES_EXHAUSTED);
+		give_up(w, r, m, srv, rc,
+			failure_reason(srv, SY_DL_RETRIES_EXHAUSTED));
 		return;
 	}
 	if (atomic_load_explicit(&eng->state, memory_order_relaxed) >=
@@ -247,12 +258,25 @@ static inline void breaker_result(struct sy__server *srv, bool ok)
 	sy__breaker_record(srv, ok);
 }
 
+void sy__worker_defer(struct sy__worker *w)
+{
+	w->taken = true;
+	w->deferred = true;
+}
+
 /* What follows a handler run that failed, kept its message or has a
- * breaker to tell: the general case of a run's end. */
-static void run_end(struct sy__worker *w, struct sy_msg *m,
+ * breaker to tell: the general case of a run's end. @return true when the
+ * run was deferred (sy__worker_defer()): nothing is counted now, the
+ * message comes back with its result. */
+static bool run_end(struct sy__worker *w, struct sy_msg *m,
 		    struct sy__server *srv, uint32_t route_id, int rc,
 		    bool first, struct drain *d)
 {
+	if (sy__unlikely(w->taken && w->deferred)) {
+		w->deferred = false;
+		d->runs--;
+		return true;
+	}
 	if (sy__unlikely(srv->breaker != NULL))
 		breaker_result(srv, rc >= 0);
 	count_run(w, d, srv->id, route_id, rc, first);
@@ -263,6 +287,19 @@ static void run_end(struct sy__worker *w, struct sy_msg *m,
 	} else if (!w->taken) {
 		sy__release_batch_add(w->slot, &d->done, m);
 	}
+	return false;
+}
+
+/* When a run observed by its policy started: for a remote server's result
+ * coming back, when the message was published (the round trip). */
+static uint64_t observe_start(struct sy__worker *w, const struct sy_msg *m,
+			      const struct sy__server *srv,
+			      const struct drain *d)
+{
+	if (sy__unlikely(srv->remote) &&
+	    m->remote_mark == sy__remote_mark_of(m, SY_REMOTE_DONE))
+		return m->sent_ns;
+	return d->clock ? d->clock : sy__now(w->eng);
 }
 
 /*
@@ -279,20 +316,26 @@ static __attribute__((noinline)) void handle(struct sy__worker *w,
 	uint32_t route_id = m->route_id;
 	unsigned pick = m->pick;
 	uint64_t t0 = 0, start = 0;
-	bool first;
+	uint32_t origin = 0;
+	bool first, drop = false;
 	int rc;
 
 	if (flags & (SY_MSG_DEADLINE | SY_MSG_TIMED)) {
-		if ((flags & SY_MSG_DEADLINE) && expired(w, m, d)) {
-			expire(w, m, d);
-			return;
+		if (flags & SY_MSG_DEADLINE) {
+			origin = sy__remote_origin_take(m);
+			if (expired(w, m, d)) {
+				expire(w, m, d);
+				if (sy__unlikely(origin))
+					sy__remote_ended(w, origin, -ETIMEDOUT);
+				return;
+			}
 		}
 		if (flags & SY_MSG_TIMED)
 			start = timed_start(w, m, d);
 	}
 	/* The handler may give the message away: read it before. */
 	if (flags & SY_MSG_OBSERVE)
-		t0 = d->clock ? d->clock : sy__now(w->eng);
+		t0 = observe_start(w, m, srv, d);
 	d->clock = 0;
 	first = m->attempts == 0; /* failed runs so far */
 	w->current = m;
@@ -300,7 +343,19 @@ static __attribute__((noinline)) void handle(struct sy__worker *w,
 	rc = srv->fn(w->eng, m, srv->ctx);
 	w->current = NULL;
 	d->runs++;
-	run_end(w, m, srv, route_id, rc, first, d);
+	/* A message from another engine that failed here ends here (counted
+	 * as kept): its sender retries or dead-letters it. */
+	if (sy__unlikely(origin) && rc < 0 && !w->taken)
+		drop = w->taken = true;
+	if (run_end(w, m, srv, route_id, rc, first, d)) {
+		if (sy__unlikely(origin))
+			sy__remote_ended(w, origin, rc);
+		return;
+	}
+	if (sy__unlikely(drop))
+		sy__msg_release(w->slot, m);
+	if (sy__unlikely(origin))
+		sy__remote_ended(w, origin, rc);
 	if (flags & SY_MSG_TIMED)
 		timed_end(w, start);
 	if (flags & SY_MSG_INFLIGHT)

@@ -35,6 +35,7 @@ struct sy__worker {
 	unsigned nservers;         /* placement; under eng->lock */
 	sy_msg *current;           /* message being handled */
 	bool taken;                /* the handler passed current on */
+	bool deferred;             /* ...to a remote server: its run ends later */
 	/* Retries waiting for their backoff, soonest first (msg->next). */
 	struct sy_msg *retries;
 	unsigned nretries;
@@ -47,6 +48,12 @@ int sy__workers_start(struct sy_engine *eng);
 void sy__workers_drain(struct sy_engine *eng);
 /* Wait until worker @p w has handled everything enqueued to it so far. */
 void sy__worker_wait_handled(struct sy_engine *eng, unsigned w);
+/*
+ * Inside a handler: the message being handled went to a remote server
+ * (remote.c), which owns it now; its run is not counted until it comes
+ * back with the far engine's result. The handling worker only.
+ */
+void sy__worker_defer(struct sy__worker *w);
 /* Take and handle up to the burst size of entries from @p r. */
 unsigned sy__worker_drain_ring(struct sy__worker *w, struct sy__ring *r);
 

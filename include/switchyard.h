@@ -797,6 +797,7 @@ enum sy_dl_reason {
 	SY_DL_HANDLER_FAILED,     /**< the handler failed and the route has no retries */
 	SY_DL_RETRIES_EXHAUSTED,  /**< the handler failed max_attempts times, or the budget was spent */
 	SY_DL_SHUTDOWN,           /**< waiting for a retry when the engine stopped */
+	SY_DL_REMOTE,             /**< its last run was on a remote server and failed: no ack in time, no responders, connection lost, too large, or the far handler failed (docs/remote.md) */
 	SY_DL_REASONS
 };
 
@@ -1077,6 +1078,119 @@ SY_API int sy_metrics_serve(sy_engine *eng, const char *addr, unsigned port,
 
 /** Stop the endpoint (also done by sy_engine_destroy()). Control thread. */
 SY_API void sy_metrics_serve_stop(sy_engine *eng);
+
+/* ------------------------------------------------------------------ */
+/* Remote servers and exported routes over NATS (docs/remote.md)      */
+/* ------------------------------------------------------------------ */
+
+/**
+ * An engine's connection to a NATS server or cluster. Strings are copied.
+ * Credentials and TLS settings go to the NATS client (libnats) unchanged.
+ */
+struct sy_nats_opts {
+	const char *const *urls;   /**< "nats://host:port"; several for a cluster */
+	unsigned n_urls;           /**< 1 or more */
+	const char *name;          /**< connection name the server shows; NULL: "switchyard" */
+	const char *user;          /**< user and password; NULL: none */
+	const char *password;
+	const char *token;         /**< authentication token; NULL: none */
+	const char *creds_file;    /**< a NATS credentials file (JWT and seed); NULL: none */
+	bool tls;                  /**< require TLS */
+	const char *ca_file;       /**< TLS: trusted CA certificates (PEM); NULL: the system's */
+	const char *cert_file;     /**< TLS client certificate (PEM), with key_file; NULL: none */
+	const char *key_file;
+	uint64_t connect_timeout_ns; /**< 0: 2 s */
+	uint64_t reconnect_wait_ns;  /**< between reconnect attempts; 0: 100 ms */
+	int max_reconnect;         /**< attempts per server; 0: 60; -1: no limit */
+};
+
+/**
+ * Connect the engine to NATS and start its remote thread, which receives
+ * acknowledgements and messages for exported routes. Once per engine,
+ * before or after sy_engine_start(). Control thread; blocks while it
+ * connects.
+ * @return 0; -ENOTSUP (built without libnats); -EINVAL (no URL, a bad
+ *         option); -EALREADY (connected already); -ESHUTDOWN (engine
+ *         stopped); -ECONNREFUSED (no server of the list could be reached:
+ *         sy_last_error() says which URLs and why); -ENOMEM.
+ */
+SY_API int sy_nats_connect(sy_engine *eng, const struct sy_nats_opts *opts);
+
+/** A remote server's options; zero-initialize, then set. */
+struct sy_remote_opts {
+	uint64_t ack_timeout_ns;   /**< longest wait for the far engine's acknowledgement; 0: 1 s */
+	/** Messages published and awaiting their ack (the window); past it
+	 *  messages wait on the worker, up to 16 windows, and past those a
+	 *  run fails (-ENOBUFS). 0: 256. */
+	unsigned max_in_flight;
+	int worker;                /**< the worker that sends to it, as sy_server_opts.worker */
+	bool worker_set;
+	const struct sy_breaker_opts *breaker; /**< NULL: no circuit breaker */
+};
+
+/**
+ * Add a server whose handler runs on another engine, reached through NATS
+ * at @p subject (an engine that exports a route there, sy_route_export()).
+ * It is a server like any other: routes list it, policies pick it,
+ * breakers, retries, deadlines, backpressure and the dead letter queue
+ * treat it as a local one. Its worker publishes each message with its key,
+ * tag, deadline, route and reply address in headers; the run succeeds
+ * when the far engine acknowledges that its handler ran and succeeded, and
+ * fails on a failed far run, no acknowledgement within ack_timeout_ns, no
+ * responders, a lost connection or a message above the server's maximum
+ * payload (a failure dead-letters with reason SY_DL_REMOTE). A request's
+ * reply comes back to the requester as from a local server.
+ * Control; any thread but a handler; may block.
+ * @return as sy_server_add(); -ENOTCONN (sy_nats_connect() first);
+ *         -EINVAL (bad subject: empty, wildcards, spaces).
+ */
+SY_API int sy_server_add_remote(sy_engine *eng, const char *name,
+				const char *subject,
+				const struct sy_remote_opts *opts, uint32_t *id);
+
+/**
+ * Serve route @p route to other engines on NATS subject @p subject, in
+ * queue group @p queue (engines that export the same subject in the same
+ * group share its messages; NULL: every exporter gets every message). Each
+ * message arriving there is sent through the route; when its handler has
+ * run, the sender gets the result (and the reply of a request).
+ * Control; any thread but a handler.
+ * @return 0; -ENOTCONN; -ENOENT (no such route); -EINVAL (bad subject or
+ *         queue); -ENOMEM; -EIO (the subscription failed: sy_last_error()).
+ */
+SY_API int sy_route_export(sy_engine *eng, uint32_t route, const char *subject,
+			   const char *queue);
+
+/** The state of an engine's NATS connection. */
+enum sy_nats_state {
+	SY_NATS_NONE = 0,         /**< not connected (sy_nats_connect() not called) */
+	SY_NATS_CONNECTED,
+	SY_NATS_RECONNECTING,     /**< the connection dropped; the client is reconnecting */
+	SY_NATS_CLOSED,           /**< given up, or the engine stopped */
+};
+
+/** What an engine's remote traffic did. */
+struct sy_nats_stats {
+	enum sy_nats_state state;
+	uint64_t reconnects;      /**< connections re-established */
+	uint64_t published;       /**< messages published to remote servers */
+	uint64_t in_flight;       /**< published, not yet acknowledged or failed */
+	uint64_t acked;           /**< acknowledged: the far handler ran and succeeded */
+	uint64_t nacked;          /**< acknowledged: the far handler, or its route, failed */
+	uint64_t timeouts;        /**< no acknowledgement within the ack timeout */
+	uint64_t no_responders;   /**< nobody served the subject */
+	uint64_t conn_failures;   /**< failed by a lost or absent connection */
+	uint64_t too_large;       /**< above the server's maximum payload */
+	uint64_t late_acks;       /**< acknowledgements for messages already failed (a duplicate run) */
+	uint64_t served;          /**< messages of exported routes run here */
+	uint64_t served_failed;   /**< of those, runs that failed or were refused */
+	uint64_t malformed;       /**< messages on an exported subject dropped as malformed */
+	struct sy_hist_summary ack_latency; /**< publish to acknowledgement, ns */
+};
+
+/** Read the remote counters. Any thread; never blocks. @return 0;
+ *  -EINVAL. (All zero, state SY_NATS_NONE, when not connected.) */
+SY_API int sy_nats_stats(sy_engine *eng, struct sy_nats_stats *out);
 
 /* ------------------------------------------------------------------ */
 /* Errors                                                             */

@@ -229,7 +229,7 @@ static const char jq_check[] =
 	"(.engine.counters.total.sent == $sent)\n"
 	"and (.engine.counters.total.failed == $failed)\n"
 	"and ((.engine.counters.total.dead_lettered | keys) ==\n"
-	"     [\"backpressure\", \"circuit_open\", \"handler_failed\",\n"
+	"     [\"backpressure\", \"circuit_open\", \"handler_failed\", \"remote\",\n"
 	"      \"retries_exhausted\", \"shutdown\", \"timeout\", \"unreachable\"])\n"
 	"and (([.servers[] | select(.name == $name)] | length) == 1)\n"
 	"and (.servers[] | select(.name == $name) |\n"

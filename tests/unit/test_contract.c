@@ -179,6 +179,16 @@ Test(core_contract, every_function_refuses_null_and_says_so)
 	EXPECT_REFUSED("sy_snapshot_workers", sy_snapshot_workers(NULL), 0);
 	EXPECT_REFUSED("sy_snapshot_queue", sy_snapshot_queue(NULL, 0, &qd), -EINVAL);
 	EXPECT_REFUSED("sy_snapshot_format", sy_snapshot_format(NULL, SY_FORMAT_JSON, &buf, &len), -EINVAL);
+	/* Remote servers (NATS) */
+	EXPECT_REFUSED("sy_nats_connect", sy_nats_connect(NULL, NULL), -EINVAL);
+	EXPECT_REFUSED("sy_nats_connect", sy_nats_connect(eng, NULL), -EINVAL);
+	EXPECT_REFUSED("sy_server_add_remote",
+		       sy_server_add_remote(eng, "x", NULL, NULL, &id), -EINVAL);
+	EXPECT_REFUSED("sy_server_add_remote",
+		       sy_server_add_remote(NULL, "x", "a.b", NULL, &id), -EINVAL);
+	EXPECT_REFUSED("sy_route_export", sy_route_export(eng, route, NULL, NULL), -EINVAL);
+	EXPECT_REFUSED("sy_route_export", sy_route_export(NULL, route, "a", NULL), -EINVAL);
+	EXPECT_REFUSED("sy_nats_stats", sy_nats_stats(eng, NULL), -EINVAL);
 	/* Policies' accessors */
 	EXPECT_REFUSED("sy_pick_count", sy_pick_count(NULL), 0);
 	EXPECT_REFUSED("sy_pick_key", sy_pick_key(NULL), 0);

@@ -1,0 +1,1440 @@
+/*
+ * Remote servers and exported routes over NATS (docs/remote.md).
+ *
+ * Sending side. A remote server is an ordinary server whose handler
+ * (remote_run) publishes the message to the server's subject with a reply
+ * subject of the engine's own (<inbox>.<id>), records it in the pending
+ * table and defers its run (sy__worker_defer()): the worker counts nothing
+ * yet. The NATS client buffers what the worker publishes and writes it
+ * from its flusher thread, so a worker's pass sends its messages in one
+ * batch. The remote thread then matches the acknowledgement to the pending
+ * entry, or times the entry out, or fails it when the connection drops,
+ * and hands the message back to its worker on the remote thread's own
+ * ring, marked SY_REMOTE_DONE with the result (remote.h). The handler runs
+ * again, sees the mark and returns the result: from there the worker
+ * counts, breaks, retries and dead-letters as for a local server.
+ *
+ * Serving side. An exported route's subscription hands each message to the
+ * remote thread, which copies it into an engine message with the sender's
+ * key, tag and a deadline (the sender's remaining ack time), marks it
+ * SY_REMOTE_ORIGIN with a sequence number and sends it through the route
+ * (sy_msg_request() for a request). The worker that runs it posts the result
+ * on its reply ring to the remote thread after the handler's reply, if
+ * any (sy__remote_ended()); the remote thread publishes the acknowledgement
+ * with the result and the reply. A run that fails ends on this engine:
+ * the sender retries or dead-letters it.
+ *
+ * Delivery is at least once: an acknowledgement lost with a connection or
+ * a process makes the sender run the message again elsewhere (or
+ * dead-letter it) although its handler ran; late_acks counts the
+ * acknowledgements that arrive for messages already failed.
+ *
+ * Locks: `lock` guards the pending table and the queue of messages from
+ * the NATS client's callbacks, taken by workers (publish), callbacks and
+ * the remote thread, never on a path without a remote server or export.
+ * Everything else of the serving side belongs to the remote thread.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/engine.h"
+#include "core/error.h"
+#include "core/msg.h"
+#include "core/remote.h"
+#include "core/slot.h"
+#include "core/worker.h"
+
+#ifdef SY_HAVE_NATS
+
+#include <nats/nats.h>
+
+#include "core/route.h"
+#include "metrics/hist.h"
+
+#define SY_REMOTE_BUCKETS 4096u          /* pending and served hash buckets */
+#define SY_REMOTE_TICK_NS 1000000u       /* timeout scan while messages wait */
+#define SY_REMOTE_IDLE_NS 100000000u     /* nap with nothing in flight */
+#define SY_REMOTE_ACK_TIMEOUT_NS 1000000000ull
+#define SY_REMOTE_MAX_IN_FLIGHT 256u
+#define SY_REMOTE_QUEUE_FACTOR 16u      /* waiting: at most this many windows */
+#define SY_SUBJECT_MAX 200
+
+enum rcount {
+	RC_RECONNECTS, RC_PUBLISHED, RC_ACKED, RC_NACKED, RC_TIMEOUTS,
+	RC_NO_RESPONDERS, RC_CONN_FAILURES, RC_TOO_LARGE, RC_LATE_ACKS,
+	RC_SERVED, RC_SERVED_FAILED, RC_MALFORMED, RC_COUNT
+};
+
+/* A published message waiting for its acknowledgement. */
+struct pending {
+	struct pending *hnext;          /* bucket chain */
+	struct pending *prev, *next;    /* every pending entry, oldest first */
+	uint64_t id;
+	struct sy_msg *m;
+	struct rserver *rs;
+	uint64_t sent_ns, expires_ns;
+	int fail_rc;                    /* on expiry: -ETIMEDOUT, or why it failed */
+};
+
+/* A remote server: its handler's context. */
+struct rserver {
+	struct sy__remote *rm;
+	struct rserver *next;           /* rm->rservers, under eng->lock */
+	uint64_t ack_timeout_ns;
+	unsigned max_in_flight;
+	_Atomic unsigned in_flight;     /* published, result not yet back */
+	_Atomic unsigned away;          /* published, not yet back on a ring */
+	/* The window is full: messages wait here, on the server's worker
+	 * (msg->next), until results come back. That worker only. */
+	struct sy_msg *queue, **queue_tail;
+	unsigned queued;
+	char subject[SY_SUBJECT_MAX + 1];
+};
+
+/* An exported message being run here, until its worker's result. */
+struct served {
+	struct served *hnext;
+	uint32_t seq;
+	bool request;
+	struct sy_msg *reply;           /* the handler's reply, if any */
+	char reply_to[];                /* the sender's acknowledgement subject */
+};
+
+struct export {
+	struct export *next;
+	struct sy__remote *rm;
+	natsSubscription *sub;
+	uint32_t route;
+};
+
+/* A message from a callback: an acknowledgement (ex NULL) or for an export. */
+struct inmsg {
+	natsMsg *msg;
+	struct export *ex;
+};
+
+struct sy__remote {
+	struct sy_engine *eng;
+	natsOptions *opts;
+	natsConnection *nc;
+	natsSubscription *acks;
+	char inbox[96];                 /* acknowledgements: <inbox>.<id> */
+	size_t inbox_len;
+	pthread_t thread;
+	bool thread_started;
+	struct sy__slot *slot;          /* the remote thread's, once attached */
+	_Atomic int ready;              /* 1 attached, -1 failed */
+	_Atomic bool quit;              /* stop: leave once nothing is left */
+	_Atomic bool closing;           /* stopping: exports unsubscribed */
+	_Atomic bool dropped;           /* the connection dropped: fail pending */
+	_Atomic int state;              /* enum sy_nats_state */
+	_Atomic bool closed;            /* the client's closed callback ran */
+	_Atomic uint64_t next_id;
+	_Atomic uint64_t outstanding;   /* published, not yet back on a ring */
+	_Atomic unsigned nin;           /* entries in `in` (a hint, for parking) */
+	uint64_t instance;              /* random: names this engine in Sy-Id */
+	pthread_mutex_t lock;
+	struct pending *buckets[SY_REMOTE_BUCKETS];
+	struct pending *oldest, *newest;
+	struct inmsg *in;
+	unsigned in_cap;
+	/* The remote thread's own. */
+	struct served *served[SY_REMOTE_BUCKETS];
+	uint32_t serve_seq;
+	struct sy_msg **waiting;        /* results whose ring was full */
+	unsigned nwaiting, waiting_cap;
+	struct sy__hist ack_hist;
+	/* Under eng->lock. */
+	struct export *exports;
+	struct rserver *rservers;
+	_Atomic uint64_t c[RC_COUNT];
+};
+
+static void count(struct sy__remote *rm, enum rcount c)
+{
+	atomic_fetch_add_explicit(&rm->c[c], 1, memory_order_relaxed);
+}
+
+static int state_of(struct sy__remote *rm)
+{
+	return atomic_load_explicit(&rm->state, memory_order_acquire);
+}
+
+/* ---- the pending table (under rm->lock) ---- */
+
+static void pending_insert(struct sy__remote *rm, struct pending *p)
+{
+	struct pending **b = &rm->buckets[p->id % SY_REMOTE_BUCKETS];
+
+	p->hnext = *b;
+	*b = p;
+	p->next = NULL;
+	p->prev = rm->newest;
+	if (rm->newest)
+		rm->newest->next = p;
+	else
+		rm->oldest = p;
+	rm->newest = p;
+}
+
+static void pending_unlink(struct sy__remote *rm, struct pending *p)
+{
+	struct pending **at = &rm->buckets[p->id % SY_REMOTE_BUCKETS];
+
+	while (*at != p)
+		at = &(*at)->hnext;
+	*at = p->hnext;
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		rm->oldest = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	else
+		rm->newest = p->prev;
+}
+
+static struct pending *pending_find(struct sy__remote *rm, uint64_t id)
+{
+	struct pending *p = rm->buckets[id % SY_REMOTE_BUCKETS];
+
+	while (p && p->id != id)
+		p = p->hnext;
+	return p;
+}
+
+/* ---- sending: the remote server's handler, on its worker ---- */
+
+static natsStatus set_header_u64(natsMsg *nm, const char *key, uint64_t v)
+{
+	char buf[24];
+
+	snprintf(buf, sizeof(buf), "%" PRIu64, v);
+	return natsMsgHeader_Set(nm, key, buf);
+}
+
+/* The run that brings the far engine's result back: return it. */
+static int remote_result(struct sy_msg *m)
+{
+	int rc = (int)(int32_t)(uint32_t)m->due_ns;
+	struct sy_msg *reply = m->next;
+
+	m->remote_mark = 0;
+	m->next = NULL;
+	if (m->due_ns >> 32)
+		m->flags |= SY_MSG_DEADLINE;
+	if (reply && (rc < 0 || !sy_msg_is_request(m) || sy_msg_reply(m, reply)))
+		sy_msg_free(reply);
+	return rc;
+}
+
+/* The route's name, for the Sy-Route header. Inside the pass's section. */
+static const char *route_name(struct sy_engine *eng, uint32_t id)
+{
+	/* Pairs with R1 in registry.c. */
+	struct sy__route *r = atomic_load_explicit(&eng->routes[id],
+						   memory_order_acquire);
+
+	return r ? r->name : "";
+}
+
+static natsStatus build(struct sy__remote *rm, struct rserver *rs,
+			struct sy_msg *m, uint64_t id, uint64_t wait_ns,
+			natsMsg **out)
+{
+	char reply[sizeof(rm->inbox) + 24], sid[48];
+	natsMsg *nm = NULL;
+	natsStatus s;
+
+	snprintf(reply, sizeof(reply), "%s.%" PRIu64, rm->inbox, id);
+	snprintf(sid, sizeof(sid), "%016" PRIx64 "-%" PRIu64, rm->instance, id);
+	s = natsMsg_Create(&nm, rs->subject, reply, (const char *)m->data,
+			   (int)m->size);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(nm, "Sy-Id", sid);
+	if (s == NATS_OK)
+		s = set_header_u64(nm, "Sy-Key", m->key);
+	if (s == NATS_OK)
+		s = set_header_u64(nm, "Sy-Tag", m->tag);
+	if (s == NATS_OK)
+		s = set_header_u64(nm, "Sy-Deadline-In", wait_ns);
+	if (s == NATS_OK)
+		s = set_header_u64(nm, "Sy-Attempt", m->attempts + 1u);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(nm, "Sy-Route",
+				      route_name(rm->eng, m->route_id));
+	if (s == NATS_OK && (m->flags & SY_MSG_REQUEST))
+		s = natsMsgHeader_Set(nm, "Sy-Reply", "1");
+	if (s != NATS_OK) {
+		natsMsg_Destroy(nm);
+		return s;
+	}
+	*out = nm;
+	return NATS_OK;
+}
+
+/*
+ * Publish @p m. @return 0: it is the remote thread's now (published, or
+ * failed by a connection that dropped meanwhile); a negative errno: it
+ * was not published and is still the caller's.
+ */
+static int publish(struct rserver *rs, struct sy_msg *m)
+{
+	struct sy__remote *rm = rs->rm;
+	uint64_t now, wait_ns = rs->ack_timeout_ns;
+	struct pending *p;
+	natsMsg *nm;
+	natsStatus s;
+
+	if (state_of(rm) != SY_NATS_CONNECTED) {
+		count(rm, RC_CONN_FAILURES);
+		return -ENOTCONN;
+	}
+	now = sy__now(rm->eng);
+	/* The far engine gets no longer than the sender waits. */
+	if ((m->flags & SY_MSG_DEADLINE) && m->deadline < now + wait_ns)
+		wait_ns = m->deadline > now ? m->deadline - now : 1;
+	p = malloc(sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->id = atomic_fetch_add_explicit(&rm->next_id, 1, memory_order_relaxed);
+	if (build(rm, rs, m, p->id, wait_ns, &nm) != NATS_OK) {
+		free(p);
+		return -ENOMEM;
+	}
+	p->m = m;
+	p->rs = rs;
+	p->sent_ns = now;
+	p->expires_ns = now + wait_ns;
+	p->fail_rc = -ETIMEDOUT;
+	/* The sample was taken at the first run; the field now times the
+	 * trip. */
+	m->flags &= (uint8_t)~SY_MSG_TIMED;
+	m->sent_ns = now;
+	atomic_fetch_add_explicit(&rs->in_flight, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&rs->away, 1, memory_order_relaxed);
+	/* From here the remote thread may complete the message at any time:
+	 * it is not touched again. */
+	pthread_mutex_lock(&rm->lock);
+	pending_insert(rm, p);
+	pthread_mutex_unlock(&rm->lock);
+	s = natsConnection_PublishMsg(rm->nc, nm);
+	natsMsg_Destroy(nm);
+	if (s == NATS_OK) {
+		count(rm, RC_PUBLISHED);
+		return 0;
+	}
+	pthread_mutex_lock(&rm->lock);
+	if (pending_find(rm, p->id) != p) {
+		/* The connection dropped and the remote thread failed it
+		 * already: it comes back with that result. */
+		pthread_mutex_unlock(&rm->lock);
+		return 0;
+	}
+	pending_unlink(rm, p);
+	pthread_mutex_unlock(&rm->lock);
+	free(p);
+	atomic_fetch_sub_explicit(&rs->in_flight, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&rs->away, 1, memory_order_relaxed);
+	if (s == NATS_MAX_PAYLOAD) {
+		count(rm, RC_TOO_LARGE);
+		return -EMSGSIZE;
+	}
+	count(rm, RC_CONN_FAILURES);
+	return -ENOTCONN;
+}
+
+/*
+ * A message that waited for the window could not be published: the remote
+ * thread fails it with @p rc at its next pass, so that it comes back to
+ * this worker like any result.
+ */
+static void fail_later(struct rserver *rs, struct sy_msg *m, int rc)
+{
+	struct sy__remote *rm = rs->rm;
+	struct pending *p;
+
+	while (!(p = malloc(sizeof(*p))))
+		sched_yield();
+	*p = (struct pending){ .m = m, .rs = rs, .fail_rc = rc,
+			       .id = atomic_fetch_add_explicit(&rm->next_id, 1,
+							       memory_order_relaxed) };
+	atomic_fetch_add_explicit(&rs->in_flight, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&rs->away, 1, memory_order_relaxed);
+	pthread_mutex_lock(&rm->lock);
+	pending_insert(rm, p);
+	pthread_mutex_unlock(&rm->lock);
+	sy__wake(&rm->slot->parker);
+}
+
+/* Results came back: publish what waits, while the window has room. */
+static void publish_waiting(struct rserver *rs)
+{
+	while (rs->queue && atomic_load_explicit(&rs->in_flight,
+						 memory_order_relaxed) <
+				    rs->max_in_flight) {
+		struct sy_msg *m = rs->queue;
+		int rc;
+
+		rs->queue = m->next;
+		if (!rs->queue)
+			rs->queue_tail = &rs->queue;
+		rs->queued--;
+		m->next = NULL;
+		rc = publish(rs, m);
+		if (rc)
+			fail_later(rs, m, rc);
+	}
+}
+
+static int remote_run(sy_engine *eng, sy_msg *m, void *ctx)
+{
+	struct rserver *rs = ctx;
+	struct sy__worker *w = sy__worker_self();
+	int rc;
+
+	(void)eng;
+	if (m->remote_mark == sy__remote_mark_of(m, SY_REMOTE_DONE)) {
+		rc = remote_result(m);
+		publish_waiting(rs);
+		return rc;
+	}
+	if (rs->queue || atomic_load_explicit(&rs->in_flight,
+					      memory_order_relaxed) >=
+			 rs->max_in_flight) {
+		if (rs->queued >= rs->max_in_flight * SY_REMOTE_QUEUE_FACTOR)
+			return -ENOBUFS;
+		m->next = NULL;
+		*rs->queue_tail = m;
+		rs->queue_tail = &m->next;
+		rs->queued++;
+		atomic_fetch_add_explicit(&rs->rm->outstanding, 1,
+					  memory_order_relaxed);
+		sy__worker_defer(w);
+		return 0;
+	}
+	/* Counted before the remote thread can hand it back. */
+	atomic_fetch_add_explicit(&rs->rm->outstanding, 1, memory_order_relaxed);
+	rc = publish(rs, m);
+	if (rc) {
+		atomic_fetch_sub_explicit(&rs->rm->outstanding, 1,
+					  memory_order_relaxed);
+		return rc;
+	}
+	sy__worker_defer(w);
+	return 0;
+}
+
+/* ---- the remote thread ---- */
+
+/* Hand @p m back to its worker; a full ring keeps it for the next pass. */
+static bool hand_back(struct sy__remote *rm, struct sy_msg *m)
+{
+	unsigned w = m->server->worker;
+	struct rserver *rs = m->server->ctx;
+
+	if (!sy__ring_enqueue_spsc(&sy__slot_out(rm->slot)[w], m))
+		return false;
+	/* Pairs with the acquires of sy__remote_quiesce() and
+	 * sy__remote_server_drain(): the message is on the ring. */
+	atomic_fetch_sub_explicit(&rs->away, 1, memory_order_release);
+	atomic_fetch_sub_explicit(&rm->outstanding, 1, memory_order_release);
+	if (sy__idle_sleeps(rm->eng))
+		sy__wake(&rm->eng->workers[w].parker);
+	return true;
+}
+
+static void wait_for_room(struct sy__remote *rm, struct sy_msg *m)
+{
+	if (rm->nwaiting == rm->waiting_cap) {
+		unsigned cap = rm->waiting_cap ? rm->waiting_cap * 2 : 64;
+		struct sy_msg **n = realloc(rm->waiting, cap * sizeof(*n));
+
+		/* Without memory, wait here for the ring: never drop it. */
+		while (!n && !hand_back(rm, m))
+			sched_yield();
+		if (!n)
+			return;
+		rm->waiting = n;
+		rm->waiting_cap = cap;
+	}
+	rm->waiting[rm->nwaiting++] = m;
+}
+
+/* Give @p p's message its result @p rc (and @p reply) and send it back. */
+static void complete(struct sy__remote *rm, struct pending *p, int rc,
+		     struct sy_msg *reply)
+{
+	struct sy_msg *m = p->m;
+
+	m->due_ns = (uint32_t)rc |
+		    ((m->flags & SY_MSG_DEADLINE) ? (uint64_t)1 << 32 : 0);
+	/* The result decides, not a deadline that passed meanwhile: the
+	 * flag is back when the handler takes the result. */
+	m->flags &= (uint8_t)~SY_MSG_DEADLINE;
+	m->next = reply;
+	m->remote_mark = sy__remote_mark_of(m, SY_REMOTE_DONE);
+	atomic_fetch_sub_explicit(&p->rs->in_flight, 1, memory_order_relaxed);
+	free(p);
+	if (rm->nwaiting || !hand_back(rm, m))
+		wait_for_room(rm, m);
+}
+
+static unsigned resend_waiting(struct sy__remote *rm)
+{
+	unsigned i = 0;
+
+	while (i < rm->nwaiting && hand_back(rm, rm->waiting[i]))
+		i++;
+	if (!i)
+		return 0;
+	memmove(rm->waiting, rm->waiting + i,
+		(rm->nwaiting - i) * sizeof(*rm->waiting));
+	rm->nwaiting -= i;
+	return i;
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	return errno == 0 && *end == '\0';
+}
+
+static bool parse_int(const char *s, int *out)
+{
+	char *end;
+	long v;
+
+	if (!s || !*s)
+		return false;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || v < INT32_MIN || v > INT32_MAX)
+		return false;
+	*out = (int)v;
+	return true;
+}
+
+static const char *header(natsMsg *nm, const char *key)
+{
+	const char *v = NULL;
+
+	return natsMsgHeader_Get(nm, key, &v) == NATS_OK ? v : NULL;
+}
+
+/* An acknowledgement on <inbox>.<id>. */
+static void take_ack(struct sy__remote *rm, natsMsg *nm)
+{
+	const char *subj = natsMsg_GetSubject(nm);
+	struct sy_msg *reply = NULL;
+	struct pending *p;
+	uint64_t id;
+	int rc;
+
+	if (!parse_u64(subj + rm->inbox_len + 1, &id))
+		return;
+	pthread_mutex_lock(&rm->lock);
+	p = pending_find(rm, id);
+	if (p)
+		pending_unlink(rm, p);
+	pthread_mutex_unlock(&rm->lock);
+	if (!p) {
+		count(rm, RC_LATE_ACKS);
+		return;
+	}
+	if (natsMsg_IsNoResponders(nm)) {
+		count(rm, RC_NO_RESPONDERS);
+		rc = -EHOSTUNREACH;
+	} else if (!parse_int(header(nm, "Sy-Status"), &rc)) {
+		count(rm, RC_MALFORMED);
+		rc = -EPROTO;
+	} else {
+		count(rm, rc >= 0 ? RC_ACKED : RC_NACKED);
+		sy__hist_record(&rm->ack_hist, sy__now(rm->eng) - p->sent_ns);
+	}
+	if (rc >= 0 && header(nm, "Sy-Replied")) {
+		int len = natsMsg_GetDataLength(nm);
+
+		reply = sy_msg_alloc(rm->eng, (size_t)len);
+		if (reply)
+			memcpy(sy_msg_data(reply), natsMsg_GetData(nm),
+			       (size_t)len);
+	}
+	complete(rm, p, rc, reply);
+}
+
+/* Fail every pending message that has expired by @p now (all of them,
+ * with @p all: the connection dropped). */
+static unsigned expire_pending(struct sy__remote *rm, uint64_t now, bool all)
+{
+	struct pending *gone = NULL, *p, *next;
+	unsigned n = 0;
+
+	pthread_mutex_lock(&rm->lock);
+	for (p = rm->oldest; p; p = next) {
+		next = p->next;
+		if (!all && p->expires_ns > now)
+			continue;
+		pending_unlink(rm, p);
+		p->next = gone;
+		gone = p;
+	}
+	pthread_mutex_unlock(&rm->lock);
+	for (p = gone; p; p = next, n++) {
+		int rc = all ? -ECONNRESET : p->fail_rc;
+
+		next = p->next;
+		/* fail_later() failures were counted when they happened. */
+		if (rc == -ETIMEDOUT || rc == -ECONNRESET)
+			count(rm, rc == -ETIMEDOUT ? RC_TIMEOUTS :
+						     RC_CONN_FAILURES);
+		complete(rm, p, rc, NULL);
+	}
+	return n;
+}
+
+/* Publish an acknowledgement of an exported message. */
+static void ack(struct sy__remote *rm, const char *to, int rc,
+		struct sy_msg *reply)
+{
+	char status[16];
+	natsMsg *nm = NULL;
+	natsStatus s;
+
+	snprintf(status, sizeof(status), "%d", rc);
+	s = natsMsg_Create(&nm, to, NULL,
+			   reply ? (const char *)sy_msg_data(reply) : NULL,
+			   reply ? (int)sy_msg_size(reply) : 0);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(nm, "Sy-Status", status);
+	if (s == NATS_OK && reply)
+		s = natsMsgHeader_Set(nm, "Sy-Replied", "1");
+	/* A lost acknowledgement makes the sender time out and try again:
+	 * at least once. */
+	if (s == NATS_OK)
+		natsConnection_PublishMsg(rm->nc, nm);
+	natsMsg_Destroy(nm);
+	if (reply)
+		sy_msg_free(reply);
+}
+
+static struct served **served_at(struct sy__remote *rm, uint32_t seq)
+{
+	struct served **at = &rm->served[seq % SY_REMOTE_BUCKETS];
+
+	while (*at && (*at)->seq != seq)
+		at = &(*at)->hnext;
+	return at;
+}
+
+static void malformed(struct sy__remote *rm, natsMsg *nm, const char *why)
+{
+	count(rm, RC_MALFORMED);
+	fprintf(stderr, "switchyard: dropped a malformed message on %s: %s\n",
+		natsMsg_GetSubject(nm), why);
+}
+
+/* A message on an exported subject: send it through the route. */
+static void serve(struct sy__remote *rm, struct export *ex, natsMsg *nm)
+{
+	const char *to = natsMsg_GetReply(nm), *v;
+	uint64_t key = 0, tag = 0, wait_ns;
+	struct served *sv, **at;
+	struct sy_msg *m;
+	bool request;
+	uint64_t until;
+	int rc, len;
+
+	if (!to || !*to) {
+		malformed(rm, nm, "no reply subject");
+		return;
+	}
+	if (!parse_u64(header(nm, "Sy-Deadline-In"), &wait_ns) || !wait_ns) {
+		malformed(rm, nm, "no Sy-Deadline-In header");
+		return;
+	}
+	if (((v = header(nm, "Sy-Key")) && !parse_u64(v, &key)) ||
+	    ((v = header(nm, "Sy-Tag")) && !parse_u64(v, &tag))) {
+		malformed(rm, nm, "a bad Sy-Key or Sy-Tag header");
+		return;
+	}
+	request = header(nm, "Sy-Reply") != NULL;
+	len = natsMsg_GetDataLength(nm);
+	if (atomic_load_explicit(&rm->closing, memory_order_relaxed)) {
+		count(rm, RC_SERVED_FAILED);
+		ack(rm, to, -ESHUTDOWN, NULL);
+		return;
+	}
+	m = sy_msg_alloc(rm->eng, (size_t)len);
+	sv = malloc(sizeof(*sv) + strlen(to) + 1);
+	if (!m || !sv) {
+		sy_msg_free(m);
+		free(sv);
+		count(rm, RC_SERVED_FAILED);
+		ack(rm, to, -ENOMEM, NULL);
+		return;
+	}
+	memcpy(sy_msg_data(m), natsMsg_GetData(nm), (size_t)len);
+	sy_msg_set_key(m, key);
+	sy_msg_set_tag(m, tag);
+	until = sy__now(rm->eng) + wait_ns;
+	sy_msg_set_deadline(m, until);
+	do {
+		rm->serve_seq = (rm->serve_seq + 1) & 0xffffffu;
+	} while (!rm->serve_seq || *served_at(rm, rm->serve_seq));
+	sv->seq = rm->serve_seq;
+	sv->request = request;
+	sv->reply = NULL;
+	strcpy(sv->reply_to, to);
+	at = served_at(rm, sv->seq);
+	sv->hnext = NULL;
+	*at = sv;
+	m->call_seq = sv->seq;
+	m->remote_mark = sy__remote_mark_of(m, SY_REMOTE_ORIGIN);
+	/* A full ring: wait for room while the sender still waits. */
+	for (;;) {
+		rc = request ? sy_msg_request(rm->eng, ex->route, m) :
+			       sy_msg_send(rm->eng, ex->route, m);
+		if (rc != -EAGAIN || sy__now(rm->eng) >= until)
+			break;
+		nanosleep(&(struct timespec){ .tv_nsec = 20000 }, NULL);
+	}
+	if (rc == 0)
+		return;
+	*served_at(rm, sv->seq) = NULL;
+	free(sv);
+	m->remote_mark = 0;
+	sy_msg_free(m);
+	count(rm, RC_SERVED_FAILED);
+	ack(rm, to, rc, NULL);
+}
+
+/* A result or a reply from worker @p w's ring. */
+static void take_result(struct sy__remote *rm, void *e)
+{
+	struct served **at, *sv;
+
+	if (!sy__remote_is_end(e)) {
+		struct sy_msg *reply = e;
+
+		at = served_at(rm, reply->call_seq);
+		sy__total_add(&rm->slot->totals, SY_T_REPLIES_RECEIVED, 1);
+		if (*at && (*at)->request && !(*at)->reply)
+			(*at)->reply = reply;
+		else
+			sy_msg_free(reply);
+		return;
+	}
+	at = served_at(rm, (uint32_t)((uintptr_t)e >> 40));
+	sv = *at;
+	if (!sv)
+		return;
+	*at = sv->hnext;
+	{
+		int rc = (int)(int32_t)(uint32_t)((uintptr_t)e >> 8);
+
+		count(rm, rc >= 0 ? RC_SERVED : RC_SERVED_FAILED);
+		ack(rm, sv->reply_to, rc, rc >= 0 ? sv->reply : NULL);
+		if (rc < 0 && sv->reply)
+			sy_msg_free(sv->reply);
+	}
+	free(sv);
+}
+
+static unsigned take_results(struct sy__remote *rm)
+{
+	struct sy_engine *eng = rm->eng;
+	unsigned n = 0;
+
+	for (unsigned w = 0; w < eng->nworkers; w++) {
+		void *e;
+
+		while (sy__ring_dequeue_spsc(&rm->slot->replies[w], &e)) {
+			take_result(rm, e);
+			n++;
+		}
+	}
+	return n;
+}
+
+static unsigned take_incoming(struct sy__remote *rm)
+{
+	struct inmsg *batch;
+	unsigned n;
+
+	pthread_mutex_lock(&rm->lock);
+	n = atomic_load_explicit(&rm->nin, memory_order_relaxed);
+	batch = rm->in;
+	rm->in = NULL;
+	rm->in_cap = 0;
+	atomic_store_explicit(&rm->nin, 0, memory_order_relaxed);
+	pthread_mutex_unlock(&rm->lock);
+	for (unsigned i = 0; i < n; i++) {
+		if (batch[i].ex)
+			serve(rm, batch[i].ex, batch[i].msg);
+		else
+			take_ack(rm, batch[i].msg);
+		natsMsg_Destroy(batch[i].msg);
+	}
+	free(batch);
+	return n;
+}
+
+static bool has_work(struct sy__remote *rm)
+{
+	if (atomic_load_explicit(&rm->nin, memory_order_relaxed) ||
+	    atomic_load_explicit(&rm->dropped, memory_order_relaxed) ||
+	    atomic_load_explicit(&rm->quit, memory_order_relaxed))
+		return true;
+	for (unsigned w = 0; w < rm->eng->nworkers; w++)
+		if (sy__ring_count(&rm->slot->replies[w]))
+			return true;
+	return false;
+}
+
+static void *remote_main(void *arg)
+{
+	struct sy__remote *rm = arg;
+	struct sy_engine *eng = rm->eng;
+
+	if (sy_producer_attach(eng)) {
+		atomic_store_explicit(&rm->ready, -1, memory_order_release);
+		return NULL;
+	}
+	rm->slot = sy__slot_self(eng);
+	atomic_store_explicit(&rm->ready, 1, memory_order_release);
+	for (;;) {
+		bool waits;
+		unsigned n = take_incoming(rm);
+
+		n += take_results(rm);
+		n += resend_waiting(rm);
+		if (atomic_exchange_explicit(&rm->dropped, false,
+					     memory_order_acq_rel))
+			n += expire_pending(rm, 0, true);
+		else
+			n += expire_pending(rm, sy__now(eng), false);
+		if (n)
+			continue;
+		if (atomic_load_explicit(&rm->quit, memory_order_acquire) &&
+		    !rm->nwaiting)
+			break;
+		waits = rm->nwaiting ||
+			atomic_load_explicit(&rm->outstanding,
+					     memory_order_relaxed);
+		sy__park_prepare(&rm->slot->parker);
+		if (has_work(rm)) {
+			sy__park_cancel(&rm->slot->parker);
+			continue;
+		}
+		sy__park_wait(&rm->slot->parker,
+			      waits ? SY_REMOTE_TICK_NS : SY_REMOTE_IDLE_NS);
+	}
+	sy__pending_flush(rm->slot);
+	sy_producer_detach(eng);
+	return NULL;
+}
+
+/* ---- the NATS client's callbacks (its threads) ---- */
+
+static void push(struct sy__remote *rm, natsMsg *nm, struct export *ex)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&rm->lock);
+	n = atomic_load_explicit(&rm->nin, memory_order_relaxed);
+	if (n == rm->in_cap) {
+		unsigned cap = rm->in_cap ? rm->in_cap * 2 : 64;
+		struct inmsg *in = realloc(rm->in, cap * sizeof(*in));
+
+		if (!in) {
+			/* Lost: an ack times out, an export's sender retries. */
+			pthread_mutex_unlock(&rm->lock);
+			natsMsg_Destroy(nm);
+			return;
+		}
+		rm->in = in;
+		rm->in_cap = cap;
+	}
+	rm->in[n] = (struct inmsg){ .msg = nm, .ex = ex };
+	atomic_store_explicit(&rm->nin, n + 1, memory_order_relaxed);
+	pthread_mutex_unlock(&rm->lock);
+	sy__wake(&rm->slot->parker);
+}
+
+static void on_ack(natsConnection *nc, natsSubscription *sub, natsMsg *nm,
+		   void *closure)
+{
+	(void)nc;
+	(void)sub;
+	push(closure, nm, NULL);
+}
+
+static void on_export(natsConnection *nc, natsSubscription *sub, natsMsg *nm,
+		      void *closure)
+{
+	struct export *ex = closure;
+
+	(void)nc;
+	(void)sub;
+	push(ex->rm, nm, ex);
+}
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+	struct sy__remote *rm = closure;
+
+	(void)nc;
+	atomic_store_explicit(&rm->state, SY_NATS_RECONNECTING,
+			      memory_order_release);
+	atomic_store_explicit(&rm->dropped, true, memory_order_release);
+	if (atomic_load_explicit(&rm->ready, memory_order_acquire) == 1)
+		sy__wake(&rm->slot->parker);
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+	struct sy__remote *rm = closure;
+
+	(void)nc;
+	count(rm, RC_RECONNECTS);
+	atomic_store_explicit(&rm->state, SY_NATS_CONNECTED,
+			      memory_order_release);
+}
+
+static void on_closed(natsConnection *nc, void *closure)
+{
+	struct sy__remote *rm = closure;
+
+	(void)nc;
+	atomic_store_explicit(&rm->state, SY_NATS_CLOSED, memory_order_release);
+	atomic_store_explicit(&rm->dropped, true, memory_order_release);
+	if (atomic_load_explicit(&rm->ready, memory_order_acquire) == 1)
+		sy__wake(&rm->slot->parker);
+	/* Last: remote_free() may free rm once it sees this. */
+	atomic_store_explicit(&rm->closed, true, memory_order_release);
+}
+
+/* ---- control ---- */
+
+static int64_t ms_of(uint64_t ns, int64_t dflt)
+{
+	return ns ? (int64_t)((ns + 999999u) / 1000000u) : dflt;
+}
+
+static natsStatus set_options(struct sy__remote *rm,
+			      const struct sy_nats_opts *o)
+{
+	natsOptions *no = rm->opts;
+	natsStatus s;
+
+	s = natsOptions_SetServers(no, (const char **)o->urls, (int)o->n_urls);
+	if (s == NATS_OK)
+		s = natsOptions_SetNoRandomize(no, true);
+	if (s == NATS_OK)
+		s = natsOptions_SetName(no, o->name ? o->name : "switchyard");
+	if (s == NATS_OK && (o->user || o->password))
+		s = natsOptions_SetUserInfo(no, o->user, o->password);
+	if (s == NATS_OK && o->token)
+		s = natsOptions_SetToken(no, o->token);
+	if (s == NATS_OK && o->creds_file)
+		s = natsOptions_SetUserCredentialsFromFiles(no, o->creds_file,
+							    NULL);
+	if (s == NATS_OK && o->tls)
+		s = natsOptions_SetSecure(no, true);
+	if (s == NATS_OK && o->ca_file)
+		s = natsOptions_LoadCATrustedCertificates(no, o->ca_file);
+	if (s == NATS_OK && (o->cert_file || o->key_file))
+		s = natsOptions_LoadCertificatesChain(no, o->cert_file,
+						      o->key_file);
+	if (s == NATS_OK)
+		s = natsOptions_SetTimeout(no, ms_of(o->connect_timeout_ns, 2000));
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectWait(no,
+						 ms_of(o->reconnect_wait_ns, 100));
+	if (s == NATS_OK)
+		s = natsOptions_SetMaxReconnect(no, o->max_reconnect ?
+						    o->max_reconnect : 60);
+	if (s == NATS_OK)
+		s = natsOptions_SetDisconnectedCB(no, on_disconnected, rm);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectedCB(no, on_reconnected, rm);
+	if (s == NATS_OK)
+		s = natsOptions_SetClosedCB(no, on_closed, rm);
+	return s;
+}
+
+/* Stop the remote thread (it finishes what its rings hold). */
+static void thread_stop(struct sy__remote *rm)
+{
+	if (!rm->thread_started)
+		return;
+	atomic_store_explicit(&rm->quit, true, memory_order_release);
+	sy__unpark(&rm->slot->parker);
+	pthread_join(rm->thread, NULL);
+	rm->thread_started = false;
+}
+
+/* The client calls on_closed() from its own thread after a close: wait
+ * for it (up to 5 s) before rm goes away. */
+static void close_connection(struct sy__remote *rm)
+{
+	struct timespec nap = { .tv_sec = 0, .tv_nsec = 1000000 };
+
+	if (!rm->nc)
+		return;
+	natsConnection_Close(rm->nc);
+	for (int i = 0; i < 5000 &&
+	     !atomic_load_explicit(&rm->closed, memory_order_acquire); i++)
+		nanosleep(&nap, NULL);
+}
+
+static void remote_free(struct sy__remote *rm)
+{
+	thread_stop(rm);
+	close_connection(rm);
+	while (rm->exports) {
+		struct export *ex = rm->exports;
+
+		rm->exports = ex->next;
+		natsSubscription_Destroy(ex->sub);
+		free(ex);
+	}
+	natsSubscription_Destroy(rm->acks);
+	natsConnection_Destroy(rm->nc);
+	natsOptions_Destroy(rm->opts);
+	for (unsigned i = 0; i < rm->nwaiting; i++)
+		sy_msg_free(rm->waiting[i]);
+	free(rm->waiting);
+	for (unsigned i = 0; i < atomic_load(&rm->nin); i++)
+		natsMsg_Destroy(rm->in[i].msg);
+	free(rm->in);
+	for (unsigned b = 0; b < SY_REMOTE_BUCKETS; b++)
+		while (rm->served[b]) {
+			struct served *sv = rm->served[b];
+
+			rm->served[b] = sv->hnext;
+			sy_msg_free(sv->reply);
+			free(sv);
+		}
+	while (rm->rservers) {
+		struct rserver *rs = rm->rservers;
+
+		rm->rservers = rs->next;
+		free(rs);
+	}
+	pthread_mutex_destroy(&rm->lock);
+	free(rm);
+}
+
+static int nats_fail(int err, const char *what, natsStatus s)
+{
+	const char *detail = nats_GetLastError(NULL);
+
+	return sy__fail(err, "%s: %s%s%s", what, natsStatus_GetText(s),
+			detail && *detail ? ": " : "", detail ? detail : "");
+}
+
+static int connect_locked(struct sy_engine *eng, const struct sy_nats_opts *o,
+			  struct sy__remote *rm)
+{
+	natsInbox *inbox = NULL;
+	char subj[sizeof(rm->inbox) + 2];
+	natsStatus s;
+
+	s = natsOptions_Create(&rm->opts);
+	if (s == NATS_OK)
+		s = set_options(rm, o);
+	if (s != NATS_OK)
+		return nats_fail(-EINVAL, "sy_nats_connect: an option was refused",
+				 s);
+	if (pthread_create(&rm->thread, NULL, remote_main, rm))
+		return sy__fail(-EAGAIN, "cannot start the "
+				"remote thread");
+	rm->thread_started = true;
+	while (!atomic_load_explicit(&rm->ready, memory_order_acquire))
+		sched_yield();
+	if (atomic_load(&rm->ready) < 0) {
+		pthread_join(rm->thread, NULL);
+		rm->thread_started = false;
+		return sy__fail(-ENOSPC, "no producer slot "
+				"for the remote thread");
+	}
+	s = natsConnection_Connect(&rm->nc, rm->opts);
+	if (s != NATS_OK)
+		return nats_fail(-ECONNREFUSED, "sy_nats_connect: no server of "
+				 "the list could be reached", s);
+	s = natsInbox_Create(&inbox);
+	if (s == NATS_OK) {
+		snprintf(rm->inbox, sizeof(rm->inbox), "%s", (const char *)inbox);
+		rm->inbox_len = strlen(rm->inbox);
+		natsInbox_Destroy(inbox);
+		snprintf(subj, sizeof(subj), "%s.*", rm->inbox);
+		s = natsConnection_Subscribe(&rm->acks, rm->nc, subj, on_ack, rm);
+	}
+	if (s == NATS_OK)
+		s = natsSubscription_SetPendingLimits(rm->acks, -1, -1);
+	if (s != NATS_OK)
+		return nats_fail(-EIO, "sy_nats_connect: cannot subscribe to "
+				 "acknowledgements", s);
+	(void)eng;
+	atomic_store_explicit(&rm->state, SY_NATS_CONNECTED,
+			      memory_order_release);
+	return 0;
+}
+
+SY_API int sy_nats_connect(sy_engine *eng, const struct sy_nats_opts *opts)
+{
+	struct sy__remote *rm;
+	int rc;
+
+	SY__NONNULL(eng);
+	SY__NONNULL(opts);
+	if (!opts->urls || !opts->n_urls)
+		return sy__failed(__func__, sy__fail(-EINVAL, "no URL given"));
+	for (unsigned i = 0; i < opts->n_urls; i++)
+		if (!opts->urls[i] || !*opts->urls[i])
+			return sy__failed(__func__, sy__fail(-EINVAL, "URL %u is "
+					"empty", i));
+	pthread_mutex_lock(&eng->lock);
+	if (eng->remote) {
+		pthread_mutex_unlock(&eng->lock);
+		return sy__failed(__func__, sy__fail(-EALREADY, "connected already"));
+	}
+	if (atomic_load(&eng->state) >= SY_ENGINE_STOPPING) {
+		pthread_mutex_unlock(&eng->lock);
+		return sy__failed(__func__, sy__fail(-ESHUTDOWN, "the engine is "
+				"stopped"));
+	}
+	rm = calloc(1, sizeof(*rm));
+	if (!rm) {
+		pthread_mutex_unlock(&eng->lock);
+		return sy__failed(__func__, -ENOMEM);
+	}
+	rm->eng = eng;
+	rm->next_id = 1;
+	rm->instance = (uint64_t)(uintptr_t)rm ^ sy__clock_monotonic(NULL) ^
+		       ((uint64_t)getpid() << 32);
+	pthread_mutex_init(&rm->lock, NULL);
+	sy__hist_init(&rm->ack_hist);
+	rc = connect_locked(eng, opts, rm);
+	if (rc) {
+		remote_free(rm);
+		pthread_mutex_unlock(&eng->lock);
+		return sy__ret(__func__, rc);
+	}
+	eng->remote = rm;
+	pthread_mutex_unlock(&eng->lock);
+	return 0;
+}
+
+/* A subject: 1 to 200 bytes, dot-separated tokens, no wildcards or spaces. */
+static bool subject_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (!n || n > SY_SUBJECT_MAX || s[0] == '.' || s[n - 1] == '.' ||
+	    strstr(s, ".."))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] <= ' ' || s[i] == '*' || s[i] == '>' || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
+SY_API int sy_server_add_remote(sy_engine *eng, const char *name,
+				const char *subject,
+				const struct sy_remote_opts *opts, uint32_t *id)
+{
+	struct sy_server_opts so = { 0 };
+	struct rserver *rs;
+	struct sy__remote *rm;
+	int rc;
+
+	SY__NONNULL(eng);
+	SY__NONNULL(subject);
+	SY__NONNULL(id);
+	if (!subject_ok(subject))
+		return sy__failed(__func__, sy__fail(-EINVAL, "a subject is 1 "
+				"to 200 bytes of dot-separated tokens without "
+				"spaces or wildcards"));
+	pthread_mutex_lock(&eng->lock);
+	rm = eng->remote;
+	pthread_mutex_unlock(&eng->lock);
+	if (!rm)
+		return sy__failed(__func__, sy__fail(-ENOTCONN, "call "
+				"sy_nats_connect() first"));
+	rs = calloc(1, sizeof(*rs));
+	if (!rs)
+		return sy__failed(__func__, -ENOMEM);
+	rs->rm = rm;
+	rs->ack_timeout_ns = opts && opts->ack_timeout_ns ?
+			     opts->ack_timeout_ns : SY_REMOTE_ACK_TIMEOUT_NS;
+	rs->max_in_flight = opts && opts->max_in_flight ?
+			    opts->max_in_flight : SY_REMOTE_MAX_IN_FLIGHT;
+	strcpy(rs->subject, subject);
+	rs->queue_tail = &rs->queue;
+	if (opts) {
+		so.worker = opts->worker;
+		so.worker_set = opts->worker_set;
+		so.breaker = opts->breaker;
+	}
+	rc = sy_server_add(eng, name, remote_run, rs, &so, id);
+	if (rc) {
+		free(rs);
+		return sy__ret(__func__, rc);
+	}
+	pthread_mutex_lock(&eng->lock);
+	eng->servers[*id]->remote = true;
+	rs->next = rm->rservers;
+	rm->rservers = rs;
+	pthread_mutex_unlock(&eng->lock);
+	return 0;
+}
+
+SY_API int sy_route_export(sy_engine *eng, uint32_t route, const char *subject,
+			   const char *queue)
+{
+	struct sy__remote *rm;
+	struct export *ex;
+	natsStatus s;
+	int rc = 0;
+
+	SY__NONNULL(eng);
+	SY__NONNULL(subject);
+	if (!subject_ok(subject) || (queue && !subject_ok(queue)))
+		return sy__failed(__func__, sy__fail(-EINVAL, "a subject or queue "
+				"is 1 to 200 bytes of dot-separated tokens "
+				"without spaces or wildcards"));
+	pthread_mutex_lock(&eng->lock);
+	rm = eng->remote;
+	if (!rm) {
+		rc = sy__fail(-ENOTCONN, "call "
+			      "sy_nats_connect() first");
+		goto out_unlock;
+	}
+	if (route >= eng->cfg.max_routes ||
+	    !atomic_load_explicit(&eng->routes[route], memory_order_acquire)) {
+		rc = sy__fail(-ENOENT, "no route %u", route);
+		goto out_unlock;
+	}
+	ex = calloc(1, sizeof(*ex));
+	if (!ex) {
+		rc = -ENOMEM;
+		goto out_unlock;
+	}
+	ex->rm = rm;
+	ex->route = route;
+	s = queue ? natsConnection_QueueSubscribe(&ex->sub, rm->nc, subject,
+						  queue, on_export, ex) :
+		    natsConnection_Subscribe(&ex->sub, rm->nc, subject,
+					     on_export, ex);
+	if (s == NATS_OK)
+		s = natsSubscription_SetPendingLimits(ex->sub, -1, -1);
+	/* The server knows the subscription before the call returns. */
+	if (s == NATS_OK)
+		s = natsConnection_FlushTimeout(rm->nc, 2000);
+	if (s != NATS_OK) {
+		natsSubscription_Destroy(ex->sub);
+		free(ex);
+		rc = nats_fail(-EIO, "sy_route_export: cannot subscribe", s);
+		goto out_unlock;
+	}
+	ex->next = rm->exports;
+	rm->exports = ex;
+out_unlock:
+	pthread_mutex_unlock(&eng->lock);
+	return sy__ret(__func__, rc);
+}
+
+SY_API int sy_nats_stats(sy_engine *eng, struct sy_nats_stats *out)
+{
+	struct sy__remote *rm;
+	struct sy_hist *h;
+
+	SY__NONNULL(eng);
+	SY__NONNULL(out);
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&eng->lock);
+	rm = eng->remote;
+	if (rm) {
+		out->state = (enum sy_nats_state)state_of(rm);
+		out->reconnects = atomic_load(&rm->c[RC_RECONNECTS]);
+		out->published = atomic_load(&rm->c[RC_PUBLISHED]);
+		out->acked = atomic_load(&rm->c[RC_ACKED]);
+		out->nacked = atomic_load(&rm->c[RC_NACKED]);
+		out->timeouts = atomic_load(&rm->c[RC_TIMEOUTS]);
+		out->no_responders = atomic_load(&rm->c[RC_NO_RESPONDERS]);
+		out->conn_failures = atomic_load(&rm->c[RC_CONN_FAILURES]);
+		out->too_large = atomic_load(&rm->c[RC_TOO_LARGE]);
+		out->late_acks = atomic_load(&rm->c[RC_LATE_ACKS]);
+		out->served = atomic_load(&rm->c[RC_SERVED]);
+		out->served_failed = atomic_load(&rm->c[RC_SERVED_FAILED]);
+		out->malformed = atomic_load(&rm->c[RC_MALFORMED]);
+		out->in_flight = atomic_load(&rm->outstanding);
+		h = malloc(sizeof(*h));
+		if (h) {
+			sy_hist_clear(h);
+			sy__hist_merge(h, &rm->ack_hist);
+			sy_hist_summary(h, &out->ack_latency);
+			free(h);
+		}
+	}
+	pthread_mutex_unlock(&eng->lock);
+	return 0;
+}
+
+void sy__remote_ended(struct sy__worker *w, uint32_t seq, int rc)
+{
+	struct sy__remote *rm = w->eng->remote;
+	struct sy__ring *r = &rm->slot->replies[w->idx];
+	void *e = (void *)(((uintptr_t)seq << 40) |
+			   ((uintptr_t)(uint32_t)rc << 8) | 1u);
+
+	/* The remote thread outlives the workers (sy__remote_stop()). */
+	while (!sy__ring_enqueue_spsc(r, e))
+		sched_yield();
+	sy__wake(&rm->slot->parker);
+}
+
+void sy__remote_server_drain(struct sy_engine *eng, struct sy__server *srv)
+{
+	struct rserver *rs = srv->ctx;
+	struct timespec nap = { .tv_sec = 0, .tv_nsec = 1000000 };
+
+	/* queued is the worker's: read once nothing is away and the worker
+	 * has run every result handed back (wait_handled's acquire). */
+	do {
+		while (atomic_load_explicit(&rs->away, memory_order_acquire))
+			nanosleep(&nap, NULL);
+		sy__worker_wait_handled(eng, srv->worker);
+	} while (atomic_load_explicit(&rs->away, memory_order_acquire) ||
+		 rs->queued);
+}
+
+void sy__remote_quiesce(struct sy_engine *eng)
+{
+	struct sy__remote *rm = eng->remote;
+	struct timespec nap = { .tv_sec = 0, .tv_nsec = 1000000 };
+
+	if (!rm)
+		return;
+	atomic_store_explicit(&rm->closing, true, memory_order_relaxed);
+	for (struct export *ex = rm->exports; ex; ex = ex->next)
+		natsSubscription_Unsubscribe(ex->sub);
+	/* Every message published comes back to its worker: acknowledged,
+	 * timed out or failed by the connection. No new one is published
+	 * once every worker has run what it had: nothing sends any more. */
+	for (;;) {
+		for (unsigned w = 0; w < eng->nstarted; w++)
+			sy__worker_wait_handled(eng, w);
+		if (!atomic_load_explicit(&rm->outstanding, memory_order_acquire))
+			break;
+		sy__unpark(&rm->slot->parker);
+		nanosleep(&nap, NULL);
+	}
+}
+
+void sy__remote_stop(struct sy_engine *eng)
+{
+	struct sy__remote *rm = eng->remote;
+
+	if (!rm)
+		return;
+	thread_stop(rm);
+	if (state_of(rm) == SY_NATS_CONNECTED)
+		natsConnection_FlushTimeout(rm->nc, 1000);
+	close_connection(rm);
+	atomic_store_explicit(&rm->state, SY_NATS_CLOSED, memory_order_release);
+}
+
+void sy__remote_destroy(struct sy_engine *eng)
+{
+	if (!eng->remote)
+		return;
+	remote_free(eng->remote);
+	eng->remote = NULL;
+}
+
+#else /* !SY_HAVE_NATS */
+
+SY_API int sy_nats_connect(sy_engine *eng, const struct sy_nats_opts *opts)
+{
+	(void)eng;
+	(void)opts;
+	return sy__failed(__func__, sy__fail(-ENOTSUP, "built without libnats "
+			"(meson -Dnats=enabled)"));
+}
+
+SY_API int sy_server_add_remote(sy_engine *eng, const char *name,
+				const char *subject,
+				const struct sy_remote_opts *opts, uint32_t *id)
+{
+	(void)eng;
+	(void)name;
+	(void)subject;
+	(void)opts;
+	(void)id;
+	return sy__failed(__func__, sy__fail(-ENOTCONN, "built without "
+			"libnats"));
+}
+
+SY_API int sy_route_export(sy_engine *eng, uint32_t route, const char *subject,
+			   const char *queue)
+{
+	(void)eng;
+	(void)route;
+	(void)subject;
+	(void)queue;
+	return sy__failed(__func__, sy__fail(-ENOTCONN, "built without libnats"));
+}
+
+SY_API int sy_nats_stats(sy_engine *eng, struct sy_nats_stats *out)
+{
+	SY__NONNULL(eng);
+	SY__NONNULL(out);
+	memset(out, 0, sizeof(*out));
+	return 0;
+}
+
+void sy__remote_server_drain(struct sy_engine *eng, struct sy__server *srv)
+{
+	(void)eng;
+	(void)srv;
+}
+
+/* No message is ever marked without a connection. */
+void sy__remote_ended(struct sy__worker *w, uint32_t seq, int rc)
+{
+	(void)w;
+	(void)seq;
+	(void)rc;
+}
+
+void sy__remote_quiesce(struct sy_engine *eng)
+{
+	(void)eng;
+}
+
+void sy__remote_stop(struct sy_engine *eng)
+{
+	(void)eng;
+}
+
+void sy__remote_destroy(struct sy_engine *eng)
+{
+	(void)eng;
+}
+
+#endif /* SY_HAVE_NATS */

@@ -1,0 +1,470 @@
+/*
+ * Remote servers and exported routes over NATS: every test starts its own
+ * nats-server on 127.0.0.1 on a free port and stops it. Engine A sends
+ * through a route whose server is remote; engine B (in this process, or a
+ * remote_peer process) serves it.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <nats/nats.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tests/common.h"
+#include "tests/fixture.h"
+#include "tests/remote/natsd.h"
+
+static struct t_natsd natsd;
+
+static void start_natsd(void)
+{
+	cr_assert_eq(t_natsd_start(&natsd, NULL), 0, "nats-server did not start");
+}
+
+static void stop_natsd(void)
+{
+	t_natsd_stop(&natsd);
+}
+
+/* An engine connected to @p url. */
+static sy_engine *engine_on(const char *url)
+{
+	struct sy_nats_opts no = { 0 };
+	const char *urls[1] = { url };
+	sy_engine *eng = t_engine(1, SY_IDLE_SLEEP);
+	int rc;
+
+	cr_assert_not_null(eng);
+	cr_assert_eq(sy_engine_start(eng), 0);
+	no.urls = urls;
+	no.n_urls = 1;
+	rc = sy_nats_connect(eng, &no);
+	cr_assert_eq(rc, 0, "sy_nats_connect: %s", sy_last_error());
+	return eng;
+}
+
+/* A route of A over one remote server at @p subject. */
+static uint32_t remote_route(sy_engine *a, const char *subject,
+			     struct sy_route_opts ro,
+			     const struct sy_remote_opts *opts, uint32_t *server)
+{
+	uint32_t sid, rid;
+	int rc = sy_server_add_remote(a, subject, subject, opts, &sid);
+
+	cr_assert_eq(rc, 0, "sy_server_add_remote: %s", sy_last_error());
+	ro.servers = &sid;
+	ro.n_servers = 1;
+	cr_assert_eq(sy_route_add(a, subject, &ro, &rid), 0);
+	if (server)
+		*server = sid;
+	return rid;
+}
+
+/* Serve a route of B over @p fn on @p subject in queue group "q". */
+static void serve(sy_engine *b, const char *subject, sy_handler_fn fn,
+		  void *ctx)
+{
+	uint32_t rid = t_direct(b, subject, fn, ctx, -1, NULL);
+
+	cr_assert_eq(sy_route_export(b, rid, subject, "q"), 0,
+		     "sy_route_export: %s", sy_last_error());
+}
+
+static void send_ids(sy_engine *eng, uint32_t route, uint64_t first,
+		     uint64_t n)
+{
+	for (uint64_t i = first; i < first + n; i++)
+		cr_assert_eq(t_send_retry(eng, route, t_msg(eng, i), 5000), 0);
+}
+
+static struct sy_nats_stats nats_stats(sy_engine *eng)
+{
+	struct sy_nats_stats st;
+
+	cr_assert_eq(sy_nats_stats(eng, &st), 0);
+	return st;
+}
+
+TestSuite(remote_connect, .init = start_natsd, .fini = stop_natsd);
+
+Test(remote_connect, an_unreachable_url_fails_with_a_clear_error)
+{
+	struct sy_nats_opts no = { 0 };
+	char url[64];
+	const char *urls[1] = { url };
+	sy_engine *eng = t_engine(1, SY_IDLE_SLEEP);
+	struct sy_nats_stats st;
+	uint32_t id;
+
+	snprintf(url, sizeof(url), "nats://127.0.0.1:%u", t_free_port());
+	no.urls = urls;
+	no.n_urls = 1;
+	no.connect_timeout_ns = 200000000;
+	no.max_reconnect = 1;
+	cr_assert_eq(sy_nats_connect(eng, &no), -ECONNREFUSED);
+	cr_expect_not_null(strstr(sy_last_error(), "could be reached"),
+			   "%s", sy_last_error());
+	cr_expect_eq(sy_server_add_remote(eng, "r", "sy.r", NULL, &id),
+		     -ENOTCONN);
+	cr_assert_eq(sy_nats_stats(eng, &st), 0);
+	cr_expect_eq(st.state, SY_NATS_NONE);
+	/* A second URL that answers: the connection falls through to it. */
+	{
+		const char *two[2] = { url, natsd.url };
+
+		no.urls = two;
+		no.n_urls = 2;
+		cr_assert_eq(sy_nats_connect(eng, &no), 0, "%s", sy_last_error());
+		cr_expect_eq(nats_stats(eng).state, SY_NATS_CONNECTED);
+	}
+	sy_engine_destroy(eng);
+}
+
+Test(remote_connect, bad_subjects_are_refused)
+{
+	sy_engine *eng = engine_on(natsd.url);
+	uint32_t id;
+
+	cr_expect_eq(sy_server_add_remote(eng, "a", "", NULL, &id), -EINVAL);
+	cr_expect_eq(sy_server_add_remote(eng, "b", "sy.*", NULL, &id), -EINVAL);
+	cr_expect_eq(sy_server_add_remote(eng, "c", "sy. x", NULL, &id), -EINVAL);
+	cr_expect_eq(sy_server_add_remote(eng, "d", "sy..x", NULL, &id), -EINVAL);
+	cr_expect_eq(sy_route_export(eng, 7, "sy.x", NULL), -ENOENT);
+	sy_engine_destroy(eng);
+}
+
+TestSuite(remote_send, .init = start_natsd, .fini = stop_natsd);
+
+Test(remote_send, every_message_runs_once_on_the_other_engine)
+{
+	sy_engine *a = engine_on(natsd.url), *b = engine_on(natsd.url);
+	struct t_ledger ledger;
+	struct t_ledger_server ls = { .ledger = &ledger };
+	struct sy_accounting acc;
+	uint64_t n = 3000;
+	uint32_t route;
+	struct sy_nats_stats st;
+
+	t_ledger_init(&ledger, n);
+	serve(b, "sy.work", t_ledger_handler, &ls);
+	route = remote_route(a, "sy.work", (struct sy_route_opts){ 0 }, NULL,
+			     NULL);
+	send_ids(a, route, 0, n);
+	/* Stop waits for every acknowledgement. */
+	t_quiet_stop(a);
+	t_expect_accounting(a, n, n, 0);
+	st = nats_stats(a);
+	cr_expect_eq(st.published, n);
+	cr_expect_eq(st.acked, n);
+	cr_expect_eq(st.in_flight, 0);
+	cr_expect_eq(st.ack_latency.count, n);
+	cr_expect_eq(t_ledger_missing(&ledger), 0);
+	cr_expect_eq(atomic_load(&ledger.wrong), 0);
+	cr_assert_eq(sy_engine_stop(b), 0);
+	cr_assert_eq(sy_engine_accounting(b, &acc), 0);
+	cr_expect_eq(acc.accepted, n);
+	cr_expect_eq(acc.delivered, n);
+	cr_expect_eq(nats_stats(b).served, n);
+	sy_engine_destroy(a);
+	sy_engine_destroy(b);
+	t_ledger_fini(&ledger);
+}
+
+/* Answers with the payload doubled; checks the key crossed over. */
+static int doubler(sy_engine *eng, sy_msg *msg, void *ctx)
+{
+	uint64_t v = t_msg_value(msg) * 2;
+	sy_msg *r = sy_msg_alloc(eng, sizeof(v));
+
+	(void)ctx;
+	if (!r || sy_msg_key(msg) != 77)
+		return -EINVAL;
+	memcpy(sy_msg_data(r), &v, sizeof(v));
+	if (sy_msg_reply(msg, r)) {
+		sy_msg_free(r);
+		return -EIO;
+	}
+	return 0;
+}
+
+Test(remote_send, a_call_gets_the_far_handlers_reply)
+{
+	sy_engine *a = engine_on(natsd.url), *b = engine_on(natsd.url);
+	uint32_t route;
+
+	serve(b, "sy.double", doubler, NULL);
+	route = remote_route(a, "sy.double", (struct sy_route_opts){ 0 }, NULL,
+			     NULL);
+	for (uint64_t i = 1; i <= 50; i++) {
+		sy_msg *req = t_msg(a, i), *reply = NULL;
+		int rc;
+
+		sy_msg_set_key(req, 77);
+		rc = sy_msg_call(a, route, req, &reply, 5000000000ull);
+		cr_assert_eq(rc, 0, "call %llu: %s", (unsigned long long)i,
+			     sy_strerror(rc));
+		cr_expect_eq(t_msg_value(reply), 2 * i);
+		cr_expect_eq(sy_msg_tag(reply), i);
+		sy_msg_free(reply);
+	}
+	t_quiet_stop(a);
+	t_expect_accounting(a, 50, 50, 0);
+	sy_engine_destroy(a);
+	sy_engine_destroy(b);
+}
+
+static void expect_all_remote(sy_engine *eng, uint64_t n, unsigned attempts)
+{
+	struct t_letters l;
+
+	t_drain_letters(eng, &l);
+	cr_expect_eq(l.n, n);
+	cr_expect_eq(l.by_reason[SY_DL_REMOTE], n);
+	cr_expect_eq(l.by_attempts[attempts], n, "attempts %u", attempts);
+}
+
+TestSuite(remote_failure, .init = start_natsd, .fini = stop_natsd);
+
+Test(remote_failure, no_responders_are_retried_then_dead_lettered)
+{
+	sy_engine *a = engine_on(natsd.url);
+	struct sy_route_opts ro = { .max_attempts = 3,
+				    .retry_backoff_ns = 1000000,
+				    .retry_budget_min = 1000 };
+	uint32_t route = remote_route(a, "sy.nobody", ro, NULL, NULL);
+
+	send_ids(a, route, 0, 20);
+	t_quiet_stop(a);
+	t_expect_accounting(a, 20, 0, 20);
+	cr_expect_eq(nats_stats(a).no_responders, 60);
+	expect_all_remote(a, 20, 3);
+	sy_engine_destroy(a);
+}
+
+static int refuse(sy_engine *eng, sy_msg *msg, void *ctx)
+{
+	(void)eng;
+	(void)msg;
+	atomic_fetch_add((_Atomic uint64_t *)ctx, 1);
+	return -EPERM;
+}
+
+Test(remote_failure, a_failing_far_handler_fails_the_run_here)
+{
+	sy_engine *a = engine_on(natsd.url), *b = engine_on(natsd.url);
+	struct sy_route_opts ro = { .max_attempts = 2,
+				    .retry_backoff_ns = 1000000 };
+	_Atomic uint64_t runs = 0;
+	struct sy_accounting acc;
+	uint32_t route;
+
+	serve(b, "sy.refuse", refuse, &runs);
+	route = remote_route(a, "sy.refuse", ro, NULL, NULL);
+	send_ids(a, route, 0, 10);
+	t_quiet_stop(a);
+	t_expect_accounting(a, 10, 0, 10);
+	cr_expect_eq(nats_stats(a).nacked, 20);
+	expect_all_remote(a, 10, 2);
+	/* On B each failed run ended there: nothing retried or
+	 * dead-lettered twice. */
+	cr_assert_eq(sy_engine_stop(b), 0);
+	cr_assert_eq(sy_engine_accounting(b, &acc), 0);
+	cr_expect_eq(atomic_load(&runs), 20);
+	cr_expect_eq(acc.accepted, 20);
+	cr_expect_eq(acc.failed_kept, 20);
+	cr_expect_eq(acc.dead_lettered, 0);
+	sy_engine_destroy(a);
+	sy_engine_destroy(b);
+}
+
+Test(remote_failure, remote_failures_open_the_breaker)
+{
+	sy_engine *a = engine_on(natsd.url);
+	struct sy_breaker_opts bo = { .consecutive_failures = 3,
+				      .open_ns = 60000000000ull };
+	struct sy_remote_opts opts = { .breaker = &bo };
+	struct sy_route_opts ro = { .dead_letter_unreachable = true };
+	enum sy_breaker_state state;
+	uint32_t server, route = remote_route(a, "sy.nobody", ro, &opts,
+					      &server);
+	struct sy_accounting acc;
+
+	send_ids(a, route, 0, 3);
+	cr_assert(t_wait_dead_letters(a, 3));
+	cr_assert_eq(sy_breaker_state(a, server, &state), 0);
+	cr_expect_eq(state, SY_BREAKER_OPEN);
+	/* Open: the next ones find no server and are dead-lettered at once. */
+	send_ids(a, route, 3, 5);
+	t_quiet_stop(a);
+	cr_assert_eq(sy_engine_accounting(a, &acc), 0);
+	cr_expect_eq(acc.dead_lettered_by[SY_DL_REMOTE], 3);
+	cr_expect_eq(acc.dead_lettered_by[SY_DL_CIRCUIT_OPEN], 5);
+	cr_expect_eq(nats_stats(a).published, 3);
+	sy_engine_destroy(a);
+}
+
+static int sleepy(sy_engine *eng, sy_msg *msg, void *ctx)
+{
+	(void)eng;
+	(void)msg;
+	(void)ctx;
+	t_sleep_us(300000);
+	return 0;
+}
+
+Test(remote_failure, no_ack_in_time_is_a_timeout)
+{
+	sy_engine *a = engine_on(natsd.url), *b = engine_on(natsd.url);
+	struct sy_remote_opts opts = { .ack_timeout_ns = 50000000 };
+	uint32_t route;
+
+	serve(b, "sy.sleepy", sleepy, NULL);
+	route = remote_route(a, "sy.sleepy", (struct sy_route_opts){ 0 },
+			     &opts, NULL);
+	send_ids(a, route, 0, 2);
+	t_quiet_stop(a);
+	t_expect_accounting(a, 2, 0, 2);
+	cr_expect_eq(nats_stats(a).timeouts, 2);
+	expect_all_remote(a, 2, 1);
+	sy_engine_destroy(a);
+	/* B ran the first one (or both) although A gave up: at least once. */
+	sy_engine_destroy(b);
+}
+
+TestSuite(remote_limits, .fini = stop_natsd);
+
+Test(remote_limits, a_message_above_max_payload_is_dead_lettered_whole)
+{
+	sy_engine *a, *b;
+	struct t_ledger ledger;
+	struct t_ledger_server ls = { .ledger = &ledger };
+	uint32_t route;
+	sy_msg *big;
+	long size;
+
+	cr_assert_eq(t_natsd_start(&natsd, "max_payload: 1024"), 0);
+	a = engine_on(natsd.url);
+	b = engine_on(natsd.url);
+	t_ledger_init(&ledger, 8);
+	serve(b, "sy.small", t_ledger_handler, &ls);
+	route = remote_route(a, "sy.small", (struct sy_route_opts){ 0 }, NULL,
+			     NULL);
+	big = sy_msg_alloc(a, 4096);
+	cr_assert_not_null(big);
+	memset(sy_msg_data(big), 0xab, 4096);
+	cr_assert_eq(sy_msg_send(a, route, big), 0);
+	send_ids(a, route, 1, 1);
+	t_quiet_stop(a);
+	t_expect_accounting(a, 2, 1, 1);
+	cr_expect_eq(nats_stats(a).too_large, 1);
+	{
+		struct sy_dead_letter dl;
+
+		cr_assert_eq(sy_dlq_list(a, NULL, &dl, 1), 1);
+		cr_expect_eq(dl.reason, SY_DL_REMOTE);
+		size = sy_dlq_peek(a, dl.id, NULL, 0);
+		cr_expect_eq(size, 4096, "kept whole: %ld bytes", size);
+	}
+	sy_engine_destroy(a);
+	sy_engine_destroy(b);
+	t_ledger_fini(&ledger);
+}
+
+TestSuite(remote_export, .init = start_natsd, .fini = stop_natsd);
+
+Test(remote_export, a_malformed_message_is_counted_and_dropped)
+{
+	sy_engine *a = engine_on(natsd.url), *b = engine_on(natsd.url);
+	struct t_ledger ledger;
+	struct t_ledger_server ls = { .ledger = &ledger };
+	natsConnection *nc;
+	uint32_t route;
+
+	t_ledger_init(&ledger, 10);
+	serve(b, "sy.work", t_ledger_handler, &ls);
+	cr_assert_eq(natsConnection_ConnectTo(&nc, natsd.url), NATS_OK);
+	/* No headers and no reply subject; then headers but no reply. */
+	cr_assert_eq(natsConnection_PublishString(nc, "sy.work", "junk"), NATS_OK);
+	{
+		natsMsg *m;
+
+		cr_assert_eq(natsMsg_Create(&m, "sy.work", "x.y", "j", 1), NATS_OK);
+		natsMsgHeader_Set(m, "Sy-Deadline-In", "not a number");
+		cr_assert_eq(natsConnection_PublishMsg(nc, m), NATS_OK);
+		natsMsg_Destroy(m);
+	}
+	cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
+	natsConnection_Destroy(nc);
+	/* B keeps serving. */
+	route = remote_route(a, "sy.work", (struct sy_route_opts){ 0 }, NULL,
+			     NULL);
+	send_ids(a, route, 0, 10);
+	t_quiet_stop(a);
+	t_expect_accounting(a, 10, 10, 0);
+	cr_assert_eq(sy_engine_stop(b), 0);
+	cr_expect_eq(nats_stats(b).malformed, 2);
+	cr_expect_eq(t_ledger_missing(&ledger), 0);
+	sy_engine_destroy(a);
+	sy_engine_destroy(b);
+	t_ledger_fini(&ledger);
+}
+
+Test(remote_export, a_queue_group_shares_the_messages)
+{
+	sy_engine *a = engine_on(natsd.url);
+	sy_engine *b1 = engine_on(natsd.url), *b2 = engine_on(natsd.url);
+	struct t_ledger ledger;
+	struct t_ledger_server s1 = { .ledger = &ledger }, s2 = { .ledger = &ledger };
+	uint64_t n = 2000;
+	uint32_t route;
+
+	t_ledger_init(&ledger, n);
+	serve(b1, "sy.shared", t_ledger_handler, &s1);
+	serve(b2, "sy.shared", t_ledger_handler, &s2);
+	route = remote_route(a, "sy.shared", (struct sy_route_opts){ 0 }, NULL,
+			     NULL);
+	send_ids(a, route, 0, n);
+	t_quiet_stop(a);
+	t_expect_accounting(a, n, n, 0);
+	cr_expect_eq(t_ledger_missing(&ledger), 0);
+	cr_expect_eq(atomic_load(&ledger.wrong), 0);
+	cr_expect_gt(atomic_load(&s1.got), 0);
+	cr_expect_gt(atomic_load(&s2.got), 0);
+	sy_engine_destroy(a);
+	sy_engine_destroy(b1);
+	sy_engine_destroy(b2);
+	t_ledger_fini(&ledger);
+}
+
+Test(remote_send, removing_a_remote_server_waits_for_its_messages)
+{
+	sy_engine *a = engine_on(natsd.url), *b = engine_on(natsd.url);
+	struct t_ledger ledger;
+	struct t_ledger_server far = { .ledger = &ledger },
+			       near = { .ledger = &ledger };
+	uint32_t ids[2], route;
+	struct sy_route_opts ro = { .servers = ids, .n_servers = 2 };
+	uint64_t n = 2000;
+
+	t_ledger_init(&ledger, n);
+	serve(b, "sy.work", t_ledger_handler, &far);
+	cr_assert_eq(sy_server_add_remote(a, "far", "sy.work", NULL, &ids[0]), 0);
+	cr_assert_eq(sy_server_add(a, "near", t_ledger_handler, &near, NULL,
+				   &ids[1]), 0);
+	cr_assert_eq(sy_route_add(a, "work", &ro, &route), 0);
+	send_ids(a, route, 0, n);
+	/* Many are published or waiting for the window now. */
+	cr_assert_eq(sy_server_remove(a, ids[0]), 0);
+	t_quiet_stop(a);
+	t_expect_accounting(a, n, n, 0);
+	cr_expect_eq(t_ledger_missing(&ledger), 0);
+	cr_expect_eq(atomic_load(&ledger.wrong), 0);
+	cr_expect_gt(atomic_load(&far.got), 0);
+	sy_engine_destroy(a);
+	sy_engine_destroy(b);
+	t_ledger_fini(&ledger);
+}
