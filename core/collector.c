@@ -175,6 +175,7 @@ static void snapshot_drop_rcu(struct rcu_head *head)
 {
 	sy__rcu_callback_start();
 	sy__snapshot_put(caa_container_of(head, struct sy_snapshot, rcu));
+	sy__rcu_callback_end();
 }
 
 /* Publish @p snap; the previous one loses the collector's reference after
@@ -393,12 +394,12 @@ void sy__collector_destroy(struct sy_engine *eng)
 		collector_gone(c);
 	last = atomic_exchange_explicit(&c->current, NULL, memory_order_relaxed);
 	if (last) {
-		sy__rcu_reader_ensure();
-		sy__call_rcu(&last->rcu, snapshot_drop_rcu);
+		sy__synchronize_rcu();
+		sy__snapshot_put(last);
 	}
 	/* Every dropped reference's callback has run: no snapshot is left
 	 * but those that readers still hold. */
-	urcu_memb_barrier();
+	sy__rcu_barrier();
 	sy__merge_destroy(c->merge);
 	pthread_cond_destroy(&c->cond);
 	pthread_mutex_destroy(&c->merge_lock);

@@ -20,6 +20,7 @@
 #include "core/health.h"
 
 char sy__rcu_token;
+_Atomic unsigned long sy__rcu_queued;
 
 uint64_t sy__clock_monotonic(void *ctx)
 {
@@ -177,6 +178,15 @@ out_unlock:
 	return rc;
 }
 
+static uint64_t counter_sum(struct sy_engine *eng, enum sy__total c)
+{
+	uint64_t sum = 0;
+
+	for (unsigned i = 0; i < eng->nslots; i++)
+		sum += sy__counter_read(&eng->slots[i].totals.v[c]);
+	return sum;
+}
+
 SY_API int sy_engine_stop(sy_engine *eng)
 {
 	int rc = 0;
@@ -187,11 +197,19 @@ SY_API int sy_engine_stop(sy_engine *eng)
 	pthread_mutex_lock(&eng->lock);
 	switch (atomic_load(&eng->state)) {
 	case SY_ENGINE_CREATED:
-		/* Messages may be queued already: run the workers to drain. */
-		rc = sy__workers_start(eng);
-		if (rc)
-			break;
-		/* fall through */
+		atomic_store(&eng->state, SY_ENGINE_STOPPING);
+		/* After the grace period every send that saw CREATED has
+		 * enqueued (and counted it accepted); later ones fail. With
+		 * nothing accepted the rings are empty and no worker needs to
+		 * run; otherwise the workers start just to drain them. */
+		sy__slots_synchronize(eng);
+		if (counter_sum(eng, SY_T_ACCEPTED) != 0) {
+			rc = sy__workers_start(eng);
+			sy__workers_drain(eng);
+		}
+		atomic_store(&eng->state, SY_ENGINE_STOPPED);
+		sy__collector_stop(eng);
+		break;
 	case SY_ENGINE_RUNNING:
 		atomic_store(&eng->state, SY_ENGINE_STOPPING);
 		/* After the grace period every send that saw RUNNING has
@@ -258,14 +276,6 @@ SY_API int sy_engine_stats(sy_engine *eng, struct sy_stats *out)
 	return 0;
 }
 
-static uint64_t counter_sum(struct sy_engine *eng, enum sy__total c)
-{
-	uint64_t sum = 0;
-
-	for (unsigned i = 0; i < eng->nslots; i++)
-		sum += sy__counter_read(&eng->slots[i].totals.v[c]);
-	return sum;
-}
 
 /*
  * Outcomes are read before acceptances, and a sender counts a message as

@@ -134,26 +134,35 @@ static void route_free_rcu(struct rcu_head *head)
 {
 	sy__rcu_callback_start();
 	route_free(caa_container_of(head, struct sy__route, rcu));
+	sy__rcu_callback_end();
 }
 
 /*
  * Free the retired routes once no reader can hold them: a grace period of
- * the slots now, then liburcu's (call_rcu) for the name table's readers.
+ * the slots now, then liburcu's for the name table's readers: through
+ * call_rcu, or (@p wait, at destroy) by waiting for it here.
  * Under eng->lock, or at destroy.
  */
-static void routes_reclaim(struct sy_engine *eng)
+static void routes_reclaim(struct sy_engine *eng, bool wait)
 {
 	struct sy__route *r;
 
 	if (!eng->retired)
 		return;
 	sy__slots_synchronize(eng);
-	sy__rcu_thread_get();
+	if (wait)
+		sy__synchronize_rcu();
+	else
+		sy__rcu_thread_get();
 	while ((r = eng->retired)) {
 		eng->retired = r->retired_next;
-		sy__call_rcu(&r->rcu, route_free_rcu);
+		if (wait)
+			route_free(r);
+		else
+			sy__call_rcu(&r->rcu, route_free_rcu);
 	}
-	sy__rcu_thread_put();
+	if (!wait)
+		sy__rcu_thread_put();
 	eng->nretired = 0;
 }
 
@@ -164,7 +173,7 @@ static void route_retire(struct sy_engine *eng, struct sy__route *r)
 	r->retired_next = eng->retired;
 	eng->retired = r;
 	if (++eng->nretired >= SY_RETIRE_BATCH)
-		routes_reclaim(eng);
+		routes_reclaim(eng, false);
 }
 
 /*
@@ -742,11 +751,11 @@ void sy__registry_destroy(struct sy_engine *eng)
 				route_unpublish(eng, r);
 		}
 	}
-	/* Every route is out of the table: queue them for call_rcu, wait for
-	 * the callbacks, then destroy the empty table. Never inside a
-	 * read-side section. */
-	routes_reclaim(eng);
-	urcu_memb_barrier();
+	/* Every route is out of the table: free them after a grace period,
+	 * wait for the callbacks queued before, then destroy the empty
+	 * table. Never inside a read-side section. */
+	routes_reclaim(eng, true);
+	sy__rcu_barrier();
 	if (eng->route_names)
 		cds_lfht_destroy(eng->route_names, NULL);
 	if (eng->servers) {

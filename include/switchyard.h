@@ -170,7 +170,7 @@ SY_API int sy_engine_start(sy_engine *eng);
  * runs its handler before the workers exit. Sends made after the call starts
  * fail with -ESHUTDOWN; replies from draining handlers are still delivered.
  * On an engine never started, the workers start just to run what was sent,
- * then exit. Afterwards the engine cannot be started again; sends,
+ * then exit (none start if nothing was sent). Afterwards the engine cannot be started again; sends,
  * attaches and new allocations fail with -ESHUTDOWN (a thread may still
  * take a message its pool already holds), and the dead letter queue,
  * counters and metrics stay readable until sy_engine_destroy().
