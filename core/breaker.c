@@ -49,6 +49,7 @@
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/route.h"
+#include "core/wrap.h"
 
 #define WINDOW_MAX 1024u
 #define PROBES_MAX 65535u
@@ -169,7 +170,9 @@ int sy__breaker_create(struct sy_engine *eng, const struct sy_breaker_opts *o,
 	b->probes = o->half_open_probes ? o->half_open_probes : 1;
 	b->success_threshold = o->success_threshold ? o->success_threshold :
 			       b->probes;
-	atomic_init(&b->word, w_make(0, 0, SY_BREAKER_CLOSED));
+	atomic_init(&b->word, w_make(sy__wrap_start.breaker_gen, 0,
+				     SY_BREAKER_CLOSED));
+	b->seen_gen = sy__wrap_start.breaker_gen;
 	*out = b;
 	return 0;
 }
@@ -205,15 +208,24 @@ static void sync_gate(struct sy__server *srv, struct sy__breaker *b)
 	} while (w_gen(w) != w_gen(acted));
 }
 
-/* Publish the start of half-open round @p gen, unless a later round did. */
+/*
+ * Publish the start of half-open round @p gen while it is the current
+ * round: once the word has moved on, a later round may have published its
+ * own start, which a late publisher must not overwrite. Generations are
+ * only compared for equality: they wrap, and the one published last may be
+ * any distance behind (operators force states without a half-open round).
+ */
 static void probe_round_publish(struct sy__breaker *b, uint32_t gen,
 				uint64_t now)
 {
 	uint32_t cur = atomic_load_explicit(&b->probe_gen, memory_order_relaxed);
 
 	atomic_store_explicit(&b->probe_since, now, memory_order_relaxed);
-	/* B3: pairs with B4 in probe_round_expired(). */
-	while ((int32_t)(gen - cur) > 0 &&
+	/* B3: pairs with B4 in probe_round_expired(). A later round's
+	 * publisher changes probe_gen, which fails our CAS: we then see the
+	 * word moved on and stop. */
+	while (cur != gen &&
+	       w_gen(atomic_load_explicit(&b->word, memory_order_relaxed)) == gen &&
 	       !atomic_compare_exchange_weak_explicit(&b->probe_gen, &cur, gen,
 						      memory_order_release,
 						      memory_order_relaxed))

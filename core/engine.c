@@ -17,10 +17,12 @@
 #include "core/route.h"
 #include "core/slot.h"
 #include "core/worker.h"
+#include "core/wrap.h"
 #include "core/health.h"
 
 char sy__rcu_token;
 _Atomic unsigned long sy__rcu_queued;
+struct sy__wrap_start sy__wrap_start;
 
 uint64_t sy__clock_monotonic(void *ctx)
 {
