@@ -45,6 +45,7 @@
 #include "core/rcu.h"
 #include "core/route.h"
 #include "core/slot.h"
+#include "core/worker.h"
 #include "metrics/merge.h"
 #include "metrics/snapshot.h"
 
@@ -455,6 +456,8 @@ SY_API int sy_metrics_refresh(sy_engine *eng)
 
 	if (!c)
 		return -ENOTSUP;
+	if (sy__in_worker(eng))
+		return sy__fail(-EDEADLK, "sy_metrics_refresh: called from a handler");
 	/* `running` changes only with eng->lock held (start, stop). */
 	pthread_mutex_lock(&eng->lock);
 	pthread_mutex_lock(&c->lock);

@@ -39,13 +39,6 @@ SY_API void sy_config_init(struct sy_config *cfg)
 	cfg->display_affinity = -1;
 }
 
-static bool in_worker(struct sy_engine *eng)
-{
-	struct sy__worker *w = sy__worker_self();
-
-	return w && w->eng == eng;
-}
-
 static int engine_alloc(struct sy_engine *eng)
 {
 	eng->nslots = eng->nworkers + eng->cfg.max_producers;
@@ -150,6 +143,8 @@ SY_API int sy_engine_start(sy_engine *eng)
 {
 	int rc;
 
+	if (sy__in_worker(eng))
+		return sy__fail(-EDEADLK, "sy_engine_start: called from a handler");
 	pthread_mutex_lock(&eng->lock);
 	switch (atomic_load(&eng->state)) {
 	case SY_ENGINE_CREATED:
@@ -193,7 +188,7 @@ SY_API int sy_engine_stop(sy_engine *eng)
 {
 	int rc = 0;
 
-	if (in_worker(eng))
+	if (sy__in_worker(eng))
 		return sy__fail(-EDEADLK, "sy_engine_stop: called from a handler, "
 				"it would wait for its own worker");
 	pthread_mutex_lock(&eng->lock);
@@ -232,6 +227,12 @@ SY_API void sy_engine_destroy(sy_engine *eng)
 {
 	if (!eng)
 		return;
+	if (sy__in_worker(eng)) {
+		/* Freeing the engine under its own worker: refused. */
+		sy__fail(-EDEADLK, "sy_engine_destroy: called from a handler, "
+			 "nothing done");
+		return;
+	}
 	sy_metrics_serve_stop(eng);
 	sy_engine_stop(eng);
 	sy__health_shutdown(eng);

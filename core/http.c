@@ -41,6 +41,7 @@
 
 #include "core/engine.h"
 #include "core/error.h"
+#include "core/worker.h"
 
 #ifdef SY_HAVE_MICROHTTPD
 
@@ -533,6 +534,8 @@ SY_API int sy_metrics_serve(sy_engine *eng, const char *addr, unsigned port,
 	struct sy__http *h;
 	int fd, rc = 0;
 
+	if (sy__in_worker(eng))
+		return sy__fail(-EDEADLK, "sy_metrics_serve: called from a handler");
 	if (!addr)
 		addr = "127.0.0.1";
 	if (port > 65535)
@@ -600,6 +603,11 @@ SY_API void sy_metrics_serve_stop(sy_engine *eng)
 {
 	struct sy__http *h;
 
+	if (sy__in_worker(eng)) {
+		sy__fail(-EDEADLK, "sy_metrics_serve_stop: called from a handler, "
+			 "nothing done");
+		return;
+	}
 	pthread_mutex_lock(&eng->lock);
 	h = eng->http;
 	eng->http = NULL;

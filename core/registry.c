@@ -60,13 +60,6 @@ static int check_name(const char *what, const char *name)
 	return 0;
 }
 
-static bool in_worker(struct sy_engine *eng)
-{
-	struct sy__worker *w = sy__worker_self();
-
-	return w && w->eng == eng;
-}
-
 /*
  * What precedes a route in its block: the engine whose allocator gave the
  * block, and the block's size, for route_free() (a call_rcu callback, with
@@ -413,7 +406,7 @@ SY_API int sy_route_add(sy_engine *eng, const char *name,
 
 	if ((rc = check_name("route", name)) != 0)
 		return rc;
-	if (in_worker(eng))
+	if (sy__in_worker(eng))
 		return sy__fail(-EDEADLK, "sy_route_add from a handler");
 	pthread_mutex_lock(&eng->lock);
 	for (rid = 0; rid < eng->cfg.max_routes; rid++) {
@@ -456,7 +449,7 @@ SY_API int sy_route_replace(sy_engine *eng, uint32_t id,
 	struct sy__route *old, *r;
 	int rc = 0;
 
-	if (in_worker(eng))
+	if (sy__in_worker(eng))
 		return sy__fail(-EDEADLK, "sy_route_replace from a handler");
 	pthread_mutex_lock(&eng->lock);
 	old = route_get(eng, id);
@@ -488,7 +481,7 @@ SY_API int sy_route_remove(sy_engine *eng, uint32_t id)
 	struct sy__route *r;
 	int rc = 0;
 
-	if (in_worker(eng))
+	if (sy__in_worker(eng))
 		return sy__fail(-EDEADLK, "sy_route_remove from a handler");
 	pthread_mutex_lock(&eng->lock);
 	r = route_get(eng, id);
@@ -558,7 +551,7 @@ SY_API int sy_server_add(sy_engine *eng, const char *name, sy_handler_fn fn,
 	if (worker < -1 || worker >= (int)eng->nworkers)
 		return sy__fail(-EINVAL, "server \"%s\": worker %d out of range 0..%u",
 				name, worker, eng->nworkers - 1);
-	if (in_worker(eng))
+	if (sy__in_worker(eng))
 		return sy__fail(-EDEADLK, "sy_server_add from a handler");
 	pthread_mutex_lock(&eng->lock);
 	if (server_by_name(eng, name)) {
@@ -695,7 +688,7 @@ SY_API int sy_server_remove(sy_engine *eng, uint32_t id)
 	unsigned nbuilt = 0;
 	int rc;
 
-	if (in_worker(eng))
+	if (sy__in_worker(eng))
 		return sy__fail(-EDEADLK, "sy_server_remove from a handler");
 	pthread_mutex_lock(&eng->lock);
 	s = id < eng->cfg.max_servers ? eng->servers[id] : NULL;
