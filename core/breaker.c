@@ -479,7 +479,7 @@ int sy__breaker_force(struct sy_engine *eng, struct sy__server *srv,
 	return 0;
 }
 
-/* The server @p id, or NULL. Under eng->lock. */
+/* The server @p id, or NULL. Under eng->servers_lock. */
 static struct sy__server *server_get(struct sy_engine *eng, uint32_t id)
 {
 	return id < eng->cfg.max_servers ? eng->servers[id] : NULL;
@@ -493,11 +493,11 @@ SY_API int sy_breaker_force(sy_engine *eng, uint32_t server,
 
 	if (!eng)
 		return -EINVAL;
-	pthread_mutex_lock(&eng->lock);
+	pthread_mutex_lock(&eng->servers_lock);
 	srv = server_get(eng, server);
 	rc = srv ? sy__breaker_force(eng, srv, state) :
 		   sy__fail(-ENOENT, "sy_breaker_force: no server with id %u", server);
-	pthread_mutex_unlock(&eng->lock);
+	pthread_mutex_unlock(&eng->servers_lock);
 	return rc;
 }
 
@@ -509,13 +509,13 @@ SY_API int sy_breaker_state(sy_engine *eng, uint32_t server,
 
 	if (!eng || !state)
 		return -EINVAL;
-	pthread_mutex_lock(&eng->lock);
+	pthread_mutex_lock(&eng->servers_lock);
 	srv = server_get(eng, server);
 	if (!srv)
 		rc = sy__fail(-ENOENT, "sy_breaker_state: no server with id %u", server);
 	else
 		*state = srv->breaker ? sy__breaker_get(srv->breaker) :
 					SY_BREAKER_CLOSED;
-	pthread_mutex_unlock(&eng->lock);
+	pthread_mutex_unlock(&eng->servers_lock);
 	return rc;
 }

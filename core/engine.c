@@ -97,6 +97,7 @@ static void engine_free(struct sy_engine *eng)
 	free(eng->servers);
 	pthread_mutex_destroy(&eng->lock);
 	pthread_mutex_destroy(&eng->slot_lock);
+	pthread_mutex_destroy(&eng->servers_lock);
 	pthread_mutex_destroy(&eng->huge_lock);
 	free(eng);
 }
@@ -122,6 +123,7 @@ SY_API int sy_engine_create(const struct sy_config *cfg, sy_engine **out)
 		eng->cfg.seed = sy__clock_monotonic(NULL) | 1;
 	pthread_mutex_init(&eng->lock, NULL);
 	pthread_mutex_init(&eng->slot_lock, NULL);
+	pthread_mutex_init(&eng->servers_lock, NULL);
 	pthread_mutex_init(&eng->huge_lock, NULL);
 	eng->nworkers = eng->cfg.workers;
 	atomic_init(&eng->state, SY_ENGINE_CREATED);

@@ -314,13 +314,13 @@ SY_API int sy_server_healthy(sy_engine *eng, uint32_t server, bool *healthy)
 
 	if (!eng || !healthy)
 		return -EINVAL;
-	pthread_mutex_lock(&eng->lock);
+	pthread_mutex_lock(&eng->servers_lock);
 	srv = server < eng->cfg.max_servers ? eng->servers[server] : NULL;
 	if (srv)
 		*healthy = !(atomic_load_explicit(&srv->gate, memory_order_relaxed) &
 			     SY_GATE_UNHEALTHY);
 	else
 		rc = sy__fail(-ENOENT, "sy_server_healthy: no server with id %u", server);
-	pthread_mutex_unlock(&eng->lock);
+	pthread_mutex_unlock(&eng->servers_lock);
 	return rc;
 }

@@ -588,7 +588,9 @@ SY_API int sy_server_add(sy_engine *eng, const char *name, sy_handler_fn fn,
 	}
 	eng->workers[s->worker].nservers++;
 	sy__collector_id_added(eng, true, sid);
+	pthread_mutex_lock(&eng->servers_lock);
 	eng->servers[sid] = s;
+	pthread_mutex_unlock(&eng->servers_lock);
 	*id = sid;
 out_unlock:
 	pthread_mutex_unlock(&eng->lock);
@@ -601,11 +603,11 @@ SY_API int sy_server_find(sy_engine *eng, const char *name, uint32_t *id)
 
 	if (!name)
 		return sy__fail(-EINVAL, "sy_server_find: NULL name");
-	pthread_mutex_lock(&eng->lock);
+	pthread_mutex_lock(&eng->servers_lock);
 	s = server_by_name(eng, name);
 	if (s)
 		*id = s->id;
-	pthread_mutex_unlock(&eng->lock);
+	pthread_mutex_unlock(&eng->servers_lock);
 	return s ? 0 : sy__fail(-ENOENT, "sy_server_find: no server named \"%s\"",
 				name);
 }
@@ -713,7 +715,9 @@ SY_API int sy_server_remove(sy_engine *eng, uint32_t id)
 	for (unsigned i = 0; i < nbuilt; i++)
 		route_publish(eng, route_get(eng, built[i]->id), built[i]);
 	free(built);
+	pthread_mutex_lock(&eng->servers_lock);
 	eng->servers[id] = NULL;
+	pthread_mutex_unlock(&eng->servers_lock);
 	eng->workers[s->worker].nservers--;
 	/* After the grace period no sender holds a route that lists s, so
 	 * every message for s is in its worker's rings or being handled. */

@@ -8,7 +8,9 @@
  * there (the void ones do nothing) and change nothing: the engine, its
  * servers, routes and endpoint work on as before. A refresh from a handler
  * while sy_engine_stop() drains used to wait for the control mutex that
- * stop holds until the handler's worker exits: a deadlock.
+ * stop holds until the handler's worker exits: a deadlock; so did the
+ * lookups that any thread may make (sy_server_find(), sy_breaker_state(),
+ * sy_breaker_force(), sy_server_healthy()).
  */
 #include <errno.h>
 #include <limits.h>
@@ -238,13 +240,17 @@ Test(core_handler, control_calls_from_a_handler_are_edeadlk_and_change_nothing)
 
 struct during_stop {
 	_Atomic uint64_t stopping, done;
-	int rc;
+	uint32_t self;
+	int rc, find_rc, state_rc, force_rc, healthy_rc;
 };
 
 static int refresh_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 {
 	struct during_stop *d = ctx;
 	uint64_t end = t_now_ms() + WAIT_MS;
+	enum sy_breaker_state state;
+	bool healthy;
+	uint32_t id;
 
 	(void)msg;
 	while (!atomic_load(&d->stopping) && t_now_ms() < end)
@@ -252,6 +258,11 @@ static int refresh_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 	/* stop takes the control mutex at once and keeps it while it drains. */
 	t_sleep_us(20000);
 	d->rc = sy_metrics_refresh(eng);
+	/* Lookups any thread may make: they must not wait for stop either. */
+	d->find_rc = sy_server_find(eng, "r", &id);
+	d->state_rc = sy_breaker_state(eng, d->self, &state);
+	d->force_rc = sy_breaker_force(eng, d->self, SY_BREAKER_CLOSED);
+	d->healthy_rc = sy_server_healthy(eng, d->self, &healthy);
 	atomic_store_explicit(&d->done, 1, memory_order_release);
 	return 0;
 }
@@ -262,9 +273,13 @@ static void *stopper(void *arg)
 	return NULL;
 }
 
-Test(core_handler, refresh_from_a_handler_while_stop_drains_returns)
+Test(core_handler, refresh_and_lookups_from_a_handler_while_stop_drains_return)
 {
-	struct during_stop d = { .rc = 1 };
+	struct during_stop d = { .rc = 1, .find_rc = 1, .state_rc = 1,
+				 .force_rc = 1, .healthy_rc = 1 };
+	struct sy_breaker_opts bo = { .consecutive_failures = 5 };
+	struct sy_server_opts so = { .worker = 0, .worker_set = true,
+				     .breaker = &bo };
 	pthread_t t;
 	sy_engine *eng = t_engine(1, SY_IDLE_SLEEP);
 	uint32_t route;
@@ -272,16 +287,21 @@ Test(core_handler, refresh_from_a_handler_while_stop_drains_returns)
 	cr_assert_not_null(eng);
 	atomic_init(&d.stopping, 0);
 	atomic_init(&d.done, 0);
-	route = t_direct(eng, "r", refresh_handler, &d, 0, NULL);
+	cr_assert_eq(sy_server_add(eng, "r", refresh_handler, &d, &so, &d.self), 0);
+	route = t_add_route(eng, "r", (struct sy_route_opts){ 0 }, &d.self, 1);
 	cr_assert_eq(sy_engine_start(eng), 0);
 	cr_assert_eq(t_send_retry(eng, route, t_msg(eng, 1), WAIT_MS), 0);
 	cr_assert_eq(pthread_create(&t, NULL, stopper, eng), 0);
 	atomic_store(&d.stopping, 1);
 	cr_assert(t_wait_u64(&d.done, 1, WAIT_MS),
-		  "sy_metrics_refresh() from a handler waits for the mutex "
-		  "that sy_engine_stop() holds until the handler returns");
+		  "a call from a handler waits for the mutex that "
+		  "sy_engine_stop() holds until the handler returns");
 	pthread_join(t, NULL);
 	cr_assert_eq(d.rc, -EDEADLK, "refresh from a handler: %d", d.rc);
+	cr_assert_eq(d.find_rc, 0, "sy_server_find: %d", d.find_rc);
+	cr_assert_eq(d.state_rc, 0, "sy_breaker_state: %d", d.state_rc);
+	cr_assert_eq(d.force_rc, 0, "sy_breaker_force: %d", d.force_rc);
+	cr_assert_eq(d.healthy_rc, 0, "sy_server_healthy: %d", d.healthy_rc);
 	t_expect_accounting(eng, 1, 1, 0);
 	sy_engine_destroy(eng);
 }
