@@ -49,6 +49,7 @@
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/route.h"
+#include "core/wrap.h"
 
 #define WINDOW_MAX 1024u
 #define PROBES_MAX 65535u
@@ -169,7 +170,9 @@ int sy__breaker_create(struct sy_engine *eng, const struct sy_breaker_opts *o,
 	b->probes = o->half_open_probes ? o->half_open_probes : 1;
 	b->success_threshold = o->success_threshold ? o->success_threshold :
 			       b->probes;
-	atomic_init(&b->word, w_make(0, 0, SY_BREAKER_CLOSED));
+	atomic_init(&b->word, w_make(sy__wrap_start.breaker_gen, 0,
+				     SY_BREAKER_CLOSED));
+	b->seen_gen = sy__wrap_start.breaker_gen;
 	*out = b;
 	return 0;
 }
@@ -205,15 +208,24 @@ static void sync_gate(struct sy__server *srv, struct sy__breaker *b)
 	} while (w_gen(w) != w_gen(acted));
 }
 
-/* Publish the start of half-open round @p gen, unless a later round did. */
+/*
+ * Publish the start of half-open round @p gen while it is the current
+ * round: once the word has moved on, a later round may have published its
+ * own start, which a late publisher must not overwrite. Generations are
+ * only compared for equality: they wrap, and the one published last may be
+ * any distance behind (operators force states without a half-open round).
+ */
 static void probe_round_publish(struct sy__breaker *b, uint32_t gen,
 				uint64_t now)
 {
 	uint32_t cur = atomic_load_explicit(&b->probe_gen, memory_order_relaxed);
 
 	atomic_store_explicit(&b->probe_since, now, memory_order_relaxed);
-	/* B3: pairs with B4 in probe_round_expired(). */
-	while ((int32_t)(gen - cur) > 0 &&
+	/* B3: pairs with B4 in probe_round_expired(). A later round's
+	 * publisher changes probe_gen, which fails our CAS: we then see the
+	 * word moved on and stop. */
+	while (cur != gen &&
+	       w_gen(atomic_load_explicit(&b->word, memory_order_relaxed)) == gen &&
 	       !atomic_compare_exchange_weak_explicit(&b->probe_gen, &cur, gen,
 						      memory_order_release,
 						      memory_order_relaxed))
@@ -467,7 +479,7 @@ int sy__breaker_force(struct sy_engine *eng, struct sy__server *srv,
 	return 0;
 }
 
-/* The server @p id, or NULL. Under eng->lock. */
+/* The server @p id, or NULL. Under eng->servers_lock. */
 static struct sy__server *server_get(struct sy_engine *eng, uint32_t id)
 {
 	return id < eng->cfg.max_servers ? eng->servers[id] : NULL;
@@ -480,11 +492,11 @@ SY_API int sy_breaker_force(sy_engine *eng, uint32_t server,
 	int rc;
 
 	SY__NONNULL(eng);
-	pthread_mutex_lock(&eng->lock);
+	pthread_mutex_lock(&eng->servers_lock);
 	srv = server_get(eng, server);
 	rc = srv ? sy__breaker_force(eng, srv, state) :
 		   sy__fail(-ENOENT, "no server with id %u", server);
-	pthread_mutex_unlock(&eng->lock);
+	pthread_mutex_unlock(&eng->servers_lock);
 	return sy__ret(__func__, rc);
 }
 
@@ -496,13 +508,13 @@ SY_API int sy_breaker_state(sy_engine *eng, uint32_t server,
 
 	SY__NONNULL(eng);
 	SY__NONNULL(state);
-	pthread_mutex_lock(&eng->lock);
+	pthread_mutex_lock(&eng->servers_lock);
 	srv = server_get(eng, server);
 	if (!srv)
 		rc = sy__fail(-ENOENT, "no server with id %u", server);
 	else
 		*state = srv->breaker ? sy__breaker_get(srv->breaker) :
 					SY_BREAKER_CLOSED;
-	pthread_mutex_unlock(&eng->lock);
+	pthread_mutex_unlock(&eng->servers_lock);
 	return sy__ret(__func__, rc);
 }

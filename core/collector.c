@@ -45,6 +45,7 @@
 #include "core/rcu.h"
 #include "core/route.h"
 #include "core/slot.h"
+#include "core/worker.h"
 #include "metrics/merge.h"
 #include "metrics/snapshot.h"
 
@@ -175,6 +176,7 @@ static void snapshot_drop_rcu(struct rcu_head *head)
 {
 	sy__rcu_callback_start();
 	sy__snapshot_put(caa_container_of(head, struct sy_snapshot, rcu));
+	sy__rcu_callback_end();
 }
 
 /* Publish @p snap; the previous one loses the collector's reference after
@@ -393,12 +395,12 @@ void sy__collector_destroy(struct sy_engine *eng)
 		collector_gone(c);
 	last = atomic_exchange_explicit(&c->current, NULL, memory_order_relaxed);
 	if (last) {
-		sy__rcu_reader_ensure();
-		sy__call_rcu(&last->rcu, snapshot_drop_rcu);
+		sy__synchronize_rcu();
+		sy__snapshot_put(last);
 	}
 	/* Every dropped reference's callback has run: no snapshot is left
 	 * but those that readers still hold. */
-	urcu_memb_barrier();
+	sy__rcu_barrier();
 	sy__merge_destroy(c->merge);
 	pthread_cond_destroy(&c->cond);
 	pthread_mutex_destroy(&c->merge_lock);
@@ -461,6 +463,9 @@ SY_API int sy_metrics_refresh(sy_engine *eng)
 	if (!c)
 		return sy__failed(__func__, sy__fail(-ENOTSUP,
 			"metrics are off in this engine"));
+	if (sy__in_worker(eng))
+		return sy__failed(__func__, sy__fail(-EDEADLK,
+			"called from a handler"));
 	/* `running` changes only with eng->lock held (start, stop). */
 	pthread_mutex_lock(&eng->lock);
 	pthread_mutex_lock(&c->lock);

@@ -19,9 +19,12 @@
 #include "core/route.h"
 #include "core/slot.h"
 #include "core/worker.h"
+#include "core/wrap.h"
 #include "core/health.h"
 
 char sy__rcu_token;
+_Atomic unsigned long sy__rcu_queued;
+struct sy__wrap_start sy__wrap_start;
 
 uint64_t sy__clock_monotonic(void *ctx)
 {
@@ -37,13 +40,6 @@ SY_API void sy_config_init(struct sy_config *cfg)
 	SY__NONNULL_OR(cfg, );
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->display_affinity = -1;
-}
-
-static bool in_worker(struct sy_engine *eng)
-{
-	struct sy__worker *w = sy__worker_self();
-
-	return w && w->eng == eng;
 }
 
 static int engine_alloc(struct sy_engine *eng)
@@ -104,6 +100,7 @@ static void engine_free(struct sy_engine *eng)
 	free(eng->servers);
 	pthread_mutex_destroy(&eng->lock);
 	pthread_mutex_destroy(&eng->slot_lock);
+	pthread_mutex_destroy(&eng->servers_lock);
 	pthread_mutex_destroy(&eng->huge_lock);
 	free(eng);
 }
@@ -130,6 +127,7 @@ SY_API int sy_engine_create(const struct sy_config *cfg, sy_engine **out)
 		eng->cfg.seed = sy__clock_monotonic(NULL) | 1;
 	pthread_mutex_init(&eng->lock, NULL);
 	pthread_mutex_init(&eng->slot_lock, NULL);
+	pthread_mutex_init(&eng->servers_lock, NULL);
 	pthread_mutex_init(&eng->huge_lock, NULL);
 	eng->nworkers = eng->cfg.workers;
 	atomic_init(&eng->state, SY_ENGINE_CREATED);
@@ -161,6 +159,9 @@ SY_API int sy_engine_start(sy_engine *eng)
 	int rc;
 
 	SY__NONNULL(eng);
+	if (sy__in_worker(eng))
+		return sy__failed(__func__, sy__fail(-EDEADLK,
+			"called from a handler"));
 	pthread_mutex_lock(&eng->lock);
 	switch (atomic_load(&eng->state)) {
 	case SY_ENGINE_CREATED:
@@ -191,6 +192,15 @@ out_unlock:
 	return sy__ret(__func__, rc);
 }
 
+static uint64_t counter_sum(struct sy_engine *eng, enum sy__total c)
+{
+	uint64_t sum = 0;
+
+	for (unsigned i = 0; i < eng->nslots; i++)
+		sum += sy__counter_read(&eng->slots[i].totals.v[c]);
+	return sum;
+}
+
 /* Stop @p eng: 0, -EALREADY (stopped before) or the error of a start
  * that draining needed. Not from one of its workers. */
 static int engine_stop(struct sy_engine *eng)
@@ -200,11 +210,19 @@ static int engine_stop(struct sy_engine *eng)
 	pthread_mutex_lock(&eng->lock);
 	switch (atomic_load(&eng->state)) {
 	case SY_ENGINE_CREATED:
-		/* Messages may be queued already: run the workers to drain. */
-		rc = sy__workers_start(eng);
-		if (rc)
-			break;
-		/* fall through */
+		atomic_store(&eng->state, SY_ENGINE_STOPPING);
+		/* After the grace period every send that saw CREATED has
+		 * enqueued (and counted it accepted); later ones fail. With
+		 * nothing accepted the rings are empty and no worker needs to
+		 * run; otherwise the workers start just to drain them. */
+		sy__slots_synchronize(eng);
+		if (counter_sum(eng, SY_T_ACCEPTED) != 0) {
+			rc = sy__workers_start(eng);
+			sy__workers_drain(eng);
+		}
+		atomic_store(&eng->state, SY_ENGINE_STOPPED);
+		sy__collector_stop(eng);
+		break;
 	case SY_ENGINE_RUNNING:
 		atomic_store(&eng->state, SY_ENGINE_STOPPING);
 		/* After the grace period every send that saw RUNNING has
@@ -226,7 +244,7 @@ static int engine_stop(struct sy_engine *eng)
 SY_API int sy_engine_stop(sy_engine *eng)
 {
 	SY__NONNULL(eng);
-	if (in_worker(eng))
+	if (sy__in_worker(eng))
 		return sy__failed(__func__, sy__fail(-EDEADLK,
 			"called from a handler, it would wait for its own worker"));
 	return sy__ret(__func__, engine_stop(eng));
@@ -236,7 +254,7 @@ SY_API void sy_engine_destroy(sy_engine *eng)
 {
 	if (!eng)
 		return;
-	if (in_worker(eng)) {
+	if (sy__in_worker(eng)) {
 		sy__fail(-EDEADLK, "called from a handler, it would wait for its own worker");
 		sy__failed(__func__, -EDEADLK);
 		return;
@@ -293,14 +311,6 @@ SY_API int sy_engine_stats(sy_engine *eng, struct sy_stats *out)
 	return 0;
 }
 
-static uint64_t counter_sum(struct sy_engine *eng, enum sy__total c)
-{
-	uint64_t sum = 0;
-
-	for (unsigned i = 0; i < eng->nslots; i++)
-		sum += sy__counter_read(&eng->slots[i].totals.v[c]);
-	return sum;
-}
 
 /*
  * Outcomes are read before acceptances, and a sender counts a message as

@@ -51,6 +51,11 @@ struct sy_engine {
 	struct cds_lfht *route_names;
 	pthread_mutex_t lock;            /* servers, routes, start, stop */
 	pthread_mutex_t slot_lock;       /* attach, detach */
+	/* Changes of servers[] (under lock too), and the lookups by id or
+	 * name that any thread makes: never held while waiting for a
+	 * worker, so a handler may look a server up while a control call
+	 * holding lock waits for its worker (stop, a removal). */
+	pthread_mutex_t servers_lock;
 	pthread_mutex_t huge_lock;
 	struct sy__huge *huge;           /* unpooled messages, for destroy */
 	struct sy__dlq *dlq;

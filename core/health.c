@@ -313,14 +313,14 @@ SY_API int sy_server_is_healthy(sy_engine *eng, uint32_t server)
 	int rc;
 
 	SY__NONNULL(eng);
-	pthread_mutex_lock(&eng->lock);
+	pthread_mutex_lock(&eng->servers_lock);
 	srv = server < eng->cfg.max_servers ? eng->servers[server] : NULL;
 	if (srv)
 		rc = !(atomic_load_explicit(&srv->gate, memory_order_relaxed) &
 		       SY_GATE_UNHEALTHY);
 	else
 		rc = sy__fail(-ENOENT, "no server with id %u", server);
-	pthread_mutex_unlock(&eng->lock);
+	pthread_mutex_unlock(&eng->servers_lock);
 	return sy__ret(__func__, rc);
 }
 
@@ -331,7 +331,7 @@ SY_API int sy_server_healthy(sy_engine *eng, uint32_t server, bool *healthy)
 	SY__NONNULL(healthy);
 	rc = sy_server_is_healthy(eng, server);
 	if (rc < 0)
-		return rc;
+		return rc; /* recorded under the new name */
 	*healthy = rc == 1;
 	return 0;
 }

@@ -41,6 +41,7 @@
 
 #include "core/engine.h"
 #include "core/error.h"
+#include "core/worker.h"
 
 #ifdef SY_HAVE_MICROHTTPD
 
@@ -536,6 +537,9 @@ SY_API int sy_metrics_serve(sy_engine *eng, const char *addr, unsigned port,
 	int fd, rc = 0;
 
 	SY__NONNULL(eng);
+	if (sy__in_worker(eng))
+		return sy__failed(__func__, sy__fail(-EDEADLK,
+			"called from a handler"));
 	if (!addr)
 		addr = "127.0.0.1";
 	if (port > 65535)
@@ -605,6 +609,11 @@ SY_API void sy_metrics_serve_stop(sy_engine *eng)
 
 	if (!eng)
 		return;
+	if (sy__in_worker(eng)) {
+		sy__fail(-EDEADLK, "called from a handler, nothing done");
+		sy__failed(__func__, -EDEADLK);
+		return;
+	}
 	pthread_mutex_lock(&eng->lock);
 	h = eng->http;
 	eng->http = NULL;

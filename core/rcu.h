@@ -90,10 +90,25 @@ static inline void sy__read_unlock(void)
 	urcu_memb_read_unlock();
 }
 
-/* Free @p head's object with @p fn after a grace period. */
+/*
+ * Our call_rcu callbacks queued and not yet finished, every engine's
+ * together (engine.c). liburcu's call_rcu thread waits about 10 ms between
+ * batches, so rcu_barrier() costs that much even with nothing queued:
+ * sy__rcu_barrier() calls it only when some callback of ours is pending.
+ *  B1 a callback's last act is a release decrement; pairs with B2.
+ *  B2 sy__rcu_barrier() loads the count with acquire: at 0, every free a
+ *     callback did happens before what follows.
+ * The increment needs no ordering of its own: whoever waits at destroy
+ * already happens after the call that queued (eng->lock, thread joins).
+ */
+extern _Atomic unsigned long sy__rcu_queued;
+
+/* Free @p head's object with @p fn after a grace period; @p fn ends with
+ * sy__rcu_callback_end(). */
 static inline void sy__call_rcu(struct rcu_head *head,
 				void (*fn)(struct rcu_head *head))
 {
+	atomic_fetch_add_explicit(&sy__rcu_queued, 1, memory_order_relaxed);
 	SY_TSAN_RELEASE(&sy__rcu_token); /* G1: what we did with it before */
 	urcu_memb_call_rcu(head, fn);
 }
@@ -101,6 +116,30 @@ static inline void sy__call_rcu(struct rcu_head *head,
 /* At the start of a call_rcu callback. */
 static inline void sy__rcu_callback_start(void)
 {
+	SY_TSAN_ACQUIRE(&sy__rcu_token); /* G2 */
+}
+
+/* At the end of a call_rcu callback, after its last access to anything. */
+static inline void sy__rcu_callback_end(void)
+{
+	/* B1: pairs with B2 in sy__rcu_barrier(). */
+	atomic_fetch_sub_explicit(&sy__rcu_queued, 1, memory_order_release);
+}
+
+/* Wait until every callback queued before the call has run. Not inside a
+ * read-side section, nor in a callback. */
+static inline void sy__rcu_barrier(void)
+{
+	/* B2: pairs with B1. */
+	if (atomic_load_explicit(&sy__rcu_queued, memory_order_acquire))
+		urcu_memb_barrier();
+}
+
+/* Wait for a grace period of liburcu's readers; then free directly what
+ * they may have held. Not inside a read-side section. */
+static inline void sy__synchronize_rcu(void)
+{
+	urcu_memb_synchronize_rcu();
 	SY_TSAN_ACQUIRE(&sy__rcu_token); /* G2 */
 }
 

@@ -61,13 +61,6 @@ static int check_name(const char *what, const char *name)
 	return 0;
 }
 
-static bool in_worker(struct sy_engine *eng)
-{
-	struct sy__worker *w = sy__worker_self();
-
-	return w && w->eng == eng;
-}
-
 /*
  * What precedes a route in its block: the engine whose allocator gave the
  * block, and the block's size, for route_free() (a call_rcu callback, with
@@ -135,26 +128,35 @@ static void route_free_rcu(struct rcu_head *head)
 {
 	sy__rcu_callback_start();
 	route_free(caa_container_of(head, struct sy__route, rcu));
+	sy__rcu_callback_end();
 }
 
 /*
  * Free the retired routes once no reader can hold them: a grace period of
- * the slots now, then liburcu's (call_rcu) for the name table's readers.
+ * the slots now, then liburcu's for the name table's readers: through
+ * call_rcu, or (@p wait, at destroy) by waiting for it here.
  * Under eng->lock, or at destroy.
  */
-static void routes_reclaim(struct sy_engine *eng)
+static void routes_reclaim(struct sy_engine *eng, bool wait)
 {
 	struct sy__route *r;
 
 	if (!eng->retired)
 		return;
 	sy__slots_synchronize(eng);
-	sy__rcu_thread_get();
+	if (wait)
+		sy__synchronize_rcu();
+	else
+		sy__rcu_thread_get();
 	while ((r = eng->retired)) {
 		eng->retired = r->retired_next;
-		sy__call_rcu(&r->rcu, route_free_rcu);
+		if (wait)
+			route_free(r);
+		else
+			sy__call_rcu(&r->rcu, route_free_rcu);
 	}
-	sy__rcu_thread_put();
+	if (!wait)
+		sy__rcu_thread_put();
 	eng->nretired = 0;
 }
 
@@ -165,7 +167,7 @@ static void route_retire(struct sy_engine *eng, struct sy__route *r)
 	r->retired_next = eng->retired;
 	eng->retired = r;
 	if (++eng->nretired >= SY_RETIRE_BATCH)
-		routes_reclaim(eng);
+		routes_reclaim(eng, false);
 }
 
 /*
@@ -427,7 +429,7 @@ SY_API int sy_route_add(sy_engine *eng, const char *name,
 	SY__NONNULL(id);
 	if ((rc = check_name("route", name)) != 0)
 		return sy__ret(__func__, rc);
-	if (in_worker(eng))
+	if (sy__in_worker(eng))
 		return sy__failed(__func__, sy__fail(-EDEADLK, "called from a handler"));
 	pthread_mutex_lock(&eng->lock);
 	for (rid = 0; rid < eng->cfg.max_routes; rid++) {
@@ -472,7 +474,7 @@ SY_API int sy_route_replace(sy_engine *eng, uint32_t id,
 
 	SY__NONNULL(eng);
 	SY__NONNULL(opts);
-	if (in_worker(eng))
+	if (sy__in_worker(eng))
 		return sy__failed(__func__, sy__fail(-EDEADLK, "called from a handler"));
 	pthread_mutex_lock(&eng->lock);
 	old = route_get(eng, id);
@@ -505,7 +507,7 @@ SY_API int sy_route_remove(sy_engine *eng, uint32_t id)
 	int rc = 0;
 
 	SY__NONNULL(eng);
-	if (in_worker(eng))
+	if (sy__in_worker(eng))
 		return sy__failed(__func__, sy__fail(-EDEADLK, "called from a handler"));
 	pthread_mutex_lock(&eng->lock);
 	r = route_get(eng, id);
@@ -577,7 +579,7 @@ SY_API int sy_server_add(sy_engine *eng, const char *name, sy_handler_fn fn,
 	if (worker < -1 || worker >= (int)eng->nworkers)
 		return sy__failed(__func__, sy__fail(-EINVAL, "server \"%s\": worker %d out of range 0..%u",
 				name, worker, eng->nworkers - 1));
-	if (in_worker(eng))
+	if (sy__in_worker(eng))
 		return sy__failed(__func__, sy__fail(-EDEADLK, "called from a handler"));
 	pthread_mutex_lock(&eng->lock);
 	if (server_by_name(eng, name)) {
@@ -614,7 +616,9 @@ SY_API int sy_server_add(sy_engine *eng, const char *name, sy_handler_fn fn,
 	}
 	eng->workers[s->worker].nservers++;
 	sy__collector_id_added(eng, true, sid);
+	pthread_mutex_lock(&eng->servers_lock);
 	eng->servers[sid] = s;
+	pthread_mutex_unlock(&eng->servers_lock);
 	*id = sid;
 out_unlock:
 	pthread_mutex_unlock(&eng->lock);
@@ -628,11 +632,11 @@ SY_API int sy_server_find(sy_engine *eng, const char *name, uint32_t *id)
 	SY__NONNULL(eng);
 	SY__NONNULL(name);
 	SY__NONNULL(id);
-	pthread_mutex_lock(&eng->lock);
+	pthread_mutex_lock(&eng->servers_lock);
 	s = server_by_name(eng, name);
 	if (s)
 		*id = s->id;
-	pthread_mutex_unlock(&eng->lock);
+	pthread_mutex_unlock(&eng->servers_lock);
 	if (!s)
 		return sy__failed(__func__, sy__fail(-ENOENT,
 			"no server named \"%s\"", name));
@@ -718,7 +722,7 @@ SY_API int sy_server_remove(sy_engine *eng, uint32_t id)
 	int rc;
 
 	SY__NONNULL(eng);
-	if (in_worker(eng))
+	if (sy__in_worker(eng))
 		return sy__failed(__func__, sy__fail(-EDEADLK, "called from a handler"));
 	pthread_mutex_lock(&eng->lock);
 	s = id < eng->cfg.max_servers ? eng->servers[id] : NULL;
@@ -743,7 +747,9 @@ SY_API int sy_server_remove(sy_engine *eng, uint32_t id)
 	for (unsigned i = 0; i < nbuilt; i++)
 		route_publish(eng, route_get(eng, built[i]->id), built[i]);
 	free(built);
+	pthread_mutex_lock(&eng->servers_lock);
 	eng->servers[id] = NULL;
+	pthread_mutex_unlock(&eng->servers_lock);
 	eng->workers[s->worker].nservers--;
 	/* After the grace period no sender holds a route that lists s, so
 	 * every message for s is in its worker's rings or being handled. */
@@ -777,11 +783,11 @@ void sy__registry_destroy(struct sy_engine *eng)
 				route_unpublish(eng, r);
 		}
 	}
-	/* Every route is out of the table: queue them for call_rcu, wait for
-	 * the callbacks, then destroy the empty table. Never inside a
-	 * read-side section. */
-	routes_reclaim(eng);
-	urcu_memb_barrier();
+	/* Every route is out of the table: free them after a grace period,
+	 * wait for the callbacks queued before, then destroy the empty
+	 * table. Never inside a read-side section. */
+	routes_reclaim(eng, true);
+	sy__rcu_barrier();
 	if (eng->route_names)
 		cds_lfht_destroy(eng->route_names, NULL);
 	if (eng->servers) {

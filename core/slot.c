@@ -22,6 +22,7 @@
 #include "core/reply.h"
 #include "core/slot.h"
 #include "core/worker.h"
+#include "core/wrap.h"
 #include "metrics/shard.h"
 
 #define SY_TLS_ENGINES 8
@@ -157,7 +158,7 @@ static int rings_alloc(struct sy_engine *eng, struct sy__ring **out)
 			sy__mem_free(eng, r, eng->nworkers * sizeof(*r));
 			return -ENOMEM;
 		}
-		sy__ring_init(&r[w], buf, eng->cfg.ring_size);
+		sy__ring_init(&r[w], buf, eng->cfg.ring_size, sy__wrap_start.ring);
 	}
 	*out = r;
 	return 0;
@@ -214,6 +215,9 @@ int sy__slot_setup(struct sy_engine *eng, struct sy__slot *s)
 	if (rings_alloc(eng, &out))
 		goto out_free;
 	s->stash_tail = &s->stash;
+	atomic_store_explicit(&s->gen, sy__wrap_start.slot_gen,
+			      memory_order_relaxed);
+	s->call_seq = sy__wrap_start.call_seq;
 	/* Release pairs with the workers' acquire in sy__slot_out(): a
 	 * worker that sees the rings sees them initialized. */
 	atomic_store_explicit(&s->out, out, memory_order_release);

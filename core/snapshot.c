@@ -98,7 +98,7 @@ SY_API int sy_snapshot_hist(const sy_snapshot *snap, enum sy_hist_kind kind,
 	SY__NONNULL(snap);
 	SY__NONNULL(out);
 	if (!hist_kind(__func__, kind))
-		return -EINVAL;
+		return sy__failed(__func__, -EINVAL);
 	*out = recent ? snap->recent[kind] : snap->total[kind];
 	return 0;
 }

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/slot.h"
 #include "queues/park.h"
 #include "switchyard.h"
 
@@ -41,6 +42,19 @@ struct sy__worker {
 	unsigned nretries;
 	struct sy__budget *budget; /* [max_routes] */
 };
+
+/*
+ * Is the calling thread a worker of @p eng (in a handler, or a callback or
+ * policy hook a worker runs)? Control calls refuse it with -EDEADLK: they
+ * wait for the workers, or for eng->lock, which a control call holds while
+ * it waits for the workers (stop's drain, a server's removal).
+ */
+static inline bool sy__in_worker(const struct sy_engine *eng)
+{
+	const struct sy__worker *w = sy__worker_self();
+
+	return w && w->eng == eng;
+}
 
 /* Start every worker thread: 0, or a negative errno with sy__fail's message. */
 int sy__workers_start(struct sy_engine *eng);

@@ -29,7 +29,11 @@
  *  - "Any thread" means any thread of the process, attached or not.
  *    "Control" functions (servers, routes, engine life cycle) serialize on an
  *    internal mutex, may block, and must not be called from a handler unless
- *    their documentation says so.
+ *    their documentation says so: from a worker of the same engine they
+ *    change nothing and return -EDEADLK (the void ones return at once,
+ *    sy_last_error() says why).
+ *  - A handler's result is read by its sign only: >= 0 is a success, any
+ *    negative value (INT_MIN too) a failure.
  *  - A thread that sends or allocates messages is attached to the engine on
  *    its first call (or explicitly with sy_producer_attach()) and registered
  *    with liburcu's memb flavor; do not register it with that flavor yourself.
@@ -184,7 +188,7 @@ SY_API int sy_engine_create(const struct sy_config *cfg, sy_engine **out);
  * @return 0; -EALREADY if it is running already; -ESHUTDOWN if it was
  *         stopped (an engine cannot be restarted: create a new one);
  *         -EAGAIN or -EINVAL if a thread could not be created or pinned
- *         (sy_last_error() says which).
+ *         (sy_last_error() says which); -EDEADLK from a handler.
  */
 SY_API int sy_engine_start(sy_engine *eng);
 
@@ -193,7 +197,7 @@ SY_API int sy_engine_start(sy_engine *eng);
  * runs its handler before the workers exit. Sends made after the call starts
  * fail with -ESHUTDOWN; replies from draining handlers are still delivered.
  * On an engine never started, the workers start just to run what was sent,
- * then exit. Afterwards the engine cannot be started again; sends,
+ * then exit (none start if nothing was sent). Afterwards the engine cannot be started again; sends,
  * attaches and new allocations fail with -ESHUTDOWN (a thread may still
  * take a message its pool already holds), and the dead letter queue,
  * counters and metrics stay readable until sy_engine_destroy().
@@ -272,7 +276,10 @@ SY_API int sy_engine_stats(sy_engine *eng, struct sy_stats *out);
  * for the duration of the call: when the handler returns, the engine frees
  * it, unless the handler passed it on with sy_msg_send(), sy_msg_reply() or
  * sy_msg_keep() (after which it is no longer the handler's to touch).
- * @return 0 on success, a negative errno value on failure (counted).
+ * @return 0 on success, a negative errno value on failure (counted). Only
+ *         the sign counts: any value >= 0 is a success, any negative one
+ *         (INT_MIN included) a failure, retried or dead-lettered as the
+ *         route says.
  */
 typedef int (*sy_handler_fn)(sy_engine *eng, sy_msg *msg, void *ctx);
 
@@ -342,7 +349,7 @@ struct sy_server_opts {
  *        or probe (see struct sy_server_opts)
  * @param[out] id the server's id
  * @return 0; -EINVAL (bad name, handler or worker); -EEXIST (name taken);
- *         -ENOSPC (max_servers reached); -ENOMEM.
+ *         -ENOSPC (max_servers reached); -ENOMEM; -EDEADLK (from a handler).
  */
 SY_API int sy_server_add(sy_engine *eng, const char *name, sy_handler_fn fn,
 			 void *ctx, const struct sy_server_opts *opts,
@@ -428,7 +435,8 @@ struct sy_route_opts {
  * @param[out] id the route's small integer id, for sy_msg_send()
  * @return 0; -EINVAL (bad name, unknown policy, no servers, "direct" with
  *         more than one, duplicate server); -ENOENT (unknown server id);
- *         -EEXIST (name taken); -ENOSPC (max_routes reached); -ENOMEM.
+ *         -EEXIST (name taken); -ENOSPC (max_routes reached); -ENOMEM;
+ *         -EDEADLK (from a handler).
  */
 SY_API int sy_route_add(sy_engine *eng, const char *name,
 			const struct sy_route_opts *opts, uint32_t *id);
@@ -437,7 +445,8 @@ SY_API int sy_route_add(sy_engine *eng, const char *name,
  * Replace a route's policy and servers, keeping its name and id. Senders see
  * either the old or the new route, never a mix; messages already sent are
  * not moved. Control; any thread but a handler; may block.
- * @return 0; -ENOENT (no such route, or unknown server); -EINVAL; -ENOMEM.
+ * @return 0; -ENOENT (no such route, or unknown server); -EINVAL; -ENOMEM;
+ *         -EDEADLK (from a handler).
  */
 SY_API int sy_route_replace(sy_engine *eng, uint32_t id,
 			    const struct sy_route_opts *opts);
@@ -445,7 +454,7 @@ SY_API int sy_route_replace(sy_engine *eng, uint32_t id,
 /**
  * Remove a route. Later sends to its id fail with -ENOENT; messages already
  * sent are delivered. Control; any thread but a handler; may block.
- * @return 0; -ENOENT.
+ * @return 0; -ENOENT; -EDEADLK (from a handler).
  */
 SY_API int sy_route_remove(sy_engine *eng, uint32_t id);
 
@@ -991,7 +1000,8 @@ SY_API void sy_snapshot_release(sy_snapshot *snap);
 /** Ask the collector for a snapshot now and wait for it (up to 1 s); with
  *  the engine not running, build it in the calling thread. Control thread,
  *  never a handler: it takes the control mutex. Blocks up to 1 s.
- *  @return 0; -ENOTSUP (metrics off); -ETIMEDOUT. */
+ *  @return 0; -ENOTSUP (metrics off); -ETIMEDOUT; -EDEADLK (from a
+ *  handler). */
 SY_API int sy_metrics_refresh(sy_engine *eng);
 
 /** Zero every counter and histogram from now on (totals restart). Any
@@ -1071,12 +1081,13 @@ SY_API int sy_snapshot_format(const sy_snapshot *snap, enum sy_format fmt,
  * @return 0; -ENOTSUP (built without libmicrohttpd, or metrics off);
  *         -EALREADY (serving already); -EADDRINUSE; -EINVAL (a bad or
  *         non-loopback address, a port above 65535 or one that cannot be
- *         bound); -ENOMEM.
+ *         bound); -ENOMEM; -EDEADLK (from a handler).
  */
 SY_API int sy_metrics_serve(sy_engine *eng, const char *addr, unsigned port,
 			    unsigned *bound);
 
-/** Stop the endpoint (also done by sy_engine_destroy()). Control thread. */
+/** Stop the endpoint (also done by sy_engine_destroy()). Control thread;
+ *  from a handler it does nothing. */
 SY_API void sy_metrics_serve_stop(sy_engine *eng);
 
 /* ------------------------------------------------------------------ */

@@ -43,12 +43,20 @@ static inline size_t sy__ring_buffer_bytes(unsigned size)
 	return (size_t)size * sizeof(struct ck_ring_buffer);
 }
 
-/** Set up @p r over @p buf (sy__ring_buffer_bytes(size) bytes, size a power of two). */
-static inline void sy__ring_init(struct sy__ring *r, void *buf, unsigned size)
+/**
+ * Set up @p r over @p buf (sy__ring_buffer_bytes(size) bytes, size a power
+ * of two), empty, with both counters at @p start (0, or near the wrap to
+ * test it: every use of them is modular).
+ */
+static inline void sy__ring_init(struct sy__ring *r, void *buf, unsigned size,
+				 unsigned start)
 {
 	ck_ring_init(&r->ring, size);
+	r->ring.c_head = start;
+	r->ring.p_tail = start;
+	r->ring.p_head = start;
 	r->buf = buf;
-	r->c_cache = 0;
+	r->c_cache = start;
 }
 
 /** Producer only. @return false when full. */

@@ -36,7 +36,7 @@ static void ring_open(struct test_ring *t, unsigned size)
 	t->buf = calloc(1, sy__ring_buffer_bytes(size));
 	cr_assert_not_null(t->buf);
 	t->size = size;
-	sy__ring_init(&t->r, t->buf, size);
+	sy__ring_init(&t->r, t->buf, size, 0);
 }
 
 static void ring_close(struct test_ring *t)
