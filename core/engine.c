@@ -131,6 +131,7 @@ SY_API int sy_engine_create(const struct sy_config *cfg, sy_engine **out)
 	pthread_mutex_init(&eng->huge_lock, NULL);
 	eng->nworkers = eng->cfg.workers;
 	atomic_init(&eng->state, SY_ENGINE_CREATED);
+	atomic_init(&eng->alloc_fast, SY_POOL_FAST_MAX + 1);
 	atomic_init(&eng->rcu_period, 1);
 	sy__mem_init(eng);
 	rc = engine_alloc(eng);
@@ -172,7 +173,7 @@ SY_API int sy_engine_start(sy_engine *eng)
 		atomic_store(&eng->state, SY_ENGINE_STOPPING);
 		sy__slots_synchronize(eng);
 		sy__workers_drain(eng);
-		atomic_store(&eng->state, SY_ENGINE_STOPPED);
+		sy__engine_set_stopped(eng);
 		goto out_unlock;
 	}
 	atomic_store(&eng->state, SY_ENGINE_RUNNING);
@@ -201,7 +202,7 @@ static int engine_stop(struct sy_engine *eng)
 		 * enqueued; later ones see STOPPING and fail. */
 		sy__slots_synchronize(eng);
 		sy__workers_drain(eng);
-		atomic_store(&eng->state, SY_ENGINE_STOPPED);
+		sy__engine_set_stopped(eng);
 		sy__collector_stop(eng);
 		break;
 	default:

@@ -36,6 +36,10 @@ struct sy__worker;
 struct sy_engine {
 	struct sy__config cfg;
 	_Atomic int state;
+	/* sy_msg_alloc() sizes below this take its fast path: the smallest
+	 * class's payload + 1 until the engine is stopped, then 0, so that one
+	 * compare checks both the size and the state (pool.c). */
+	_Atomic uint32_t alloc_fast;
 	unsigned nworkers;
 	unsigned nstarted;               /* worker threads running */
 	unsigned nslots;
@@ -67,6 +71,13 @@ uint64_t sy__clock_monotonic(void *ctx);
 static inline uint64_t sy__now(const struct sy_engine *eng)
 {
 	return eng->cfg.clock(eng->cfg.clock_ctx);
+}
+
+/* Set the state to STOPPED: no more allocation. */
+static inline void sy__engine_set_stopped(struct sy_engine *eng)
+{
+	atomic_store(&eng->state, SY_ENGINE_STOPPED);
+	atomic_store_explicit(&eng->alloc_fast, 0, memory_order_relaxed);
 }
 
 static inline bool sy__idle_sleeps(const struct sy_engine *eng)

@@ -32,7 +32,7 @@ struct sy__huge {
 #define SY_SLAB_BYTES (64u * 1024)
 
 static const uint32_t class_bytes[SY_CLASSES] = {
-	192, 256, 512, 2048, 8192, 65536,
+	SY_CLASS0_BYTES, 256, 512, 2048, 8192, 65536,
 };
 
 static inline unsigned class_of(size_t size)
@@ -209,12 +209,12 @@ alloc_slow(struct sy_engine *eng, size_t size, const char *call)
 
 SY_API sy_msg *sy_msg_alloc(sy_engine *eng, size_t size)
 {
-	/* The common case: an attached thread, the smallest class, and a
-	 * message on the thread's own free list. */
+	/* The common case: an attached thread, the smallest class, an engine
+	 * not stopped (one compare for both: alloc_fast), and a message on
+	 * the thread's own free list. */
 	if (sy__likely(sy__tls_hot.eng == eng &&
-		       size + sizeof(struct sy_msg) <= class_bytes[0] &&
-		       atomic_load_explicit(&eng->state, memory_order_relaxed) !=
-		       SY_ENGINE_STOPPED)) {
+		       size < atomic_load_explicit(&eng->alloc_fast,
+						   memory_order_relaxed))) {
 		struct sy__pool *p = &sy__tls_hot.slot->pool;
 		struct sy_msg *m = p->free[0];
 

@@ -18,6 +18,9 @@
 #include "core/msg.h"
 
 #define SY_RETURN_BATCH 32 /* messages returned to another pool at once */
+#define SY_CLASS0_BYTES 192u /* the smallest class, header included */
+/* The largest payload of the smallest class: sy_msg_alloc()'s fast path. */
+#define SY_POOL_FAST_MAX (SY_CLASS0_BYTES - (uint32_t)sizeof(struct sy_msg))
 
 struct sy_engine;
 struct sy__slot;
