@@ -443,7 +443,9 @@ static unsigned poll_pass(struct sy__worker *w)
 
 		if (!out)
 			continue;
-		n += sy__worker_drain_ring(w, &out[w->idx]);
+		/* Most rings of a pass are empty: look before the call. */
+		if (sy__ring_count(&out[w->idx]))
+			n += sy__worker_drain_ring(w, &out[w->idx]);
 		if (sy__unlikely(eng->cfg.on_backpressure != NULL))
 			check_congested(w, &eng->slots[i], &out[w->idx]);
 	}
