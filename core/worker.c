@@ -486,27 +486,50 @@ static uint64_t retry_wait(struct sy__worker *w)
 	return due - now < SY_RETRY_PARK_MAX_NS ? due - now : SY_RETRY_PARK_MAX_NS;
 }
 
-static void idle(struct sy__worker *w, unsigned round)
+/*
+ * Spin up to @p rounds pauses, until a ring has entries: an idle worker
+ * looks at the rings' indices only, with no read-side section and no pass
+ * (a pass that finds every inbox empty would change nothing but `passes`).
+ * @return the rounds spun, at least one.
+ */
+static unsigned spin_for_work(struct sy__worker *w, unsigned rounds)
+{
+	unsigned spun = 0;
+
+	do {
+		__builtin_ia32_pause();
+		spun++;
+	} while (spun < rounds && !inbox_has_work(w));
+	return spun;
+}
+
+/* Idle after a pass that found nothing. @return the next round. */
+static unsigned idle(struct sy__worker *w, unsigned round)
 {
 	enum sy_idle how = w->eng->cfg.idle;
 
 	if (round == 0)
 		sy__pending_flush(w->slot);
 	if (how == SY_IDLE_SPIN || round < SY_SPIN_ROUNDS) {
-		__builtin_ia32_pause();
-		return;
+		/* Retries waiting: a pass each round, so that they go when due. */
+		unsigned left = w->retries ? 1 :
+				round < SY_SPIN_ROUNDS ? SY_SPIN_ROUNDS - round :
+				SY_SPIN_ROUNDS;
+
+		return round + spin_for_work(w, left);
 	}
 	if (how == SY_IDLE_YIELD || round < SY_SPIN_ROUNDS + SY_YIELD_ROUNDS) {
 		sched_yield();
-		return;
+		return round + 1;
 	}
 	sy__park_prepare(&w->parker);
 	if (inbox_has_work(w) ||
 	    atomic_load_explicit(&w->drain, memory_order_acquire)) {
 		sy__park_cancel(&w->parker);
-		return;
+		return round + 1;
 	}
 	sy__park_wait(&w->parker, retry_wait(w));
+	return round + 1;
 }
 
 static void *worker_main(void *arg)
@@ -536,7 +559,7 @@ static void *worker_main(void *arg)
 			sy__retries_shutdown(w);
 			break;
 		}
-		idle(w, round++);
+		round = idle(w, round);
 	}
 	sy__pending_flush(w->slot);
 	sy__worker_unbind(w);
