@@ -458,10 +458,22 @@ refuse_full(struct sy__slot *s, struct sy_msg *m, uint32_t route,
 	return -EAGAIN;
 }
 
+/* Record in @p m that it goes to @p srv through @p r, a direct route: no
+ * pick index (only an observing policy reads it), no route flags. */
+static inline void assign_direct(const struct sy__route *r,
+				 struct sy__server *srv, struct sy_msg *m,
+				 uint8_t keep)
+{
+	m->server = srv;
+	m->route_id = r->id;
+	m->flags &= keep;
+}
+
 /*
- * The common send: a route of one server that takes messages, below its
- * backpressure threshold, no latency sample this time. It makes no call but
- * in tail position, so it needs no stack frame; everything else goes to
+ * The common send: a direct route (one server, no in-flight count, no
+ * observing policy) whose server takes messages, below its backpressure
+ * threshold, no latency sample this time. It makes no call but in tail
+ * position, so it needs no stack frame; everything else goes to
  * dispatch_general() before anything is changed. Inlined into each entry
  * point by link-time optimization (the default build).
  */
@@ -478,7 +490,7 @@ sy__dispatch(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
 
 	sy__slot_read_lock(&s->rcu, &eng->rcu_period);
 	r = route_for_send(eng, route, &err);
-	if (sy__unlikely(!r || r->n != 1 || (sh && sh->sample_left == 1)))
+	if (sy__unlikely(!r || !r->direct || (sh && sh->sample_left == 1)))
 		goto general;
 	srv = r->servers[0];
 	w = srv->worker; /* srv may be freed once the section ends */
@@ -490,7 +502,7 @@ sy__dispatch(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
 		goto general;
 	if (sh)
 		sh->sample_left--;
-	assign(r, 0, m);
+	assign_direct(r, srv, m, SY_MSG_KEEP_FLAGS);
 	count_accepted(s, 1);
 	if (sy__unlikely(!sy__ring_enqueue_spsc(ring, m)))
 		return refuse_full(s, m, route, srv->id);
@@ -630,9 +642,15 @@ static int chunk_to_one(struct sy_engine *eng, uint32_t route,
 	    (r->bp_mode != SY_BP_OFF &&
 	     sy__ring_over(&sy__slot_out(s)[w], r->bp_high)))
 		return SY_GO;
-	for (unsigned i = 0; i < n; i++) {
-		msgs[i]->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
-		assign(r, 0, msgs[i]);
+	if (r->direct) {
+		for (unsigned i = 0; i < n; i++)
+			assign_direct(r, srv, msgs[i], SY_MSG_KEEP_FLAGS &
+				      ~(SY_MSG_REQUEST | SY_MSG_CALL));
+	} else {
+		for (unsigned i = 0; i < n; i++) {
+			msgs[i]->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
+			assign(r, 0, msgs[i]);
+		}
 	}
 	if (sy__unlikely(sy__shard_sample(s->shard)))
 		stamp(eng, msgs[0]);

@@ -68,6 +68,9 @@ struct sy__route {
 	uint8_t bp_mode;            /* enum sy_backpressure */
 	uint8_t max_attempts;       /* 1: no retries */
 	bool dl_unreachable;
+	/* One server and no message flags: a send needs no pick and sets no
+	 * more than the message's server and route (dispatch.c). */
+	bool direct;
 	uint32_t bp_high;           /* ring entries at which it is congested */
 	uint32_t bp_low;            /* ring entries it must drain below */
 	uint64_t bp_block_ns;

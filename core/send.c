@@ -74,8 +74,9 @@ static inline int send_from(const char *call, sy_engine *eng, uint32_t route,
 	return 0;
 }
 
-/* A send that is not the common one: a NULL or held message, a thread
- * whose cached slot is for another engine, or a handler's send. */
+/* A send that is not the common one: a NULL or held message (a handler's
+ * send of the message it runs among them), or a thread whose cached slot
+ * is for another engine. */
 static __attribute__((noinline)) int send_slow(sy_engine *eng, uint32_t route,
 					       sy_msg *msg)
 {
@@ -93,8 +94,12 @@ static __attribute__((noinline)) int send_slow(sy_engine *eng, uint32_t route,
 	return send_from(call, eng, route, msg, s);
 }
 
-/* The common send makes no call but the dispatch's tail calls and a
- * refusal's. */
+/*
+ * The common send makes no call but the dispatch's tail calls and a
+ * refusal's. A worker's send takes it too: a message that is not held is
+ * not the one its handler runs (that one is held, unless the handler kept
+ * it, which marked it taken already), so there is nothing to mark taken.
+ */
 SY_API int sy_msg_send(sy_engine *eng, uint32_t route, sy_msg *msg)
 {
 	struct sy__slot *s;
@@ -103,8 +108,6 @@ SY_API int sy_msg_send(sy_engine *eng, uint32_t route, sy_msg *msg)
 	if (sy__unlikely(!msg || msg->held || sy__tls_hot.eng != eng))
 		return send_slow(eng, route, msg);
 	s = sy__tls_hot.slot;
-	if (sy__unlikely(s->is_worker))
-		return send_slow(eng, route, msg);
 	msg->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
 	msg->held = 1;
 	rc = sy__dispatch(eng, route, msg, s);
