@@ -132,6 +132,7 @@ SY_API int sy_engine_create(const struct sy_config *cfg, sy_engine **out)
 	eng->nworkers = eng->cfg.workers;
 	atomic_init(&eng->state, SY_ENGINE_CREATED);
 	atomic_init(&eng->alloc_fast, SY_POOL_FAST_MAX + 1);
+	atomic_init(&eng->send_limit, eng->cfg.max_routes);
 	atomic_init(&eng->rcu_period, 1);
 	sy__mem_init(eng);
 	rc = engine_alloc(eng);
@@ -170,7 +171,7 @@ SY_API int sy_engine_start(sy_engine *eng)
 	if (rc) {
 		/* Stop the workers that started; they drain what was queued
 		 * before the start. */
-		atomic_store(&eng->state, SY_ENGINE_STOPPING);
+		sy__engine_set_stopping(eng);
 		sy__slots_synchronize(eng);
 		sy__workers_drain(eng);
 		sy__engine_set_stopped(eng);
@@ -197,7 +198,7 @@ static int engine_stop(struct sy_engine *eng)
 			break;
 		/* fall through */
 	case SY_ENGINE_RUNNING:
-		atomic_store(&eng->state, SY_ENGINE_STOPPING);
+		sy__engine_set_stopping(eng);
 		/* After the grace period every send that saw RUNNING has
 		 * enqueued; later ones see STOPPING and fail. */
 		sy__slots_synchronize(eng);

@@ -94,6 +94,18 @@ static __attribute__((noinline)) int send_slow(sy_engine *eng, uint32_t route,
 	return send_from(call, eng, route, msg, s);
 }
 
+/* sy_msg_send() past the direct dispatch: every other case. */
+static __attribute__((noinline)) int send_general(sy_engine *eng,
+						  uint32_t route, sy_msg *msg,
+						  struct sy__slot *s)
+{
+	int rc = sy__dispatch_general(eng, route, msg, s);
+
+	if (sy__unlikely(rc))
+		return refused("sy_msg_send", msg, rc, route);
+	return 0;
+}
+
 /*
  * The common send makes no call but the dispatch's tail calls and a
  * refusal's. A worker's send takes it too: a message that is not held is
@@ -103,17 +115,15 @@ static __attribute__((noinline)) int send_slow(sy_engine *eng, uint32_t route,
 SY_API int sy_msg_send(sy_engine *eng, uint32_t route, sy_msg *msg)
 {
 	struct sy__slot *s;
-	int rc;
 
 	if (sy__unlikely(!msg || msg->held || sy__tls_hot.eng != eng))
 		return send_slow(eng, route, msg);
 	s = sy__tls_hot.slot;
 	msg->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
 	msg->held = 1;
-	rc = sy__dispatch(eng, route, msg, s);
-	if (sy__unlikely(rc))
-		return refused(__func__, msg, rc, route);
-	return 0;
+	if (sy__likely(sy__dispatch_direct(eng, route, msg, s) == 0))
+		return 0;
+	return send_general(eng, route, msg, s);
 }
 
 SY_API int sy_msg_request(sy_engine *eng, uint32_t route, sy_msg *msg)

@@ -213,6 +213,10 @@ int sy__slot_setup(struct sy_engine *eng, struct sy__slot *s)
 		goto out_free;
 	if (rings_alloc(eng, &out))
 		goto out_free;
+	/* A sender wakes a worker only if the worker may sleep. */
+	for (unsigned w = 0; w < eng->nworkers; w++)
+		out[w].wake = sy__idle_sleeps(eng) ? &eng->workers[w].parker :
+			      NULL;
 	s->stash_tail = &s->stash;
 	/* Release pairs with the workers' acquire in sy__slot_out(): a
 	 * worker that sees the rings sees them initialized. */
