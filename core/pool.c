@@ -62,8 +62,7 @@ static struct sy_msg *pool_grow(struct sy__pool *p, unsigned k)
 	for (size_t i = count; i-- > 0;) {
 		struct sy_msg *m = (struct sy_msg *)(slab + SY_CACHELINE + i * obj);
 
-		m->pool = p;
-		m->klass = (uint8_t)k;
+		m->home = sy__home(p, k);
 		m->held = 1;
 		m->cap = (uint32_t)(obj - sizeof(struct sy_msg));
 		m->next = head;
@@ -112,8 +111,7 @@ static __attribute__((noinline)) struct sy_msg *alloc_huge(struct sy__slot *s,
 	eng->huge = h;
 	pthread_mutex_unlock(&eng->huge_lock);
 	m = (struct sy_msg *)(h + 1);
-	m->pool = &s->pool;
-	m->klass = SY_CLASS_HUGE;
+	m->home = sy__home(&s->pool, SY_CLASS_HUGE);
 	m->cap = (uint32_t)size;
 	msg_init(m, size);
 	return m;
@@ -245,8 +243,8 @@ static void push_chain(struct sy__pool *p, unsigned k, struct sy_msg *head,
 
 void sy__msg_release(struct sy__slot *self, struct sy_msg *m)
 {
-	struct sy__pool *p = m->pool;
-	unsigned k = m->klass;
+	struct sy__pool *p = sy__home_pool(m->home);
+	unsigned k = sy__home_class(m->home);
 	struct sy__chain *c;
 	uint32_t idx;
 
@@ -282,7 +280,8 @@ void sy__msg_release(struct sy__slot *self, struct sy_msg *m)
 
 void sy__release_batch_flush(struct sy__slot *self, struct sy__release_batch *b)
 {
-	struct sy__pool *p = b->pool;
+	struct sy__pool *p = sy__home_pool(b->home);
+	unsigned k = sy__home_class(b->home);
 	uint32_t n = b->n, idx;
 	struct sy__chain *c;
 
@@ -290,13 +289,13 @@ void sy__release_batch_flush(struct sy__slot *self, struct sy__release_batch *b)
 	if (!n)
 		return;
 	b->n = 0;
-	b->pool = NULL;
+	b->home = 0;
 	if (p == &self->pool) {
-		b->tail->next = p->free[b->klass];
-		p->free[b->klass] = b->head;
+		b->tail->next = p->free[k];
+		p->free[k] = b->head;
 		return;
 	}
-	idx = p->slot * SY_CLASSES + b->klass;
+	idx = p->slot * SY_CLASSES + k;
 	c = &self->pending[idx];
 	if (!c->listed) {
 		c->listed = true;
@@ -308,7 +307,7 @@ void sy__release_batch_flush(struct sy__slot *self, struct sy__release_batch *b)
 	c->head = b->head;
 	c->n += n;
 	if (c->n >= SY_RETURN_BATCH) {
-		push_chain(p, b->klass, c->head, c->tail);
+		push_chain(p, k, c->head, c->tail);
 		c->head = NULL;
 		c->n = 0;
 	}
@@ -354,5 +353,5 @@ SY_API void sy_msg_free(sy_msg *msg)
 		return;
 	}
 	msg->held = 1;
-	sy__msg_release(sy__slot_self(msg->pool->eng), msg);
+	sy__msg_release(sy__slot_self(sy__home_pool(msg->home)->eng), msg);
 }

@@ -47,16 +47,36 @@ struct sy__chain {
 	bool listed;               /* its index is in the slot's dirty list */
 };
 
+_Static_assert(_Alignof(struct sy__pool) >= 64,
+	       "a message's home word keeps its class in its pool's low bits");
+
+/* A message's home word (msg.h): its pool and its size class. */
+#define SY_HOME_CLASS_MASK ((uintptr_t)63)
+
+static inline uintptr_t sy__home(struct sy__pool *p, unsigned klass)
+{
+	return (uintptr_t)p | klass;
+}
+
+static inline struct sy__pool *sy__home_pool(uintptr_t home)
+{
+	return (struct sy__pool *)(home & ~SY_HOME_CLASS_MASK);
+}
+
+static inline unsigned sy__home_class(uintptr_t home)
+{
+	return (unsigned)(home & SY_HOME_CLASS_MASK);
+}
+
 /*
- * Messages freed one after another by one thread, chained while they belong
- * to the same pool and class, then handed back together.
+ * Messages freed one after another by one thread, chained while they go
+ * back to the same pool and class (home), then handed back together.
  */
 struct sy__release_batch {
-	struct sy__pool *pool;
+	uintptr_t home;            /* 0: empty */
 	struct sy_msg *head;
 	struct sy_msg *tail;
 	uint32_t n;
-	uint8_t klass;
 };
 
 /* Allocate from @p s's pool (its thread only). NULL: -ENOMEM. */
@@ -74,20 +94,19 @@ static inline void sy__release_batch_add(struct sy__slot *self,
 					 struct sy__release_batch *b,
 					 struct sy_msg *m)
 {
-	if (sy__likely(m->pool == b->pool && m->klass == b->klass)) {
+	if (sy__likely(m->home == b->home)) {
 		m->next = b->head;
 		b->head = m;
 		b->n++;
 		return;
 	}
 	sy__release_batch_flush(self, b);
-	if (m->klass == SY_CLASS_HUGE) {
+	if (sy__home_class(m->home) == SY_CLASS_HUGE) {
 		sy__msg_release(self, m);
 		return;
 	}
 	m->next = NULL;
-	b->pool = m->pool;
-	b->klass = m->klass;
+	b->home = m->home;
 	b->head = b->tail = m;
 	b->n = 1;
 }

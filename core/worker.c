@@ -58,7 +58,7 @@ struct drain {
 	int64_t handled;               /* this many runs of handled_srv */
 	unsigned runs;                 /* handler runs */
 	uint32_t m_server, m_route;    /* runs not yet counted, of one server and route: */
-	uint32_t ok, failed, first;
+	uint32_t ok, failed, again;    /* again: runs that were not the first */
 };
 
 /* Give back the in-flight count of the runs handled so far. */
@@ -110,10 +110,9 @@ static void runs_flush(struct sy__worker *w, struct drain *d)
 {
 	struct sy__shard *sh = w->slot->shard;
 
-	if (d->first) {
-		w->budget[d->m_route].runs += d->first;
-		d->first = 0;
-	}
+	if (d->ok + d->failed > d->again)
+		w->budget[d->m_route].runs += d->ok + d->failed - d->again;
+	d->again = 0;
 	if (sh && d->ok) {
 		sy__sc_add(&sh->server[d->m_server], SY_SC_DELIVERED, d->ok);
 		sy__sc_add(&sh->route[d->m_route], SY_SC_DELIVERED, d->ok);
@@ -135,7 +134,7 @@ static inline void count_run(struct sy__worker *w, struct drain *d,
 		d->m_server = server;
 		d->m_route = route;
 	}
-	d->first += first;
+	d->again += !first;
 	if (rc >= 0)
 		d->ok++;
 	else
@@ -317,24 +316,23 @@ run_msgs(struct sy__worker *w, void *const *e, unsigned n,
 		struct sy_msg *m = e[i];
 		struct sy__server *srv = one ? one : m->server;
 		uint32_t route_id = one ? one_route : m->route_id;
-		bool first;
 		int rc;
 
-		if (sy__unlikely(m->flags & SY_MSG_SLOW)) {
+		/* A retry (attempts) or a flag: the general case. */
+		if (sy__unlikely(!sy__msg_plain(m, SY_MSG_SLOW))) {
 			if (!one && (m->flags & SY_MSG_BURST))
 				handle_burst(w, m, d);
 			else
 				handle(w, m, d);
 			continue;
 		}
-		first = m->attempts == 0;
 		w->current = m;
 		w->taken = false;
 		rc = srv->fn(eng, m, srv->ctx);
 		d->runs++;
 		if (sy__unlikely(rc < 0 || w->taken)) {
 			w->current = NULL;
-			run_end(w, m, srv, route_id, rc, first, d);
+			run_end(w, m, srv, route_id, rc, true, d);
 			continue;
 		}
 		if (sy__unlikely(srv->breaker != NULL))
@@ -345,7 +343,6 @@ run_msgs(struct sy__worker *w, void *const *e, unsigned n,
 			d->m_server = srv->id;
 			d->m_route = route_id;
 		}
-		d->first += first;
 		d->ok++;
 		sy__release_batch_add(w->slot, &d->done, m);
 	}
