@@ -427,7 +427,7 @@ again:
 		srv = m->server;
 	}
 	w = srv->worker; /* srv may be freed once the section ends */
-	if (sy__unlikely(sy__shard_sample(s->shard)))
+	if (sy__unlikely(sy__slot_sample(s)))
 		stamp(eng, m);
 	count_accepted(s, 1);
 	if (sy__unlikely(!sy__ring_enqueue_spsc(&sy__slot_out(s)[w], m))) {
@@ -477,7 +477,7 @@ sy__dispatch_direct(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
 
 	sy__slot_read_lock(&s->rcu, &eng->rcu_period);
 	r = route_for_send(eng, route, &err);
-	if (sy__unlikely(!r || !r->direct || (sh && sh->sample_left == 1)))
+	if (sy__unlikely(!r || !r->direct || s->sample_left == 1))
 		goto general;
 	srv = r->servers[0];
 	ring = &sy__slot_out(s)[srv->worker];
@@ -487,8 +487,7 @@ sy__dispatch_direct(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
 			 (r->bp_mode != SY_BP_OFF &&
 			  sy__ring_over(ring, r->bp_high))))
 		goto general;
-	if (sh)
-		sh->sample_left--;
+	s->sample_left--;
 	assign_direct(r, srv, m, SY_MSG_KEEP_FLAGS);
 	count_accepted(s, 1);
 	sy__ring_put_spsc(ring, m);
@@ -646,7 +645,7 @@ static int chunk_to_one(struct sy_engine *eng, uint32_t route,
 			assign(r, 0, msgs[i]);
 		}
 	}
-	if (sy__unlikely(sy__shard_sample(s->shard)))
+	if (sy__unlikely(sy__slot_sample(s)))
 		stamp(eng, msgs[0]);
 	count_accepted(s, n);
 	err = enqueue_group(s, w, msgs, n, srv);
@@ -722,7 +721,7 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 		}
 		mixed |= worker_of[i] != worker_of[0];
 	}
-	if (sy__unlikely(sy__shard_sample(s->shard)))
+	if (sy__unlikely(sy__slot_sample(s)))
 		timed = true;
 	if (!mixed && worker_of[0] < TAKEN &&
 	    !(r->bp_mode != SY_BP_OFF && sy__ring_over(&out[worker_of[0]], r->bp_high))) {

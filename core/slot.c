@@ -177,7 +177,6 @@ static struct sy__shard_dims shard_dims(const struct sy_engine *eng)
 	return (struct sy__shard_dims){
 		.max_servers = eng->cfg.max_servers,
 		.max_routes = eng->cfg.max_routes,
-		.sample_every = eng->cfg.latency_sample,
 	};
 }
 
@@ -209,6 +208,8 @@ int sy__slot_setup(struct sy_engine *eng, struct sy__slot *s)
 		atomic_init(&s->congested[w], 0u);
 	if (eng->cfg.metrics && !s->shard && shard_create(eng, s))
 		goto out_free;
+	s->sample_every = eng->cfg.metrics ? eng->cfg.latency_sample : 0;
+	s->sample_left = s->sample_every;
 	if (rings_alloc(eng, &s->replies))
 		goto out_free;
 	if (rings_alloc(eng, &out))
