@@ -53,9 +53,9 @@ int sy__msg_check(const char *call, const struct sy_msg *m);
 
 struct sy_msg {
 	struct sy_msg *next;       /* free lists, return chains, retry lists */
-	/* Where it goes back to: its pool's address, 64-byte aligned, with
-	 * its size class in the low bits (pool.h), so that one compare tells
-	 * whether two messages go back to the same free list. */
+	/* Where it goes back to: its pool's address with its size class in
+	 * the low 3 bits (pool.h), so that one compare tells whether two
+	 * messages go back to the same free list. */
 	uintptr_t home;
 	struct sy__server *server; /* destination, set by the send */
 	uint64_t tag;

@@ -47,11 +47,15 @@ struct sy__chain {
 	bool listed;               /* its index is in the slot's dirty list */
 };
 
-_Static_assert(_Alignof(struct sy__pool) >= 64,
+/*
+ * A message's home word (msg.h): its pool and its size class. A pool lives
+ * in a slot, in an array from calloc(), so only the allocator's alignment
+ * can be counted on, not the struct's: 8 bytes, 3 bits for the class.
+ */
+#define SY_HOME_CLASS_MASK ((uintptr_t)7)
+_Static_assert(_Alignof(struct sy__pool) >= 8 && SY_CLASSES <= 7 &&
+	       SY_CLASS_HUGE <= 7,
 	       "a message's home word keeps its class in its pool's low bits");
-
-/* A message's home word (msg.h): its pool and its size class. */
-#define SY_HOME_CLASS_MASK ((uintptr_t)63)
 
 static inline uintptr_t sy__home(struct sy__pool *p, unsigned klass)
 {
