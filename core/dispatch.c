@@ -136,13 +136,11 @@ static inline struct sy__route *route_for_send(struct sy_engine *eng,
 {
 	struct sy__route *r;
 
-	if (sy__unlikely(atomic_load_explicit(&eng->state, memory_order_relaxed) >=
-			 SY_ENGINE_STOPPING)) {
-		*err = -ESHUTDOWN;
-		return NULL;
-	}
-	if (sy__unlikely(id >= eng->cfg.max_routes)) {
-		*err = -ENOENT;
+	/* One compare for the id and the state (engine.h, send_limit). */
+	if (sy__unlikely(id >= atomic_load_explicit(&eng->send_limit,
+						    memory_order_acquire))) {
+		*err = atomic_load_explicit(&eng->state, memory_order_relaxed) >=
+		       SY_ENGINE_STOPPING ? -ESHUTDOWN : -ENOENT;
 		return NULL;
 	}
 	/* A1: pairs with R1 in registry.c. */
@@ -382,9 +380,9 @@ static __attribute__((noinline)) int unreachable(struct sy_engine *eng,
 
 /* Every case of sy__dispatch(): policies, unusable servers, backpressure,
  * sampling, refusals. */
-static __attribute__((noinline)) int
-dispatch_general(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
-		 struct sy__slot *s)
+__attribute__((noinline)) int
+sy__dispatch_general(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
+		     struct sy__slot *s)
 {
 	struct sy__server *srv;
 	struct sy_pick ctx;
@@ -429,7 +427,7 @@ again:
 		srv = m->server;
 	}
 	w = srv->worker; /* srv may be freed once the section ends */
-	if (sy__unlikely(sy__shard_sample(s->shard)))
+	if (sy__unlikely(sy__slot_sample(s)))
 		stamp(eng, m);
 	count_accepted(s, 1);
 	if (sy__unlikely(!sy__ring_enqueue_spsc(&sy__slot_out(s)[w], m))) {
@@ -446,63 +444,70 @@ again:
 	return 0;
 }
 
-/* A refused enqueue on the fast path: take the message back. */
-static __attribute__((noinline, cold)) int
-refuse_full(struct sy__slot *s, struct sy_msg *m, uint32_t route,
-	    uint32_t server)
+/* Record in @p m that it goes to @p srv through @p r, a direct route: no
+ * pick index (only an observing policy reads it), no route flags. */
+static inline void assign_direct(const struct sy__route *r,
+				 struct sy__server *srv, struct sy_msg *m,
+				 uint8_t keep)
 {
-	withdraw(s, 1);
-	unpick(m);
-	reject_at(s, -EAGAIN, 1, route, server);
-	sy__slot_read_unlock(&s->rcu);
-	return -EAGAIN;
+	m->server = srv;
+	m->route_id = r->id;
+	m->flags &= keep;
 }
 
 /*
- * The common send: a route of one server that takes messages, below its
- * backpressure threshold, no latency sample this time. It makes no call but
- * in tail position, so it needs no stack frame; everything else goes to
- * dispatch_general() before anything is changed. Inlined into each entry
- * point by link-time optimization (the default build).
+ * The common send: a direct route (one server, no in-flight count, no
+ * observing policy) whose server takes messages, with room in the ring by
+ * the producer's cached index, below the route's backpressure threshold,
+ * no latency sample this time. Everything it checks comes before anything
+ * it changes, so it cannot fail once it has begun: its caller takes
+ * sy__dispatch_general() for every other case, as a tail call, and needs
+ * no stack frame. Inlined into each entry point by link-time optimization
+ * (the default build).
  */
 __attribute__((always_inline)) inline int
-sy__dispatch(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
-	     struct sy__slot *s)
+sy__dispatch_direct(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
+		    struct sy__slot *s)
 {
 	struct sy__shard *sh = s->shard;
 	struct sy__server *srv;
 	struct sy__route *r;
 	struct sy__ring *ring;
-	unsigned w;
 	int err;
 
 	sy__slot_read_lock(&s->rcu, &eng->rcu_period);
 	r = route_for_send(eng, route, &err);
-	if (sy__unlikely(!r || r->n != 1 || (sh && sh->sample_left == 1)))
+	if (sy__unlikely(!r || !r->direct || s->sample_left == 1))
 		goto general;
 	srv = r->servers[0];
-	w = srv->worker; /* srv may be freed once the section ends */
-	ring = &sy__slot_out(s)[w];
+	ring = &sy__slot_out(s)[srv->worker];
 	if (sy__unlikely(atomic_load_explicit(&srv->gate,
 					      memory_order_relaxed) != 0 ||
+			 !sy__ring_room_cached_spsc(ring) ||
 			 (r->bp_mode != SY_BP_OFF &&
 			  sy__ring_over(ring, r->bp_high))))
 		goto general;
-	if (sh)
-		sh->sample_left--;
-	assign(r, 0, m);
+	s->sample_left--;
+	assign_direct(r, srv, m, SY_MSG_KEEP_FLAGS);
 	count_accepted(s, 1);
-	if (sy__unlikely(!sy__ring_enqueue_spsc(ring, m)))
-		return refuse_full(s, m, route, srv->id);
+	sy__ring_put_spsc(ring, m);
 	if (sh)
 		count_sent(s, route, srv->id);
 	sy__slot_read_unlock(&s->rcu);
-	wake_worker(eng, w);
+	sy__ring_wake(ring);
 	return 0;
 
 general:
 	sy__slot_read_unlock(&s->rcu);
-	return dispatch_general(eng, route, m, s);
+	return SY_DISPATCH_GENERAL;
+}
+
+int sy__dispatch(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
+		 struct sy__slot *s)
+{
+	if (sy__likely(sy__dispatch_direct(eng, route, m, s) == 0))
+		return 0;
+	return sy__dispatch_general(eng, route, m, s);
 }
 
 int sy__dispatch_quiet(struct sy_engine *eng, uint32_t route,
@@ -630,11 +635,17 @@ static int chunk_to_one(struct sy_engine *eng, uint32_t route,
 	    (r->bp_mode != SY_BP_OFF &&
 	     sy__ring_over(&sy__slot_out(s)[w], r->bp_high)))
 		return SY_GO;
-	for (unsigned i = 0; i < n; i++) {
-		msgs[i]->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
-		assign(r, 0, msgs[i]);
+	if (r->direct) {
+		for (unsigned i = 0; i < n; i++)
+			assign_direct(r, srv, msgs[i], SY_MSG_KEEP_FLAGS &
+				      ~(SY_MSG_REQUEST | SY_MSG_CALL));
+	} else {
+		for (unsigned i = 0; i < n; i++) {
+			msgs[i]->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
+			assign(r, 0, msgs[i]);
+		}
 	}
-	if (sy__unlikely(sy__shard_sample(s->shard)))
+	if (sy__unlikely(sy__slot_sample(s)))
 		stamp(eng, msgs[0]);
 	count_accepted(s, n);
 	err = enqueue_group(s, w, msgs, n, srv);
@@ -710,7 +721,7 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 		}
 		mixed |= worker_of[i] != worker_of[0];
 	}
-	if (sy__unlikely(sy__shard_sample(s->shard)))
+	if (sy__unlikely(sy__slot_sample(s)))
 		timed = true;
 	if (!mixed && worker_of[0] < TAKEN &&
 	    !(r->bp_mode != SY_BP_OFF && sy__ring_over(&out[worker_of[0]], r->bp_high))) {

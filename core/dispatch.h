@@ -24,6 +24,18 @@ struct sy__worker;
 int sy__dispatch(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
 		 struct sy__slot *s);
 
+/*
+ * The two halves of sy__dispatch(). The direct one takes the common case
+ * only (inline, it changes nothing unless it succeeds): 0 (enqueued), or
+ * SY_DISPATCH_GENERAL: nothing was done, the general one must decide, and
+ * returns what sy__dispatch() returns.
+ */
+#define SY_DISPATCH_GENERAL 1
+int sy__dispatch_direct(struct sy_engine *eng, uint32_t route,
+			struct sy_msg *m, struct sy__slot *s);
+int sy__dispatch_general(struct sy_engine *eng, uint32_t route,
+			 struct sy_msg *m, struct sy__slot *s);
+
 /* sy__dispatch() for a waiting send: a refusal is not counted. */
 int sy__dispatch_quiet(struct sy_engine *eng, uint32_t route,
 		       struct sy_msg *m, struct sy__slot *s);

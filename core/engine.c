@@ -131,6 +131,8 @@ SY_API int sy_engine_create(const struct sy_config *cfg, sy_engine **out)
 	pthread_mutex_init(&eng->huge_lock, NULL);
 	eng->nworkers = eng->cfg.workers;
 	atomic_init(&eng->state, SY_ENGINE_CREATED);
+	atomic_init(&eng->alloc_fast, SY_POOL_FAST_MAX + 1);
+	atomic_init(&eng->send_limit, eng->cfg.max_routes);
 	atomic_init(&eng->rcu_period, 1);
 	sy__mem_init(eng);
 	rc = engine_alloc(eng);
@@ -180,10 +182,10 @@ SY_API int sy_engine_start(sy_engine *eng)
 	if (rc) {
 		/* Stop the workers that started; they drain what was queued
 		 * before the start. */
-		atomic_store(&eng->state, SY_ENGINE_STOPPING);
+		sy__engine_set_stopping(eng);
 		sy__slots_synchronize(eng);
 		sy__workers_drain(eng);
-		atomic_store(&eng->state, SY_ENGINE_STOPPED);
+		sy__engine_set_stopped(eng);
 		goto out_unlock;
 	}
 	atomic_store(&eng->state, SY_ENGINE_RUNNING);
@@ -210,7 +212,7 @@ static int engine_stop(struct sy_engine *eng)
 	pthread_mutex_lock(&eng->lock);
 	switch (atomic_load(&eng->state)) {
 	case SY_ENGINE_CREATED:
-		atomic_store(&eng->state, SY_ENGINE_STOPPING);
+		sy__engine_set_stopping(eng);
 		/* After the grace period every send that saw CREATED has
 		 * enqueued (and counted it accepted); later ones fail. With
 		 * nothing accepted the rings are empty and no worker needs to
@@ -220,18 +222,18 @@ static int engine_stop(struct sy_engine *eng)
 			rc = sy__workers_start(eng);
 			sy__workers_drain(eng);
 		}
-		atomic_store(&eng->state, SY_ENGINE_STOPPED);
+		sy__engine_set_stopped(eng);
 		sy__collector_stop(eng);
 		break;
 	case SY_ENGINE_RUNNING:
-		atomic_store(&eng->state, SY_ENGINE_STOPPING);
+		sy__engine_set_stopping(eng);
 		/* After the grace period every send that saw RUNNING has
 		 * enqueued; later ones see STOPPING and fail. */
 		sy__slots_synchronize(eng);
 		sy__remote_quiesce(eng);
 		sy__workers_drain(eng);
 		sy__remote_stop(eng);
-		atomic_store(&eng->state, SY_ENGINE_STOPPED);
+		sy__engine_set_stopped(eng);
 		sy__collector_stop(eng);
 		break;
 	default:

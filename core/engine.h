@@ -37,6 +37,14 @@ struct sy__worker;
 struct sy_engine {
 	struct sy__config cfg;
 	_Atomic int state;
+	/* sy_msg_alloc() sizes below this take its fast path: the smallest
+	 * class's payload + 1 until the engine is stopped, then 0, so that one
+	 * compare checks both the size and the state (pool.c). */
+	_Atomic uint32_t alloc_fast;
+	/* Route ids below this may be sent to: max_routes until the engine is
+	 * stopping, then 0, so that one compare checks a send's route id and
+	 * the state (dispatch.c). */
+	_Atomic uint32_t send_limit;
 	unsigned nworkers;
 	unsigned nstarted;               /* worker threads running */
 	unsigned nslots;
@@ -74,6 +82,21 @@ uint64_t sy__clock_monotonic(void *ctx);
 static inline uint64_t sy__now(const struct sy_engine *eng)
 {
 	return eng->cfg.clock(eng->cfg.clock_ctx);
+}
+
+/* Set the state to STOPPING: no more sends (release pairs with the
+ * acquire load of send_limit in dispatch.c, which then sees the state). */
+static inline void sy__engine_set_stopping(struct sy_engine *eng)
+{
+	atomic_store(&eng->state, SY_ENGINE_STOPPING);
+	atomic_store_explicit(&eng->send_limit, 0, memory_order_release);
+}
+
+/* Set the state to STOPPED: no more allocation. */
+static inline void sy__engine_set_stopped(struct sy_engine *eng)
+{
+	atomic_store(&eng->state, SY_ENGINE_STOPPED);
+	atomic_store_explicit(&eng->alloc_fast, 0, memory_order_relaxed);
 }
 
 static inline bool sy__idle_sleeps(const struct sy_engine *eng)

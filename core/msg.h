@@ -19,7 +19,7 @@
 
 enum {
 	SY_CLASSES = 6,           /* pooled size classes */
-	SY_CLASS_HUGE = 0xff,     /* allocated alone, freed to the allocator */
+	SY_CLASS_HUGE = 7,        /* allocated alone, freed to the allocator */
 };
 
 enum sy__msg_flags {
@@ -53,7 +53,10 @@ int sy__msg_check(const char *call, const struct sy_msg *m);
 
 struct sy_msg {
 	struct sy_msg *next;       /* free lists, return chains, retry lists */
-	struct sy__pool *pool;     /* where it goes back to */
+	/* Where it goes back to: its pool's address with its size class in
+	 * the low 3 bits (pool.h), so that one compare tells whether two
+	 * messages go back to the same free list. */
+	uintptr_t home;
 	struct sy__server *server; /* destination, set by the send */
 	uint64_t tag;
 	uint64_t key;              /* for key-based policies */
@@ -66,10 +69,11 @@ struct sy_msg {
 	 * the calls that hand a message out (poll, call, drain, keep). A
 	 * handler's own message keeps it set: the handler may pass it on. */
 	uint32_t held : 1;
-	uint32_t attempts : 8;     /* handler runs that failed so far */
 	uint32_t route_id;         /* route it was sent through */
 	uint16_t pick;             /* index of server in that route */
-	uint8_t klass;
+	/* Handler runs that failed so far. Beside flags: a worker checks both
+	 * with one load (sy__msg_plain()). */
+	uint8_t attempts;
 	uint8_t flags;
 	/* Second line. */
 	_Alignas(64) uint64_t deadline; /* SY_MSG_DEADLINE: engine clock */
@@ -92,6 +96,22 @@ struct sy_msg {
 _Static_assert(sizeof(struct sy_msg) == 128, "message header is two cache lines");
 _Static_assert(offsetof(struct sy_msg, data) == sizeof(struct sy_msg),
 	       "the payload follows the header");
+_Static_assert(offsetof(struct sy_msg, flags) ==
+	       offsetof(struct sy_msg, attempts) + 1, "attempts, then flags");
+
+/* Is @p m a first run with none of the flags @p slow? One 16-bit load
+ * of attempts and flags. */
+static inline int sy__msg_plain(const struct sy_msg *m, uint8_t slow)
+{
+	uint16_t w;
+
+	__builtin_memcpy(&w, &m->attempts, sizeof(w));
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	return (w & (uint16_t)(0xffu | (unsigned)slow << 8)) == 0;
+#else
+	return (w & (uint16_t)(0xff00u | slow)) == 0;
+#endif
+}
 
 /* A burst descriptor: SY_BURST_MAX messages for one worker in one ring
  * entry. It travels as the data of a message flagged SY_MSG_BURST. */

@@ -32,7 +32,7 @@ struct sy__huge {
 #define SY_SLAB_BYTES (64u * 1024)
 
 static const uint32_t class_bytes[SY_CLASSES] = {
-	192, 256, 512, 2048, 8192, 65536,
+	SY_CLASS0_BYTES, 256, 512, 2048, 8192, 65536,
 };
 
 static inline unsigned class_of(size_t size)
@@ -62,8 +62,7 @@ static struct sy_msg *pool_grow(struct sy__pool *p, unsigned k)
 	for (size_t i = count; i-- > 0;) {
 		struct sy_msg *m = (struct sy_msg *)(slab + SY_CACHELINE + i * obj);
 
-		m->pool = p;
-		m->klass = (uint8_t)k;
+		m->home = sy__home(p, k);
 		m->held = 1;
 		m->cap = (uint32_t)(obj - sizeof(struct sy_msg));
 		m->next = head;
@@ -112,8 +111,7 @@ static __attribute__((noinline)) struct sy_msg *alloc_huge(struct sy__slot *s,
 	eng->huge = h;
 	pthread_mutex_unlock(&eng->huge_lock);
 	m = (struct sy_msg *)(h + 1);
-	m->pool = &s->pool;
-	m->klass = SY_CLASS_HUGE;
+	m->home = sy__home(&s->pool, SY_CLASS_HUGE);
 	m->cap = (uint32_t)size;
 	msg_init(m, size);
 	return m;
@@ -209,18 +207,16 @@ alloc_slow(struct sy_engine *eng, size_t size, const char *call)
 
 SY_API sy_msg *sy_msg_alloc(sy_engine *eng, size_t size)
 {
-	/* The common case: an attached thread, the smallest class, a
-	 * message on the thread's own free list, and an engine not stopped
-	 * (read through the pool's engine: the same one). */
+	/* The common case: an attached thread, the smallest class, an engine
+	 * not stopped (one compare for both: alloc_fast), and a message on
+	 * the thread's own free list. */
 	if (sy__likely(sy__tls_hot.eng == eng &&
-		       size + sizeof(struct sy_msg) <= class_bytes[0])) {
+		       size < atomic_load_explicit(&eng->alloc_fast,
+						   memory_order_relaxed))) {
 		struct sy__pool *p = &sy__tls_hot.slot->pool;
 		struct sy_msg *m = p->free[0];
 
-		if (sy__likely(m != NULL &&
-			       atomic_load_explicit(&p->eng->state,
-						    memory_order_relaxed) !=
-			       SY_ENGINE_STOPPED)) {
+		if (sy__likely(m != NULL)) {
 			p->free[0] = m->next;
 			__builtin_prefetch(m->next, 1);
 			msg_init(m, size);
@@ -247,8 +243,8 @@ static void push_chain(struct sy__pool *p, unsigned k, struct sy_msg *head,
 
 void sy__msg_release(struct sy__slot *self, struct sy_msg *m)
 {
-	struct sy__pool *p = m->pool;
-	unsigned k = m->klass;
+	struct sy__pool *p = sy__home_pool(m->home);
+	unsigned k = sy__home_class(m->home);
 	struct sy__chain *c;
 	uint32_t idx;
 
@@ -284,7 +280,8 @@ void sy__msg_release(struct sy__slot *self, struct sy_msg *m)
 
 void sy__release_batch_flush(struct sy__slot *self, struct sy__release_batch *b)
 {
-	struct sy__pool *p = b->pool;
+	struct sy__pool *p = sy__home_pool(b->home);
+	unsigned k = sy__home_class(b->home);
 	uint32_t n = b->n, idx;
 	struct sy__chain *c;
 
@@ -292,13 +289,13 @@ void sy__release_batch_flush(struct sy__slot *self, struct sy__release_batch *b)
 	if (!n)
 		return;
 	b->n = 0;
-	b->pool = NULL;
+	b->home = 0;
 	if (p == &self->pool) {
-		b->tail->next = p->free[b->klass];
-		p->free[b->klass] = b->head;
+		b->tail->next = p->free[k];
+		p->free[k] = b->head;
 		return;
 	}
-	idx = p->slot * SY_CLASSES + b->klass;
+	idx = p->slot * SY_CLASSES + k;
 	c = &self->pending[idx];
 	if (!c->listed) {
 		c->listed = true;
@@ -310,7 +307,7 @@ void sy__release_batch_flush(struct sy__slot *self, struct sy__release_batch *b)
 	c->head = b->head;
 	c->n += n;
 	if (c->n >= SY_RETURN_BATCH) {
-		push_chain(p, b->klass, c->head, c->tail);
+		push_chain(p, k, c->head, c->tail);
 		c->head = NULL;
 		c->n = 0;
 	}
@@ -356,5 +353,5 @@ SY_API void sy_msg_free(sy_msg *msg)
 		return;
 	}
 	msg->held = 1;
-	sy__msg_release(sy__slot_self(msg->pool->eng), msg);
+	sy__msg_release(sy__slot_self(sy__home_pool(msg->home)->eng), msg);
 }

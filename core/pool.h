@@ -18,6 +18,9 @@
 #include "core/msg.h"
 
 #define SY_RETURN_BATCH 32 /* messages returned to another pool at once */
+#define SY_CLASS0_BYTES 192u /* the smallest class, header included */
+/* The largest payload of the smallest class: sy_msg_alloc()'s fast path. */
+#define SY_POOL_FAST_MAX (SY_CLASS0_BYTES - (uint32_t)sizeof(struct sy_msg))
 
 struct sy_engine;
 struct sy__slot;
@@ -45,15 +48,39 @@ struct sy__chain {
 };
 
 /*
- * Messages freed one after another by one thread, chained while they belong
- * to the same pool and class, then handed back together.
+ * A message's home word (msg.h): its pool and its size class. A pool lives
+ * in a slot, in an array from calloc(), so only the allocator's alignment
+ * can be counted on, not the struct's: 8 bytes, 3 bits for the class.
+ */
+#define SY_HOME_CLASS_MASK ((uintptr_t)7)
+_Static_assert(_Alignof(struct sy__pool) >= 8 && SY_CLASSES <= 7 &&
+	       SY_CLASS_HUGE <= 7,
+	       "a message's home word keeps its class in its pool's low bits");
+
+static inline uintptr_t sy__home(struct sy__pool *p, unsigned klass)
+{
+	return (uintptr_t)p | klass;
+}
+
+static inline struct sy__pool *sy__home_pool(uintptr_t home)
+{
+	return (struct sy__pool *)(home & ~SY_HOME_CLASS_MASK);
+}
+
+static inline unsigned sy__home_class(uintptr_t home)
+{
+	return (unsigned)(home & SY_HOME_CLASS_MASK);
+}
+
+/*
+ * Messages freed one after another by one thread, chained while they go
+ * back to the same pool and class (home), then handed back together.
  */
 struct sy__release_batch {
-	struct sy__pool *pool;
+	uintptr_t home;            /* 0: empty */
 	struct sy_msg *head;
 	struct sy_msg *tail;
 	uint32_t n;
-	uint8_t klass;
 };
 
 /* Allocate from @p s's pool (its thread only). NULL: -ENOMEM. */
@@ -71,20 +98,19 @@ static inline void sy__release_batch_add(struct sy__slot *self,
 					 struct sy__release_batch *b,
 					 struct sy_msg *m)
 {
-	if (sy__likely(m->pool == b->pool && m->klass == b->klass)) {
+	if (sy__likely(m->home == b->home)) {
 		m->next = b->head;
 		b->head = m;
 		b->n++;
 		return;
 	}
 	sy__release_batch_flush(self, b);
-	if (m->klass == SY_CLASS_HUGE) {
+	if (sy__home_class(m->home) == SY_CLASS_HUGE) {
 		sy__msg_release(self, m);
 		return;
 	}
 	m->next = NULL;
-	b->pool = m->pool;
-	b->klass = m->klass;
+	b->home = m->home;
 	b->head = b->tail = m;
 	b->n = 1;
 }

@@ -188,6 +188,7 @@ static int route_init(struct sy_engine *eng, struct sy__route *r,
 	r->msg_flags = (uint8_t)(((policy->flags & SY_POLICY_INFLIGHT) ? SY_MSG_INFLIGHT : 0) |
 				 ((policy->flags & SY_POLICY_OBSERVE) && policy->observe ?
 				  SY_MSG_OBSERVE : 0));
+	r->direct = r->n == 1 && r->msg_flags == 0;
 	cds_lfht_node_init(&r->node);
 	if (policy->create && r->n > 0) {
 		struct sy_policy_route view = {

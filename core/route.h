@@ -70,6 +70,9 @@ struct sy__route {
 	uint8_t max_attempts;       /* 1: no retries */
 	bool dl_unreachable;
 	uint8_t on_failure;         /* enum sy_on_failure */
+	/* One server and no message flags: a send needs no pick and sets no
+	 * more than the message's server and route (dispatch.c). */
+	bool direct;
 	uint32_t bp_high;           /* ring entries at which it is congested */
 	uint32_t bp_low;            /* ring entries it must drain below */
 	uint64_t bp_block_ns;

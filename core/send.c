@@ -77,8 +77,9 @@ static inline int send_from(const char *call, sy_engine *eng, uint32_t route,
 	return 0;
 }
 
-/* A send that is not the common one: a NULL or held message, a thread
- * whose cached slot is for another engine, or a handler's send. */
+/* A send that is not the common one: a NULL or held message (a handler's
+ * send of the message it runs among them), or a thread whose cached slot
+ * is for another engine. */
 static __attribute__((noinline)) int send_slow(sy_engine *eng, uint32_t route,
 					       sy_msg *msg)
 {
@@ -96,24 +97,36 @@ static __attribute__((noinline)) int send_slow(sy_engine *eng, uint32_t route,
 	return send_from(call, eng, route, msg, s);
 }
 
-/* The common send makes no call but the dispatch's tail calls and a
- * refusal's. */
+/* sy_msg_send() past the direct dispatch: every other case. */
+static __attribute__((noinline)) int send_general(sy_engine *eng,
+						  uint32_t route, sy_msg *msg,
+						  struct sy__slot *s)
+{
+	int rc = sy__dispatch_general(eng, route, msg, s);
+
+	if (sy__unlikely(rc))
+		return refused("sy_msg_send", msg, rc, route);
+	return 0;
+}
+
+/*
+ * The common send makes no call but the dispatch's tail calls and a
+ * refusal's. A worker's send takes it too: a message that is not held is
+ * not the one its handler runs (that one is held, unless the handler kept
+ * it, which marked it taken already), so there is nothing to mark taken.
+ */
 SY_API int sy_msg_send(sy_engine *eng, uint32_t route, sy_msg *msg)
 {
 	struct sy__slot *s;
-	int rc;
 
 	if (sy__unlikely(!msg || msg->held || sy__tls_hot.eng != eng))
 		return send_slow(eng, route, msg);
 	s = sy__tls_hot.slot;
-	if (sy__unlikely(s->is_worker))
-		return send_slow(eng, route, msg);
 	msg->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
 	msg->held = 1;
-	rc = sy__dispatch(eng, route, msg, s);
-	if (sy__unlikely(rc))
-		return refused(__func__, msg, rc, route);
-	return 0;
+	if (sy__likely(sy__dispatch_direct(eng, route, msg, s) == 0))
+		return 0;
+	return send_general(eng, route, msg, s);
 }
 
 SY_API int sy_msg_request(sy_engine *eng, uint32_t route, sy_msg *msg)

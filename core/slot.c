@@ -178,7 +178,6 @@ static struct sy__shard_dims shard_dims(const struct sy_engine *eng)
 	return (struct sy__shard_dims){
 		.max_servers = eng->cfg.max_servers,
 		.max_routes = eng->cfg.max_routes,
-		.sample_every = eng->cfg.latency_sample,
 	};
 }
 
@@ -210,10 +209,16 @@ int sy__slot_setup(struct sy_engine *eng, struct sy__slot *s)
 		atomic_init(&s->congested[w], 0u);
 	if (eng->cfg.metrics && !s->shard && shard_create(eng, s))
 		goto out_free;
+	s->sample_every = eng->cfg.metrics ? eng->cfg.latency_sample : 0;
+	s->sample_left = s->sample_every;
 	if (rings_alloc(eng, &s->replies))
 		goto out_free;
 	if (rings_alloc(eng, &out))
 		goto out_free;
+	/* A sender wakes a worker only if the worker may sleep. */
+	for (unsigned w = 0; w < eng->nworkers; w++)
+		out[w].wake = sy__idle_sleeps(eng) ? &eng->workers[w].parker :
+			      NULL;
 	s->stash_tail = &s->stash;
 	atomic_store_explicit(&s->gen, sy__wrap_start.slot_gen,
 			      memory_order_relaxed);

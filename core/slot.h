@@ -46,6 +46,12 @@ struct sy__slot {
 	struct sy_msg *stash;      /* replies taken by sy_msg_call() for sy_producer_poll_replies() */
 	struct sy_msg **stash_tail;
 	struct sy__shard *shard;   /* NULL: metrics off */
+	/* Latency samples: sends until the next one, counted down by the
+	 * slot's thread; one send call in sample_every is timed (0: metrics
+	 * off, and sample_left, from 0, comes back to 1 once in 2^32 sends,
+	 * which sy__slot_sample() answers with no). */
+	uint32_t sample_left;
+	uint32_t sample_every;
 	/* congested[w]: 0, or 1 + the low mark of the route whose threshold
 	 * the ring to worker w passed; cleared (on_backpressure) once the
 	 * ring has drained below it. */
@@ -112,6 +118,15 @@ static inline uint64_t sy__slot_random(struct sy__slot *s)
 	x ^= x >> 27;
 	s->rng = x;
 	return x * 0x2545f4914f6cdd1dull;
+}
+
+/* Should this send call be timed (a latency sample)? The slot's thread. */
+static inline bool sy__slot_sample(struct sy__slot *s)
+{
+	if (--s->sample_left)
+		return false;
+	s->sample_left = s->sample_every;
+	return s->sample_every != 0;
 }
 
 /* Control paths (engine create, destroy, attach). */

@@ -60,7 +60,7 @@ struct drain {
 	int64_t handled;               /* this many runs of handled_srv */
 	unsigned runs;                 /* handler runs */
 	uint32_t m_server, m_route;    /* runs not yet counted, of one server and route: */
-	uint32_t ok, failed, first;
+	uint32_t ok, failed, again;    /* again: runs that were not the first */
 };
 
 /* Give back the in-flight count of the runs handled so far. */
@@ -112,10 +112,9 @@ static void runs_flush(struct sy__worker *w, struct drain *d)
 {
 	struct sy__shard *sh = w->slot->shard;
 
-	if (d->first) {
-		w->budget[d->m_route].runs += d->first;
-		d->first = 0;
-	}
+	if (d->ok + d->failed > d->again)
+		w->budget[d->m_route].runs += d->ok + d->failed - d->again;
+	d->again = 0;
 	if (sh && d->ok) {
 		sy__sc_add(&sh->server[d->m_server], SY_SC_DELIVERED, d->ok);
 		sy__sc_add(&sh->route[d->m_route], SY_SC_DELIVERED, d->ok);
@@ -137,7 +136,7 @@ static inline void count_run(struct sy__worker *w, struct drain *d,
 		d->m_server = server;
 		d->m_route = route;
 	}
-	d->first += first;
+	d->again += !first;
 	if (rc >= 0)
 		d->ok++;
 	else
@@ -398,24 +397,23 @@ run_msgs(struct sy__worker *w, void *const *e, unsigned n,
 		struct sy_msg *m = e[i];
 		struct sy__server *srv = one ? one : m->server;
 		uint32_t route_id = one ? one_route : m->route_id;
-		bool first;
 		int rc;
 
-		if (sy__unlikely(m->flags & SY_MSG_SLOW)) {
+		/* A retry (attempts) or a flag: the general case. */
+		if (sy__unlikely(!sy__msg_plain(m, SY_MSG_SLOW))) {
 			if (!one && (m->flags & SY_MSG_BURST))
 				handle_burst(w, m, d);
 			else
 				handle(w, m, d);
 			continue;
 		}
-		first = m->attempts == 0;
 		w->current = m;
 		w->taken = false;
 		rc = srv->fn(eng, m, srv->ctx);
 		d->runs++;
 		if (sy__unlikely(rc < 0 || w->taken)) {
 			w->current = NULL;
-			run_end(w, m, srv, route_id, rc, first, d);
+			run_end(w, m, srv, route_id, rc, true, d);
 			continue;
 		}
 		if (sy__unlikely(srv->breaker != NULL))
@@ -426,7 +424,6 @@ run_msgs(struct sy__worker *w, void *const *e, unsigned n,
 			d->m_server = srv->id;
 			d->m_route = route_id;
 		}
-		d->first += first;
 		d->ok++;
 		sy__release_batch_add(w->slot, &d->done, m);
 	}
@@ -524,7 +521,9 @@ static unsigned poll_pass(struct sy__worker *w)
 
 		if (!out)
 			continue;
-		n += sy__worker_drain_ring(w, &out[w->idx]);
+		/* Most rings of a pass are empty: look before the call. */
+		if (sy__ring_count(&out[w->idx]))
+			n += sy__worker_drain_ring(w, &out[w->idx]);
 		if (sy__unlikely(eng->cfg.on_backpressure != NULL))
 			check_congested(w, &eng->slots[i], &out[w->idx]);
 	}
@@ -565,27 +564,50 @@ static uint64_t retry_wait(struct sy__worker *w)
 	return due - now < SY_RETRY_PARK_MAX_NS ? due - now : SY_RETRY_PARK_MAX_NS;
 }
 
-static void idle(struct sy__worker *w, unsigned round)
+/*
+ * Spin up to @p rounds pauses, until a ring has entries: an idle worker
+ * looks at the rings' indices only, with no read-side section and no pass
+ * (a pass that finds every inbox empty would change nothing but `passes`).
+ * @return the rounds spun, at least one.
+ */
+static unsigned spin_for_work(struct sy__worker *w, unsigned rounds)
+{
+	unsigned spun = 0;
+
+	do {
+		__builtin_ia32_pause();
+		spun++;
+	} while (spun < rounds && !inbox_has_work(w));
+	return spun;
+}
+
+/* Idle after a pass that found nothing. @return the next round. */
+static unsigned idle(struct sy__worker *w, unsigned round)
 {
 	enum sy_idle how = w->eng->cfg.idle;
 
 	if (round == 0)
 		sy__pending_flush(w->slot);
 	if (how == SY_IDLE_SPIN || round < SY_SPIN_ROUNDS) {
-		__builtin_ia32_pause();
-		return;
+		/* Retries waiting: a pass each round, so that they go when due. */
+		unsigned left = w->retries ? 1 :
+				round < SY_SPIN_ROUNDS ? SY_SPIN_ROUNDS - round :
+				SY_SPIN_ROUNDS;
+
+		return round + spin_for_work(w, left);
 	}
 	if (how == SY_IDLE_YIELD || round < SY_SPIN_ROUNDS + SY_YIELD_ROUNDS) {
 		sched_yield();
-		return;
+		return round + 1;
 	}
 	sy__park_prepare(&w->parker);
 	if (inbox_has_work(w) ||
 	    atomic_load_explicit(&w->drain, memory_order_acquire)) {
 		sy__park_cancel(&w->parker);
-		return;
+		return round + 1;
 	}
 	sy__park_wait(&w->parker, retry_wait(w));
+	return round + 1;
 }
 
 static void *worker_main(void *arg)
@@ -615,7 +637,7 @@ static void *worker_main(void *arg)
 			sy__retries_shutdown(w);
 			break;
 		}
-		idle(w, round++);
+		round = idle(w, round);
 	}
 	sy__pending_flush(w->slot);
 	sy__worker_unbind(w);

@@ -19,8 +19,6 @@ struct sy__shard *sy__shard_init(void *mem, const struct sy__shard_dims *d)
 	sh->route = sh->server + d->max_servers;
 	for (unsigned k = 0; k < SY_HIST_KINDS; k++)
 		sy__hist_init(&sh->hist[k]);
-	sh->sample_every = d->sample_every;
-	sh->sample_left = d->sample_every;
 	return sh;
 }
 

@@ -3,11 +3,12 @@
  * only by the slot's thread (counter.h), read by the collector. Counters
  * per server, per route and per transport, and the four latency
  * histograms. A shard knows sizes, not the engine: it is created from the
- * number of server and route ids and the sampling rate.
+ * number of server and route ids.
  *
- * Latency is sampled: a sender times one send call in `sample_every` (one
- * clock read for a whole burst), marks that message SY_MSG_TIMED, and the
- * worker reads the clock for timed messages only.
+ * Latency is sampled: a sender times one send call in `latency_sample` (one
+ * clock read for a whole burst; the count is the slot's, core/slot.h),
+ * marks that message SY_MSG_TIMED, and the worker reads the clock for
+ * timed messages only.
  */
 #ifndef SY_METRICS_SHARD_H
 #define SY_METRICS_SHARD_H
@@ -52,8 +53,6 @@ struct sy__shard {
 	struct sy__sctr *server;      /* [max_servers] */
 	struct sy__sctr *route;       /* [max_routes] */
 	struct sy__sctr transport[SY_TRANSPORTS];
-	uint32_t sample_left;         /* owner: sends until the next sample */
-	uint32_t sample_every;
 	struct sy__hist hist[SY_HIST_KINDS];
 } __attribute__((aligned(64)));
 
@@ -62,20 +61,10 @@ static inline void sy__sc_add(struct sy__sctr *c, enum sy__sc i, uint64_t n)
 	sy__counter_add(&c->v[i], n);
 }
 
-/* Should this send call be timed? The owner only; NULL shard: no. */
-static inline bool sy__shard_sample(struct sy__shard *sh)
-{
-	if (!sh || --sh->sample_left)
-		return false;
-	sh->sample_left = sh->sample_every;
-	return true;
-}
-
 /* The sizes a shard is made for. */
 struct sy__shard_dims {
 	unsigned max_servers;
 	unsigned max_routes;
-	unsigned sample_every;        /* time one send call in this many */
 };
 
 /* shard.c */

@@ -28,13 +28,16 @@
 #include <stdbool.h>
 #include <ck_ring.h>
 
+#include "queues/park.h"
 #include "queues/tsan.h"
 
 struct sy__ring {
 	struct ck_ring ring;
 	struct ck_ring_buffer *buf;
-	/* The producer's copy of ring.c_head, on a line of its own. */
+	/* The producer's line: its copy of ring.c_head, and the consumer's
+	 * parker, woken after a publish (NULL: the consumer never parks). */
 	unsigned c_cache __attribute__((aligned(64)));
+	struct sy__parker *wake;
 } __attribute__((aligned(64)));
 
 /** Bytes of buffer a ring of @p size entries needs. */
@@ -57,27 +60,51 @@ static inline void sy__ring_init(struct sy__ring *r, void *buf, unsigned size,
 	r->ring.p_head = start;
 	r->buf = buf;
 	r->c_cache = start;
+	r->wake = NULL;
 }
 
-/** Producer only. @return false when full. */
-static inline bool sy__ring_enqueue_spsc(struct sy__ring *r, void *p)
+/** Producer only, after publishing: wake the consumer if it sleeps. */
+static inline void sy__ring_wake(struct sy__ring *r)
+{
+	if (r->wake)
+		sy__wake(r->wake);
+}
+
+/**
+ * Producer only: is there room for an entry by the producer's copy of the
+ * consumer's counter? (false: there may be room all the same.) No shared
+ * load.
+ */
+static inline bool sy__ring_room_cached_spsc(const struct sy__ring *r)
+{
+	/* A ring of size n holds n - 1 entries: mask of them. */
+	return r->ring.p_tail - r->c_cache < r->ring.mask;
+}
+
+/** Producer only, after sy__ring_room_cached_spsc() said there is room. */
+static inline void sy__ring_put_spsc(struct sy__ring *r, void *p)
 {
 	struct ck_ring *ring = &r->ring;
 	unsigned prod = ring->p_tail;
 
-	/* A ring of size n holds n - 1 entries: mask of them. */
-	if (__builtin_expect(prod - r->c_cache >= ring->mask, 0)) {
-		r->c_cache = ck_pr_load_uint(&ring->c_head);
-		SY_TSAN_ACQUIRE(&ring->c_head); /* P2 */
-		if (prod - r->c_cache >= ring->mask)
-			return false;
-	}
 	r->buf[prod & ring->mask].value = p;
 	SY_YIELD_POINT();
 	/* The slot is written before the entry is published. */
 	ck_pr_fence_store();
 	SY_TSAN_RELEASE(&ring->p_tail); /* P1 */
 	ck_pr_store_uint(&ring->p_tail, prod + 1);
+}
+
+/** Producer only. @return false when full. */
+static inline bool sy__ring_enqueue_spsc(struct sy__ring *r, void *p)
+{
+	if (__builtin_expect(!sy__ring_room_cached_spsc(r), 0)) {
+		r->c_cache = ck_pr_load_uint(&r->ring.c_head);
+		SY_TSAN_ACQUIRE(&r->ring.c_head); /* P2 */
+		if (!sy__ring_room_cached_spsc(r))
+			return false;
+	}
+	sy__ring_put_spsc(r, p);
 	return true;
 }
 
