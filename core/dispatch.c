@@ -40,6 +40,7 @@
 #include "core/rcu.h"
 #include "core/route.h"
 #include "core/slot.h"
+#include "core/slow_start.h"
 #include "core/worker.h"
 #include "metrics/shard.h"
 
@@ -150,13 +151,16 @@ static inline struct sy__route *route_for_send(struct sy_engine *eng,
 	return r;
 }
 
-/* May a message go to @p srv now? Takes a half-open probe token if needed. */
+/* May a message go to @p srv now? Takes a half-open probe token if needed;
+ * a ramping server (slow start) takes it without a draw. */
 static inline bool admit(struct sy__server *srv)
 {
 	unsigned gate = atomic_load_explicit(&srv->gate, memory_order_relaxed);
 
 	return sy__likely(gate == 0) ||
-	       (gate == SY_GATE_BREAKER && sy__breaker_admit(srv));
+	       ((gate & ~(unsigned)SY_GATE_WARMING) == SY_GATE_BREAKER &&
+		sy__breaker_admit(srv)) ||
+	       gate == SY_GATE_WARMING;
 }
 
 /* Record in @p m that it goes to server @p i of @p r. */
@@ -198,10 +202,19 @@ static inline struct sy__server *pick(struct sy_pick *ctx, struct sy_msg *m,
 	}
 	for (unsigned tries = 0; tries < n; tries++) {
 		struct sy__server *srv = r->servers[i];
+		unsigned gate = atomic_load_explicit(&srv->gate,
+						     memory_order_relaxed);
+		int k;
 
-		if (admit(srv)) {
+		if (sy__likely(gate == 0)) {
 			assign(r, i, m);
 			return srv;
+		}
+		/* Breaker, ramp (slow_start.c): k may be another server. */
+		k = sy__admit_gated(ctx, i, gate);
+		if (k >= 0) {
+			assign(r, (unsigned)k, m);
+			return r->servers[k];
 		}
 		i = i + 1 == n ? 0 : i + 1;
 	}

@@ -48,7 +48,9 @@ SY_API int64_t sy_pick_inflight(const struct sy_pick *p, unsigned i)
 				    memory_order_relaxed);
 }
 
-bool sy__server_usable_slow(const struct sy__server *srv)
+bool sy__server_usable_slow(const struct sy__server *srv, unsigned gate)
 {
-	return srv->breaker && sy__breaker_would_admit(srv);
+	gate &= ~(unsigned)SY_GATE_WARMING;
+	return gate == 0 || (gate == SY_GATE_BREAKER && srv->breaker &&
+			     sy__breaker_would_admit(srv));
 }

@@ -372,6 +372,16 @@ struct sy_route_opts {
 	/** Dead-letter a message that finds no available server instead of
 	 *  refusing it (-EHOSTUNREACH); the send then succeeds. */
 	bool dead_letter_unreachable;
+	/*
+	 * Slow start (docs/policies.md): a server that joins the route through
+	 * sy_route_replace(), or whose circuit breaker closes again, takes a
+	 * fraction of the messages the policy picks it for that ramps linearly
+	 * from slow_start_min to 1 over slow_start_ns; what it refuses goes
+	 * where the policy picks next. The servers a route is created with do
+	 * not ramp. Costs nothing while no server of the route is ramping.
+	 */
+	uint64_t slow_start_ns;   /**< length of the ramp; 0: no slow start */
+	double slow_start_min;    /**< the fraction it starts at, in (0, 1]; 0: 0.1 */
 };
 
 /**
