@@ -33,6 +33,7 @@
 #include <time.h>
 
 #include "core/breaker.h"
+#include "core/deadline.h"
 #include "core/dispatch.h"
 #include "core/dlq.h"
 #include "core/engine.h"
@@ -60,6 +61,8 @@ static enum sy__total reject_counter(int err)
 		return SY_T_REJ_FULL;
 	case -ENOBUFS:
 		return SY_T_REJ_BACKPRESSURE;
+	case -ETIME:
+		return SY_T_REJ_DEADLINE;
 	default:
 		return SY_T_REJ_SHUTDOWN;
 	}
@@ -177,6 +180,13 @@ static inline void assign(const struct sy__route *r, unsigned i,
 		atomic_fetch_add_explicit(&srv->inflight, 1, memory_order_relaxed);
 }
 
+/* pick() found no server available (not late: see sy__late()). */
+static inline struct sy__server *no_server(struct sy_msg *m)
+{
+	m->pick = 0;
+	return NULL;
+}
+
 /*
  * The policy's pick, or the next available server after it; records the
  * choice in the message. A retry passes the id of the server that failed
@@ -190,12 +200,17 @@ static inline struct sy__server *pick(struct sy_pick *ctx, struct sy_msg *m,
 	unsigned n = r->n, i = 0;
 
 	if (sy__unlikely(n == 0))
-		return NULL;
+		return no_server(m);
 	if (n > 1) {
 		int k;
 
-		ctx->key = m->key;
-		k = r->policy->pick(r->pstate, ctx);
+		ctx->msg = m;
+		k = r->pick(r->pstate, ctx);
+		/* A deadline-aware route's verdict: no server in time. */
+		if (sy__unlikely(k == SY__PICK_LATE)) {
+			m->pick = SY__PICK_LATE_MARK;
+			return NULL;
+		}
 		i = k >= 0 && (unsigned)k < n ? (unsigned)k : 0;
 		if (sy__unlikely(r->servers[i]->id == avoid))
 			i = i + 1 == n ? 0 : i + 1;
@@ -218,7 +233,7 @@ static inline struct sy__server *pick(struct sy_pick *ctx, struct sy_msg *m,
 		}
 		i = i + 1 == n ? 0 : i + 1;
 	}
-	return NULL;
+	return no_server(m);
 }
 
 /* A message that did not go after all gives its in-flight count back. */
@@ -377,13 +392,20 @@ static bool block_wait(struct sy_engine *eng, uint64_t until)
 
 /*
  * No server was available: dead-letter @p m if the route says so (0), else
- * refuse it (-EHOSTUNREACH).
+ * refuse it (-EHOSTUNREACH). A deadline-aware route found no server in time
+ * (sy__late()): dead-letter it as late (0), or refuse a call (-ETIME).
  */
 static __attribute__((noinline)) int unreachable(struct sy_engine *eng,
 						 struct sy__slot *s,
 						 const struct sy__route *r,
 						 struct sy_msg *m)
 {
+	if (sy__late(m)) {
+		if (!dead_letters(m))
+			return reject(s, -ETIME, 1, r->id);
+		accept_dead(eng, s, r, m, SY_DL_TIMEOUT, SY_ANY);
+		return 0;
+	}
 	if (r->dl_unreachable && dead_letters(m)) {
 		accept_dead(eng, s, r, m, unreachable_reason(r), SY_ANY);
 		return 0;
@@ -844,7 +866,7 @@ int sy__dispatch_retry(struct sy__worker *w, struct sy_msg *m,
 	ctx.now = 0;
 	srv = pick(&ctx, m, m->last_server);
 	if (!srv) {
-		*why = unreachable_reason(r);
+		*why = sy__late(m) ? SY_DL_TIMEOUT : unreachable_reason(r);
 		return -EHOSTUNREACH;
 	}
 	ring = &sy__slot_out(s)[srv->worker];

@@ -4,6 +4,7 @@
  */
 #include "core/breaker.h"
 #include "core/engine.h"
+#include "core/msg.h"
 #include "core/route.h"
 #include "core/slot.h"
 
@@ -14,7 +15,7 @@ SY_API unsigned sy_pick_count(const struct sy_pick *p)
 
 SY_API uint64_t sy_pick_key(const struct sy_pick *p)
 {
-	return p->key;
+	return p->msg->key;
 }
 
 SY_API uint64_t *sy_pick_word(struct sy_pick *p)

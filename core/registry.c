@@ -22,6 +22,7 @@
 
 #include "core/breaker.h"
 #include "core/collector.h"
+#include "core/deadline.h"
 #include "core/engine.h"
 #include "core/error.h"
 #include "core/health.h"
@@ -182,6 +183,7 @@ static int route_init(struct sy_engine *eng, struct sy__route *r,
 	int rc;
 
 	r->policy = policy;
+	r->pick = policy->pick;
 	r->id = id;
 	for (unsigned i = 0; i < r->n; i++)
 		r->servers[i] = eng->servers[r->info[i].id];
@@ -266,6 +268,12 @@ static int route_settings(struct sy_engine *eng, const char *name,
 	r->dl_unreachable = o->dead_letter_unreachable;
 	r->slow_start_ns = o->slow_start_ns;
 	r->slow_start_min = slow_min;
+	if (o->deadline_aware && !r->policy->estimate)
+		return sy__fail(-EINVAL, "route \"%s\": deadline_aware needs a policy with estimates; %s has none",
+				name, r->policy->name);
+	r->deadline_aware = o->deadline_aware;
+	if (r->deadline_aware)
+		r->pick = sy__deadline_pick;
 	return 0;
 }
 
@@ -284,6 +292,8 @@ static void route_settings_copy(struct sy__route *r, const struct sy__route *old
 	r->dl_unreachable = old->dl_unreachable;
 	r->slow_start_ns = old->slow_start_ns;
 	r->slow_start_min = old->slow_start_min;
+	r->deadline_aware = old->deadline_aware;
+	r->pick = old->pick;
 }
 
 static struct sy__route *route_build(struct sy_engine *eng, const char *name,

@@ -86,6 +86,9 @@ struct sy__route {
 	uint64_t slow_start_ns;     /* 0: no slow start */
 	double slow_start_min;      /* the fraction a ramp starts at */
 	uint64_t *joined;           /* [n] when each server joined (0: with the route) */
+	/* policy->pick, or sy__deadline_pick() for a deadline-aware route */
+	int (*pick)(const void *state, struct sy_pick *p);
+	bool deadline_aware;
 	unsigned n;
 	char name[SY_NAME_MAX];
 	char *params;               /* as given, "" if none */
@@ -98,7 +101,7 @@ struct sy_pick {
 	const struct sy__route *route;
 	struct sy__slot *slot;
 	struct sy_engine *eng;
-	uint64_t key;
+	const struct sy_msg *msg;   /* the message picked for */
 	uint64_t now;               /* 0: not read yet */
 };
 

@@ -223,6 +223,9 @@ struct sy_stats {
 	uint64_t pool_bytes;        /**< bytes of those slabs */
 	/** Every handler run: delivered + handler_failed. */
 	uint64_t handler_runs;
+	/** sy_call() requests refused at once because no server of a
+	 *  deadline-aware route could finish them in time (-ETIME). */
+	uint64_t rejected_deadline;
 };
 
 /**
@@ -382,6 +385,15 @@ struct sy_route_opts {
 	 */
 	uint64_t slow_start_ns;   /**< length of the ramp; 0: no slow start */
 	double slow_start_min;    /**< the fraction it starts at, in (0, 1]; 0: 0.1 */
+	/**
+	 * Deadline-aware picks (docs/policies.md), for a policy with an
+	 * estimate() ("adaptive"): a message with a deadline goes to a server
+	 * whose estimate says it can finish in the time left, the policy's
+	 * pick if it can, else the one estimated fastest; when none can, it
+	 * fails at once: dead-lettered with SY_DL_TIMEOUT, or, for sy_call(),
+	 * refused with -ETIME. Applies to routes of two or more servers.
+	 */
+	bool deadline_aware;
 };
 
 /**
@@ -590,8 +602,10 @@ SY_API int sy_poll_replies(sy_engine *eng, sy_msg **out, unsigned max);
  * handler (attaches it); blocks.
  * @param req the request: the engine owns it once sent, even on timeout
  * @param[out] reply the reply, which the caller then owns
- * @return 0; -ETIMEDOUT; -EDEADLK (called from a handler); any error of
- *         sy_send(), in which case @p req is still the caller's.
+ * @return 0; -ETIMEDOUT; -EDEADLK (called from a handler); -ETIME (a
+ *         deadline-aware route found no server that could answer before
+ *         the request's deadline; @p req is still the caller's); any error
+ *         of sy_send(), in which case @p req is still the caller's.
  */
 SY_API int sy_call(sy_engine *eng, uint32_t route, sy_msg *req,
 		   sy_msg **reply, uint64_t timeout_ns);
@@ -652,6 +666,14 @@ struct sy_policy {
 	int (*pick)(const void *state, struct sy_pick *p);                /**< required */
 	void (*observe)(void *state, unsigned index, int result,
 			uint64_t service_ns, uint64_t now_ns);            /**< optional */
+	/**
+	 * Optional, for sy_route_opts.deadline_aware: how long, in ns of the
+	 * engine clock, a message sent now to server @p index would take until
+	 * its handler ends (waiting included); 0 when the policy does not know.
+	 * Called like pick(), inside a pick.
+	 */
+	uint64_t (*estimate)(const void *state, struct sy_pick *p,
+			     unsigned index);
 };
 
 /**

@@ -11,5 +11,6 @@ void sy__totals_add_to(const struct sy__totals *t, struct sy_stats *out)
 	ADD(REJ_BACKPRESSURE, rejected_backpressure)
 	ADD(REPLIES_SENT, replies_sent) ADD(REPLIES_RECEIVED, replies_received)
 	ADD(REPLIES_DROPPED, replies_dropped)
+	ADD(REJ_DEADLINE, rejected_deadline)
 #undef ADD
 }

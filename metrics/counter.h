@@ -55,6 +55,7 @@ enum sy__total {
 	SY_T_REJ_BACKPRESSURE,
 	SY_T_HANDED_ON,  /* failed handler runs whose message went to a retry or the DLQ */
 	SY_T_RETRIED,
+	SY_T_REJ_DEADLINE, /* sy_call() requests no server could finish in time */
 	SY_T_COUNT
 };
 

@@ -9,10 +9,8 @@
 
 #include "bench.h"
 
-/*
- * Name, metrics, latency_sample, metrics_interval_ms, breaker,
- * backpressure, target; "metrics" is the library's defaults.
- */
+/* Name, metrics, latency_sample, metrics_interval_ms, breaker,
+ * backpressure, target; "metrics" is the library's defaults. */
 const struct engine_config engine_configs[ENGINE_CONFIGS] = {
 	{ "bare", -1, 0, 0, false, SY_BP_OFF, 0 },
 	{ "metrics", 1, 0, 0, false, SY_BP_OFF, 0.90 },
@@ -31,7 +29,7 @@ static const struct route_setup {
 	const char *policy;
 	const uint32_t *weights;  /* NULL: all 1 */
 	bool keyed;               /* each message's key: its sequence number */
-	const char *note, *shaped; /* for the description; the policy shaped */
+	const char *note, *base; /* for the description; the policy shaped */
 } route_setups[PICKING_POLICIES + 1] = {
 	{ .policy = "round_robin" },
 	{ "weighted", route_weights, false, ", weights 4,3,2,1", NULL },
@@ -39,7 +37,8 @@ static const struct route_setup {
 	{ "hash", NULL, true, ", key = sequence number", NULL },
 	{ .policy = "random" }, { .policy = "failover" },
 	{ "round_robin+slow_start", NULL, false, ", the last ramping for 1 h",
-	  "round_robin" }, { .policy = "direct" },
+	  "round_robin" }, { "adaptive+deadline_aware", NULL, false,
+	  ", no deadlines on the messages", "adaptive" }, { .policy = "direct" },
 };
 
 struct engine_counter {
@@ -156,15 +155,17 @@ static int engine_build(struct engine_run *run, const struct bench_ctx *ctx,
 {
 	const struct route_setup *setup = ctx->policy ? find_setup(ctx->policy)
 						      : NULL;
+	bool ramp = setup && strstr(setup->policy, "+slow_start");
 	struct sy_server_opts sopts = {
 		.breaker = ctx->engine->breaker ? &default_breaker : NULL,
 	};
 	uint32_t servers[BENCH_MAX_THREADS];
 	struct sy_route_opts ropts = {
-		.policy = setup && setup->shaped ? setup->shaped :
+		.policy = setup && setup->base ? setup->base :
 			  bench_policy(ctx), .n_servers = ctx->workers,
 		.backpressure = ctx->engine->backpressure, .servers = servers,
 		.weights = setup ? setup->weights : NULL,
+		.deadline_aware = setup && strstr(setup->policy, "+deadline"),
 	};
 	char list[BENCH_MAX_THREADS * 6] = "", name[32];
 	struct sy_config cfg;
@@ -219,11 +220,11 @@ static int engine_build(struct engine_run *run, const struct bench_ctx *ctx,
 				   &servers[i]);
 	}
 	*call = rc ? *call : "sy_route_add";
-	ropts.n_servers -= setup && setup->shaped; /* the last joins below */
+	ropts.n_servers -= ramp; /* the last joins below */
 	if (!rc)
 		rc = sy_route_add(run->eng, "bench", &ropts, &run->route);
 	ropts.slow_start_ns = 3600000000000ull; /* 1 h: it ramps all along */
-	if (!rc && setup && setup->shaped && (ropts.n_servers = ROUTE_SERVERS))
+	if (!rc && ramp && (ropts.n_servers = ROUTE_SERVERS))
 		rc = sy_route_replace(run->eng, run->route, &ropts);
 	if (rc < 0)
 		engine_close(run);
