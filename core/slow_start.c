@@ -4,7 +4,7 @@
  * linearly from the route's slow_start_min to 1 over slow_start_ns: each
  * time the policy picks it, it takes the message after a draw against
  * f(t). A message it refuses goes to another server of the route, drawn in
- * proportion to the route's weights (up to REPICKS draws, each subject to
+ * proportion to the route's weights (up to OTHER_DRAWS draws, each subject to
  * that server's own gate and ramp), so the load it sheds spreads as the
  * weights do and the policy's own state (a cursor) moves as without slow
  * start. When no other server takes it, the ramping server does: a ramp
@@ -36,7 +36,7 @@
 #include "core/slot.h"
 #include "core/slow_start.h"
 
-#define REPICKS 3
+#define OTHER_DRAWS 3
 
 /* Make @p srv ramp until at least @p until. */
 static void warm_until(struct sy__server *srv, uint64_t until)
@@ -124,8 +124,11 @@ int sy__admit_gated(struct sy_pick *ctx, unsigned i, unsigned gate)
 {
 	const struct sy__route *r = ctx->route;
 
-	if ((gate & SY_GATE_WARMING) && r->n > 1 && ramp_refuses(ctx, i)) {
-		for (unsigned t = 0; t < REPICKS; t++) {
+	/* A route of one has nowhere else to send: only end a ramp. */
+	if ((gate & SY_GATE_WARMING) && r->n == 1)
+		warm_end(r->servers[i], sy_pick_now(ctx));
+	else if ((gate & SY_GATE_WARMING) && ramp_refuses(ctx, i)) {
+		for (unsigned t = 0; t < OTHER_DRAWS; t++) {
 			unsigned j = other_by_weight(ctx, i);
 			struct sy__server *srv = r->servers[j];
 			unsigned g = atomic_load_explicit(&srv->gate,

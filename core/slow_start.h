@@ -20,8 +20,9 @@ struct sy__server;
 /*
  * The pick chose server @p i of the route, whose gate is @p gate (not 0).
  * A ramping server takes the message after a draw, else another server of
- * the route drawn by weight does; a ramp never makes a message unreachable. Then the
- * other gate bits decide (a half-open breaker's token is taken here).
+ * the route drawn by weight does; a ramp never makes a message
+ * unreachable. Then the other gate bits decide (a half-open breaker's
+ * token is taken here).
  * A sender, inside its read-side section. @return the index that takes the
  * message, or -1 (server @p i cannot take it).
  */

@@ -123,10 +123,13 @@ static void rig_start(struct rig *r, bool aware)
 	r->hold_route = t_direct(r->eng, "holder", t_server_handler, &r->holder,
 				 0, NULL);
 	cr_assert_eq(sy_engine_start(r->eng), 0);
-	/* Through the slowed route too: both of its servers get measured. */
 	send_n(r, r->route, WARM_UP, 0);
-	send_n(r, r->slowed_route, 2 * SLOWED, 0);
-	wait_delivered(r, WARM_UP + 2 * SLOWED);
+	wait_delivered(r, WARM_UP);
+	/* Through the slowed route too, nothing in flight: its first pick
+	 * finds both servers unmeasured and idle, its second the other one
+	 * (the first is in flight or measured), so both get measured. */
+	send_n(r, r->slowed_route, SLOWED, 0);
+	wait_delivered(r, WARM_UP + SLOWED);
 }
 
 /* Hold the worker, send SENT messages with DEADLINE_NS left, release it,
