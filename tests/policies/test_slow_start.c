@@ -164,35 +164,61 @@ Test(policies_slow_start, the_servers_a_route_starts_with_do_not_ramp)
 	sy_engine_destroy(r.f.eng);
 }
 
-Test(policies_slow_start, a_server_whose_breaker_closes_again_ramps)
+/* The server whose runs fail (-EIO), or NULL. */
+static struct rig_server *_Atomic failing;
+
+static int flaky_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 {
-	struct sy_breaker_opts bo = { .consecutive_failures = 5 };
-	struct sy_server_opts so = { .breaker = &bo };
+	int rc = ctx == atomic_load(&failing) ? -EIO : 0;
+
+	rig_count_handler(eng, msg, ctx);
+	return rc;
+}
+
+/* slow_start_rig()'s engine and route, over SERVERS servers that each
+ * have a breaker of @p bo and fail while they are *failing. */
+static void breaker_rig(struct slow_rig *r, const struct sy_breaker_opts *bo)
+{
+	struct sy_server_opts so = { .breaker = bo };
 	struct sy_route_opts ro = {
 		.policy = "round_robin", .n_servers = SERVERS,
 		.slow_start_ns = WINDOW_NS, .slow_start_min = MIN,
 	};
-	uint64_t closed = START_NS + 5 * WINDOW_NS;
-	struct slow_rig r;
 
-	rig_fleet_init(&r.f, t_engine_at(1, &r.clock, START_NS), 0, 1);
-	r.f.n = SERVERS;
+	rig_fleet_init(&r->f, t_engine_at(1, &r->clock, START_NS), 0, 1);
+	r->f.n = SERVERS;
 	for (unsigned i = 0; i < SERVERS; i++) {
 		char name[16];
 
 		snprintf(name, sizeof(name), "breaker-%u", i);
-		atomic_init(&r.f.servers[i].got, 0);
-		r.f.servers[i].delivered = &r.f.delivered;
-		cr_assert_eq(sy_server_add(r.f.eng, name, rig_count_handler,
-					   &r.f.servers[i], &so, &r.f.ids[i]),
+		atomic_init(&r->f.servers[i].got, 0);
+		r->f.servers[i].delivered = &r->f.delivered;
+		cr_assert_eq(sy_server_add(r->f.eng, name, flaky_handler,
+					   &r->f.servers[i], &so, &r->f.ids[i]),
 			     0, "%s", sy_last_error());
 	}
-	ro.servers = r.f.ids;
-	cr_assert_eq(sy_route_add(r.f.eng, "shaped", &ro, &r.f.route), 0,
+	ro.servers = r->f.ids;
+	cr_assert_eq(sy_route_add(r->f.eng, "shaped", &ro, &r->f.route), 0,
 		     "%s", sy_last_error());
-	cr_assert_eq(sy_engine_start(r.f.eng), 0);
+	cr_assert_eq(sy_engine_start(r->f.eng), 0);
 	/* At full share before its circuit opens. */
-	cr_expect_gt(step_share(&r, SERVERS - 1), 0.25 - TOLERANCE);
+	cr_expect_gt(step_share(r, SERVERS - 1), 0.25 - TOLERANCE);
+}
+
+static void breaker_rig_stop(struct slow_rig *r)
+{
+	cr_assert_eq(sy_engine_stop(r->f.eng), 0);
+	cr_assert_eq(atomic_load(&r->f.delivered), r->f.sent);
+	sy_engine_destroy(r->f.eng);
+}
+
+Test(policies_slow_start, a_server_an_operator_closes_again_ramps)
+{
+	static const struct sy_breaker_opts bo = { .consecutive_failures = 5 };
+	uint64_t closed = START_NS + 5 * WINDOW_NS;
+	struct slow_rig r;
+
+	breaker_rig(&r, &bo);
 	cr_assert_eq(sy_breaker_force(r.f.eng, r.f.ids[SERVERS - 1],
 				      SY_BREAKER_FORCED_OPEN), 0);
 	cr_expect_eq(step_share(&r, SERVERS - 1), 0);
@@ -200,9 +226,33 @@ Test(policies_slow_start, a_server_whose_breaker_closes_again_ramps)
 	cr_assert_eq(sy_breaker_force(r.f.eng, r.f.ids[SERVERS - 1],
 				      SY_BREAKER_CLOSED), 0);
 	check_ramp(&r, "round_robin", closed, 1.0 / SERVERS);
-	cr_assert_eq(sy_engine_stop(r.f.eng), 0);
-	cr_assert_eq(atomic_load(&r.f.delivered), r.f.sent);
-	sy_engine_destroy(r.f.eng);
+	breaker_rig_stop(&r);
+}
+
+Test(policies_slow_start, a_server_whose_probe_closes_its_breaker_ramps)
+{
+	static const struct sy_breaker_opts bo = {
+		.consecutive_failures = 5, .open_ns = 1000000,
+		.half_open_probes = 1,
+	};
+	enum sy_breaker_state st;
+	uint64_t closed = START_NS + 5 * WINDOW_NS;
+	struct slow_rig r;
+
+	breaker_rig(&r, &bo);
+	atomic_store(&failing, &r.f.servers[SERVERS - 1]);
+	step_share(&r, SERVERS - 1);
+	cr_assert_eq(sy_breaker_state(r.f.eng, r.f.ids[SERVERS - 1], &st), 0);
+	cr_assert_eq(st, SY_BREAKER_OPEN);
+	atomic_store(&failing, NULL);
+	/* Past open_ns: the next pick sends the probe, whose success closes
+	 * the breaker at this time on the fake clock. */
+	atomic_store(&r.clock.ns, closed);
+	step_share(&r, SERVERS - 1);
+	cr_assert_eq(sy_breaker_state(r.f.eng, r.f.ids[SERVERS - 1], &st), 0);
+	cr_assert_eq(st, SY_BREAKER_CLOSED);
+	check_ramp(&r, "round_robin", closed, 1.0 / SERVERS);
+	breaker_rig_stop(&r);
 }
 
 Test(policies_slow_start, a_minimum_out_of_range_is_refused)
