@@ -49,6 +49,7 @@
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/route.h"
+#include "core/slow_start.h"
 #include "core/wrap.h"
 
 #define WINDOW_MAX 1024u
@@ -289,6 +290,11 @@ static bool transition(struct sy__server *srv, struct sy__breaker *b,
 		return false;
 	if (to == SY_BREAKER_HALF_OPEN)
 		probe_round_publish(b, gen, now);
+	/* Back from an open circuit: the ramp's bit goes up before
+	 * announce() takes the breaker's down (the gate's modification
+	 * order), so no sender sees the server at full share meanwhile. */
+	if (to == SY_BREAKER_CLOSED && state_gates(from))
+		sy__slow_start_recovered(srv, sy__now(b->eng));
 	announce(srv, b, from, to);
 	return true;
 }

@@ -33,6 +33,7 @@
 #include <time.h>
 
 #include "core/breaker.h"
+#include "core/deadline.h"
 #include "core/dispatch.h"
 #include "core/dlq.h"
 #include "core/engine.h"
@@ -40,6 +41,7 @@
 #include "core/rcu.h"
 #include "core/route.h"
 #include "core/slot.h"
+#include "core/slow_start.h"
 #include "core/worker.h"
 #include "metrics/shard.h"
 
@@ -59,6 +61,8 @@ static enum sy__total reject_counter(int err)
 		return SY_T_REJ_FULL;
 	case -ENOBUFS:
 		return SY_T_REJ_BACKPRESSURE;
+	case -ETIME:
+		return SY_T_REJ_DEADLINE;
 	default:
 		return SY_T_REJ_SHUTDOWN;
 	}
@@ -150,13 +154,16 @@ static inline struct sy__route *route_for_send(struct sy_engine *eng,
 	return r;
 }
 
-/* May a message go to @p srv now? Takes a half-open probe token if needed. */
+/* May a message go to @p srv now? Takes a half-open probe token if needed;
+ * a ramping server (slow start) takes it without a draw. */
 static inline bool admit(struct sy__server *srv)
 {
 	unsigned gate = atomic_load_explicit(&srv->gate, memory_order_relaxed);
 
 	return sy__likely(gate == 0) ||
-	       (gate == SY_GATE_BREAKER && sy__breaker_admit(srv));
+	       ((gate & ~(unsigned)SY_GATE_WARMING) == SY_GATE_BREAKER &&
+		sy__breaker_admit(srv)) ||
+	       gate == SY_GATE_WARMING;
 }
 
 /* Record in @p m that it goes to server @p i of @p r. */
@@ -173,6 +180,13 @@ static inline void assign(const struct sy__route *r, unsigned i,
 		atomic_fetch_add_explicit(&srv->inflight, 1, memory_order_relaxed);
 }
 
+/* pick() found no server available (not late: see sy__late()). */
+static inline struct sy__server *no_server(struct sy_msg *m)
+{
+	m->pick = 0;
+	return NULL;
+}
+
 /*
  * The policy's pick, or the next available server after it; records the
  * choice in the message. A retry passes the id of the server that failed
@@ -186,26 +200,40 @@ static inline struct sy__server *pick(struct sy_pick *ctx, struct sy_msg *m,
 	unsigned n = r->n, i = 0;
 
 	if (sy__unlikely(n == 0))
-		return NULL;
+		return no_server(m);
 	if (n > 1) {
 		int k;
 
-		ctx->key = m->key;
-		k = r->policy->pick(r->pstate, ctx);
+		ctx->msg = m;
+		k = r->pick(r->pstate, ctx);
+		/* A deadline-aware route's verdict: no server in time. */
+		if (sy__unlikely(k == SY__PICK_LATE)) {
+			m->pick = SY__PICK_LATE_MARK;
+			return NULL;
+		}
 		i = k >= 0 && (unsigned)k < n ? (unsigned)k : 0;
 		if (sy__unlikely(r->servers[i]->id == avoid))
 			i = i + 1 == n ? 0 : i + 1;
 	}
 	for (unsigned tries = 0; tries < n; tries++) {
 		struct sy__server *srv = r->servers[i];
+		unsigned gate = atomic_load_explicit(&srv->gate,
+						     memory_order_relaxed);
+		int k;
 
-		if (admit(srv)) {
+		if (sy__likely(gate == 0)) {
 			assign(r, i, m);
 			return srv;
 		}
+		/* Breaker, ramp (slow_start.c): k may be another server. */
+		k = sy__admit_gated(ctx, i, gate);
+		if (k >= 0) {
+			assign(r, (unsigned)k, m);
+			return r->servers[k];
+		}
 		i = i + 1 == n ? 0 : i + 1;
 	}
-	return NULL;
+	return no_server(m);
 }
 
 /* A message that did not go after all gives its in-flight count back. */
@@ -364,13 +392,20 @@ static bool block_wait(struct sy_engine *eng, uint64_t until)
 
 /*
  * No server was available: dead-letter @p m if the route says so (0), else
- * refuse it (-EHOSTUNREACH).
+ * refuse it (-EHOSTUNREACH). A deadline-aware route found no server in time
+ * (sy__late()): dead-letter it as late (0), or refuse a call (-ETIME).
  */
 static __attribute__((noinline)) int unreachable(struct sy_engine *eng,
 						 struct sy__slot *s,
 						 const struct sy__route *r,
 						 struct sy_msg *m)
 {
+	if (sy__late(m)) {
+		if (!dead_letters(m))
+			return reject(s, -ETIME, 1, r->id);
+		accept_dead(eng, s, r, m, SY_DL_TIMEOUT, SY_ANY);
+		return 0;
+	}
 	if (r->dl_unreachable && dead_letters(m)) {
 		accept_dead(eng, s, r, m, unreachable_reason(r), SY_ANY);
 		return 0;
@@ -855,7 +890,7 @@ int sy__dispatch_retry(struct sy__worker *w, struct sy_msg *m,
 	ctx.now = 0;
 	srv = pick(&ctx, m, m->last_server);
 	if (!srv) {
-		*why = unreachable_reason(r);
+		*why = sy__late(m) ? SY_DL_TIMEOUT : unreachable_reason(r);
 		return -EHOSTUNREACH;
 	}
 	ring = &sy__slot_out(s)[srv->worker];

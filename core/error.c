@@ -113,6 +113,7 @@ static const struct {
 	{ EHOSTUNREACH, "no server of the route is available" },
 	{ ESHUTDOWN, "engine is stopping or stopped" },
 	{ ETIMEDOUT, "timed out waiting for a reply" },
+	{ ETIME, "no server of the route can finish it before its deadline" },
 	{ EDEADLK, "not allowed from a worker thread of this engine" },
 	{ EALREADY, "already in that state" },
 	{ EMSGSIZE, "message size above capacity" },

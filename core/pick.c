@@ -5,6 +5,7 @@
 #include "core/breaker.h"
 #include "core/engine.h"
 #include "core/error.h"
+#include "core/msg.h"
 #include "core/route.h"
 #include "core/slot.h"
 
@@ -17,7 +18,7 @@ SY_API unsigned sy_pick_count(const struct sy_pick *p)
 SY_API uint64_t sy_pick_key(const struct sy_pick *p)
 {
 	SY__NONNULL_OR(p, 0);
-	return p->key;
+	return p->msg->key;
 }
 
 SY_API uint64_t *sy_pick_word(struct sy_pick *p)
@@ -56,7 +57,9 @@ SY_API int64_t sy_pick_inflight(const struct sy_pick *p, unsigned i)
 				    memory_order_relaxed);
 }
 
-bool sy__server_usable_slow(const struct sy__server *srv)
+bool sy__server_usable_slow(const struct sy__server *srv, unsigned gate)
 {
-	return srv->breaker && sy__breaker_would_admit(srv);
+	gate &= ~(unsigned)SY_GATE_WARMING;
+	return gate == 0 || (gate == SY_GATE_BREAKER && srv->breaker &&
+			     sy__breaker_would_admit(srv));
 }

@@ -22,6 +22,7 @@
 
 #include "core/breaker.h"
 #include "core/collector.h"
+#include "core/deadline.h"
 #include "core/engine.h"
 #include "core/error.h"
 #include "core/health.h"
@@ -30,6 +31,7 @@
 #include "core/remote.h"
 #include "core/route.h"
 #include "core/slot.h"
+#include "core/slow_start.h"
 #include "core/worker.h"
 #include "policies/policy.h"
 
@@ -90,7 +92,8 @@ static struct sy__route *route_alloc(struct sy_engine *eng, const char *name,
 	size_t plen = strlen(params ? params : "") + 1;
 	size_t bytes = ROUTE_HEAD_BYTES + sizeof(struct sy__route) +
 		       n * (sizeof(struct sy__server *) +
-			    sizeof(struct sy_policy_server)) + plen;
+			    sizeof(struct sy_policy_server) + sizeof(uint64_t)) +
+		       plen;
 	struct route_head *h = sy__mem_alloc(eng, bytes);
 	struct sy__route *r;
 
@@ -104,7 +107,8 @@ static struct sy__route *route_alloc(struct sy_engine *eng, const char *name,
 	r->n = n;
 	strcpy(r->name, name);
 	r->info = (struct sy_policy_server *)&r->servers[n];
-	r->params = (char *)&r->info[n];
+	r->joined = (uint64_t *)&r->info[n];
+	r->params = (char *)&r->joined[n];
 	memcpy(r->params, params ? params : "", plen);
 	return r;
 }
@@ -182,6 +186,7 @@ static int route_init(struct sy_engine *eng, struct sy__route *r,
 	int rc;
 
 	r->policy = policy;
+	r->pick = policy->pick;
 	r->id = id;
 	for (unsigned i = 0; i < r->n; i++)
 		r->servers[i] = eng->servers[r->info[i].id];
@@ -216,6 +221,7 @@ static int route_init(struct sy_engine *eng, struct sy__route *r,
 #define BACKOFF_MAX_NS_DEFAULT 100000000ull
 #define RETRY_BUDGET_DEFAULT 0.2
 #define RETRY_BUDGET_MIN_DEFAULT 10u
+#define SLOW_START_MIN_DEFAULT 0.1
 
 /* The route's reliability settings from @p opts, checked. */
 static int route_settings(struct sy_engine *eng, const char *name,
@@ -225,6 +231,8 @@ static int route_settings(struct sy_engine *eng, const char *name,
 	double high = o->bp_high ? o->bp_high : BP_HIGH_DEFAULT;
 	double low = o->bp_low ? o->bp_low : high / 2;
 	double budget = o->retry_budget ? o->retry_budget : RETRY_BUDGET_DEFAULT;
+	double slow_min = o->slow_start_min ? o->slow_start_min :
+			  SLOW_START_MIN_DEFAULT;
 
 	if ((unsigned)o->backpressure > SY_BP_DEAD_LETTER)
 		return sy__fail(-EINVAL, "route \"%s\": backpressure %d is not an enum sy_backpressure value",
@@ -244,6 +252,9 @@ static int route_settings(struct sy_engine *eng, const char *name,
 	if (!(budget > 0 && budget <= 1000))
 		return sy__fail(-EINVAL, "route \"%s\": retry_budget %g is not in (0, 1000]",
 				name, budget);
+	if (!(slow_min > 0 && slow_min <= 1))
+		return sy__fail(-EINVAL, "route \"%s\": slow_start_min %g is not in (0, 1]",
+				name, slow_min);
 	r->bp_mode = (uint8_t)o->backpressure;
 	r->bp_high = (uint32_t)(high * cap + 0.999999);
 	if (r->bp_high < 1)
@@ -263,6 +274,14 @@ static int route_settings(struct sy_engine *eng, const char *name,
 			RETRY_BUDGET_MIN_DEFAULT;
 	r->dl_unreachable = o->dead_letter_unreachable;
 	r->on_failure = (uint8_t)o->on_failure;
+	r->slow_start_ns = o->slow_start_ns;
+	r->slow_start_min = slow_min;
+	if (o->deadline_aware && !r->policy->estimate)
+		return sy__fail(-EINVAL, "route \"%s\": deadline_aware needs a policy with estimates; %s has none",
+				name, r->policy->name);
+	r->deadline_aware = o->deadline_aware;
+	if (r->deadline_aware)
+		r->pick = sy__deadline_pick;
 	return 0;
 }
 
@@ -280,6 +299,10 @@ static void route_settings_copy(struct sy__route *r, const struct sy__route *old
 	r->budget_min = old->budget_min;
 	r->dl_unreachable = old->dl_unreachable;
 	r->on_failure = old->on_failure;
+	r->slow_start_ns = old->slow_start_ns;
+	r->slow_start_min = old->slow_start_min;
+	r->deadline_aware = old->deadline_aware;
+	r->pick = old->pick;
 }
 
 static struct sy__route *route_build(struct sy_engine *eng, const char *name,
@@ -453,6 +476,7 @@ SY_API int sy_route_add(sy_engine *eng, const char *name,
 	if (!r)
 		goto out_unlock;
 	sy__collector_id_added(eng, false, rid);
+	sy__slow_start_join(eng, r, NULL);
 	route_publish(eng, NULL, r);
 	*id = rid;
 out_unlock:
@@ -484,8 +508,10 @@ SY_API int sy_route_replace(sy_engine *eng, uint32_t id,
 		goto out_unlock;
 	}
 	r = route_build(eng, old->name, id, opts, &rc);
-	if (r)
+	if (r) {
+		sy__slow_start_join(eng, r, old);
 		route_publish(eng, old, r);
+	}
 out_unlock:
 	pthread_mutex_unlock(&eng->lock);
 	return sy__ret(__func__, rc);
@@ -689,6 +715,7 @@ static int routes_without(struct sy_engine *eng, struct sy__server *s,
 		if ((rc = route_init(eng, r, old->policy, id)) != 0)
 			goto out_free_built;
 		route_settings_copy(r, old);
+		sy__slow_start_join(eng, r, old);
 		v[k++] = r;
 	}
 	*built = v;

@@ -32,6 +32,8 @@ enum sy__gate {
 	SY_GATE_DRAINING = 1u << 0,  /* being removed */
 	SY_GATE_UNHEALTHY = 1u << 1, /* its health probe marked it down */
 	SY_GATE_BREAKER = 1u << 2,   /* its breaker is open, half-open or forced */
+	SY_GATE_WARMING = 1u << 3,   /* a route may ramp it up (slow_start.c):
+				      * it takes messages, after a draw */
 };
 
 struct sy_engine;
@@ -56,6 +58,12 @@ struct sy__server {
 	 * senders add, the owning worker subtracts. */
 	_Alignas(SY_CACHELINE) _Atomic int64_t inflight;
 	_Atomic uint64_t transitions; /* breaker transitions */
+	/* Slow start (slow_start.c): when its breaker last closed (engine
+	 * clock, 0: never), until when some route may ramp it, and the longest
+	 * ramp of the routes that list it (control thread only). */
+	_Atomic uint64_t warm_from;
+	_Atomic uint64_t warm_until;
+	_Atomic uint64_t warm_window;
 };
 
 struct sy__route {
@@ -80,6 +88,12 @@ struct sy__route {
 	uint64_t backoff_max_ns;
 	uint32_t budget_milli;      /* retries per 1000 first runs */
 	uint32_t budget_min;
+	uint64_t slow_start_ns;     /* 0: no slow start */
+	double slow_start_min;      /* the fraction a ramp starts at */
+	uint64_t *joined;           /* [n] when each server joined (0: with the route) */
+	/* policy->pick, or sy__deadline_pick() for a deadline-aware route */
+	int (*pick)(const void *state, struct sy_pick *p);
+	bool deadline_aware;
 	unsigned n;
 	char name[SY_NAME_MAX];
 	char *params;               /* as given, "" if none */
@@ -92,18 +106,19 @@ struct sy_pick {
 	const struct sy__route *route;
 	struct sy__slot *slot;
 	struct sy_engine *eng;
-	uint64_t key;
+	const struct sy_msg *msg;   /* the message picked for */
 	uint64_t now;               /* 0: not read yet */
 };
 
-/* Could a sender pick @p srv now (without taking a half-open token)? */
-bool sy__server_usable_slow(const struct sy__server *srv);
+/* Could a sender pick @p srv now (without taking a half-open token)? Its
+ * gate is @p gate, not 0. A ramping server is usable. */
+bool sy__server_usable_slow(const struct sy__server *srv, unsigned gate);
 
 static inline bool sy__server_usable(const struct sy__server *srv)
 {
 	unsigned gate = atomic_load_explicit(&srv->gate, memory_order_relaxed);
 
-	return gate == 0 || (gate == SY_GATE_BREAKER && sy__server_usable_slow(srv));
+	return gate == 0 || sy__server_usable_slow(srv, gate);
 }
 
 /* registry.c, at engine create and destroy. */

@@ -257,6 +257,9 @@ struct sy_stats {
 	uint64_t send_wait_timeouts; /**< sy_msg_send_wait() calls that timed out */
 	uint64_t dropped;           /**< failed messages dropped by their route (SY_FAIL_DROP) */
 	uint64_t returned;          /**< failed requests returned to their requester (SY_FAIL_RETURN) */
+	/** sy_msg_call() requests refused at once because no server of a
+	 *  deadline-aware route could finish them in time (-ETIME). */
+	uint64_t rejected_deadline;
 };
 
 /**
@@ -428,6 +431,25 @@ struct sy_route_opts {
 	bool dead_letter_unreachable;
 	/** A failed message that will not be retried; 0: SY_FAIL_DEAD_LETTER. */
 	enum sy_on_failure on_failure;
+	/*
+	 * Slow start (docs/policies.md): a server that joins the route through
+	 * sy_route_replace(), or whose circuit breaker closes again, takes a
+	 * fraction of the messages the policy picks it for that ramps linearly
+	 * from slow_start_min to 1 over slow_start_ns; what it refuses goes
+	 * where the policy picks next. The servers a route is created with do
+	 * not ramp. Costs nothing while no server of the route is ramping.
+	 */
+	uint64_t slow_start_ns;   /**< length of the ramp; 0: no slow start */
+	double slow_start_min;    /**< the fraction it starts at, in (0, 1]; 0: 0.1 */
+	/**
+	 * Deadline-aware picks (docs/policies.md), for a policy with an
+	 * estimate() ("adaptive"): a message with a deadline goes to a server
+	 * whose estimate says it can finish in the time left, the policy's
+	 * pick if it can, else the one estimated fastest; when none can, it
+	 * fails at once: dead-lettered with SY_DL_TIMEOUT, or, for sy_msg_call(),
+	 * refused with -ETIME. Applies to routes of two or more servers.
+	 */
+	bool deadline_aware;
 };
 
 /**
@@ -666,8 +688,10 @@ SY_API int sy_producer_poll_replies(sy_engine *eng, sy_msg **out, unsigned max);
  * @return 0; -ETIMEDOUT; -EDEADLK (called from a handler); -EREMOTEIO (the
  *         handler failed and the route returns failures, SY_FAIL_RETURN:
  *         *reply is the request, the caller's again, and sy_msg_status()
- *         has the handler's code); any error of sy_msg_send(), in which
- *         case @p req is still the caller's.
+ *         has the handler's code); -ETIME (a deadline-aware route found
+ *         no server that could answer before the request's deadline; @p req
+ *         is still the caller's); any error of sy_msg_send(), in which case
+ *         @p req is still the caller's.
  */
 SY_API int sy_msg_call(sy_engine *eng, uint32_t route, sy_msg *req,
 		   sy_msg **reply, uint64_t timeout_ns);
@@ -728,6 +752,14 @@ struct sy_policy {
 	int (*pick)(const void *state, struct sy_pick *p);                /**< required */
 	void (*observe)(void *state, unsigned index, int result,
 			uint64_t service_ns, uint64_t now_ns);            /**< optional */
+	/**
+	 * Optional, for sy_route_opts.deadline_aware: how long, in ns of the
+	 * engine clock, a message sent now to server @p index would take until
+	 * its handler ends (waiting included); 0 when the policy does not know.
+	 * Called like pick(), inside a pick.
+	 */
+	uint64_t (*estimate)(const void *state, struct sy_pick *p,
+			     unsigned index);
 };
 
 /**

@@ -9,10 +9,8 @@
 
 #include "bench.h"
 
-/*
- * Name, metrics, latency_sample, metrics_interval_ms, breaker,
- * backpressure, target; "metrics" is the library's defaults.
- */
+/* Name, metrics, latency_sample, metrics_interval_ms, breaker,
+ * backpressure, target; "metrics" is the library's defaults. */
 const struct engine_config engine_configs[ENGINE_CONFIGS] = {
 	{ "bare", -1, 0, 0, false, SY_BP_OFF, 0 },
 	{ "metrics", 1, 0, 0, false, SY_BP_OFF, 0.90 },
@@ -23,23 +21,24 @@ const struct engine_config engine_configs[ENGINE_CONFIGS] = {
 	{ "all", 1, 0, 0, true, SY_BP_REJECT, 0 },
 };
 
-/* Every field zero: the breaker's defaults. */
-static const struct sy_breaker_opts default_breaker;
+static const struct sy_breaker_opts default_breaker; /* zero: defaults */
 static const uint32_t route_weights[ROUTE_SERVERS] = { 4, 3, 2, 1 };
 
-/* The picking policies, BASELINE_POLICY first; then direct. */
+/* The picking policies, BASELINE_POLICY first, then shaped; then direct. */
 static const struct route_setup {
 	const char *policy;
 	const uint32_t *weights;  /* NULL: all 1 */
 	bool keyed;               /* each message's key: its sequence number */
-	const char *note;         /* for the description */
+	const char *note, *base; /* for the description; the policy shaped */
 } route_setups[PICKING_POLICIES + 1] = {
 	{ .policy = "round_robin" },
-	{ "weighted", route_weights, false, ", weights 4,3,2,1" },
+	{ "weighted", route_weights, false, ", weights 4,3,2,1", NULL },
 	{ .policy = "least_connections" }, { .policy = "adaptive" },
-	{ "hash", NULL, true, ", key = sequence number" },
+	{ "hash", NULL, true, ", key = sequence number", NULL },
 	{ .policy = "random" }, { .policy = "failover" },
-	{ .policy = "direct" },
+	{ "round_robin+slow_start", NULL, false, ", the last ramping for 1 h",
+	  "round_robin" }, { "adaptive+deadline_aware", NULL, false,
+	  ", no deadlines on the messages", "adaptive" }, { .policy = "direct" },
 };
 
 struct engine_counter {
@@ -56,8 +55,7 @@ const struct engine_config *engine_config_find(const char *name)
 
 const char *engine_bp_name(enum sy_backpressure bp)
 {
-	/* The only two that the configurations use. */
-	assert(bp == SY_BP_OFF || bp == SY_BP_REJECT);
+	assert(bp == SY_BP_OFF || bp == SY_BP_REJECT); /* all that are used */
 	return bp == SY_BP_OFF ? "off" : "reject";
 }
 
@@ -157,14 +155,17 @@ static int engine_build(struct engine_run *run, const struct bench_ctx *ctx,
 {
 	const struct route_setup *setup = ctx->policy ? find_setup(ctx->policy)
 						      : NULL;
+	bool ramp = setup && strstr(setup->policy, "+slow_start");
 	struct sy_server_opts sopts = {
 		.breaker = ctx->engine->breaker ? &default_breaker : NULL,
 	};
 	uint32_t servers[BENCH_MAX_THREADS];
 	struct sy_route_opts ropts = {
-		.policy = bench_policy(ctx), .n_servers = ctx->workers,
+		.policy = setup && setup->base ? setup->base :
+			  bench_policy(ctx), .n_servers = ctx->workers,
 		.backpressure = ctx->engine->backpressure, .servers = servers,
 		.weights = setup ? setup->weights : NULL,
+		.deadline_aware = setup && strstr(setup->policy, "+deadline"),
 	};
 	char list[BENCH_MAX_THREADS * 6] = "", name[32];
 	struct sy_config cfg;
@@ -218,10 +219,13 @@ static int engine_build(struct engine_run *run, const struct bench_ctx *ctx,
 				   &run->counters[sopts.worker], &sopts,
 				   &servers[i]);
 	}
-	if (!rc)
-		*call = "sy_route_add";
+	*call = rc ? *call : "sy_route_add";
+	ropts.n_servers -= ramp; /* the last joins below */
 	if (!rc)
 		rc = sy_route_add(run->eng, "bench", &ropts, &run->route);
+	ropts.slow_start_ns = 3600000000000ull; /* 1 h: it ramps all along */
+	if (!rc && ramp && (ropts.n_servers = ROUTE_SERVERS))
+		rc = sy_route_replace(run->eng, run->route, &ropts);
 	if (rc < 0)
 		engine_close(run);
 	return rc;

@@ -14,8 +14,7 @@ int scenario_policies(const struct bench_ctx *ctx, struct report *rep)
 		rc = engine_policy_check(ctx, name);
 		if (rc == -ENOENT)
 			report_add_note(rep, "policies: %s skipped: not in "
-					"this build (sy_route_add refused it "
-					"with -EINVAL)", name);
+					"this build", name);
 		else if (rc < 0)
 			return rc;
 		if (rc)
@@ -33,8 +32,8 @@ int scenario_policies(const struct bench_ctx *ctx, struct report *rep)
 	if (rc < 0)
 		return rc;
 	rep->rows[rc].detail = "engine-burst32 through a route of 4 servers "
-			       "of the one worker (weighted: 4,3,2,1; hash: "
-			       "key = sequence number)";
+			       "of one worker (weighted: 4,3,2,1; hash: key = "
+			       "sequence number; +slow_start: the 4th ramps)";
 	base = report_find(rep, "policies", BASELINE_POLICY);
 	for (unsigned i = (unsigned)rc; base && i < rep->n_rows; i++)
 		report_add_ratio(&rep->rows[i], base->variant,

@@ -39,6 +39,10 @@
  * Parameters: decay_ms (tau), 1 to 3600000, default 10000; penalty_ms, 1 to
  * 3600000, default 1000.
  *
+ * Estimate. For deadline-aware routes, estimate() gives a server's load in
+ * nanoseconds: how long a message sent to it now would take until its
+ * handler ends, its own service and the runs of those in flight before it.
+ *
  * Cost per pick: one engine clock read; per candidate (up to
  * ADAPTIVE_SCAN_MAX, or 2) three relaxed loads and an exp() computed by a
  * polynomial; one random number per tie.
@@ -295,6 +299,22 @@ static void adaptive_observe(void *state, unsigned index, int result,
 		atomic_store_explicit(&s->stamp, t, memory_order_relaxed);
 }
 
+/*
+ * How long a message sent to server @p i now would take until its handler
+ * ends: its load (cost * (in flight + 1), as pick() compares it). 0 while
+ * it was never observed: unknown, not slow.
+ */
+static uint64_t adaptive_estimate(const void *state, struct sy_pick *p,
+				  unsigned i)
+{
+	const struct adaptive *a = state;
+
+	if (bits_double(atomic_load_explicit(&a->servers[i].cost,
+					     memory_order_relaxed)) == 0.0)
+		return 0;
+	return (uint64_t)server_load(a, p, i, sy_pick_now(p));
+}
+
 const struct sy_policy sy__policy_adaptive = {
 	.name = "adaptive",
 	.flags = SY_POLICY_INFLIGHT | SY_POLICY_OBSERVE,
@@ -302,4 +322,5 @@ const struct sy_policy sy__policy_adaptive = {
 	.destroy = adaptive_destroy,
 	.pick = adaptive_pick,
 	.observe = adaptive_observe,
+	.estimate = adaptive_estimate,
 };

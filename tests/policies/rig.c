@@ -55,7 +55,7 @@ double rig_chi_square(const uint64_t *observed, const double *expected,
 	return chi2;
 }
 
-static int count_handler(sy_engine *eng, sy_msg *msg, void *ctx)
+int rig_count_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 {
 	struct rig_server *s = ctx;
 
@@ -80,7 +80,7 @@ void rig_fleet_init(struct rig_fleet *f, sy_engine *eng, unsigned n,
 		atomic_init(&f->servers[i].got, 0);
 		f->servers[i].delivered = &f->delivered;
 	}
-	t_add_servers(eng, n, digits, count_handler, f->servers,
+	t_add_servers(eng, n, digits, rig_count_handler, f->servers,
 		      sizeof(f->servers[0]), f->ids);
 }
 

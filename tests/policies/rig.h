@@ -51,6 +51,9 @@ struct rig_fleet {
 	struct rig_server servers[RIG_MAX_SERVERS];
 };
 
+/** The handler of a struct rig_server (its context): counts, succeeds. */
+int rig_count_handler(sy_engine *eng, sy_msg *msg, void *ctx);
+
 /** Labels message number @p i of a send (its tag, its key); may be NULL. */
 typedef void rig_label_fn(sy_msg *msg, uint64_t i, void *ctx);
 

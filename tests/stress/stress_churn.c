@@ -4,7 +4,9 @@
  * Three producers (one attached that detaches and re-attaches now and then,
  * one never attached so that its first send attaches it lazily, one
  * attached that sends bursts) send to four round_robin routes messages of 8
- * to 512 bytes. Meanwhile the churn thread adds and removes twelve servers
+ * to 512 bytes; two of the routes ramp the servers that join them (slow
+ * start, 2 ms), so senders draw against ramps and end them while the churn
+ * thread starts new ones. Meanwhile the churn thread adds and removes twelve servers
  * (half of them there at the start), replaces the routes' server sets (one
  * to four servers), removes and re-adds routes (senders to a stale id get
  * -ENOENT), and checks that names and ids agree with what it did. A route
@@ -19,6 +21,8 @@
 
 #define ROUTE(n) { .name = n, .opts = { .policy = "round_robin" }, \
 		   .weight = 1, .max_members = 4 }
+#define RAMPED(n) { .name = n, .opts = { .policy = "round_robin", \
+		    .slow_start_ns = 2000000 }, .weight = 1, .max_members = 4 }
 
 static const struct stress_scenario churn = {
 	.name = "stress_churn",
@@ -27,7 +31,7 @@ static const struct stress_scenario churn = {
 	.n_servers = 12,
 	.start_servers = 6,
 	.n_routes = 4,
-	.routes = { ROUTE("r0"), ROUTE("r1"), ROUTE("r2"), ROUTE("r3") },
+	.routes = { ROUTE("r0"), ROUTE("r1"), RAMPED("r2"), RAMPED("r3") },
 	.n_producers = 3,
 	.producers = { { STRESS_REATTACH, STRESS_SINGLE },
 		       { STRESS_LAZY, STRESS_SINGLE },
