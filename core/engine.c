@@ -254,13 +254,8 @@ SY_API int sy_engine_stop(sy_engine *eng)
 
 SY_API void sy_engine_destroy(sy_engine *eng)
 {
-	if (!eng)
+	if (!eng || sy__refused_in_worker(eng, __func__))
 		return;
-	if (sy__in_worker(eng)) {
-		sy__fail(-EDEADLK, "called from a handler, it would wait for its own worker");
-		sy__failed(__func__, -EDEADLK);
-		return;
-	}
 	sy_metrics_serve_stop(eng);
 	engine_stop(eng);
 	sy__health_shutdown(eng);

@@ -607,13 +607,8 @@ SY_API void sy_metrics_serve_stop(sy_engine *eng)
 {
 	struct sy__http *h;
 
-	if (!eng)
+	if (!eng || sy__refused_in_worker(eng, __func__))
 		return;
-	if (sy__in_worker(eng)) {
-		sy__fail(-EDEADLK, "called from a handler, nothing done");
-		sy__failed(__func__, -EDEADLK);
-		return;
-	}
 	pthread_mutex_lock(&eng->lock);
 	h = eng->http;
 	eng->http = NULL;

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/error.h"
 #include "core/slot.h"
 #include "queues/park.h"
 #include "switchyard.h"
@@ -54,6 +55,17 @@ static inline bool sy__in_worker(const struct sy_engine *eng)
 	const struct sy__worker *w = sy__worker_self();
 
 	return w && w->eng == eng;
+}
+
+/* For a control call that returns nothing: from a worker of @p eng, record
+ * -EDEADLK under @p call's name and say so (the call then does nothing). */
+static inline bool sy__refused_in_worker(const struct sy_engine *eng,
+					 const char *call)
+{
+	if (!sy__in_worker(eng))
+		return false;
+	sy__failed(call, sy__fail(-EDEADLK, "called from a handler, nothing done"));
+	return true;
 }
 
 /* Start every worker thread: 0, or a negative errno with sy__fail's message. */
