@@ -110,7 +110,9 @@ static void expect_env(const char *const *val, struct expect *x)
 	}
 	x->collector = -1;
 	if (val[V_COLLECTOR] && strcmp(val[V_COLLECTOR], "none") != 0) {
-		if (!ref_number(val[V_COLLECTOR], 0, CPU_SETSIZE - 1, &v))
+		/* A number of a CPU the process may run on. */
+		if (!ref_number(val[V_COLLECTOR], 0, CPU_SETSIZE - 1, &v) ||
+		    !CPU_ISSET((int)v, &allowed))
 			return (void)(x->bad = V_COLLECTOR);
 		x->collector = (int)v;
 	}
