@@ -134,6 +134,14 @@ void sy_hist_sub(struct sy_hist *into, const struct sy_hist *h)
 {
 	uint64_t n = 0;
 
+	/* Counts are the sums of the buckets: nothing to take away, or
+	 * (h being an earlier state) nothing left. Idle windows cost no scan. */
+	if (!h->count)
+		return;
+	if (into->count == h->count) {
+		sy_hist_clear(into);
+		return;
+	}
 	for (unsigned i = 0; i < SY_HIST_BUCKETS; i++) {
 		into->b[i] = sub_sat(into->b[i], h->b[i]);
 		n += into->b[i];
@@ -274,7 +282,7 @@ void sy_hist_summary(const struct sy_hist *h, struct sy_hist_summary *out)
 uint64_t sy_hist_count_le(const struct sy_hist *h, uint64_t ns)
 {
 	uint64_t min, max, n = 0, low, high;
-	unsigned i, k;
+	unsigned i, k, hi;
 
 	if (!h->count)
 		return 0;
@@ -283,9 +291,17 @@ uint64_t sy_hist_count_le(const struct sy_hist *h, uint64_t ns)
 		return 0;
 	if (ns >= max)
 		return h->count;
+	/* Sum the shorter side of bucket k: below it, or up to max's. */
 	k = sy__hist_index(ns);
-	for (i = 0; i < k; i++)
-		n += h->b[i];
+	hi = sy__hist_index(max);
+	if (hi - k < k) {
+		for (i = k + 1; i <= hi; i++)
+			n += h->b[i];
+		n = h->count - n - h->b[k];
+	} else {
+		for (i = 0; i < k; i++)
+			n += h->b[i];
+	}
 	/* min <= ns < max, so low <= ns <= high. */
 	low = sy_hist_bucket_low(k) > min ? sy_hist_bucket_low(k) : min;
 	high = sy_hist_bucket_high(k) < max ? sy_hist_bucket_high(k) : max;

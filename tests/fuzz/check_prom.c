@@ -141,6 +141,9 @@ static bool seen_add(struct prom *p, uint64_t h)
 
 static struct family *family_find(struct prom *p, const char *fname)
 {
+	/* A family's lines are one block: most lines are the current one's. */
+	if (p->current && strcmp(p->current->name, fname) == 0)
+		return p->current;
 	for (size_t i = 0; i < p->nfam; i++)
 		if (strcmp(p->fam[i].name, fname) == 0)
 			return &p->fam[i];
@@ -412,9 +415,18 @@ static struct family *sample_family(struct prom *p, const char *sname,
 {
 	static const char *const suffixes[] = { "_bucket", "_sum", "_count" };
 	char stem[PROM_NAME_MAX + 1];
-	struct family *f = family_find(p, sname);
+	struct family *f = p->current;
 	size_t len;
 
+	/* Most samples are the current histogram's or summary's. */
+	if (f && (f->type == T_HISTOGRAM || f->type == T_SUMMARY) &&
+	    strncmp(sname, f->name, len = strlen(f->name)) == 0)
+		for (size_t k = 0; k < 3; k++)
+			if (strcmp(sname + len, suffixes[k]) == 0) {
+				*suffix = suffixes[k];
+				return f;
+			}
+	f = family_find(p, sname);
 	*suffix = "";
 	if (f && f->type != T_HISTOGRAM && f->type != T_SUMMARY)
 		return f;
