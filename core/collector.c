@@ -91,8 +91,9 @@ static void shards_read(struct sy__collector *c)
 	}
 }
 
-/* Names, states and breaker transitions of the servers, with eng->lock
- * held (by the caller or by us). */
+/* Names, states and breaker transitions of the servers, and the routes'
+ * backpressure thresholds per worker, with eng->lock held (by the caller or
+ * by us). */
 static void servers_read(struct sy__collector *c)
 {
 	struct sy_engine *eng = c->eng;
@@ -115,6 +116,16 @@ static void servers_read(struct sy__collector *c)
 		v.transitions = atomic_load_explicit(&srv->transitions,
 						     memory_order_relaxed);
 		sy__merge_server(c->merge, id, &v);
+	}
+	/* The routes' servers are freed under eng->lock only. */
+	sy__merge_thresholds_clear(c->merge);
+	for (unsigned id = 0; id < eng->cfg.max_routes; id++) {
+		const struct sy__route *rt =
+			atomic_load_explicit(&eng->routes[id], memory_order_acquire);
+
+		for (unsigned i = 0; rt && rt->bp_mode != SY_BP_OFF && i < rt->n; i++)
+			sy__merge_threshold(c->merge, rt->servers[i]->worker,
+					    rt->bp_high);
 	}
 }
 
@@ -156,16 +167,20 @@ void sy__collector_id_added(struct sy_engine *eng, bool server, uint32_t id)
 {
 	struct sy__collector *c = eng->collector;
 	unsigned used;
-	uint64_t now[SY_SC_COUNT] = { 0 };
+	uint64_t now[SY_SC_COUNT] = { 0 }, lat[SY_COARSE_BUCKETS] = { 0 };
 
 	if (!c)
 		return;
 	pthread_mutex_lock(&c->merge_lock);
 	used = atomic_load_explicit(&eng->slots_used, memory_order_acquire);
-	for (unsigned i = 0; i < used; i++)
-		if (eng->slots[i].shard)
-			sy__shard_id_add(eng->slots[i].shard, server, id, now);
-	sy__merge_id_added(c->merge, server, id, now);
+	for (unsigned i = 0; i < used; i++) {
+		if (!eng->slots[i].shard)
+			continue;
+		sy__shard_id_add(eng->slots[i].shard, server, id, now);
+		if (!server)
+			sy__shard_lat_add(eng->slots[i].shard, id, lat);
+	}
+	sy__merge_id_added(c->merge, server, id, now, lat);
 	pthread_mutex_unlock(&c->merge_lock);
 }
 
@@ -312,6 +327,7 @@ int sy__collector_init(struct sy_engine *eng)
 		.max_servers = eng->cfg.max_servers,
 		.max_routes = eng->cfg.max_routes,
 		.workers = eng->nworkers,
+		.route_lats = sy__slot_route_lats(eng),
 		.retention_ms = eng->cfg.retention_ms,
 		.metrics_interval_ms = eng->cfg.metrics_interval_ms,
 	};

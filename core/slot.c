@@ -173,18 +173,27 @@ static void rings_free(struct sy_engine *eng, struct sy__ring *r)
 	sy__mem_free(eng, r, eng->nworkers * sizeof(*r));
 }
 
-static struct sy__shard_dims shard_dims(const struct sy_engine *eng)
+unsigned sy__slot_route_lats(const struct sy_engine *eng)
+{
+	return eng->cfg.max_routes < SY_ROUTE_LATENCY_MAX ?
+	       eng->cfg.max_routes : SY_ROUTE_LATENCY_MAX;
+}
+
+/* Workers time messages (worker.c), so only their shards keep latencies. */
+static struct sy__shard_dims shard_dims(const struct sy_engine *eng,
+					const struct sy__slot *s)
 {
 	return (struct sy__shard_dims){
 		.max_servers = eng->cfg.max_servers,
 		.max_routes = eng->cfg.max_routes,
+		.route_lats = s->is_worker ? sy__slot_route_lats(eng) : 0,
 	};
 }
 
 /* The slot's metrics shard, from the engine's allocator (zeroed). */
 static int shard_create(struct sy_engine *eng, struct sy__slot *s)
 {
-	struct sy__shard_dims d = shard_dims(eng);
+	struct sy__shard_dims d = shard_dims(eng, s);
 	void *mem = sy__mem_alloc(eng, sy__shard_bytes(&d));
 
 	if (!mem)
@@ -245,7 +254,7 @@ void sy__slot_free(struct sy_engine *eng, struct sy__slot *s)
 		     eng->cfg.max_routes * sizeof(*s->policy_words));
 	sy__mem_free(eng, s->congested, eng->nworkers * sizeof(*s->congested));
 	if (s->shard) {
-		struct sy__shard_dims d = shard_dims(eng);
+		struct sy__shard_dims d = shard_dims(eng, s);
 
 		sy__mem_free(eng, s->shard, sy__shard_bytes(&d));
 	}

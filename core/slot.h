@@ -131,6 +131,8 @@ static inline bool sy__slot_sample(struct sy__slot *s)
 
 /* Control paths (engine create, destroy, attach). */
 int sy__slot_setup(struct sy_engine *eng, struct sy__slot *s);
+/* Route ids whose latency a worker's shard keeps (metrics/shard.h). */
+unsigned sy__slot_route_lats(const struct sy_engine *eng);
 void sy__slot_reset_picks(struct sy_engine *eng, struct sy__slot *s);
 void sy__slot_free(struct sy_engine *eng, struct sy__slot *s);
 void sy__worker_bind(struct sy__worker *w);

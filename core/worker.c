@@ -230,6 +230,7 @@ static __attribute__((noinline)) uint64_t timed_start(struct sy__worker *w,
 
 	if (sh) {
 		sy__hist_record(&sh->hist[SY_HIST_LATENCY], now - m->sent_ns);
+		sy__shard_route_lat(sh, m->route_id, now - m->sent_ns);
 		if (d->taken_ns >= m->sent_ns)
 			sy__hist_record(&sh->hist[SY_HIST_SOJOURN],
 					d->taken_ns - m->sent_ns);

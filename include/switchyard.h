@@ -997,7 +997,25 @@ struct sy_queue_depth {
 	uint64_t current;         /**< at the snapshot */
 	uint64_t max;             /**< highest seen in the retained windows */
 	double trend;             /**< least-squares slope, messages per window, over the retained windows */
+	/** The lowest backpressure threshold, in entries of one ring, of the
+	 *  routes with backpressure on and a server on this worker: where a
+	 *  sender's ring to it starts refusing (or spilling, ...). 0: none. */
+	uint64_t bp_threshold;
 };
+
+/**
+ * A route's latency from the send call to its handler's start, from the
+ * sampled messages (sy_config.latency_sample), like SY_HIST_LATENCY but per
+ * route: quantiles to within 12.5% (4 buckets per power of two, from 64 ns
+ * to 68 s; outside, the bound). Routes with ids from SY_ROUTE_LATENCY_MAX
+ * up have none (samples 0).
+ */
+struct sy_latency {
+	uint64_t samples;
+	uint64_t p50_ns, p99_ns, p999_ns;
+};
+
+#define SY_ROUTE_LATENCY_MAX 1024u /**< route ids with a latency histogram */
 
 struct sy_hist;               /**< a merged histogram, owned by its snapshot */
 
@@ -1015,6 +1033,8 @@ struct sy_series {
 	enum sy_breaker_state breaker; /**< servers */
 	bool healthy;             /**< servers */
 	unsigned worker;          /**< servers: owning worker */
+	struct sy_latency latency_total;  /**< routes: since the start */
+	struct sy_latency latency_recent; /**< routes: during the last window */
 };
 
 typedef struct sy_snapshot sy_snapshot;

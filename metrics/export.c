@@ -237,7 +237,8 @@ static const char *series_name(const struct sy_series *s)
  */
 static void put_queues(struct out *o, const sy_snapshot *snap,
 		      const char *open, const char *sep, const char *head,
-		      void (*put_trend)(struct out *o, double v))
+		      void (*put_trend)(struct out *o, double v),
+		      const char *tail)
 {
 	unsigned nw = sy_snapshot_workers(snap);
 	struct sy_queue_depth q;
@@ -249,7 +250,7 @@ static void put_queues(struct out *o, const sy_snapshot *snap,
 			puts_(o, sep);
 		putf(o, head, w, q.current, q.max);
 		put_trend(o, q.trend);
-		putc_(o, '}');
+		putf(o, tail, q.bp_threshold);
 	}
 }
 
@@ -318,6 +319,13 @@ static void json_counters(struct out *o, const struct sy_counters *c)
 	putf(o, "},\"transitions\":%" PRIu64 "}", c->transitions);
 }
 
+static void json_latency(struct out *o, const struct sy_latency *l)
+{
+	putf(o, "{\"samples\":%" PRIu64 ",\"p50\":%" PRIu64 ",\"p99\":%"
+	     PRIu64 ",\"p999\":%" PRIu64 "}", l->samples, l->p50_ns,
+	     l->p99_ns, l->p999_ns);
+}
+
 static void json_series(struct out *o, const struct sy_series *s)
 {
 	puts_(o, "{\"name\":");
@@ -339,6 +347,13 @@ static void json_series(struct out *o, const struct sy_series *s)
 		putf(o, ",\"breaker\":\"%s\",\"healthy\":%s,\"worker\":%u",
 		     breaker_name(s->breaker), s->healthy ? "true" : "false",
 		     s->worker);
+	if (s->kind == SY_SERIES_ROUTE) {
+		puts_(o, ",\"latency\":{\"total\":");
+		json_latency(o, &s->latency_total);
+		puts_(o, ",\"recent\":");
+		json_latency(o, &s->latency_recent);
+		putc_(o, '}');
+	}
 	putc_(o, '}');
 }
 
@@ -401,7 +416,8 @@ static int format_json(const sy_snapshot *snap, struct out *o)
 	}
 	put_queues(o, snap, "},\"queues\":[", ",",
 		   "{\"worker\":%u,\"current\":%" PRIu64 ",\"max\":%" PRIu64
-		   ",\"trend\":", put_double);
+		   ",\"trend\":", put_double,
+		   ",\"bp_threshold\":%" PRIu64 "}");
 	puts_(o, "]}\n");
 	return 0;
 }
@@ -1009,7 +1025,8 @@ static int format_erlang(const sy_snapshot *snap, struct out *o)
 	}
 	put_queues(o, snap, ",\n  queues => [", ", ",
 		   "#{worker => %u, current => %" PRIu64 ", max => %" PRIu64
-		   ", trend => ", erl_double);
+		   ", trend => ", erl_double,
+		   ", bp_threshold => %" PRIu64 "}");
 	putc_(o, ']');
 	erl_list(o, snap, SY_SERIES_SERVER);
 	erl_list(o, snap, SY_SERIES_ROUTE);

@@ -310,3 +310,35 @@ uint64_t sy_hist_count_le(const struct sy_hist *h, uint64_t ns)
 	return n + (uint64_t)((double)h->b[k] * (double)(ns - low + 1) /
 			      (double)(high - low + 1));
 }
+
+uint64_t sy_coarse_mid(unsigned i)
+{
+	unsigned e, s;
+
+	if (i == 0)
+		return (uint64_t)1 << SY_COARSE_FIRST_EXP;
+	if (i >= SY_COARSE_BUCKETS - 1)
+		return (uint64_t)1 << (SY_COARSE_LAST_EXP + 1);
+	e = SY_COARSE_FIRST_EXP + (i - 1) / 4;
+	s = (i - 1) % 4;
+	/* [2^e + s 2^(e-2), 2^e + (s+1) 2^(e-2)): the middle is s + 1/2 in. */
+	return ((uint64_t)1 << e) + ((uint64_t)(2 * s + 1) << (e - 3));
+}
+
+void sy_coarse_latency(const uint64_t *b, struct sy_latency *out)
+{
+	static const double q[3] = { 0.5, 0.99, 0.999 };
+	uint64_t *at[3] = { &out->p50_ns, &out->p99_ns, &out->p999_ns };
+	uint64_t n = 0, seen = 0;
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < SY_COARSE_BUCKETS; i++)
+		n += b[i];
+	memset(out, 0, sizeof(*out));
+	out->samples = n;
+	for (unsigned i = 0; n && i < SY_COARSE_BUCKETS && k < 3; i++) {
+		seen += b[i];
+		while (k < 3 && seen >= rank_of(n, q[k]))
+			*at[k++] = sy_coarse_mid(i);
+	}
+}

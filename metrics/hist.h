@@ -87,6 +87,28 @@ static inline void sy__hist_record(struct sy__hist *h, uint64_t ns)
 		atomic_store_explicit(&h->max, ns, memory_order_relaxed);
 }
 
+/*
+ * Coarse histograms: a route's latency in every worker's shard, where
+ * thousands of them must fit. Four buckets per power of two from 2^6 to
+ * 2^36 ns; below and above, one bucket each. A bucket's midpoint is within
+ * 12.5% of any value in it. Plain counters (metrics/counter.h) record them.
+ */
+#define SY_COARSE_FIRST_EXP 6u
+#define SY_COARSE_LAST_EXP 35u      /* the last octave: [2^35, 2^36) */
+#define SY_COARSE_BUCKETS (2u + 4u * (SY_COARSE_LAST_EXP - SY_COARSE_FIRST_EXP + 1u))
+
+static inline unsigned sy__coarse_index(uint64_t v)
+{
+	unsigned e;
+
+	if (v < ((uint64_t)1 << SY_COARSE_FIRST_EXP))
+		return 0;
+	e = 63u - (unsigned)__builtin_clzll(v);
+	if (e > SY_COARSE_LAST_EXP)
+		return SY_COARSE_BUCKETS - 1;
+	return 1u + 4u * (e - SY_COARSE_FIRST_EXP) + (unsigned)((v >> (e - 2)) & 3u);
+}
+
 /* hist.c */
 void sy__hist_init(struct sy__hist *h);                 /* empty */
 void sy_hist_clear(struct sy_hist *h);                  /* empty */
@@ -102,5 +124,9 @@ uint64_t sy_hist_bucket_mid(unsigned i);
 uint64_t sy_hist_quantile(const struct sy_hist *h, double q);
 void sy_hist_summary(const struct sy_hist *h, struct sy_hist_summary *out);
 uint64_t sy_hist_count_le(const struct sy_hist *h, uint64_t ns);
+/* The midpoint of coarse bucket @p i (the outer ones: their bound). */
+uint64_t sy_coarse_mid(unsigned i);
+/* Samples and quantiles of the coarse counts @p b[SY_COARSE_BUCKETS]. */
+void sy_coarse_latency(const uint64_t *b, struct sy_latency *out);
 
 #endif /* SY_METRICS_HIST_H */

@@ -21,6 +21,7 @@ struct raw {
 	uint64_t transport[SY_TRANSPORTS][SY_SC_COUNT];
 	uint64_t engine[SY_SC_COUNT];     /* see engine_sum() */
 	struct sy_hist hist[SY_HIST_KINDS];
+	uint64_t (*lat)[SY_COARSE_BUCKETS]; /* [route_lats] */
 };
 
 /* A server or route id: its name now and at the previous merge ("" for
@@ -51,6 +52,7 @@ struct sy__merge {
 	struct id_info *server_ids;       /* [max_servers] */
 	struct id_info *route_ids;        /* [max_routes] */
 	uint64_t *depth;                  /* [workers], this merge */
+	uint64_t *threshold;              /* [workers], as last told; 0: none */
 	struct windows win;
 	struct sy_hist scratch;           /* a window's histogram */
 	uint64_t seq;                     /* snapshots built */
@@ -74,9 +76,10 @@ static int raw_alloc(struct raw *r, const struct sy__merge_dims *cfg)
 	r->server = calloc(cfg->max_servers, sizeof(*r->server));
 	r->route = calloc(cfg->max_routes, sizeof(*r->route));
 	r->transitions = calloc(cfg->max_servers, sizeof(*r->transitions));
+	r->lat = calloc(cfg->route_lats + 1, sizeof(*r->lat));
 	for (unsigned k = 0; k < SY_HIST_KINDS; k++)
 		sy_hist_clear(&r->hist[k]);
-	return r->server && r->route && r->transitions ? 0 : -ENOMEM;
+	return r->server && r->route && r->transitions && r->lat ? 0 : -ENOMEM;
 }
 
 static void raw_free(struct raw *r)
@@ -84,6 +87,7 @@ static void raw_free(struct raw *r)
 	free(r->server);
 	free(r->route);
 	free(r->transitions);
+	free(r->lat);
 }
 
 /* Every counter 0 and every histogram empty (the time is left alone). */
@@ -94,6 +98,7 @@ static void raw_clear(struct raw *r, const struct sy__merge_dims *cfg)
 	memset(r->transitions, 0, cfg->max_servers * sizeof(*r->transitions));
 	memset(r->transport, 0, sizeof(r->transport));
 	memset(r->engine, 0, sizeof(r->engine));
+	memset(r->lat, 0, cfg->route_lats * sizeof(*r->lat));
 	for (unsigned k = 0; k < SY_HIST_KINDS; k++)
 		sy_hist_clear(&r->hist[k]);
 }
@@ -109,6 +114,7 @@ static void raw_copy(struct raw *dst, const struct raw *src,
 	memcpy(dst->transport, src->transport, sizeof(dst->transport));
 	memcpy(dst->engine, src->engine, sizeof(dst->engine));
 	memcpy(dst->hist, src->hist, sizeof(dst->hist));
+	memcpy(dst->lat, src->lat, cfg->route_lats * sizeof(*dst->lat));
 }
 
 /* ---- the merge's input ---- */
@@ -163,11 +169,24 @@ void sy__merge_shard(struct sy__merge *m, const struct sy__shard *sh,
 		     SY_TRANSPORT_PRODUCER][SY_SC_SENT] += sent;
 	for (unsigned k = 0; k < SY_HIST_KINDS; k++)
 		sy__hist_merge(&r->hist[k], &sh->hist[k]);
+	for (unsigned id = 0; id < sh->route_lats && id < m->d.route_lats; id++)
+		sy__shard_lat_add(sh, id, r->lat[id]);
 }
 
 void sy__merge_depth(struct sy__merge *m, unsigned w, uint64_t depth)
 {
 	m->depth[w] += depth;
+}
+
+void sy__merge_thresholds_clear(struct sy__merge *m)
+{
+	memset(m->threshold, 0, m->d.workers * sizeof(*m->threshold));
+}
+
+void sy__merge_threshold(struct sy__merge *m, unsigned w, uint64_t entries)
+{
+	if (entries && (!m->threshold[w] || entries < m->threshold[w]))
+		m->threshold[w] = entries;
 }
 
 void sy__merge_server(struct sy__merge *m, uint32_t id,
@@ -224,7 +243,8 @@ static void ids_refresh(struct sy__merge *m, bool servers_fresh)
  * been handled, so the sums are final for it.
  */
 void sy__merge_id_added(struct sy__merge *m, bool server, uint32_t id,
-			const uint64_t now[SY_SC_COUNT])
+			const uint64_t now[SY_SC_COUNT],
+			const uint64_t lat[SY_COARSE_BUCKETS])
 {
 	size_t bytes = SY_SC_COUNT * sizeof(*now);
 
@@ -237,6 +257,10 @@ void sy__merge_id_added(struct sy__merge *m, bool server, uint32_t id,
 	} else {
 		memcpy(m->base.route[id], now, bytes);
 		memcpy(m->prev->route[id], now, bytes);
+		if (id < m->d.route_lats) {
+			memcpy(m->base.lat[id], lat, sizeof(m->base.lat[id]));
+			memcpy(m->prev->lat[id], lat, sizeof(m->prev->lat[id]));
+		}
 	}
 }
 
@@ -429,6 +453,17 @@ static void servers_fill(struct sy__merge *m, struct sy_snapshot *snap,
 	}
 }
 
+/* The quantiles of a route's latency counts now less those then. */
+static void lat_diff(struct sy_latency *out, const uint64_t *now,
+		     const uint64_t *then)
+{
+	uint64_t d[SY_COARSE_BUCKETS];
+
+	for (unsigned i = 0; i < SY_COARSE_BUCKETS; i++)
+		d[i] = sub_sat(now[i], then[i]);
+	sy_coarse_latency(d, out);
+}
+
 static void routes_fill(struct sy__merge *m, struct sy_snapshot *snap,
 			const struct raw *from, char **names)
 {
@@ -441,9 +476,14 @@ static void routes_fill(struct sy__merge *m, struct sy_snapshot *snap,
 
 		if (!m->route_ids[id].live)
 			continue;
-		series_fill(s++, SY_SERIES_ROUTE, id,
+		series_fill(s, SY_SERIES_ROUTE, id,
 			    name_put(names, m->route_ids[id].name), sp,
 			    snap->window_ns);
+		if (id < m->d.route_lats) {
+			lat_diff(&s->latency_total, cur->lat[id], base->lat[id]);
+			lat_diff(&s->latency_recent, cur->lat[id], from->lat[id]);
+		}
+		s++;
 	}
 }
 
@@ -494,6 +534,7 @@ static struct sy_snapshot *snapshot_build(struct sy__merge *m,
 	for (unsigned w = 0; w < workers; w++) {
 		windows_depth(&m->win, workers, w, &snap->queue[w]);
 		snap->queue[w].current = m->depth[w];
+		snap->queue[w].bp_threshold = m->threshold[w];
 	}
 	return snap;
 }
@@ -544,7 +585,9 @@ struct sy__merge *sy__merge_create(const struct sy__merge_dims *d,
 	m->server_ids = calloc(d->max_servers, sizeof(*m->server_ids));
 	m->route_ids = calloc(d->max_routes, sizeof(*m->route_ids));
 	m->depth = calloc(d->workers, sizeof(*m->depth));
-	if (rc || !m->servers || !m->server_ids || !m->route_ids || !m->depth) {
+	m->threshold = calloc(d->workers, sizeof(*m->threshold));
+	if (rc || !m->servers || !m->server_ids || !m->route_ids || !m->depth ||
+	    !m->threshold) {
 		sy__merge_destroy(m);
 		return NULL;
 	}
@@ -567,5 +610,6 @@ void sy__merge_destroy(struct sy__merge *m)
 	free(m->server_ids);
 	free(m->route_ids);
 	free(m->depth);
+	free(m->threshold);
 	free(m);
 }

@@ -7,6 +7,8 @@
  *
  *   sy__merge_begin()
  *   sy__merge_shard() for every shard, sy__merge_depth() for every inbox
+ *   sy__merge_thresholds_clear() and sy__merge_threshold() with the
+ *     servers, or neither (keep the last)
  *   sy__merge_server() for every server id (or for none: keep the last)
  *   sy__merge_route() for every route id
  *   sy__merge_finish()  -> a snapshot with one reference
@@ -38,6 +40,7 @@ struct sy__merge_dims {
 	unsigned max_servers;
 	unsigned max_routes;
 	unsigned workers;                 /* inboxes with a depth */
+	unsigned route_lats;              /* route ids with a latency histogram */
 	unsigned retention_ms;
 	unsigned metrics_interval_ms;
 };
@@ -63,6 +66,11 @@ void sy__merge_shard(struct sy__merge *m, const struct sy__shard *sh,
 		     bool worker);
 /* Add @p depth entries waiting in worker @p w's inboxes. */
 void sy__merge_depth(struct sy__merge *m, unsigned w, uint64_t depth);
+/* Forget the thresholds, then tell each backpressure threshold (ring
+ * entries) of a route with a server on worker @p w: snapshots show the
+ * lowest per worker, until the next clear. */
+void sy__merge_thresholds_clear(struct sy__merge *m);
+void sy__merge_threshold(struct sy__merge *m, unsigned w, uint64_t entries);
 /* Server @p id as it is now; @p v NULL: no server has the id. */
 void sy__merge_server(struct sy__merge *m, uint32_t id,
 		      const struct sy__server_view *v);
@@ -80,9 +88,11 @@ struct sy_snapshot *sy__merge_finish(struct sy__merge *m, uint64_t now_ns,
 /*
  * Server or route @p id just got a new owner, whose totals start now;
  * @p now holds the counts every shard keeps for the id at this moment
- * (sy__shard_id_add() over the shards).
+ * (sy__shard_id_add() over the shards), @p lat a route's latency counts
+ * (sy__shard_lat_add()).
  */
 void sy__merge_id_added(struct sy__merge *m, bool server, uint32_t id,
-			const uint64_t now[SY_SC_COUNT]);
+			const uint64_t now[SY_SC_COUNT],
+			const uint64_t lat[SY_COARSE_BUCKETS]);
 
 #endif /* SY_METRICS_MERGE_H */

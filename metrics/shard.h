@@ -49,9 +49,16 @@ enum sy__transport {
 	SY_TRANSPORTS
 };
 
+/* One route's coarse latency histogram (hist.h). */
+struct sy__route_lat {
+	sy__counter b[SY_COARSE_BUCKETS];
+};
+
 struct sy__shard {
 	struct sy__sctr *server;      /* [max_servers] */
 	struct sy__sctr *route;       /* [max_routes] */
+	struct sy__route_lat *route_lat; /* [route_lats]; workers' shards */
+	unsigned route_lats;          /* route ids with one, from 0 */
 	struct sy__sctr transport[SY_TRANSPORTS];
 	struct sy__hist hist[SY_HIST_KINDS];
 } __attribute__((aligned(64)));
@@ -61,10 +68,19 @@ static inline void sy__sc_add(struct sy__sctr *c, enum sy__sc i, uint64_t n)
 	sy__counter_add(&c->v[i], n);
 }
 
+/* Record a timed message's latency for its route. The owner only. */
+static inline void sy__shard_route_lat(struct sy__shard *sh, uint32_t route,
+				       uint64_t ns)
+{
+	if (route < sh->route_lats)
+		sy__counter_add(&sh->route_lat[route].b[sy__coarse_index(ns)], 1);
+}
+
 /* The sizes a shard is made for. */
 struct sy__shard_dims {
 	unsigned max_servers;
 	unsigned max_routes;
+	unsigned route_lats;          /* route latency histograms, 0: none */
 };
 
 /* shard.c */
@@ -77,5 +93,8 @@ struct sy__shard *sy__shard_init(void *mem, const struct sy__shard_dims *d);
  * thread. */
 void sy__shard_id_add(const struct sy__shard *sh, bool server, uint32_t id,
 		      uint64_t out[SY_SC_COUNT]);
+/* Add the latency counts @p sh keeps for route @p id into @p out. */
+void sy__shard_lat_add(const struct sy__shard *sh, uint32_t id,
+		       uint64_t out[SY_COARSE_BUCKETS]);
 
 #endif /* SY_METRICS_SHARD_H */

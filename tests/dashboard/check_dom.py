@@ -173,12 +173,28 @@ def check_page(doc, exp):
     queues = doc.find(lambda n: n.attrs.get('data-worker') is not None)
     check(len(queues) == 2, '%d worker inboxes shown, expected 2'
           % len(queues))
-    check(len(doc.find(lambda n: 'mark' in n.classes())) == 2,
-          'the backpressure threshold is not marked on each inbox')
+    want = exp['thresholds']
+    check(any(want), 'no inbox serves a route with backpressure: %r' % want)
+    shown = [number(q.attrs.get('data-threshold')) for q in queues]
+    check(shown == want, 'the inboxes show thresholds %r, expected %r'
+          % (shown, want))
+    marks = len(doc.find(lambda n: 'mark' in n.classes()))
+    check(marks == sum(1 for t in want if t),
+          '%d inboxes marked, expected %d' % (marks, sum(1 for t in want if t)))
     check(doc.find(lambda n: n.tag == 'path' and n.parent.attrs.get('id')
                    == 'chart-rate'), 'the rate chart has no line')
     check(doc.find(lambda n: n.tag == 'path' and n.parent.attrs.get('id')
                    == 'chart-latency'), 'the latency chart has no line')
+    # The address chose the orders route's latency for the chart.
+    chart = doc.by_id('chart-latency')
+    check(chart.attrs.get('data-route') == 'orders',
+          'the latency chart shows %r, expected orders'
+          % chart.attrs.get('data-route'))
+    if orders is not None:
+        p99 = number(cell(orders, 'p99').attrs.get('data-value'))
+        check(p99 and p99 > 0, 'orders shows p99 latency %r' % p99)
+        check(cell(orders, 'p99').text().strip() not in ('', '\u2013'),
+              'orders shows no p99 latency')
 
     # Names are text: markup in a name must not become elements.
     check(not doc.find(lambda n: n.tag in ('img', 'b')),

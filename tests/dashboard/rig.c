@@ -109,6 +109,7 @@ static void create_engine(struct rig *r)
 	cfg.pin = SY_PIN_NONE;
 	cfg.idle = SY_IDLE_SLEEP;
 	cfg.metrics_interval_ms = 100;
+	cfg.latency_sample = 1; /* each route's window has latency samples */
 	cr_assert_eq(sy_engine_create(&cfg, &r->eng), 0, "%s", sy_last_error());
 }
 
@@ -135,8 +136,10 @@ static void add_server(struct rig *r, const char *name, sy_handler_fn fn,
 		     0, "server %s: %s", name, sy_last_error());
 }
 
+/* @p bp_high: refuse at that fraction of a ring (0: no backpressure). */
 static void add_route(struct rig *r, const char *name, const char *policy,
-		      const unsigned *idx, unsigned n, bool dl_unreachable)
+		      const unsigned *idx, unsigned n, bool dl_unreachable,
+		      double bp_high)
 {
 	unsigned i = r->n_routes++;
 	uint32_t ids[2];
@@ -146,7 +149,9 @@ static void add_route(struct rig *r, const char *name, const char *policy,
 	snprintf(r->route_name[i], RIG_NAME_MAX, "%s", name);
 	cr_assert_eq(sy_route_add(r->eng, name, &(struct sy_route_opts){
 		.policy = policy, .servers = ids, .n_servers = n,
-		.dead_letter_unreachable = dl_unreachable }, &r->route[i]),
+		.dead_letter_unreachable = dl_unreachable,
+		.backpressure = bp_high ? SY_BP_REJECT : SY_BP_OFF,
+		.bp_high = bp_high }, &r->route[i]),
 		0, "route %s: %s", name, sy_last_error());
 }
 
@@ -183,19 +188,21 @@ void rig_start(struct rig *r, unsigned servers, unsigned routes)
 
 	/* Servers from index 4 on always succeed. */
 	ok = servers - 4;
-	add_route(r, "payments", "direct", (unsigned[]){ 0 }, 1, true);
-	add_route(r, "orders", "round_robin", (unsigned[]){ 3, 4 }, 2, false);
-	add_route(r, "inventory", "round_robin", (unsigned[]){ 1, 4 }, 2, false);
-	add_route(r, "audit", "direct", (unsigned[]){ 2 }, 1, false);
+	add_route(r, "payments", "direct", (unsigned[]){ 0 }, 1, true, 0);
+	add_route(r, "orders", "round_robin", (unsigned[]){ 3, 4 }, 2, false,
+		  0.5);
+	add_route(r, "inventory", "round_robin", (unsigned[]){ 1, 4 }, 2,
+		  false, 0.25);
+	add_route(r, "audit", "direct", (unsigned[]){ 2 }, 1, false, 0);
 	add_route(r, RIG_MARKUP_ROUTE, "round_robin", (unsigned[]){ 4, 5 }, 2,
-		  false);
+		  false, 0);
 	while (r->n_routes < routes) {
 		unsigned i = r->n_routes;
 		unsigned k = i - RIG_SPECIAL_ROUTES;
 
 		snprintf(name, sizeof(name), "route-%02u", i);
 		add_route(r, name, "round_robin", (unsigned[]){
-			4 + (2 * k) % ok, 4 + (2 * k + 1) % ok }, 2, false);
+			4 + (2 * k) % ok, 4 + (2 * k + 1) % ok }, 2, false, 0);
 	}
 
 	cr_assert_eq(sy_engine_start(r->eng), 0, "%s", sy_last_error());
@@ -374,6 +381,24 @@ static void put_names(FILE *f, const char *key, char names[][RIG_NAME_MAX],
 	fputs("]", f);
 }
 
+/* Each inbox's threshold as the snapshot gives it (the metrics suite
+ * checks the snapshot; here, that the page shows it); none before the
+ * first snapshot. */
+static void put_thresholds(FILE *f, sy_engine *eng)
+{
+	sy_snapshot *snap = sy_metrics_snapshot(eng);
+	struct sy_queue_depth q;
+
+	fputs(",\"thresholds\":[", f);
+	for (unsigned w = 0; snap && w < sy_snapshot_workers(snap); w++) {
+		cr_assert_eq(sy_snapshot_queue(snap, w, &q), 0);
+		fprintf(f, "%s%llu", w ? "," : "",
+			(unsigned long long)q.bp_threshold);
+	}
+	fputc(']', f);
+	sy_snapshot_release(snap);
+}
+
 void rig_write_expectations(const struct rig *r)
 {
 	FILE *f = fopen(rig_path(r, "expect.json"), "w");
@@ -390,6 +415,7 @@ void rig_write_expectations(const struct rig *r)
 	put_json_string(f, RIG_MARKUP_SERVER);
 	fputs(",\"markup_route\":", f);
 	put_json_string(f, RIG_MARKUP_ROUTE);
+	put_thresholds(f, r->eng);
 	fputs("}\n", f);
 	cr_assert_eq(fclose(f), 0);
 }

@@ -4,8 +4,9 @@
  * seconds of virtual time, and dumps its DOM, which check_dom.py reads the
  * way an operator would: the routes, a rate above 0, the failing server's
  * breaker open, the server whose probe fails down, dead letters by reason
- * and the newest of them, the accounting invariant, the inbox thresholds,
- * and names made of markup shown as text. A screenshot of each page goes to
+ * and the newest of them, the accounting invariant, each inbox's
+ * threshold, a route's latency in its row and (chosen by the address) in
+ * the latency chart, and names made of markup shown as text. A screenshot of each page goes to
  * the build directory (dashboard.png, dashboard-large.png).
  */
 #include <stdio.h>
@@ -65,7 +66,7 @@ Test(dashboard_page, shows_routes_rates_breakers_and_dead_letters,
 	rig_wait_ready(&rig);
 	rig_write_expectations(&rig);
 	snprintf(dom, sizeof(dom), "%s", rig_path(&rig, "page.html"));
-	rig_browse(&rig, QUERY, BUDGET_MS, dom, NULL);
+	rig_browse(&rig, QUERY "&latency=orders", BUDGET_MS, dom, NULL);
 	check_dom("page", dom, "");
 	screenshot("dashboard.png");
 }
