@@ -121,6 +121,14 @@ Test(dashboard_json, reads_the_engine_with_jq, .fini = teardown)
 	jq_true(f, ".snapshot.routes[] | select(.name == \"orders\") | "
 		".counters.total.sent > 0");
 	jq_true(f, ".snapshot.queues | length == 2");
+	/* orders (bp_high 0.5) and inventory (0.25) have backpressure. */
+	jq_true(f, ".config.ring_capacity as $cap | "
+		"[.snapshot.queues[].bp_threshold] | any(. > 0) and "
+		"all(. == 0 or . == ($cap * 0.25 | ceil) or "
+		". == ($cap * 0.5 | ceil))");
+	jq_true(f, ".snapshot.routes[] | select(.name == \"orders\") | "
+		".latency.total | .samples > 0 and .p50 > 0 and "
+		".p50 <= .p99 and .p99 <= .p999");
 
 	jq_true(f, ".dlq | .held > 0 and .held == (.by_reason | add) and "
 		".held <= .capacity and .capacity == 4096");
