@@ -1015,7 +1015,7 @@ struct sy_latency {
 	uint64_t p50_ns, p99_ns, p999_ns;
 };
 
-#define SY_ROUTE_LATENCY_MAX 1024u /**< route ids with a latency histogram */
+#define SY_ROUTE_LATENCY_MAX 256u  /**< route ids with a latency histogram */
 
 struct sy_hist;               /**< a merged histogram, owned by its snapshot */
 
