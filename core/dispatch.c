@@ -33,6 +33,7 @@
 #include <time.h>
 
 #include "core/breaker.h"
+#include "core/codel.h"
 #include "core/deadline.h"
 #include "core/dispatch.h"
 #include "core/dlq.h"
@@ -309,7 +310,8 @@ static void note_congested(struct sy_engine *eng, struct sy__slot *s,
 }
 
 /* Move @p m to another admitted server of @p r whose ring is below the
- * threshold. false when there is none (m keeps its pick). */
+ * threshold (and, on a CoDel route, that is not shedding). false when
+ * there is none (m keeps its pick). */
 static bool spill(struct sy__slot *s, const struct sy__route *r,
 		  struct sy_msg *m)
 {
@@ -320,7 +322,8 @@ static bool spill(struct sy__slot *s, const struct sy__route *r,
 		unsigned j = (from + t) % n;
 		struct sy__server *srv = r->servers[j];
 
-		if (sy__ring_over(&out[srv->worker], r->bp_high) || !admit(srv))
+		if (sy__ring_over(&out[srv->worker], r->bp_high) || !admit(srv) ||
+		    (r->codel_target && sy__codel_dropping(&srv->codel)))
 			continue;
 		unpick(m);
 		assign(r, j, m);
@@ -368,6 +371,43 @@ static __attribute__((noinline)) int congested(struct sy_engine *eng,
 	}
 	unpick(m);
 	return -ENOBUFS;
+}
+
+/*
+ * A send on a CoDel route, after its pick: when a shed is due at @p m's
+ * server (codel.c), shed @p m by the route's mode; otherwise (or once
+ * spilled) stamp it for the worker's measure. @return SY_GO (m->server may
+ * have changed), SY_TAKEN (dead-lettered as overload), or -ENOBUFS
+ * (refused; the message is the caller's).
+ */
+static __attribute__((noinline)) int codel_send(struct sy_engine *eng,
+						struct sy__slot *s,
+						const struct sy__route *r,
+						struct sy_msg *m)
+{
+	uint64_t now = sy__now(eng);
+
+	if (sy__codel_take(&m->server->codel)) {
+		if (r->bp_mode == SY_BP_SPILL && spill(s, r, m)) {
+			sy__total_add(&s->totals, SY_T_CODEL_SHED, 1);
+		} else if (r->bp_mode == SY_BP_DEAD_LETTER && dead_letters(m)) {
+			uint32_t server = m->server->id;
+
+			unpick(m);
+			sy__total_add(&s->totals, SY_T_CODEL_SHED, 1);
+			accept_dead(eng, s, r, m, SY_DL_OVERLOAD, server);
+			return SY_TAKEN;
+		} else {
+			/* A waiting send counts neither: it tries again. */
+			if (!s->quiet)
+				sy__total_add(&s->totals, SY_T_CODEL_SHED, 1);
+			unpick(m);
+			return -ENOBUFS;
+		}
+	}
+	m->enq_ns = now;
+	m->codel = 1;
+	return SY_GO;
 }
 
 /* How long SY_BP_BLOCK may wait for @p m: its deadline, else bp_block_ns. */
@@ -442,6 +482,15 @@ again:
 		err = unreachable(eng, s, r, m);
 		sy__slot_read_unlock(&s->rcu);
 		return err;
+	}
+	if (sy__unlikely(r->codel_target)) {
+		err = codel_send(eng, s, r, m);
+		if (err) {
+			sy__slot_read_unlock(&s->rcu);
+			return err == SY_TAKEN ? 0 :
+			       reject_at(s, err, 1, route, srv->id);
+		}
+		srv = m->server;
 	}
 	if (sy__unlikely(r->bp_mode != SY_BP_OFF) &&
 	    sy__ring_over(&sy__slot_out(s)[srv->worker], r->bp_high)) {
@@ -702,6 +751,37 @@ static int chunk_to_one(struct sy_engine *eng, uint32_t route,
 }
 
 /*
+ * A chunk for a CoDel route: each message is picked, stamped and perhaps
+ * shed on its own, by sy__dispatch_general(). @return what send_chunk()
+ * returns.
+ */
+static __attribute__((noinline)) int chunk_each(struct sy_engine *eng,
+						uint32_t route,
+						struct sy_msg **msgs,
+						unsigned n, struct sy__slot *s)
+{
+	struct sy_msg *refused[SY_BURST_MAX];
+	unsigned accepted = 0, nrefused = 0;
+	int err = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		int rc;
+
+		msgs[i]->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
+		rc = sy__dispatch_general(eng, route, msgs[i], s);
+		if (rc == 0) {
+			msgs[accepted++] = msgs[i];
+			continue;
+		}
+		refused[nrefused++] = msgs[i];
+		if (!err)
+			err = rc;
+	}
+	memcpy(msgs + accepted, refused, nrefused * sizeof(msgs[0]));
+	return accepted ? (int)accepted : err;
+}
+
+/*
  * Send msgs[0..n), n <= SY_BURST_MAX, inside one read-side section. Accepted
  * messages move to the front of @p msgs, refused ones to the back in order.
  * Sets *until when SY_BP_BLOCK refused some (*waiting of them, not yet
@@ -728,6 +808,10 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 	if (sy__unlikely(!r)) {
 		sy__slot_read_unlock(&s->rcu);
 		return reject(s, err, n, route);
+	}
+	if (sy__unlikely(r->codel_target)) {
+		sy__slot_read_unlock(&s->rcu);
+		return chunk_each(eng, route, msgs, n, s);
 	}
 	if (r->n == 1) {
 		err = chunk_to_one(eng, route, msgs, n, s, r);
@@ -894,6 +978,10 @@ int sy__dispatch_retry(struct sy__worker *w, struct sy_msg *m,
 		return -EHOSTUNREACH;
 	}
 	ring = &sy__slot_out(s)[srv->worker];
+	if (r->codel_target) { /* retries are stamped, never shed */
+		m->enq_ns = sy__now(eng);
+		m->codel = 1;
+	}
 	if ((r->bp_mode != SY_BP_OFF && sy__ring_over(ring, r->bp_high)) ||
 	    !sy__ring_enqueue_spsc(ring, m)) {
 		unpick(m);
