@@ -18,7 +18,6 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -249,9 +248,6 @@ static void waits(const struct rig *r, unsigned from, unsigned to,
 	}
 	cr_assert_gt(n, 0);
 	*mean = (double)sum / (double)n;
-	if (getenv("CODEL_DEBUG"))
-		for (uint64_t k = 0; k < s->started && k < MAX_RUNS; k += 50)
-			fprintf(stderr, "run %llu step %llu wait %.1f ms\n", (unsigned long long)k, (unsigned long long)s->at[k], s->wait[k] / 1e6);
 }
 
 static struct sy_route_opts codel_opts(enum sy_backpressure mode)
