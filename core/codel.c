@@ -80,7 +80,7 @@ void sy__codel_update(struct sy__codel *c, uint64_t sojourn, uint64_t now,
 		return;
 	/* Back soon after the last visit: resume near the rate it reached. */
 	due = c->count - c->lastcount;
-	c->count = due > 1 && now - c->drop_next < 16 * interval ? due : 1;
+	c->count = due > 1 && now < c->drop_next + 16 * interval ? due : 1;
 	c->lastcount = c->count;
 	c->drop_next = control_law(now, interval, c->count);
 	c->dropping = true;

@@ -376,16 +376,17 @@ static __attribute__((noinline)) int congested(struct sy_engine *eng,
 /*
  * A send on a CoDel route, after its pick: when a shed is due at @p m's
  * server (codel.c), shed @p m by the route's mode; otherwise (or once
- * spilled) stamp it for the worker's measure. @return SY_GO (m->server may
- * have changed), SY_TAKEN (dead-lettered as overload), or -ENOBUFS
- * (refused; the message is the caller's).
+ * spilled) stamp it for the worker's measure, with the pick's clock (one
+ * read per send call). @return SY_GO (m->server may have changed),
+ * SY_TAKEN (dead-lettered as overload), or -ENOBUFS (refused, not yet
+ * counted; the message is the caller's).
  */
 static __attribute__((noinline)) int codel_send(struct sy_engine *eng,
 						struct sy__slot *s,
-						const struct sy__route *r,
+						struct sy_pick *ctx,
 						struct sy_msg *m)
 {
-	uint64_t now = sy__now(eng);
+	const struct sy__route *r = ctx->route;
 
 	if (sy__codel_take(&m->server->codel)) {
 		if (r->bp_mode == SY_BP_SPILL && spill(s, r, m)) {
@@ -405,7 +406,9 @@ static __attribute__((noinline)) int codel_send(struct sy_engine *eng,
 			return -ENOBUFS;
 		}
 	}
-	m->enq_ns = now;
+	if (!ctx->now)
+		ctx->now = sy__now(eng);
+	m->enq_ns = ctx->now;
 	m->codel = 1;
 	return SY_GO;
 }
@@ -484,7 +487,7 @@ again:
 		return err;
 	}
 	if (sy__unlikely(r->codel_target)) {
-		err = codel_send(eng, s, r, m);
+		err = codel_send(eng, s, &ctx, m);
 		if (err) {
 			sy__slot_read_unlock(&s->rcu);
 			return err == SY_TAKEN ? 0 :
@@ -751,37 +754,6 @@ static int chunk_to_one(struct sy_engine *eng, uint32_t route,
 }
 
 /*
- * A chunk for a CoDel route: each message is picked, stamped and perhaps
- * shed on its own, by sy__dispatch_general(). @return what send_chunk()
- * returns.
- */
-static __attribute__((noinline)) int chunk_each(struct sy_engine *eng,
-						uint32_t route,
-						struct sy_msg **msgs,
-						unsigned n, struct sy__slot *s)
-{
-	struct sy_msg *refused[SY_BURST_MAX];
-	unsigned accepted = 0, nrefused = 0;
-	int err = 0;
-
-	for (unsigned i = 0; i < n; i++) {
-		int rc;
-
-		msgs[i]->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
-		rc = sy__dispatch_general(eng, route, msgs[i], s);
-		if (rc == 0) {
-			msgs[accepted++] = msgs[i];
-			continue;
-		}
-		refused[nrefused++] = msgs[i];
-		if (!err)
-			err = rc;
-	}
-	memcpy(msgs + accepted, refused, nrefused * sizeof(msgs[0]));
-	return accepted ? (int)accepted : err;
-}
-
-/*
  * Send msgs[0..n), n <= SY_BURST_MAX, inside one read-side section. Accepted
  * messages move to the front of @p msgs, refused ones to the back in order.
  * Sets *until when SY_BP_BLOCK refused some (*waiting of them, not yet
@@ -809,11 +781,7 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 		sy__slot_read_unlock(&s->rcu);
 		return reject(s, err, n, route);
 	}
-	if (sy__unlikely(r->codel_target)) {
-		sy__slot_read_unlock(&s->rcu);
-		return chunk_each(eng, route, msgs, n, s);
-	}
-	if (r->n == 1) {
+	if (r->n == 1 && !r->codel_target) {
 		err = chunk_to_one(eng, route, msgs, n, s, r);
 		if (err != SY_GO)
 			return err;
@@ -825,18 +793,26 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 	ctx.now = 0;
 	for (unsigned i = 0; i < n; i++) {
 		struct sy__server *srv;
+		int rc = SY_GO;
 
 		msgs[i]->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
 		srv = pick(&ctx, msgs[i], SY_ANY);
-		if (sy__likely(srv)) {
+		if (srv && sy__unlikely(r->codel_target)) {
+			rc = codel_send(eng, s, &ctx, msgs[i]);
+			if (rc < 0)
+				reject_at(s, rc, 1, route, srv->id);
+			srv = msgs[i]->server;
+		}
+		if (sy__likely(srv) && rc == SY_GO) {
 			worker_of[i] = (unsigned short)srv->worker;
 			sid[i] = srv->id;
-		} else if (unreachable(eng, s, r, msgs[i]) == 0) {
+		} else if (rc == SY_TAKEN ||
+			   (!srv && unreachable(eng, s, r, msgs[i]) == 0)) {
 			worker_of[i] = TAKEN;
 		} else {
 			worker_of[i] = REFUSED;
 			if (!err)
-				err = -EHOSTUNREACH;
+				err = srv ? rc : -EHOSTUNREACH;
 		}
 		mixed |= worker_of[i] != worker_of[0];
 	}
