@@ -258,21 +258,30 @@ static struct sy_route_opts codel_opts(enum sy_backpressure mode)
 TestSuite(reliability_codel, .timeout = 600);
 
 /*
- * The same overload on a route without CoDel and on one with it (refusing
- * the shed sends): without, the queue grows all along and the wait with
- * it; with, the standing wait of the second half stays within a few
- * targets. The refusals are exactly the sheds, and the backpressure
- * refusals.
+ * The same overload on a route without CoDel, on one with a depth
+ * threshold (SY_BP_REJECT at the default 80 % of the ring) and on one with
+ * CoDel (refusing the shed sends): without CoDel the queue grows all along
+ * and the wait with it, the threshold too far away to help; with it, the
+ * standing wait of the second half stays within a few targets. The
+ * refusals are exactly the sheds, and the backpressure refusals.
  */
 Test(reliability_codel, keeps_the_standing_delay_near_target)
 {
 	struct rig *plain = calloc(1, sizeof(*plain));
 	struct rig *codel = calloc(1, sizeof(*codel));
-	double pmean, cmean, pearly;
-	uint64_t pmax, cmax;
+	struct rig *depth = calloc(1, sizeof(*depth));
+	double pmean, cmean, pearly, dmean;
+	uint64_t pmax, cmax, dmax;
 	struct sy_stats st;
 
-	cr_assert(plain && codel);
+	cr_assert(plain && codel && depth);
+	rig_init(depth, (struct sy_route_opts){ .backpressure = SY_BP_REJECT },
+		 false);
+	run(depth);
+	waits(depth, OVERLOAD_STEPS / 2, OVERLOAD_STEPS, &dmean, &dmax);
+	cr_expect_gt(dmean, 200e6, "threshold: mean wait %.1f ms", dmean / 1e6);
+	rig_fini(depth);
+
 	rig_init(plain, (struct sy_route_opts){ 0 }, false);
 	run(plain);
 	waits(plain, OVERLOAD_STEPS / 4, OVERLOAD_STEPS / 2, &pearly, &pmax);
@@ -293,7 +302,7 @@ Test(reliability_codel, keeps_the_standing_delay_near_target)
 		    pmean / 1e6, (double)pmax / 1e6, cmean / 1e6,
 		    (double)cmax / 1e6, (unsigned long long)st.codel_shed,
 		    (unsigned long long)codel->sent);
-	/* Without: about 400 ms after 4,000 steps, growing. */
+	/* Without: hundreds of ms, and growing. */
 	cr_expect_gt(pmean, 200e6);
 	cr_expect_gt(pmean, 1.5 * pearly);
 	/* With: near the target. */
@@ -302,6 +311,7 @@ Test(reliability_codel, keeps_the_standing_delay_near_target)
 	rig_fini(codel);
 	free(plain);
 	free(codel);
+	free(depth);
 }
 
 /*
