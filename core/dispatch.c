@@ -33,6 +33,7 @@
 #include <time.h>
 
 #include "core/breaker.h"
+#include "core/codel.h"
 #include "core/deadline.h"
 #include "core/dispatch.h"
 #include "core/dlq.h"
@@ -309,7 +310,8 @@ static void note_congested(struct sy_engine *eng, struct sy__slot *s,
 }
 
 /* Move @p m to another admitted server of @p r whose ring is below the
- * threshold. false when there is none (m keeps its pick). */
+ * threshold (and, on a CoDel route, that is not shedding). false when
+ * there is none (m keeps its pick). */
 static bool spill(struct sy__slot *s, const struct sy__route *r,
 		  struct sy_msg *m)
 {
@@ -320,7 +322,8 @@ static bool spill(struct sy__slot *s, const struct sy__route *r,
 		unsigned j = (from + t) % n;
 		struct sy__server *srv = r->servers[j];
 
-		if (sy__ring_over(&out[srv->worker], r->bp_high) || !admit(srv))
+		if (sy__ring_over(&out[srv->worker], r->bp_high) || !admit(srv) ||
+		    (r->codel_target && sy__codel_dropping(&srv->codel)))
 			continue;
 		unpick(m);
 		assign(r, j, m);
@@ -368,6 +371,46 @@ static __attribute__((noinline)) int congested(struct sy_engine *eng,
 	}
 	unpick(m);
 	return -ENOBUFS;
+}
+
+/*
+ * A send on a CoDel route, after its pick: when a shed is due at @p m's
+ * server (codel.c), shed @p m by the route's mode; otherwise (or once
+ * spilled) stamp it for the worker's measure, with the pick's clock (one
+ * read per send call). @return SY_GO (m->server may have changed),
+ * SY_TAKEN (dead-lettered as overload), or -ENOBUFS (refused, not yet
+ * counted; the message is the caller's).
+ */
+static __attribute__((noinline)) int codel_send(struct sy_engine *eng,
+						struct sy__slot *s,
+						struct sy_pick *ctx,
+						struct sy_msg *m)
+{
+	const struct sy__route *r = ctx->route;
+
+	if (sy__codel_take(&m->server->codel)) {
+		if (r->bp_mode == SY_BP_SPILL && spill(s, r, m)) {
+			sy__total_add(&s->totals, SY_T_CODEL_SHED, 1);
+		} else if (r->bp_mode == SY_BP_DEAD_LETTER && dead_letters(m)) {
+			uint32_t server = m->server->id;
+
+			unpick(m);
+			sy__total_add(&s->totals, SY_T_CODEL_SHED, 1);
+			accept_dead(eng, s, r, m, SY_DL_OVERLOAD, server);
+			return SY_TAKEN;
+		} else {
+			/* A waiting send counts neither: it tries again. */
+			if (!s->quiet)
+				sy__total_add(&s->totals, SY_T_CODEL_SHED, 1);
+			unpick(m);
+			return -ENOBUFS;
+		}
+	}
+	if (!ctx->now)
+		ctx->now = sy__now(eng);
+	m->enq_ns = ctx->now;
+	m->codel = 1;
+	return SY_GO;
 }
 
 /* How long SY_BP_BLOCK may wait for @p m: its deadline, else bp_block_ns. */
@@ -442,6 +485,15 @@ again:
 		err = unreachable(eng, s, r, m);
 		sy__slot_read_unlock(&s->rcu);
 		return err;
+	}
+	if (sy__unlikely(r->codel_target)) {
+		err = codel_send(eng, s, &ctx, m);
+		if (err) {
+			sy__slot_read_unlock(&s->rcu);
+			return err == SY_TAKEN ? 0 :
+			       reject_at(s, err, 1, route, srv->id);
+		}
+		srv = m->server;
 	}
 	if (sy__unlikely(r->bp_mode != SY_BP_OFF) &&
 	    sy__ring_over(&sy__slot_out(s)[srv->worker], r->bp_high)) {
@@ -729,7 +781,7 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 		sy__slot_read_unlock(&s->rcu);
 		return reject(s, err, n, route);
 	}
-	if (r->n == 1) {
+	if (r->n == 1 && !r->codel_target) {
 		err = chunk_to_one(eng, route, msgs, n, s, r);
 		if (err != SY_GO)
 			return err;
@@ -741,18 +793,26 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 	ctx.now = 0;
 	for (unsigned i = 0; i < n; i++) {
 		struct sy__server *srv;
+		int rc = SY_GO;
 
 		msgs[i]->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
 		srv = pick(&ctx, msgs[i], SY_ANY);
-		if (sy__likely(srv)) {
+		if (srv && sy__unlikely(r->codel_target)) {
+			rc = codel_send(eng, s, &ctx, msgs[i]);
+			if (rc < 0)
+				reject_at(s, rc, 1, route, srv->id);
+			srv = msgs[i]->server;
+		}
+		if (sy__likely(srv) && rc == SY_GO) {
 			worker_of[i] = (unsigned short)srv->worker;
 			sid[i] = srv->id;
-		} else if (unreachable(eng, s, r, msgs[i]) == 0) {
+		} else if (rc == SY_TAKEN ||
+			   (!srv && unreachable(eng, s, r, msgs[i]) == 0)) {
 			worker_of[i] = TAKEN;
 		} else {
 			worker_of[i] = REFUSED;
 			if (!err)
-				err = -EHOSTUNREACH;
+				err = srv ? rc : -EHOSTUNREACH;
 		}
 		mixed |= worker_of[i] != worker_of[0];
 	}
@@ -894,6 +954,10 @@ int sy__dispatch_retry(struct sy__worker *w, struct sy_msg *m,
 		return -EHOSTUNREACH;
 	}
 	ring = &sy__slot_out(s)[srv->worker];
+	if (r->codel_target) { /* retries are stamped, never shed */
+		m->enq_ns = sy__now(eng);
+		m->codel = 1;
+	}
 	if ((r->bp_mode != SY_BP_OFF && sy__ring_over(ring, r->bp_high)) ||
 	    !sy__ring_enqueue_spsc(ring, m)) {
 		unpick(m);

@@ -69,6 +69,9 @@ struct sy_msg {
 	 * the calls that hand a message out (poll, call, drain, keep). A
 	 * handler's own message keeps it set: the handler may pass it on. */
 	uint32_t held : 1;
+	/* Stamped by a CoDel route's send (enq_ns is set); the worker that
+	 * measures it clears it (codel.c). */
+	uint32_t codel : 1;
 	uint32_t route_id;         /* route it was sent through */
 	uint16_t pick;             /* index of server in that route */
 	/* Handler runs that failed so far. Beside flags: a worker checks both
@@ -91,6 +94,7 @@ struct sy_msg {
 	/* Remote messages (remote.h): the message's address xor a key while
 	 * it crosses between a worker and the engine's remote thread. */
 	uint64_t remote_mark;
+	uint64_t enq_ns;           /* codel: clock at the send (codel.c) */
 	_Alignas(16) unsigned char data[];
 };
 _Static_assert(sizeof(struct sy_msg) == 128, "message header is two cache lines");

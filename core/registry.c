@@ -222,6 +222,19 @@ static int route_init(struct sy_engine *eng, struct sy__route *r,
 #define RETRY_BUDGET_DEFAULT 0.2
 #define RETRY_BUDGET_MIN_DEFAULT 10u
 #define SLOW_START_MIN_DEFAULT 0.1
+#define CODEL_TARGET_NS_DEFAULT 5000000ull
+#define CODEL_INTERVAL_NS_DEFAULT 100000000ull
+
+/* A CoDel route's messages are stamped at the send and measured when their
+ * run starts, where the worker reads the clock for SY_MSG_OBSERVE (codel.c):
+ * never direct. */
+static void codel_flags(struct sy__route *r)
+{
+	if (!r->codel_target)
+		return;
+	r->msg_flags |= SY_MSG_OBSERVE;
+	r->direct = false;
+}
 
 /* The route's reliability settings from @p opts, checked. */
 static int route_settings(struct sy_engine *eng, const char *name,
@@ -282,6 +295,14 @@ static int route_settings(struct sy_engine *eng, const char *name,
 	r->deadline_aware = o->deadline_aware;
 	if (r->deadline_aware)
 		r->pick = sy__deadline_pick;
+	if (o->codel && o->backpressure == SY_BP_BLOCK)
+		return sy__fail(-EINVAL, "route \"%s\": codel sheds by refusing, spilling or dead-lettering; SY_BP_BLOCK would only add to the wait",
+				name);
+	r->codel_target = !o->codel ? 0 : o->codel_target_ns ?
+			  o->codel_target_ns : CODEL_TARGET_NS_DEFAULT;
+	r->codel_interval = o->codel_interval_ns ? o->codel_interval_ns :
+			    CODEL_INTERVAL_NS_DEFAULT;
+	codel_flags(r);
 	return 0;
 }
 
@@ -303,6 +324,9 @@ static void route_settings_copy(struct sy__route *r, const struct sy__route *old
 	r->slow_start_min = old->slow_start_min;
 	r->deadline_aware = old->deadline_aware;
 	r->pick = old->pick;
+	r->codel_target = old->codel_target;
+	r->codel_interval = old->codel_interval;
+	codel_flags(r);
 }
 
 static struct sy__route *route_build(struct sy_engine *eng, const char *name,

@@ -19,6 +19,7 @@
 #include <urcu/urcu-memb.h>
 #include <urcu/rculfhash.h>
 
+#include "core/codel.h"
 #include "core/compiler.h"
 #include "switchyard.h"
 
@@ -64,6 +65,8 @@ struct sy__server {
 	_Atomic uint64_t warm_from;
 	_Atomic uint64_t warm_until;
 	_Atomic uint64_t warm_window;
+	/* CoDel (codel.c): sheds due to its senders, its worker's state. */
+	struct sy__codel codel;
 };
 
 struct sy__route {
@@ -94,6 +97,8 @@ struct sy__route {
 	/* policy->pick, or sy__deadline_pick() for a deadline-aware route */
 	int (*pick)(const void *state, struct sy_pick *p);
 	bool deadline_aware;
+	uint64_t codel_target;      /* ns; 0: no CoDel (codel.c) */
+	uint64_t codel_interval;    /* ns */
 	unsigned n;
 	char name[SY_NAME_MAX];
 	char *params;               /* as given, "" if none */

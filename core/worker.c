@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "core/breaker.h"
+#include "core/codel.h"
 #include "core/compiler.h"
 #include "core/dlq.h"
 #include "core/engine.h"
@@ -334,8 +335,11 @@ static __attribute__((noinline)) void handle(struct sy__worker *w,
 			start = timed_start(w, m, d);
 	}
 	/* The handler may give the message away: read it before. */
-	if (flags & SY_MSG_OBSERVE)
+	if (flags & SY_MSG_OBSERVE) {
 		t0 = observe_start(w, m, srv, d);
+		if (sy__unlikely(m->codel))
+			sy__codel_dequeue(w, m, srv, t0);
+	}
 	d->clock = 0;
 	first = m->attempts == 0; /* failed runs so far */
 	w->current = m;

@@ -260,6 +260,10 @@ struct sy_stats {
 	/** sy_msg_call() requests refused at once because no server of a
 	 *  deadline-aware route could finish them in time (-ETIME). */
 	uint64_t rejected_deadline;
+	/** Messages CoDel shed (sy_route_opts.codel) because their server's
+	 *  inbox delay stood above target: refused (in rejected_backpressure),
+	 *  spilled to another server, or dead-lettered (SY_DL_OVERLOAD). */
+	uint64_t codel_shed;
 };
 
 /**
@@ -450,6 +454,23 @@ struct sy_route_opts {
 	 * refused with -ETIME. Applies to routes of two or more servers.
 	 */
 	bool deadline_aware;
+	/**
+	 * CoDel per destination (docs/reliability.md): manage each server's
+	 * inbox on the time messages wait in it. When the shortest wait of
+	 * the route's messages at a server stays above codel_target_ns for
+	 * codel_interval_ns, sends that pick the server are shed, at a rate
+	 * rising as interval / sqrt(count), until the wait falls below the
+	 * target. A shed message takes the route's backpressure mode:
+	 * SY_BP_OFF and SY_BP_REJECT refuse it (-ENOBUFS), SY_BP_SPILL sends
+	 * it to another server that is not shedding and below the threshold
+	 * (else -ENOBUFS), SY_BP_DEAD_LETTER accepts it and dead-letters it
+	 * (SY_DL_OVERLOAD; a sy_msg_call() is refused instead). SY_BP_BLOCK
+	 * is refused (-EINVAL). Counted in sy_stats.codel_shed. Each send
+	 * reads the clock once; each run reads it once on the worker.
+	 */
+	bool codel;
+	uint64_t codel_target_ns;   /**< with codel: the delay to keep below; 0: 5 ms */
+	uint64_t codel_interval_ns; /**< with codel: how long it may stand above; 0: 100 ms */
 };
 
 /**
@@ -839,6 +860,7 @@ enum sy_dl_reason {
 	SY_DL_RETRIES_EXHAUSTED,  /**< the handler failed max_attempts times, or the budget was spent */
 	SY_DL_SHUTDOWN,           /**< waiting for a retry when the engine stopped */
 	SY_DL_REMOTE,             /**< its last run was on a remote server and failed: no ack in time, no responders, connection lost, too large, or the far handler failed (docs/remote.md) */
+	SY_DL_OVERLOAD,           /**< shed by CoDel: its server's inbox delay stood above the route's target (SY_BP_DEAD_LETTER) */
 	SY_DL_REASONS
 };
 

@@ -13,6 +13,6 @@ void sy__totals_add_to(const struct sy__totals *t, struct sy_stats *out)
 	ADD(REPLIES_DROPPED, replies_dropped)
 	ADD(SEND_WAITS, send_waits) ADD(SEND_WAIT_TIMEOUTS, send_wait_timeouts)
 	ADD(DROPPED, dropped) ADD(RETURNED, returned)
-	ADD(REJ_DEADLINE, rejected_deadline)
+	ADD(REJ_DEADLINE, rejected_deadline) ADD(CODEL_SHED, codel_shed)
 #undef ADD
 }

@@ -60,6 +60,7 @@ enum sy__total {
 	SY_T_DROPPED,    /* failures dropped by their route (SY_FAIL_DROP) */
 	SY_T_RETURNED,   /* failures returned to their requester (SY_FAIL_RETURN) */
 	SY_T_REJ_DEADLINE, /* sy_msg_call() requests no server could finish in time */
+	SY_T_CODEL_SHED, /* sends CoDel shed (codel.c), in any backpressure mode */
 	SY_T_COUNT
 };
 

@@ -1346,7 +1346,8 @@ static void report(const struct sy_accounting *a, const struct sy_stats *st,
 
 	printf("%s: %s: %lu ids, %lu accepted = %lu delivered + %lu "
 	       "dead-lettered (timeout %lu, failed %lu, exhausted %lu, "
-	       "unreachable %lu) + %lu evicted; %lu runs, %lu retried; refused "
+	       "unreachable %lu, overload %lu) + %lu evicted; %lu runs, %lu "
+	       "retried; refused "
 	       "%lu (noroute %lu, unreachable %lu, full %lu, backpressure %lu), "
 	       "%lu given up; churn: servers +%lu -%lu ~%lu, routes ~%lu -%lu "
 	       "+%lu, %lu finds; %lu congestion events; %lu accounting reads, "
@@ -1357,7 +1358,8 @@ static void report(const struct sy_accounting *a, const struct sy_stats *st,
 	       a->dead_lettered_by[SY_DL_TIMEOUT],
 	       a->dead_lettered_by[SY_DL_HANDLER_FAILED],
 	       a->dead_lettered_by[SY_DL_RETRIES_EXHAUSTED],
-	       a->dead_lettered_by[SY_DL_UNREACHABLE], a->evicted, st->delivered,
+	       a->dead_lettered_by[SY_DL_UNREACHABLE],
+	       a->dead_lettered_by[SY_DL_OVERLOAD], a->evicted, st->delivered,
 	       st->retried, t->refused, st->rejected_noroute,
 	       st->rejected_unreachable, st->rejected_full,
 	       st->rejected_backpressure, t->gave_up,

@@ -3,7 +3,7 @@
  * backpressure and churn.
  *
  * Three attached producers (two sending one message at a time, one sending
- * bursts) send over three routes of four servers on two workers, through
+ * bursts) send over four routes of four servers on two workers, through
  * rings of 64 entries:
  *  - "main": round_robin over one to four servers, max_attempts 3 (failed
  *    runs are retried on another server);
@@ -11,6 +11,9 @@
  *    the slow server's ring, messages go to the other one;
  *  - "reject": round_robin over [slow, b] (one worker), SY_BP_REJECT: past
  *    the threshold, sends are refused with -ENOBUFS.
+ *  - "codel": round_robin over [slow, c], CoDel with a 2 us target and a
+ *    50 us interval, SY_BP_DEAD_LETTER: while the wait at a server stands
+ *    above the target, sends to it are dead-lettered as overload.
  * The slow server spins 1.5 us per message; every handler fails 5% of its
  * runs at random; one message in a hundred carries a deadline that has
  * already passed. The churn thread replaces the routes' server lists every
@@ -40,7 +43,7 @@ static const struct stress_scenario reliability = {
 		    .max_dead_letters = 128 },
 	.n_servers = SERVERS,
 	.servers = servers,
-	.n_routes = 3,
+	.n_routes = 4,
 	.routes = {
 		{ "main", { .policy = "round_robin", .max_attempts = 3 },
 		  .weight = 6, .max_members = SERVERS },
@@ -48,6 +51,10 @@ static const struct stress_scenario reliability = {
 		  .weight = 2, .n_members = 2, .members = { SLOW, A } },
 		{ "reject", { .policy = "round_robin", .backpressure = SY_BP_REJECT },
 		  .weight = 2, .n_members = 2, .members = { SLOW, B } },
+		{ "codel", { .policy = "round_robin",
+			     .backpressure = SY_BP_DEAD_LETTER, .codel = true,
+			     .codel_target_ns = 2000, .codel_interval_ns = 50000 },
+		  .weight = 2, .n_members = 2, .members = { SLOW, C } },
 	},
 	.n_producers = 3,
 	.producers = { { STRESS_ATTACH, STRESS_SINGLE },
