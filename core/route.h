@@ -94,6 +94,8 @@ struct sy__route {
 	/* policy->pick, or sy__deadline_pick() for a deadline-aware route */
 	int (*pick)(const void *state, struct sy_pick *p);
 	bool deadline_aware;
+	uint32_t park_after;        /* 0: no parking (parking.c) */
+	uint32_t park_capacity;     /* messages held per parked key */
 	unsigned n;
 	char name[SY_NAME_MAX];
 	char *params;               /* as given, "" if none */

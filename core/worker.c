@@ -26,6 +26,7 @@
 #include "core/engine.h"
 #include "core/error.h"
 #include "core/msg.h"
+#include "core/parking.h"
 #include "core/pool.h"
 #include "core/rcu.h"
 #include "core/remote.h"
@@ -160,6 +161,8 @@ static void give_up(struct sy__worker *w, const struct sy__route *r,
 		    struct sy_msg *m, struct sy__server *srv, int rc,
 		    enum sy_dl_reason why)
 {
+	if (r && sy__unlikely(r->park_after))
+		sy__parking_failed(w->eng, r, m, srv);
 	switch (r ? r->on_failure : SY_FAIL_DEAD_LETTER) {
 	case SY_FAIL_DROP:
 		sy__total_add(&w->slot->totals, SY_T_DROPPED, 1);
@@ -301,13 +304,18 @@ static uint64_t observe_start(struct sy__worker *w, const struct sy_msg *m,
 	return d->clock ? d->clock : sy__now(w->eng);
 }
 
+static void handle_parking(struct sy__worker *w, struct sy__parking *t,
+			   struct sy_msg *m, struct drain *d);
+
 /*
  * Run @p m's handler. Timed runs back to back cost one clock read each (the
  * end of one is the start of the next); in-flight counts are given back once
- * per run of messages to one server.
+ * per run of messages to one server. A message of a parking route goes
+ * through handle_parking() first. @return the handler's result; negative
+ * when it did not run, or its run was deferred.
  */
-static __attribute__((noinline)) void handle(struct sy__worker *w,
-					     struct sy_msg *m,
+static __attribute__((noinline)) int handle(struct sy__worker *w,
+					    struct sy_msg *m,
 			  struct drain *d)
 {
 	struct sy__server *srv = m->server;
@@ -319,6 +327,14 @@ static __attribute__((noinline)) void handle(struct sy__worker *w,
 	bool first, drop = false;
 	int rc;
 
+	if (sy__unlikely(flags & SY_MSG_INFLIGHT)) {
+		struct sy__parking *t = sy__parking_of(w->eng);
+
+		if (sy__unlikely(t != NULL) && w->parking_now != m) {
+			handle_parking(w, t, m, d);
+			return 0;
+		}
+	}
 	if (flags & (SY_MSG_DEADLINE | SY_MSG_TIMED)) {
 		if (flags & SY_MSG_DEADLINE) {
 			origin = sy__remote_origin_take(m);
@@ -326,7 +342,7 @@ static __attribute__((noinline)) void handle(struct sy__worker *w,
 				expire(w, m, d);
 				if (sy__unlikely(origin))
 					sy__remote_ended(w, origin, -ETIMEDOUT);
-				return;
+				return -ETIMEDOUT;
 			}
 		}
 		if (flags & SY_MSG_TIMED)
@@ -349,7 +365,7 @@ static __attribute__((noinline)) void handle(struct sy__worker *w,
 	if (run_end(w, m, srv, route_id, rc, first, d)) {
 		if (sy__unlikely(origin))
 			sy__remote_ended(w, origin, rc);
-		return;
+		return -EINPROGRESS;
 	}
 	if (sy__unlikely(drop))
 		sy__msg_release(w->slot, m);
@@ -362,6 +378,49 @@ static __attribute__((noinline)) void handle(struct sy__worker *w,
 	if (flags & SY_MSG_OBSERVE) {
 		d->clock = sy__now(w->eng);
 		observe(w, route_id, pick, srv, rc, t0, d->clock);
+	}
+	return rc;
+}
+
+/*
+ * @p m's route parks keys (parking.c): hold it if its key is parked (or
+ * dead-letter it when the key's queue is full), else run it; when it is
+ * the first of a released key's messages, run the others after it, in
+ * order, before anything newer with that key. Each goes through the check
+ * again: a key that fails again is parked again, the rest held again.
+ */
+static __attribute__((noinline)) void handle_parking(struct sy__worker *w,
+						     struct sy__parking *t,
+						     struct sy_msg *m,
+						     struct drain *d)
+{
+	struct sy_msg *rest = NULL;
+	struct sy__server *srv;
+	uint32_t route = m->route_id;
+	uint64_t key = m->key;
+
+	switch (sy__parking_admit(t, m, &rest)) {
+	case SY__PARK_HELD:
+		return; /* still in flight, on its server's count */
+	case SY__PARK_FULL:
+		srv = m->server;
+		if (m->flags & SY_MSG_INFLIGHT)
+			settle_one(d, srv);
+		m->last_server = srv->id;
+		sy__dead_letter(w->eng, w->slot, m, SY_DL_PARKED, srv->id);
+		return;
+	case SY__PARK_RUN:
+		break;
+	}
+	w->parking_now = m;
+	if (handle(w, m, d) >= 0)
+		sy__parking_ok(t, route, key);
+	w->parking_now = NULL;
+	while (rest) {
+		struct sy_msg *next = rest->next;
+
+		handle_parking(w, t, rest, d);
+		rest = next;
 	}
 }
 

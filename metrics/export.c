@@ -31,13 +31,13 @@
 #include "metrics/snapshot.h"
 #include "switchyard.h"
 
-_Static_assert(SY_DL_REASONS == 8, "a dead letter reason needs a name below");
+_Static_assert(SY_DL_REASONS == 9, "a dead letter reason needs a name below");
 _Static_assert(SY_HIST_KINDS == 4, "a histogram kind needs a name below");
 _Static_assert(SY_SERIES_KINDS == 4, "a series kind needs a name below");
 
 static const char *const reason_names[SY_DL_REASONS] = {
 	"unreachable", "circuit_open", "backpressure", "timeout",
-	"handler_failed", "retries_exhausted", "shutdown", "remote",
+	"handler_failed", "retries_exhausted", "shutdown", "remote", "parked",
 };
 
 static const char *const hist_names[SY_HIST_KINDS] = {
