@@ -161,7 +161,7 @@ static void give_up(struct sy__worker *w, const struct sy__route *r,
 		    struct sy_msg *m, struct sy__server *srv, int rc,
 		    enum sy_dl_reason why)
 {
-	if (r && sy__unlikely(r->park_after))
+	if (r && sy__unlikely(r->park_after) && !srv->remote)
 		sy__parking_failed(w->eng, r, m, srv);
 	switch (r ? r->on_failure : SY_FAIL_DEAD_LETTER) {
 	case SY_FAIL_DROP:
@@ -399,7 +399,10 @@ static __attribute__((noinline)) void handle_parking(struct sy__worker *w,
 	uint32_t route = m->route_id;
 	uint64_t key = m->key;
 
-	switch (sy__parking_admit(t, m, &rest)) {
+	/* A remote server's run comes back to handle() with its result
+	 * (remote.c): its keys are not parked. */
+	switch (m->server->remote ? SY__PARK_RUN :
+		sy__parking_admit(t, m, &rest)) {
 	case SY__PARK_HELD:
 		return; /* still in flight, on its server's count */
 	case SY__PARK_FULL:

@@ -38,7 +38,8 @@ static const struct route_setup {
 	{ .policy = "random" }, { .policy = "failover" },
 	{ "round_robin+slow_start", NULL, false, ", the last ramping for 1 h",
 	  "round_robin" }, { "adaptive+deadline_aware", NULL, false,
-	  ", no deadlines on the messages", "adaptive" }, { .policy = "direct" },
+	  ", no deadlines on the messages", "adaptive" }, { "hash+park_after",
+	  NULL, true, ", park_after 3", "hash" }, { .policy = "direct" },
 };
 
 struct engine_counter {
@@ -166,6 +167,7 @@ static int engine_build(struct engine_run *run, const struct bench_ctx *ctx,
 		.backpressure = ctx->engine->backpressure, .servers = servers,
 		.weights = setup ? setup->weights : NULL,
 		.deadline_aware = setup && strstr(setup->policy, "+deadline"),
+		.park_after = setup && strstr(setup->policy, "+park") ? 3 : 0,
 	};
 	char list[BENCH_MAX_THREADS * 6] = "", name[32];
 	struct sy_config cfg;
