@@ -18,7 +18,7 @@
  * release, keep exactly the order they would have run in.
  *
  * How. A route with park_after gives its messages SY_MSG_INFLIGHT, which
- * sends them to the worker's slow path (handle() in worker.c); there
+ * sends them to the worker's slow path (run_msgs() in worker.c); there
  * sy__parking_admit() looks the key up when any key is parked. A failure
  * for good (give_up() in worker.c: no retry left) counts against the key;
  * park_after of them in a row park it, a success in between ends the run.

@@ -5,7 +5,7 @@
  * purges it.
  *
  * A route with parking adds SY_MSG_INFLIGHT to its messages' flags, so
- * that they take the worker's slow path (handle() in worker.c), where the
+ * that they take the worker's slow path (run_msgs() in worker.c), where the
  * check is; a message of any other route pays nothing, and on an engine
  * where no route ever parked, an in-flight message pays one load of
  * eng->parking.

@@ -304,19 +304,16 @@ static uint64_t observe_start(struct sy__worker *w, const struct sy_msg *m,
 	return d->clock ? d->clock : sy__now(w->eng);
 }
 
-static void handle_parking(struct sy__worker *w, struct sy__parking *t,
-			   struct sy_msg *m, struct drain *d);
-
 /*
  * Run @p m's handler. Timed runs back to back cost one clock read each (the
  * end of one is the start of the next); in-flight counts are given back once
- * per run of messages to one server. A message of a parking route goes
- * through handle_parking() first. @return the handler's result; negative
- * when it did not run, or its run was deferred.
+ * per run of messages to one server. @return the handler's result; negative
+ * when it did not run (expired), or its run was deferred. Inlined in
+ * handle(), which drops the result, and in handle_parking().
  */
-static __attribute__((noinline)) int handle(struct sy__worker *w,
-					    struct sy_msg *m,
-			  struct drain *d)
+static inline __attribute__((always_inline)) int run_one(struct sy__worker *w,
+							 struct sy_msg *m,
+							 struct drain *d)
 {
 	struct sy__server *srv = m->server;
 	uint8_t flags = m->flags;
@@ -327,14 +324,6 @@ static __attribute__((noinline)) int handle(struct sy__worker *w,
 	bool first, drop = false;
 	int rc;
 
-	if (sy__unlikely(flags & SY_MSG_INFLIGHT)) {
-		struct sy__parking *t = sy__parking_of(w->eng);
-
-		if (sy__unlikely(t != NULL) && w->parking_now != m) {
-			handle_parking(w, t, m, d);
-			return 0;
-		}
-	}
 	if (flags & (SY_MSG_DEADLINE | SY_MSG_TIMED)) {
 		if (flags & SY_MSG_DEADLINE) {
 			origin = sy__remote_origin_take(m);
@@ -382,6 +371,13 @@ static __attribute__((noinline)) int handle(struct sy__worker *w,
 	return rc;
 }
 
+static __attribute__((noinline)) void handle(struct sy__worker *w,
+					     struct sy_msg *m,
+					     struct drain *d)
+{
+	run_one(w, m, d);
+}
+
 /*
  * @p m's route parks keys (parking.c): hold it if its key is parked (or
  * dead-letter it when the key's queue is full), else run it; when it is
@@ -415,10 +411,8 @@ static __attribute__((noinline)) void handle_parking(struct sy__worker *w,
 	case SY__PARK_RUN:
 		break;
 	}
-	w->parking_now = m;
-	if (handle(w, m, d) >= 0)
+	if (run_one(w, m, d) >= 0)
 		sy__parking_ok(t, route, key);
-	w->parking_now = NULL;
 	while (rest) {
 		struct sy_msg *next = rest->next;
 
@@ -463,8 +457,18 @@ run_msgs(struct sy__worker *w, void *const *e, unsigned n,
 
 		/* A retry (attempts) or a flag: the general case. */
 		if (sy__unlikely(!sy__msg_plain(m, SY_MSG_SLOW))) {
-			if (!one && (m->flags & SY_MSG_BURST))
+			uint8_t f = m->flags;
+			struct sy__parking *t;
+
+			/* One test for the two that are not handle()'s. */
+			if (!(f & (SY_MSG_BURST | SY_MSG_INFLIGHT)))
+				handle(w, m, d);
+			else if (!one && (f & SY_MSG_BURST))
 				handle_burst(w, m, d);
+			/* An in-flight count: a parking route's, perhaps. */
+			else if ((f & SY_MSG_INFLIGHT) &&
+				 sy__unlikely((t = sy__parking_of(eng)) != NULL))
+				handle_parking(w, t, m, d);
 			else
 				handle(w, m, d);
 			continue;

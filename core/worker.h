@@ -38,8 +38,6 @@ struct sy__worker {
 	sy_msg *current;           /* message being handled */
 	bool taken;                /* the handler passed current on */
 	bool deferred;             /* ...to a remote server: its run ends later */
-	/* A parking route's message that handle_parking() runs now. */
-	struct sy_msg *parking_now;
 	/* Retries waiting for their backoff, soonest first (msg->next). */
 	struct sy_msg *retries;
 	unsigned nretries;
