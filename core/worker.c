@@ -457,16 +457,15 @@ run_msgs(struct sy__worker *w, void *const *e, unsigned n,
 
 		/* A retry (attempts) or a flag: the general case. */
 		if (sy__unlikely(!sy__msg_plain(m, SY_MSG_SLOW))) {
-			uint8_t f = m->flags;
 			struct sy__parking *t;
 
 			/* One test for the two that are not handle()'s. */
-			if (!(f & (SY_MSG_BURST | SY_MSG_INFLIGHT)))
+			if (!(m->flags & (SY_MSG_BURST | SY_MSG_INFLIGHT)))
 				handle(w, m, d);
-			else if (!one && (f & SY_MSG_BURST))
+			else if (!one && (m->flags & SY_MSG_BURST))
 				handle_burst(w, m, d);
 			/* An in-flight count: a parking route's, perhaps. */
-			else if ((f & SY_MSG_INFLIGHT) &&
+			else if ((m->flags & SY_MSG_INFLIGHT) &&
 				 sy__unlikely((t = sy__parking_of(eng)) != NULL))
 				handle_parking(w, t, m, d);
 			else
