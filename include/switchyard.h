@@ -963,9 +963,9 @@ SY_API int sy_parked_list(sy_engine *eng, uint32_t route,
  * Unpark @p key of route @p route: its held messages run on their server's
  * worker, in the order they arrived, before any newer message with that key
  * runs; later messages flow again (a key that fails park_after times in a
- * row again is parked again). Returns once the worker has them; they run
- * soon after. Control; any thread but a handler; may block while the
- * ring to that worker is full.
+ * row again is parked again). Returns once the first of them is on the
+ * calling thread's ring to that worker; they run when the worker takes it.
+ * Control; any thread but a handler; may block while that ring is full.
  * @return messages released; -ENOENT (not parked); -EALREADY (being
  *         released); -ESHUTDOWN (the engine is not running); -EINVAL;
  *         -EDEADLK (from a handler).
