@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/health.h"
 #include "core/memory.h"
+#include "core/parking.h"
 #include "core/pool.h"
 #include "core/rcu.h"
 #include "core/remote.h"
@@ -83,6 +84,7 @@ static void engine_free(struct sy_engine *eng)
 {
 	sy__collector_destroy(eng);
 	sy__registry_destroy(eng);
+	sy__parking_destroy(eng);
 	sy__dlq_destroy(eng);
 	if (eng->slots) {
 		for (unsigned i = 0; i < eng->nslots; i++)
@@ -185,6 +187,7 @@ SY_API int sy_engine_start(sy_engine *eng)
 		sy__engine_set_stopping(eng);
 		sy__slots_synchronize(eng);
 		sy__workers_drain(eng);
+		sy__parking_shutdown(eng);
 		sy__engine_set_stopped(eng);
 		goto out_unlock;
 	}
@@ -221,6 +224,7 @@ static int engine_stop(struct sy_engine *eng)
 		if (counter_sum(eng, SY_T_ACCEPTED) != 0) {
 			rc = sy__workers_start(eng);
 			sy__workers_drain(eng);
+			sy__parking_shutdown(eng);
 		}
 		sy__engine_set_stopped(eng);
 		sy__collector_stop(eng);
@@ -232,6 +236,7 @@ static int engine_stop(struct sy_engine *eng)
 		sy__slots_synchronize(eng);
 		sy__remote_quiesce(eng);
 		sy__workers_drain(eng);
+		sy__parking_shutdown(eng);
 		sy__remote_stop(eng);
 		sy__engine_set_stopped(eng);
 		sy__collector_stop(eng);

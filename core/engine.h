@@ -28,6 +28,7 @@ struct sy__collector;
 struct sy__health_thread;
 struct sy__http;
 struct sy__huge;
+struct sy__parking;
 struct sy__remote;
 struct sy__route;
 struct sy__server;
@@ -71,6 +72,9 @@ struct sy_engine {
 	struct sy__http *http;           /* NULL: not serving; under lock */
 	struct sy__health_thread *health;/* NULL until a server has a probe */
 	struct sy__remote *remote;       /* NULL until sy_nats_connect(); under lock */
+	/* NULL until a route with park_after is added (parking.c); set under
+	 * lock, read by workers. */
+	_Atomic(struct sy__parking *) parking;
 	uint64_t uid;
 	unsigned je_arena;
 	bool je_arena_valid;

@@ -100,13 +100,13 @@ static const struct {
 	{ "/metrics.json", RES_JSON },
 };
 
-_Static_assert(SY_DL_REASONS == 9, "a dead letter reason needs a name below");
+_Static_assert(SY_DL_REASONS == 10, "a dead letter reason needs a name below");
 
 /* The names the JSON export gives the reasons (docs/metrics.md). */
 static const char *const reason_names[SY_DL_REASONS] = {
 	"unreachable", "circuit_open", "backpressure", "timeout",
 	"handler_failed", "retries_exhausted", "shutdown", "remote",
-	"overload",
+	"overload", "parked",
 };
 
 /* ---- responses ---- */

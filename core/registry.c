@@ -27,6 +27,7 @@
 #include "core/error.h"
 #include "core/health.h"
 #include "core/memory.h"
+#include "core/parking.h"
 #include "core/rcu.h"
 #include "core/remote.h"
 #include "core/route.h"
@@ -236,6 +237,21 @@ static void codel_flags(struct sy__route *r)
 	r->direct = false;
 }
 
+#define PARK_CAPACITY_DEFAULT 1024u
+#define PARK_CAPACITY_MAX 1048576u
+
+/* Parking (parking.c): its messages take the worker's slow path. */
+static void park_settings(struct sy__route *r, uint32_t after,
+			  uint32_t capacity)
+{
+	r->park_after = after;
+	r->park_capacity = capacity;
+	if (after) {
+		r->msg_flags |= SY_MSG_INFLIGHT;
+		r->direct = false;
+	}
+}
+
 /* The route's reliability settings from @p opts, checked. */
 static int route_settings(struct sy_engine *eng, const char *name,
 			  const struct sy_route_opts *o, struct sy__route *r)
@@ -303,7 +319,12 @@ static int route_settings(struct sy_engine *eng, const char *name,
 	r->codel_interval = o->codel_interval_ns ? o->codel_interval_ns :
 			    CODEL_INTERVAL_NS_DEFAULT;
 	codel_flags(r);
-	return 0;
+	if (o->park_capacity > PARK_CAPACITY_MAX)
+		return sy__fail(-EINVAL, "route \"%s\": park_capacity %u is over %u",
+				name, o->park_capacity, PARK_CAPACITY_MAX);
+	park_settings(r, o->park_after, o->park_capacity ? o->park_capacity :
+		      PARK_CAPACITY_DEFAULT);
+	return o->park_after ? sy__parking_enable(eng) : 0;
 }
 
 /* A rebuilt route keeps the settings of the one it replaces. */
@@ -327,6 +348,7 @@ static void route_settings_copy(struct sy__route *r, const struct sy__route *old
 	r->codel_target = old->codel_target;
 	r->codel_interval = old->codel_interval;
 	codel_flags(r);
+	park_settings(r, old->park_after, old->park_capacity);
 }
 
 static struct sy__route *route_build(struct sy_engine *eng, const char *name,
@@ -562,10 +584,14 @@ SY_API int sy_route_remove(sy_engine *eng, uint32_t id)
 		return sy__failed(__func__, sy__fail(-EDEADLK, "called from a handler"));
 	pthread_mutex_lock(&eng->lock);
 	r = route_get(eng, id);
-	if (r)
+	if (r) {
 		route_unpublish(eng, r);
-	else
+		/* Later messages of the route run unchecked: what it holds
+		 * would never be released. */
+		sy__parking_drop(eng, id, NULL);
+	} else {
 		rc = sy__fail(-ENOENT, "no route with id %u", id);
+	}
 	pthread_mutex_unlock(&eng->lock);
 	return sy__ret(__func__, rc);
 }
@@ -811,6 +837,7 @@ SY_API int sy_server_remove(sy_engine *eng, uint32_t id)
 		if (s->remote)
 			sy__remote_server_drain(eng, s);
 	}
+	sy__parking_drop(eng, SY_ANY, s);
 	server_free(eng, s);
 out_unlock:
 	pthread_mutex_unlock(&eng->lock);

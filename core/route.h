@@ -99,6 +99,8 @@ struct sy__route {
 	bool deadline_aware;
 	uint64_t codel_target;      /* ns; 0: no CoDel (codel.c) */
 	uint64_t codel_interval;    /* ns */
+	uint32_t park_after;        /* 0: no parking (parking.c) */
+	uint32_t park_capacity;     /* messages held per parked key */
 	unsigned n;
 	char name[SY_NAME_MAX];
 	char *params;               /* as given, "" if none */

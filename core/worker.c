@@ -27,6 +27,7 @@
 #include "core/engine.h"
 #include "core/error.h"
 #include "core/msg.h"
+#include "core/parking.h"
 #include "core/pool.h"
 #include "core/rcu.h"
 #include "core/remote.h"
@@ -161,6 +162,8 @@ static void give_up(struct sy__worker *w, const struct sy__route *r,
 		    struct sy_msg *m, struct sy__server *srv, int rc,
 		    enum sy_dl_reason why)
 {
+	if (r && sy__unlikely(r->park_after) && !srv->remote)
+		sy__parking_failed(w->eng, r, m, srv);
 	switch (r ? r->on_failure : SY_FAIL_DEAD_LETTER) {
 	case SY_FAIL_DROP:
 		sy__total_add(&w->slot->totals, SY_T_DROPPED, 1);
@@ -306,11 +309,13 @@ static uint64_t observe_start(struct sy__worker *w, const struct sy_msg *m,
 /*
  * Run @p m's handler. Timed runs back to back cost one clock read each (the
  * end of one is the start of the next); in-flight counts are given back once
- * per run of messages to one server.
+ * per run of messages to one server. @return the handler's result; negative
+ * when it did not run (expired), or its run was deferred. Inlined in
+ * handle(), which drops the result, and in handle_parking().
  */
-static __attribute__((noinline)) void handle(struct sy__worker *w,
-					     struct sy_msg *m,
-			  struct drain *d)
+static inline __attribute__((always_inline)) int run_one(struct sy__worker *w,
+							 struct sy_msg *m,
+							 struct drain *d)
 {
 	struct sy__server *srv = m->server;
 	uint8_t flags = m->flags;
@@ -328,7 +333,7 @@ static __attribute__((noinline)) void handle(struct sy__worker *w,
 				expire(w, m, d);
 				if (sy__unlikely(origin))
 					sy__remote_ended(w, origin, -ETIMEDOUT);
-				return;
+				return -ETIMEDOUT;
 			}
 		}
 		if (flags & SY_MSG_TIMED)
@@ -354,7 +359,7 @@ static __attribute__((noinline)) void handle(struct sy__worker *w,
 	if (run_end(w, m, srv, route_id, rc, first, d)) {
 		if (sy__unlikely(origin))
 			sy__remote_ended(w, origin, rc);
-		return;
+		return -EINPROGRESS;
 	}
 	if (sy__unlikely(drop))
 		sy__msg_release(w->slot, m);
@@ -367,6 +372,57 @@ static __attribute__((noinline)) void handle(struct sy__worker *w,
 	if (flags & SY_MSG_OBSERVE) {
 		d->clock = sy__now(w->eng);
 		observe(w, route_id, pick, srv, rc, t0, d->clock);
+	}
+	return rc;
+}
+
+static __attribute__((noinline)) void handle(struct sy__worker *w,
+					     struct sy_msg *m,
+					     struct drain *d)
+{
+	run_one(w, m, d);
+}
+
+/*
+ * @p m's route parks keys (parking.c): hold it if its key is parked (or
+ * dead-letter it when the key's queue is full), else run it; when it is
+ * the first of a released key's messages, run the others after it, in
+ * order, before anything newer with that key. Each goes through the check
+ * again: a key that fails again is parked again, the rest held again.
+ */
+static __attribute__((noinline)) void handle_parking(struct sy__worker *w,
+						     struct sy__parking *t,
+						     struct sy_msg *m,
+						     struct drain *d)
+{
+	struct sy_msg *rest = NULL;
+	struct sy__server *srv;
+	uint32_t route = m->route_id;
+	uint64_t key = m->key;
+
+	/* A remote server's run comes back to handle() with its result
+	 * (remote.c): its keys are not parked. */
+	switch (m->server->remote ? SY__PARK_RUN :
+		sy__parking_admit(t, m, &rest)) {
+	case SY__PARK_HELD:
+		return; /* still in flight, on its server's count */
+	case SY__PARK_FULL:
+		srv = m->server;
+		if (m->flags & SY_MSG_INFLIGHT)
+			settle_one(d, srv);
+		m->last_server = srv->id;
+		sy__dead_letter(w->eng, w->slot, m, SY_DL_PARKED, srv->id);
+		return;
+	case SY__PARK_RUN:
+		break;
+	}
+	if (run_one(w, m, d) >= 0)
+		sy__parking_ok(t, route, key);
+	while (rest) {
+		struct sy_msg *next = rest->next;
+
+		handle_parking(w, t, rest, d);
+		rest = next;
 	}
 }
 
@@ -406,8 +462,17 @@ run_msgs(struct sy__worker *w, void *const *e, unsigned n,
 
 		/* A retry (attempts) or a flag: the general case. */
 		if (sy__unlikely(!sy__msg_plain(m, SY_MSG_SLOW))) {
-			if (!one && (m->flags & SY_MSG_BURST))
+			struct sy__parking *t;
+
+			/* One test for the two that are not handle()'s. */
+			if (!(m->flags & (SY_MSG_BURST | SY_MSG_INFLIGHT)))
+				handle(w, m, d);
+			else if (!one && (m->flags & SY_MSG_BURST))
 				handle_burst(w, m, d);
+			/* An in-flight count: a parking route's, perhaps. */
+			else if ((m->flags & SY_MSG_INFLIGHT) &&
+				 sy__unlikely((t = sy__parking_of(eng)) != NULL))
+				handle_parking(w, t, m, d);
 			else
 				handle(w, m, d);
 			continue;

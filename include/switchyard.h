@@ -471,6 +471,19 @@ struct sy_route_opts {
 	bool codel;
 	uint64_t codel_target_ns;   /**< with codel: the delay to keep below; 0: 5 ms */
 	uint64_t codel_interval_ns; /**< with codel: how long it may stand above; 0: 100 ms */
+	/**
+	 * Poison-key parking (docs/reliability.md), for routes that keep
+	 * order per key ("hash"): once park_after messages with one key in a
+	 * row have failed for good (after their retries: dead-lettered,
+	 * dropped or returned), the key is parked. Later messages with that
+	 * key are held, in order, by the worker instead of run, up to
+	 * park_capacity of them (past that, dead-lettered SY_DL_PARKED),
+	 * while every other key flows; sy_parked_release() delivers them in
+	 * order, ahead of newer ones, sy_parked_purge() dead-letters them.
+	 * Messages of the route count in their server's in-flight count.
+	 */
+	unsigned park_after;      /**< failures in a row that park a key; 0: no parking */
+	unsigned park_capacity;   /**< messages held per parked key, at most 1048576; 0: 1024 */
 };
 
 /**
@@ -861,6 +874,7 @@ enum sy_dl_reason {
 	SY_DL_SHUTDOWN,           /**< waiting for a retry when the engine stopped */
 	SY_DL_REMOTE,             /**< its last run was on a remote server and failed: no ack in time, no responders, connection lost, too large, or the far handler failed (docs/remote.md) */
 	SY_DL_OVERLOAD,           /**< shed by CoDel: its server's inbox delay stood above the route's target (SY_BP_DEAD_LETTER) */
+	SY_DL_PARKED,             /**< its key was parked and its queue was full, or it was purged (sy_parked_purge()), or its server or route was removed while it was held */
 	SY_DL_REASONS
 };
 
@@ -941,6 +955,53 @@ SY_API int sy_dlq_drain(sy_engine *eng, const struct sy_dl_filter *f,
  *  @return entries purged; -EINVAL (NULL engine or bad filter). */
 SY_API int sy_dlq_purge(sy_engine *eng, const struct sy_dl_filter *f);
 
+/* ------------------------------------------------------------------ */
+/* Parked keys (sy_route_opts.park_after, docs/reliability.md)        */
+/* ------------------------------------------------------------------ */
+
+/** One parked key, copied out. */
+struct sy_parked_key {
+	uint32_t route;           /**< route id */
+	uint32_t server;          /**< the server its held messages run on when released */
+	uint64_t key;             /**< sy_msg_key() */
+	uint64_t parked_ns;       /**< when it was parked (engine clock) */
+	unsigned held;            /**< messages held now */
+	unsigned failures;        /**< failures in a row that parked it */
+	uint64_t dead_lettered;   /**< messages dead-lettered since, its queue full (SY_DL_PARKED) */
+	bool releasing;           /**< sy_parked_release() was called; its worker has not yet run them */
+};
+
+/**
+ * Copy out up to @p max parked keys of route @p route (SY_ANY: every
+ * route), in no particular order. Any thread; holds the parking table's
+ * lock while it copies.
+ * @return keys copied; -EINVAL (NULL engine, or NULL @p out with
+ *         @p max > 0).
+ */
+SY_API int sy_parked_list(sy_engine *eng, uint32_t route,
+			  struct sy_parked_key *out, unsigned max);
+
+/**
+ * Unpark @p key of route @p route: its held messages run on their server's
+ * worker, in the order they arrived, before any newer message with that key
+ * runs; later messages flow again (a key that fails park_after times in a
+ * row again is parked again). Returns once the first of them is on the
+ * calling thread's ring to that worker; they run when the worker takes it.
+ * Control; any thread but a handler; may block while that ring is full.
+ * @return messages released; -ENOENT (not parked); -EALREADY (being
+ *         released); -ESHUTDOWN (the engine is not running); -EINVAL;
+ *         -EDEADLK (from a handler).
+ */
+SY_API int sy_parked_release(sy_engine *eng, uint32_t route, uint64_t key);
+
+/**
+ * Unpark @p key of route @p route and dead-letter its held messages
+ * (reason SY_DL_PARKED), oldest first. Control; any thread but a handler.
+ * @return messages dead-lettered; -ENOENT (not parked); -EINVAL;
+ *         -EDEADLK (from a handler).
+ */
+SY_API int sy_parked_purge(sy_engine *eng, uint32_t route, uint64_t key);
+
 /**
  * Where every accepted message is. At any moment
  *   accepted = delivered + failed_kept + dead_lettered + evicted + dropped
@@ -957,7 +1018,7 @@ struct sy_accounting {
 	uint64_t dead_lettered;   /**< ended in the dead letter queue and not evicted */
 	uint64_t dead_lettered_by[SY_DL_REASONS]; /**< the same, by reason */
 	uint64_t evicted;         /**< dead letters pushed out by newer ones */
-	uint64_t in_flight;       /**< in rings, in handlers, or waiting for a retry */
+	uint64_t in_flight;       /**< in rings, in handlers, waiting for a retry, or held for a parked key */
 	uint64_t retried;         /**< handler runs that were retries */
 	uint64_t dlq_held;        /**< entries in the queue now */
 	uint64_t replayed;        /**< dead letters sent again */

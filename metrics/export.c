@@ -31,14 +31,14 @@
 #include "metrics/snapshot.h"
 #include "switchyard.h"
 
-_Static_assert(SY_DL_REASONS == 9, "a dead letter reason needs a name below");
+_Static_assert(SY_DL_REASONS == 10, "a dead letter reason needs a name below");
 _Static_assert(SY_HIST_KINDS == 4, "a histogram kind needs a name below");
 _Static_assert(SY_SERIES_KINDS == 4, "a series kind needs a name below");
 
 static const char *const reason_names[SY_DL_REASONS] = {
 	"unreachable", "circuit_open", "backpressure", "timeout",
 	"handler_failed", "retries_exhausted", "shutdown", "remote",
-	"overload",
+	"overload", "parked",
 };
 
 static const char *const hist_names[SY_HIST_KINDS] = {
@@ -441,20 +441,25 @@ enum csv_col {
 	CSV_COLS
 };
 
-static const char *const csv_counter_names[CSV_COUNTERS] = {
+static const char *const csv_counter_names[] = {
 	"sent", "delivered", "failed", "retried", "rejected",
 	"dl_unreachable", "dl_circuit_open", "dl_backpressure", "dl_timeout",
 	"dl_handler_failed", "dl_retries_exhausted", "dl_shutdown",
+	"dl_remote", "dl_overload", "dl_parked",
 	"transitions",
 };
+_Static_assert(sizeof(csv_counter_names) / sizeof(csv_counter_names[0]) ==
+	       CSV_COUNTERS, "a counter column without a name");
 
-static const char *const csv_tail_names[CSV_COLS - COL_SENT_PER_S] = {
+static const char *const csv_tail_names[] = {
 	"sent_per_s", "delivered_per_s", "error_rate", "error_rate_recent",
 	"breaker", "healthy", "worker",
 	"period", "count", "min_ns", "max_ns", "mean_ns", "stddev_ns",
 	"p50_ns", "p90_ns", "p95_ns", "p99_ns", "p999_ns",
 	"queue_current", "queue_max", "queue_trend",
 };
+_Static_assert(sizeof(csv_tail_names) / sizeof(csv_tail_names[0]) ==
+	       CSV_COLS - COL_SENT_PER_S, "a column without a name");
 
 /* One row: cell text, empty where NULL. Numbers live in num. */
 struct csv_row {

@@ -39,7 +39,8 @@ static const struct route_setup {
 	{ "round_robin+slow_start", NULL, false, ", the last ramping for 1 h",
 	  "round_robin" }, { "adaptive+deadline_aware", NULL, false,
 	  ", no deadlines on the messages", "adaptive" }, { "round_robin+codel",
-	  NULL, false, ", CoDel at 5 ms", "round_robin" }, { .policy = "direct" },
+	  NULL, false, ", CoDel at 5 ms", "round_robin" }, { "hash+park_after",
+	  NULL, true, ", park_after 3", "hash" }, { .policy = "direct" },
 };
 
 struct engine_counter {
@@ -168,6 +169,7 @@ static int engine_build(struct engine_run *run, const struct bench_ctx *ctx,
 		.weights = setup ? setup->weights : NULL,
 		.deadline_aware = setup && strstr(setup->policy, "+deadline"),
 		.codel = setup && strstr(setup->policy, "+codel"),
+		.park_after = setup && strstr(setup->policy, "+park") ? 3 : 0,
 	};
 	char list[BENCH_MAX_THREADS * 6] = "", name[32];
 	struct sy_config cfg;

@@ -133,7 +133,7 @@ Test(dashboard_json, reads_the_engine_with_jq, .fini = teardown)
 	jq_true(f, ".dlq | .held > 0 and .held == (.by_reason | add) and "
 		".held <= .capacity and .capacity == 4096");
 	jq_true(f, ".dlq.by_reason | .circuit_open > 0 and "
-		".handler_failed > 0 and (keys | length) == 9");
+		".handler_failed > 0 and (keys | length) == 10");
 	jq_true(f, ".dlq.newest | length > 0 and length <= 20");
 	jq_true(f, "[.dlq.newest[].id] == ([.dlq.newest[].id] | sort | reverse)");
 	jq_true(f, "(.dlq.by_reason | keys) as $r | .dlq.newest | "

@@ -230,7 +230,7 @@ static const char jq_check[] =
 	"and (.engine.counters.total.failed == $failed)\n"
 	"and ((.engine.counters.total.dead_lettered | keys) ==\n"
 	"     [\"backpressure\", \"circuit_open\", \"handler_failed\", \"overload\",\n"
-	"      \"remote\", \"retries_exhausted\", \"shutdown\", \"timeout\",\n"
+	"      \"parked\", \"remote\", \"retries_exhausted\", \"shutdown\", \"timeout\",\n"
 	"      \"unreachable\"])\n"
 	"and (([.servers[] | select(.name == $name)] | length) == 1)\n"
 	"and (.servers[] | select(.name == $name) |\n"

@@ -166,6 +166,11 @@ Test(core_contract, every_function_refuses_null_and_says_so)
 	EXPECT_REFUSED("sy_dlq_drain", sy_dlq_drain(NULL, NULL, drain_fn, NULL), -EINVAL);
 	EXPECT_REFUSED("sy_dlq_drain", sy_dlq_drain(eng, NULL, NULL, NULL), -EINVAL);
 	EXPECT_REFUSED("sy_dlq_purge", sy_dlq_purge(NULL, NULL), -EINVAL);
+	/* Parked keys */
+	EXPECT_REFUSED("sy_parked_list", sy_parked_list(NULL, SY_ANY, NULL, 0), -EINVAL);
+	EXPECT_REFUSED("sy_parked_list", sy_parked_list(eng, SY_ANY, NULL, 1), -EINVAL);
+	EXPECT_REFUSED("sy_parked_release", sy_parked_release(NULL, 0, 0), -EINVAL);
+	EXPECT_REFUSED("sy_parked_purge", sy_parked_purge(NULL, 0, 0), -EINVAL);
 	/* Metrics and snapshots */
 	EXPECT_REFUSED("sy_metrics_snapshot", sy_metrics_snapshot(NULL), 0);
 	EXPECT_REFUSED("sy_metrics_refresh", sy_metrics_refresh(NULL), -EINVAL);

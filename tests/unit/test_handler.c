@@ -137,14 +137,14 @@ Test(core_handler, garbage_results_count_by_their_sign_and_lose_nothing)
 enum call {
 	C_START, C_STOP, C_SERVER_ADD, C_SERVER_REMOVE, C_ROUTE_ADD,
 	C_ROUTE_REPLACE, C_ROUTE_REMOVE, C_REFRESH, C_SERVE, C_CALL,
-	C_REPLAY, C_COUNT
+	C_REPLAY, C_PARKED_RELEASE, C_PARKED_PURGE, C_COUNT
 };
 
 static const char *const call_names[C_COUNT] = {
 	"sy_engine_start", "sy_engine_stop", "sy_server_add",
 	"sy_server_remove", "sy_route_add", "sy_route_replace",
 	"sy_route_remove", "sy_metrics_refresh", "sy_metrics_serve",
-	"sy_msg_call", "sy_dlq_replay",
+	"sy_msg_call", "sy_dlq_replay", "sy_parked_release", "sy_parked_purge",
 };
 
 struct control {
@@ -185,6 +185,8 @@ static int control_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 	if (c->rc[C_CALL])
 		sy_msg_free(req);
 	c->rc[C_REPLAY] = sy_dlq_replay(eng, NULL, 0, 0);
+	c->rc[C_PARKED_RELEASE] = sy_parked_release(eng, c->route, 1);
+	c->rc[C_PARKED_PURGE] = sy_parked_purge(eng, c->route, 1);
 	sy_metrics_serve_stop(eng);
 	sy_engine_destroy(eng);
 	/* Release: the results are visible to whoever sees done. */
