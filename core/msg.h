@@ -15,7 +15,11 @@
 #include "switchyard.h"
 
 #define SY_BURST_MAX 32 /* messages per burst descriptor */
-#define SY_CALL_SEQ_MASK ((1u << 23) - 1) /* msg->call_seq's bits */
+#define SY_CALL_SEQ_MASK ((1u << 23) - 1) /* msg->call_seq's sequence bits */
+/* Marks above the sequence in msg->call_seq (hedge.h), copied to replies
+ * with it: a request that may be hedged, and the hedge's copy. */
+#define SY_SEQ_HEDGED (1u << 23)
+#define SY_SEQ_COPY (1u << 24)
 
 enum {
 	SY_CLASSES = 6,           /* pooled size classes */
@@ -63,7 +67,7 @@ struct sy_msg {
 	uint32_t size;
 	uint32_t cap;
 	uint32_t reply_slot;       /* requester's slot */
-	uint32_t call_seq : 23;    /* sy_msg_call() sequence (wraps) */
+	uint32_t call_seq : 25;    /* sy_msg_call() sequence (wraps), SY_SEQ_ marks */
 	/* Not the caller's: in a free list, a ring or the dead letter queue.
 	 * Set by a send, a reply and a free; cleared by an allocation and by
 	 * the calls that hand a message out (poll, call, drain, keep). A

@@ -222,6 +222,7 @@ static int route_init(struct sy_engine *eng, struct sy__route *r,
 #define RETRY_BUDGET_DEFAULT 0.2
 #define RETRY_BUDGET_MIN_DEFAULT 10u
 #define SLOW_START_MIN_DEFAULT 0.1
+#define HEDGE_BUDGET_DEFAULT 0.1
 
 /* The route's reliability settings from @p opts, checked. */
 static int route_settings(struct sy_engine *eng, const char *name,
@@ -233,6 +234,8 @@ static int route_settings(struct sy_engine *eng, const char *name,
 	double budget = o->retry_budget ? o->retry_budget : RETRY_BUDGET_DEFAULT;
 	double slow_min = o->slow_start_min ? o->slow_start_min :
 			  SLOW_START_MIN_DEFAULT;
+	double hedge_budget = o->hedge_budget ? o->hedge_budget :
+			      HEDGE_BUDGET_DEFAULT;
 
 	if ((unsigned)o->backpressure > SY_BP_DEAD_LETTER)
 		return sy__fail(-EINVAL, "route \"%s\": backpressure %d is not an enum sy_backpressure value",
@@ -274,8 +277,14 @@ static int route_settings(struct sy_engine *eng, const char *name,
 			RETRY_BUDGET_MIN_DEFAULT;
 	r->dl_unreachable = o->dead_letter_unreachable;
 	r->on_failure = (uint8_t)o->on_failure;
+	if (!(hedge_budget > 0 && hedge_budget <= 1))
+		return sy__fail(-EINVAL, "route \"%s\": hedge_budget %g is not in (0, 1]",
+				name, hedge_budget);
 	r->slow_start_ns = o->slow_start_ns;
 	r->slow_start_min = slow_min;
+	r->hedge_delay_ns = o->hedge_delay_ns;
+	r->hedge_p95 = o->hedge_p95;
+	r->hedge_budget_milli = (uint32_t)(hedge_budget * 1000 + 0.5);
 	if (o->deadline_aware && !r->policy->estimate)
 		return sy__fail(-EINVAL, "route \"%s\": deadline_aware needs a policy with estimates; %s has none",
 				name, r->policy->name);
@@ -302,6 +311,9 @@ static void route_settings_copy(struct sy__route *r, const struct sy__route *old
 	r->slow_start_ns = old->slow_start_ns;
 	r->slow_start_min = old->slow_start_min;
 	r->deadline_aware = old->deadline_aware;
+	r->hedge_delay_ns = old->hedge_delay_ns;
+	r->hedge_p95 = old->hedge_p95;
+	r->hedge_budget_milli = old->hedge_budget_milli;
 	r->pick = old->pick;
 }
 

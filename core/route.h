@@ -94,6 +94,9 @@ struct sy__route {
 	/* policy->pick, or sy__deadline_pick() for a deadline-aware route */
 	int (*pick)(const void *state, struct sy_pick *p);
 	bool deadline_aware;
+	bool hedge_p95;             /* the delay: the round trip's p95 (hedge.c) */
+	uint32_t hedge_budget_milli;/* hedges per 1000 hedgeable requests */
+	uint64_t hedge_delay_ns;    /* 0 and no hedge_p95: no hedging */
 	unsigned n;
 	char name[SY_NAME_MAX];
 	char *params;               /* as given, "" if none */

@@ -60,6 +60,9 @@ enum sy__total {
 	SY_T_DROPPED,    /* failures dropped by their route (SY_FAIL_DROP) */
 	SY_T_RETURNED,   /* failures returned to their requester (SY_FAIL_RETURN) */
 	SY_T_REJ_DEADLINE, /* sy_msg_call() requests no server could finish in time */
+	SY_T_HEDGES_SENT,   /* hedge copies sent (hedge.c) */
+	SY_T_HEDGE_WINS,    /* hedged requests whose copy answered first */
+	SY_T_HEDGE_DISCARDS,/* replies of hedged requests nobody takes */
 	SY_T_COUNT
 };
 
