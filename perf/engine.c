@@ -38,7 +38,9 @@ static const struct route_setup {
 	{ .policy = "random" }, { .policy = "failover" },
 	{ "round_robin+slow_start", NULL, false, ", the last ramping for 1 h",
 	  "round_robin" }, { "adaptive+deadline_aware", NULL, false,
-	  ", no deadlines on the messages", "adaptive" }, { .policy = "direct" },
+	  ", no deadlines on the messages", "adaptive" }, { "round_robin+hedge",
+	  NULL, false, ", hedge delay 1 ms, plain sends", "round_robin" },
+	{ .policy = "direct" },
 };
 
 struct engine_counter {
@@ -166,6 +168,8 @@ static int engine_build(struct engine_run *run, const struct bench_ctx *ctx,
 		.backpressure = ctx->engine->backpressure, .servers = servers,
 		.weights = setup ? setup->weights : NULL,
 		.deadline_aware = setup && strstr(setup->policy, "+deadline"),
+		.hedge_delay_ns = setup && strstr(setup->policy, "+hedge") ?
+				  1000000 : 0, /* 1 ms */
 	};
 	char list[BENCH_MAX_THREADS * 6] = "", name[32];
 	struct sy_config cfg;

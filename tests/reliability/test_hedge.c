@@ -51,14 +51,21 @@ static int slow_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 	return t_server_handler(eng, msg, &r->slow);
 }
 
-/* Two workers on the fake clock, the two servers and the route over them
- * with @p ro's hedge options. */
-static void rig_up(struct sy_route_opts ro, unsigned n_servers)
+/* Two workers on the fake clock (every request timed, where
+ * @p latency_sample is 1), the two servers and the route over the first
+ * @p n_servers of them with @p ro's hedge options; slowed runs move the
+ * clock by @p step_ns. */
+static void rig_with(struct sy_route_opts ro, unsigned n_servers,
+		     unsigned latency_sample, uint64_t step_ns)
 {
+	struct sy_config cfg;
 	uint32_t ids[2];
 
-	rig = (struct rig){ .gate_ms = T_WAIT_MS, .slow_step_ns = SLOW_NS };
-	rig.eng = t_engine_at(2, &rig.clock, START_NS);
+	rig = (struct rig){ .gate_ms = T_WAIT_MS, .slow_step_ns = step_ns };
+	atomic_init(&rig.clock.ns, START_NS);
+	t_config(&cfg, 2, &rig.clock);
+	cfg.latency_sample = latency_sample;
+	rig.eng = t_create(&cfg);
 	rig.slow_id = t_add_server(rig.eng, "slow", slow_handler, &rig, 0);
 	rig.fast_id = t_add_counter(rig.eng, "fast", &rig.fast, 1);
 	ids[0] = rig.slow_id;
@@ -66,6 +73,11 @@ static void rig_up(struct sy_route_opts ro, unsigned n_servers)
 	ro.policy = "failover";
 	rig.route = t_add_route(rig.eng, "pair", ro, ids, n_servers);
 	cr_assert_eq(sy_engine_start(rig.eng), 0);
+}
+
+static void rig_up(struct sy_route_opts ro, unsigned n_servers)
+{
+	rig_with(ro, n_servers, 0, SLOW_NS);
 }
 
 static void rig_down(void)
@@ -121,6 +133,20 @@ static void wait_runs(uint64_t runs)
 	}
 }
 
+/* Calls with ids [first, first + n), each answered with its own payload. */
+static void calls(uint64_t first, unsigned n)
+{
+	for (uint64_t id = first; id < first + n; id++) {
+		sy_msg *reply = NULL;
+
+		cr_assert_eq(sy_msg_call(rig.eng, rig.route,
+					 t_msg(rig.eng, id | T_REPLY), &reply,
+					 CALL_TIMEOUT_NS), 0, "%s", sy_last_error());
+		cr_expect_eq(t_msg_value(reply), id | T_REPLY);
+		sy_msg_free(reply);
+	}
+}
+
 TestSuite(hedge_call, .fini = rig_down, .timeout = 120);
 TestSuite(hedge_request, .fini = rig_down, .timeout = 120);
 TestSuite(hedge_budget, .fini = rig_down, .timeout = 300);
@@ -158,19 +184,12 @@ Test(hedge_call, the_copy_answers_a_slowed_call_and_the_loser_is_discarded)
 
 Test(hedge_call, a_prompt_reply_sends_no_copy)
 {
-	sy_msg *reply = NULL;
 	struct sy_stats st;
 
 	rig_up((struct sy_route_opts){ .hedge_delay_ns = DELAY_NS }, 2);
 	rig.slow_step_ns = 0; /* the delay never passes */
 	atomic_store(&rig.slow.released, 1000);
-	for (uint64_t id = 0; id < 50; id++) {
-		cr_assert_eq(sy_msg_call(rig.eng, rig.route,
-					 t_msg(rig.eng, id | T_REPLY), &reply,
-					 CALL_TIMEOUT_NS), 0);
-		cr_expect_eq(t_msg_value(reply), id | T_REPLY);
-		sy_msg_free(reply);
-	}
+	calls(0, 50);
 	st = stats();
 	cr_expect_eq(st.hedges_sent, 0);
 	cr_expect_eq(st.hedge_replies_discarded, 0);
@@ -181,16 +200,9 @@ Test(hedge_call, a_prompt_reply_sends_no_copy)
 
 Test(hedge_call, a_route_of_one_server_never_hedges)
 {
-	sy_msg *reply = NULL;
-
 	rig_up((struct sy_route_opts){ .hedge_delay_ns = DELAY_NS }, 1);
 	atomic_store(&rig.slow.released, 1000);
-	for (uint64_t id = 0; id < 20; id++) {
-		cr_assert_eq(sy_msg_call(rig.eng, rig.route,
-					 t_msg(rig.eng, id | T_REPLY), &reply,
-					 CALL_TIMEOUT_NS), 0);
-		sy_msg_free(reply);
-	}
+	calls(0, 20);
 	cr_expect_eq(stats().hedges_sent, 0);
 	cr_expect_eq(atomic_load(&rig.slow.handled), 20);
 	cr_expect_eq(atomic_load(&rig.fast.handled), 0);
@@ -203,38 +215,17 @@ Test(hedge_call, the_delay_follows_the_round_trip_p95)
 		.hedge_p95 = true,
 		.hedge_delay_ns = 3600ull * 1000000000u, /* until a p95: never */
 	};
-	struct sy_config cfg;
-	uint32_t ids[2];
-	sy_msg *reply = NULL;
-
 	/* Every request timed; calls whose slowed run takes DELAY_NS. */
-	rig = (struct rig){ .gate_ms = T_WAIT_MS, .slow_step_ns = DELAY_NS };
-	atomic_init(&rig.clock.ns, START_NS);
-	t_config(&cfg, 2, &rig.clock);
-	cfg.latency_sample = 1;
-	rig.eng = t_create(&cfg);
-	ids[0] = rig.slow_id = t_add_server(rig.eng, "slow", slow_handler, &rig, 0);
-	ids[1] = rig.fast_id = t_add_counter(rig.eng, "fast", &rig.fast, 1);
-	ro.policy = "failover";
-	rig.route = t_add_route(rig.eng, "pair", ro, ids, 2);
-	cr_assert_eq(sy_engine_start(rig.eng), 0);
+	rig_with(ro, 2, 1, DELAY_NS);
 	atomic_store(&rig.slow.released, 20);
-	for (uint64_t id = 0; id < 20; id++) {
-		cr_assert_eq(sy_msg_call(rig.eng, rig.route,
-					 t_msg(rig.eng, id | T_REPLY), &reply,
-					 CALL_TIMEOUT_NS), 0);
-		sy_msg_free(reply);
-	}
+	calls(0, 20);
 	cr_expect_eq(stats().hedges_sent, 0, "no p95 yet: the hour's delay");
 	cr_assert_eq(sy_metrics_refresh(rig.eng), 0);
 
 	/* The round trip's p95 is about DELAY_NS now: a run of twice that
 	 * is hedged. */
 	rig.slow_step_ns = SLOW_NS;
-	cr_assert_eq(sy_msg_call(rig.eng, rig.route,
-				 t_msg(rig.eng, 100 | T_REPLY), &reply,
-				 CALL_TIMEOUT_NS), 0);
-	sy_msg_free(reply);
+	calls(100, 1);
 	cr_expect_eq(atomic_load(&rig.fast.runs[100]), 1);
 	cr_expect_eq(stats().hedge_wins, 1);
 	atomic_fetch_add(&rig.slow.released, 1);
@@ -288,20 +279,10 @@ Test(hedge_budget, holds_under_many_requests)
 {
 	enum { N = 400 };
 	uint32_t got[T_MAX_IDS] = { 0 };
-	struct sy_config cfg;
 	struct sy_stats st;
-	uint32_t ids[2];
 
-	rig = (struct rig){ .gate_ms = T_WAIT_MS, .slow_step_ns = 0 };
-	atomic_init(&rig.clock.ns, START_NS);
-	t_config(&cfg, 2, &rig.clock);
-	cfg.ring_size = 1024;
-	rig.eng = t_create(&cfg);
-	ids[0] = rig.slow_id = t_add_server(rig.eng, "slow", slow_handler, &rig, 0);
-	ids[1] = rig.fast_id = t_add_counter(rig.eng, "fast", &rig.fast, 1);
-	rig.route = t_add_route(rig.eng, "pair", (struct sy_route_opts){
-		.policy = "failover", .hedge_delay_ns = DELAY_NS }, ids, 2);
-	cr_assert_eq(sy_engine_start(rig.eng), 0);
+	/* The test moves the clock; the ring (1024) holds every request. */
+	rig_with((struct sy_route_opts){ .hedge_delay_ns = DELAY_NS }, 2, 0, 0);
 	for (uint64_t id = 0; id < N; id++) {
 		sy_msg *out[4];
 		int n;
@@ -368,13 +349,7 @@ Test(hedge_budget, holds_under_many_calls)
 				       .hedge_budget = 0.1 }, 2);
 	rig.gate_ms = 20;
 	for (uint64_t id = 0; id < N; id++) {
-		sy_msg *reply = NULL;
-
-		cr_assert_eq(sy_msg_call(rig.eng, rig.route,
-					 t_msg(rig.eng, id | T_REPLY), &reply,
-					 CALL_TIMEOUT_NS), 0);
-		cr_expect_eq(T_ID(sy_msg_tag(reply)), id);
-		sy_msg_free(reply);
+		calls(id, 1);
 		atomic_store(&rig.slow.released, id + 1);
 	}
 	st = stats();
