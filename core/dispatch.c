@@ -443,7 +443,7 @@ again:
 	ctx.slot = s;
 	ctx.eng = eng;
 	ctx.now = 0;
-	if (arm && sy__route_hedges(r))
+	if (arm && !arm->copy && sy__route_hedges(r)) /* once, if it waits */
 		sy__hedge_arm(s, r, m, arm);
 	srv = pick(&ctx, m, avoid);
 	if (copy && (!srv || srv->id == avoid))
