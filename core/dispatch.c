@@ -506,13 +506,22 @@ sy__dispatch_general(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
 	return dispatch_general(eng, route, m, s, NULL, SY_ANY, false);
 }
 
+/* dispatch_general() for requests and hedges' copies: one instance. */
+static __attribute__((noinline)) int
+dispatch_hedged(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
+		struct sy__slot *s, struct sy__hedge *arm, uint32_t avoid,
+		bool copy)
+{
+	return dispatch_general(eng, route, m, s, arm, avoid, copy);
+}
+
 int sy__dispatch_request(struct sy_engine *eng, uint32_t route,
 			 struct sy_msg *m, struct sy__slot *s,
 			 struct sy__hedge *h)
 {
 	if (sy__likely(sy__dispatch_direct(eng, route, m, s) == 0))
 		return 0;
-	return dispatch_general(eng, route, m, s, h, SY_ANY, false);
+	return dispatch_hedged(eng, route, m, s, h, SY_ANY, false);
 }
 
 int sy__dispatch_hedge(struct sy_engine *eng, uint32_t route,
@@ -521,7 +530,7 @@ int sy__dispatch_hedge(struct sy_engine *eng, uint32_t route,
 	int rc;
 
 	s->quiet = true;
-	rc = dispatch_general(eng, route, copy, s, NULL, avoid, true);
+	rc = dispatch_hedged(eng, route, copy, s, NULL, avoid, true);
 	s->quiet = false;
 	return rc;
 }

@@ -44,17 +44,17 @@
 #define HEDGE_WHOLE 1000u          /* one hedge, in hedge_debt's units */
 #define HEDGE_TABLE 64u            /* sy_msg_request()s armed per thread */
 #define HEDGE_SLEEP_MAX_NS 1000000u /* a waiting call looks at the clock */
+#define HEDGE_LIVE (1u << 31)      /* in sy__hedge.seq: a live entry */
 
 struct sy__hedge_table {
 	unsigned waiting;          /* entries not answered yet */
 	struct sy__hedge e[HEDGE_TABLE];
 };
 
-/* The table's entry for reply sequence @p seq (marks but the copy's), or
- * NULL. */
+/* The table's entry for the reply of sequence @p seq, or NULL. */
 static struct sy__hedge *table_find(struct sy__hedge_table *t, uint32_t seq)
 {
-	seq &= ~SY_SEQ_COPY;
+	seq |= HEDGE_LIVE;
 	for (unsigned i = 0; i < HEDGE_TABLE; i++)
 		if (t->e[i].seq == seq)
 			return &t->e[i];
@@ -107,7 +107,7 @@ void sy__hedge_arm(struct sy__slot *s, const struct sy__route *r,
 		return;
 	if (!(m->flags & SY_MSG_CALL))
 		m->call_seq = ++s->call_seq & SY_CALL_SEQ_MASK;
-	m->call_seq |= SY_SEQ_HEDGED;
+	m->hedge = SY_HEDGE_REQUEST;
 	memcpy(c->data, m->data, m->size);
 	c->tag = m->tag;
 	c->key = m->key;
@@ -115,11 +115,12 @@ void sy__hedge_arm(struct sy__slot *s, const struct sy__route *r,
 	c->flags = m->flags & (SY_MSG_REQUEST | SY_MSG_CALL | SY_MSG_DEADLINE);
 	c->reply_slot = m->reply_slot;
 	c->reply_gen = m->reply_gen;
-	c->call_seq = m->call_seq | SY_SEQ_COPY;
+	c->call_seq = m->call_seq;
+	c->hedge = SY_HEDGE_REQUEST | SY_HEDGE_COPY;
 	h->copy = c;
 	h->route = r->id;
 	h->first = SY_ANY;
-	h->seq = m->call_seq;
+	h->seq = m->call_seq | HEDGE_LIVE;
 	h->delay_ns = r->hedge_delay_ns;
 	h->p95 = r->hedge_p95;
 	h->sent = false;
@@ -193,7 +194,7 @@ bool sy__hedge_due(struct sy_engine *eng, struct sy__slot *s,
 void sy__hedge_won(struct sy__slot *s, struct sy__hedge *h,
 		   const struct sy_msg *reply)
 {
-	if (reply->call_seq & SY_SEQ_COPY)
+	if (reply->hedge & SY_HEDGE_COPY)
 		sy__total_add(&s->totals, SY_T_HEDGE_WINS, 1);
 	drop_copy(s, h);
 }
@@ -238,7 +239,7 @@ bool sy__hedge_take(struct sy__slot *s, struct sy_msg *reply)
 			      NULL;
 
 	if (h && !h->answered) {
-		if (reply->call_seq & SY_SEQ_COPY)
+		if (reply->hedge & SY_HEDGE_COPY)
 			sy__total_add(&s->totals, SY_T_HEDGE_WINS, 1);
 		s->hedges->waiting--;
 		drop_copy(s, h);

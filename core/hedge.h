@@ -8,8 +8,8 @@
  * The request and its copy are two messages: each is accepted by its own
  * send and ends on its own (delivered, dead-lettered, ...), so the
  * accounting needs nothing more. Their replies tell themselves apart by
- * marks in call_seq (msg.h, SY_SEQ_HEDGED and SY_SEQ_COPY), which a reply
- * carries back from its request.
+ * the marks in msg->hedge (msg.h), which a reply carries back from its
+ * request with its call_seq.
  *
  * Threads: everything here runs on the requester's thread, on its slot's
  * private state (its budget, its table of armed requests); the dispatch
@@ -36,7 +36,7 @@ struct sy__hedge {
 	uint64_t delay_ns;     /* the route's fixed delay */
 	uint32_t route;
 	uint32_t first;        /* id of the server the request went to; SY_ANY */
-	uint32_t seq;          /* the request's call_seq (SY_SEQ_HEDGED set) */
+	uint32_t seq;          /* the request's call_seq, with a live bit */
 	bool p95;              /* delay from the round trip's p95 */
 	bool sent;             /* the copy went: two replies may come */
 	bool answered;         /* the first reply came; the loser's may follow */

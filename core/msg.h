@@ -15,11 +15,11 @@
 #include "switchyard.h"
 
 #define SY_BURST_MAX 32 /* messages per burst descriptor */
-#define SY_CALL_SEQ_MASK ((1u << 23) - 1) /* msg->call_seq's sequence bits */
-/* Marks above the sequence in msg->call_seq (hedge.h), copied to replies
- * with it: a request that may be hedged, and the hedge's copy. */
-#define SY_SEQ_HEDGED (1u << 23)
-#define SY_SEQ_COPY (1u << 24)
+#define SY_CALL_SEQ_MASK ((1u << 23) - 1) /* msg->call_seq's bits */
+/* msg->hedge (hedge.h), copied to replies with call_seq: a request that
+ * may be hedged, and the hedge's copy. */
+#define SY_HEDGE_REQUEST 1u
+#define SY_HEDGE_COPY 2u
 
 enum {
 	SY_CLASSES = 6,           /* pooled size classes */
@@ -67,12 +67,13 @@ struct sy_msg {
 	uint32_t size;
 	uint32_t cap;
 	uint32_t reply_slot;       /* requester's slot */
-	uint32_t call_seq : 25;    /* sy_msg_call() sequence (wraps), SY_SEQ_ marks */
+	uint32_t call_seq : 23;    /* sy_msg_call() sequence (wraps) */
 	/* Not the caller's: in a free list, a ring or the dead letter queue.
 	 * Set by a send, a reply and a free; cleared by an allocation and by
 	 * the calls that hand a message out (poll, call, drain, keep). A
 	 * handler's own message keeps it set: the handler may pass it on. */
 	uint32_t held : 1;
+	uint32_t hedge : 2;        /* SY_HEDGE_ marks; after held, which stays bit 23 */
 	uint32_t route_id;         /* route it was sent through */
 	uint16_t pick;             /* index of server in that route */
 	/* Handler runs that failed so far. Beside flags: a worker checks both

@@ -691,8 +691,7 @@ static void serve(struct sy__remote *rm, struct export *ex, natsMsg *nm)
 	until = sy__now(rm->eng) + wait_ns;
 	sy_msg_set_deadline(m, until);
 	do {
-		/* What msg->call_seq carries: its sequence bits, no hedge marks. */
-		rm->serve_seq = (rm->serve_seq + 1) & SY_CALL_SEQ_MASK;
+		rm->serve_seq = (rm->serve_seq + 1) & 0xffffffu;
 	} while (!rm->serve_seq || *served_at(rm, rm->serve_seq));
 	sv->seq = rm->serve_seq;
 	sv->request = request;

@@ -36,7 +36,7 @@ static uint64_t now_ns(void)
 void sy__reply_drop(struct sy__slot *s, struct sy_msg *m)
 {
 	sy__total_add(&s->totals, SY_T_REPLIES_DROPPED, 1);
-	if (m->call_seq & SY_SEQ_HEDGED)
+	if (m->hedge)
 		sy__total_add(&s->totals, SY_T_HEDGE_DISCARDS, 1);
 	sy__msg_release(s, m);
 }
@@ -62,6 +62,7 @@ static int reply_deliver(struct sy__worker *w, const struct sy_msg *request,
 	reply->tag = request->tag;
 	reply->reply_gen = request->reply_gen;
 	reply->call_seq = request->call_seq;
+	reply->hedge = request->hedge;
 	reply->status = status;
 	reply->flags = request->flags & (SY_MSG_REQUEST | SY_MSG_CALL | SY_MSG_TIMED);
 	if (sy__unlikely(request->flags & SY_MSG_TIMED))
@@ -154,7 +155,7 @@ static bool poll_keeps(struct sy__slot *s, struct sy_msg *m)
 		sy__reply_drop(s, m);
 		return false;
 	}
-	return !(m->call_seq & SY_SEQ_HEDGED) || sy__hedge_take(s, m);
+	return !m->hedge || sy__hedge_take(s, m);
 }
 
 SY_API int sy_producer_poll_replies(sy_engine *eng, sy_msg **out, unsigned max)
@@ -253,6 +254,7 @@ SY_API int sy_msg_call(sy_engine *eng, uint32_t route, sy_msg *req,
 	req->flags = (uint8_t)((req->flags & (SY_MSG_DEADLINE | SY_MSG_DEAD)) |
 			       SY_MSG_REQUEST | SY_MSG_CALL);
 	req->call_seq = seq;
+	req->hedge = 0;
 	req->reply_slot = s->id;
 	req->reply_gen = atomic_load_explicit(&s->gen, memory_order_relaxed);
 	req->held = 1;
@@ -275,11 +277,11 @@ SY_API int sy_msg_call(sy_engine *eng, uint32_t route, sy_msg *req,
 				m->next = NULL;
 				*s->stash_tail = m;
 				s->stash_tail = &m->next;
-			} else if ((m->call_seq & SY_CALL_SEQ_MASK) != seq) {
+			} else if (m->call_seq != seq) {
 				sy__reply_drop(s, m);
 			} else {
 				sy__total_add(&s->totals, SY_T_REPLIES_RECEIVED, 1);
-				if (m->call_seq & SY_SEQ_HEDGED)
+				if (m->hedge)
 					sy__hedge_won(s, &h, m);
 				m->held = 0;
 				*reply = m;

@@ -149,7 +149,7 @@ SY_API int sy_msg_request(sy_engine *eng, uint32_t route, sy_msg *msg)
 	msg->flags = (uint8_t)((msg->flags & ~SY_MSG_CALL) | SY_MSG_REQUEST);
 	msg->reply_slot = s->id;
 	msg->reply_gen = atomic_load_explicit(&s->gen, memory_order_relaxed);
-	msg->call_seq &= SY_CALL_SEQ_MASK; /* no hedge marks from an earlier use */
+	msg->hedge = 0; /* no marks from an earlier use */
 	err = send_from(__func__, eng, route, msg, s, &h);
 	if (err == 0)
 		sy__total_add(&s->totals, SY_T_REQUESTS, 1);
