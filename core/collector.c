@@ -450,6 +450,26 @@ SY_API sy_snapshot *sy_metrics_snapshot(sy_engine *eng)
 	return snap;
 }
 
+uint64_t sy__collector_rtt_p95(struct sy_engine *eng)
+{
+	struct sy__collector *c = eng->collector;
+	struct sy_snapshot *snap;
+	uint64_t p95 = 0;
+
+	if (!c)
+		return 0;
+	sy__rcu_reader_ensure();
+	sy__read_lock();
+	/* A1 as in sy_metrics_snapshot(); the snapshot outlives the section. */
+	snap = atomic_load_explicit(&c->current, memory_order_acquire);
+	if (snap)
+		p95 = snap->recent[SY_HIST_RTT].count ?
+		      snap->recent[SY_HIST_RTT].p95 :
+		      snap->total[SY_HIST_RTT].p95;
+	sy__read_unlock();
+	return p95;
+}
+
 /* Ask the running collector for a merge and wait for it. */
 static int collector_ask(struct sy__collector *c)
 {

@@ -32,4 +32,9 @@ void sy__collector_destroy(struct sy_engine *eng);
 /* A server (@p server) or route id was just added; under eng->lock. */
 void sy__collector_id_added(struct sy_engine *eng, bool server, uint32_t id);
 
+/* The request round trip's p95 (SY_HIST_RTT) in the latest snapshot: its
+ * window's, else since the start; 0 with none. Any registered thread that
+ * is not in a read-side section; wait-free, writes nothing shared. */
+uint64_t sy__collector_rtt_p95(struct sy_engine *eng);
+
 #endif /* SY_CORE_COLLECTOR_H */

@@ -38,6 +38,7 @@
 #include "core/dispatch.h"
 #include "core/dlq.h"
 #include "core/engine.h"
+#include "core/hedge.h"
 #include "core/pool.h"
 #include "core/rcu.h"
 #include "core/route.h"
@@ -456,11 +457,16 @@ static __attribute__((noinline)) int unreachable(struct sy_engine *eng,
 	return reject(s, -EHOSTUNREACH, 1, r->id);
 }
 
-/* Every case of sy__dispatch(): policies, unusable servers, backpressure,
- * sampling, refusals. */
-__attribute__((noinline)) int
-sy__dispatch_general(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
-		     struct sy__slot *s)
+/*
+ * Every case of sy__dispatch(): policies, unusable servers, backpressure,
+ * sampling, refusals. For a request that may be hedged, @p arm (hedge.h):
+ * armed on a hedging route, told the server taken. For a hedge's @p copy:
+ * never server @p avoid, never dead-lettered or waiting, refused instead.
+ */
+static __attribute__((always_inline)) inline int
+dispatch_general(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
+		 struct sy__slot *s, struct sy__hedge *arm, uint32_t avoid,
+		 bool copy)
 {
 	struct sy__server *srv;
 	struct sy_pick ctx;
@@ -480,7 +486,11 @@ again:
 	ctx.slot = s;
 	ctx.eng = eng;
 	ctx.now = 0;
-	srv = pick(&ctx, m, SY_ANY);
+	if (arm && !arm->copy && sy__route_hedges(r)) /* once, if it waits */
+		sy__hedge_arm(s, r, m, arm);
+	srv = pick(&ctx, m, avoid);
+	if (copy && (!srv || srv->id == avoid))
+		goto copy_refused;
 	if (sy__unlikely(!srv)) {
 		err = unreachable(eng, s, r, m);
 		sy__slot_read_unlock(&s->rcu);
@@ -497,6 +507,8 @@ again:
 	}
 	if (sy__unlikely(r->bp_mode != SY_BP_OFF) &&
 	    sy__ring_over(&sy__slot_out(s)[srv->worker], r->bp_high)) {
+		if (copy)
+			goto copy_refused;
 		err = congested(eng, s, r, m);
 		if (err == SY_WAIT) {
 			if (!until)
@@ -526,9 +538,53 @@ again:
 	}
 	if (s->shard)
 		count_sent(s, route, srv->id);
+	if (arm)
+		arm->first = srv->id;
 	sy__slot_read_unlock(&s->rcu);
 	wake_worker(eng, w);
 	return 0;
+
+copy_refused:
+	if (srv)
+		unpick(m);
+	sy__slot_read_unlock(&s->rcu);
+	return -EHOSTUNREACH;
+}
+
+__attribute__((noinline)) int
+sy__dispatch_general(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
+		     struct sy__slot *s)
+{
+	return dispatch_general(eng, route, m, s, NULL, SY_ANY, false);
+}
+
+/* dispatch_general() for requests and hedges' copies: one instance. */
+static __attribute__((noinline)) int
+dispatch_hedged(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
+		struct sy__slot *s, struct sy__hedge *arm, uint32_t avoid,
+		bool copy)
+{
+	return dispatch_general(eng, route, m, s, arm, avoid, copy);
+}
+
+int sy__dispatch_request(struct sy_engine *eng, uint32_t route,
+			 struct sy_msg *m, struct sy__slot *s,
+			 struct sy__hedge *h)
+{
+	if (sy__likely(sy__dispatch_direct(eng, route, m, s) == 0))
+		return 0;
+	return dispatch_hedged(eng, route, m, s, h, SY_ANY, false);
+}
+
+int sy__dispatch_hedge(struct sy_engine *eng, uint32_t route,
+		       struct sy_msg *copy, struct sy__slot *s, uint32_t avoid)
+{
+	int rc;
+
+	s->quiet = true;
+	rc = dispatch_hedged(eng, route, copy, s, NULL, avoid, true);
+	s->quiet = false;
+	return rc;
 }
 
 /* Record in @p m that it goes to @p srv through @p r, a direct route: no

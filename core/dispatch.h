@@ -12,6 +12,7 @@
 
 struct sy_engine;
 struct sy_msg;
+struct sy__hedge;
 struct sy__slot;
 struct sy__worker;
 
@@ -35,6 +36,20 @@ int sy__dispatch_direct(struct sy_engine *eng, uint32_t route,
 			struct sy_msg *m, struct sy__slot *s);
 int sy__dispatch_general(struct sy_engine *eng, uint32_t route,
 			 struct sy_msg *m, struct sy__slot *s);
+
+/* sy__dispatch() for a request: on a hedging route, arms @p h (hedge.h)
+ * and records in it the server the request went to. */
+int sy__dispatch_request(struct sy_engine *eng, uint32_t route,
+			 struct sy_msg *m, struct sy__slot *s,
+			 struct sy__hedge *h);
+
+/* Send a hedge's @p copy through @p route to a server other than @p avoid
+ * (SY_ANY: any), quietly: @return 0 (enqueued), or a refusal that is not
+ * counted (-EHOSTUNREACH: no other server, or past the backpressure
+ * threshold; -EAGAIN, -ENOENT, -ESHUTDOWN); the copy is still the
+ * caller's. */
+int sy__dispatch_hedge(struct sy_engine *eng, uint32_t route,
+		       struct sy_msg *copy, struct sy__slot *s, uint32_t avoid);
 
 /* sy__dispatch() for a waiting send: a refusal is not counted. */
 int sy__dispatch_quiet(struct sy_engine *eng, uint32_t route,

@@ -16,6 +16,10 @@
 
 #define SY_BURST_MAX 32 /* messages per burst descriptor */
 #define SY_CALL_SEQ_MASK ((1u << 23) - 1) /* msg->call_seq's bits */
+/* msg->hedge (hedge.h), copied to replies with call_seq: a request that
+ * may be hedged, and the hedge's copy. */
+#define SY_HEDGE_REQUEST 1u
+#define SY_HEDGE_COPY 2u
 
 enum {
 	SY_CLASSES = 6,           /* pooled size classes */
@@ -72,6 +76,7 @@ struct sy_msg {
 	/* Stamped by a CoDel route's send (enq_ns is set); the worker that
 	 * measures it clears it (codel.c). */
 	uint32_t codel : 1;
+	uint32_t hedge : 2;        /* SY_HEDGE_ marks; after held, which stays bit 23 */
 	uint32_t route_id;         /* route it was sent through */
 	uint16_t pick;             /* index of server in that route */
 	/* Handler runs that failed so far. Beside flags: a worker checks both

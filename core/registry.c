@@ -252,6 +252,8 @@ static void park_settings(struct sy__route *r, uint32_t after,
 	}
 }
 
+#define HEDGE_BUDGET_DEFAULT 0.1
+
 /* The route's reliability settings from @p opts, checked. */
 static int route_settings(struct sy_engine *eng, const char *name,
 			  const struct sy_route_opts *o, struct sy__route *r)
@@ -262,6 +264,8 @@ static int route_settings(struct sy_engine *eng, const char *name,
 	double budget = o->retry_budget ? o->retry_budget : RETRY_BUDGET_DEFAULT;
 	double slow_min = o->slow_start_min ? o->slow_start_min :
 			  SLOW_START_MIN_DEFAULT;
+	double hedge_budget = o->hedge_budget ? o->hedge_budget :
+			      HEDGE_BUDGET_DEFAULT;
 
 	if ((unsigned)o->backpressure > SY_BP_DEAD_LETTER)
 		return sy__fail(-EINVAL, "route \"%s\": backpressure %d is not an enum sy_backpressure value",
@@ -303,8 +307,14 @@ static int route_settings(struct sy_engine *eng, const char *name,
 			RETRY_BUDGET_MIN_DEFAULT;
 	r->dl_unreachable = o->dead_letter_unreachable;
 	r->on_failure = (uint8_t)o->on_failure;
+	if (!(hedge_budget > 0 && hedge_budget <= 1))
+		return sy__fail(-EINVAL, "route \"%s\": hedge_budget %g is not in (0, 1]",
+				name, hedge_budget);
 	r->slow_start_ns = o->slow_start_ns;
 	r->slow_start_min = slow_min;
+	r->hedge_delay_ns = o->hedge_delay_ns;
+	r->hedge_p95 = o->hedge_p95;
+	r->hedge_budget_milli = (uint32_t)(hedge_budget * 1000 + 0.5);
 	if (o->deadline_aware && !r->policy->estimate)
 		return sy__fail(-EINVAL, "route \"%s\": deadline_aware needs a policy with estimates; %s has none",
 				name, r->policy->name);
@@ -344,6 +354,9 @@ static void route_settings_copy(struct sy__route *r, const struct sy__route *old
 	r->slow_start_ns = old->slow_start_ns;
 	r->slow_start_min = old->slow_start_min;
 	r->deadline_aware = old->deadline_aware;
+	r->hedge_delay_ns = old->hedge_delay_ns;
+	r->hedge_p95 = old->hedge_p95;
+	r->hedge_budget_milli = old->hedge_budget_milli;
 	r->pick = old->pick;
 	r->codel_target = old->codel_target;
 	r->codel_interval = old->codel_interval;

@@ -16,6 +16,7 @@
 #include "core/dispatch.h"
 #include "core/engine.h"
 #include "core/error.h"
+#include "core/hedge.h"
 #include "core/msg.h"
 #include "core/pool.h"
 #include "core/reply.h"
@@ -35,6 +36,8 @@ static uint64_t now_ns(void)
 void sy__reply_drop(struct sy__slot *s, struct sy_msg *m)
 {
 	sy__total_add(&s->totals, SY_T_REPLIES_DROPPED, 1);
+	if (m->hedge)
+		sy__total_add(&s->totals, SY_T_HEDGE_DISCARDS, 1);
 	sy__msg_release(s, m);
 }
 
@@ -59,6 +62,7 @@ static int reply_deliver(struct sy__worker *w, const struct sy_msg *request,
 	reply->tag = request->tag;
 	reply->reply_gen = request->reply_gen;
 	reply->call_seq = request->call_seq;
+	reply->hedge = request->hedge;
 	reply->status = status;
 	reply->flags = request->flags & (SY_MSG_REQUEST | SY_MSG_CALL | SY_MSG_TIMED);
 	if (sy__unlikely(request->flags & SY_MSG_TIMED))
@@ -142,6 +146,18 @@ static struct sy_msg *reply_take(struct sy_engine *eng, struct sy__slot *s,
 	return NULL;
 }
 
+/* Whether reply @p m, taken for sy_producer_poll_replies(), is the
+ * caller's; if not, it is dropped and counted. */
+static bool poll_keeps(struct sy__slot *s, struct sy_msg *m)
+{
+	if (m->flags & SY_MSG_CALL) {
+		/* The call that wanted it has returned. */
+		sy__reply_drop(s, m);
+		return false;
+	}
+	return !m->hedge || sy__hedge_take(s, m);
+}
+
 SY_API int sy_producer_poll_replies(sy_engine *eng, sy_msg **out, unsigned max)
 {
 	struct sy__slot *s;
@@ -154,23 +170,23 @@ SY_API int sy_producer_poll_replies(sy_engine *eng, sy_msg **out, unsigned max)
 	if (!s)
 		return sy__failed(__func__, sy__fail(-ENOENT, "the calling thread is "
 				"not attached to this engine (no request sent)"));
+	sy__hedge_poll(eng, s);
 	while (n < max && s->stash) {
-		out[n++] = s->stash;
-		s->stash = s->stash->next;
+		struct sy_msg *m = s->stash;
+
+		s->stash = m->next;
 		if (!s->stash)
 			s->stash_tail = &s->stash;
+		if (poll_keeps(s, m))
+			out[n++] = m;
 	}
 	while (n < max) {
 		struct sy_msg *m = reply_take(eng, s, &cursor);
 
 		if (!m)
 			break;
-		if (m->flags & SY_MSG_CALL) {
-			/* The call that wanted it has returned. */
-			sy__reply_drop(s, m);
-			continue;
-		}
-		out[n++] = m;
+		if (poll_keeps(s, m))
+			out[n++] = m;
 	}
 	for (unsigned i = 0; i < n; i++)
 		out[i]->held = 0; /* the caller's now */
@@ -186,9 +202,11 @@ static bool reply_ready(struct sy_engine *eng, struct sy__slot *s)
 	return false;
 }
 
-/* Wait a little for a reply: spin, then yield, then sleep until woken. */
+/* Wait a little for a reply: spin, then yield, then sleep until woken,
+ * or until the hedge @p h is due. */
 static void call_wait(struct sy_engine *eng, struct sy__slot *s,
-		      unsigned round, uint64_t deadline)
+		      unsigned round, uint64_t deadline,
+		      const struct sy__hedge *h)
 {
 	uint64_t now;
 
@@ -208,16 +226,18 @@ static void call_wait(struct sy_engine *eng, struct sy__slot *s,
 		sy__park_cancel(&s->parker);
 		return;
 	}
-	sy__park_wait(&s->parker, deadline - now);
+	sy__park_wait(&s->parker, sy__hedge_sleep(eng, h, deadline - now));
 }
 
 SY_API int sy_msg_call(sy_engine *eng, uint32_t route, sy_msg *req,
 		   sy_msg **reply, uint64_t timeout_ns)
 {
 	struct sy__worker *w = sy__worker_self();
+	struct sy__hedge h = { .copy = NULL };
 	struct sy__slot *s;
 	uint64_t deadline;
 	unsigned cursor = 0;
+	bool hedge_due;
 	uint32_t seq;
 	int rc = 0;
 
@@ -234,10 +254,13 @@ SY_API int sy_msg_call(sy_engine *eng, uint32_t route, sy_msg *req,
 	req->flags = (uint8_t)((req->flags & (SY_MSG_DEADLINE | SY_MSG_DEAD)) |
 			       SY_MSG_REQUEST | SY_MSG_CALL);
 	req->call_seq = seq;
+	req->hedge = 0;
 	req->reply_slot = s->id;
 	req->reply_gen = atomic_load_explicit(&s->gen, memory_order_relaxed);
 	req->held = 1;
-	rc = sy__dispatch(eng, route, req, s);
+	rc = sy__dispatch_request(eng, route, req, s, &h);
+	sy__hedge_start(eng, s, &h, rc);
+	hedge_due = h.copy != NULL;
 	if (rc) {
 		req->held = 0;
 		req->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
@@ -258,6 +281,8 @@ SY_API int sy_msg_call(sy_engine *eng, uint32_t route, sy_msg *req,
 				sy__reply_drop(s, m);
 			} else {
 				sy__total_add(&s->totals, SY_T_REPLIES_RECEIVED, 1);
+				if (m->hedge)
+					sy__hedge_won(s, &h, m);
 				m->held = 0;
 				*reply = m;
 				if (m->status < 0)
@@ -269,9 +294,13 @@ SY_API int sy_msg_call(sy_engine *eng, uint32_t route, sy_msg *req,
 			round = 0;
 			continue;
 		}
-		if ((round & 63) == 63 && now_ns() >= deadline)
+		if (hedge_due && ((round & 63) == 63 || round >= 128))
+			hedge_due = sy__hedge_due(eng, s, &h);
+		if ((round & 63) == 63 && now_ns() >= deadline) {
+			sy__hedge_cancel(s, &h);
 			return sy__failed(__func__, -ETIMEDOUT);
-		call_wait(eng, s, round, deadline);
+		}
+		call_wait(eng, s, round, deadline, &h);
 	}
 }
 

@@ -101,6 +101,9 @@ struct sy__route {
 	uint64_t codel_interval;    /* ns */
 	uint32_t park_after;        /* 0: no parking (parking.c) */
 	uint32_t park_capacity;     /* messages held per parked key */
+	bool hedge_p95;             /* the delay: the round trip's p95 (hedge.c) */
+	uint32_t hedge_budget_milli;/* hedges per 1000 hedgeable requests */
+	uint64_t hedge_delay_ns;    /* 0 and no hedge_p95: no hedging */
 	unsigned n;
 	char name[SY_NAME_MAX];
 	char *params;               /* as given, "" if none */

@@ -19,6 +19,7 @@
 #include "core/dispatch.h"
 #include "core/engine.h"
 #include "core/error.h"
+#include "core/hedge.h"
 #include "core/msg.h"
 #include "core/slot.h"
 #include "core/worker.h"
@@ -63,14 +64,19 @@ static __attribute__((cold)) int refused(const char *call, struct sy_msg *m,
 /*
  * Route @p m from slot @p s and take the outcome: 0, or the refusal,
  * recorded under @p call's name, with the message the caller's again.
+ * A request passes @p h, armed if its route hedges (hedge.h).
  */
 static inline int send_from(const char *call, sy_engine *eng, uint32_t route,
-			    struct sy_msg *m, struct sy__slot *s)
+			    struct sy_msg *m, struct sy__slot *s,
+			    struct sy__hedge *h)
 {
 	int rc;
 
 	m->held = 1;
-	rc = sy__dispatch(eng, route, m, s);
+	rc = h ? sy__dispatch_request(eng, route, m, s, h) :
+		 sy__dispatch(eng, route, m, s);
+	if (h)
+		sy__hedge_start(eng, s, h, rc);
 	if (sy__unlikely(rc))
 		return refused(call, m, rc, route);
 	mark_taken(s, m);
@@ -94,7 +100,7 @@ static __attribute__((noinline)) int send_slow(sy_engine *eng, uint32_t route,
 	if (!s)
 		return sy__failed(call, err);
 	msg->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
-	return send_from(call, eng, route, msg, s);
+	return send_from(call, eng, route, msg, s, NULL);
 }
 
 /* sy_msg_send() past the direct dispatch: every other case. */
@@ -131,6 +137,7 @@ SY_API int sy_msg_send(sy_engine *eng, uint32_t route, sy_msg *msg)
 
 SY_API int sy_msg_request(sy_engine *eng, uint32_t route, sy_msg *msg)
 {
+	struct sy__hedge h = { .copy = NULL };
 	int err = 0;
 	struct sy__slot *s;
 
@@ -142,7 +149,8 @@ SY_API int sy_msg_request(sy_engine *eng, uint32_t route, sy_msg *msg)
 	msg->flags = (uint8_t)((msg->flags & ~SY_MSG_CALL) | SY_MSG_REQUEST);
 	msg->reply_slot = s->id;
 	msg->reply_gen = atomic_load_explicit(&s->gen, memory_order_relaxed);
-	err = send_from(__func__, eng, route, msg, s);
+	msg->hedge = 0; /* no marks from an earlier use */
+	err = send_from(__func__, eng, route, msg, s, &h);
 	if (err == 0)
 		sy__total_add(&s->totals, SY_T_REQUESTS, 1);
 	return err;

@@ -20,6 +20,7 @@
 #include "core/pool.h"
 #include "core/rcu.h"
 #include "core/reply.h"
+#include "core/hedge.h"
 #include "core/slot.h"
 #include "core/worker.h"
 #include "core/wrap.h"
@@ -211,8 +212,11 @@ int sy__slot_setup(struct sy_engine *eng, struct sy__slot *s)
 	s->dirty = sy__mem_alloc(eng, chains * sizeof(*s->dirty));
 	s->policy_words = sy__mem_alloc(eng, eng->cfg.max_routes *
 					sizeof(*s->policy_words));
+	s->hedge_debt = sy__mem_alloc(eng, eng->cfg.max_routes *
+				      sizeof(*s->hedge_debt));
 	s->congested = sy__mem_alloc(eng, eng->nworkers * sizeof(*s->congested));
-	if (!s->pending || !s->dirty || !s->policy_words || !s->congested)
+	if (!s->pending || !s->dirty || !s->policy_words || !s->hedge_debt ||
+	    !s->congested)
 		goto out_free;
 	for (unsigned w = 0; w < eng->nworkers; w++)
 		atomic_init(&s->congested[w], 0u);
@@ -252,6 +256,9 @@ void sy__slot_free(struct sy_engine *eng, struct sy__slot *s)
 	sy__mem_free(eng, s->dirty, chains * sizeof(*s->dirty));
 	sy__mem_free(eng, s->policy_words,
 		     eng->cfg.max_routes * sizeof(*s->policy_words));
+	sy__mem_free(eng, s->hedge_debt,
+		     eng->cfg.max_routes * sizeof(*s->hedge_debt));
+	sy__hedge_free(eng, s);
 	sy__mem_free(eng, s->congested, eng->nworkers * sizeof(*s->congested));
 	if (s->shard) {
 		struct sy__shard_dims d = shard_dims(eng, s);
@@ -265,6 +272,7 @@ void sy__slot_free(struct sy_engine *eng, struct sy__slot *s)
 	s->pending = NULL;
 	s->dirty = NULL;
 	s->policy_words = NULL;
+	s->hedge_debt = NULL;
 }
 
 static uint64_t splitmix64(uint64_t x)
@@ -281,6 +289,7 @@ void sy__slot_reset_picks(struct sy_engine *eng, struct sy__slot *s)
 	s->rng = splitmix64(eng->cfg.seed ^ ((uint64_t)s->id << 32)) | 1;
 	memset(s->policy_words, 0,
 	       eng->cfg.max_routes * sizeof(*s->policy_words));
+	memset(s->hedge_debt, 0, eng->cfg.max_routes * sizeof(*s->hedge_debt));
 }
 
 static void set_exit_hook(void)
@@ -382,6 +391,7 @@ static void detach(struct sy_engine *eng, struct tls_entry *e)
 	}
 	s->stash = NULL;
 	s->stash_tail = &s->stash;
+	sy__hedge_detach(s);
 	sy__pending_flush(s);
 	pthread_mutex_lock(&eng->slot_lock);
 	/* A new generation: replies still on their way are dropped. */

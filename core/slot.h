@@ -28,6 +28,7 @@
 struct sy_engine;
 struct sy__shard;
 struct sy__worker;
+struct sy__hedge_table;
 
 enum sy__slot_state { SY_SLOT_FREE, SY_SLOT_ATTACHED };
 
@@ -42,6 +43,8 @@ struct sy__slot {
 	uint32_t *dirty;           /* indices of non-empty pending chains */
 	unsigned ndirty;
 	uint64_t *policy_words;    /* [max_routes] */
+	uint16_t *hedge_debt;      /* [max_routes] hedge budget spent (hedge.c) */
+	struct sy__hedge_table *hedges; /* sy_msg_request()'s armed hedges; NULL: none yet */
 	uint64_t rng;              /* sy_pick_random() state (xorshift64*) */
 	struct sy_msg *stash;      /* replies taken by sy_msg_call() for sy_producer_poll_replies() */
 	struct sy_msg **stash_tail;

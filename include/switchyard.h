@@ -264,6 +264,13 @@ struct sy_stats {
 	 *  inbox delay stood above target: refused (in rejected_backpressure),
 	 *  spilled to another server, or dead-lettered (SY_DL_OVERLOAD). */
 	uint64_t codel_shed;
+	/** Hedge copies sent (docs/reliability.md); each is also a request,
+	 *  accepted and ended on its own. */
+	uint64_t hedges_sent;
+	uint64_t hedge_wins;        /**< hedged requests answered first by their copy */
+	/** Replies of hedged requests not handed to the requester (the
+	 *  loser's, or both after a call timed out); also in replies_dropped. */
+	uint64_t hedge_replies_discarded;
 };
 
 /**
@@ -484,6 +491,25 @@ struct sy_route_opts {
 	 */
 	unsigned park_after;      /**< failures in a row that park a key; 0: no parking */
 	unsigned park_capacity;   /**< messages held per parked key, at most 1048576; 0: 1024 */
+	/**
+	 * Hedged calls (docs/reliability.md): a request sent by sy_msg_call()
+	 * or sy_msg_request() on a route of two or more servers is copied
+	 * before it goes (its payload, tag, key and deadline: one message
+	 * from the caller's pool and a memcpy of its size), and when no reply
+	 * has come after the delay the copy goes to another server of the
+	 * route, as a message of its own. The first reply is the caller's; the
+	 * other is discarded and counted (sy_stats.hedge_replies_discarded).
+	 * sy_msg_call() sends the copy while it waits; a sy_msg_request()'s
+	 * copy goes from the requester's sy_producer_poll_replies().
+	 */
+	uint64_t hedge_delay_ns;  /**< engine clock; 0: no hedging (unless hedge_p95) */
+	/** The delay is the request round trip's p95 (SY_HIST_RTT, engine-wide,
+	 *  latest snapshot's window, else since the start); hedge_delay_ns
+	 *  while no snapshot has a sample. */
+	bool hedge_p95;
+	/** Hedges at most this share of the route's hedgeable requests, per
+	 *  sending thread, plus one, in (0, 1]; 0: 0.1. */
+	double hedge_budget;
 };
 
 /**

@@ -14,5 +14,7 @@ void sy__totals_add_to(const struct sy__totals *t, struct sy_stats *out)
 	ADD(SEND_WAITS, send_waits) ADD(SEND_WAIT_TIMEOUTS, send_wait_timeouts)
 	ADD(DROPPED, dropped) ADD(RETURNED, returned)
 	ADD(REJ_DEADLINE, rejected_deadline) ADD(CODEL_SHED, codel_shed)
+	ADD(HEDGES_SENT, hedges_sent) ADD(HEDGE_WINS, hedge_wins)
+	ADD(HEDGE_DISCARDS, hedge_replies_discarded)
 #undef ADD
 }

@@ -61,6 +61,9 @@ enum sy__total {
 	SY_T_RETURNED,   /* failures returned to their requester (SY_FAIL_RETURN) */
 	SY_T_REJ_DEADLINE, /* sy_msg_call() requests no server could finish in time */
 	SY_T_CODEL_SHED, /* sends CoDel shed (codel.c), in any backpressure mode */
+	SY_T_HEDGES_SENT,   /* hedge copies sent (hedge.c) */
+	SY_T_HEDGE_WINS,    /* hedged requests whose copy answered first */
+	SY_T_HEDGE_DISCARDS,/* replies of hedged requests nobody takes */
 	SY_T_COUNT
 };
 

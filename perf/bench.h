@@ -51,7 +51,7 @@ void engine_config_describe(const struct engine_config *e, char *out,
 const char *engine_bp_name(enum sy_backpressure bp);
 
 /* Policies that pick among ROUTE_SERVERS servers of one worker. */
-#define PICKING_POLICIES 11
+#define PICKING_POLICIES 12
 #define ROUTE_SERVERS 4
 #define BASELINE_POLICY "round_robin"
 #define SPREAD_POLICY "round_robin" /* over one server per worker */

@@ -40,7 +40,9 @@ static const struct route_setup {
 	  "round_robin" }, { "adaptive+deadline_aware", NULL, false,
 	  ", no deadlines on the messages", "adaptive" }, { "round_robin+codel",
 	  NULL, false, ", CoDel at 5 ms", "round_robin" }, { "hash+park_after",
-	  NULL, true, ", park_after 3", "hash" }, { .policy = "direct" },
+	  NULL, true, ", park_after 3", "hash" }, { "round_robin+hedge",
+	  NULL, false, ", hedge delay 1 ms, plain sends", "round_robin" },
+	{ .policy = "direct" },
 };
 
 struct engine_counter {
@@ -170,6 +172,8 @@ static int engine_build(struct engine_run *run, const struct bench_ctx *ctx,
 		.deadline_aware = setup && strstr(setup->policy, "+deadline"),
 		.codel = setup && strstr(setup->policy, "+codel"),
 		.park_after = setup && strstr(setup->policy, "+park") ? 3 : 0,
+		.hedge_delay_ns = setup && strstr(setup->policy, "+hedge") ?
+				  1000000 : 0, /* 1 ms */
 	};
 	char list[BENCH_MAX_THREADS * 6] = "", name[32];
 	struct sy_config cfg;

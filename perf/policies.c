@@ -33,7 +33,8 @@ int scenario_policies(const struct bench_ctx *ctx, struct report *rep)
 		return rc;
 	rep->rows[rc].detail = "engine-burst32 through a route of 4 servers "
 			       "of one worker (weighted: 4,3,2,1; hash: key = "
-			       "sequence number; +slow_start: the 4th ramps)";
+			       "sequence number; +slow_start: the 4th ramps; "
+			       "+hedge: plain sends, nothing to copy)";
 	base = report_find(rep, "policies", BASELINE_POLICY);
 	for (unsigned i = (unsigned)rc; base && i < rep->n_rows; i++)
 		report_add_ratio(&rep->rows[i], base->variant,

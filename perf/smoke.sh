@@ -65,7 +65,7 @@ fi
 
 run policies --json "$tmp/pol.json"
 check "$tmp/pol.json" "$(rows policies)"' | map(select(.msgs_per_sec.median > 0 and .ratio_vs.round_robin > 0) | .variant)
-	== ["round_robin", "weighted", "least_connections", "adaptive", "hash", "random", "failover", "round_robin+slow_start", "adaptive+deadline_aware", "round_robin+codel", "hash+park_after"]'
+	== ["round_robin", "weighted", "least_connections", "adaptive", "hash", "random", "failover", "round_robin+slow_start", "adaptive+deadline_aware", "round_robin+codel", "hash+park_after", "round_robin+hedge"]'
 run scaling --json "$tmp/scl.json"
 check "$tmp/scl.json" "$(rows scaling)"' as $r | ($r | length >= 1) and ($r[0] | .producers == 1 and .workers == 1 and .efficiency == 1)
 	and ($r | map(.variant == "engine-burst32" and .msgs_per_sec.median > 0 and .efficiency > 0 and .speedup > 0
