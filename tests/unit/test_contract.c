@@ -192,6 +192,11 @@ Test(core_contract, every_function_refuses_null_and_says_so)
 	EXPECT_REFUSED("sy_route_export", sy_route_export(eng, route, NULL, NULL), -EINVAL);
 	EXPECT_REFUSED("sy_route_export", sy_route_export(NULL, route, "a", NULL), -EINVAL);
 	EXPECT_REFUSED("sy_nats_stats", sy_nats_stats(eng, NULL), -EINVAL);
+	EXPECT_REFUSED("sy_nats_dlq_list", sy_nats_dlq_list(NULL, NULL, &dl, 1), -EINVAL);
+	EXPECT_REFUSED("sy_nats_dlq_list", sy_nats_dlq_list(eng, NULL, NULL, 1), -EINVAL);
+	EXPECT_REFUSED("sy_nats_dlq_peek", sy_nats_dlq_peek(NULL, 1, NULL, 0), -EINVAL);
+	EXPECT_REFUSED("sy_nats_dlq_peek", sy_nats_dlq_peek(eng, 1, NULL, 8), -EINVAL);
+	EXPECT_REFUSED("sy_nats_dlq_replay", sy_nats_dlq_replay(NULL, NULL, 0), -EINVAL);
 	/* Policies' accessors */
 	EXPECT_REFUSED("sy_pick_count", sy_pick_count(NULL), 0);
 	EXPECT_REFUSED("sy_pick_key", sy_pick_key(NULL), 0);
