@@ -71,6 +71,9 @@ struct sy_engine {
 	struct sy__http *http;           /* NULL: not serving; under lock */
 	struct sy__health_thread *health;/* NULL until a server has a probe */
 	struct sy__remote *remote;       /* NULL until sy_nats_connect(); under lock */
+	/* The same for the collector, which never takes lock: set once
+	 * connected, cleared before it is freed (remote.c). */
+	_Atomic(struct sy__remote *) remote_seen;
 	uint64_t uid;
 	unsigned je_arena;
 	bool je_arena_valid;

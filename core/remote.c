@@ -1351,6 +1351,7 @@ SY_API int sy_nats_connect(sy_engine *eng, const struct sy_nats_opts *opts)
 		return sy__ret(__func__, rc);
 	}
 	eng->remote = rm;
+	atomic_store_explicit(&eng->remote_seen, rm, memory_order_release);
 	pthread_mutex_unlock(&eng->lock);
 	return 0;
 }
@@ -1474,43 +1475,47 @@ out_unlock:
 	return sy__ret(__func__, rc);
 }
 
-SY_API int sy_nats_stats(sy_engine *eng, struct sy_nats_stats *out)
+void sy__remote_stats(struct sy_engine *eng, struct sy_nats_stats *out)
 {
-	struct sy__remote *rm;
+	/* Pairs with the release in sy_nats_connect(): rm is complete. */
+	struct sy__remote *rm = atomic_load_explicit(&eng->remote_seen,
+						     memory_order_acquire);
 	struct sy_hist *h;
 
+	memset(out, 0, sizeof(*out));
+	if (!rm)
+		return;
+	out->state = (enum sy_nats_state)state_of(rm);
+	out->reconnects = atomic_load(&rm->c[RC_RECONNECTS]);
+	out->published = atomic_load(&rm->c[RC_PUBLISHED]);
+	out->acked = atomic_load(&rm->c[RC_ACKED]);
+	out->nacked = atomic_load(&rm->c[RC_NACKED]);
+	out->timeouts = atomic_load(&rm->c[RC_TIMEOUTS]);
+	out->no_responders = atomic_load(&rm->c[RC_NO_RESPONDERS]);
+	out->conn_failures = atomic_load(&rm->c[RC_CONN_FAILURES]);
+	out->too_large = atomic_load(&rm->c[RC_TOO_LARGE]);
+	out->late_acks = atomic_load(&rm->c[RC_LATE_ACKS]);
+	out->served = atomic_load(&rm->c[RC_SERVED]);
+	out->served_failed = atomic_load(&rm->c[RC_SERVED_FAILED]);
+	out->malformed = atomic_load(&rm->c[RC_MALFORMED]);
+	out->dl_stored = atomic_load(&rm->c[RC_DL_STORED]);
+	out->dl_store_failed = atomic_load(&rm->c[RC_DL_STORE_FAILED]) +
+			       (rm->js ? sy__dlq_copies_lost(eng) : 0);
+	out->in_flight = atomic_load(&rm->outstanding);
+	h = malloc(sizeof(*h));
+	if (h) {
+		sy_hist_clear(h);
+		sy__hist_merge(h, &rm->ack_hist);
+		sy_hist_summary(h, &out->ack_latency);
+		free(h);
+	}
+}
+
+SY_API int sy_nats_stats(sy_engine *eng, struct sy_nats_stats *out)
+{
 	SY__NONNULL(eng);
 	SY__NONNULL(out);
-	memset(out, 0, sizeof(*out));
-	pthread_mutex_lock(&eng->lock);
-	rm = eng->remote;
-	if (rm) {
-		out->state = (enum sy_nats_state)state_of(rm);
-		out->reconnects = atomic_load(&rm->c[RC_RECONNECTS]);
-		out->published = atomic_load(&rm->c[RC_PUBLISHED]);
-		out->acked = atomic_load(&rm->c[RC_ACKED]);
-		out->nacked = atomic_load(&rm->c[RC_NACKED]);
-		out->timeouts = atomic_load(&rm->c[RC_TIMEOUTS]);
-		out->no_responders = atomic_load(&rm->c[RC_NO_RESPONDERS]);
-		out->conn_failures = atomic_load(&rm->c[RC_CONN_FAILURES]);
-		out->too_large = atomic_load(&rm->c[RC_TOO_LARGE]);
-		out->late_acks = atomic_load(&rm->c[RC_LATE_ACKS]);
-		out->served = atomic_load(&rm->c[RC_SERVED]);
-		out->served_failed = atomic_load(&rm->c[RC_SERVED_FAILED]);
-		out->malformed = atomic_load(&rm->c[RC_MALFORMED]);
-		out->dl_stored = atomic_load(&rm->c[RC_DL_STORED]);
-		out->dl_store_failed = atomic_load(&rm->c[RC_DL_STORE_FAILED]) +
-				       (rm->js ? sy__dlq_copies_lost(eng) : 0);
-		out->in_flight = atomic_load(&rm->outstanding);
-		h = malloc(sizeof(*h));
-		if (h) {
-			sy_hist_clear(h);
-			sy__hist_merge(h, &rm->ack_hist);
-			sy_hist_summary(h, &out->ack_latency);
-			free(h);
-		}
-	}
-	pthread_mutex_unlock(&eng->lock);
+	sy__remote_stats(eng, out);
 	return 0;
 }
 
@@ -1786,6 +1791,7 @@ void sy__remote_destroy(struct sy_engine *eng)
 {
 	if (!eng->remote)
 		return;
+	atomic_store_explicit(&eng->remote_seen, NULL, memory_order_relaxed);
 	remote_free(eng->remote);
 	eng->remote = NULL;
 }
@@ -1823,11 +1829,17 @@ SY_API int sy_route_export(sy_engine *eng, uint32_t route, const char *subject,
 	return sy__failed(__func__, sy__fail(-ENOTCONN, "built without libnats"));
 }
 
+void sy__remote_stats(struct sy_engine *eng, struct sy_nats_stats *out)
+{
+	(void)eng;
+	memset(out, 0, sizeof(*out));
+}
+
 SY_API int sy_nats_stats(sy_engine *eng, struct sy_nats_stats *out)
 {
 	SY__NONNULL(eng);
 	SY__NONNULL(out);
-	memset(out, 0, sizeof(*out));
+	sy__remote_stats(eng, out);
 	return 0;
 }
 

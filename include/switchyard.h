@@ -1247,6 +1247,11 @@ struct sy_nats_stats {
  *  -EINVAL. (All zero, state SY_NATS_NONE, when not connected.) */
 SY_API int sy_nats_stats(sy_engine *eng, struct sy_nats_stats *out);
 
+/** The remote counters as the collector read them for @p snap (state
+ *  SY_NATS_NONE when the engine had no connection: the exports then leave
+ *  them out). Any thread holding a reference. @return 0; -EINVAL. */
+SY_API int sy_snapshot_nats(const sy_snapshot *snap, struct sy_nats_stats *out);
+
 /**
  * Copy out up to @p max of the dead letters stored in the engine's
  * JetStream stream (sy_nats_opts.dlq_stream) that match @p f, oldest
