@@ -536,7 +536,9 @@ static void on_dl_stored(jsCtx *js, natsMsg *nm, jsPubAck *pa,
  * while the connection is down they wait (closed: they fail). */
 static unsigned store_dead_letters(struct sy__remote *rm)
 {
-	struct sy__dl_copy *c = rm->js ? sy__dlq_copies_take(rm->eng) : NULL;
+	/* Copies come only once rm->js is set (sy__dlq_copy_to() after it):
+	 * the queue's lock orders that store before this thread's reads. */
+	struct sy__dl_copy *c = sy__dlq_copies_take(rm->eng);
 	unsigned n = 0;
 
 	if (c) {
@@ -926,7 +928,7 @@ static bool has_work(struct sy__remote *rm)
 	if (atomic_load_explicit(&rm->nin, memory_order_relaxed) ||
 	    atomic_load_explicit(&rm->dropped, memory_order_relaxed) ||
 	    atomic_load_explicit(&rm->quit, memory_order_relaxed) ||
-	    (rm->js && sy__dlq_copies_waiting(rm->eng)))
+	    sy__dlq_copies_waiting(rm->eng))
 		return true;
 	for (unsigned w = 0; w < rm->eng->nworkers; w++)
 		if (sy__ring_count(&rm->slot->replies[w]))
