@@ -1802,8 +1802,8 @@ void sy__remote_destroy(struct sy_engine *eng)
 
 SY_API int sy_nats_connect(sy_engine *eng, const struct sy_nats_opts *opts)
 {
-	(void)eng;
-	(void)opts;
+	SY__NONNULL(eng);
+	SY__NONNULL(opts);
 	return sy__failed(__func__, sy__fail(-ENOTSUP, "built without libnats "
 			"(meson -Dnats=enabled)"));
 }
@@ -1812,11 +1812,11 @@ SY_API int sy_server_add_remote(sy_engine *eng, const char *name,
 				const char *subject,
 				const struct sy_remote_opts *opts, uint32_t *id)
 {
-	(void)eng;
 	(void)name;
-	(void)subject;
 	(void)opts;
-	(void)id;
+	SY__NONNULL(eng);
+	SY__NONNULL(subject);
+	SY__NONNULL(id);
 	return sy__failed(__func__, sy__fail(-ENOTCONN, "built without "
 			"libnats"));
 }
@@ -1824,10 +1824,10 @@ SY_API int sy_server_add_remote(sy_engine *eng, const char *name,
 SY_API int sy_route_export(sy_engine *eng, uint32_t route, const char *subject,
 			   const char *queue)
 {
-	(void)eng;
 	(void)route;
-	(void)subject;
 	(void)queue;
+	SY__NONNULL(eng);
+	SY__NONNULL(subject);
 	return sy__failed(__func__, sy__fail(-ENOTCONN, "built without libnats"));
 }
 
