@@ -43,6 +43,7 @@
 #include "core/engine.h"
 #include "core/error.h"
 #include "core/rcu.h"
+#include "core/remote.h"
 #include "core/route.h"
 #include "core/slot.h"
 #include "core/worker.h"
@@ -223,8 +224,10 @@ static void collect(struct sy__collector *c, bool have_lock)
 	routes_read(c);
 	reset = atomic_exchange_explicit(&c->reset, false, memory_order_relaxed);
 	snap = sy__merge_finish(c->merge, sy__now(c->eng), fresh, reset);
-	if (snap)
+	if (snap) {
+		sy__remote_stats(c->eng, &snap->nats);
 		publish(c, snap);
+	}
 	pthread_mutex_unlock(&c->merge_lock);
 }
 

@@ -23,11 +23,18 @@
  * lock held; they see each entry that was in the queue when they started at
  * most once, so a message that is dead-lettered again while it is replayed
  * waits for the next call.
+ *
+ * With a durable store set (sy__dlq_copy_to()), each dead letter is also
+ * copied, under the same lock and in id order, onto a list the store takes
+ * whole (dlq.h). The copy is allocated before the lock is taken; `wake` is
+ * read and woken under the lock, so the store can stop (NULL) and go away
+ * once it has taken the lock after that.
  */
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -37,9 +44,11 @@
 #include "core/error.h"
 #include "core/msg.h"
 #include "core/pool.h"
+#include "core/rcu.h"
 #include "core/slot.h"
 #include "core/worker.h"
 #include "metrics/shard.h"
+#include "queues/park.h"
 
 #define INITIAL_SIZE 64u
 
@@ -59,6 +68,11 @@ struct sy__dlq {
 	uint64_t admitted[SY_DL_REASONS];
 	uint64_t evicted[SY_DL_REASONS];
 	uint64_t replayed;
+	/* The durable store's copies (under lock, but for the hints). */
+	_Atomic(struct sy__parker *) wake;  /* NULL: no store */
+	struct sy__dl_copy *copies, **copies_tail;
+	_Atomic bool copies_waiting;
+	_Atomic uint64_t copies_lost;
 };
 
 /* ---- the array (all under q->lock) ---- */
@@ -139,7 +153,7 @@ static struct sy_msg *put_back(struct sy__dlq *q, const struct dl_entry *e)
 
 /* ---- filters ---- */
 
-static int filter_check(const struct sy_dl_filter *f)
+int sy__dl_filter_check(const struct sy_dl_filter *f)
 {
 	if (!f)
 		return 0;
@@ -151,7 +165,7 @@ static int filter_check(const struct sy_dl_filter *f)
 	return 0;
 }
 
-static bool matches(const struct sy_dl_filter *f, const struct sy_dead_letter *d)
+bool sy__dl_matches(const struct sy_dl_filter *f, const struct sy_dead_letter *d)
 {
 	if (!f)
 		return true;
@@ -175,7 +189,7 @@ static bool take_next(struct sy__dlq *q, const struct sy_dl_filter *f,
 
 	pthread_mutex_lock(&q->lock);
 	for (unsigned i = 0; i < q->n && at(q, i)->dl.id < bound; i++) {
-		if (matches(f, &at(q, i)->dl)) {
+		if (sy__dl_matches(f, &at(q, i)->dl)) {
 			*out = *at(q, i);
 			remove_at(q, i);
 			found = true;
@@ -212,6 +226,7 @@ int sy__dlq_init(struct sy_engine *eng)
 		return -ENOMEM;
 	}
 	q->next_id = 1;
+	q->copies_tail = &q->copies;
 	pthread_mutex_init(&q->lock, NULL);
 	eng->dlq = q;
 	return 0;
@@ -225,6 +240,12 @@ void sy__dlq_destroy(struct sy_engine *eng)
 		return;
 	/* The messages held go with the engine's pools (sy__pool_destroy,
 	 * sy__huge_destroy): freeing them here would depend on the order. */
+	while (q->copies) {
+		struct sy__dl_copy *c = q->copies;
+
+		q->copies = c->next;
+		free(c);
+	}
 	pthread_mutex_destroy(&q->lock);
 	free(q->ring);
 	free(q);
@@ -267,24 +288,81 @@ static void describe(struct sy_msg *m, enum sy_dl_reason reason,
 	d->size = m->size;
 }
 
+/* A copy of dead letter @p d (its id still to come) for the store, or NULL
+ * (counted lost). */
+static struct sy__dl_copy *copy_of(struct sy_engine *eng,
+				   const struct sy_msg *m,
+				   const struct sy_dead_letter *d)
+{
+	struct sy__dl_copy *c = malloc(sizeof(*c) + m->size);
+	struct sy__route *r;
+
+	if (!c) {
+		atomic_fetch_add_explicit(&eng->dlq->copies_lost, 1,
+					  memory_order_relaxed);
+		return NULL;
+	}
+	c->next = NULL;
+	c->dl = *d;
+	memcpy(c->data, m->data, m->size);
+	c->route[0] = c->server[0] = '\0';
+	sy__rcu_thread_get();
+	sy__read_lock();
+	if (d->route < eng->cfg.max_routes &&
+	    (r = atomic_load_explicit(&eng->routes[d->route],
+				      memory_order_acquire))) /* pairs with R1 */
+		snprintf(c->route, sizeof(c->route), "%s", r->name);
+	sy__read_unlock();
+	sy__rcu_thread_put();
+	pthread_mutex_lock(&eng->servers_lock);
+	if (d->server < eng->cfg.max_servers && eng->servers[d->server])
+		snprintf(c->server, sizeof(c->server), "%s",
+			 eng->servers[d->server]->name);
+	pthread_mutex_unlock(&eng->servers_lock);
+	return c;
+}
+
+/* Under q->lock: queue @p c (may be NULL) for the store, if one is set. */
+static void copy_queue(struct sy__dlq *q, struct sy__dl_copy *c, uint64_t id)
+{
+	struct sy__parker *wake = atomic_load_explicit(&q->wake,
+						       memory_order_relaxed);
+
+	if (!c)
+		return;
+	if (!wake) {
+		free(c);
+		return;
+	}
+	c->dl.id = id;
+	*q->copies_tail = c;
+	q->copies_tail = &c->next;
+	atomic_store_explicit(&q->copies_waiting, true, memory_order_relaxed);
+	sy__wake(wake);
+}
+
 void sy__dead_letter(struct sy_engine *eng, struct sy__slot *self,
 		     struct sy_msg *m, enum sy_dl_reason reason,
 		     uint32_t server)
 {
 	struct sy__dlq *q = eng->dlq;
 	struct dl_entry e = { .m = m };
+	struct sy__dl_copy *copy = NULL;
 	struct sy_msg *victim;
 
 	assert(reason < SY_DL_REASONS);
 	m->held = 1;
 	describe(m, reason, server, sy__now(eng), &e.dl);
 	shard_count(eng, self, e.dl.route, server, reason);
+	if (atomic_load_explicit(&q->wake, memory_order_relaxed))
+		copy = copy_of(eng, m, &e.dl);
 	pthread_mutex_lock(&q->lock);
 	victim = make_room(q);
 	e.dl.id = q->next_id++;
 	*at(q, q->n) = e;
 	q->n++;
 	q->admitted[reason]++;
+	copy_queue(q, copy, e.dl.id);
 	pthread_mutex_unlock(&q->lock);
 	if (victim)
 		sy__msg_release(self, victim);
@@ -307,6 +385,43 @@ void sy__dlq_accounting(struct sy_engine *eng, struct sy_accounting *out)
 	pthread_mutex_unlock(&q->lock);
 }
 
+void sy__dlq_copy_to(struct sy_engine *eng, struct sy__parker *wake)
+{
+	struct sy__dlq *q = eng->dlq;
+
+	pthread_mutex_lock(&q->lock);
+	atomic_store_explicit(&q->wake, wake, memory_order_relaxed);
+	pthread_mutex_unlock(&q->lock);
+}
+
+struct sy__dl_copy *sy__dlq_copies_take(struct sy_engine *eng)
+{
+	struct sy__dlq *q = eng->dlq;
+	struct sy__dl_copy *c;
+
+	if (!atomic_load_explicit(&q->copies_waiting, memory_order_relaxed))
+		return NULL;
+	pthread_mutex_lock(&q->lock);
+	c = q->copies;
+	q->copies = NULL;
+	q->copies_tail = &q->copies;
+	atomic_store_explicit(&q->copies_waiting, false, memory_order_relaxed);
+	pthread_mutex_unlock(&q->lock);
+	return c;
+}
+
+bool sy__dlq_copies_waiting(struct sy_engine *eng)
+{
+	return atomic_load_explicit(&eng->dlq->copies_waiting,
+				    memory_order_relaxed);
+}
+
+uint64_t sy__dlq_copies_lost(struct sy_engine *eng)
+{
+	return atomic_load_explicit(&eng->dlq->copies_lost,
+				    memory_order_relaxed);
+}
+
 /* ---- admin functions ---- */
 
 SY_API void sy_dlq_filter_init(struct sy_dl_filter *f)
@@ -323,14 +438,14 @@ SY_API size_t sy_dlq_count(sy_engine *eng, const struct sy_dl_filter *f)
 	size_t n = 0;
 
 	SY__NONNULL_OR(eng, 0);
-	if (filter_check(f)) {
+	if (sy__dl_filter_check(f)) {
 		sy__failed(__func__, -EINVAL);
 		return 0;
 	}
 	q = eng->dlq;
 	pthread_mutex_lock(&q->lock);
 	for (unsigned i = 0; i < q->n; i++)
-		n += matches(f, &at(q, i)->dl);
+		n += sy__dl_matches(f, &at(q, i)->dl);
 	pthread_mutex_unlock(&q->lock);
 	return n;
 }
@@ -345,14 +460,14 @@ SY_API int sy_dlq_list(sy_engine *eng, const struct sy_dl_filter *f,
 	SY__NONNULL(eng);
 	if (max)
 		SY__NONNULL(out);
-	if ((rc = filter_check(f)) != 0)
+	if ((rc = sy__dl_filter_check(f)) != 0)
 		return sy__ret(__func__, rc);
 	if (max > INT_MAX)
 		max = INT_MAX;
 	q = eng->dlq;
 	pthread_mutex_lock(&q->lock);
 	for (unsigned i = 0; i < q->n && k < max; i++)
-		if (matches(f, &at(q, i)->dl))
+		if (sy__dl_matches(f, &at(q, i)->dl))
 			out[k++] = at(q, i)->dl;
 	pthread_mutex_unlock(&q->lock);
 	return (int)k;
@@ -420,7 +535,7 @@ SY_API int sy_dlq_replay(sy_engine *eng, const struct sy_dl_filter *f,
 	int rc, k = 0;
 
 	SY__NONNULL(eng);
-	if ((rc = filter_check(f)) != 0)
+	if ((rc = sy__dl_filter_check(f)) != 0)
 		return sy__ret(__func__, rc);
 	if (sy__worker_self())
 		return sy__failed(__func__, sy__fail(-EDEADLK, "called from a worker thread"));
@@ -454,7 +569,7 @@ SY_API int sy_dlq_drain(sy_engine *eng, const struct sy_dl_filter *f,
 
 	SY__NONNULL(eng);
 	SY__NONNULL(fn);
-	if ((rc = filter_check(f)) != 0)
+	if ((rc = sy__dl_filter_check(f)) != 0)
 		return sy__ret(__func__, rc);
 	bound = next_id(eng->dlq);
 	while (k < INT_MAX && take_next(eng->dlq, f, bound, &e)) {
@@ -476,14 +591,14 @@ SY_API int sy_dlq_purge(sy_engine *eng, const struct sy_dl_filter *f)
 	int rc, k = 0;
 
 	SY__NONNULL(eng);
-	if ((rc = filter_check(f)) != 0)
+	if ((rc = sy__dl_filter_check(f)) != 0)
 		return sy__ret(__func__, rc);
 	q = eng->dlq;
 	pthread_mutex_lock(&q->lock);
 	for (unsigned i = 0; i < q->n; i++) {
 		struct dl_entry *e = at(q, i);
 
-		if (matches(f, &e->dl)) {
+		if (sy__dl_matches(f, &e->dl)) {
 			e->m->next = freed;
 			freed = e->m;
 			k++;

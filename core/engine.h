@@ -75,6 +75,9 @@ struct sy_engine {
 	/* NULL until a route with park_after is added (parking.c); set under
 	 * lock, read by workers. */
 	_Atomic(struct sy__parking *) parking;
+	/* The same for the collector, which never takes lock: set once
+	 * connected, cleared before it is freed (remote.c). */
+	_Atomic(struct sy__remote *) remote_seen;
 	uint64_t uid;
 	unsigned je_arena;
 	bool je_arena_valid;

@@ -29,13 +29,25 @@
  * dead-letter it) although its handler ran; late_acks counts the
  * acknowledgements that arrive for messages already failed.
  *
+ * Durable dead letters. With a stream (sy_nats_opts.dlq_stream), the dead
+ * letter queue copies each dead letter (dlq.h) and wakes the remote thread,
+ * which publishes the copies to JetStream asynchronously, at most
+ * SY_DL_MAX_PENDING unacknowledged, so that neither a sender nor a worker
+ * ever waits on the network for them and the remote thread never stalls
+ * in the client. Each stored message is the payload with the dead letter's
+ * description in headers (docs/remote.md); Nats-Msg-Id (instance and id)
+ * lets JetStream drop a copy sent twice. The admin functions read the
+ * stream with direct gets, and a replay deletes each message it has sent.
+ *
  * Locks: `lock` guards the pending table and the queue of messages from
  * the NATS client's callbacks, taken by workers (publish), callbacks and
  * the remote thread, never on a path without a remote server or export.
- * Everything else of the serving side belongs to the remote thread.
+ * `dl_admin` makes the stream's admin calls take turns. Everything else of
+ * the serving side belongs to the remote thread.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +55,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/dlq.h"
 #include "core/engine.h"
 #include "core/error.h"
 #include "core/msg.h"
@@ -64,11 +77,15 @@
 #define SY_REMOTE_MAX_IN_FLIGHT 256u
 #define SY_REMOTE_QUEUE_FACTOR 16u      /* waiting: at most this many windows */
 #define SY_SUBJECT_MAX 200
+#define SY_STREAM_MAX 64
+#define SY_DL_MAX_PENDING 1024u         /* stream writes awaiting their ack */
+#define SY_DL_WAIT_MS 5000              /* a stream write's ack, the final flush */
 
 enum rcount {
 	RC_RECONNECTS, RC_PUBLISHED, RC_ACKED, RC_NACKED, RC_TIMEOUTS,
 	RC_NO_RESPONDERS, RC_CONN_FAILURES, RC_TOO_LARGE, RC_LATE_ACKS,
-	RC_SERVED, RC_SERVED_FAILED, RC_MALFORMED, RC_COUNT
+	RC_SERVED, RC_SERVED_FAILED, RC_MALFORMED, RC_DL_STORED,
+	RC_DL_STORE_FAILED, RC_COUNT
 };
 
 /* A published message waiting for its acknowledgement. */
@@ -150,6 +167,13 @@ struct sy__remote {
 	struct sy_msg **waiting;        /* results whose ring was full */
 	unsigned nwaiting, waiting_cap;
 	struct sy__hist ack_hist;
+	/* The dead letter stream: set at connect, then read-only. */
+	jsCtx *js;                      /* NULL: no stream */
+	char dl_stream[SY_STREAM_MAX + 1];
+	char dl_subject[SY_STREAM_MAX + 8];
+	_Atomic unsigned dl_pending;    /* written, not yet acknowledged */
+	pthread_mutex_t dl_admin;
+	struct sy__dl_copy *dl_todo, **dl_todo_tail; /* the remote thread's */
 	/* Under eng->lock. */
 	struct export *exports;
 	struct rserver *rservers;
@@ -429,6 +453,114 @@ static int remote_run(sy_engine *eng, sy_msg *m, void *ctx)
 	}
 	sy__worker_defer(w);
 	return 0;
+}
+
+/* ---- the durable dead letter queue: writing (the remote thread) ---- */
+
+static void dl_store_failed(struct sy__remote *rm, const char *why)
+{
+	count(rm, RC_DL_STORE_FAILED);
+	fprintf(stderr, "switchyard: a dead letter was not stored in stream "
+		"%s: %s\n", rm->dl_stream, why);
+}
+
+static natsStatus dl_headers(struct sy__remote *rm, natsMsg *nm,
+			     const struct sy__dl_copy *c)
+{
+	const struct { const char *key; uint64_t v; } nums[] = {
+		{ "Sy-Dl-Id", c->dl.id }, { "Sy-Dl-Reason", c->dl.reason },
+		{ "Sy-Route-Id", c->dl.route }, { "Sy-Server-Id", c->dl.server },
+		{ "Sy-Attempts", c->dl.attempts }, { "Sy-Key", c->dl.key },
+		{ "Sy-Tag", c->dl.tag }, { "Sy-Dl-First", c->dl.first_ns },
+		{ "Sy-Dl-Last", c->dl.last_ns },
+	};
+	char id[48];
+	natsStatus s;
+
+	snprintf(id, sizeof(id), "%016" PRIx64 "-%" PRIu64, rm->instance,
+		 c->dl.id);
+	s = natsMsgHeader_Set(nm, "Nats-Msg-Id", id);
+	for (size_t i = 0; s == NATS_OK && i < sizeof(nums) / sizeof(*nums); i++)
+		s = set_header_u64(nm, nums[i].key, nums[i].v);
+	if (s == NATS_OK && c->route[0])
+		s = natsMsgHeader_Set(nm, "Sy-Route", c->route);
+	if (s == NATS_OK && c->server[0])
+		s = natsMsgHeader_Set(nm, "Sy-Server", c->server);
+	return s;
+}
+
+static void dl_store(struct sy__remote *rm, const struct sy__dl_copy *c)
+{
+	jsPubOptions po;
+	natsMsg *nm = NULL;
+	natsStatus s;
+
+	jsPubOptions_Init(&po);
+	po.MaxWait = SY_DL_WAIT_MS;
+	s = natsMsg_Create(&nm, rm->dl_subject, NULL, (const char *)c->data,
+			   (int)c->dl.size);
+	if (s == NATS_OK)
+		s = dl_headers(rm, nm, c);
+	if (s == NATS_OK) {
+		atomic_fetch_add_explicit(&rm->dl_pending, 1,
+					  memory_order_relaxed);
+		/* On success the client owns nm (and sets it to NULL). */
+		s = js_PublishMsgAsync(rm->js, &nm, &po);
+		if (s != NATS_OK)
+			atomic_fetch_sub_explicit(&rm->dl_pending, 1,
+						  memory_order_relaxed);
+	}
+	natsMsg_Destroy(nm);
+	if (s != NATS_OK)
+		dl_store_failed(rm, natsStatus_GetText(s));
+}
+
+/* The client's thread: JetStream stored a dead letter, or did not. */
+static void on_dl_stored(jsCtx *js, natsMsg *nm, jsPubAck *pa,
+			 jsPubAckErr *pae, void *closure)
+{
+	struct sy__remote *rm = closure;
+
+	(void)js;
+	if (pa)
+		count(rm, RC_DL_STORED);
+	else
+		dl_store_failed(rm, pae && pae->ErrText ? pae->ErrText :
+				pae ? natsStatus_GetText(pae->Err) : "no reply");
+	natsMsg_Destroy(nm);
+	atomic_fetch_sub_explicit(&rm->dl_pending, 1, memory_order_relaxed);
+	sy__wake(&rm->slot->parker);
+}
+
+/* Take the dead letter queue's copies and write what the window allows;
+ * while the connection is down they wait (closed: they fail). */
+static unsigned store_dead_letters(struct sy__remote *rm)
+{
+	/* Copies come only once rm->js is set (sy__dlq_copy_to() after it):
+	 * the queue's lock orders that store before this thread's reads. */
+	struct sy__dl_copy *c = sy__dlq_copies_take(rm->eng);
+	unsigned n = 0;
+
+	if (c) {
+		*rm->dl_todo_tail = c;
+		while (c->next)
+			c = c->next;
+		rm->dl_todo_tail = &c->next;
+	}
+	while ((c = rm->dl_todo) && state_of(rm) != SY_NATS_RECONNECTING &&
+	       atomic_load_explicit(&rm->dl_pending, memory_order_relaxed) <
+		       SY_DL_MAX_PENDING) {
+		rm->dl_todo = c->next;
+		if (!rm->dl_todo)
+			rm->dl_todo_tail = &rm->dl_todo;
+		if (state_of(rm) == SY_NATS_CONNECTED)
+			dl_store(rm, c);
+		else
+			dl_store_failed(rm, "the connection is closed");
+		free(c);
+		n++;
+	}
+	return n;
 }
 
 /* ---- the remote thread ---- */
@@ -795,7 +927,8 @@ static bool has_work(struct sy__remote *rm)
 {
 	if (atomic_load_explicit(&rm->nin, memory_order_relaxed) ||
 	    atomic_load_explicit(&rm->dropped, memory_order_relaxed) ||
-	    atomic_load_explicit(&rm->quit, memory_order_relaxed))
+	    atomic_load_explicit(&rm->quit, memory_order_relaxed) ||
+	    sy__dlq_copies_waiting(rm->eng))
 		return true;
 	for (unsigned w = 0; w < rm->eng->nworkers; w++)
 		if (sy__ring_count(&rm->slot->replies[w]))
@@ -820,6 +953,7 @@ static void *remote_main(void *arg)
 
 		n += take_results(rm);
 		n += resend_waiting(rm);
+		n += store_dead_letters(rm);
 		if (atomic_exchange_explicit(&rm->dropped, false,
 					     memory_order_acq_rel))
 			n += expire_pending(rm, 0, true);
@@ -828,9 +962,10 @@ static void *remote_main(void *arg)
 		if (n)
 			continue;
 		if (atomic_load_explicit(&rm->quit, memory_order_acquire) &&
-		    !rm->nwaiting)
+		    !rm->nwaiting &&
+		    (!rm->dl_todo || state_of(rm) != SY_NATS_CONNECTED))
 			break;
-		waits = rm->nwaiting ||
+		waits = rm->nwaiting || rm->dl_todo ||
 			atomic_load_explicit(&rm->outstanding,
 					     memory_order_relaxed);
 		sy__park_prepare(&rm->slot->parker);
@@ -841,6 +976,14 @@ static void *remote_main(void *arg)
 		sy__park_wait(&rm->slot->parker,
 			      waits ? SY_REMOTE_TICK_NS : SY_REMOTE_IDLE_NS);
 	}
+	while (rm->dl_todo) {
+		struct sy__dl_copy *c = rm->dl_todo;
+
+		rm->dl_todo = c->next;
+		dl_store_failed(rm, "the engine stopped while reconnecting");
+		free(c);
+	}
+	rm->dl_todo_tail = &rm->dl_todo;
 	sy__pending_flush(rm->slot);
 	sy_producer_detach(eng);
 	return NULL;
@@ -984,6 +1127,8 @@ static void thread_stop(struct sy__remote *rm)
 	sy__unpark(&rm->slot->parker);
 	pthread_join(rm->thread, NULL);
 	rm->thread_started = false;
+	if (rm->js)
+		sy__dlq_copy_to(rm->eng, NULL);
 }
 
 /* The client calls on_closed() from its own thread after a close: wait
@@ -994,6 +1139,13 @@ static void close_connection(struct sy__remote *rm)
 
 	if (!rm->nc)
 		return;
+	if (rm->js && state_of(rm) == SY_NATS_CONNECTED) {
+		jsPubOptions po;
+
+		jsPubOptions_Init(&po);
+		po.MaxWait = SY_DL_WAIT_MS;
+		js_PublishAsyncComplete(rm->js, &po);
+	}
 	natsConnection_Close(rm->nc);
 	for (int i = 0; i < 5000 &&
 	     !atomic_load_explicit(&rm->closed, memory_order_acquire); i++)
@@ -1012,6 +1164,7 @@ static void remote_free(struct sy__remote *rm)
 		free(ex);
 	}
 	natsSubscription_Destroy(rm->acks);
+	jsCtx_Destroy(rm->js);
 	natsConnection_Destroy(rm->nc);
 	natsOptions_Destroy(rm->opts);
 	for (unsigned i = 0; i < rm->nwaiting; i++)
@@ -1034,6 +1187,7 @@ static void remote_free(struct sy__remote *rm)
 		rm->rservers = rs->next;
 		free(rs);
 	}
+	pthread_mutex_destroy(&rm->dl_admin);
 	pthread_mutex_destroy(&rm->lock);
 	free(rm);
 }
@@ -1044,6 +1198,59 @@ static int nats_fail(int err, const char *what, natsStatus s)
 
 	return sy__fail(err, "%s: %s%s%s", what, natsStatus_GetText(s),
 			detail && *detail ? ": " : "", detail ? detail : "");
+}
+
+/* A stream name: 1 to 64 letters, digits, '-' or '_'. */
+static bool stream_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > SY_STREAM_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_'))
+			return false;
+	return true;
+}
+
+/* Find the dead letter stream @p name, or create it. */
+static int dl_stream_open(struct sy__remote *rm, const char *name)
+{
+	const char *subjects[1] = { rm->dl_subject };
+	jsStreamInfo *si = NULL;
+	jsStreamConfig sc;
+	jsOptions jo;
+	natsStatus s;
+
+	snprintf(rm->dl_stream, sizeof(rm->dl_stream), "%s", name);
+	snprintf(rm->dl_subject, sizeof(rm->dl_subject), "sy.dlq.%s", name);
+	jsOptions_Init(&jo);
+	jo.PublishAsync.MaxPending = SY_DL_MAX_PENDING;
+	jo.PublishAsync.AckHandler = on_dl_stored;
+	jo.PublishAsync.AckHandlerClosure = rm;
+	s = natsConnection_JetStream(&rm->js, rm->nc, &jo);
+	if (s == NATS_OK)
+		s = js_GetStreamInfo(&si, rm->js, name, NULL, NULL);
+	if (s == NATS_NOT_FOUND) {
+		jsStreamConfig_Init(&sc);
+		sc.Name = name;
+		sc.Subjects = subjects;
+		sc.SubjectsLen = 1;
+		sc.Storage = js_FileStorage;
+		sc.AllowDirect = true;
+		s = js_AddStream(&si, rm->js, &sc, NULL, NULL);
+	}
+	if (s == NATS_OK && !si->Config->AllowDirect)
+		s = NATS_INVALID_ARG;
+	jsStreamInfo_Destroy(si);
+	if (s == NATS_INVALID_ARG)
+		return sy__fail(-EINVAL, "sy_nats_connect: stream %s exists "
+				"without allow_direct", name);
+	if (s != NATS_OK)
+		return nats_fail(-EIO, "sy_nats_connect: cannot open the dead "
+				 "letter stream (is JetStream on?)", s);
+	return 0;
 }
 
 static int connect_locked(struct sy_engine *eng, const struct sy_nats_opts *o,
@@ -1088,9 +1295,15 @@ static int connect_locked(struct sy_engine *eng, const struct sy_nats_opts *o,
 	if (s != NATS_OK)
 		return nats_fail(-EIO, "sy_nats_connect: cannot subscribe to "
 				 "acknowledgements", s);
-	(void)eng;
 	atomic_store_explicit(&rm->state, SY_NATS_CONNECTED,
 			      memory_order_release);
+	if (o->dlq_stream) {
+		int rc = dl_stream_open(rm, o->dlq_stream);
+
+		if (rc)
+			return rc;
+		sy__dlq_copy_to(eng, &rm->slot->parker);
+	}
 	return 0;
 }
 
@@ -1107,6 +1320,9 @@ SY_API int sy_nats_connect(sy_engine *eng, const struct sy_nats_opts *opts)
 		if (!opts->urls[i] || !*opts->urls[i])
 			return sy__failed(__func__, sy__fail(-EINVAL, "URL %u is "
 					"empty", i));
+	if (opts->dlq_stream && !stream_name_ok(opts->dlq_stream))
+		return sy__failed(__func__, sy__fail(-EINVAL, "a stream name is "
+				"1 to 64 letters, digits, '-' or '_'"));
 	pthread_mutex_lock(&eng->lock);
 	if (eng->remote) {
 		pthread_mutex_unlock(&eng->lock);
@@ -1127,6 +1343,8 @@ SY_API int sy_nats_connect(sy_engine *eng, const struct sy_nats_opts *opts)
 	rm->instance = (uint64_t)(uintptr_t)rm ^ sy__clock_monotonic(NULL) ^
 		       ((uint64_t)getpid() << 32);
 	pthread_mutex_init(&rm->lock, NULL);
+	pthread_mutex_init(&rm->dl_admin, NULL);
+	rm->dl_todo_tail = &rm->dl_todo;
 	sy__hist_init(&rm->ack_hist);
 	rc = connect_locked(eng, opts, rm);
 	if (rc) {
@@ -1135,6 +1353,7 @@ SY_API int sy_nats_connect(sy_engine *eng, const struct sy_nats_opts *opts)
 		return sy__ret(__func__, rc);
 	}
 	eng->remote = rm;
+	atomic_store_explicit(&eng->remote_seen, rm, memory_order_release);
 	pthread_mutex_unlock(&eng->lock);
 	return 0;
 }
@@ -1258,41 +1477,252 @@ out_unlock:
 	return sy__ret(__func__, rc);
 }
 
-SY_API int sy_nats_stats(sy_engine *eng, struct sy_nats_stats *out)
+void sy__remote_stats(struct sy_engine *eng, struct sy_nats_stats *out)
 {
-	struct sy__remote *rm;
+	/* Pairs with the release in sy_nats_connect(): rm is complete. */
+	struct sy__remote *rm = atomic_load_explicit(&eng->remote_seen,
+						     memory_order_acquire);
 	struct sy_hist *h;
 
+	memset(out, 0, sizeof(*out));
+	if (!rm)
+		return;
+	out->state = (enum sy_nats_state)state_of(rm);
+	out->reconnects = atomic_load(&rm->c[RC_RECONNECTS]);
+	out->published = atomic_load(&rm->c[RC_PUBLISHED]);
+	out->acked = atomic_load(&rm->c[RC_ACKED]);
+	out->nacked = atomic_load(&rm->c[RC_NACKED]);
+	out->timeouts = atomic_load(&rm->c[RC_TIMEOUTS]);
+	out->no_responders = atomic_load(&rm->c[RC_NO_RESPONDERS]);
+	out->conn_failures = atomic_load(&rm->c[RC_CONN_FAILURES]);
+	out->too_large = atomic_load(&rm->c[RC_TOO_LARGE]);
+	out->late_acks = atomic_load(&rm->c[RC_LATE_ACKS]);
+	out->served = atomic_load(&rm->c[RC_SERVED]);
+	out->served_failed = atomic_load(&rm->c[RC_SERVED_FAILED]);
+	out->malformed = atomic_load(&rm->c[RC_MALFORMED]);
+	out->dl_stored = atomic_load(&rm->c[RC_DL_STORED]);
+	out->dl_store_failed = atomic_load(&rm->c[RC_DL_STORE_FAILED]) +
+			       (rm->js ? sy__dlq_copies_lost(eng) : 0);
+	out->in_flight = atomic_load(&rm->outstanding);
+	h = malloc(sizeof(*h));
+	if (h) {
+		sy_hist_clear(h);
+		sy__hist_merge(h, &rm->ack_hist);
+		sy_hist_summary(h, &out->ack_latency);
+		free(h);
+	}
+}
+
+SY_API int sy_nats_stats(sy_engine *eng, struct sy_nats_stats *out)
+{
 	SY__NONNULL(eng);
 	SY__NONNULL(out);
-	memset(out, 0, sizeof(*out));
+	sy__remote_stats(eng, out);
+	return 0;
+}
+
+/* ---- the durable dead letter queue: the admin functions ---- */
+
+/* The engine's stream, its admin turn taken; or an error. */
+static int dl_admin_begin(struct sy_engine *eng, struct sy__remote **out)
+{
+	struct sy__remote *rm;
+
+	if (sy__worker_self())
+		return sy__fail(-EDEADLK, "called from a worker thread");
 	pthread_mutex_lock(&eng->lock);
 	rm = eng->remote;
-	if (rm) {
-		out->state = (enum sy_nats_state)state_of(rm);
-		out->reconnects = atomic_load(&rm->c[RC_RECONNECTS]);
-		out->published = atomic_load(&rm->c[RC_PUBLISHED]);
-		out->acked = atomic_load(&rm->c[RC_ACKED]);
-		out->nacked = atomic_load(&rm->c[RC_NACKED]);
-		out->timeouts = atomic_load(&rm->c[RC_TIMEOUTS]);
-		out->no_responders = atomic_load(&rm->c[RC_NO_RESPONDERS]);
-		out->conn_failures = atomic_load(&rm->c[RC_CONN_FAILURES]);
-		out->too_large = atomic_load(&rm->c[RC_TOO_LARGE]);
-		out->late_acks = atomic_load(&rm->c[RC_LATE_ACKS]);
-		out->served = atomic_load(&rm->c[RC_SERVED]);
-		out->served_failed = atomic_load(&rm->c[RC_SERVED_FAILED]);
-		out->malformed = atomic_load(&rm->c[RC_MALFORMED]);
-		out->in_flight = atomic_load(&rm->outstanding);
-		h = malloc(sizeof(*h));
-		if (h) {
-			sy_hist_clear(h);
-			sy__hist_merge(h, &rm->ack_hist);
-			sy_hist_summary(h, &out->ack_latency);
-			free(h);
-		}
-	}
 	pthread_mutex_unlock(&eng->lock);
+	if (!rm || !rm->js)
+		return sy__fail(-ENOTCONN, "no dead letter stream "
+				"(sy_nats_opts.dlq_stream)");
+	if (state_of(rm) != SY_NATS_CONNECTED)
+		return sy__fail(-ENOTCONN, "not connected to NATS");
+	pthread_mutex_lock(&rm->dl_admin);
+	*out = rm;
 	return 0;
+}
+
+/*
+ * The stored dead letter at @p seq (with @p next: the first at or after
+ * it) into *@p out. @return 0; -ENOENT (none); -EIO.
+ */
+static int dl_get(struct sy__remote *rm, uint64_t seq, bool next,
+		  natsMsg **out)
+{
+	jsDirectGetMsgOptions o;
+	natsStatus s;
+
+	jsDirectGetMsgOptions_Init(&o);
+	o.Sequence = seq;
+	o.NextBySubject = next ? rm->dl_subject : NULL;
+	s = js_DirectGetMsg(out, rm->js, rm->dl_stream, NULL, &o);
+	if (s == NATS_NOT_FOUND)
+		return -ENOENT;
+	if (s != NATS_OK)
+		return nats_fail(-EIO, "reading the dead letter stream", s);
+	return 0;
+}
+
+static uint64_t header_u64(natsMsg *nm, const char *key, bool *ok)
+{
+	uint64_t v = 0;
+
+	*ok = *ok && parse_u64(header(nm, key), &v);
+	return v;
+}
+
+/* Describe stored dead letter @p nm in this engine's ids. False: it is
+ * not one of ours (it stays, unlisted). */
+static bool dl_parse(struct sy_engine *eng, natsMsg *nm,
+		     struct sy_dead_letter *d)
+{
+	const char *route = header(nm, "Sy-Route");
+	const char *server = header(nm, "Sy-Server");
+	bool ok = true;
+
+	memset(d, 0, sizeof(*d));
+	d->id = natsMsg_GetSequence(nm);
+	d->reason = (enum sy_dl_reason)header_u64(nm, "Sy-Dl-Reason", &ok);
+	d->attempts = (unsigned)header_u64(nm, "Sy-Attempts", &ok);
+	d->key = header_u64(nm, "Sy-Key", &ok);
+	d->tag = header_u64(nm, "Sy-Tag", &ok);
+	d->first_ns = header_u64(nm, "Sy-Dl-First", &ok);
+	d->last_ns = header_u64(nm, "Sy-Dl-Last", &ok);
+	d->size = (size_t)natsMsg_GetDataLength(nm);
+	if (!route || sy_route_find(eng, route, &d->route))
+		d->route = SY_ANY;
+	if (!server || sy_server_find(eng, server, &d->server))
+		d->server = SY_ANY;
+	return ok && d->id && (unsigned)d->reason < SY_DL_REASONS;
+}
+
+/*
+ * Call @p fn with each stored dead letter that matches @p f, oldest first,
+ * until it returns non-zero. @return what @p fn returned to stop (> 0:
+ * done), 0 at the end of the stream, or a negative errno.
+ */
+static int dl_each(struct sy__remote *rm, const struct sy_dl_filter *f,
+		   int (*fn)(struct sy__remote *rm, natsMsg *nm,
+			     const struct sy_dead_letter *d, void *ctx),
+		   void *ctx)
+{
+	struct sy_dead_letter d;
+	uint64_t seq = 1;
+	natsMsg *nm;
+	int rc;
+
+	while ((rc = dl_get(rm, seq, true, &nm)) == 0) {
+		seq = natsMsg_GetSequence(nm) + 1;
+		if (dl_parse(rm->eng, nm, &d) && sy__dl_matches(f, &d))
+			rc = fn(rm, nm, &d, ctx);
+		natsMsg_Destroy(nm);
+		if (rc || seq == 1)
+			break;
+	}
+	return rc == -ENOENT ? 0 : rc;
+}
+
+struct dl_list { struct sy_dead_letter *out; unsigned max, n; };
+
+static int dl_list_one(struct sy__remote *rm, natsMsg *nm,
+		       const struct sy_dead_letter *d, void *ctx)
+{
+	struct dl_list *l = ctx;
+
+	(void)rm;
+	(void)nm;
+	l->out[l->n++] = *d;
+	return l->n == l->max;
+}
+
+SY_API int sy_nats_dlq_list(sy_engine *eng, const struct sy_dl_filter *f,
+			    struct sy_dead_letter *out, unsigned max)
+{
+	struct dl_list l = { .out = out, .max = max > INT_MAX ? INT_MAX : max };
+	struct sy__remote *rm;
+	int rc;
+
+	SY__NONNULL(eng);
+	if (max)
+		SY__NONNULL(out);
+	if ((rc = sy__dl_filter_check(f)) || !max ||
+	    (rc = dl_admin_begin(eng, &rm)))
+		return sy__ret(__func__, rc);
+	rc = dl_each(rm, f, dl_list_one, &l);
+	pthread_mutex_unlock(&rm->dl_admin);
+	return sy__ret(__func__, rc < 0 ? rc : (int)l.n);
+}
+
+SY_API long sy_nats_dlq_peek(sy_engine *eng, uint64_t id, void *buf,
+			     size_t cap)
+{
+	struct sy__remote *rm;
+	natsMsg *nm;
+	long rc;
+
+	SY__NONNULL(eng);
+	if (cap)
+		SY__NONNULL(buf);
+	if ((rc = dl_admin_begin(eng, &rm)))
+		return sy__ret(__func__, (int)rc);
+	rc = dl_get(rm, id, false, &nm);
+	pthread_mutex_unlock(&rm->dl_admin);
+	if (rc == -ENOENT)
+		sy__fail(-ENOENT, "no dead letter %" PRIu64 " in stream %s", id,
+			 rm->dl_stream);
+	if (rc)
+		return sy__ret(__func__, (int)rc);
+	rc = natsMsg_GetDataLength(nm);
+	if (cap)
+		memcpy(buf, natsMsg_GetData(nm), cap < (size_t)rc ? cap : (size_t)rc);
+	natsMsg_Destroy(nm);
+	return rc;
+}
+
+struct dl_replay { unsigned max, n; };
+
+/* Send one stored dead letter to its route, then delete it. */
+static int dl_replay_one(struct sy__remote *rm, natsMsg *nm,
+			 const struct sy_dead_letter *d, void *ctx)
+{
+	struct dl_replay *r = ctx;
+	struct sy_msg *m;
+	natsStatus s;
+
+	if (d->route == SY_ANY)
+		return 0;
+	m = sy_msg_alloc(rm->eng, d->size);
+	if (!m)
+		return -ENOMEM;
+	memcpy(sy_msg_data(m), natsMsg_GetData(nm), d->size);
+	sy_msg_set_key(m, d->key);
+	sy_msg_set_tag(m, d->tag);
+	if (sy_msg_send(rm->eng, d->route, m)) {
+		sy_msg_free(m);
+		return 1;
+	}
+	r->n++;
+	s = js_DeleteMsg(rm->js, rm->dl_stream, d->id, NULL, NULL);
+	if (s != NATS_OK)
+		return nats_fail(-EIO, "sy_nats_dlq_replay: sent, but not "
+				 "deleted from the stream", s);
+	return r->n == r->max;
+}
+
+SY_API int sy_nats_dlq_replay(sy_engine *eng, const struct sy_dl_filter *f,
+			      unsigned max)
+{
+	struct dl_replay r = { .max = max && max < INT_MAX ? max : INT_MAX };
+	struct sy__remote *rm;
+	int rc;
+
+	SY__NONNULL(eng);
+	if ((rc = sy__dl_filter_check(f)) || (rc = dl_admin_begin(eng, &rm)))
+		return sy__ret(__func__, rc);
+	rc = dl_each(rm, f, dl_replay_one, &r);
+	pthread_mutex_unlock(&rm->dl_admin);
+	return sy__ret(__func__, rc < 0 && !r.n ? rc : (int)r.n);
 }
 
 void sy__remote_ended(struct sy__worker *w, uint32_t seq, int rc)
@@ -1363,6 +1793,7 @@ void sy__remote_destroy(struct sy_engine *eng)
 {
 	if (!eng->remote)
 		return;
+	atomic_store_explicit(&eng->remote_seen, NULL, memory_order_relaxed);
 	remote_free(eng->remote);
 	eng->remote = NULL;
 }
@@ -1371,8 +1802,8 @@ void sy__remote_destroy(struct sy_engine *eng)
 
 SY_API int sy_nats_connect(sy_engine *eng, const struct sy_nats_opts *opts)
 {
-	(void)eng;
-	(void)opts;
+	SY__NONNULL(eng);
+	SY__NONNULL(opts);
 	return sy__failed(__func__, sy__fail(-ENOTSUP, "built without libnats "
 			"(meson -Dnats=enabled)"));
 }
@@ -1381,11 +1812,11 @@ SY_API int sy_server_add_remote(sy_engine *eng, const char *name,
 				const char *subject,
 				const struct sy_remote_opts *opts, uint32_t *id)
 {
-	(void)eng;
 	(void)name;
-	(void)subject;
 	(void)opts;
-	(void)id;
+	SY__NONNULL(eng);
+	SY__NONNULL(subject);
+	SY__NONNULL(id);
 	return sy__failed(__func__, sy__fail(-ENOTCONN, "built without "
 			"libnats"));
 }
@@ -1393,19 +1824,57 @@ SY_API int sy_server_add_remote(sy_engine *eng, const char *name,
 SY_API int sy_route_export(sy_engine *eng, uint32_t route, const char *subject,
 			   const char *queue)
 {
-	(void)eng;
 	(void)route;
-	(void)subject;
 	(void)queue;
+	SY__NONNULL(eng);
+	SY__NONNULL(subject);
 	return sy__failed(__func__, sy__fail(-ENOTCONN, "built without libnats"));
+}
+
+void sy__remote_stats(struct sy_engine *eng, struct sy_nats_stats *out)
+{
+	(void)eng;
+	memset(out, 0, sizeof(*out));
 }
 
 SY_API int sy_nats_stats(sy_engine *eng, struct sy_nats_stats *out)
 {
 	SY__NONNULL(eng);
 	SY__NONNULL(out);
-	memset(out, 0, sizeof(*out));
+	sy__remote_stats(eng, out);
 	return 0;
+}
+
+SY_API int sy_nats_dlq_list(sy_engine *eng, const struct sy_dl_filter *f,
+			    struct sy_dead_letter *out, unsigned max)
+{
+	(void)f;
+	SY__NONNULL(eng);
+	if (max)
+		SY__NONNULL(out);
+	return sy__failed(__func__, sy__fail(-ENOTCONN, "built without "
+			"libnats"));
+}
+
+SY_API long sy_nats_dlq_peek(sy_engine *eng, uint64_t id, void *buf,
+			     size_t cap)
+{
+	(void)id;
+	SY__NONNULL(eng);
+	if (cap)
+		SY__NONNULL(buf);
+	return sy__failed(__func__, sy__fail(-ENOTCONN, "built without "
+			"libnats"));
+}
+
+SY_API int sy_nats_dlq_replay(sy_engine *eng, const struct sy_dl_filter *f,
+			      unsigned max)
+{
+	(void)f;
+	(void)max;
+	SY__NONNULL(eng);
+	return sy__failed(__func__, sy__fail(-ENOTCONN, "built without "
+			"libnats"));
 }
 
 void sy__remote_server_drain(struct sy_engine *eng, struct sy__server *srv)

@@ -75,6 +75,11 @@ static inline bool sy__remote_is_end(const void *e)
 struct sy__server;
 void sy__remote_server_drain(struct sy_engine *eng, struct sy__server *srv);
 
+/* collector.c: the remote counters for a snapshot (zero, SY_NATS_NONE,
+ * without a connection). Any thread; takes no engine lock. */
+struct sy_nats_stats;
+void sy__remote_stats(struct sy_engine *eng, struct sy_nats_stats *out);
+
 /* engine.c: stop (after the grace period, before the workers drain: no new
  * exported message, every published one acknowledged or failed and back on
  * its worker's ring), then after the workers have drained (the last

@@ -137,3 +137,11 @@ SY_API int sy_snapshot_format(const sy_snapshot *snap, enum sy_format fmt,
 	SY__NONNULL(buf);
 	return sy__ret(__func__, sy__snapshot_format(snap, fmt, buf, len));
 }
+
+SY_API int sy_snapshot_nats(const sy_snapshot *snap, struct sy_nats_stats *out)
+{
+	SY__NONNULL(snap);
+	SY__NONNULL(out);
+	*out = snap->nats;
+	return 0;
+}

@@ -1274,6 +1274,16 @@ struct sy_nats_opts {
 	uint64_t connect_timeout_ns; /**< 0: 2 s */
 	uint64_t reconnect_wait_ns;  /**< between reconnect attempts; 0: 100 ms */
 	int max_reconnect;         /**< attempts per server; 0: 60; -1: no limit */
+	/**
+	 * A JetStream stream that keeps a copy of every dead letter of the
+	 * engine (the server runs with JetStream on), so that dead letters
+	 * survive the process: sy_nats_dlq_list() and sy_nats_dlq_replay()
+	 * read them back, from this engine or a later one. Created if absent
+	 * (file storage, subject "sy.dlq.<name>"); a name is 1 to 64 letters,
+	 * digits, '-' or '_'. The remote thread writes the copies, never a
+	 * sender or a worker. NULL: none.
+	 */
+	const char *dlq_stream;
 };
 
 /**
@@ -1358,11 +1368,58 @@ struct sy_nats_stats {
 	uint64_t served_failed;   /**< of those, runs that failed or were refused */
 	uint64_t malformed;       /**< messages on an exported subject dropped as malformed */
 	struct sy_hist_summary ack_latency; /**< publish to acknowledgement, ns */
+	uint64_t dl_stored;       /**< dead letters the JetStream stream acknowledged (sy_nats_opts.dlq_stream) */
+	uint64_t dl_store_failed; /**< dead letters that could not be stored there (kept in memory only) */
 };
 
 /** Read the remote counters. Any thread; never blocks. @return 0;
  *  -EINVAL. (All zero, state SY_NATS_NONE, when not connected.) */
 SY_API int sy_nats_stats(sy_engine *eng, struct sy_nats_stats *out);
+
+/** The remote counters as the collector read them for @p snap (state
+ *  SY_NATS_NONE when the engine had no connection: the exports then leave
+ *  them out). Any thread holding a reference. @return 0; -EINVAL. */
+SY_API int sy_snapshot_nats(const sy_snapshot *snap, struct sy_nats_stats *out);
+
+/**
+ * Copy out up to @p max of the dead letters stored in the engine's
+ * JetStream stream (sy_nats_opts.dlq_stream) that match @p f, oldest
+ * first, whichever engine or process stored them. In each, id is the
+ * stream's sequence number; route and server are this engine's ids of the
+ * stored names (SY_ANY where it has none by that name); first_ns and
+ * last_ns are the storing engine's clock. Any thread but a worker; blocks
+ * on the network (one request per dead letter read).
+ * @return entries copied; -EINVAL; -EDEADLK (from a worker); -ENOTCONN (no
+ *         stream, or not connected); -EIO (JetStream failed: sy_last_error()).
+ */
+SY_API int sy_nats_dlq_list(sy_engine *eng, const struct sy_dl_filter *f,
+			    struct sy_dead_letter *out, unsigned max);
+
+/**
+ * Copy up to @p cap bytes of the payload of stored dead letter @p id (its
+ * stream sequence) into @p buf. Any thread but a worker; blocks on the
+ * network.
+ * @return the payload's size; -ENOENT (not in the stream); -EINVAL;
+ *         -EDEADLK; -ENOTCONN; -EIO.
+ */
+SY_API long sy_nats_dlq_peek(sy_engine *eng, uint64_t id, void *buf,
+			     size_t cap);
+
+/**
+ * Send stored dead letters that match @p f again, oldest first, at most
+ * @p max (0: all), each to this engine's route of the stored route name,
+ * with its payload, key and tag; then delete each from the stream, so a
+ * second replay does not send it again. Dead letters whose route this
+ * engine lacks stay in the stream; a refused send stops the replay and
+ * leaves that one there. Replays of one engine take turns; two processes
+ * replaying one stream at once may both send a dead letter. Should the
+ * process die between a send and its deletion, a later replay sends that
+ * one again (at least once). Any thread but a worker; blocks on the
+ * network.
+ * @return messages sent; -EINVAL; -EDEADLK; -ENOTCONN; -EIO.
+ */
+SY_API int sy_nats_dlq_replay(sy_engine *eng, const struct sy_dl_filter *f,
+			      unsigned max);
 
 /* ------------------------------------------------------------------ */
 /* Errors                                                             */

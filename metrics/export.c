@@ -63,6 +63,60 @@ static const char *breaker_name(enum sy_breaker_state s)
 	return (unsigned)s < BREAKER_STATES ? breaker_names[s] : "unknown";
 }
 
+/*
+ * The engine's NATS counters (sy_snapshot_nats()), in every format when
+ * the engine has a connection (state other than SY_NATS_NONE): the
+ * state, these fields, and the acknowledgement latency.
+ */
+_Static_assert(SY_NATS_CLOSED == 3, "a NATS state needs a name below");
+static const char *const nats_state_names[] = {
+	"none", "connected", "reconnecting", "closed",
+};
+
+static const struct nats_field {
+	const char *name;
+	size_t offset;          /* of the uint64_t in struct sy_nats_stats */
+	bool gauge;             /* a level, not a count since the start */
+	const char *help;
+} nats_fields[] = {
+#define NATS_FIELD(f, gauge, help) \
+	{ #f, offsetof(struct sy_nats_stats, f), gauge, help }
+	NATS_FIELD(reconnects, false, "NATS connections re-established."),
+	NATS_FIELD(published, false, "Messages published to remote servers."),
+	NATS_FIELD(in_flight, true, "Remote messages published and not yet acknowledged or failed."),
+	NATS_FIELD(acked, false, "Remote runs acknowledged as succeeded."),
+	NATS_FIELD(nacked, false, "Remote runs acknowledged as failed."),
+	NATS_FIELD(timeouts, false, "Remote messages without an acknowledgement in time."),
+	NATS_FIELD(no_responders, false, "Remote messages that nobody served."),
+	NATS_FIELD(conn_failures, false, "Remote messages failed by a lost or absent connection."),
+	NATS_FIELD(too_large, false, "Remote messages above the server's maximum payload."),
+	NATS_FIELD(late_acks, false, "Acknowledgements of messages already failed."),
+	NATS_FIELD(served, false, "Messages of exported routes run here."),
+	NATS_FIELD(served_failed, false, "Messages of exported routes that failed or were refused here."),
+	NATS_FIELD(malformed, false, "Malformed messages dropped on exported subjects."),
+	NATS_FIELD(dl_stored, false, "Dead letters stored in the JetStream stream."),
+	NATS_FIELD(dl_store_failed, false, "Dead letters that could not be stored in the stream."),
+#undef NATS_FIELD
+};
+
+#define NATS_FIELDS (sizeof(nats_fields) / sizeof(nats_fields[0]))
+
+static uint64_t u64_at(const void *p, size_t offset)
+{
+	uint64_t v;
+
+	memcpy(&v, (const char *)p + offset, sizeof(v));
+	return v;
+}
+
+/* The snapshot's NATS counters; false when the engine had no connection. */
+static bool read_nats(const sy_snapshot *snap, struct sy_nats_stats *st)
+{
+	return sy_snapshot_nats(snap, st) == 0 && st->state != SY_NATS_NONE &&
+	       (unsigned)st->state < sizeof(nats_state_names) /
+					 sizeof(nats_state_names[0]);
+}
+
 /* ---- output buffer ---- */
 
 struct out {
@@ -377,6 +431,21 @@ static int read_hist(const sy_snapshot *snap, unsigned k, bool recent,
 	return sy_snapshot_hist(snap, (enum sy_hist_kind)k, recent, h);
 }
 
+static void json_nats(struct out *o, const sy_snapshot *snap)
+{
+	struct sy_nats_stats st;
+
+	if (!read_nats(snap, &st))
+		return;
+	putf(o, ",\"nats\":{\"state\":\"%s\"", nats_state_names[st.state]);
+	for (size_t i = 0; i < NATS_FIELDS; i++)
+		putf(o, ",\"%s\":%" PRIu64, nats_fields[i].name,
+		     u64_at(&st, nats_fields[i].offset));
+	puts_(o, ",\"ack_latency\":");
+	json_summary(o, &st.ack_latency);
+	putc_(o, '}');
+}
+
 static int format_json(const sy_snapshot *snap, struct out *o)
 {
 	struct sy_hist_summary h;
@@ -419,7 +488,9 @@ static int format_json(const sy_snapshot *snap, struct out *o)
 		   "{\"worker\":%u,\"current\":%" PRIu64 ",\"max\":%" PRIu64
 		   ",\"trend\":", put_double,
 		   ",\"bp_threshold\":%" PRIu64 "}");
-	puts_(o, "]}\n");
+	putc_(o, ']');
+	json_nats(o, snap);
+	puts_(o, "}\n");
 	return 0;
 }
 
@@ -437,7 +508,7 @@ enum csv_col {
 	COL_BREAKER, COL_HEALTHY, COL_WORKER,
 	COL_PERIOD, COL_COUNT, COL_MIN, COL_MAX, COL_MEAN, COL_STDDEV,
 	COL_P50, COL_P90, COL_P95, COL_P99, COL_P999,
-	COL_QUEUE_CURRENT, COL_QUEUE_MAX, COL_QUEUE_TREND,
+	COL_QUEUE_CURRENT, COL_QUEUE_MAX, COL_QUEUE_TREND, COL_VALUE,
 	CSV_COLS
 };
 
@@ -456,7 +527,7 @@ static const char *const csv_tail_names[] = {
 	"breaker", "healthy", "worker",
 	"period", "count", "min_ns", "max_ns", "mean_ns", "stddev_ns",
 	"p50_ns", "p90_ns", "p95_ns", "p99_ns", "p999_ns",
-	"queue_current", "queue_max", "queue_trend",
+	"queue_current", "queue_max", "queue_trend", "value",
 };
 _Static_assert(sizeof(csv_tail_names) / sizeof(csv_tail_names[0]) ==
 	       CSV_COLS - COL_SENT_PER_S, "a column without a name");
@@ -562,6 +633,54 @@ static void csv_header(struct out *o)
 	puts_(o, "\r\n");
 }
 
+/* The histogram columns of @p r from @p h. */
+static void csv_summary(struct csv_row *r, const struct sy_hist_summary *h)
+{
+	csv_u64(r, COL_COUNT, h->count);
+	csv_u64(r, COL_MIN, h->min);
+	csv_u64(r, COL_MAX, h->max);
+	csv_double(r, COL_MEAN, h->mean);
+	csv_double(r, COL_STDDEV, h->stddev);
+	csv_u64(r, COL_P50, h->p50);
+	csv_u64(r, COL_P90, h->p90);
+	csv_u64(r, COL_P95, h->p95);
+	csv_u64(r, COL_P99, h->p99);
+	csv_u64(r, COL_P999, h->p999);
+}
+
+/* Rows of kind "nats", each with its number in the value column: the
+ * state (1 for the one it is in, as in Prometheus), each counter; then the
+ * acknowledgement latency as a "hist" row. */
+static void csv_nats(struct out *o, const sy_snapshot *snap)
+{
+	struct sy_nats_stats st;
+	struct csv_row r;
+
+	if (!read_nats(snap, &st))
+		return;
+	for (unsigned i = 1; i < sizeof(nats_state_names) /
+				 sizeof(nats_state_names[0]); i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "state_%s", nats_state_names[i]);
+		csv_row_init(&r, snap, "nats");
+		r.cell[COL_NAME] = name;
+		csv_u64(&r, COL_VALUE, (unsigned)st.state == i);
+		csv_emit(o, &r);
+	}
+	for (size_t i = 0; i < NATS_FIELDS; i++) {
+		csv_row_init(&r, snap, "nats");
+		r.cell[COL_NAME] = nats_fields[i].name;
+		csv_u64(&r, COL_VALUE, u64_at(&st, nats_fields[i].offset));
+		csv_emit(o, &r);
+	}
+	csv_row_init(&r, snap, "hist");
+	r.cell[COL_NAME] = "nats_ack_latency";
+	r.cell[COL_PERIOD] = "total";
+	csv_summary(&r, &st.ack_latency);
+	csv_emit(o, &r);
+}
+
 static int format_csv(const sy_snapshot *snap, struct out *o)
 {
 	struct csv_row r;
@@ -602,16 +721,7 @@ static int format_csv(const sy_snapshot *snap, struct out *o)
 			csv_row_init(&r, snap, "hist");
 			r.cell[COL_NAME] = hist_names[k];
 			r.cell[COL_PERIOD] = recent ? "recent" : "total";
-			csv_u64(&r, COL_COUNT, h.count);
-			csv_u64(&r, COL_MIN, h.min);
-			csv_u64(&r, COL_MAX, h.max);
-			csv_double(&r, COL_MEAN, h.mean);
-			csv_double(&r, COL_STDDEV, h.stddev);
-			csv_u64(&r, COL_P50, h.p50);
-			csv_u64(&r, COL_P90, h.p90);
-			csv_u64(&r, COL_P95, h.p95);
-			csv_u64(&r, COL_P99, h.p99);
-			csv_u64(&r, COL_P999, h.p999);
+			csv_summary(&r, &h);
 			csv_emit(o, &r);
 		}
 	}
@@ -628,6 +738,7 @@ static int format_csv(const sy_snapshot *snap, struct out *o)
 		csv_double(&r, COL_QUEUE_TREND, q.trend);
 		csv_emit(o, &r);
 	}
+	csv_nats(o, snap);
 	return 0;
 }
 
@@ -691,14 +802,6 @@ static const struct prom_counter prom_counters[] = {
 };
 #undef PROM_COUNTER
 
-static uint64_t counter_at(const struct sy_counters *c, size_t offset)
-{
-	uint64_t v;
-
-	memcpy(&v, (const char *)c + offset, sizeof(v));
-	return v;
-}
-
 static void prom_each_series(struct out *o, const sy_snapshot *snap,
 			     const struct prom_counter *pc)
 {
@@ -712,7 +815,7 @@ static void prom_each_series(struct out *o, const sy_snapshot *snap,
 
 			prom_series_labels(o, pc->name, k, s);
 			putf(o, "} %" PRIu64 "\n",
-			     counter_at(&s->total, pc->offset));
+			     u64_at(&s->total, pc->offset));
 		}
 	}
 }
@@ -815,6 +918,51 @@ static void healthy_sample(struct out *o, const char *metric,
 	putf(o, "} %d\n", s->healthy ? 1 : 0);
 }
 
+/* The NATS families: the state (1 for the one it is in), each counter or
+ * gauge, and the acknowledgement latency as a summary. */
+static void prom_nats(struct out *o, const sy_snapshot *snap)
+{
+	static const struct { const char *q; size_t offset; } quantiles[] = {
+		{ "0.5", offsetof(struct sy_hist_summary, p50) },
+		{ "0.9", offsetof(struct sy_hist_summary, p90) },
+		{ "0.95", offsetof(struct sy_hist_summary, p95) },
+		{ "0.99", offsetof(struct sy_hist_summary, p99) },
+		{ "0.999", offsetof(struct sy_hist_summary, p999) },
+	};
+	const char *lat = "switchyard_nats_ack_latency_seconds";
+	struct sy_nats_stats st;
+	char name[64];
+
+	if (!read_nats(snap, &st))
+		return;
+	prom_family(o, "switchyard_nats_state", "gauge",
+		    "The NATS connection's state: 1 for the state it is in.");
+	for (unsigned i = 1; i < sizeof(nats_state_names) /
+				 sizeof(nats_state_names[0]); i++)
+		putf(o, "switchyard_nats_state{state=\"%s\"} %d\n",
+		     nats_state_names[i], (unsigned)st.state == i);
+	for (size_t i = 0; i < NATS_FIELDS; i++) {
+		const struct nats_field *f = &nats_fields[i];
+
+		snprintf(name, sizeof(name), "switchyard_nats_%s%s", f->name,
+			 f->gauge ? "" : "_total");
+		prom_family(o, name, f->gauge ? "gauge" : "counter", f->help);
+		putf(o, "%s %" PRIu64 "\n", name, u64_at(&st, f->offset));
+	}
+	prom_family(o, lat, "summary",
+		    "Remote message publish to acknowledgement, since the start.");
+	for (size_t i = 0; i < sizeof(quantiles) / sizeof(quantiles[0]); i++) {
+		putf(o, "%s{quantile=\"%s\"} ", lat, quantiles[i].q);
+		put_double(o, (double)u64_at(&st.ack_latency,
+					     quantiles[i].offset) / 1e9);
+		putc_(o, '\n');
+	}
+	putf(o, "%s_sum ", lat);
+	put_double(o, clamp(st.ack_latency.mean) *
+		      (double)st.ack_latency.count / 1e9);
+	putf(o, "\n%s_count %" PRIu64 "\n", lat, st.ack_latency.count);
+}
+
 static int format_prometheus(const sy_snapshot *snap, struct out *o)
 {
 	unsigned nw = sy_snapshot_workers(snap);
@@ -887,6 +1035,7 @@ static int format_prometheus(const sy_snapshot *snap, struct out *o)
 	for (unsigned k = 0; k < SY_HIST_KINDS; k++)
 		if ((rc = prom_hist(o, snap, k)) < 0)
 			return rc;
+	prom_nats(o, snap);
 	return 0;
 }
 
@@ -1003,6 +1152,21 @@ static void erl_list(struct out *o, const sy_snapshot *snap,
 	putc_(o, ']');
 }
 
+static void erl_nats(struct out *o, const sy_snapshot *snap)
+{
+	struct sy_nats_stats st;
+
+	if (!read_nats(snap, &st))
+		return;
+	putf(o, ",\n  nats => #{state => %s", nats_state_names[st.state]);
+	for (size_t i = 0; i < NATS_FIELDS; i++)
+		putf(o, ",%s%s => %" PRIu64, i % 4 ? " " : "\n    ",
+		     nats_fields[i].name, u64_at(&st, nats_fields[i].offset));
+	puts_(o, ",\n    ack_latency => ");
+	erl_summary(o, &st.ack_latency);
+	putc_(o, '}');
+}
+
 static int format_erlang(const sy_snapshot *snap, struct out *o)
 {
 	const struct sy_series *eng = NULL;
@@ -1037,6 +1201,7 @@ static int format_erlang(const sy_snapshot *snap, struct out *o)
 	erl_list(o, snap, SY_SERIES_SERVER);
 	erl_list(o, snap, SY_SERIES_ROUTE);
 	erl_list(o, snap, SY_SERIES_TRANSPORT);
+	erl_nats(o, snap);
 	puts_(o, "}.\n");
 	return 0;
 }
@@ -1337,6 +1502,30 @@ static int table_queues(struct out *o, const sy_snapshot *snap)
 	return 0;
 }
 
+/* The NATS counters, and the acknowledgement latency in microseconds. */
+static void table_nats(struct out *o, const sy_snapshot *snap)
+{
+	struct sy_nats_stats st;
+	const struct sy_hist_summary *h = &st.ack_latency;
+	struct table t;
+
+	if (!read_nats(snap, &st))
+		return;
+	table_init(&t, 2, 1u << 0);
+	table_cell(&t, "NATS");
+	table_cell(&t, nats_state_names[st.state]);
+	for (size_t i = 0; i < NATS_FIELDS; i++) {
+		table_cell(&t, nats_fields[i].name);
+		table_cellf(&t, "%" PRIu64, u64_at(&st, nats_fields[i].offset));
+	}
+	table_cell(&t, "ack latency (us)");
+	table_cellf(&t, "n %" PRIu64 ", p50 %.3f, p99 %.3f, max %.3f",
+		    h->count, (double)h->p50 / 1e3, (double)h->p99 / 1e3,
+		    (double)h->max / 1e3);
+	putc_(o, '\n');
+	table_render(&t, o);
+}
+
 static int format_table(const sy_snapshot *snap, struct out *o)
 {
 	int rc;
@@ -1348,7 +1537,10 @@ static int format_table(const sy_snapshot *snap, struct out *o)
 	table_dead_letters(o, snap);
 	if ((rc = table_hists(o, snap)) < 0)
 		return rc;
-	return table_queues(o, snap);
+	if ((rc = table_queues(o, snap)) < 0)
+		return rc;
+	table_nats(o, snap);
+	return 0;
 }
 
 /* ---- entry point ---- */

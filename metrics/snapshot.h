@@ -36,6 +36,7 @@ struct sy_snapshot {
 	struct sy_hist_summary total[SY_HIST_KINDS];
 	struct sy_hist_summary recent[SY_HIST_KINDS];
 	struct sy_hist hist[SY_HIST_KINDS]; /* since the start, for count_le */
+	struct sy_nats_stats nats;     /* the engine's remote counters */
 };
 
 /*

@@ -468,3 +468,246 @@ Test(remote_send, removing_a_remote_server_waits_for_its_messages)
 	sy_engine_destroy(b);
 	t_ledger_fini(&ledger);
 }
+
+static int succeed(sy_engine *eng, sy_msg *msg, void *ctx)
+{
+	(void)eng;
+	(void)msg;
+	(void)ctx;
+	return 0;
+}
+
+/* @p eng's latest snapshot in format @p fmt (the caller frees it). */
+static char *exported(sy_engine *eng, enum sy_format fmt)
+{
+	sy_snapshot *snap;
+	char *buf = NULL;
+
+	cr_assert_eq(sy_metrics_refresh(eng), 0, "%s", sy_last_error());
+	snap = sy_metrics_snapshot(eng);
+	cr_assert_not_null(snap);
+	cr_assert_eq(sy_snapshot_format(snap, fmt, &buf, NULL), 0);
+	sy_snapshot_release(snap);
+	return buf;
+}
+
+/* The line of @p text that contains @p what ends with @p tail. */
+static bool line_ends(const char *text, const char *what, const char *tail)
+{
+	const char *at = strstr(text, what), *end;
+
+	if (!at)
+		return false;
+	end = strchr(at, '\n');
+	end = end ? end : at + strlen(at);
+	if (end > at && end[-1] == '\r')
+		end--;
+	return (size_t)(end - at) >= strlen(tail) &&
+	       strncmp(end - strlen(tail), tail, strlen(tail)) == 0;
+}
+
+TestSuite(remote_metrics, .init = start_natsd, .fini = stop_natsd);
+
+Test(remote_metrics, every_export_carries_the_nats_counters)
+{
+	sy_engine *a = engine_on(natsd.url), *b = engine_on(natsd.url);
+	sy_engine *plain = t_engine(1, SY_IDLE_SLEEP);
+	struct sy_nats_stats st;
+	sy_snapshot *snap;
+	uint32_t route;
+	char *text, path[64];
+	FILE *f;
+
+	serve(b, "sy.metrics", succeed, NULL);
+	route = remote_route(a, "sy.metrics", (struct sy_route_opts){ 0 }, NULL,
+			     NULL);
+	send_ids(a, route, 0, 50);
+	for (uint64_t t0 = t_now_ms(); t_now_ms() - t0 < 10000 &&
+	     nats_stats(a).acked < 50;)
+		t_sleep_us(1000);
+	cr_assert_eq(sy_metrics_refresh(a), 0);
+	snap = sy_metrics_snapshot(a);
+	cr_assert_not_null(snap);
+	cr_assert_eq(sy_snapshot_nats(snap, &st), 0);
+	sy_snapshot_release(snap);
+	cr_expect_eq(st.state, SY_NATS_CONNECTED);
+	cr_expect_eq(st.published, 50);
+	cr_expect_eq(st.acked, 50);
+	cr_expect_eq(st.in_flight, 0);
+	cr_expect_eq(st.ack_latency.count, 50);
+
+	text = exported(a, SY_FORMAT_JSON);
+	cr_expect(strstr(text, "\"nats\":{\"state\":\"connected\""), "%s", text);
+	cr_expect(strstr(text, "\"acked\":50,"), "%s", text);
+	free(text);
+	text = exported(a, SY_FORMAT_CSV);
+	cr_expect(line_ends(text, ",nats,acked,", ",50"), "%s", text);
+	cr_expect(line_ends(text, ",nats,state_connected,", ",1"), "%s", text);
+	cr_expect(strstr(text, ",hist,nats_ack_latency,"), "%s", text);
+	free(text);
+	text = exported(a, SY_FORMAT_PROMETHEUS);
+	cr_expect(strstr(text, "\nswitchyard_nats_acked_total 50\n"), "%s", text);
+	cr_expect(strstr(text, "\nswitchyard_nats_state{state=\"connected\"} 1\n"));
+	cr_expect(strstr(text, "\nswitchyard_nats_ack_latency_seconds_count 50\n"));
+	snprintf(path, sizeof(path), "/tmp/sy-nats-%d.prom", (int)getpid());
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs(text, f);
+	fclose(f);
+	if (system("command -v promtool >/dev/null") == 0) {
+		char cmd[128];
+
+		snprintf(cmd, sizeof(cmd), "promtool check metrics < %s", path);
+		cr_expect_eq(system(cmd), 0, "%s", cmd);
+	}
+	unlink(path);
+	free(text);
+	text = exported(a, SY_FORMAT_ERLANG);
+	cr_expect(strstr(text, "nats => #{state => connected"), "%s", text);
+	cr_expect(strstr(text, "acked => 50,"), "%s", text);
+	free(text);
+	text = exported(a, SY_FORMAT_TABLE);
+	cr_expect(line_ends(text, "NATS", "connected"), "%s", text);
+	cr_expect(line_ends(text, "acked", " 50"), "%s", text);
+	free(text);
+	/* An engine without NATS exports no NATS section. */
+	cr_assert_not_null(plain);
+	cr_assert_eq(sy_engine_start(plain), 0);
+	text = exported(plain, SY_FORMAT_JSON);
+	cr_expect_null(strstr(text, "\"nats\""));
+	free(text);
+	text = exported(plain, SY_FORMAT_PROMETHEUS);
+	cr_expect_null(strstr(text, "switchyard_nats_"));
+	free(text);
+	sy_engine_destroy(plain);
+	sy_engine_destroy(a);
+	sy_engine_destroy(b);
+}
+
+/* ---- TLS and credentials ---- */
+
+static char tls_dir[64];
+
+/* A CA and a server certificate for 127.0.0.1, made with openssl in a
+ * fresh directory. */
+static void make_certs(void)
+{
+	char cmd[1024];
+
+	snprintf(tls_dir, sizeof(tls_dir), "/tmp/sy-tls-%d-XXXXXX",
+		 (int)getpid());
+	cr_assert_not_null(mkdtemp(tls_dir));
+	snprintf(cmd, sizeof(cmd),
+		 "cd %s && k='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes' && "
+		 "openssl req -x509 $k -keyout ca.key -out ca.pem -days 2 "
+		 "-subj /CN=sy-test-ca && "
+		 "openssl req $k -keyout server.key -out server.csr "
+		 "-subj /CN=127.0.0.1 && "
+		 "echo subjectAltName=IP:127.0.0.1 > ext && "
+		 "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
+		 "-CAcreateserial -out server.pem -days 2 -extfile ext",
+		 tls_dir);
+	cr_assert_eq(system(cmd), 0, "openssl could not make the certificates");
+}
+
+static void remove_certs(void)
+{
+	char cmd[128];
+
+	if (natsd.pid > 0)
+		t_natsd_stop(&natsd);
+	if (tls_dir[0]) {
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", tls_dir);
+		cr_expect_eq(system(cmd), 0);
+	}
+}
+
+/* An engine connected with @p no to natsd, or the error code. */
+static int connect_with(struct sy_nats_opts no, sy_engine **out)
+{
+	const char *urls[1] = { natsd.url };
+	sy_engine *eng = t_engine(1, SY_IDLE_SLEEP);
+	int rc;
+
+	cr_assert_not_null(eng);
+	cr_assert_eq(sy_engine_start(eng), 0);
+	no.urls = urls;
+	no.n_urls = 1;
+	no.connect_timeout_ns = 2000000000;
+	no.max_reconnect = 1;
+	rc = sy_nats_connect(eng, &no);
+	if (rc)
+		sy_engine_destroy(eng);
+	else
+		*out = eng;
+	return rc;
+}
+
+/* 20 messages from @p from to @p to over @p subject, each run once. */
+static void send_across(sy_engine *from, sy_engine *to, const char *subject)
+{
+	static struct t_server got[2];
+	struct t_server *s = &got[subject[3] == 'b'];
+	uint32_t route;
+
+	serve(to, subject, t_server_handler, s);
+	route = remote_route(from, subject, (struct sy_route_opts){ 0 }, NULL,
+			     NULL);
+	send_ids(from, route, 0, 20);
+	cr_assert(t_wait_u64(&s->delivered, 20, 10000), "%s: %llu delivered",
+		  subject, (unsigned long long)atomic_load(&s->delivered));
+	t_expect_each_once(s, 0, 20);
+}
+
+TestSuite(remote_auth, .init = make_certs, .fini = remove_certs);
+
+Test(remote_auth, tls_with_a_password_carries_messages_both_ways)
+{
+	char conf[512], ca[96];
+	struct sy_nats_opts no = { .tls = true, .ca_file = ca, .user = "sy",
+				   .password = "s3cret" };
+	sy_engine *a, *b, *c = NULL;
+
+	snprintf(conf, sizeof(conf),
+		 "tls { cert_file: \"%s/server.pem\", key_file: "
+		 "\"%s/server.key\", timeout: 2 }\n"
+		 "authorization { user: sy, password: s3cret }",
+		 tls_dir, tls_dir);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", tls_dir);
+	cr_assert_eq(t_natsd_start(&natsd, conf), 0);
+	cr_assert_eq(connect_with(no, &a), 0, "%s", sy_last_error());
+	cr_assert_eq(connect_with(no, &b), 0, "%s", sy_last_error());
+	send_across(a, b, "sy.ab");
+	send_across(b, a, "sy.ba");
+	/* A wrong password, and no CA to check the server's certificate
+	 * (the client still goes TLS, as the server requires it): refused,
+	 * and the error says why. */
+	no.password = "wrong";
+	cr_expect_eq(connect_with(no, &c), -ECONNREFUSED);
+	cr_expect(strstr(sy_last_error(), "uthorization"), "%s",
+		  sy_last_error());
+	no.password = "s3cret";
+	no.tls = false;
+	no.ca_file = NULL;
+	cr_expect_eq(connect_with(no, &c), -ECONNREFUSED);
+	cr_expect(strstr(sy_last_error(), "SSL"), "%s", sy_last_error());
+	sy_engine_destroy(a);
+	sy_engine_destroy(b);
+}
+
+Test(remote_auth, a_token_is_checked)
+{
+	struct sy_nats_opts no = { .token = "t0k3n" };
+	sy_engine *a, *b, *c = NULL;
+
+	cr_assert_eq(t_natsd_start(&natsd, "authorization { token: t0k3n }"), 0);
+	cr_assert_eq(connect_with(no, &a), 0, "%s", sy_last_error());
+	cr_assert_eq(connect_with(no, &b), 0, "%s", sy_last_error());
+	send_across(a, b, "sy.ab");
+	no.token = "wrong";
+	cr_expect_eq(connect_with(no, &c), -ECONNREFUSED);
+	cr_expect(strstr(sy_last_error(), "uthorization"), "%s",
+		  sy_last_error());
+	sy_engine_destroy(a);
+	sy_engine_destroy(b);
+}

@@ -82,6 +82,7 @@ Test(core_contract, every_function_refuses_null_and_says_so)
 	struct sy_dead_letter dl;
 	struct sy_hist_summary hs;
 	struct sy_queue_depth qd;
+	struct sy_nats_stats nats;
 	enum sy_breaker_state bs;
 	char *buf;
 	size_t len;
@@ -187,6 +188,7 @@ Test(core_contract, every_function_refuses_null_and_says_so)
 	EXPECT_REFUSED("sy_snapshot_workers", sy_snapshot_workers(NULL), 0);
 	EXPECT_REFUSED("sy_snapshot_queue", sy_snapshot_queue(NULL, 0, &qd), -EINVAL);
 	EXPECT_REFUSED("sy_snapshot_format", sy_snapshot_format(NULL, SY_FORMAT_JSON, &buf, &len), -EINVAL);
+	EXPECT_REFUSED("sy_snapshot_nats", sy_snapshot_nats(NULL, &nats), -EINVAL);
 	/* Remote servers (NATS) */
 	EXPECT_REFUSED("sy_nats_connect", sy_nats_connect(NULL, NULL), -EINVAL);
 	EXPECT_REFUSED("sy_nats_connect", sy_nats_connect(eng, NULL), -EINVAL);
@@ -197,6 +199,12 @@ Test(core_contract, every_function_refuses_null_and_says_so)
 	EXPECT_REFUSED("sy_route_export", sy_route_export(eng, route, NULL, NULL), -EINVAL);
 	EXPECT_REFUSED("sy_route_export", sy_route_export(NULL, route, "a", NULL), -EINVAL);
 	EXPECT_REFUSED("sy_nats_stats", sy_nats_stats(eng, NULL), -EINVAL);
+	EXPECT_REFUSED("sy_nats_stats", sy_nats_stats(NULL, &nats), -EINVAL);
+	EXPECT_REFUSED("sy_nats_dlq_list", sy_nats_dlq_list(NULL, NULL, &dl, 1), -EINVAL);
+	EXPECT_REFUSED("sy_nats_dlq_list", sy_nats_dlq_list(eng, NULL, NULL, 1), -EINVAL);
+	EXPECT_REFUSED("sy_nats_dlq_peek", sy_nats_dlq_peek(NULL, 1, NULL, 0), -EINVAL);
+	EXPECT_REFUSED("sy_nats_dlq_peek", sy_nats_dlq_peek(eng, 1, NULL, 8), -EINVAL);
+	EXPECT_REFUSED("sy_nats_dlq_replay", sy_nats_dlq_replay(NULL, NULL, 0), -EINVAL);
 	/* Policies' accessors */
 	EXPECT_REFUSED("sy_pick_count", sy_pick_count(NULL), 0);
 	EXPECT_REFUSED("sy_pick_key", sy_pick_key(NULL), 0);
