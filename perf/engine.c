@@ -350,11 +350,9 @@ int engine_await(struct engine_run *run, uint64_t target, struct backoff *b)
 			  run->variant, (uintmax_t)handled, (uintmax_t)target);
 }
 
-/*
- * Per message, the send loops do what a user's would: allocate, key if the
+/* Per message, the send loops do what a user's would: allocate, key if the
  * route hashes (a test the compiler takes out of the loop), send; what
- * follows a refusal is out of line, and the window is paced per window.
- */
+ * follows a refusal is out of line, and the window is paced per window. */
 __attribute__((noinline, cold)) int
 engine_resend(const struct engine_run *run, engine_send_fn *send,
 	      const char *call, sy_msg *msg, int rc, struct backoff *b)

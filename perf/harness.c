@@ -168,10 +168,8 @@ void bench_print_thread_map(const struct bench_ctx *ctx)
 			"CPUs; it starts, then waits for the others)\n", n);
 }
 
-/*
- * No timed work starts before its partner exists: each thread checks in
- * and waits until the control thread opens the gate (or aborts the run).
- */
+/* No timed work starts before its partner exists: each thread checks in
+ * and waits until the control thread opens the gate (or aborts the run). */
 enum gate_state { GATE_CLOSED, GATE_OPEN, GATE_ABORT };
 
 struct gate {

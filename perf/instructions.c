@@ -41,10 +41,8 @@ int instructions_fixed_run(const struct bench_ctx *ctx, const char *variant,
 	return bench_fail(-EINVAL, "--fixed-variant: unknown '%s'", variant);
 }
 
-/*
- * (Ir(2N) - Ir(N)) / N of @p send through @p policy into @p row, from
- * the "summary:" or "totals:" line of two runs of @p self (this program).
- */
+/* (Ir(2N) - Ir(N)) / N of @p send through @p policy into @p row, from
+ * the "summary:" or "totals:" line of two runs of @p self (this program). */
 static int count_row(const struct bench_ctx *ctx, const char *self,
 		     const char *send, const char *policy,
 		     struct report_row *row)

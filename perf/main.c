@@ -231,10 +231,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 	return check_options(o);
 }
 
-/*
- * Place the producer and the consumer on the two lowest CPUs of @p list
- * (named @p source in messages; NULL: all allowed) that the process may use.
- */
+/* Place the producer and the consumer on the two lowest CPUs of @p list
+ * (named @p source in messages; NULL: all allowed) that the process may use. */
 static int choose_cpus(const char *source, const char *list,
 		       struct bench_ctx *ctx)
 {

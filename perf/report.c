@@ -146,10 +146,8 @@ static const struct reference_figure {
 
 #define MAX_RELATED 4 /* engine rows shown per figure in the table */
 
-/*
- * Whether an engine row (not overhead's) compares with @p fig: its rate
- * with as many producers (one, or more), or its p99 with a bound; @p v.
- */
+/* Whether an engine row (not overhead's) compares with @p fig: its rate
+ * with as many producers (one, or more), or its p99 with a bound; @p v. */
 static bool related(const struct report_row *row,
 		    const struct reference_figure *fig, bool p99, double *v)
 {
