@@ -76,7 +76,7 @@ static int raw_alloc(struct raw *r, const struct sy__merge_dims *cfg)
 	r->server = calloc(cfg->max_servers, sizeof(*r->server));
 	r->route = calloc(cfg->max_routes, sizeof(*r->route));
 	r->transitions = calloc(cfg->max_servers, sizeof(*r->transitions));
-	r->lat = calloc(cfg->route_lats + 1, sizeof(*r->lat));
+	r->lat = calloc(cfg->route_lats + 1, sizeof(*r->lat)); /* + 1: never 0 */
 	for (unsigned k = 0; k < SY_HIST_KINDS; k++)
 		sy_hist_clear(&r->hist[k]);
 	return r->server && r->route && r->transitions && r->lat ? 0 : -ENOMEM;
