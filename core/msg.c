@@ -18,14 +18,11 @@ int sy__msg_refuse(const char *call)
 
 int sy__msg_check(const char *call, const struct sy_msg *m)
 {
-	struct sy__worker *w;
-
 	if (!m)
 		return sy__null(call, "msg");
 	if (!m->held)
 		return 0;
-	w = sy__worker_self();
-	return w && w->current == m ? 0 : sy__msg_refuse(call);
+	return sy__worker_holds(m) ? 0 : sy__msg_refuse(call);
 }
 
 SY_API void sy_msg_set_deadline(sy_msg *msg, uint64_t deadline_ns)
@@ -119,9 +116,10 @@ SY_API int sy_msg_keep(sy_msg *msg)
 	struct sy__worker *w = sy__worker_self();
 
 	SY__NONNULL(msg);
-	if (!w || w->current != msg)
+	if (!sy__worker_holds(msg))
 		return sy__failed(__func__, sy__fail(-EINVAL,
-			"the message is not the one this handler runs"));
+			"the message is not the one this handler runs, or it "
+			"was passed on already"));
 	w->taken = true;
 	msg->held = 0; /* the handler's now */
 	msg->status = 0;

@@ -92,10 +92,11 @@ SY_API int sy_msg_reply(sy_msg *request, sy_msg *reply)
 
 	SY__NONNULL(request);
 	SY__NONNULL(reply);
-	if (!w || w->current != request || !(request->flags & SY_MSG_REQUEST))
+	if (!sy__worker_holds(request) || !(request->flags & SY_MSG_REQUEST))
 		return sy__failed(__func__, sy__fail(-EINVAL, "%s",
-			!w || w->current != request ?
-			"the request is not the message this handler runs" :
+			!sy__worker_holds(request) ?
+			"the request is not the message this handler runs, "
+			"or it was passed on already" :
 			"the message is not a request (sy_msg_is_request())"));
 	if (reply != request && reply->held)
 		return sy__msg_refuse(__func__);

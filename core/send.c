@@ -35,12 +35,10 @@ static inline void mark_taken(struct sy__slot *s, struct sy_msg *m)
 		w->taken = true;
 }
 
-/* Whether @p m is the message the calling handler is running. */
+/* Whether @p m is the message the calling handler runs and holds. */
 static bool handling(const struct sy_msg *m)
 {
-	struct sy__worker *w = sy__worker_self();
-
-	return w && w->current == m;
+	return sy__worker_holds(m);
 }
 
 /* @p m, refused, is its caller's again (the handled message stays held). */

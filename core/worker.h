@@ -57,6 +57,18 @@ static inline bool sy__in_worker(const struct sy_engine *eng)
 	return w && w->eng == eng;
 }
 
+/*
+ * Is @p m the message the calling handler runs, still its to pass on? Once
+ * the handler has sent, replied with or kept it (w->taken), it is not: a
+ * second send would put one message on two rings.
+ */
+static inline bool sy__worker_holds(const struct sy_msg *m)
+{
+	const struct sy__worker *w = sy__worker_self();
+
+	return w && w->current == m && !w->taken;
+}
+
 /* For a control call that returns nothing: from a worker of @p eng, record
  * -EDEADLK under @p call's name and say so (the call then does nothing). */
 static inline bool sy__refused_in_worker(const struct sy_engine *eng,

@@ -289,7 +289,9 @@ SY_API int sy_engine_stats(sy_engine *eng, struct sy_stats *out);
  * a time, never concurrently with itself. The message belongs to the handler
  * for the duration of the call: when the handler returns, the engine frees
  * it, unless the handler passed it on with sy_msg_send(), sy_msg_reply() or
- * sy_msg_keep() (after which it is no longer the handler's to touch).
+ * sy_msg_keep() (after which it is no longer the handler's to touch, and a
+ * second sy_msg_send(), sy_msg_reply() or sy_msg_keep() of it is refused
+ * with -EINVAL; a kept message is the handler's to send once).
  * @return 0 on success, a negative errno value on failure (counted). Only
  *         the sign counts: any value >= 0 is a success, any negative one
  *         (INT_MIN included) a failure, retried or dead-lettered as the
@@ -629,7 +631,8 @@ SY_API void sy_msg_set_key(sy_msg *msg, uint64_t key);
 /**
  * Inside a handler: keep the message being handled; the handler now owns it
  * and must free or send it later. The handling worker only.
- * @return 0; -EINVAL if @p msg is not the message being handled.
+ * @return 0; -EINVAL if @p msg is not the message being handled, or the
+ * handler passed it on already.
  */
 SY_API int sy_msg_keep(sy_msg *msg);
 

@@ -292,6 +292,84 @@ Test(core_contract, a_message_that_is_not_the_callers_is_refused)
 	sy_engine_destroy(eng);
 }
 
+/*
+ * A handler passes its message on once: by sending it, replying with it or
+ * keeping it. The tag says which; then it tries every way again, and each
+ * try must be refused, so that no message is on two rings at once.
+ */
+enum { PASS_SEND, PASS_REPLY, PASS_KEEP, PASS_WAYS };
+
+static struct {
+	uint32_t to;               /* where the handler sends */
+	_Atomic int again[PASS_WAYS][4]; /* the second tries' results */
+	_Atomic int first[PASS_WAYS];
+	_Atomic unsigned runs;
+} pass;
+
+static int passing_handler(sy_engine *eng, sy_msg *m, void *ctx)
+{
+	uint64_t way = sy_msg_tag(m);
+	int rc;
+
+	(void)ctx;
+	switch (way) {
+	case PASS_SEND:
+		rc = sy_msg_send(eng, pass.to, m);
+		break;
+	case PASS_REPLY:
+		rc = sy_msg_reply(m, m);
+		break;
+	default:
+		rc = sy_msg_keep(m);
+		break;
+	}
+	atomic_store(&pass.first[way], rc);
+	/* Kept, it is the handler's, and this send takes it. */
+	atomic_store(&pass.again[way][0], sy_msg_send(eng, pass.to, m));
+	atomic_store(&pass.again[way][1], sy_msg_send(eng, pass.to, m));
+	atomic_store(&pass.again[way][2], sy_msg_reply(m, m));
+	atomic_store(&pass.again[way][3], sy_msg_keep(m));
+	atomic_fetch_add(&pass.runs, 1);
+	return 0;
+}
+
+Test(core_contract, a_handler_passes_its_message_on_once)
+{
+	struct t_server s = { 0 };
+	sy_engine *eng = t_engine_at(1, NULL, 0);
+	uint32_t sid = t_add_counter(eng, "s", &s, 0);
+	uint32_t route = t_direct(eng, "passing", passing_handler, NULL, 0, NULL);
+	struct sy_accounting a;
+	sy_msg *reply = NULL;
+
+	pass.to = t_add_route(eng, "to", (struct sy_route_opts){ 0 }, &sid, 1);
+	cr_assert_eq(sy_engine_start(eng), 0);
+	cr_assert_eq(sy_msg_send(eng, route, t_msg(eng, PASS_SEND)), 0);
+	cr_assert_eq(sy_msg_send(eng, route, t_msg(eng, PASS_KEEP)), 0);
+	cr_assert_eq(sy_msg_call(eng, route, t_msg(eng, PASS_REPLY), &reply,
+				 10000000000ull), 0);
+	cr_expect_eq(sy_msg_status(reply), 0);
+	sy_msg_free(reply);
+	cr_assert_eq(sy_engine_stop(eng), 0);
+
+	cr_expect_eq(atomic_load(&pass.runs), PASS_WAYS);
+	for (int way = 0; way < PASS_WAYS; way++) {
+		cr_expect_eq(atomic_load(&pass.first[way]), 0, "way %d", way);
+		/* A kept message is the handler's, and its first send goes;
+		 * every other try is refused. */
+		for (int i = 0; i < 4; i++)
+			cr_expect_eq(atomic_load(&pass.again[way][i]),
+				     way == PASS_KEEP && i == 0 ? 0 : -EINVAL,
+				     "way %d, try %d", way, i);
+	}
+	/* Sent once each: by the send, and by the kept message's send. */
+	cr_expect_eq(atomic_load(&s.handled), 2, "nothing ran twice");
+	cr_assert_eq(sy_engine_accounting(eng, &a), 0);
+	cr_expect_eq(a.accepted, 5);
+	cr_expect_eq(a.delivered, 5);
+	sy_engine_destroy(eng);
+}
+
 Test(core_contract, ids_out_of_range_are_refused_with_what_is_missing)
 {
 	sy_engine *eng = t_engine_at(1, NULL, 0);
