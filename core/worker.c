@@ -522,18 +522,28 @@ static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
 
 #define SY_DEQUEUE_MAX 32
 
-/* A batch taken off a ring: a sample in it reads the clock now, for its
- * time in the ring. */
-static inline void handle_batch(struct sy__worker *w, void **e, unsigned n,
-				struct drain *d)
+/*
+ * Take up to @p want entries off @p r into @p e and run them. One pass over
+ * the slots copies the entries and looks at their flags: a sample among
+ * them reads the clock now, for its time in the ring. @return the number.
+ */
+static inline unsigned take_batch(struct sy__worker *w, struct sy__ring *r,
+				  void **e, unsigned want, struct drain *d)
 {
+	unsigned c, n = sy__ring_peek_spsc(r, want, &c);
 	uint8_t any = 0;
 
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < n; i++) {
+		e[i] = sy__ring_entry(r, c + i);
 		any |= ((struct sy_msg *)e[i])->flags;
+	}
+	if (!n)
+		return 0;
+	sy__ring_taken_spsc(r, c, n);
 	d->now = 0;
 	d->taken_ns = sy__unlikely(any & SY_MSG_TIMED) ? sy__now(w->eng) : 0;
 	handle_msgs(w, e, n, d);
+	return n;
 }
 
 __attribute__((noinline)) unsigned sy__worker_drain_ring(struct sy__worker *w,
@@ -542,21 +552,18 @@ __attribute__((noinline)) unsigned sy__worker_drain_ring(struct sy__worker *w,
 	unsigned burst = w->eng->cfg.burst;
 	unsigned want = burst < SY_DEQUEUE_MAX ? burst : SY_DEQUEUE_MAX;
 	void *e[SY_DEQUEUE_MAX];
-	unsigned n = sy__ring_dequeue_burst_spsc(r, e, want), taken = 0;
-	struct drain d;
+	unsigned n, taken = 0;
+	struct drain d = { .m_server = UINT32_MAX, .m_route = UINT32_MAX };
 
-	if (!n)
-		return 0; /* most rings of a pass are empty: nothing to set up */
-	d = (struct drain){ .m_server = UINT32_MAX, .m_route = UINT32_MAX };
-	for (;;) {
-		handle_batch(w, e, n, &d);
+	while ((n = take_batch(w, r, e, want, &d)) != 0) {
 		taken += n;
 		if (n < want || taken >= burst)
 			break;
 		want = burst - taken < SY_DEQUEUE_MAX ? burst - taken :
 		       SY_DEQUEUE_MAX;
-		n = sy__ring_dequeue_burst_spsc(r, e, want);
 	}
+	if (!taken)
+		return 0;
 	drain_settle(&d);
 	runs_flush(w, &d);
 	sy__release_batch_flush(w->slot, &d.done);

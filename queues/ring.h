@@ -109,13 +109,13 @@ static inline bool sy__ring_enqueue_spsc(struct sy__ring *r, void *p)
 }
 
 /**
- * Consumer only: take up to @p max entries at once, with one load of the
- * producer's counter and one store of the consumer's, where
- * sy__ring_dequeue_spsc() pays both per entry. Same fences as ck_ring's
- * single dequeue. @return the number taken.
+ * Consumer only: how many entries are published and not yet taken, at most
+ * @p max, from index *first on (read them with sy__ring_entry(), then hand
+ * their slots back with sy__ring_taken_spsc()). One load of the producer's
+ * counter for all of them.
  */
-static inline unsigned sy__ring_dequeue_burst_spsc(struct sy__ring *r,
-						   void **out, unsigned max)
+static inline unsigned sy__ring_peek_spsc(struct sy__ring *r, unsigned max,
+					  unsigned *first)
 {
 	struct ck_ring *ring = &r->ring;
 	unsigned c = ring->c_head;
@@ -129,12 +129,42 @@ static inline unsigned sy__ring_dequeue_burst_spsc(struct sy__ring *r,
 	/* Read the slots after the p_tail snapshot that published them. */
 	ck_pr_fence_load();
 	SY_TSAN_ACQUIRE(&ring->p_tail); /* C1 */
-	for (unsigned i = 0; i < n; i++)
-		out[i] = r->buf[(c + i) & ring->mask].value;
+	*first = c;
+	return n;
+}
+
+/** Consumer only: the entry at index @p i, from sy__ring_peek_spsc(). */
+static inline void *sy__ring_entry(const struct sy__ring *r, unsigned i)
+{
+	return r->buf[i & r->ring.mask].value;
+}
+
+/** Consumer only: the @p n entries from @p first on are read; their slots
+ * are the producer's again. One store of the consumer's counter. */
+static inline void sy__ring_taken_spsc(struct sy__ring *r, unsigned first,
+				       unsigned n)
+{
 	/* Finish reading the slots before handing them back. */
 	ck_pr_fence_load_store();
-	SY_TSAN_RELEASE(&ring->c_head); /* C2 */
-	ck_pr_store_uint(&ring->c_head, c + n);
+	SY_TSAN_RELEASE(&r->ring.c_head); /* C2 */
+	ck_pr_store_uint(&r->ring.c_head, first + n);
+}
+
+/**
+ * Consumer only: take up to @p max entries at once, with one load of the
+ * producer's counter and one store of the consumer's, where
+ * sy__ring_dequeue_spsc() pays both per entry. Same fences as ck_ring's
+ * single dequeue. @return the number taken.
+ */
+static inline unsigned sy__ring_dequeue_burst_spsc(struct sy__ring *r,
+						   void **out, unsigned max)
+{
+	unsigned c, n = sy__ring_peek_spsc(r, max, &c);
+
+	for (unsigned i = 0; i < n; i++)
+		out[i] = sy__ring_entry(r, c + i);
+	if (n)
+		sy__ring_taken_spsc(r, c, n);
 	return n;
 }
 
