@@ -598,12 +598,39 @@ static inline void assign_direct(const struct sy__route *r,
 	m->flags &= keep;
 }
 
+/* The end of a direct send, once its checks have passed: accept, publish,
+ * count, end the section, wake the worker. */
+static __attribute__((always_inline)) inline int
+direct_finish(struct sy__slot *s, uint32_t route, struct sy_msg *m,
+	      const struct sy__server *srv, struct sy__ring *ring)
+{
+	count_accepted(s, 1);
+	sy__ring_put_spsc(ring, m);
+	if (s->shard)
+		count_sent(s, route, srv->id);
+	sy__slot_read_unlock(&s->rcu);
+	sy__ring_wake(ring);
+	return 0;
+}
+
+/* A direct send that is a latency sample (one in latency_sample): stamped,
+ * out of the common send's way, which reaches it by a tail call. */
+static __attribute__((noinline, cold)) int
+direct_sampled(struct sy_engine *eng, struct sy__slot *s, uint32_t route,
+	       struct sy_msg *m, const struct sy__server *srv,
+	       struct sy__ring *ring)
+{
+	stamp(eng, m);
+	return direct_finish(s, route, m, srv, ring);
+}
+
 /*
  * The common send: a direct route (one server, no in-flight count, no
  * observing policy) whose server takes messages, with room in the ring by
- * the producer's cached index, below the route's backpressure threshold,
- * no latency sample this time. Everything it checks comes before anything
- * it changes, so it cannot fail once it has begun: its caller takes
+ * the producer's cached index, below the route's backpressure threshold
+ * (a latency sample among them, through direct_sampled()). Everything it
+ * checks comes before anything it changes, so it cannot fail once it has
+ * begun: its caller takes
  * sy__dispatch_general() for every other case, as a tail call, and needs
  * no stack frame. Inlined into each entry point by link-time optimization
  * (the default build).
@@ -612,7 +639,6 @@ __attribute__((always_inline)) inline int
 sy__dispatch_direct(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
 		    struct sy__slot *s)
 {
-	struct sy__shard *sh = s->shard;
 	struct sy__server *srv;
 	struct sy__route *r;
 	struct sy__ring *ring;
@@ -620,7 +646,7 @@ sy__dispatch_direct(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
 
 	sy__slot_read_lock(&s->rcu, &eng->rcu_period);
 	r = route_for_send(eng, route, &err);
-	if (sy__unlikely(!r || !r->direct || s->sample_left == 1))
+	if (sy__unlikely(!r || !r->direct))
 		goto general;
 	srv = r->servers[0];
 	ring = &sy__slot_out(s)[srv->worker];
@@ -630,15 +656,10 @@ sy__dispatch_direct(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
 			 (r->bp_mode != SY_BP_OFF &&
 			  sy__ring_over(ring, r->bp_high))))
 		goto general;
-	s->sample_left--;
 	assign_direct(r, srv, m, SY_MSG_KEEP_FLAGS);
-	count_accepted(s, 1);
-	sy__ring_put_spsc(ring, m);
-	if (sh)
-		count_sent(s, route, srv->id);
-	sy__slot_read_unlock(&s->rcu);
-	sy__ring_wake(ring);
-	return 0;
+	if (sy__unlikely(sy__slot_sample(s)))
+		return direct_sampled(eng, s, route, m, srv, ring);
+	return direct_finish(s, route, m, srv, ring);
 
 general:
 	sy__slot_read_unlock(&s->rcu);
