@@ -797,7 +797,8 @@ enum sy_policy_flags {
  * object (a replaced route gets new state). pick() runs on every sending
  * thread concurrently, inside an RCU read-side section: it must not block,
  * and should write only the producer-private word of sy_pick_word(). It
- * returns an index in [0, n). The engine skips a picked server that is not
+ * returns an index in [0, n); any other value (INT_MIN too) picks index 0.
+ * The engine skips a picked server that is not
  * available (removed, draining) by trying the next index in order; a policy
  * may also check sy_pick_available() itself. observe() (optional) runs on
  * the worker that owns the server, after each handler run of a message the
