@@ -608,14 +608,17 @@ SY_API size_t sy_msg_capacity(const sy_msg *msg);
 
 /**
  * Set the payload bytes in use. The owner only.
- * @return 0; -EMSGSIZE if above the capacity.
+ * @return 0; -EMSGSIZE if above the capacity; -EINVAL (NULL, or a message
+ *         that is not the caller's: sent already, freed, held by the dead
+ *         letter queue).
  */
 SY_API int sy_msg_set_size(sy_msg *msg, size_t size);
 
 /** A 64-bit value the engine carries untouched, from request to reply too. */
 SY_API uint64_t sy_msg_tag(const sy_msg *msg);
 
-/** Set the tag. The owner only. */
+/** Set the tag. The owner only: a message that is not the caller's (sent
+ *  already, freed) is refused like a NULL one, and left as it is. */
 SY_API void sy_msg_set_tag(sy_msg *msg, uint64_t tag);
 
 /**
@@ -625,7 +628,7 @@ SY_API void sy_msg_set_tag(sy_msg *msg, uint64_t tag);
  */
 SY_API uint64_t sy_msg_key(const sy_msg *msg);
 
-/** Set the key. The owner only. */
+/** Set the key. The owner only; refused like sy_msg_set_tag(). */
 SY_API void sy_msg_set_key(sy_msg *msg, uint64_t key);
 
 /**
@@ -640,7 +643,7 @@ SY_API int sy_msg_keep(sy_msg *msg);
  * Give the message a deadline, in the engine's clock (sy_config.clock), or 0
  * for none. A worker dead-letters a message whose deadline has passed
  * (reason SY_DL_TIMEOUT) instead of running its handler; SY_BP_BLOCK waits
- * no longer than it. The owner only.
+ * no longer than it. The owner only; refused like sy_msg_set_tag().
  */
 SY_API void sy_msg_set_deadline(sy_msg *msg, uint64_t deadline_ns);
 

@@ -266,8 +266,16 @@ Test(core_contract, a_message_that_is_not_the_callers_is_refused)
 	EXPECT_RECORDED("sy_msg_send_wait", -EINVAL);
 	sy_msg_free(m); /* not the caller's: refused, not freed */
 	EXPECT_RECORDED("sy_msg_free", -EINVAL);
+	/* Nor changed: the handler sees tag 1, its size and no deadline. */
+	cr_expect_eq(sy_msg_set_size(m, 0), -EINVAL);
+	EXPECT_RECORDED("sy_msg_set_size", -EINVAL);
+	EXPECT_NOTED("sy_msg_set_tag", sy_msg_set_tag(m, 9));
+	EXPECT_NOTED("sy_msg_set_key", sy_msg_set_key(m, 9));
+	EXPECT_NOTED("sy_msg_set_deadline", sy_msg_set_deadline(m, 1));
 	atomic_fetch_add(&s.released, 1);
 	cr_assert(t_wait_u64(&s.handled, 2, T_WAIT_MS));
+	cr_expect_eq(atomic_load(&s.runs[1]), 1, "the tag was not changed");
+	cr_expect_eq(atomic_load(&s.runs[9]), 0);
 
 	/* Freed, then sent or freed again. */
 	m = t_msg(eng, 2);
