@@ -156,13 +156,29 @@ SY_API int sy_msg_request(sy_engine *eng, uint32_t route, sy_msg *msg)
 }
 
 /*
+ * A burst met @p m, held: whether it is the message the calling handler
+ * runs, and the first time the burst meets it (@p own is NULL). If so,
+ * its header goes to @p saved. Out of line: the common burst meets no held
+ * message and reads no thread-local worker.
+ */
+static __attribute__((noinline, cold)) bool
+burst_meets_own(const struct sy_msg *m, const struct sy_msg *own,
+		struct sy__msg_route *saved)
+{
+	if (own || !handling(m))
+		return false;
+	sy__msg_route_save(m, saved);
+	return true;
+}
+
+/*
  * The message the calling handler runs, at @p at of a burst, after the
  * burst's dispatch returned @p rc: accepted, it was passed on; refused, it
  * is what it was (@p saved).
  */
-static __attribute__((cold)) void burst_own(struct sy_msg *m, unsigned at,
-					    int rc,
-					    const struct sy__msg_route *saved)
+static __attribute__((noinline, cold)) void
+burst_own_end(struct sy_msg *m, unsigned at, int rc,
+	      const struct sy__msg_route *saved)
 {
 	if (rc > 0 && at < (unsigned)rc)
 		sy__worker_passed_on();
@@ -190,11 +206,10 @@ SY_API int sy_msg_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
 		struct sy_msg *m = msgs[ok];
 
 		if (sy__unlikely(!m || m->held)) {
-			if (!m || own || !handling(m))
+			if (!m || !burst_meets_own(m, own, &saved))
 				break;
 			own = m;
 			own_at = ok;
-			sy__msg_route_save(m, &saved);
 		}
 		m->held = 1;
 	}
@@ -210,7 +225,7 @@ SY_API int sy_msg_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
 	for (unsigned i = rc > 0 ? (unsigned)rc : 0; i < ok; i++)
 		unhold(msgs[i]);
 	if (sy__unlikely(own != NULL))
-		burst_own(own, own_at, rc, &saved);
+		burst_own_end(own, own_at, rc, &saved);
 	if (rc < 0)
 		return sy__refused(__func__, rc, route);
 	if ((unsigned)rc == ok && ok < n)
