@@ -522,7 +522,8 @@ struct sy_route_opts {
  * Add a route. Control; any thread but a handler; may block.
  * @param[out] id the route's small integer id, for sy_msg_send()
  * @return 0; -EINVAL (bad name, unknown policy, no servers, "direct" with
- *         more than one, duplicate server); -ENOENT (unknown server id);
+ *         more than one, duplicate server, or the policy's create()
+ *         refused with any code but -ENOMEM); -ENOENT (unknown server id);
  *         -EEXIST (name taken); -ENOSPC (max_routes reached); -ENOMEM;
  *         -EDEADLK (from a handler).
  */

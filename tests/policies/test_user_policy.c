@@ -400,3 +400,45 @@ Test(policies_user, a_pick_out_of_range_takes_the_first_server)
 	cr_expect_eq(a.dead_lettered, 0);
 	sy_engine_destroy(r.eng);
 }
+
+/* ---- refusing: create() returns what the test says ---- */
+
+static int refusing_code;
+
+static int refusing_create(const struct sy_policy_route *route, void **state)
+{
+	(void)route;
+	*state = NULL;
+	return refusing_code;
+}
+
+/*
+ * create() documents 0, -EINVAL and -ENOMEM: a route it refuses with any
+ * other code is not added, with -EINVAL (its -EEXIST had said the route's
+ * name was taken, INT_MIN was no errno at all); -ENOMEM stays -ENOMEM.
+ */
+Test(policies_user, a_create_refusal_is_einval_unless_out_of_memory)
+{
+	static const struct sy_policy refusing = {
+		.name = "refusing", .create = refusing_create,
+		.pick = out_of_range_pick,
+	};
+	const int codes[] = { INT_MIN, -EEXIST, -EIO, 1, INT_MAX, -ENOMEM };
+	struct sy_route_opts ro = { .policy = "refusing", .n_servers = 2 };
+	struct rig r;
+	uint32_t route;
+
+	cr_assert_eq(sy_policy_register(&refusing), 0);
+	rig_start(&r, 2);
+	ro.servers = r.ids;
+	for (unsigned i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		refusing_code = codes[i];
+		cr_expect_eq(sy_route_add(r.eng, "refused", &ro, &route),
+			     codes[i] == -ENOMEM ? -ENOMEM : -EINVAL,
+			     "create() returned %d", codes[i]);
+	}
+	refusing_code = 0;
+	cr_expect_eq(sy_route_add(r.eng, "refused", &ro, &route), 0,
+		     "the refusals left the name free");
+	sy_engine_destroy(r.eng);
+}
