@@ -30,6 +30,10 @@ int sy__deadline_pick(const void *state, struct sy_pick *p)
 	uint64_t now, left, least = UINT64_MAX;
 	bool any = false;
 
+	/* The policy's INT_MIN is an index out of range, not this verdict. */
+	if (sy__unlikely(k == SY__PICK_LATE))
+		k = -1;
+
 	if (!(m->flags & SY_MSG_DEADLINE))
 		return k;
 	now = sy_pick_now(p);

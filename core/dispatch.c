@@ -208,8 +208,10 @@ static inline struct sy__server *pick(struct sy_pick *ctx, struct sy_msg *m,
 
 		ctx->msg = m;
 		k = r->pick(r->pstate, ctx);
-		/* A deadline-aware route's verdict: no server in time. */
-		if (sy__unlikely(k == SY__PICK_LATE)) {
+		/* A deadline-aware route's verdict: no server in time. From
+		 * a policy's own pick, INT_MIN is an index out of range. */
+		if (sy__unlikely(k == SY__PICK_LATE) &&
+		    r->pick == sy__deadline_pick) {
 			m->pick = SY__PICK_LATE_MARK;
 			return NULL;
 		}

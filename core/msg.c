@@ -25,9 +25,12 @@ int sy__msg_check(const char *call, const struct sy_msg *m)
 	return sy__worker_holds(m) ? 0 : sy__msg_refuse(call);
 }
 
+/* The setters change a message its caller owns only (sy__msg_check()):
+ * one sent already is another thread's to read. */
 SY_API void sy_msg_set_deadline(sy_msg *msg, uint64_t deadline_ns)
 {
-	SY__NONNULL_OR(msg, );
+	if (sy__msg_check(__func__, msg))
+		return;
 	msg->deadline = deadline_ns;
 	if (deadline_ns)
 		msg->flags |= SY_MSG_DEADLINE;
@@ -71,7 +74,10 @@ SY_API size_t sy_msg_capacity(const sy_msg *msg)
 
 SY_API int sy_msg_set_size(sy_msg *msg, size_t size)
 {
-	SY__NONNULL(msg);
+	int err = sy__msg_check(__func__, msg);
+
+	if (err)
+		return err;
 	if (size > msg->cap)
 		return sy__failed(__func__, sy__fail(-EMSGSIZE,
 			"size %zu above the message's capacity %u", size, msg->cap));
@@ -87,7 +93,8 @@ SY_API uint64_t sy_msg_tag(const sy_msg *msg)
 
 SY_API void sy_msg_set_tag(sy_msg *msg, uint64_t tag)
 {
-	SY__NONNULL_OR(msg, );
+	if (sy__msg_check(__func__, msg))
+		return;
 	msg->tag = tag;
 }
 
@@ -99,7 +106,8 @@ SY_API uint64_t sy_msg_key(const sy_msg *msg)
 
 SY_API void sy_msg_set_key(sy_msg *msg, uint64_t key)
 {
-	SY__NONNULL_OR(msg, );
+	if (sy__msg_check(__func__, msg))
+		return;
 	msg->key = key;
 }
 

@@ -122,6 +122,60 @@ static inline int sy__msg_plain(const struct sy_msg *m, uint8_t slow)
 #endif
 }
 
+/*
+ * What a send may change in a message's header before it is refused. The
+ * message a handler runs stays the handler's after a refused send, and
+ * stays what it was: a request answerable with sy_msg_reply(), through the
+ * route and server it came by (a retry and a failure reply read them). A
+ * send of it saves these first and puts them back when refused.
+ */
+struct sy__msg_route {
+	struct sy__server *server;
+	uint32_t route_id;
+	uint32_t reply_slot;
+	uint32_t reply_gen;
+	uint32_t call_seq;
+	uint16_t pick;
+	uint8_t flags;
+	uint8_t hedge;
+};
+
+static inline void sy__msg_route_save(const struct sy_msg *m,
+				      struct sy__msg_route *r)
+{
+	*r = (struct sy__msg_route){
+		.server = m->server, .route_id = m->route_id,
+		.reply_slot = m->reply_slot, .reply_gen = m->reply_gen,
+		.call_seq = m->call_seq, .pick = m->pick, .flags = m->flags,
+		.hedge = m->hedge,
+	};
+}
+
+static inline void sy__msg_route_restore(struct sy_msg *m,
+					 const struct sy__msg_route *r)
+{
+	m->server = r->server;
+	m->route_id = r->route_id;
+	m->reply_slot = r->reply_slot;
+	m->reply_gen = r->reply_gen;
+	m->call_seq = r->call_seq & SY_CALL_SEQ_MASK;
+	m->pick = r->pick;
+	m->flags = r->flags;
+	m->hedge = r->hedge & 3u;
+}
+
+/* @p m, checked (sy__msg_check()), is the message the calling handler runs
+ * if it is held: save its header in @p saved and return @p saved; else
+ * NULL. */
+static inline struct sy__msg_route *
+sy__msg_route_own(const struct sy_msg *m, struct sy__msg_route *saved)
+{
+	if (!m->held)
+		return NULL;
+	sy__msg_route_save(m, saved);
+	return saved;
+}
+
 /* A burst descriptor: SY_BURST_MAX messages for one worker in one ring
  * entry. It travels as the data of a message flagged SY_MSG_BURST. */
 struct sy__burst {

@@ -6,9 +6,11 @@
  * freed by another thread goes back to the pool it came from: the freeing
  * thread chains it with others for the same pool and class, and pushes the
  * chain of SY_RETURN_BATCH messages with one compare-and-swap onto the
- * pool's remote stack. When the owner's free list runs dry it takes the
- * whole remote stack with one exchange. A pool grows by a slab when both are
- * empty; in steady state nothing is allocated.
+ * pool's remote stack. A message of another engine, sent through this
+ * one, is pushed onto its pool's remote stack at once: the chains a slot
+ * keeps are indexed by its own engine's slots. When the owner's free list
+ * runs dry it takes the whole remote stack with one exchange. A pool grows
+ * by a slab when both are empty; in steady state nothing is allocated.
  *
  * Messages above the largest class are allocated alone and freed straight
  * to the allocator.
@@ -257,7 +259,7 @@ void sy__msg_release(struct sy__slot *self, struct sy_msg *m)
 		p->free[k] = m;
 		return;
 	}
-	if (!self) {
+	if (!self || sy__unlikely(p->eng != self->pool.eng)) {
 		push_chain(p, k, m, m);
 		return;
 	}
@@ -293,6 +295,10 @@ void sy__release_batch_flush(struct sy__slot *self, struct sy__release_batch *b)
 	if (p == &self->pool) {
 		b->tail->next = p->free[k];
 		p->free[k] = b->head;
+		return;
+	}
+	if (sy__unlikely(p->eng != self->pool.eng)) {
+		push_chain(p, k, b->head, b->tail);
 		return;
 	}
 	idx = p->slot * SY_CLASSES + k;

@@ -204,7 +204,10 @@ static int route_init(struct sy_engine *eng, struct sy__route *r,
 
 		rc = policy->create(&view, &r->pstate);
 		if (rc) {
-			rc = sy__fail(rc < 0 ? rc : -EINVAL,
+			/* 0, -EINVAL or -ENOMEM (struct sy_policy): any
+			 * other code is a refusal, not an error of the
+			 * call (-EEXIST would say the name is taken). */
+			rc = sy__fail(rc == -ENOMEM ? -ENOMEM : -EINVAL,
 				      "route \"%s\": policy %s refused its servers or parameters \"%s\"",
 				      r->name, policy->name, r->params);
 			route_release(r);

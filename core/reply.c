@@ -97,7 +97,8 @@ SY_API int sy_msg_reply(sy_msg *request, sy_msg *reply)
 			!sy__worker_holds(request) ?
 			"the request is not the message this handler runs, "
 			"or it was passed on already" :
-			"the message is not a request (sy_msg_is_request())"));
+			"the message is not a request (sy_msg_is_request()), "
+			"or it was answered already"));
 	if (reply != request && reply->held)
 		return sy__msg_refuse(__func__);
 	rc = reply_deliver(w, request, reply, 0);
@@ -105,6 +106,8 @@ SY_API int sy_msg_reply(sy_msg *request, sy_msg *reply)
 		return sy__failed(__func__, rc);
 	if (reply == w->current)
 		w->taken = true;
+	else /* answered: no second reply, nor a failure's (SY_FAIL_RETURN) */
+		request->flags &= (uint8_t)~SY_MSG_REQUEST;
 	return 0;
 }
 
@@ -235,6 +238,7 @@ SY_API int sy_msg_call(sy_engine *eng, uint32_t route, sy_msg *req,
 {
 	struct sy__worker *w = sy__worker_self();
 	struct sy__hedge h = { .copy = NULL };
+	struct sy__msg_route saved, *own;
 	struct sy__slot *s;
 	uint64_t deadline;
 	unsigned cursor = 0;
@@ -251,6 +255,8 @@ SY_API int sy_msg_call(sy_engine *eng, uint32_t route, sy_msg *req,
 	s = sy__slot_get(eng, &rc);
 	if (!s)
 		return sy__ret(__func__, rc);
+	/* A handler of another engine may call with the message it runs. */
+	own = sy__msg_route_own(req, &saved);
 	seq = ++s->call_seq & SY_CALL_SEQ_MASK;
 	req->flags = (uint8_t)((req->flags & (SY_MSG_DEADLINE | SY_MSG_DEAD)) |
 			       SY_MSG_REQUEST | SY_MSG_CALL);
@@ -263,10 +269,16 @@ SY_API int sy_msg_call(sy_engine *eng, uint32_t route, sy_msg *req,
 	sy__hedge_start(eng, s, &h, rc);
 	hedge_due = h.copy != NULL;
 	if (rc) {
-		req->held = 0;
-		req->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
+		if (own) {
+			sy__msg_route_restore(req, own); /* still held */
+		} else {
+			req->held = 0;
+			req->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
+		}
 		return sy__refused(__func__, rc, route);
 	}
+	if (own)
+		sy__worker_passed_on();
 	sy__total_add(&s->totals, SY_T_REQUESTS, 1);
 	deadline = now_ns() + timeout_ns;
 	for (unsigned round = 0;; round++) {

@@ -24,17 +24,6 @@
 #include "core/slot.h"
 #include "core/worker.h"
 
-static inline void mark_taken(struct sy__slot *s, struct sy_msg *m)
-{
-	struct sy__worker *w;
-
-	if (!s->is_worker)
-		return;
-	w = sy__worker_self();
-	if (w && w->current == m)
-		w->taken = true;
-}
-
 /* Whether @p m is the message the calling handler runs and holds. */
 static bool handling(const struct sy_msg *m)
 {
@@ -62,11 +51,15 @@ static __attribute__((cold)) int refused(const char *call, struct sy_msg *m,
 /*
  * Route @p m from slot @p s and take the outcome: 0, or the refusal,
  * recorded under @p call's name, with the message the caller's again.
- * A request passes @p h, armed if its route hedges (hedge.h).
+ * A request passes @p h, armed if its route hedges (hedge.h). @p own: the
+ * header of the message the calling handler runs, as it was before this
+ * send (NULL for any other message): a refusal puts it back, an acceptance
+ * tells the worker that the handler passed its message on.
  */
 static inline int send_from(const char *call, sy_engine *eng, uint32_t route,
 			    struct sy_msg *m, struct sy__slot *s,
-			    struct sy__hedge *h)
+			    struct sy__hedge *h,
+			    const struct sy__msg_route *own)
 {
 	int rc;
 
@@ -75,9 +68,13 @@ static inline int send_from(const char *call, sy_engine *eng, uint32_t route,
 		 sy__dispatch(eng, route, m, s);
 	if (h)
 		sy__hedge_start(eng, s, h, rc);
-	if (sy__unlikely(rc))
+	if (sy__unlikely(rc)) {
+		if (own)
+			sy__msg_route_restore(m, own);
 		return refused(call, m, rc, route);
-	mark_taken(s, m);
+	}
+	if (own)
+		sy__worker_passed_on();
 	return 0;
 }
 
@@ -88,6 +85,7 @@ static __attribute__((noinline)) int send_slow(sy_engine *eng, uint32_t route,
 					       sy_msg *msg)
 {
 	const char *call = "sy_msg_send";
+	struct sy__msg_route saved, *own;
 	struct sy__slot *s;
 	int err;
 
@@ -97,8 +95,9 @@ static __attribute__((noinline)) int send_slow(sy_engine *eng, uint32_t route,
 	s = sy__slot_get(eng, &err);
 	if (!s)
 		return sy__failed(call, err);
+	own = sy__msg_route_own(msg, &saved);
 	msg->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
-	return send_from(call, eng, route, msg, s, NULL);
+	return send_from(call, eng, route, msg, s, NULL, own);
 }
 
 /* sy_msg_send() past the direct dispatch: every other case. */
@@ -136,6 +135,7 @@ SY_API int sy_msg_send(sy_engine *eng, uint32_t route, sy_msg *msg)
 SY_API int sy_msg_request(sy_engine *eng, uint32_t route, sy_msg *msg)
 {
 	struct sy__hedge h = { .copy = NULL };
+	struct sy__msg_route saved, *own;
 	int err = 0;
 	struct sy__slot *s;
 
@@ -144,34 +144,72 @@ SY_API int sy_msg_request(sy_engine *eng, uint32_t route, sy_msg *msg)
 	s = sy__slot_get(eng, &err);
 	if (sy__unlikely(!s))
 		return sy__failed(__func__, err);
+	own = sy__msg_route_own(msg, &saved);
 	msg->flags = (uint8_t)((msg->flags & ~SY_MSG_CALL) | SY_MSG_REQUEST);
 	msg->reply_slot = s->id;
 	msg->reply_gen = atomic_load_explicit(&s->gen, memory_order_relaxed);
 	msg->hedge = 0; /* no marks from an earlier use */
-	err = send_from(__func__, eng, route, msg, s, &h);
+	err = send_from(__func__, eng, route, msg, s, &h, own);
 	if (err == 0)
 		sy__total_add(&s->totals, SY_T_REQUESTS, 1);
 	return err;
 }
 
+/*
+ * A burst met @p m, held: whether it is the message the calling handler
+ * runs, and the first time the burst meets it (@p own is NULL). If so,
+ * its header goes to @p saved. Out of line: the common burst meets no held
+ * message and reads no thread-local worker.
+ */
+static __attribute__((noinline, cold)) bool
+burst_meets_own(const struct sy_msg *m, const struct sy_msg *own,
+		struct sy__msg_route *saved)
+{
+	if (own || !handling(m))
+		return false;
+	sy__msg_route_save(m, saved);
+	return true;
+}
+
+/*
+ * The message the calling handler runs, at @p at of a burst, after the
+ * burst's dispatch returned @p rc: accepted, it was passed on; refused, it
+ * is what it was (@p saved).
+ */
+static __attribute__((noinline, cold)) void
+burst_own_end(struct sy_msg *m, unsigned at, int rc,
+	      const struct sy__msg_route *saved)
+{
+	if (rc > 0 && at < (unsigned)rc)
+		sy__worker_passed_on();
+	else
+		sy__msg_route_restore(m, saved);
+}
+
 SY_API int sy_msg_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
 			     unsigned n)
 {
+	struct sy__msg_route saved;
+	struct sy_msg *own = NULL;
+	unsigned ok, own_at = 0;
 	int err = 0;
 	struct sy__slot *s;
-	unsigned ok;
 	int rc;
 
 	if (n == 0)
 		return 0;
 	SY__NONNULL(msgs);
-	/* The messages up to the first that is not the caller's go. */
+	/* The messages up to the first that is not the caller's go; the
+	 * message the calling handler runs goes once (a second time in the
+	 * array, it is sent already). */
 	for (ok = 0; ok < n; ok++) {
 		struct sy_msg *m = msgs[ok];
 
 		if (sy__unlikely(!m || m->held)) {
-			if (!m || !handling(m))
+			if (!m || !burst_meets_own(m, own, &saved))
 				break;
+			own = m;
+			own_at = ok;
 		}
 		m->held = 1;
 	}
@@ -186,9 +224,8 @@ SY_API int sy_msg_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
 	rc = sy__dispatch_burst(eng, route, msgs, ok, s);
 	for (unsigned i = rc > 0 ? (unsigned)rc : 0; i < ok; i++)
 		unhold(msgs[i]);
-	if (s->is_worker)
-		for (int i = 0; i < rc; i++)
-			mark_taken(s, msgs[i]);
+	if (sy__unlikely(own != NULL))
+		burst_own_end(own, own_at, rc, &saved);
 	if (rc < 0)
 		return sy__refused(__func__, rc, route);
 	if ((unsigned)rc == ok && ok < n)
@@ -230,6 +267,7 @@ static void send_backoff(unsigned round, uint64_t deadline)
 SY_API int sy_msg_send_wait(sy_engine *eng, uint32_t route, sy_msg *msg,
 			    uint64_t timeout_ns)
 {
+	struct sy__msg_route saved, *own;
 	int err = 0;
 	struct sy__slot *s;
 	uint64_t deadline = 0;
@@ -243,6 +281,8 @@ SY_API int sy_msg_send_wait(sy_engine *eng, uint32_t route, sy_msg *msg,
 	if (s->is_worker)
 		return sy__failed(__func__, sy__fail(-EDEADLK,
 			"a handler must not wait for a ring its worker may drain"));
+	/* A handler of another engine may send the message it runs. */
+	own = sy__msg_route_own(msg, &saved);
 	msg->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
 	for (unsigned round = 0;; round++) {
 		msg->held = 1;
@@ -250,17 +290,24 @@ SY_API int sy_msg_send_wait(sy_engine *eng, uint32_t route, sy_msg *msg,
 		if (sy__likely(rc == 0)) {
 			if (round)
 				sy__total_add(&s->totals, SY_T_SEND_WAITS, 1);
+			if (own)
+				sy__worker_passed_on();
 			return 0;
 		}
-		msg->held = 0;
 		if (rc != -EAGAIN && rc != -ENOBUFS)
-			return sy__refused(__func__, rc, route);
+			break;
 		if (round == 0)
 			deadline = now_ns() + timeout_ns;
 		else if ((round & 15) == 0 && now_ns() >= deadline)
 			break;
 		send_backoff(round, deadline);
 	}
+	/* The caller's again; the handler's own message stays held. */
+	msg->held = own != NULL;
+	if (own)
+		sy__msg_route_restore(msg, own);
+	if (rc != -EAGAIN && rc != -ENOBUFS)
+		return sy__refused(__func__, rc, route);
 	sy__total_add(&s->totals, SY_T_SEND_WAIT_TIMEOUTS, 1);
 	sy__fail(-ETIMEDOUT, "route %u: still %s after %llu ns", route,
 		 rc == -EAGAIN ? "full" : "past its backpressure threshold",

@@ -69,6 +69,17 @@ static inline bool sy__worker_holds(const struct sy_msg *m)
 	return w && w->current == m && !w->taken;
 }
 
+/*
+ * A send, request or call accepted the message the calling handler runs
+ * (sy__worker_holds() said so before): the handler passed it on, and the
+ * worker must not free it when the handler returns. Through any engine:
+ * a handler may pass its message to another engine's route.
+ */
+static inline void sy__worker_passed_on(void)
+{
+	sy__worker_self()->taken = true;
+}
+
 /* For a control call that returns nothing: from a worker of @p eng, record
  * -EDEADLK under @p call's name and say so (the call then does nothing). */
 static inline bool sy__refused_in_worker(const struct sy_engine *eng,

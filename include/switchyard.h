@@ -291,7 +291,11 @@ SY_API int sy_engine_stats(sy_engine *eng, struct sy_stats *out);
  * it, unless the handler passed it on with sy_msg_send(), sy_msg_reply() or
  * sy_msg_keep() (after which it is no longer the handler's to touch, and a
  * second sy_msg_send(), sy_msg_reply() or sy_msg_keep() of it is refused
- * with -EINVAL; a kept message is the handler's to send once).
+ * with -EINVAL; a kept message is the handler's to send once). Every call
+ * that sends passes it on when it accepts it (sy_msg_send_burst(),
+ * sy_msg_request(), and to another engine's route sy_msg_send_wait() and
+ * sy_msg_call() too); one that refuses it leaves it as it was, a request
+ * still answerable.
  * @return 0 on success, a negative errno value on failure (counted). Only
  *         the sign counts: any value >= 0 is a success, any negative one
  *         (INT_MIN included) a failure, retried or dead-lettered as the
@@ -518,7 +522,8 @@ struct sy_route_opts {
  * Add a route. Control; any thread but a handler; may block.
  * @param[out] id the route's small integer id, for sy_msg_send()
  * @return 0; -EINVAL (bad name, unknown policy, no servers, "direct" with
- *         more than one, duplicate server); -ENOENT (unknown server id);
+ *         more than one, duplicate server, or the policy's create()
+ *         refused with any code but -ENOMEM); -ENOENT (unknown server id);
  *         -EEXIST (name taken); -ENOSPC (max_routes reached); -ENOMEM;
  *         -EDEADLK (from a handler).
  */
@@ -584,7 +589,9 @@ SY_API int sy_producer_detach(sy_engine *eng);
  * @p size) from the calling thread's pool. Any thread (attaches it);
  * never blocks in steady state (a pool grows by a slab when empty; a
  * message above 65,472 bytes is allocated alone).
- * The caller owns the message.
+ * The caller owns the message. It may be sent through another engine's
+ * routes too, and goes back to this engine's pool when freed there: this
+ * engine must outlive it.
  * @return the message, or NULL (size above SY_MSG_MAX_SIZE, no producer slot,
  *         the engine stopped, or no memory; sy_last_error() says which).
  */
@@ -608,14 +615,17 @@ SY_API size_t sy_msg_capacity(const sy_msg *msg);
 
 /**
  * Set the payload bytes in use. The owner only.
- * @return 0; -EMSGSIZE if above the capacity.
+ * @return 0; -EMSGSIZE if above the capacity; -EINVAL (NULL, or a message
+ *         that is not the caller's: sent already, freed, held by the dead
+ *         letter queue).
  */
 SY_API int sy_msg_set_size(sy_msg *msg, size_t size);
 
 /** A 64-bit value the engine carries untouched, from request to reply too. */
 SY_API uint64_t sy_msg_tag(const sy_msg *msg);
 
-/** Set the tag. The owner only. */
+/** Set the tag. The owner only: a message that is not the caller's (sent
+ *  already, freed) is refused like a NULL one, and left as it is. */
 SY_API void sy_msg_set_tag(sy_msg *msg, uint64_t tag);
 
 /**
@@ -625,7 +635,7 @@ SY_API void sy_msg_set_tag(sy_msg *msg, uint64_t tag);
  */
 SY_API uint64_t sy_msg_key(const sy_msg *msg);
 
-/** Set the key. The owner only. */
+/** Set the key. The owner only; refused like sy_msg_set_tag(). */
 SY_API void sy_msg_set_key(sy_msg *msg, uint64_t key);
 
 /**
@@ -640,7 +650,7 @@ SY_API int sy_msg_keep(sy_msg *msg);
  * Give the message a deadline, in the engine's clock (sy_config.clock), or 0
  * for none. A worker dead-letters a message whose deadline has passed
  * (reason SY_DL_TIMEOUT) instead of running its handler; SY_BP_BLOCK waits
- * no longer than it. The owner only.
+ * no longer than it. The owner only; refused like sy_msg_set_tag().
  */
 SY_API void sy_msg_set_deadline(sy_msg *msg, uint64_t deadline_ns);
 
@@ -690,7 +700,10 @@ SY_API int sy_msg_send_wait(sy_engine *eng, uint32_t route, sy_msg *msg,
  * most one ring operation per destination worker. Messages to the same worker
  * are accepted or refused together. On return msgs[0..k) were accepted (the
  * engine owns them) and msgs[k..n) were not (the caller still owns them, in
- * their original order). Same threads and blocking as sy_msg_send().
+ * their original order). Same threads and blocking as sy_msg_send(). A
+ * message that comes twice in @p msgs (the handled message of a handler
+ * among them) is not the caller's in its second place: the burst stops
+ * there.
  * @return k, the number accepted (0 to n); or, when none was accepted, the
  *         negative errno that sy_msg_send() would have returned for msgs[0].
  */
@@ -708,8 +721,8 @@ SY_API int sy_msg_request(sy_engine *eng, uint32_t route, sy_msg *msg);
 /**
  * Inside a handler: whether the message being handled is a request (sent
  * with sy_msg_request() or sy_msg_call()) that sy_msg_reply() may answer. A plain
- * sy_msg_send() message, a replayed dead letter and any message outside its
- * handler run give false. A handler that serves both kinds replies only
+ * sy_msg_send() message, a replayed dead letter, a request answered already
+ * and any message outside its handler run give false. A handler that serves both kinds replies only
  * when this is true. The handling worker; never blocks.
  */
 SY_API bool sy_msg_is_request(const sy_msg *msg);
@@ -726,9 +739,11 @@ SY_API int sy_msg_status(const sy_msg *msg);
  * Inside a handler: answer the request being handled. @p reply may be the
  * request itself (answered in place) or a message the handler owns; its tag
  * is set to the request's. On success the reply belongs to the requester.
- * The handling worker only; never blocks.
- * @return 0; -EINVAL (@p request is not the message being handled or is not
- *         a request); -EAGAIN (the requester's reply ring is full; the reply
+ * A request is answered once: answered with another message, it is no
+ * longer a request (no second reply, nor a failure reply if the handler
+ * then fails). The handling worker only; never blocks.
+ * @return 0; -EINVAL (@p request is not the message being handled, is not
+ *         a request, or was answered already); -EAGAIN (the requester's reply ring is full; the reply
  *         stays the handler's); -ECONNRESET (the requester detached; the
  *         reply stays the handler's).
  */
@@ -797,7 +812,8 @@ enum sy_policy_flags {
  * object (a replaced route gets new state). pick() runs on every sending
  * thread concurrently, inside an RCU read-side section: it must not block,
  * and should write only the producer-private word of sy_pick_word(). It
- * returns an index in [0, n). The engine skips a picked server that is not
+ * returns an index in [0, n); any other value (INT_MIN too) picks index 0.
+ * The engine skips a picked server that is not
  * available (removed, draining) by trying the next index in order; a policy
  * may also check sy_pick_available() itself. observe() (optional) runs on
  * the worker that owns the server, after each handler run of a message the

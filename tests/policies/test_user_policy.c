@@ -13,6 +13,7 @@
  * stopped. No test asserts how long anything took.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -333,4 +334,111 @@ Test(policies_user, register_refuses_bad_and_duplicate_policies)
 	cr_expect_eq(sy_policy_register(&twin), 0);
 	cr_expect_eq(sy_policy_register(&twin), -EEXIST);
 	cr_expect_eq(sy_policy_register(&twin_again), -EEXIST);
+}
+
+/* ---- out_of_range: pick() returns what the test says ---- */
+
+static _Atomic int out_of_range_index;
+
+static int out_of_range_pick(const void *state, struct sy_pick *p)
+{
+	(void)state;
+	(void)p;
+	return atomic_load(&out_of_range_index);
+}
+
+static uint64_t no_estimate(const void *state, struct sy_pick *p,
+			    unsigned index)
+{
+	(void)state;
+	(void)p;
+	(void)index;
+	return 0;
+}
+
+/*
+ * An index out of range picks the first server, INT_MIN too (it had been
+ * taken for a deadline-aware route's "no server in time": a message with
+ * no deadline dead-lettered as late, a call refused with -ETIME), on a
+ * plain route and on a deadline-aware one.
+ */
+Test(policies_user, a_pick_out_of_range_takes_the_first_server)
+{
+	static const struct sy_policy out_of_range = {
+		.name = "out_of_range", .pick = out_of_range_pick,
+		.estimate = no_estimate,
+	};
+	const int picks[] = { INT_MIN, -1, 2, INT_MAX };
+	struct rig r;
+	uint32_t plain = rig_route(&r, &out_of_range, 2, "plain",
+				   (struct sy_route_opts){ .policy = "out_of_range" });
+	uint32_t aware = t_add_route(r.eng, "aware", (struct sy_route_opts){
+		.policy = "out_of_range", .deadline_aware = true }, r.ids, 2);
+	struct sy_accounting a;
+	unsigned sent = 0;
+
+	for (unsigned i = 0; i < sizeof(picks) / sizeof(picks[0]); i++) {
+		atomic_store(&out_of_range_index, picks[i]);
+		for (int k = 0; k < 2; k++) {
+			uint32_t route = k ? aware : plain;
+			sy_msg *reply = NULL;
+
+			cr_expect_eq(sy_msg_send(r.eng, route, t_msg(r.eng, 0)),
+				     0, "pick %d", picks[i]);
+			/* The counting handler does not answer: the call
+			 * waits out a short timeout, it is not refused. */
+			cr_expect_eq(sy_msg_call(r.eng, route, t_msg(r.eng, 0),
+						 &reply, 1000000), -ETIMEDOUT,
+				     "pick %d", picks[i]);
+			sent += 2;
+		}
+	}
+	cr_assert_eq(sy_engine_stop(r.eng), 0);
+	cr_expect_eq(got(&r, 0), sent);
+	cr_expect_eq(got(&r, 1), 0);
+	cr_assert_eq(sy_engine_accounting(r.eng, &a), 0);
+	cr_expect_eq(a.dead_lettered, 0);
+	sy_engine_destroy(r.eng);
+}
+
+/* ---- refusing: create() returns what the test says ---- */
+
+static int refusing_code;
+
+static int refusing_create(const struct sy_policy_route *route, void **state)
+{
+	(void)route;
+	*state = NULL;
+	return refusing_code;
+}
+
+/*
+ * create() documents 0, -EINVAL and -ENOMEM: a route it refuses with any
+ * other code is not added, with -EINVAL (its -EEXIST had said the route's
+ * name was taken, INT_MIN was no errno at all); -ENOMEM stays -ENOMEM.
+ */
+Test(policies_user, a_create_refusal_is_einval_unless_out_of_memory)
+{
+	static const struct sy_policy refusing = {
+		.name = "refusing", .create = refusing_create,
+		.pick = out_of_range_pick,
+	};
+	const int codes[] = { INT_MIN, -EEXIST, -EIO, 1, INT_MAX, -ENOMEM };
+	struct sy_route_opts ro = { .policy = "refusing", .n_servers = 2 };
+	struct rig r;
+	uint32_t route;
+
+	cr_assert_eq(sy_policy_register(&refusing), 0);
+	rig_start(&r, 2);
+	ro.servers = r.ids;
+	for (unsigned i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		refusing_code = codes[i];
+		cr_expect_eq(sy_route_add(r.eng, "refused", &ro, &route),
+			     codes[i] == -ENOMEM ? -ENOMEM : -EINVAL,
+			     "create() returned %d", codes[i]);
+	}
+	refusing_code = 0;
+	cr_expect_eq(sy_route_add(r.eng, "refused", &ro, &route), 0,
+		     "the refusals left the name free");
+	sy_engine_destroy(r.eng);
 }

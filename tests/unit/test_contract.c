@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
@@ -266,8 +267,16 @@ Test(core_contract, a_message_that_is_not_the_callers_is_refused)
 	EXPECT_RECORDED("sy_msg_send_wait", -EINVAL);
 	sy_msg_free(m); /* not the caller's: refused, not freed */
 	EXPECT_RECORDED("sy_msg_free", -EINVAL);
+	/* Nor changed: the handler sees tag 1, its size and no deadline. */
+	cr_expect_eq(sy_msg_set_size(m, 0), -EINVAL);
+	EXPECT_RECORDED("sy_msg_set_size", -EINVAL);
+	EXPECT_NOTED("sy_msg_set_tag", sy_msg_set_tag(m, 9));
+	EXPECT_NOTED("sy_msg_set_key", sy_msg_set_key(m, 9));
+	EXPECT_NOTED("sy_msg_set_deadline", sy_msg_set_deadline(m, 1));
 	atomic_fetch_add(&s.released, 1);
 	cr_assert(t_wait_u64(&s.handled, 2, T_WAIT_MS));
+	cr_expect_eq(atomic_load(&s.runs[1]), 1, "the tag was not changed");
+	cr_expect_eq(atomic_load(&s.runs[9]), 0);
 
 	/* Freed, then sent or freed again. */
 	m = t_msg(eng, 2);
@@ -368,6 +377,369 @@ Test(core_contract, a_handler_passes_its_message_on_once)
 	cr_expect_eq(a.accepted, 5);
 	cr_expect_eq(a.delivered, 5);
 	sy_engine_destroy(eng);
+}
+
+/*
+ * The message a handler runs appears twice in one burst: the burst sends
+ * it once and stops at its second place (sent already); no message runs
+ * twice.
+ */
+static struct {
+	uint32_t to;
+	_Atomic int sent[2];       /* the bursts' results, by tag */
+	_Atomic int code[2];       /* sy_last_error_code() after each */
+	_Atomic unsigned runs;
+} twice;
+
+static int twice_handler(sy_engine *eng, sy_msg *m, void *ctx)
+{
+	uint64_t way = sy_msg_tag(m);
+	sy_msg *other = way ? t_msg(eng, 100) : NULL;
+	sy_msg *b[3] = { m, other ? other : m, m };
+	int rc;
+
+	(void)ctx;
+	sy__clear();
+	rc = sy_msg_send_burst(eng, twice.to, b, way ? 3 : 2);
+	atomic_store(&twice.sent[way], rc);
+	atomic_store(&twice.code[way], sy_last_error_code());
+	if (other && rc < 2)
+		sy_msg_free(other);
+	atomic_fetch_add(&twice.runs, 1);
+	return 0;
+}
+
+Test(core_contract, a_burst_sends_the_handled_message_once)
+{
+	struct t_server s = { 0 };
+	sy_engine *eng = t_engine_at(1, NULL, 0);
+	uint32_t sid = t_add_counter(eng, "s", &s, 0);
+	uint32_t route = t_direct(eng, "twice", twice_handler, NULL, 0, NULL);
+	struct sy_accounting a;
+
+	twice.to = t_add_route(eng, "to", (struct sy_route_opts){ 0 }, &sid, 1);
+	cr_assert_eq(sy_engine_start(eng), 0);
+	cr_assert_eq(sy_msg_send(eng, route, t_msg(eng, 0)), 0); /* m, m */
+	cr_assert_eq(sy_msg_send(eng, route, t_msg(eng, 1)), 0); /* m, x, m */
+	/* Not stopped before: a stopping engine refuses the bursts. */
+	for (unsigned i = 0; i < T_WAIT_MS && atomic_load(&twice.runs) < 2; i++)
+		usleep(1000);
+	cr_assert_eq(sy_engine_stop(eng), 0);
+
+	cr_expect_eq(atomic_load(&twice.runs), 2);
+	cr_expect_eq(atomic_load(&twice.sent[0]), 1, "m, m: one sent");
+	cr_expect_eq(atomic_load(&twice.sent[1]), 2, "m, x, m: two sent");
+	for (int way = 0; way < 2; way++)
+		cr_expect_eq(atomic_load(&twice.code[way]), -EINVAL,
+			     "way %d: the second place is recorded", way);
+	cr_expect_eq(atomic_load(&s.handled), 3, "each message ran once");
+	cr_expect_eq(atomic_load(&s.runs[0]), 1);
+	cr_expect_eq(atomic_load(&s.runs[1]), 1);
+	cr_expect_eq(atomic_load(&s.runs[100]), 1);
+	cr_assert_eq(sy_engine_accounting(eng, &a), 0);
+	cr_expect_eq(a.accepted, 5);
+	cr_expect_eq(a.delivered, 5);
+	sy_engine_destroy(eng);
+}
+
+/*
+ * A handler passes the message it runs to a route of another engine, by
+ * each call that sends: the message is that engine's then, and the
+ * handler's worker must not free it when the handler returns (it went
+ * back to its pool, and on to new allocations, while the other engine
+ * still held it). The other engine's handler keeps each message; none of
+ * them may come out of an allocation until they are freed.
+ */
+enum { AWAY_SEND, AWAY_BURST, AWAY_REQUEST, AWAY_WAIT, AWAY_CALL, AWAY_WAYS };
+
+static struct {
+	sy_engine *far;
+	uint32_t far_route;
+	_Atomic int first[AWAY_WAYS];
+	_Atomic int again[AWAY_WAYS];
+	_Atomic unsigned runs;
+	_Atomic bool tried[AWAY_WAYS]; /* the handler tried again */
+	_Atomic(sy_msg *) kept[AWAY_WAYS];
+	_Atomic unsigned nkept;
+} away;
+
+static int away_handler(sy_engine *eng, sy_msg *m, void *ctx)
+{
+	uint64_t way = sy_msg_tag(m);
+	sy_msg *reply = NULL, *b[1] = { m };
+	int rc;
+
+	(void)eng;
+	(void)ctx;
+	switch (way) {
+	case AWAY_SEND:
+		rc = sy_msg_send(away.far, away.far_route, m);
+		break;
+	case AWAY_BURST:
+		rc = sy_msg_send_burst(away.far, away.far_route, b, 1);
+		break;
+	case AWAY_REQUEST:
+		rc = sy_msg_request(away.far, away.far_route, m);
+		break;
+	case AWAY_WAIT:
+		rc = sy_msg_send_wait(away.far, away.far_route, m, T_WAIT_MS * 1000000ull);
+		break;
+	default: /* not answered: the call times out, the message is far */
+		rc = sy_msg_call(away.far, away.far_route, m, &reply, 1000000);
+		break;
+	}
+	atomic_store(&away.first[way], rc);
+	atomic_store(&away.again[way], sy_msg_send(away.far, away.far_route, m));
+	atomic_store(&away.tried[way], true);
+	atomic_fetch_add(&away.runs, 1);
+	return 0;
+}
+
+/* Kept, a message is not held: the sender's second try would find it
+ * free. The far handler waits for that try first. */
+static int keeping_handler(sy_engine *eng, sy_msg *m, void *ctx)
+{
+	uint64_t way = sy_msg_tag(m) % AWAY_WAYS;
+
+	(void)eng;
+	(void)ctx;
+	for (unsigned i = 0; i < T_WAIT_MS && !atomic_load(&away.tried[way]); i++)
+		usleep(1000);
+	cr_assert_eq(sy_msg_keep(m), 0);
+	atomic_store(&away.kept[way], m);
+	atomic_fetch_add(&away.nkept, 1);
+	return 0;
+}
+
+/* Allocate @p n messages from @p eng into @p got (kept: each round takes
+ * what was freed to the calling thread's pool since); whether one of them
+ * is a kept message. */
+static bool kept_reallocated(sy_engine *eng, sy_msg **got, unsigned n)
+{
+	bool found = false;
+
+	for (unsigned i = 0; i < n; i++) {
+		got[i] = t_msg(eng, 0);
+		for (int w = 0; w < AWAY_WAYS; w++)
+			found |= got[i] == atomic_load(&away.kept[w]);
+	}
+	return found;
+}
+
+Test(core_contract, a_handler_passes_its_message_to_another_engine_once)
+{
+	enum { ROUNDS = 10, PER_ROUND = 2048 };
+	static sy_msg *got[ROUNDS * PER_ROUND];
+	sy_engine *eng = t_engine_at(1, NULL, 0);
+	uint32_t route = t_direct(eng, "away", away_handler, NULL, 0, NULL);
+
+	away.far = t_engine_at(1, NULL, 0);
+	away.far_route = t_direct(away.far, "keep", keeping_handler, NULL, 0, NULL);
+	cr_assert_eq(sy_engine_start(away.far), 0);
+	cr_assert_eq(sy_engine_start(eng), 0);
+	for (uint64_t way = 0; way < AWAY_WAYS; way++)
+		cr_assert_eq(sy_msg_send(eng, route, t_msg(eng, way)), 0);
+	for (unsigned i = 0; i < T_WAIT_MS && (atomic_load(&away.runs) < AWAY_WAYS ||
+	     atomic_load(&away.nkept) < AWAY_WAYS); i++)
+		usleep(1000);
+	cr_assert_eq(atomic_load(&away.runs), AWAY_WAYS);
+	cr_assert_eq(atomic_load(&away.nkept), AWAY_WAYS);
+	for (int way = 0; way < AWAY_WAYS; way++) {
+		cr_expect_eq(atomic_load(&away.first[way]),
+			     way == AWAY_BURST ? 1 : way == AWAY_CALL ? -ETIMEDOUT : 0,
+			     "way %d", way);
+		cr_expect_eq(atomic_load(&away.again[way]), -EINVAL,
+			     "way %d: sent already", way);
+	}
+	/* The handler's worker freed none of them: give it time to have. */
+	for (int round = 0; round < ROUNDS; round++) {
+		cr_assert_not(kept_reallocated(eng, got + round * PER_ROUND,
+					       PER_ROUND),
+			      "round %d: a kept message was allocated again",
+			      round);
+		usleep(1000);
+	}
+	for (unsigned i = 0; i < ROUNDS * PER_ROUND; i++)
+		sy_msg_free(got[i]);
+	for (int w = 0; w < AWAY_WAYS; w++)
+		sy_msg_free(atomic_load(&away.kept[w]));
+	cr_assert_eq(sy_engine_stop(eng), 0);
+	cr_assert_eq(sy_engine_stop(away.far), 0);
+	sy_engine_destroy(eng);
+	sy_engine_destroy(away.far);
+}
+
+/*
+ * A handler's forward of its request that is refused leaves the request as
+ * it was: still a request, answered to its own requester (the refused
+ * sy_msg_request() had put the handler's worker in as the requester, the
+ * refused send had made it a plain message).
+ */
+enum { FWD_SEND, FWD_REQUEST, FWD_BURST, FWD_FAR_WAIT, FWD_FAR_CALL, FWD_WAYS };
+
+static struct {
+	sy_engine *far;
+	_Atomic int fwd[FWD_WAYS];
+	_Atomic bool is_request[FWD_WAYS];
+	_Atomic int reply[FWD_WAYS];
+} fwd;
+
+static int forwarding_handler(sy_engine *eng, sy_msg *m, void *ctx)
+{
+	uint64_t way = sy_msg_tag(m);
+	sy_msg *b[1] = { m }, *reply = NULL;
+	const uint32_t nowhere = 999;
+	int rc;
+
+	(void)ctx;
+	switch (way) {
+	case FWD_SEND:
+		rc = sy_msg_send(eng, nowhere, m);
+		break;
+	case FWD_REQUEST:
+		rc = sy_msg_request(eng, nowhere, m);
+		break;
+	case FWD_BURST:
+		rc = sy_msg_send_burst(eng, nowhere, b, 1);
+		break;
+	case FWD_FAR_WAIT:
+		rc = sy_msg_send_wait(fwd.far, nowhere, m, 1000000);
+		break;
+	default:
+		rc = sy_msg_call(fwd.far, nowhere, m, &reply, 1000000);
+		break;
+	}
+	atomic_store(&fwd.fwd[way], rc);
+	atomic_store(&fwd.is_request[way], sy_msg_is_request(m));
+	atomic_store(&fwd.reply[way], sy_msg_reply(m, m));
+	return 0;
+}
+
+Test(core_contract, a_refused_forward_leaves_the_request_answerable)
+{
+	sy_engine *eng = t_engine_at(1, NULL, 0);
+	uint32_t route = t_direct(eng, "fwd", forwarding_handler, NULL, 0, NULL);
+
+	fwd.far = t_engine_at(1, NULL, 0);
+	cr_assert_eq(sy_engine_start(fwd.far), 0);
+	cr_assert_eq(sy_engine_start(eng), 0);
+	for (uint64_t way = 0; way < FWD_WAYS; way++) {
+		sy_msg *reply = NULL;
+
+		cr_expect_eq(sy_msg_call(eng, route, t_msg(eng, way), &reply,
+					 T_WAIT_MS * 1000000ull), 0, "way %d",
+			     (int)way);
+		cr_expect_eq(atomic_load(&fwd.fwd[way]), -ENOENT, "way %d",
+			     (int)way);
+		cr_expect(atomic_load(&fwd.is_request[way]), "way %d", (int)way);
+		cr_expect_eq(atomic_load(&fwd.reply[way]), 0, "way %d", (int)way);
+		if (reply) {
+			cr_expect_eq(sy_msg_tag(reply), way);
+			cr_expect_eq(sy_msg_status(reply), 0);
+			sy_msg_free(reply);
+		}
+	}
+	cr_assert_eq(sy_engine_stop(eng), 0);
+	cr_assert_eq(sy_engine_stop(fwd.far), 0);
+	t_expect_balanced(eng);
+	sy_engine_destroy(eng);
+	sy_engine_destroy(fwd.far);
+}
+
+/*
+ * A request is answered once: after a reply with another message, a
+ * second reply (with another message or the request itself) is refused,
+ * the request is no longer one, and a failure of the handler after it
+ * sends no failure reply (SY_FAIL_RETURN) on top.
+ */
+static struct {
+	_Atomic int first, second, in_place;
+	_Atomic bool still_request;
+} once;
+
+static int answering_handler(sy_engine *eng, sy_msg *m, void *ctx)
+{
+	sy_msg *r1 = t_msg(eng, 1), *r2 = t_msg(eng, 2);
+
+	(void)ctx;
+	atomic_store(&once.first, sy_msg_reply(m, r1));
+	atomic_store(&once.second, sy_msg_reply(m, r2));
+	atomic_store(&once.in_place, sy_msg_reply(m, m));
+	atomic_store(&once.still_request, sy_msg_is_request(m));
+	sy_msg_free(r2);
+	return -EIO;
+}
+
+Test(core_contract, a_request_is_answered_once)
+{
+	sy_engine *eng = t_engine_at(1, NULL, 0);
+	uint32_t sid = t_add_server(eng, "answer", answering_handler, NULL, 0);
+	uint32_t route = t_add_route(eng, "answer", (struct sy_route_opts){
+		.on_failure = SY_FAIL_RETURN }, &sid, 1);
+	sy_msg *out[4];
+	int n;
+
+	cr_assert_eq(sy_engine_start(eng), 0);
+	cr_assert_eq(sy_msg_request(eng, route, t_msg(eng, 7)), 0);
+	cr_assert_eq(sy_engine_stop(eng), 0);
+
+	cr_expect_eq(atomic_load(&once.first), 0);
+	cr_expect_eq(atomic_load(&once.second), -EINVAL);
+	cr_expect_eq(atomic_load(&once.in_place), -EINVAL);
+	cr_expect_not(atomic_load(&once.still_request));
+	n = sy_producer_poll_replies(eng, out, 4);
+	cr_expect_eq(n, 1, "one reply, not %d", n);
+	for (int i = 0; i < n; i++) {
+		cr_expect_eq(sy_msg_status(out[i]), 0);
+		sy_msg_free(out[i]);
+	}
+	sy_engine_destroy(eng);
+}
+
+/*
+ * A message allocated from one engine and sent through another goes back
+ * to its own engine's pool when the other engine's worker frees it (it
+ * had gone onto a return chain indexed by the other engine's slots: out
+ * of their array when its engine has more workers).
+ */
+Test(core_contract, a_message_of_another_engine_goes_back_to_its_pool)
+{
+	enum { MAX = 1 << 16 };
+	static sy_msg *got[MAX];
+	struct sy_config cfg;
+	struct t_server s = { 0 };
+	sy_engine *home, *through;
+	uint32_t route;
+	sy_msg *m;
+	unsigned n = 0;
+	bool back = false;
+
+	sy_config_init(&cfg);
+	cfg.workers = 2;
+	cfg.pin = SY_PIN_NONE;
+	home = t_create(&cfg);
+	cfg.workers = 1;
+	cfg.max_producers = 1;
+	through = t_create(&cfg);
+	route = t_direct(through, "through", t_server_handler, &s, 0, NULL);
+	cr_assert_eq(sy_engine_start(home), 0);
+	cr_assert_eq(sy_engine_start(through), 0);
+	m = t_msg(home, 5);
+	cr_assert_eq(sy_msg_send(through, route, m), 0);
+	cr_assert_eq(sy_engine_stop(through), 0);
+	cr_expect_eq(atomic_load(&s.handled), 1);
+	/* Freed by the other engine's worker, it comes out of an allocation
+	 * from its own pool again. */
+	while (!back && n < MAX) {
+		got[n] = t_msg(home, 0);
+		back = got[n++] == m;
+	}
+	cr_expect(back, "the message did not come back to its pool");
+	while (n)
+		sy_msg_free(got[--n]);
+	sy_engine_destroy(through);
+	cr_assert_eq(sy_engine_stop(home), 0);
+	sy_engine_destroy(home);
 }
 
 Test(core_contract, ids_out_of_range_are_refused_with_what_is_missing)
