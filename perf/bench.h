@@ -330,7 +330,7 @@ void bench_ratios_to_baselines(struct report *rep, unsigned first);
 typedef int scenario_fn(const struct bench_ctx *ctx, struct report *rep);
 scenario_fn scenario_throughput, scenario_latency, scenario_open_loop,
 	scenario_overhead, scenario_policies, scenario_scaling,
-	scenario_memory, scenario_instructions,
+	scenario_memory, scenario_remote, scenario_instructions,
 	instructions_policies; /* --instructions: the policies rows' */
 /** The child of a callgrind run: @p variant once, @p n messages. */
 int instructions_fixed_run(const struct bench_ctx *ctx, const char *variant,

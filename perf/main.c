@@ -19,6 +19,7 @@ enum scenario_bits {
 	RUN_THROUGHPUT = 1 << 0, RUN_LATENCY = 1 << 1,
 	RUN_INSTRUCTIONS = 1 << 2, RUN_POLICIES = 1 << 3,
 	RUN_SCALING = 1 << 4, RUN_MEMORY = 1 << 5, RUN_OVERHEAD = 1 << 6,
+	RUN_REMOTE = 1 << 7,
 	RUN_ALL = RUN_THROUGHPUT | RUN_LATENCY | RUN_OVERHEAD,
 };
 
@@ -26,7 +27,8 @@ static const struct { const char *name; unsigned bits; } scenarios[] = {
 	{ "throughput", RUN_THROUGHPUT }, { "latency", RUN_LATENCY },
 	{ "instructions", RUN_INSTRUCTIONS }, { "policies", RUN_POLICIES },
 	{ "scaling", RUN_SCALING }, { "memory", RUN_MEMORY },
-	{ "overhead", RUN_OVERHEAD }, { "all", RUN_ALL },
+	{ "overhead", RUN_OVERHEAD }, { "remote", RUN_REMOTE },
+	{ "all", RUN_ALL },
 };
 
 /* The options, in the order of specs[]. */
@@ -76,7 +78,7 @@ struct options {
 
 static const char usage_text[] =
 "Usage: sy-bench [options] [throughput | latency | overhead | instructions |\n"
-"                policies | scaling | memory | all]\n"
+"                policies | scaling | memory | remote | all]\n"
 "Measure switchyard against raw baselines in the same run. \"all\" (the\n"
 "default): throughput, latency, overhead (and instructions with\n"
 "--instructions). docs/perf.md has the details.\n\n"
@@ -291,6 +293,7 @@ static int run_scenarios(const struct options *o, const struct bench_ctx *ctx,
 		{ RUN_POLICIES, scenario_policies },
 		{ RUN_SCALING, scenario_scaling },
 		{ RUN_MEMORY, scenario_memory },
+		{ RUN_REMOTE, scenario_remote },
 	};
 	int rc;
 
