@@ -317,14 +317,13 @@ struct variant {
 };
 
 /*
- * Run @p v[0..nv) interleaved ctx->runs times and add a row each; each
- * run's rate in @p rates[v * runs + r] (or NULL). @return the first row.
+ * Run @p v[0..nv) interleaved ctx->runs times and add a row each, an engine
+ * row with its ratio to each other row; each run's rate in @p rates[v *
+ * runs + r] (or NULL). @return the first row.
  */
 int bench_measure(const struct bench_ctx *ctx, struct report *rep,
 		  const char *scenario, const struct variant *v, unsigned nv,
 		  bool latency, double *rates);
-/** Each engine row from @p first on: its ratio to each other row. */
-void bench_ratios_to_baselines(struct report *rep, unsigned first);
 
 /* One file each: the scenarios add their rows to @p rep. */
 typedef int scenario_fn(const struct bench_ctx *ctx, struct report *rep);

@@ -10,19 +10,12 @@
 
 #include "bench.h"
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return (x > y) - (x < y);
-}
+/* qsort()'s comparison of two values of @p type. */
+#define CMP_FN(name, type) static int name(const void *a, const void *b) \
+	{ return (*(const type *)a > *(const type *)b) - \
+		 (*(const type *)a < *(const type *)b); }
+CMP_FN(cmp_double, double)
+CMP_FN(cmp_u64, uint64_t)
 
 void stats_summarize(const double *values, unsigned n,
 		     struct stats_summary *out)
@@ -411,15 +404,8 @@ int bench_measure(const struct bench_ctx *ctx, struct report *rep,
 			stats_latency_median(&lat[i * ctx->runs], ctx->runs,
 					     &row->latency);
 	}
-	free(lat);
-	free(samples);
-	free(own);
-	return rc < 0 ? rc : first;
-}
-
-void bench_ratios_to_baselines(struct report *rep, unsigned first)
-{
-	for (unsigned i = first; i < rep->n_rows; i++)
+	/* Each engine row: its ratio to each baseline (a row without one). */
+	for (unsigned i = first; !rc && i < rep->n_rows; i++)
 		for (unsigned b = first; rep->rows[i].engine &&
 					 b < rep->n_rows; b++)
 			if (!rep->rows[b].engine)
@@ -427,4 +413,8 @@ void bench_ratios_to_baselines(struct report *rep, unsigned first)
 						 rep->rows[b].variant,
 						 rep->rows[i].rate.median /
 						 rep->rows[b].rate.median);
+	free(lat);
+	free(samples);
+	free(own);
+	return rc < 0 ? rc : first;
 }

@@ -78,7 +78,5 @@ int scenario_latency(const struct bench_ctx *ctx, struct report *rep)
 	}
 	first = bench_measure(ctx, rep, "latency", v, ARRAY_SIZE(v), true,
 			      NULL);
-	if (first >= 0)
-		bench_ratios_to_baselines(rep, (unsigned)first);
 	return first < 0 ? first : 0;
 }
