@@ -147,7 +147,9 @@ int engine_echo(sy_engine *eng, sy_msg *msg, void *arg)
 
 static void engine_close(struct engine_run *run)
 {
-	sy_engine_destroy(run->eng);
+	sy_engine_destroy(run->eng); /* waits for B's acknowledgements */
+	if (run->far)
+		sy_engine_destroy(run->far);
 	free(run->counters);
 }
 
@@ -222,7 +224,10 @@ static int engine_build(struct engine_run *run, const struct bench_ctx *ctx,
 		snprintf(name, sizeof(name), ropts.n_servers == 1 && setup
 			 ? "bench" : "bench-%u", i);
 		sopts.worker = setup ? 0 : (int)i;
-		rc = sy_server_add(run->eng, name,
+		assert(!ctx->remote_url || ropts.n_servers == 1);
+		rc = ctx->remote_url ? remote_serve(run, ctx->remote_url,
+			handler ? handler : count_handler, &run->counters[0],
+			&servers[i]) : sy_server_add(run->eng, name,
 				   handler ? handler : count_handler,
 				   &run->counters[sopts.worker], &sopts,
 				   &servers[i]);
