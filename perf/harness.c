@@ -70,17 +70,13 @@ static void stats_latency_median(const struct stats_latency *runs, unsigned n,
 /* Read a CPU number at *p, advance past it. */
 static bool parse_cpu(const char **p, unsigned *out)
 {
-	unsigned v = 0;
+	char *end = NULL;
+	unsigned long v = isdigit((unsigned char)**p) ? strtoul(*p, &end, 10)
+						      : CPU_SETSIZE;
 
-	if (!isdigit((unsigned char)**p))
-		return false;
-	for (; isdigit((unsigned char)**p); (*p)++) {
-		v = v * 10 + (unsigned)(**p - '0');
-		if (v >= CPU_SETSIZE)
-			return false;
-	}
-	*out = v;
-	return true;
+	*p = v < CPU_SETSIZE ? end : *p;
+	*out = (unsigned)v;
+	return v < CPU_SETSIZE;
 }
 
 int bench_parse_cpus(const char *s, cpu_set_t *out, char *why, size_t len)
