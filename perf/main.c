@@ -23,12 +23,21 @@ enum scenario_bits {
 	RUN_ALL = RUN_THROUGHPUT | RUN_LATENCY | RUN_OVERHEAD,
 };
 
-static const struct { const char *name; unsigned bits; } scenarios[] = {
-	{ "throughput", RUN_THROUGHPUT }, { "latency", RUN_LATENCY },
-	{ "instructions", RUN_INSTRUCTIONS }, { "policies", RUN_POLICIES },
-	{ "scaling", RUN_SCALING }, { "memory", RUN_MEMORY },
-	{ "overhead", RUN_OVERHEAD }, { "remote", RUN_REMOTE },
-	{ "all", RUN_ALL },
+/* By name; the timed ones (a run function) in the order they run. */
+static const struct {
+	const char *name;
+	unsigned bits;
+	scenario_fn *run;
+} scenarios[] = {
+	{ "throughput", RUN_THROUGHPUT, scenario_throughput },
+	{ "latency", RUN_LATENCY, scenario_latency },
+	{ "latency", RUN_LATENCY, scenario_open_loop },
+	{ "overhead", RUN_OVERHEAD, scenario_overhead },
+	{ "policies", RUN_POLICIES, scenario_policies },
+	{ "scaling", RUN_SCALING, scenario_scaling },
+	{ "memory", RUN_MEMORY, scenario_memory },
+	{ "remote", RUN_REMOTE, scenario_remote },
+	{ "instructions", RUN_INSTRUCTIONS, NULL }, { "all", RUN_ALL, NULL },
 };
 
 /* The options, in the order of specs[]. */
@@ -285,22 +294,12 @@ static int write_output(int rc, const char *path, FILE *f,
 static int run_scenarios(const struct options *o, const struct bench_ctx *ctx,
 			 struct report *rep)
 {
-	static const struct { unsigned bits; scenario_fn *run; } timed[] = {
-		{ RUN_THROUGHPUT, scenario_throughput },
-		{ RUN_LATENCY, scenario_latency },
-		{ RUN_LATENCY, scenario_open_loop },
-		{ RUN_OVERHEAD, scenario_overhead },
-		{ RUN_POLICIES, scenario_policies },
-		{ RUN_SCALING, scenario_scaling },
-		{ RUN_MEMORY, scenario_memory },
-		{ RUN_REMOTE, scenario_remote },
-	};
 	int rc;
 
 	rc = probe_round_trip(ctx, &rep->probe_before_ns);
-	for (unsigned i = 0; !rc && i < ARRAY_SIZE(timed); i++)
-		if (o->scenarios & timed[i].bits)
-			rc = timed[i].run(ctx, rep);
+	for (unsigned i = 0; !rc && scenarios[i].run; i++)
+		if (o->scenarios & scenarios[i].bits)
+			rc = scenarios[i].run(ctx, rep);
 	if (!rc)
 		rc = probe_round_trip(ctx, &rep->probe_after_ns);
 	rep->has_probe = !rc;
