@@ -15,7 +15,7 @@
 
 #define MESSAGES 100000u      /* per throughput run, at most */
 #define ROUND_TRIPS 5000u     /* per latency run, at most */
-#define WINDOW 2048u          /* sent, not yet received (both senders) */
+#define WINDOW 2048u          /* a sender waits for its receiver after each */
 #define TIMEOUT_MS 5000
 #define SUBJECT "sy.bench"
 #define RTT_BASE "raw-nats-reqrep-p50"
@@ -30,7 +30,8 @@ struct raw_run {
 	char payload[SY_MSG_MAX_SIZE];
 };
 
-/* Relaxed: a count, read by the sender to pace itself; it publishes nothing. */
+/* Count (relaxed: the sender paces itself by it, it publishes nothing);
+ * answer a request. */
 static void raw_receive(natsConnection *nc, natsSubscription *sub,
 			natsMsg *m, void *arg)
 {
