@@ -5,9 +5,15 @@
  * (remote_run) publishes the message to the server's subject with a reply
  * subject of the engine's own (<inbox>.<id>), records it in the pending
  * table and defers its run (sy__worker_defer()): the worker counts nothing
- * yet. The NATS client buffers what the worker publishes and writes it
- * from its flusher thread, so a worker's pass sends its messages in one
- * batch. The remote thread then matches the acknowledgement to the pending
+ * yet. The engine has two connections to NATS. On the first, which also
+ * holds the subscriptions, the client buffers what is published and its
+ * flusher thread writes the buffer about 1 ms later, so that many messages
+ * leave in one write; the second (prompt) writes each publish at once. A
+ * message that goes out while none of its server's is in flight takes the
+ * prompt one, the others the batch; the remote thread's acknowledgements
+ * likewise (the last of its worker's ring prompt). Each connection has its
+ * own inbox, since the server answers "no responders" to the connection
+ * that published. The remote thread then matches the acknowledgement to the pending
  * entry, or times the entry out, or fails it when the connection drops,
  * and hands the message back to its worker on the remote thread's own
  * ring, marked SY_REMOTE_DONE with the result (remote.h). The handler runs
