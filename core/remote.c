@@ -13,10 +13,10 @@
  * prompt one, the others the batch; the remote thread's acknowledgements
  * likewise (the last of its worker's ring prompt). Each connection has its
  * own inbox, since the server answers "no responders" to the connection
- * that published. The remote thread then matches the acknowledgement to the pending
- * entry, or times the entry out, or fails it when the connection drops,
- * and hands the message back to its worker on the remote thread's own
- * ring, marked SY_REMOTE_DONE with the result (remote.h). The handler runs
+ * that published. The remote thread then matches the acknowledgement to
+ * the pending entry, or times the entry out, or fails it when a connection
+ * drops, and hands the message back to its worker on the remote thread's
+ * own ring, marked SY_REMOTE_DONE with the result (remote.h). The handler runs
  * again, sees the mark and returns the result: from there the worker
  * counts, breaks, retries and dead-letters as for a local server.
  *
@@ -1181,6 +1181,9 @@ static void close_connection(struct sy__remote *rm)
 		po.MaxWait = SY_DL_WAIT_MS;
 		js_PublishAsyncComplete(rm->js, &po);
 	}
+	/* First: the client runs connection callbacks on one thread in
+	 * order, so the prompt one's disconnected callback has run when the
+	 * first's closed callback has. */
 	if (rm->prompt)
 		natsConnection_Close(rm->prompt);
 	natsConnection_Close(rm->nc);
