@@ -5,12 +5,18 @@
  * (remote_run) publishes the message to the server's subject with a reply
  * subject of the engine's own (<inbox>.<id>), records it in the pending
  * table and defers its run (sy__worker_defer()): the worker counts nothing
- * yet. The NATS client buffers what the worker publishes and writes it
- * from its flusher thread, so a worker's pass sends its messages in one
- * batch. The remote thread then matches the acknowledgement to the pending
- * entry, or times the entry out, or fails it when the connection drops,
- * and hands the message back to its worker on the remote thread's own
- * ring, marked SY_REMOTE_DONE with the result (remote.h). The handler runs
+ * yet. The engine has two connections to NATS. On the first, which also
+ * holds the subscriptions, the client buffers what is published and its
+ * flusher thread writes the buffer about 1 ms later, so that many messages
+ * leave in one write; the second (prompt) writes each publish at once. A
+ * message that goes out while none of its server's is in flight takes the
+ * prompt one, the others the batch; the remote thread's acknowledgements
+ * likewise (the last of its worker's ring prompt). Each connection has its
+ * own inbox, since the server answers "no responders" to the connection
+ * that published. The remote thread then matches the acknowledgement to
+ * the pending entry, or times the entry out, or fails it when a connection
+ * drops, and hands the message back to its worker on the remote thread's
+ * own ring, marked SY_REMOTE_DONE with the result (remote.h). The handler runs
  * again, sees the mark and returns the result: from there the worker
  * counts, breaks, retries and dead-letters as for a local server.
  *
@@ -139,10 +145,12 @@ struct inmsg {
 struct sy__remote {
 	struct sy_engine *eng;
 	natsOptions *opts;
-	natsConnection *nc;
-	natsSubscription *acks;
+	natsConnection *nc;             /* subscriptions; publishes that batch */
+	natsOptions *prompt_opts;
+	natsConnection *prompt;         /* publishes written at once */
+	natsSubscription *acks, *prompt_acks;
 	char inbox[96];                 /* acknowledgements: <inbox>.<id> */
-	size_t inbox_len;
+	char prompt_inbox[96];          /* of messages sent on `prompt` */
 	pthread_t thread;
 	bool thread_started;
 	struct sy__slot *slot;          /* the remote thread's, once attached */
@@ -270,13 +278,13 @@ static const char *route_name(struct sy_engine *eng, uint32_t id)
 
 static natsStatus build(struct sy__remote *rm, struct rserver *rs,
 			struct sy_msg *m, uint64_t id, uint64_t wait_ns,
-			natsMsg **out)
+			const char *inbox, natsMsg **out)
 {
 	char reply[sizeof(rm->inbox) + 24], sid[48];
 	natsMsg *nm = NULL;
 	natsStatus s;
 
-	snprintf(reply, sizeof(reply), "%s.%" PRIu64, rm->inbox, id);
+	snprintf(reply, sizeof(reply), "%s.%" PRIu64, inbox, id);
 	snprintf(sid, sizeof(sid), "%016" PRIx64 "-%" PRIu64, rm->instance, id);
 	s = natsMsg_Create(&nm, rs->subject, reply, (const char *)m->data,
 			   (int)m->size);
@@ -315,6 +323,7 @@ static int publish(struct rserver *rs, struct sy_msg *m)
 	struct pending *p;
 	natsMsg *nm;
 	natsStatus s;
+	bool idle;
 
 	if (state_of(rm) != SY_NATS_CONNECTED) {
 		count(rm, RC_CONN_FAILURES);
@@ -324,11 +333,17 @@ static int publish(struct rserver *rs, struct sy_msg *m)
 	/* The far engine gets no longer than the sender waits. */
 	if ((m->flags & SY_MSG_DEADLINE) && m->deadline < now + wait_ns)
 		wait_ns = m->deadline > now ? m->deadline - now : 1;
+	/* Alone in flight, it is written at once, on the connection that
+	 * sends promptly; behind others it joins the batch that the
+	 * flusher writes. Each connection has its inbox: the server sends
+	 * "no responders" to the connection that published. */
+	idle = !atomic_load_explicit(&rs->in_flight, memory_order_relaxed);
 	p = malloc(sizeof(*p));
 	if (!p)
 		return -ENOMEM;
 	p->id = atomic_fetch_add_explicit(&rm->next_id, 1, memory_order_relaxed);
-	if (build(rm, rs, m, p->id, wait_ns, &nm) != NATS_OK) {
+	if (build(rm, rs, m, p->id, wait_ns,
+		  idle ? rm->prompt_inbox : rm->inbox, &nm) != NATS_OK) {
 		free(p);
 		return -ENOMEM;
 	}
@@ -348,7 +363,7 @@ static int publish(struct rserver *rs, struct sy_msg *m)
 	pthread_mutex_lock(&rm->lock);
 	pending_insert(rm, p);
 	pthread_mutex_unlock(&rm->lock);
-	s = natsConnection_PublishMsg(rm->nc, nm);
+	s = natsConnection_PublishMsg(idle ? rm->prompt : rm->nc, nm);
 	natsMsg_Destroy(nm);
 	if (s == NATS_OK) {
 		count(rm, RC_PUBLISHED);
@@ -665,16 +680,16 @@ static const char *header(natsMsg *nm, const char *key)
 	return natsMsgHeader_Get(nm, key, &v) == NATS_OK ? v : NULL;
 }
 
-/* An acknowledgement on <inbox>.<id>. */
+/* An acknowledgement on <inbox>.<id>, of either connection's inbox. */
 static void take_ack(struct sy__remote *rm, natsMsg *nm)
 {
-	const char *subj = natsMsg_GetSubject(nm);
+	const char *subj = strrchr(natsMsg_GetSubject(nm), '.');
 	struct sy_msg *reply = NULL;
 	struct pending *p;
 	uint64_t id;
 	int rc;
 
-	if (!parse_u64(subj + rm->inbox_len + 1, &id))
+	if (!subj || !parse_u64(subj + 1, &id))
 		return;
 	pthread_mutex_lock(&rm->lock);
 	p = pending_find(rm, id);
@@ -736,9 +751,10 @@ static unsigned expire_pending(struct sy__remote *rm, uint64_t now, bool all)
 	return n;
 }
 
-/* Publish an acknowledgement of an exported message. */
+/* Publish an acknowledgement of an exported message; @p now: written at
+ * once (no other result waits), else with the flusher's batch. */
 static void ack(struct sy__remote *rm, const char *to, int rc,
-		struct sy_msg *reply)
+		struct sy_msg *reply, bool now)
 {
 	char status[16];
 	natsMsg *nm = NULL;
@@ -755,7 +771,7 @@ static void ack(struct sy__remote *rm, const char *to, int rc,
 	/* A lost acknowledgement makes the sender time out and try again:
 	 * at least once. */
 	if (s == NATS_OK)
-		natsConnection_PublishMsg(rm->nc, nm);
+		natsConnection_PublishMsg(now ? rm->prompt : rm->nc, nm);
 	natsMsg_Destroy(nm);
 	if (reply)
 		sy_msg_free(reply);
@@ -805,7 +821,7 @@ static void serve(struct sy__remote *rm, struct export *ex, natsMsg *nm)
 	len = natsMsg_GetDataLength(nm);
 	if (atomic_load_explicit(&rm->closing, memory_order_relaxed)) {
 		count(rm, RC_SERVED_FAILED);
-		ack(rm, to, -ESHUTDOWN, NULL);
+		ack(rm, to, -ESHUTDOWN, NULL, false);
 		return;
 	}
 	m = sy_msg_alloc(rm->eng, (size_t)len);
@@ -814,7 +830,7 @@ static void serve(struct sy__remote *rm, struct export *ex, natsMsg *nm)
 		sy_msg_free(m);
 		free(sv);
 		count(rm, RC_SERVED_FAILED);
-		ack(rm, to, -ENOMEM, NULL);
+		ack(rm, to, -ENOMEM, NULL, false);
 		return;
 	}
 	memcpy(sy_msg_data(m), natsMsg_GetData(nm), (size_t)len);
@@ -849,11 +865,11 @@ static void serve(struct sy__remote *rm, struct export *ex, natsMsg *nm)
 	m->remote_mark = 0;
 	sy_msg_free(m);
 	count(rm, RC_SERVED_FAILED);
-	ack(rm, to, rc, NULL);
+	ack(rm, to, rc, NULL, false);
 }
 
-/* A result or a reply from worker @p w's ring. */
-static void take_result(struct sy__remote *rm, void *e)
+/* A result or a reply from a worker's ring; @p last: the ring is empty. */
+static void take_result(struct sy__remote *rm, void *e, bool last)
 {
 	struct served **at, *sv;
 
@@ -877,7 +893,7 @@ static void take_result(struct sy__remote *rm, void *e)
 		int rc = (int)(int32_t)(uint32_t)((uintptr_t)e >> 8);
 
 		count(rm, rc >= 0 ? RC_SERVED : RC_SERVED_FAILED);
-		ack(rm, sv->reply_to, rc, rc >= 0 ? sv->reply : NULL);
+		ack(rm, sv->reply_to, rc, rc >= 0 ? sv->reply : NULL, last);
 		if (rc < 0 && sv->reply)
 			sy_msg_free(sv->reply);
 	}
@@ -893,7 +909,8 @@ static unsigned take_results(struct sy__remote *rm)
 		void *e;
 
 		while (sy__ring_dequeue_spsc(&rm->slot->replies[w], &e)) {
-			take_result(rm, e);
+			take_result(rm, e,
+				    !sy__ring_count(&rm->slot->replies[w]));
 			n++;
 		}
 	}
@@ -1046,6 +1063,17 @@ static void on_disconnected(natsConnection *nc, void *closure)
 		sy__wake(&rm->slot->parker);
 }
 
+/* The prompt connection dropped: what it sent gets no acknowledgement. */
+static void on_prompt_disconnected(natsConnection *nc, void *closure)
+{
+	struct sy__remote *rm = closure;
+
+	(void)nc;
+	atomic_store_explicit(&rm->dropped, true, memory_order_release);
+	if (atomic_load_explicit(&rm->ready, memory_order_acquire) == 1)
+		sy__wake(&rm->slot->parker);
+}
+
 static void on_reconnected(natsConnection *nc, void *closure)
 {
 	struct sy__remote *rm = closure;
@@ -1076,10 +1104,9 @@ static int64_t ms_of(uint64_t ns, int64_t dflt)
 	return ns ? (int64_t)((ns + 999999u) / 1000000u) : dflt;
 }
 
-static natsStatus set_options(struct sy__remote *rm,
-			      const struct sy_nats_opts *o)
+/* The options both connections share. */
+static natsStatus set_options(natsOptions *no, const struct sy_nats_opts *o)
 {
-	natsOptions *no = rm->opts;
 	natsStatus s;
 
 	s = natsOptions_SetServers(no, (const char **)o->urls, (int)o->n_urls);
@@ -1109,8 +1136,16 @@ static natsStatus set_options(struct sy__remote *rm,
 	if (s == NATS_OK)
 		s = natsOptions_SetMaxReconnect(no, o->max_reconnect ?
 						    o->max_reconnect : 60);
-	if (s == NATS_OK)
-		s = natsOptions_SetDisconnectedCB(no, on_disconnected, rm);
+	return s;
+}
+
+/* The subscribing connection's: its events are the engine's state. */
+static natsStatus set_callbacks(struct sy__remote *rm)
+{
+	natsOptions *no = rm->opts;
+	natsStatus s;
+
+	s = natsOptions_SetDisconnectedCB(no, on_disconnected, rm);
 	if (s == NATS_OK)
 		s = natsOptions_SetReconnectedCB(no, on_reconnected, rm);
 	if (s == NATS_OK)
@@ -1146,6 +1181,11 @@ static void close_connection(struct sy__remote *rm)
 		po.MaxWait = SY_DL_WAIT_MS;
 		js_PublishAsyncComplete(rm->js, &po);
 	}
+	/* First: the client runs connection callbacks on one thread in
+	 * order, so the prompt one's disconnected callback has run when the
+	 * first's closed callback has. */
+	if (rm->prompt)
+		natsConnection_Close(rm->prompt);
 	natsConnection_Close(rm->nc);
 	for (int i = 0; i < 5000 &&
 	     !atomic_load_explicit(&rm->closed, memory_order_acquire); i++)
@@ -1163,9 +1203,12 @@ static void remote_free(struct sy__remote *rm)
 		natsSubscription_Destroy(ex->sub);
 		free(ex);
 	}
+	natsSubscription_Destroy(rm->prompt_acks);
 	natsSubscription_Destroy(rm->acks);
 	jsCtx_Destroy(rm->js);
+	natsConnection_Destroy(rm->prompt);
 	natsConnection_Destroy(rm->nc);
+	natsOptions_Destroy(rm->prompt_opts);
 	natsOptions_Destroy(rm->opts);
 	for (unsigned i = 0; i < rm->nwaiting; i++)
 		sy_msg_free(rm->waiting[i]);
@@ -1253,16 +1296,45 @@ static int dl_stream_open(struct sy__remote *rm, const char *name)
 	return 0;
 }
 
-static int connect_locked(struct sy_engine *eng, const struct sy_nats_opts *o,
-			  struct sy__remote *rm)
+/* A new inbox @p box (sizeof(rm->inbox)) and @p nc's subscription to its
+ * acknowledgements, <box>.* */
+static natsStatus subscribe_acks(struct sy__remote *rm, natsConnection *nc,
+				 char *box, natsSubscription **sub)
 {
 	natsInbox *inbox = NULL;
 	char subj[sizeof(rm->inbox) + 2];
+	natsStatus s = natsInbox_Create(&inbox);
+
+	if (s != NATS_OK)
+		return s;
+	snprintf(box, sizeof(rm->inbox), "%s", (const char *)inbox);
+	natsInbox_Destroy(inbox);
+	snprintf(subj, sizeof(subj), "%s.*", box);
+	s = natsConnection_Subscribe(sub, nc, subj, on_ack, rm);
+	if (s == NATS_OK)
+		s = natsSubscription_SetPendingLimits(*sub, -1, -1);
+	return s;
+}
+
+static int connect_locked(struct sy_engine *eng, const struct sy_nats_opts *o,
+			  struct sy__remote *rm)
+{
 	natsStatus s;
 
 	s = natsOptions_Create(&rm->opts);
 	if (s == NATS_OK)
-		s = set_options(rm, o);
+		s = set_options(rm->opts, o);
+	if (s == NATS_OK)
+		s = set_callbacks(rm);
+	if (s == NATS_OK)
+		s = natsOptions_Create(&rm->prompt_opts);
+	if (s == NATS_OK)
+		s = set_options(rm->prompt_opts, o);
+	if (s == NATS_OK)
+		s = natsOptions_SetSendAsap(rm->prompt_opts, true);
+	if (s == NATS_OK)
+		s = natsOptions_SetDisconnectedCB(rm->prompt_opts,
+						  on_prompt_disconnected, rm);
 	if (s != NATS_OK)
 		return nats_fail(-EINVAL, "sy_nats_connect: an option was refused",
 				 s);
@@ -1279,19 +1351,16 @@ static int connect_locked(struct sy_engine *eng, const struct sy_nats_opts *o,
 				"for the remote thread");
 	}
 	s = natsConnection_Connect(&rm->nc, rm->opts);
+	if (s == NATS_OK)
+		s = natsConnection_Connect(&rm->prompt, rm->prompt_opts);
 	if (s != NATS_OK)
 		return nats_fail(-ECONNREFUSED, "sy_nats_connect: no server of "
 				 "the list could be reached", s);
-	s = natsInbox_Create(&inbox);
-	if (s == NATS_OK) {
-		snprintf(rm->inbox, sizeof(rm->inbox), "%s", (const char *)inbox);
-		rm->inbox_len = strlen(rm->inbox);
-		natsInbox_Destroy(inbox);
-		snprintf(subj, sizeof(subj), "%s.*", rm->inbox);
-		s = natsConnection_Subscribe(&rm->acks, rm->nc, subj, on_ack, rm);
-	}
 	if (s == NATS_OK)
-		s = natsSubscription_SetPendingLimits(rm->acks, -1, -1);
+		s = subscribe_acks(rm, rm->nc, rm->inbox, &rm->acks);
+	if (s == NATS_OK)
+		s = subscribe_acks(rm, rm->prompt, rm->prompt_inbox,
+				   &rm->prompt_acks);
 	if (s != NATS_OK)
 		return nats_fail(-EIO, "sy_nats_connect: cannot subscribe to "
 				 "acknowledgements", s);

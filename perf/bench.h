@@ -76,6 +76,7 @@ struct bench_ctx {
 	bool oversubscribe;
 	double rate_fraction, offered_rate; /* open loop */
 	unsigned serve_port;      /* --serve, 0: none */
+	const char *remote_url;   /* the engine's server on engine B via NATS */
 	bool progress;            /* on stderr */
 };
 
@@ -171,7 +172,7 @@ void stats_summarize(const double *values, unsigned n,
 /* engine.c: an engine with its route, and what its producers share. */
 struct engine_run {
 	const char *variant;      /* for messages */
-	sy_engine *eng;
+	sy_engine *eng, *far;     /* far: engine B of ctx->remote_url */
 	uint32_t route;
 	bool keyed;               /* each message's key: its sequence number */
 	unsigned workers;
@@ -189,6 +190,9 @@ struct engine_run {
 int engine_open(struct engine_run *run, const struct bench_ctx *ctx,
 		const char *variant, enum sy_idle idle, sy_handler_fn handler,
 		const struct sy_allocator *allocator);
+/* remote.c: serve @p handler on engine B, @p id on run->eng leads there. */
+int remote_serve(struct engine_run *run, const char *url,
+		 sy_handler_fn handler, void *arg, uint32_t *id);
 /** Run @p fn(@p arg) on a thread pinned to slot 0, then close the engine. */
 int engine_drive(struct engine_run *run, const struct bench_ctx *ctx,
 		 int (*fn)(void *), void *arg);
@@ -306,7 +310,7 @@ typedef int bench_run_fn(const struct bench_ctx *ctx, uint64_t n,
 			 uint64_t *samples, double *secs);
 /* The raw baselines (baselines.c), and engine_run() as a variant. */
 bench_run_fn baseline_ck, baseline_batched_limit, baseline_mutex_queue,
-	baseline_zmq_inproc, engine_throughput;
+	baseline_zmq_inproc, engine_throughput, engine_rtt;
 
 struct variant {
 	char name[64];
@@ -317,20 +321,19 @@ struct variant {
 };
 
 /*
- * Run @p v[0..nv) interleaved ctx->runs times and add a row each; each
- * run's rate in @p rates[v * runs + r] (or NULL). @return the first row.
+ * Run @p v[0..nv) interleaved ctx->runs times and add a row each, an engine
+ * row with its ratio to each other row; each run's rate in @p rates[v *
+ * runs + r] (or NULL). @return the first row.
  */
 int bench_measure(const struct bench_ctx *ctx, struct report *rep,
 		  const char *scenario, const struct variant *v, unsigned nv,
 		  bool latency, double *rates);
-/** Each engine row from @p first on: its ratio to each other row. */
-void bench_ratios_to_baselines(struct report *rep, unsigned first);
 
 /* One file each: the scenarios add their rows to @p rep. */
 typedef int scenario_fn(const struct bench_ctx *ctx, struct report *rep);
 scenario_fn scenario_throughput, scenario_latency, scenario_open_loop,
 	scenario_overhead, scenario_policies, scenario_scaling,
-	scenario_memory, scenario_instructions,
+	scenario_memory, scenario_remote, scenario_instructions,
 	instructions_policies; /* --instructions: the policies rows' */
 /** The child of a callgrind run: @p variant once, @p n messages. */
 int instructions_fixed_run(const struct bench_ctx *ctx, const char *variant,

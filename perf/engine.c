@@ -147,7 +147,9 @@ int engine_echo(sy_engine *eng, sy_msg *msg, void *arg)
 
 static void engine_close(struct engine_run *run)
 {
-	sy_engine_destroy(run->eng);
+	sy_engine_destroy(run->eng); /* waits for B's acknowledgements */
+	if (run->far)
+		sy_engine_destroy(run->far);
 	free(run->counters);
 }
 
@@ -182,6 +184,8 @@ static int engine_build(struct engine_run *run, const struct bench_ctx *ctx,
 	int rc;
 
 	assert(!setup || (ctx->producers == 1 && ctx->workers == 1));
+	assert(!ctx->remote_url || (setup && !strcmp(setup->policy, "direct")));
+	handler = handler ? handler : count_handler;
 	if (setup && strcmp(setup->policy, "direct"))
 		ropts.n_servers = ROUTE_SERVERS;
 	run->keyed = setup && setup->keyed;
@@ -222,10 +226,11 @@ static int engine_build(struct engine_run *run, const struct bench_ctx *ctx,
 		snprintf(name, sizeof(name), ropts.n_servers == 1 && setup
 			 ? "bench" : "bench-%u", i);
 		sopts.worker = setup ? 0 : (int)i;
-		rc = sy_server_add(run->eng, name,
-				   handler ? handler : count_handler,
-				   &run->counters[sopts.worker], &sopts,
-				   &servers[i]);
+		rc = ctx->remote_url ? remote_serve(run, ctx->remote_url,
+			handler, &run->counters[0], &servers[i])
+		     : sy_server_add(run->eng, name, handler,
+				     &run->counters[sopts.worker], &sopts,
+				     &servers[i]);
 	}
 	*call = rc ? *call : "sy_route_add";
 	ropts.n_servers -= ramp; /* the last joins below */

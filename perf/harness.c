@@ -10,19 +10,12 @@
 
 #include "bench.h"
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return (x > y) - (x < y);
-}
+/* qsort()'s comparison of two values of @p type. */
+#define CMP_FN(name, type) static int name(const void *a, const void *b) \
+	{ return (*(const type *)a > *(const type *)b) - \
+		 (*(const type *)a < *(const type *)b); }
+CMP_FN(cmp_double, double)
+CMP_FN(cmp_u64, uint64_t)
 
 void stats_summarize(const double *values, unsigned n,
 		     struct stats_summary *out)
@@ -77,17 +70,13 @@ static void stats_latency_median(const struct stats_latency *runs, unsigned n,
 /* Read a CPU number at *p, advance past it. */
 static bool parse_cpu(const char **p, unsigned *out)
 {
-	unsigned v = 0;
+	char *end = NULL;
+	unsigned long v = isdigit((unsigned char)**p) ? strtoul(*p, &end, 10)
+						      : CPU_SETSIZE;
 
-	if (!isdigit((unsigned char)**p))
-		return false;
-	for (; isdigit((unsigned char)**p); (*p)++) {
-		v = v * 10 + (unsigned)(**p - '0');
-		if (v >= CPU_SETSIZE)
-			return false;
-	}
-	*out = v;
-	return true;
+	*p = v < CPU_SETSIZE ? end : *p;
+	*out = (unsigned)v;
+	return v < CPU_SETSIZE;
 }
 
 int bench_parse_cpus(const char *s, cpu_set_t *out, char *why, size_t len)
@@ -411,15 +400,8 @@ int bench_measure(const struct bench_ctx *ctx, struct report *rep,
 			stats_latency_median(&lat[i * ctx->runs], ctx->runs,
 					     &row->latency);
 	}
-	free(lat);
-	free(samples);
-	free(own);
-	return rc < 0 ? rc : first;
-}
-
-void bench_ratios_to_baselines(struct report *rep, unsigned first)
-{
-	for (unsigned i = first; i < rep->n_rows; i++)
+	/* Each engine row: its ratio to each baseline (a row without one). */
+	for (unsigned i = first; !rc && i < rep->n_rows; i++)
 		for (unsigned b = first; rep->rows[i].engine &&
 					 b < rep->n_rows; b++)
 			if (!rep->rows[b].engine)
@@ -427,4 +409,8 @@ void bench_ratios_to_baselines(struct report *rep, unsigned first)
 						 rep->rows[b].variant,
 						 rep->rows[i].rate.median /
 						 rep->rows[b].rate.median);
+	free(lat);
+	free(samples);
+	free(own);
+	return rc < 0 ? rc : first;
 }

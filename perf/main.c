@@ -19,14 +19,25 @@ enum scenario_bits {
 	RUN_THROUGHPUT = 1 << 0, RUN_LATENCY = 1 << 1,
 	RUN_INSTRUCTIONS = 1 << 2, RUN_POLICIES = 1 << 3,
 	RUN_SCALING = 1 << 4, RUN_MEMORY = 1 << 5, RUN_OVERHEAD = 1 << 6,
+	RUN_REMOTE = 1 << 7,
 	RUN_ALL = RUN_THROUGHPUT | RUN_LATENCY | RUN_OVERHEAD,
 };
 
-static const struct { const char *name; unsigned bits; } scenarios[] = {
-	{ "throughput", RUN_THROUGHPUT }, { "latency", RUN_LATENCY },
-	{ "instructions", RUN_INSTRUCTIONS }, { "policies", RUN_POLICIES },
-	{ "scaling", RUN_SCALING }, { "memory", RUN_MEMORY },
-	{ "overhead", RUN_OVERHEAD }, { "all", RUN_ALL },
+/* By name; the timed ones (a run function) in the order they run. */
+static const struct {
+	const char *name;
+	unsigned bits;
+	scenario_fn *run;
+} scenarios[] = {
+	{ "throughput", RUN_THROUGHPUT, scenario_throughput },
+	{ "latency", RUN_LATENCY, scenario_latency },
+	{ "latency", RUN_LATENCY, scenario_open_loop },
+	{ "overhead", RUN_OVERHEAD, scenario_overhead },
+	{ "policies", RUN_POLICIES, scenario_policies },
+	{ "scaling", RUN_SCALING, scenario_scaling },
+	{ "memory", RUN_MEMORY, scenario_memory },
+	{ "remote", RUN_REMOTE, scenario_remote },
+	{ "instructions", RUN_INSTRUCTIONS, NULL }, { "all", RUN_ALL, NULL },
 };
 
 /* The options, in the order of specs[]. */
@@ -76,7 +87,7 @@ struct options {
 
 static const char usage_text[] =
 "Usage: sy-bench [options] [throughput | latency | overhead | instructions |\n"
-"                policies | scaling | memory | all]\n"
+"                policies | scaling | memory | remote | all]\n"
 "Measure switchyard against raw baselines in the same run. \"all\" (the\n"
 "default): throughput, latency, overhead (and instructions with\n"
 "--instructions). docs/perf.md has the details.\n\n"
@@ -283,21 +294,12 @@ static int write_output(int rc, const char *path, FILE *f,
 static int run_scenarios(const struct options *o, const struct bench_ctx *ctx,
 			 struct report *rep)
 {
-	static const struct { unsigned bits; scenario_fn *run; } timed[] = {
-		{ RUN_THROUGHPUT, scenario_throughput },
-		{ RUN_LATENCY, scenario_latency },
-		{ RUN_LATENCY, scenario_open_loop },
-		{ RUN_OVERHEAD, scenario_overhead },
-		{ RUN_POLICIES, scenario_policies },
-		{ RUN_SCALING, scenario_scaling },
-		{ RUN_MEMORY, scenario_memory },
-	};
 	int rc;
 
 	rc = probe_round_trip(ctx, &rep->probe_before_ns);
-	for (unsigned i = 0; !rc && i < ARRAY_SIZE(timed); i++)
-		if (o->scenarios & timed[i].bits)
-			rc = timed[i].run(ctx, rep);
+	for (unsigned i = 0; !rc && scenarios[i].run; i++)
+		if (o->scenarios & scenarios[i].bits)
+			rc = scenarios[i].run(ctx, rep);
 	if (!rc)
 		rc = probe_round_trip(ctx, &rep->probe_after_ns);
 	rep->has_probe = !rc;

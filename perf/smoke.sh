@@ -75,6 +75,12 @@ check "$tmp/pw.json" "$(rows throughput)"' | map(select(.producers == 2 and .wor
 run memory --json "$tmp/mem.json"
 check "$tmp/mem.json" "$(rows memory)"' | map(select(.rss_kib.before > 0 and .rss_kib.after > 0
 	and (.growth_kib_per_million | type == "number") and .allocs_per_msg >= 0 and .pool_bytes > 0)) | length == 2'
+# remote: four rows against the nats-server it starts, or a note why not.
+"$bench" remote --runs 1 --messages 2000 --quiet --json "$tmp/rem.json" >/dev/null
+check "$tmp/rem.json" '([.results[] | select(.scenario | startswith("remote")) | select(.msgs_per_sec.median > 0) | .variant]
+	== ["raw-nats-pubsub", "engine-remote", "raw-nats-reqrep", "engine-remote-rtt"] and ([.results[] | select(.variant
+	| startswith("engine-remote")) | .ratio_vs["raw-nats-pubsub"] // .ratio_vs["raw-nats-reqrep-p50"] | . > 0] | length == 2))
+	or (.notes // [] | any(startswith("remote: skipped")))'
 if command -v valgrind >/dev/null; then
 	"$bench" instructions --quiet --json "$tmp/ins.json" >/dev/null
 	check "$tmp/ins.json" "$(rows instructions)"' | map(.variant) == ["engine-single/bare", "engine-single",

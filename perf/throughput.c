@@ -29,6 +29,5 @@ int scenario_throughput(const struct bench_ctx *ctx, struct report *rep)
 	if (first < 0)
 		return first;
 	rep->rows[first].detail = engine_policy_route(ctx->policy);
-	bench_ratios_to_baselines(rep, (unsigned)first);
 	return 0;
 }
