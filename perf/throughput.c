@@ -23,8 +23,7 @@ int scenario_throughput(const struct bench_ctx *ctx, struct report *rep)
 			v[i].ctx.policy = NULL;
 	}
 	v[nv - 2].ctx.burst = 0;
-	snprintf(v[nv - 1].name, sizeof(v[nv - 1].name), "engine-burst%u",
-		 ctx->burst);
+	snprintf(v[nv - 1].name, sizeof(v[nv - 1].name), "engine-burst%u", ctx->burst);
 	first = bench_measure(ctx, rep, "throughput", v, nv, false, NULL);
 	if (first < 0)
 		return first;
