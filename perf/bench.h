@@ -1,7 +1,7 @@
 /*
- * What sy-bench's files share (docs/perf.md, "The source"). Unless said
- * otherwise, a function is called from the control thread and returns 0
- * or a negative errno; a waiter gives up after BENCH_STALL_NS.
+ * What sy-bench's files share (docs/perf.md, "The source"). Unless said otherwise, a function
+ * is called from the control thread and returns 0 or a negative errno; a waiter gives up after
+ * BENCH_STALL_NS.
  */
 #ifndef SY_PERF_BENCH_H
 #define SY_PERF_BENCH_H
@@ -130,8 +130,7 @@ int bench_cpu(const struct bench_ctx *ctx, bool worker, unsigned i);
 unsigned bench_spin_limit(const struct bench_ctx *ctx, unsigned threads);
 void bench_print_thread_map(const struct bench_ctx *ctx);
 /* "sy-bench: " and @p fmt on a line of stderr. @return @p err. */
-int bench_fail(int err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+int bench_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* "\r\033[K" and @p fmt on stderr, if ctx->progress; NULL: clear. */
 void bench_progress(const struct bench_ctx *ctx, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -190,9 +189,10 @@ int engine_open(struct engine_run *run, const struct bench_ctx *ctx, const char 
 /* remote.c: serve @p handler on engine B, @p id on run->eng leads there. */
 int remote_serve(struct engine_run *run, const char *url, sy_handler_fn handler, void *arg,
 		 uint32_t *id);
-/** Run @p fn(@p arg) on a thread pinned to slot 0, then close the engine. */
+/** Run @p fn(@p arg) on a thread pinned to slot 0, then close the engine; @p secs (or NULL):
+ * from run->t_start to run->t_end. */
 int engine_drive(struct engine_run *run, const struct bench_ctx *ctx, int (*fn)(void *),
-		 void *arg);
+		 void *arg, double *secs);
 /* The producers send @p n; @p secs until all are handled; @p inspect. */
 int engine_run(const struct bench_ctx *ctx, uint64_t n,
 	       int (*inspect)(sy_engine *eng, void *arg), void *arg, double *secs);
@@ -215,10 +215,8 @@ static inline bool bench_send_retryable(int rc)
 }
 
 typedef int engine_send_fn(sy_engine *eng, uint32_t route, sy_msg *msg);
-/*
- * Slow path (attached thread): @p send refused @p msg with @p rc; send it
- * again while refused for now. On failure, explained and @p msg freed.
- */
+/* Slow path (attached thread): @p send refused @p msg with @p rc; send it again while refused
+ * for now. On failure, explained and @p msg freed. */
 int engine_resend(const struct engine_run *run, engine_send_fn *send, const char *call,
 		  sy_msg *msg, int rc, struct backoff *b);
 

@@ -1,7 +1,7 @@
 /*
- * Engine runs (docs/perf.md, "Routes", "Engine configurations"): each
- * worker counts its servers' messages in a counter it alone writes; the
- * last producer out waits until all are handled and takes the end time.
+ * Engine runs (docs/perf.md, "Routes", "Engine configurations"): each worker counts its
+ * servers' messages in a counter it alone writes; the last producer out waits until all are
+ * handled and takes the end time.
  */
 #include <assert.h>
 #include <stdlib.h>
@@ -296,8 +296,8 @@ int engine_open(struct engine_run *run, const struct bench_ctx *ctx, const char 
 	return rc;
 }
 
-int engine_drive(struct engine_run *run, const struct bench_ctx *ctx,
-		 int (*fn)(void *), void *arg)
+int engine_drive(struct engine_run *run, const struct bench_ctx *ctx, int (*fn)(void *),
+		 void *arg, double *secs)
 {
 	struct pinned_thread producer = { .cpu = bench_cpu(ctx, false, 0), .fn = fn, .arg = arg };
 	int rc = pinned_run(&producer, 1, run->spin_limit);
@@ -305,6 +305,8 @@ int engine_drive(struct engine_run *run, const struct bench_ctx *ctx,
 	/* The producer explains its own failures; this is one of the thread. */
 	if (rc < 0 && !producer.rc)
 		engine_error(run, "starting the producer", rc);
+	if (!rc && secs)
+		*secs = (double)(run->t_end - run->t_start) / 1e9;
 	engine_close(run);
 	return rc;
 }

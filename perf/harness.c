@@ -1,7 +1,5 @@
-/*
- * Statistics, CPU placement, pinned threads behind a start gate, the
- * core-to-core probe, and the interleaved measurement of variants.
- */
+/* Statistics, CPU placement, pinned threads behind a start gate, the core-to-core probe, and
+ * the interleaved measurement of variants. */
 #include <assert.h>
 #include <ctype.h>
 #include <stdarg.h>
@@ -221,9 +219,9 @@ int pinned_run(struct pinned_thread *threads, unsigned n, unsigned spin_limit)
 #define PROBE_ROUND_TRIPS 10000u
 
 /*
- * The ball goes 0, 1, 2, ...: the pinger takes the even values, the ponger
- * the odd ones, and each passes it on with the next; the pinger times each
- * return. Relaxed: the value is the whole message, it publishes nothing.
+ * The ball goes 0, 1, 2, ...: the pinger takes the even values, the ponger the odd ones, and
+ * each passes it on with the next; the pinger times each return. Relaxed: the value is the
+ * whole message, it publishes nothing.
  */
 struct probe {
 	_Alignas(BENCH_CACHELINE) atomic_uint_fast64_t ball;

@@ -56,9 +56,7 @@ int engine_rtt(const struct bench_ctx *ctx, uint64_t n, uint64_t *samples, doubl
 	rc = engine_open(&run, ctx, ctx->remote_url ? "engine-remote-rtt" : "engine-rtt", idle,
 			 engine_echo, NULL);
 	if (!rc)
-		rc = engine_drive(&run, ctx, produce_requests, &run);
-	if (!rc)
-		*secs = (double)(run.t_end - run.t_start) / 1e9;
+		rc = engine_drive(&run, ctx, produce_requests, &run, secs);
 	return rc;
 }
 

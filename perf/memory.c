@@ -140,7 +140,7 @@ int scenario_memory(const struct bench_ctx *ctx, struct report *rep)
 	bench_progress(ctx, "memory: %ju + 2 x %ju messages", (uintmax_t)WARMUP, (uintmax_t)run->n);
 	rc = engine_open(&run->e, &one, variant, ctx->engine_idle, NULL, &allocator);
 	if (!rc)
-		rc = engine_drive(&run->e, &one, produce, run);
+		rc = engine_drive(&run->e, &one, produce, run, NULL);
 	bench_progress(ctx, NULL);
 	if (!rc) {
 		add_phase_row(rep, ctx, run, variant, 0);

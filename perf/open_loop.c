@@ -110,9 +110,7 @@ static int engine_open_loop(const struct bench_ctx *ctx, uint64_t n, uint64_t *s
 	memset(samples, 0, n * sizeof(*samples));
 	rc = engine_open(&run.e, &open, "engine-open-loop", idle, engine_echo, NULL);
 	if (!rc)
-		rc = engine_drive(&run.e, ctx, open_produce, &run);
-	if (!rc)
-		*secs = (double)(run.e.t_end - run.e.t_start) / 1e9;
+		rc = engine_drive(&run.e, ctx, open_produce, &run, secs);
 	return rc;
 }
 
