@@ -1,7 +1,7 @@
 /*
- * Raw baselines (docs/perf.md): a producer on ctx->producer_cpu sends 1,
- * 2, 3... to a consumer on ctx->consumer_cpu, which checks each: nothing
- * lost or reordered. A run lasts from the first send to the last receive.
+ * Raw baselines (docs/perf.md): a producer on ctx->producer_cpu sends 1, 2, 3... to a consumer
+ * on ctx->consumer_cpu, which checks each: nothing lost or reordered. A run lasts from the
+ * first send to the last receive.
  */
 #include <ck_ring.h>
 #include <stddef.h>
@@ -28,9 +28,8 @@ struct pair_run {
 };
 
 /* Run @p produce and @p consume on @p run->queue, then @p release it. */
-static int run_pair(const struct bench_ctx *ctx, struct pair_run *run,
-		    int (*produce)(void *), int (*consume)(void *),
-		    void (*release)(void *), double *secs)
+static int run_pair(const struct bench_ctx *ctx, struct pair_run *run, int (*produce)(void *),
+		    int (*consume)(void *), void (*release)(void *), double *secs)
 {
 	struct pinned_thread threads[2] = {
 		{ .cpu = ctx->producer_cpu, .fn = produce, .arg = run },
@@ -125,27 +124,21 @@ static int ck_consume(void *arg)
 }
 
 /* ck-spsc; with @p samples (a latency run), ck-pingpong. */
-int baseline_ck(const struct bench_ctx *ctx, uint64_t n, uint64_t *samples,
-		double *secs)
+int baseline_ck(const struct bench_ctx *ctx, uint64_t n, uint64_t *samples, double *secs)
 {
-	struct pair_run run = {
-		.n = n, .queue = ck_spsc_new(samples ? 2 : 1),
-		.samples = samples,
-	};
+	struct pair_run run = { .n = n, .queue = ck_spsc_new(samples ? 2 : 1), .samples = samples };
 
 	return run_pair(ctx, &run, ck_produce, ck_consume, free, secs);
 }
 
 /*
- * batched-limit: each side caches the other's index and reloads it only
- * when the ring looks full (producer) or empty (consumer); the producer
- * publishes its tail every BATCH_PUBLISH entries and before it reports a
- * full ring. Invariants: head and tail count entries and wrap as unsigned;
- * tail - head <= RING_ENTRIES; entry i lives in slot i % RING_ENTRIES
- * while head <= i < tail. Both sides are wait-free.
+ * batched-limit: each side caches the other's index and reloads it only when the ring looks
+ * full (producer) or empty (consumer); the producer publishes its tail every BATCH_PUBLISH
+ * entries and before it reports a full ring. Invariants: head and tail count entries and wrap
+ * as unsigned; tail - head <= RING_ENTRIES; entry i lives in slot i % RING_ENTRIES while
+ * head <= i < tail. Both sides are wait-free.
  */
-_Static_assert((RING_ENTRIES & (RING_ENTRIES - 1)) == 0 &&
-	       RING_ENTRIES % BATCH_PUBLISH == 0,
+_Static_assert((RING_ENTRIES & (RING_ENTRIES - 1)) == 0 && RING_ENTRIES % BATCH_PUBLISH == 0,
 	       "a power of two, published at multiples of BATCH_PUBLISH");
 
 struct batch_ring {
@@ -169,8 +162,7 @@ static bool batch_enqueue_sp(struct batch_ring *r, void *entry)
 {
 	if (r->prod_tail - r->prod_head_cache == RING_ENTRIES) {
 		/* A2: pairs with R2 in batch_dequeue_sc(). */
-		r->prod_head_cache = atomic_load_explicit(&r->head,
-							  memory_order_acquire);
+		r->prod_head_cache = atomic_load_explicit(&r->head, memory_order_acquire);
 		if (r->prod_tail - r->prod_head_cache == RING_ENTRIES) {
 			batch_flush_sp(r);
 			return false;
@@ -189,16 +181,14 @@ static unsigned batch_dequeue_sc(struct batch_ring *r, void **out)
 
 	if (r->cons_head == r->cons_tail_cache)
 		/* A1: pairs with R1 in batch_flush_sp(). */
-		r->cons_tail_cache = atomic_load_explicit(&r->tail,
-							  memory_order_acquire);
+		r->cons_tail_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
 	n = r->cons_tail_cache - r->cons_head;
 	for (unsigned i = 0; i < n; i++)
 		out[i] = r->slot[(r->cons_head + i) % RING_ENTRIES];
 	r->cons_head += n;
 	/* R2: pairs with A2 in batch_enqueue_sp(). */
 	if (n)
-		atomic_store_explicit(&r->head, r->cons_head,
-				      memory_order_release);
+		atomic_store_explicit(&r->head, r->cons_head, memory_order_release);
 	return n;
 }
 
@@ -240,13 +230,11 @@ static int batch_consume(void *arg)
 	return 0;
 }
 
-int baseline_batched_limit(const struct bench_ctx *ctx, uint64_t n,
-			   uint64_t *samples, double *secs)
+int baseline_batched_limit(const struct bench_ctx *ctx, uint64_t n, uint64_t *samples,
+			   double *secs)
 {
-	struct pair_run run = {
-		.n = n, .queue = aligned_alloc(BENCH_CACHELINE,
-					       sizeof(struct batch_ring)),
-	};
+	struct pair_run run = { .n = n, .queue = aligned_alloc(BENCH_CACHELINE,
+							       sizeof(struct batch_ring)) };
 
 	(void)samples;
 	if (run.queue)
@@ -272,8 +260,7 @@ static int mutex_produce(void *arg)
 		pthread_mutex_lock(&q->lock);
 		while (q->count == RING_ENTRIES)
 			pthread_cond_wait(&q->cond[0], &q->lock);
-		q->slot[(q->head + q->count++) % RING_ENTRIES] =
-			(void *)(uintptr_t)i;
+		q->slot[(q->head + q->count++) % RING_ENTRIES] = (void *)(uintptr_t)i;
 		pthread_cond_signal(&q->cond[1]);
 		pthread_mutex_unlock(&q->lock);
 	}
@@ -302,8 +289,8 @@ static int mutex_consume(void *arg)
 	return 0;
 }
 
-int baseline_mutex_queue(const struct bench_ctx *ctx, uint64_t n,
-			 uint64_t *samples, double *secs)
+int baseline_mutex_queue(const struct bench_ctx *ctx, uint64_t n, uint64_t *samples,
+			 double *secs)
 {
 	struct mutex_queue *q = malloc(sizeof(*q));
 	struct pair_run run = { .n = n, .queue = q };
@@ -312,25 +299,22 @@ int baseline_mutex_queue(const struct bench_ctx *ctx, uint64_t n,
 	if (q)
 		*q = (struct mutex_queue){
 			.lock = PTHREAD_MUTEX_INITIALIZER,
-			.cond = { PTHREAD_COND_INITIALIZER,
-				  PTHREAD_COND_INITIALIZER },
+			.cond = { PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER },
 		};
 	return run_pair(ctx, &run, mutex_produce, mutex_consume, free, secs);
 }
 
 #ifdef SY_BENCH_HAVE_ZMQ
 /*
- * zmq-inproc: PUSH/PULL, each message's sequence number in its first (up
- * to 8) bytes. The sockets move to the pinned threads across the full
- * barrier of pinned_run()'s start gate, as ZeroMQ allows. zmq_failed():
- * a call failed; say which, return its negative errno.
+ * zmq-inproc: PUSH/PULL, each message's sequence number in its first (up to 8) bytes. The
+ * sockets move to the pinned threads across the full barrier of pinned_run()'s start gate, as
+ * ZeroMQ allows. zmq_failed(): a call failed; say which, return its negative errno.
  */
 static int zmq_failed(const char *call)
 {
 	int err = zmq_errno();
 
-	fprintf(stderr, "sy-bench: zmq-inproc: %s: %s\n", call,
-		zmq_strerror(err));
+	fprintf(stderr, "sy-bench: zmq-inproc: %s: %s\n", call, zmq_strerror(err));
 	return err > 0 ? -err : -EIO;
 }
 
@@ -377,8 +361,8 @@ static int zmq_consume(void *arg)
 	return rc;
 }
 
-int baseline_zmq_inproc(const struct bench_ctx *ctx, uint64_t n,
-			uint64_t *samples, double *secs)
+int baseline_zmq_inproc(const struct bench_ctx *ctx, uint64_t n, uint64_t *samples,
+			double *secs)
 {
 	struct pair_run run = {
 		.n = n, .queue = zmq_ctx_new(),
@@ -395,8 +379,7 @@ int baseline_zmq_inproc(const struct bench_ctx *ctx, uint64_t n,
 	if (!run.socket[0] || !run.socket[1])
 		rc = zmq_failed("zmq_socket");
 	/* Nothing is left unsent at close in a complete run; never wait. */
-	else if (zmq_setsockopt(run.socket[0], ZMQ_LINGER, &linger,
-				sizeof(linger)))
+	else if (zmq_setsockopt(run.socket[0], ZMQ_LINGER, &linger, sizeof(linger)))
 		rc = zmq_failed("zmq_setsockopt(ZMQ_LINGER)");
 	else if (zmq_bind(run.socket[1], "inproc://sy-bench") ||
 		 zmq_connect(run.socket[0], "inproc://sy-bench"))

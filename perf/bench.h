@@ -1,7 +1,7 @@
 /*
- * What sy-bench's files share (docs/perf.md, "The source"). Unless said
- * otherwise, a function is called from the control thread and returns 0
- * or a negative errno; a waiter gives up after BENCH_STALL_NS.
+ * What sy-bench's files share (docs/perf.md, "The source"). Unless said otherwise, a function
+ * is called from the control thread and returns 0 or a negative errno; a waiter gives up after
+ * BENCH_STALL_NS.
  */
 #ifndef SY_PERF_BENCH_H
 #define SY_PERF_BENCH_H
@@ -46,8 +46,7 @@ extern const struct engine_config engine_configs[ENGINE_CONFIGS];
 #define ENGINE_CONFIG_DEFAULT (&engine_configs[1])
 
 const struct engine_config *engine_config_find(const char *name);
-void engine_config_describe(const struct engine_config *e, char *out,
-			    size_t len);
+void engine_config_describe(const struct engine_config *e, char *out, size_t len);
 const char *engine_bp_name(enum sy_backpressure bp);
 
 /* Policies that pick among ROUTE_SERVERS servers of one worker. */
@@ -131,8 +130,7 @@ int bench_cpu(const struct bench_ctx *ctx, bool worker, unsigned i);
 unsigned bench_spin_limit(const struct bench_ctx *ctx, unsigned threads);
 void bench_print_thread_map(const struct bench_ctx *ctx);
 /* "sy-bench: " and @p fmt on a line of stderr. @return @p err. */
-int bench_fail(int err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+int bench_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* "\r\033[K" and @p fmt on stderr, if ctx->progress; NULL: clear. */
 void bench_progress(const struct bench_ctx *ctx, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -166,8 +164,7 @@ struct stats_latency {
 	};
 };
 
-void stats_summarize(const double *values, unsigned n,
-		     struct stats_summary *out);
+void stats_summarize(const double *values, unsigned n, struct stats_summary *out);
 
 /* engine.c: an engine with its route, and what its producers share. */
 struct engine_run {
@@ -187,19 +184,18 @@ struct engine_run {
 };
 
 /* Create, start (and with --serve, serve) an engine; NULL handler: count. */
-int engine_open(struct engine_run *run, const struct bench_ctx *ctx,
-		const char *variant, enum sy_idle idle, sy_handler_fn handler,
-		const struct sy_allocator *allocator);
+int engine_open(struct engine_run *run, const struct bench_ctx *ctx, const char *variant,
+		enum sy_idle idle, sy_handler_fn handler, const struct sy_allocator *allocator);
 /* remote.c: serve @p handler on engine B, @p id on run->eng leads there. */
-int remote_serve(struct engine_run *run, const char *url,
-		 sy_handler_fn handler, void *arg, uint32_t *id);
-/** Run @p fn(@p arg) on a thread pinned to slot 0, then close the engine. */
-int engine_drive(struct engine_run *run, const struct bench_ctx *ctx,
-		 int (*fn)(void *), void *arg);
+int remote_serve(struct engine_run *run, const char *url, sy_handler_fn handler, void *arg,
+		 uint32_t *id);
+/** Run @p fn(@p arg) on a thread pinned to slot 0, then close the engine; @p secs (or NULL):
+ * from run->t_start to run->t_end. */
+int engine_drive(struct engine_run *run, const struct bench_ctx *ctx, int (*fn)(void *),
+		 void *arg, double *secs);
 /* The producers send @p n; @p secs until all are handled; @p inspect. */
 int engine_run(const struct bench_ctx *ctx, uint64_t n,
-	       int (*inspect)(sy_engine *eng, void *arg), void *arg,
-	       double *secs);
+	       int (*inspect)(sy_engine *eng, void *arg), void *arg, double *secs);
 /** Send @p n messages as engine_run()'s producers do. Attached thread. */
 int engine_send(struct engine_run *run, uint64_t n, struct backoff *b);
 /** Wait until the servers have handled exactly @p target messages. */
@@ -219,12 +215,10 @@ static inline bool bench_send_retryable(int rc)
 }
 
 typedef int engine_send_fn(sy_engine *eng, uint32_t route, sy_msg *msg);
-/*
- * Slow path (attached thread): @p send refused @p msg with @p rc; send it
- * again while refused for now. On failure, explained and @p msg freed.
- */
-int engine_resend(const struct engine_run *run, engine_send_fn *send,
-		  const char *call, sy_msg *msg, int rc, struct backoff *b);
+/* Slow path (attached thread): @p send refused @p msg with @p rc; send it again while refused
+ * for now. On failure, explained and @p msg freed. */
+int engine_resend(const struct engine_run *run, engine_send_fn *send, const char *call,
+		  sy_msg *msg, int rc, struct backoff *b);
 
 /* report.c: the results of one invocation. */
 #define REPORT_MAX_ROWS 64
@@ -288,15 +282,11 @@ struct report {
 };
 
 void report_init(struct report *rep, const struct bench_ctx *ctx);
-struct report_row *report_add_row(struct report *rep, const char *scenario,
-				  const char *variant);
-void report_add_ratio(struct report_row *row, const char *baseline,
-		      double value);
-bool report_ratio_of(const struct report_row *row, const char *baseline,
-		     double *value);
+struct report_row *report_add_row(struct report *rep, const char *scenario, const char *variant);
+void report_add_ratio(struct report_row *row, const char *baseline, double value);
+bool report_ratio_of(const struct report_row *row, const char *baseline, double *value);
 bool report_target_met(const struct report_row *row);
-struct report_row *report_find(struct report *rep, const char *scenario,
-			       const char *variant);
+struct report_row *report_find(struct report *rep, const char *scenario, const char *variant);
 void report_add_note(struct report *rep, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 int report_print_table(const struct report *rep, FILE *out);
@@ -306,11 +296,11 @@ int report_write_csv(const struct report *rep, FILE *out);
 int plot_report(const struct report *rep, const char *dir, FILE *out);
 
 /* @p n messages (round trips): @p secs, latency's @p samples; -EPROTO. */
-typedef int bench_run_fn(const struct bench_ctx *ctx, uint64_t n,
-			 uint64_t *samples, double *secs);
+typedef int bench_run_fn(const struct bench_ctx *ctx, uint64_t n, uint64_t *samples,
+			 double *secs);
 /* The raw baselines (baselines.c), and engine_run() as a variant. */
-bench_run_fn baseline_ck, baseline_batched_limit, baseline_mutex_queue,
-	baseline_zmq_inproc, engine_throughput, engine_rtt;
+bench_run_fn baseline_ck, baseline_batched_limit, baseline_mutex_queue, baseline_zmq_inproc,
+	engine_throughput, engine_rtt;
 
 struct variant {
 	char name[64];
@@ -321,26 +311,23 @@ struct variant {
 };
 
 /*
- * Run @p v[0..nv) interleaved ctx->runs times and add a row each, an engine
- * row with its ratio to each other row; each run's rate in @p rates[v *
- * runs + r] (or NULL). @return the first row.
+ * Run @p v[0..nv) interleaved ctx->runs times and add a row each, an engine row with its
+ * ratio to each other row; each run's rate in @p rates[v * runs + r] (or NULL).
+ * @return the first row.
  */
-int bench_measure(const struct bench_ctx *ctx, struct report *rep,
-		  const char *scenario, const struct variant *v, unsigned nv,
-		  bool latency, double *rates);
+int bench_measure(const struct bench_ctx *ctx, struct report *rep, const char *scenario,
+		  const struct variant *v, unsigned nv, bool latency, double *rates);
 
 /* One file each: the scenarios add their rows to @p rep. */
 typedef int scenario_fn(const struct bench_ctx *ctx, struct report *rep);
-scenario_fn scenario_throughput, scenario_latency, scenario_open_loop,
-	scenario_overhead, scenario_policies, scenario_scaling,
-	scenario_memory, scenario_remote, scenario_instructions,
-	instructions_policies; /* --instructions: the policies rows' */
+scenario_fn scenario_throughput, scenario_latency, scenario_open_loop, scenario_overhead,
+	scenario_policies, scenario_scaling, scenario_memory, scenario_remote,
+	scenario_instructions, instructions_policies; /* --instructions: the policies rows' */
 /** The child of a callgrind run: @p variant once, @p n messages. */
-int instructions_fixed_run(const struct bench_ctx *ctx, const char *variant,
-			   uint64_t n);
+int instructions_fixed_run(const struct bench_ctx *ctx, const char *variant, uint64_t n);
 /* metrics_file.c: --metrics FILE. */
 bool metrics_file_known(const char *path); /* its extension: a format */
-int metrics_file_write(const struct bench_ctx *ctx, const char *path,
-		       FILE *f, struct report *rep);
+int metrics_file_write(const struct bench_ctx *ctx, const char *path, FILE *f,
+		       struct report *rep);
 
 #endif /* SY_PERF_BENCH_H */

@@ -1,7 +1,7 @@
 /*
- * Engine runs (docs/perf.md, "Routes", "Engine configurations"): each
- * worker counts its servers' messages in a counter it alone writes; the
- * last producer out waits until all are handled and takes the end time.
+ * Engine runs (docs/perf.md, "Routes", "Engine configurations"): each worker counts its
+ * servers' messages in a counter it alone writes; the last producer out waits until all are
+ * handled and takes the end time.
  */
 #include <assert.h>
 #include <stdlib.h>
@@ -36,12 +36,11 @@ static const struct route_setup {
 	{ .policy = "least_connections" }, { .policy = "adaptive" },
 	{ "hash", NULL, true, ", key = sequence number", NULL },
 	{ .policy = "random" }, { .policy = "failover" },
-	{ "round_robin+slow_start", NULL, false, ", the last ramping for 1 h",
-	  "round_robin" }, { "adaptive+deadline_aware", NULL, false,
-	  ", no deadlines on the messages", "adaptive" }, { "round_robin+codel",
-	  NULL, false, ", CoDel at 5 ms", "round_robin" }, { "hash+park_after",
-	  NULL, true, ", park_after 3", "hash" }, { "round_robin+hedge",
-	  NULL, false, ", hedge delay 1 ms, plain sends", "round_robin" },
+	{ "round_robin+slow_start", NULL, false, ", the last ramping for 1 h", "round_robin" },
+	{ "adaptive+deadline_aware", NULL, false, ", no deadlines on the messages", "adaptive" },
+	{ "round_robin+codel", NULL, false, ", CoDel at 5 ms", "round_robin" },
+	{ "hash+park_after", NULL, true, ", park_after 3", "hash" },
+	{ "round_robin+hedge", NULL, false, ", hedge delay 1 ms, plain sends", "round_robin" },
 	{ .policy = "direct" },
 };
 
@@ -63,19 +62,15 @@ const char *engine_bp_name(enum sy_backpressure bp)
 	return bp == SY_BP_OFF ? "off" : "reject";
 }
 
-void engine_config_describe(const struct engine_config *e, char *out,
-			    size_t len)
+void engine_config_describe(const struct engine_config *e, char *out, size_t len)
 {
 	char sample[32] = "default";
 
 	if (e->latency_sample)
 		snprintf(sample, sizeof(sample), "%u", e->latency_sample);
-	snprintf(out, len, "metrics %s%s%s, %s, backpressure %s",
-		 e->metrics == -1 ? "off" : "on",
-		 e->metrics == -1 ? "" : ", latency_sample ",
-		 e->metrics == -1 ? "" : sample,
-		 e->breaker ? "breaker" : "no breaker",
-		 engine_bp_name(e->backpressure));
+	snprintf(out, len, "metrics %s%s%s, %s, backpressure %s", e->metrics == -1 ? "off" : "on",
+		 e->metrics == -1 ? "" : ", latency_sample ", e->metrics == -1 ? "" : sample,
+		 e->breaker ? "breaker" : "no breaker", engine_bp_name(e->backpressure));
 }
 
 static const struct route_setup *find_setup(const char *policy)
@@ -100,13 +95,12 @@ const char *engine_policy_route(const char *name)
 
 	if (t)
 		snprintf(t, sizeof(text[0]), "engine route: %s %s%s", name,
-			 strcmp(name, "direct") ? "over 4 servers of the one "
-			 "worker" : "to one server", s->note ? s->note : "");
+			 strcmp(name, "direct") ? "over 4 servers of the one worker"
+			 : "to one server", s->note ? s->note : "");
 	return t;
 }
 
-__attribute__((cold)) int
-engine_error(const struct engine_run *run, const char *call, int err)
+__attribute__((cold)) int engine_error(const struct engine_run *run, const char *call, int err)
 {
 	const char *why = sy_last_error();
 	struct sy_stats st;
@@ -115,13 +109,11 @@ engine_error(const struct engine_run *run, const char *call, int err)
 		return bench_fail(err, "%s: %s: %s", run->variant, call,
 				  why && *why ? why : sy_strerror(err));
 	sy_engine_stats(run->eng, &st);
-	return bench_fail(err, "%s: %s: no progress for %llu s (engine: "
-			  "accepted %ju, delivered %ju, in flight %ju, refused "
-			  "as full %ju, by backpressure %ju)", run->variant,
-			  call, BENCH_STALL_NS / 1000000000ull,
-			  (uintmax_t)st.accepted, (uintmax_t)st.delivered,
-			  (uintmax_t)st.in_flight, (uintmax_t)st.rejected_full,
-			  (uintmax_t)st.rejected_backpressure);
+	return bench_fail(err, "%s: %s: no progress for %llu s (engine: accepted %ju, delivered "
+			  "%ju, in flight %ju, refused as full %ju, by backpressure %ju)",
+			  run->variant, call, BENCH_STALL_NS / 1000000000ull,
+			  (uintmax_t)st.accepted, (uintmax_t)st.delivered, (uintmax_t)st.in_flight,
+			  (uintmax_t)st.rejected_full, (uintmax_t)st.rejected_backpressure);
 }
 
 /* The handler of the throughput runs: count, nothing else. */
@@ -156,26 +148,23 @@ static void engine_close(struct engine_run *run)
 /* The engine of @p run, its servers and route; on failure, @p call's. */
 static int engine_build(struct engine_run *run, const struct bench_ctx *ctx,
 			enum sy_idle idle, sy_handler_fn handler,
-			const struct sy_allocator *allocator,
-			const char **call)
+			const struct sy_allocator *allocator, const char **call)
 {
-	const struct route_setup *setup = ctx->policy ? find_setup(ctx->policy)
-						      : NULL;
+	const struct route_setup *setup = ctx->policy ? find_setup(ctx->policy) : NULL;
 	bool ramp = setup && strstr(setup->policy, "+slow_start");
 	struct sy_server_opts sopts = {
 		.breaker = ctx->engine->breaker ? &default_breaker : NULL,
 	};
 	uint32_t servers[BENCH_MAX_THREADS];
 	struct sy_route_opts ropts = {
-		.policy = setup && setup->base ? setup->base :
-			  bench_policy(ctx), .n_servers = ctx->workers,
-		.backpressure = ctx->engine->backpressure, .servers = servers,
+		.policy = setup && setup->base ? setup->base : bench_policy(ctx),
+		.n_servers = ctx->workers, .servers = servers,
+		.backpressure = ctx->engine->backpressure,
 		.weights = setup ? setup->weights : NULL,
 		.deadline_aware = setup && strstr(setup->policy, "+deadline"),
 		.codel = setup && strstr(setup->policy, "+codel"),
 		.park_after = setup && strstr(setup->policy, "+park") ? 3 : 0,
-		.hedge_delay_ns = setup && strstr(setup->policy, "+hedge") ?
-				  1000000 : 0, /* 1 ms */
+		.hedge_delay_ns = setup && strstr(setup->policy, "+hedge") ? 1000000 : 0, /* 1 ms */
 	};
 	char list[BENCH_MAX_THREADS * 6] = "", name[32];
 	struct sy_config cfg;
@@ -190,8 +179,7 @@ static int engine_build(struct engine_run *run, const struct bench_ctx *ctx,
 		ropts.n_servers = ROUTE_SERVERS;
 	run->keyed = setup && setup->keyed;
 	run->workers = ctx->workers;
-	run->counters = aligned_alloc(BENCH_CACHELINE,
-				      run->workers * sizeof(*run->counters));
+	run->counters = aligned_alloc(BENCH_CACHELINE, run->workers * sizeof(*run->counters));
 	if (!run->counters)
 		return -ENOMEM;
 	/* The engine places worker i on the i-th CPU of its list. */
@@ -202,8 +190,7 @@ static int engine_build(struct engine_run *run, const struct bench_ctx *ctx,
 	}
 	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
 		if (CPU_ISSET(cpu, &set))
-			used += (size_t)snprintf(list + used,
-						 sizeof(list) - used, "%s%d",
+			used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%d",
 						 used ? "," : "", cpu);
 	sy_config_init(&cfg);
 	cfg.workers = run->workers;
@@ -223,13 +210,12 @@ static int engine_build(struct engine_run *run, const struct bench_ctx *ctx,
 	*call = "sy_server_add";
 	for (unsigned i = 0; !rc && i < ropts.n_servers; i++) {
 		/* The one server of "direct" keeps the name it always had. */
-		snprintf(name, sizeof(name), ropts.n_servers == 1 && setup
-			 ? "bench" : "bench-%u", i);
+		snprintf(name, sizeof(name), setup && ropts.n_servers == 1 ? "bench" : "bench-%u",
+			 i);
 		sopts.worker = setup ? 0 : (int)i;
-		rc = ctx->remote_url ? remote_serve(run, ctx->remote_url,
-			handler, &run->counters[0], &servers[i])
-		     : sy_server_add(run->eng, name, handler,
-				     &run->counters[sopts.worker], &sopts,
+		rc = ctx->remote_url
+		     ? remote_serve(run, ctx->remote_url, handler, &run->counters[0], &servers[i])
+		     : sy_server_add(run->eng, name, handler, &run->counters[sopts.worker], &sopts,
 				     &servers[i]);
 	}
 	*call = rc ? *call : "sy_route_add";
@@ -276,9 +262,8 @@ int engine_preflight(void)
 	return rc;
 }
 
-int engine_open(struct engine_run *run, const struct bench_ctx *ctx,
-		const char *variant, enum sy_idle idle, sy_handler_fn handler,
-		const struct sy_allocator *allocator)
+int engine_open(struct engine_run *run, const struct bench_ctx *ctx, const char *variant,
+		enum sy_idle idle, sy_handler_fn handler, const struct sy_allocator *allocator)
 {
 	static bool served;
 	const char *call;
@@ -297,12 +282,10 @@ int engine_open(struct engine_run *run, const struct bench_ctx *ctx,
 	/* --serve: -ENOTSUP without libmicrohttpd, or without metrics. */
 	if (!rc && ctx->serve_port) {
 		call = "sy_metrics_serve";
-		rc = sy_metrics_serve(run->eng, "127.0.0.1", ctx->serve_port,
-				      NULL);
+		rc = sy_metrics_serve(run->eng, "127.0.0.1", ctx->serve_port, NULL);
 		if (!rc && !served)
-			bench_fail(0, "--serve: metrics of the running engine "
-				   "at http://127.0.0.1:%u/metrics",
-				   ctx->serve_port);
+			bench_fail(0, "--serve: metrics of the running engine at "
+				   "http://127.0.0.1:%u/metrics", ctx->serve_port);
 		served |= !rc;
 		rc = rc == -ENOTSUP ? 0 : rc;
 	}
@@ -313,17 +296,17 @@ int engine_open(struct engine_run *run, const struct bench_ctx *ctx,
 	return rc;
 }
 
-int engine_drive(struct engine_run *run, const struct bench_ctx *ctx,
-		 int (*fn)(void *), void *arg)
+int engine_drive(struct engine_run *run, const struct bench_ctx *ctx, int (*fn)(void *),
+		 void *arg, double *secs)
 {
-	struct pinned_thread producer = {
-		.cpu = bench_cpu(ctx, false, 0), .fn = fn, .arg = arg,
-	};
+	struct pinned_thread producer = { .cpu = bench_cpu(ctx, false, 0), .fn = fn, .arg = arg };
 	int rc = pinned_run(&producer, 1, run->spin_limit);
 
 	/* The producer explains its own failures; this is one of the thread. */
 	if (rc < 0 && !producer.rc)
 		engine_error(run, "starting the producer", rc);
+	if (!rc && secs)
+		*secs = (double)(run->t_end - run->t_start) / 1e9;
 	engine_close(run);
 	return rc;
 }
@@ -336,8 +319,7 @@ int engine_await(struct engine_run *run, uint64_t target, struct backoff *b)
 	for (;;) {
 		handled = 0;
 		for (unsigned i = 0; i < run->workers; i++)
-			handled += atomic_load_explicit(&c[i].handled,
-							memory_order_relaxed);
+			handled += atomic_load_explicit(&c[i].handled, memory_order_relaxed);
 		if (handled >= target)
 			break;
 		if (handled != seen) {
@@ -345,14 +327,13 @@ int engine_await(struct engine_run *run, uint64_t target, struct backoff *b)
 			backoff_reset(b);
 		}
 		if (backoff_wait(b) < 0)
-			return engine_error(run, "the handler count",
-					    -ETIMEDOUT);
+			return engine_error(run, "the handler count", -ETIMEDOUT);
 	}
 	backoff_reset(b);
 	if (handled == target)
 		return 0;
-	return bench_fail(-EPROTO, "%s: %ju messages handled, %ju sent",
-			  run->variant, (uintmax_t)handled, (uintmax_t)target);
+	return bench_fail(-EPROTO, "%s: %ju messages handled, %ju sent", run->variant,
+			  (uintmax_t)handled, (uintmax_t)target);
 }
 
 /* Per message, the send loops do what a user's would: allocate, key if the
@@ -509,23 +490,20 @@ static int produce(void *arg)
 	 * Acq_rel: the last producer out sees every "failed" stored before
 	 * the others checked out (their release, its acquire).
 	 */
-	if (atomic_fetch_add_explicit(&run->checked_out, 1,
-				      memory_order_acq_rel) + 1 ==
+	if (atomic_fetch_add_explicit(&run->checked_out, 1, memory_order_acq_rel) + 1 ==
 		    run->producers &&
 	    !atomic_load_explicit(&run->failed, memory_order_relaxed)) {
 		rc = engine_await(run, run->n, &b);
 		run->t_end = bench_now_ns();
 		if (rc < 0)
-			atomic_store_explicit(&run->failed, true,
-					      memory_order_relaxed);
+			atomic_store_explicit(&run->failed, true, memory_order_relaxed);
 	}
 	sy_producer_detach(run->eng);
 	return rc;
 }
 
 int engine_run(const struct bench_ctx *ctx, uint64_t n,
-	       int (*inspect)(sy_engine *eng, void *arg), void *arg,
-	       double *secs)
+	       int (*inspect)(sy_engine *eng, void *arg), void *arg, double *secs)
 {
 	struct pinned_thread threads[BENCH_MAX_THREADS];
 	struct producer producers[BENCH_MAX_THREADS];
@@ -536,8 +514,7 @@ int engine_run(const struct bench_ctx *ctx, uint64_t n,
 
 	assert(ctx->producers >= 1 && ctx->producers <= BENCH_MAX_THREADS);
 	if (ctx->burst)
-		snprintf(variant, sizeof(variant), "engine-burst%u",
-			 ctx->burst);
+		snprintf(variant, sizeof(variant), "engine-burst%u", ctx->burst);
 	rc = engine_open(&run, ctx, variant, ctx->engine_idle, NULL, NULL);
 	if (rc < 0)
 		return rc;
@@ -545,8 +522,7 @@ int engine_run(const struct bench_ctx *ctx, uint64_t n,
 		producers[j] = (struct producer){ .run = &run };
 		producers[j].n = n / ctx->producers + (j < n % ctx->producers);
 		threads[j] = (struct pinned_thread){
-			.cpu = bench_cpu(ctx, false, j),
-			.fn = produce, .arg = &producers[j],
+			.cpu = bench_cpu(ctx, false, j), .fn = produce, .arg = &producers[j],
 		};
 	}
 	rc = pinned_run(threads, ctx->producers, run.spin_limit);
@@ -564,8 +540,7 @@ int engine_run(const struct bench_ctx *ctx, uint64_t n,
 	return rc;
 }
 
-int engine_throughput(const struct bench_ctx *ctx, uint64_t n,
-		      uint64_t *samples, double *secs)
+int engine_throughput(const struct bench_ctx *ctx, uint64_t n, uint64_t *samples, double *secs)
 {
 	(void)samples;
 	return engine_run(ctx, n, NULL, NULL, secs);

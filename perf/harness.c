@@ -1,7 +1,5 @@
-/*
- * Statistics, CPU placement, pinned threads behind a start gate, the
- * core-to-core probe, and the interleaved measurement of variants.
- */
+/* Statistics, CPU placement, pinned threads behind a start gate, the core-to-core probe, and
+ * the interleaved measurement of variants. */
 #include <assert.h>
 #include <ctype.h>
 #include <stdarg.h>
@@ -17,8 +15,7 @@
 CMP_FN(cmp_double, double)
 CMP_FN(cmp_u64, uint64_t)
 
-void stats_summarize(const double *values, unsigned n,
-		     struct stats_summary *out)
+void stats_summarize(const double *values, unsigned n, struct stats_summary *out)
 {
 	double sorted[STATS_MAX_RUNS];
 
@@ -27,16 +24,14 @@ void stats_summarize(const double *values, unsigned n,
 	qsort(sorted, n, sizeof(*sorted), cmp_double);
 	out->min = sorted[0];
 	out->max = sorted[n - 1];
-	out->median = n % 2 ? sorted[n / 2]
-			    : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+	out->median = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
 	out->runs = n;
 }
 
 #define STATS_PCTS 4 /* of struct stats_latency, its max excluded */
 
 /* Nearest rank: the sample at or below which per mille lie. Sorts. */
-static void stats_percentiles(uint64_t *samples, size_t n,
-			      struct stats_latency *out)
+static void stats_percentiles(uint64_t *samples, size_t n, struct stats_latency *out)
 {
 	static const unsigned per_mille[STATS_PCTS] = { 500, 900, 990, 999 };
 
@@ -71,8 +66,7 @@ static void stats_latency_median(const struct stats_latency *runs, unsigned n,
 static bool parse_cpu(const char **p, unsigned *out)
 {
 	char *end = NULL;
-	unsigned long v = isdigit((unsigned char)**p) ? strtoul(*p, &end, 10)
-						      : CPU_SETSIZE;
+	unsigned long v = isdigit((unsigned char)**p) ? strtoul(*p, &end, 10) : CPU_SETSIZE;
 
 	*p = v < CPU_SETSIZE ? end : *p;
 	*out = (unsigned)v;
@@ -106,9 +100,8 @@ int bench_parse_cpus(const char *s, cpu_set_t *out, char *why, size_t len)
 			break;
 		p++;
 	}
-	snprintf(why, len, "bad CPU list \"%s\" at offset %td: expected N, "
-		 "N-M or N-M:S items separated by commas, N <= M < %d, S >= 1",
-		 s, p - s, CPU_SETSIZE);
+	snprintf(why, len, "bad CPU list \"%s\" at offset %td: expected N, N-M or N-M:S items "
+		 "separated by commas, N <= M < %d, S >= 1", s, p - s, CPU_SETSIZE);
 	return -EINVAL;
 }
 
@@ -122,10 +115,8 @@ int bench_nth_cpu(const cpu_set_t *set, unsigned n)
 
 int bench_cpu(const struct bench_ctx *ctx, bool worker, unsigned i)
 {
-	unsigned pairs = ctx->producers < ctx->workers ? ctx->producers
-						       : ctx->workers;
-	unsigned slot = i < pairs ? 2 * i + worker
-			: worker ? ctx->producers + i : pairs + i;
+	unsigned pairs = ctx->producers < ctx->workers ? ctx->producers : ctx->workers;
+	unsigned slot = i < pairs ? 2 * i + worker : worker ? ctx->producers + i : pairs + i;
 
 	return bench_nth_cpu(&ctx->cpus, slot % CPU_COUNT(&ctx->cpus));
 }
@@ -143,18 +134,17 @@ void bench_print_thread_map(const struct bench_ctx *ctx)
 
 	if (!env || strcmp(env, "1"))
 		return;
-	fprintf(stderr, "sy-bench: producer -> cpu %d (baselines, engine "
-		"producer, probe)\nsy-bench: consumer -> cpu %d (baselines, "
-		"probe; the engine's one worker is pinned there too)\n",
-		ctx->producer_cpu, ctx->consumer_cpu);
+	fprintf(stderr, "sy-bench: producer -> cpu %d (baselines, engine producer, probe)\n"
+		"sy-bench: consumer -> cpu %d (baselines, probe; the engine's one worker is pinned "
+		"there too)\n", ctx->producer_cpu, ctx->consumer_cpu);
 	if (!sched_getaffinity(0, sizeof(allowed), &allowed))
 		n = CPU_COUNT(&allowed);
 	if (n == 1)
-		fprintf(stderr, "sy-bench: control -> cpu %d (not pinned: the "
-			"only allowed CPU)\n", bench_nth_cpu(&allowed, 0));
+		fprintf(stderr, "sy-bench: control -> cpu %d (not pinned: the only allowed CPU)\n",
+			bench_nth_cpu(&allowed, 0));
 	else
-		fprintf(stderr, "sy-bench: control -> not pinned (%d allowed "
-			"CPUs; it starts, then waits for the others)\n", n);
+		fprintf(stderr, "sy-bench: control -> not pinned (%d allowed CPUs; it starts, then "
+			"waits for the others)\n", n);
 }
 
 /* No timed work starts before its partner exists: each thread checks in
@@ -176,9 +166,7 @@ static void *pinned_main(void *arg)
 
 	atomic_fetch_add_explicit(&gate->arrived, 1, memory_order_relaxed);
 	/* G1 (acquire) pairs with G0: the setup done before the gate opened. */
-	while ((state = atomic_load_explicit(&gate->state,
-					     memory_order_acquire)) ==
-	       GATE_CLOSED) {
+	while ((state = atomic_load_explicit(&gate->state, memory_order_acquire)) == GATE_CLOSED) {
 		if (backoff_wait(&b) < 0) {
 			t->rc = -ETIMEDOUT;
 			return NULL;
@@ -217,12 +205,10 @@ int pinned_run(struct pinned_thread *threads, unsigned n, unsigned spin_limit)
 	}
 	/* The thread whose creation failed does not exist. */
 	started -= rc != 0;
-	while (!rc && atomic_load_explicit(&gate.arrived,
-					   memory_order_relaxed) < n)
+	while (!rc && atomic_load_explicit(&gate.arrived, memory_order_relaxed) < n)
 		rc = backoff_wait(&b);
 	/* G0 (release): pairs with G1 in pinned_main(). */
-	atomic_store_explicit(&gate.state, rc ? GATE_ABORT : GATE_OPEN,
-			      memory_order_release);
+	atomic_store_explicit(&gate.state, rc ? GATE_ABORT : GATE_OPEN, memory_order_release);
 	for (unsigned i = 0; i < started; i++) {
 		pthread_join(threads[i].tid, NULL);
 		rc = rc ? rc : threads[i].rc;
@@ -233,9 +219,9 @@ int pinned_run(struct pinned_thread *threads, unsigned n, unsigned spin_limit)
 #define PROBE_ROUND_TRIPS 10000u
 
 /*
- * The ball goes 0, 1, 2, ...: the pinger takes the even values, the ponger
- * the odd ones, and each passes it on with the next; the pinger times each
- * return. Relaxed: the value is the whole message, it publishes nothing.
+ * The ball goes 0, 1, 2, ...: the pinger takes the even values, the ponger the odd ones, and
+ * each passes it on with the next; the pinger times each return. Relaxed: the value is the
+ * whole message, it publishes nothing.
  */
 struct probe {
 	_Alignas(BENCH_CACHELINE) atomic_uint_fast64_t ball;
@@ -257,8 +243,7 @@ static int probe_play(void *arg)
 	struct backoff b = { .limit = p->spin_limit };
 
 	for (uint64_t v = side->pong; v <= last; v += 2) {
-		while (atomic_load_explicit(&p->ball,
-					    memory_order_relaxed) != v)
+		while (atomic_load_explicit(&p->ball, memory_order_relaxed) != v)
 			if (backoff_wait(&b) < 0)
 				return -ETIMEDOUT;
 		backoff_reset(&b);
@@ -332,32 +317,28 @@ void bench_progress(const struct bench_ctx *ctx, const char *fmt, ...)
 }
 
 /* Every variant once per round, ctx->runs rounds. */
-static int run_rounds(const struct bench_ctx *ctx, const char *scenario,
-		      const struct variant *v, unsigned nv, uint64_t *samples,
-		      double *rates, struct stats_latency *lat)
+static int run_rounds(const struct bench_ctx *ctx, const char *scenario, const struct variant *v,
+		      unsigned nv, uint64_t *samples, double *rates, struct stats_latency *lat)
 {
 	double secs;
 	int rc = 0;
 
 	for (unsigned r = 0; !rc && r < ctx->runs; r++) {
 		for (unsigned i = 0; !rc && i < nv; i++) {
-			bench_progress(ctx, "%s: run %u/%u: %s", scenario,
-				       r + 1, ctx->runs, v[i].name);
+			bench_progress(ctx, "%s: run %u/%u: %s", scenario, r + 1, ctx->runs,
+				       v[i].name);
 			rc = v[i].run(&v[i].ctx, v[i].n, samples, &secs);
 			if (rc < 0) {
 				bench_progress(ctx, NULL);
-				bench_fail(rc, "%s: %s failed: %s", scenario,
-					   v[i].name, rc != -EPROTO ?
-					   strerror(-rc) : "messages lost or "
-					   "out of order");
+				bench_fail(rc, "%s: %s failed: %s", scenario, v[i].name,
+					   rc == -EPROTO ? "messages lost or out of order"
+					   : strerror(-rc));
 				break;
 			}
 			/* A run too short for the clock counts as 1 ns. */
-			rates[i * ctx->runs + r] = (double)v[i].n /
-						   (secs > 1e-9 ? secs : 1e-9);
+			rates[i * ctx->runs + r] = (double)v[i].n / (secs > 1e-9 ? secs : 1e-9);
 			if (lat)
-				stats_percentiles(samples, v[i].n,
-						  &lat[i * ctx->runs + r]);
+				stats_percentiles(samples, v[i].n, &lat[i * ctx->runs + r]);
 		}
 	}
 	bench_progress(ctx, NULL);
@@ -368,8 +349,7 @@ int bench_measure(const struct bench_ctx *ctx, struct report *rep,
 		  const char *scenario, const struct variant *v, unsigned nv,
 		  bool latency, double *rates)
 {
-	double *own = rates ? NULL : calloc((size_t)nv * ctx->runs,
-					    sizeof(*own));
+	double *own = rates ? NULL : calloc((size_t)nv * ctx->runs, sizeof(*own));
 	struct stats_latency *lat = NULL;
 	const int first = (int)rep->n_rows;
 	uint64_t *samples = NULL, most = 0;
@@ -385,8 +365,7 @@ int bench_measure(const struct bench_ctx *ctx, struct report *rep,
 	if (rates && (!latency || (samples && lat)))
 		rc = run_rounds(ctx, scenario, v, nv, samples, rates, lat);
 	for (unsigned i = 0; !rc && i < nv; i++) {
-		struct report_row *row = report_add_row(rep, scenario,
-							v[i].name);
+		struct report_row *row = report_add_row(rep, scenario, v[i].name);
 
 		row->producers = v[i].engine ? v[i].ctx.producers : 1;
 		row->workers = v[i].engine ? v[i].ctx.workers : 1;
@@ -397,18 +376,17 @@ int bench_measure(const struct bench_ctx *ctx, struct report *rep,
 		row->has_latency = latency;
 		stats_summarize(&rates[i * ctx->runs], ctx->runs, &row->rate);
 		if (latency)
-			stats_latency_median(&lat[i * ctx->runs], ctx->runs,
-					     &row->latency);
+			stats_latency_median(&lat[i * ctx->runs], ctx->runs, &row->latency);
 	}
 	/* Each engine row: its ratio to each baseline (a row without one). */
-	for (unsigned i = first; !rc && i < rep->n_rows; i++)
-		for (unsigned b = first; rep->rows[i].engine &&
-					 b < rep->n_rows; b++)
+	for (unsigned i = first; !rc && i < rep->n_rows; i++) {
+		struct report_row *row = &rep->rows[i];
+
+		for (unsigned b = first; row->engine && b < rep->n_rows; b++)
 			if (!rep->rows[b].engine)
-				report_add_ratio(&rep->rows[i],
-						 rep->rows[b].variant,
-						 rep->rows[i].rate.median /
-						 rep->rows[b].rate.median);
+				report_add_ratio(row, rep->rows[b].variant,
+						 row->rate.median / rep->rows[b].rate.median);
+	}
 	free(lat);
 	free(samples);
 	free(own);

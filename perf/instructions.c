@@ -1,8 +1,7 @@
 /*
- * instructions (docs/perf.md): sy-bench under callgrind with N and 2N
- * messages. The child (--fixed-run) shares one CPU with its worker, which
- * sleeps when idle, so that waiting yields instead of spinning through
- * counted instructions; FIXED_WINDOW keeps the ring from filling.
+ * instructions (docs/perf.md): sy-bench under callgrind with N and 2N messages. The child
+ * (--fixed-run) shares one CPU with its worker, which sleeps when idle, so that waiting yields
+ * instead of spinning through counted instructions; FIXED_WINDOW keeps the ring from filling.
  */
 #include <inttypes.h>
 #include <limits.h>
@@ -18,12 +17,9 @@
 
 static const char *const sends[] = { "engine-single", "engine-burst32" };
 /* bare first; "metrics" is the default. */
-static const char *const configs[] = {
-	"bare", "metrics", "metrics-every", "reliability", "all",
-};
+static const char *const configs[] = { "bare", "metrics", "metrics-every", "reliability", "all" };
 
-int instructions_fixed_run(const struct bench_ctx *ctx, const char *variant,
-			   uint64_t n)
+int instructions_fixed_run(const struct bench_ctx *ctx, const char *variant, uint64_t n)
 {
 	struct engine_config engine = *ctx->engine;
 	struct bench_ctx fixed = *ctx;
@@ -41,25 +37,22 @@ int instructions_fixed_run(const struct bench_ctx *ctx, const char *variant,
 	return bench_fail(-EINVAL, "--fixed-variant: unknown '%s'", variant);
 }
 
-/* (Ir(2N) - Ir(N)) / N of @p send through @p policy into @p row, from
- * the "summary:" or "totals:" line of two runs of @p self (this program). */
-static int count_row(const struct bench_ctx *ctx, const char *self,
-		     const char *send, const char *policy,
-		     struct report_row *row)
+/* (Ir(2N) - Ir(N)) / N of @p send through @p policy into @p row, from the "summary:" or
+ * "totals:" line of two runs of @p self (this program). */
+static int count_row(const struct bench_ctx *ctx, const char *self, const char *send,
+		     const char *policy, struct report_row *row)
 {
 	char command[PATH_MAX + 256], line[512];
 	uint64_t ir[2] = { 0, 0 };
 	int rc = 0;
 	FILE *f;
 
-	bench_progress(ctx, "%s: instructions: %s", row->scenario,
-		       row->variant);
+	bench_progress(ctx, "%s: instructions: %s", row->scenario, row->variant);
 	for (unsigned k = 0; !rc && k < 2; k++) {
-		snprintf(command, sizeof(command), "valgrind --tool=callgrind "
-			 "-q --callgrind-out-file=/dev/stdout '%s' --fixed-run"
-			 " %u --fixed-variant %s --fixed-policy %s --fixed-"
-			 "config %s --cpus %d", self, (k + 1) * MESSAGES, send,
-			 policy, row->engine->name, ctx->producer_cpu);
+		snprintf(command, sizeof(command), "valgrind --tool=callgrind -q "
+			 "--callgrind-out-file=/dev/stdout '%s' --fixed-run %u --fixed-variant %s "
+			 "--fixed-policy %s --fixed-config %s --cpus %d", self, (k + 1) * MESSAGES,
+			 send, policy, row->engine->name, ctx->producer_cpu);
 		fflush(NULL);
 		f = popen(command, "r");
 		rc = -EPROTO;
@@ -69,11 +62,9 @@ static int count_row(const struct bench_ctx *ctx, const char *self,
 			    sscanf(line, "totals: %" SCNu64, &ir[k]) == 1)
 				rc = 0;
 		if (!f || pclose(f))
-			rc = bench_fail(-ECHILD, "instructions: the callgrind "
-					"run of %s (policy %s, configuration "
-					"%s) with %u messages failed", send,
-					policy, row->engine->name,
-					(k + 1) * MESSAGES);
+			rc = bench_fail(-ECHILD, "instructions: the callgrind run of %s (policy "
+					"%s, configuration %s) with %u messages failed", send,
+					policy, row->engine->name, (k + 1) * MESSAGES);
 		else if (rc)
 			bench_fail(rc, "instructions: no callgrind total");
 	}
@@ -94,8 +85,7 @@ static int find_self(char *self, size_t len)
 	n = readlink("/proc/self/exe", self, len - 1);
 	if (n < 0 || memchr(self, '\'', (size_t)n))
 		return bench_fail(-EINVAL, "instructions: /proc/self/exe: %s",
-				  n < 0 ? strerror(errno) : "a quote in the "
-				  "path");
+				  n < 0 ? strerror(errno) : "a quote in the path");
 	self[n] = '\0';
 	return 0;
 }
@@ -111,12 +101,10 @@ int scenario_instructions(const struct bench_ctx *ctx, struct report *rep)
 	rep->instructions_skipped = rc == -ENOENT;
 	if (rc < 0)
 		return rc == -ENOENT ? 0 : rc;
-	snprintf(detail, sizeof(detail), "%s\nengine-single, engine-burst32: "
-		 "the default configuration (%s); /<configuration>: see "
-		 "overhead", engine_policy_route(ctx->policy),
-		 ENGINE_CONFIG_DEFAULT->name);
-	for (unsigned i = 0; !rc && i < ARRAY_SIZE(sends) * ARRAY_SIZE(configs);
-	     i++) {
+	snprintf(detail, sizeof(detail), "%s\nengine-single, engine-burst32: the default "
+		 "configuration (%s); /<configuration>: see overhead",
+		 engine_policy_route(ctx->policy), ENGINE_CONFIG_DEFAULT->name);
+	for (unsigned i = 0; !rc && i < ARRAY_SIZE(sends) * ARRAY_SIZE(configs); i++) {
 		const char *send = sends[i / ARRAY_SIZE(configs)];
 		unsigned c = i % ARRAY_SIZE(configs);
 
@@ -130,8 +118,7 @@ int scenario_instructions(const struct bench_ctx *ctx, struct report *rep)
 		rc = count_row(ctx, self, send, ctx->policy, row);
 		base = c ? base : row;
 		row->extra_vs = c ? base->engine->name : NULL;
-		row->extra_instructions = row->instructions_per_msg -
-					  base->instructions_per_msg;
+		row->extra_instructions = row->instructions_per_msg - base->instructions_per_msg;
 	}
 	return rc;
 }
@@ -139,15 +126,14 @@ int scenario_instructions(const struct bench_ctx *ctx, struct report *rep)
 int instructions_policies(const struct bench_ctx *ctx, struct report *rep)
 {
 	/* Counted first: the first row of the policies. */
-	const struct report_row *base = report_find(rep, "policies",
-						    BASELINE_POLICY);
+	const struct report_row *base = report_find(rep, "policies", BASELINE_POLICY);
 	char self[PATH_MAX];
 	int rc;
 
 	rc = find_self(self, sizeof(self));
 	if (rc == -ENOENT)
-		report_add_note(rep, "policies: instructions per pick skipped "
-				"(valgrind not found)");
+		report_add_note(rep, "policies: instructions per pick skipped (valgrind not "
+				"found)");
 	if (rc < 0)
 		return rc == -ENOENT ? 0 : rc;
 	for (unsigned i = 0; !rc && i < rep->n_rows; i++) {

@@ -22,8 +22,7 @@ static int produce_requests(void *arg)
 		sy_msg_set_tag(msg, i);
 		rc = sy_msg_request(run->eng, run->route, msg);
 		if (rc)
-			rc = engine_resend(run, sy_msg_request, "sy_msg_request", msg,
-					   rc, &b);
+			rc = engine_resend(run, sy_msg_request, "sy_msg_request", msg, rc, &b);
 		/* Sent (the one reply in flight is ours then), or freed. */
 		msg = NULL;
 		if (rc < 0)
@@ -45,22 +44,19 @@ static int produce_requests(void *arg)
 	return rc;
 }
 
-int engine_rtt(const struct bench_ctx *ctx, uint64_t n, uint64_t *samples,
-	       double *secs)
+int engine_rtt(const struct bench_ctx *ctx, uint64_t n, uint64_t *samples, double *secs)
 {
 	struct engine_run run = { .n = n, .samples = samples };
-	/* Spinning is only fair when the worker does not share a CPU (and
-	 * B's threads and nats-server want the CPUs too). */
-	enum sy_idle idle = ctx->producer_cpu != ctx->consumer_cpu &&
-			    !ctx->remote_url ? SY_IDLE_SPIN : SY_IDLE_DEFAULT;
+	/* Spinning is only fair when the worker does not share a CPU (and B's threads and
+	 * nats-server want the CPUs too). */
+	enum sy_idle idle = ctx->producer_cpu != ctx->consumer_cpu && !ctx->remote_url
+			    ? SY_IDLE_SPIN : SY_IDLE_DEFAULT;
 	int rc;
 
-	rc = engine_open(&run, ctx, ctx->remote_url ? "engine-remote-rtt" :
-			 "engine-rtt", idle, engine_echo, NULL);
+	rc = engine_open(&run, ctx, ctx->remote_url ? "engine-remote-rtt" : "engine-rtt", idle,
+			 engine_echo, NULL);
 	if (!rc)
-		rc = engine_drive(&run, ctx, produce_requests, &run);
-	if (!rc)
-		*secs = (double)(run.t_end - run.t_start) / 1e9;
+		rc = engine_drive(&run, ctx, produce_requests, &run, secs);
 	return rc;
 }
 
@@ -73,12 +69,10 @@ int scenario_latency(const struct bench_ctx *ctx, struct report *rep)
 	int first;
 
 	for (unsigned i = 0; i < ARRAY_SIZE(v); i++) {
-		v[i].n = ctx->messages < LATENCY_ROUND_TRIPS
-			 ? ctx->messages : LATENCY_ROUND_TRIPS;
+		v[i].n = ctx->messages < LATENCY_ROUND_TRIPS ? ctx->messages : LATENCY_ROUND_TRIPS;
 		v[i].ctx.policy = "direct";
 		v[i].ctx.producers = v[i].ctx.workers = 1;
 	}
-	first = bench_measure(ctx, rep, "latency", v, ARRAY_SIZE(v), true,
-			      NULL);
+	first = bench_measure(ctx, rep, "latency", v, ARRAY_SIZE(v), true, NULL);
 	return first < 0 ? first : 0;
 }

@@ -16,9 +16,8 @@
 enum exit_status { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
 
 enum scenario_bits {
-	RUN_THROUGHPUT = 1 << 0, RUN_LATENCY = 1 << 1,
-	RUN_INSTRUCTIONS = 1 << 2, RUN_POLICIES = 1 << 3,
-	RUN_SCALING = 1 << 4, RUN_MEMORY = 1 << 5, RUN_OVERHEAD = 1 << 6,
+	RUN_THROUGHPUT = 1 << 0, RUN_LATENCY = 1 << 1, RUN_INSTRUCTIONS = 1 << 2,
+	RUN_POLICIES = 1 << 3, RUN_SCALING = 1 << 4, RUN_MEMORY = 1 << 5, RUN_OVERHEAD = 1 << 6,
 	RUN_REMOTE = 1 << 7,
 	RUN_ALL = RUN_THROUGHPUT | RUN_LATENCY | RUN_OVERHEAD,
 };
@@ -42,9 +41,9 @@ static const struct {
 
 /* The options, in the order of specs[]. */
 enum opt {
-	O_RUNS, O_MESSAGES, O_CPUS, O_JSON, O_CSV, O_INSTRUCTIONS, O_POLICY,
-	O_PRODUCERS, O_WORKERS, O_SIZE, O_BURST, O_OVERSUBSCRIBE,
-	O_RATE_FRACTION, O_PLOT, O_METRICS, O_SERVE, O_QUIET, O_HELP,
+	O_RUNS, O_MESSAGES, O_CPUS, O_JSON, O_CSV, O_INSTRUCTIONS, O_POLICY, O_PRODUCERS,
+	O_WORKERS, O_SIZE, O_BURST, O_OVERSUBSCRIBE, O_RATE_FRACTION, O_PLOT, O_METRICS, O_SERVE,
+	O_QUIET, O_HELP,
 	/* Internal: the child of a callgrind run (instructions.c). */
 	O_FIXED_RUN, O_FIXED_VARIANT, O_FIXED_POLICY, O_FIXED_CONFIG, O_N
 };
@@ -57,8 +56,7 @@ static const struct opt_spec {
 	uint64_t min, max, def;  /* max 0: not a whole number */
 } specs[O_N] = {
 	[O_RUNS] = { "runs", 'r', true, 1, STATS_MAX_RUNS, 5 },
-	[O_MESSAGES] = { "messages", 'n', true, 1, MAX_MESSAGES,
-			 DEFAULT_MESSAGES },
+	[O_MESSAGES] = { "messages", 'n', true, 1, MAX_MESSAGES, DEFAULT_MESSAGES },
 	[O_CPUS] = { "cpus", 'c', true }, [O_JSON] = { "json", 'j', true },
 	[O_CSV] = { "csv", 0, true }, [O_POLICY] = { "policy", 0, true },
 	[O_INSTRUCTIONS] = { "instructions", 0, false },
@@ -132,8 +130,7 @@ static bool policy_ok(const char *option, const char *name)
 {
 	if (!name || engine_policy_route(name))
 		return true;
-	fprintf(stderr, "sy-bench: --%s: unknown policy '%s' (built in: direct",
-		option, name);
+	fprintf(stderr, "sy-bench: --%s: unknown policy '%s' (built in: direct", option, name);
 	for (unsigned i = 0; i < PICKING_POLICIES; i++)
 		fprintf(stderr, ", %s", engine_picking_policy(i));
 	fprintf(stderr, ")\nTry 'sy-bench --help'.\n");
@@ -149,33 +146,24 @@ static int check_options(struct options *o)
 	if (f) {
 		errno = 0;
 		o->rate_fraction = strtod(f, &end);
-		if (errno || end == f || *end ||
-		    !(o->rate_fraction > 0 && o->rate_fraction <= 1))
-			return usage_error("--rate-fraction: '%s' is not a "
-					   "number in (0, 1]", f);
+		if (errno || end == f || *end || !(o->rate_fraction > 0 && o->rate_fraction <= 1))
+			return usage_error("--rate-fraction: '%s' is not a number in (0, 1]", f);
 	}
 	if (a[O_METRICS] && !metrics_file_known(a[O_METRICS]))
-		return usage_error("--metrics %s: the name must end in .json, "
-				   ".csv, .prom or .erl (the export format)",
-				   a[O_METRICS]);
-	if (!policy_ok("policy", a[O_POLICY]) ||
-	    !policy_ok("fixed-policy", a[O_FIXED_POLICY]))
+		return usage_error("--metrics %s: the name must end in .json, .csv, .prom or .erl "
+				   "(the export format)", a[O_METRICS]);
+	if (!policy_ok("policy", a[O_POLICY]) || !policy_ok("fixed-policy", a[O_FIXED_POLICY]))
 		return -EINVAL;
 	if (a[O_FIXED_CONFIG] && !engine_config_find(a[O_FIXED_CONFIG]))
-		return usage_error("--fixed-config: unknown configuration '%s'",
-				   a[O_FIXED_CONFIG]);
+		return usage_error("--fixed-config: unknown configuration '%s'", a[O_FIXED_CONFIG]);
 	if (!a[O_FIXED_RUN] != !a[O_FIXED_VARIANT])
-		return usage_error("%s", "--fixed-run and --fixed-variant go "
-				   "together");
+		return usage_error("%s", "--fixed-run and --fixed-variant go together");
 	if ((a[O_FIXED_POLICY] || a[O_FIXED_CONFIG]) && !a[O_FIXED_RUN])
-		return usage_error("%s", "--fixed-policy and --fixed-config "
-				   "need --fixed-run");
-	if ((o->num[O_PRODUCERS] > 1 || o->num[O_WORKERS] > 1) &&
-	    a[O_POLICY] && strcmp(a[O_POLICY], "direct") &&
-	    strcmp(a[O_POLICY], SPREAD_POLICY))
-		return usage_error("--policy %s: with --producers or --workers "
-				   "above 1 the route is round_robin",
-				   a[O_POLICY]);
+		return usage_error("%s", "--fixed-policy and --fixed-config need --fixed-run");
+	if ((o->num[O_PRODUCERS] > 1 || o->num[O_WORKERS] > 1) && a[O_POLICY] &&
+	    strcmp(a[O_POLICY], "direct") && strcmp(a[O_POLICY], SPREAD_POLICY))
+		return usage_error("--policy %s: with --producers or --workers above 1 the route "
+				   "is round_robin", a[O_POLICY]);
 	return 0;
 }
 
@@ -192,8 +180,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	for (unsigned i = 0; i < O_N; i++) {
 		o->num[i] = specs[i].def;
 		/* getopt returns the letter, or 256 + the option's index. */
-		longs[i] = (struct option){ specs[i].name, specs[i].has_arg,
-					    NULL, 256 + (int)i };
+		longs[i] = (struct option){ specs[i].name, specs[i].has_arg, NULL, 256 + (int)i };
 		if (!specs[i].letter)
 			continue;
 		longs[i].val = specs[i].letter;
@@ -203,8 +190,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
 		if (opt == ':')
-			return usage_error("%s needs a value",
-					   argv[optind - 1]);
+			return usage_error("%s needs a value", argv[optind - 1]);
 		if (opt == '?')
 			return usage_error("bad option '%s'", argv[optind - 1]);
 		/* A short form's letter, else 256 + the option. */
@@ -218,11 +204,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 		/* A whole number: decimal digits only, in range. */
 		errno = 0;
 		o->num[k] = strtoull(optarg, &end, 10);
-		if (*optarg < '0' || *optarg > '9' || *end || errno ||
-		    o->num[k] < s->min || o->num[k] > s->max)
-			return bench_fail(-EINVAL, "--%s: '%s' is not a "
-					  "number from %" PRIu64 " to %" PRIu64
-					  "\nTry 'sy-bench --help'.", s->name,
+		if (*optarg < '0' || *optarg > '9' || *end || errno || o->num[k] < s->min ||
+		    o->num[k] > s->max)
+			return bench_fail(-EINVAL, "--%s: '%s' is not a number from %" PRIu64
+					  " to %" PRIu64 "\nTry 'sy-bench --help'.", s->name,
 					  optarg, s->min, s->max);
 	}
 	if (o->arg[O_HELP])
@@ -230,12 +215,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 	for (k = 0; optind < argc && k < ARRAY_SIZE(scenarios); k++)
 		if (!strcmp(scenarios[k].name, argv[optind]))
 			o->scenarios = scenarios[k].bits;
-	if (optind < argc && o->scenarios == RUN_ALL &&
-	    strcmp(argv[optind], "all"))
+	if (optind < argc && o->scenarios == RUN_ALL && strcmp(argv[optind], "all"))
 		return usage_error("unknown scenario '%s'", argv[optind]);
 	if (optind + 1 < argc)
-		return usage_error("unexpected argument '%s'",
-				   argv[optind + 1]);
+		return usage_error("unexpected argument '%s'", argv[optind + 1]);
 	/* The policies scenario counts its own instructions. */
 	if (o->arg[O_INSTRUCTIONS] && !(o->scenarios & RUN_POLICIES))
 		o->scenarios |= RUN_INSTRUCTIONS;
@@ -244,26 +227,23 @@ static int parse_options(int argc, char **argv, struct options *o)
 
 /* Place the producer and the consumer on the two lowest CPUs of @p list
  * (named @p source in messages; NULL: all allowed) that the process may use. */
-static int choose_cpus(const char *source, const char *list,
-		       struct bench_ctx *ctx)
+static int choose_cpus(const char *source, const char *list, struct bench_ctx *ctx)
 {
 	cpu_set_t allowed, wanted;
 	char why[256];
 
 	if (sched_getaffinity(0, sizeof(allowed), &allowed) < 0)
-		return bench_fail(-errno, "sched_getaffinity: %s",
-				  strerror(errno));
+		return bench_fail(-errno, "sched_getaffinity: %s", strerror(errno));
 	wanted = allowed;
 	if (list && bench_parse_cpus(list, &wanted, why, sizeof(why)) < 0)
 		return bench_fail(-EINVAL, "%s: %s", source, why);
 	CPU_AND(&wanted, &wanted, &allowed);
 	if (!CPU_COUNT(&wanted))
-		return bench_fail(-EINVAL, "%s: none of the CPUs in \"%s\" is "
-				  "allowed to this process", source, list);
+		return bench_fail(-EINVAL, "%s: none of the CPUs in \"%s\" is allowed to this "
+				  "process", source, list);
 	ctx->cpus = wanted;
 	ctx->producer_cpu = bench_nth_cpu(&wanted, 0);
-	ctx->consumer_cpu = CPU_COUNT(&wanted) > 1 ? bench_nth_cpu(&wanted, 1)
-						     : ctx->producer_cpu;
+	ctx->consumer_cpu = CPU_COUNT(&wanted) > 1 ? bench_nth_cpu(&wanted, 1) : ctx->producer_cpu;
 	return 0;
 }
 
@@ -272,15 +252,13 @@ static bool open_output(const struct options *o, enum opt i, FILE **f)
 {
 	*f = o->arg[i] ? fopen(o->arg[i], "w") : NULL;
 	if (o->arg[i] && !*f)
-		bench_fail(0, "--%s %s: %s", specs[i].name, o->arg[i],
-			   strerror(errno));
+		bench_fail(0, "--%s %s: %s", specs[i].name, o->arg[i], strerror(errno));
 	return !o->arg[i] || *f;
 }
 
 /* Unless @p rc says the run failed, write @p rep to @p f; close @p f. */
 static int write_output(int rc, const char *path, FILE *f,
-			int (*write)(const struct report *, FILE *),
-			const struct report *rep)
+			int (*write)(const struct report *, FILE *), const struct report *rep)
 {
 	if (f && !rc)
 		rc = write(rep, f);
@@ -291,8 +269,7 @@ static int write_output(int rc, const char *path, FILE *f,
 	return rc;
 }
 
-static int run_scenarios(const struct options *o, const struct bench_ctx *ctx,
-			 struct report *rep)
+static int run_scenarios(const struct options *o, const struct bench_ctx *ctx, struct report *rep)
 {
 	int rc;
 
@@ -309,9 +286,8 @@ static int run_scenarios(const struct options *o, const struct bench_ctx *ctx,
 	if (!rc && (o->scenarios & RUN_POLICIES) && o->arg[O_INSTRUCTIONS])
 		rc = instructions_policies(ctx, rep);
 	else if (!rc && (o->scenarios & RUN_POLICIES))
-		report_add_note(rep, "policies: instructions per pick skipped "
-				"(add --instructions to count them with "
-				"callgrind)");
+		report_add_note(rep, "policies: instructions per pick skipped (add --instructions "
+				"to count them with callgrind)");
 	return rc;
 }
 
@@ -326,9 +302,8 @@ int main(int argc, char **argv)
 
 	rc = parse_options(argc, argv, &o);
 	if (rc > 0)
-		printf(usage_text, STATS_MAX_RUNS, (unsigned)specs[O_RUNS].def,
-		       DEFAULT_MESSAGES, OVERHEAD_DEFAULT_MESSAGES,
-		       MEMORY_DEFAULT_MESSAGES);
+		printf(usage_text, STATS_MAX_RUNS, (unsigned)specs[O_RUNS].def, DEFAULT_MESSAGES,
+		       OVERHEAD_DEFAULT_MESSAGES, MEMORY_DEFAULT_MESSAGES);
 	if (rc)
 		return rc > 0 ? EXIT_OK : EXIT_USAGE;
 	a = o.arg;
@@ -342,18 +317,16 @@ int main(int argc, char **argv)
 		ctx.policy = a[O_FIXED_POLICY] ? a[O_FIXED_POLICY] : "direct";
 		if (!a[O_CPUS] && choose_cpus("--cpus", NULL, &ctx) < 0)
 			return EXIT_USAGE;
-		return instructions_fixed_run(&ctx, a[O_FIXED_VARIANT],
-					      o.num[O_FIXED_RUN]) < 0
-		       ? EXIT_FAILED : EXIT_OK;
+		rc = instructions_fixed_run(&ctx, a[O_FIXED_VARIANT], o.num[O_FIXED_RUN]);
+		return rc < 0 ? EXIT_FAILED : EXIT_OK;
 	}
-	if (engine_preflight() < 0 || (!a[O_CPUS] &&
-	    choose_cpus("SY_CPUS", env && *env ? env : NULL, &ctx) < 0))
+	if (engine_preflight() < 0 ||
+	    (!a[O_CPUS] && choose_cpus("SY_CPUS", env && *env ? env : NULL, &ctx) < 0))
 		return EXIT_FAILED;
 	rc = a[O_POLICY] ? engine_policy_check(&ctx, a[O_POLICY]) : 0;
 	if (rc == -ENOENT)
-		bench_fail(rc, "--policy: policy '%s' is not in this build of "
-			   "switchyard (sy_route_add refused it with -EINVAL)",
-			   a[O_POLICY]);
+		bench_fail(rc, "--policy: policy '%s' is not in this build of switchyard "
+			   "(sy_route_add refused it with -EINVAL)", a[O_POLICY]);
 	if (rc < 0)
 		return rc == -ENOENT ? EXIT_USAGE : EXIT_FAILED;
 	/* Exiting closes the files opened before a failed one. */
@@ -362,8 +335,7 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	ctx.runs = (unsigned)o.num[O_RUNS];
 	ctx.messages = o.num[O_MESSAGES];
-	ctx.overhead_messages = a[O_MESSAGES] ? ctx.messages
-					      : OVERHEAD_DEFAULT_MESSAGES;
+	ctx.overhead_messages = a[O_MESSAGES] ? ctx.messages : OVERHEAD_DEFAULT_MESSAGES;
 	if (o.scenarios == RUN_MEMORY && !a[O_MESSAGES])
 		ctx.messages = MEMORY_DEFAULT_MESSAGES;
 	ctx.producers = (unsigned)o.num[O_PRODUCERS];

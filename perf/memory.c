@@ -1,7 +1,5 @@
-/*
- * memory (docs/perf.md). The allocator counts with relaxed atomics: they
- * are read only once the engine is quiet.
- */
+/* memory (docs/perf.md). The allocator counts with relaxed atomics: they are read only once
+ * the engine is quiet. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,12 +30,10 @@ static void *counting_alloc(size_t size, size_t align, void *ctx)
 	atomic_uint_fast64_t *counts = ctx;
 	void *p;
 
-	if (posix_memalign(&p, align < sizeof(void *) ? sizeof(void *) : align,
-			   size))
+	if (posix_memalign(&p, align < sizeof(void *) ? sizeof(void *) : align, size))
 		return NULL;
 	atomic_fetch_add_explicit(&counts[ALLOCS], 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&counts[ALLOC_BYTES], size,
-				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&counts[ALLOC_BYTES], size, memory_order_relaxed);
 	return p;
 }
 
@@ -46,8 +42,7 @@ static void counting_free(void *ptr, size_t size, void *ctx)
 	atomic_uint_fast64_t *counts = ctx;
 
 	atomic_fetch_add_explicit(&counts[FREES], 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&counts[FREE_BYTES], size,
-				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&counts[FREE_BYTES], size, memory_order_relaxed);
 	free(ptr);
 }
 
@@ -63,12 +58,10 @@ static int snapshot(struct memory_run *run, struct memory_snapshot *s)
 	}
 	if (f)
 		fclose(f);
-	s->rss_kib = (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE) /
-		     1024;
+	s->rss_kib = (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE) / 1024;
 	sy_engine_stats(run->e.eng, &s->stats);
 	for (unsigned i = 0; i < COUNTS; i++)
-		s->counts[i] = atomic_load_explicit(&run->counts[i],
-						    memory_order_relaxed);
+		s->counts[i] = atomic_load_explicit(&run->counts[i], memory_order_relaxed);
 	return s->rss_kib ? 0 : -EIO;
 }
 
@@ -99,8 +92,7 @@ static int produce(void *arg)
 }
 
 static void add_phase_row(struct report *rep, const struct bench_ctx *ctx,
-			  const struct memory_run *run, const char *variant,
-			  unsigned phase)
+			  const struct memory_run *run, const char *variant, unsigned phase)
 {
 	const struct memory_snapshot *a = &run->snap[phase];
 	const struct memory_snapshot *b = &run->snap[phase + 1];
@@ -118,8 +110,7 @@ static void add_phase_row(struct report *rep, const struct bench_ctx *ctx,
 		.warmup_messages = WARMUP,
 		.rss_before_kib = a->rss_kib,
 		.rss_after_kib = b->rss_kib,
-		.growth_kib_per_million =
-			((double)b->rss_kib - (double)a->rss_kib) / (n / 1e6),
+		.growth_kib_per_million = ((double)b->rss_kib - (double)a->rss_kib) / (n / 1e6),
 		.allocs_per_msg = (b->counts[ALLOCS] - a->counts[ALLOCS]) / n,
 		.frees_per_msg = (b->counts[FREES] - a->counts[FREES]) / n,
 		.alloc_bytes = b->counts[ALLOC_BYTES] - a->counts[ALLOC_BYTES],
@@ -146,25 +137,21 @@ int scenario_memory(const struct bench_ctx *ctx, struct report *rep)
 	one.producers = one.workers = 1;
 	one.policy = NULL;
 	snprintf(variant, sizeof(variant), "engine-burst%u", ctx->burst);
-	bench_progress(ctx, "memory: %ju + 2 x %ju messages",
-		       (uintmax_t)WARMUP, (uintmax_t)run->n);
-	rc = engine_open(&run->e, &one, variant, ctx->engine_idle, NULL,
-			 &allocator);
+	bench_progress(ctx, "memory: %ju + 2 x %ju messages", (uintmax_t)WARMUP, (uintmax_t)run->n);
+	rc = engine_open(&run->e, &one, variant, ctx->engine_idle, NULL, &allocator);
 	if (!rc)
-		rc = engine_drive(&run->e, &one, produce, run);
+		rc = engine_drive(&run->e, &one, produce, run, NULL);
 	bench_progress(ctx, NULL);
 	if (!rc) {
 		add_phase_row(rep, ctx, run, variant, 0);
 		add_phase_row(rep, ctx, run, "engine-single", 1);
-		rep->rows[rep->n_rows - 2].detail =
-			"one producer, one worker; RSS from /proc/self/statm, "
-			"pool from sy_engine_stats, allocs: calls of a "
-			"counting sy_allocator, per message of the phase";
+		rep->rows[rep->n_rows - 2].detail = "one producer, one worker; RSS from "
+			"/proc/self/statm, pool from sy_engine_stats, allocs: calls of a counting "
+			"sy_allocator, per message of the phase";
 		left = atomic_load(&run->counts[ALLOC_BYTES]) -
 		       atomic_load(&run->counts[FREE_BYTES]);
 		if (left)
-			report_add_note(rep, "memory: %ju bytes from the "
-					"allocator not returned by "
+			report_add_note(rep, "memory: %ju bytes from the allocator not returned by "
 					"sy_engine_destroy", (uintmax_t)left);
 	}
 	free(run);

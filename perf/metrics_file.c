@@ -29,8 +29,7 @@ static const struct extension *find_extension(const char *path)
 {
 	const char *dot = strrchr(path, '.');
 
-	for (unsigned i = 0; dot && !strchr(dot, '/') &&
-			     i < ARRAY_SIZE(extensions); i++)
+	for (unsigned i = 0; dot && !strchr(dot, '/') && i < ARRAY_SIZE(extensions); i++)
 		if (!strcmp(dot, extensions[i].ext))
 			return &extensions[i];
 	return NULL;
@@ -53,15 +52,13 @@ static int export_snapshot(sy_engine *eng, void *arg)
 
 	rc = sy_metrics_refresh(eng);
 	if (rc < 0)
-		return bench_fail(rc, "--metrics: sy_metrics_refresh: %s",
-				  sy_strerror(rc));
+		return bench_fail(rc, "--metrics: sy_metrics_refresh: %s", sy_strerror(rc));
 	snap = sy_metrics_snapshot(eng);
 	if (!snap)
 		return bench_fail(-ENODATA, "--metrics: no snapshot");
 	rc = sy_snapshot_format(snap, x->fmt, &buf, &len);
 	if (rc < 0)
-		bench_fail(rc, "--metrics: sy_snapshot_format: %s",
-			   sy_strerror(rc));
+		bench_fail(rc, "--metrics: sy_snapshot_format: %s", sy_strerror(rc));
 	else if (fwrite(buf, 1, len, x->f) != len)
 		rc = -EIO;
 	free(buf);
@@ -73,8 +70,8 @@ static int export_snapshot(sy_engine *eng, void *arg)
 	return rc;
 }
 
-int metrics_file_write(const struct bench_ctx *ctx, const char *path,
-		       FILE *f, struct report *rep)
+int metrics_file_write(const struct bench_ctx *ctx, const char *path, FILE *f,
+		       struct report *rep)
 {
 	struct export x = { .f = f, .fmt = find_extension(path)->fmt };
 	struct bench_ctx one = *ctx;
@@ -92,11 +89,10 @@ int metrics_file_write(const struct bench_ctx *ctx, const char *path,
 		rc = bench_fail(-EIO, "--metrics: writing %s failed", path);
 	if (rc < 0)
 		return rc;
-	report_add_note(rep, "metrics: %s (%s): snapshot %" PRIu64 " of a "
-			"dedicated engine-single run of %" PRIu64 " messages; "
-			"delivered %" PRIu64 ", latency p50 %" PRIu64 " ns, "
-			"p99 %" PRIu64 " ns (%" PRIu64 " samples)", path,
-			find_extension(path)->name, x.seq, n, x.delivered,
-			x.latency.p50, x.latency.p99, x.latency.count);
+	report_add_note(rep, "metrics: %s (%s): snapshot %" PRIu64 " of a dedicated engine-single "
+			"run of %" PRIu64 " messages; delivered %" PRIu64 ", latency p50 %" PRIu64
+			" ns, p99 %" PRIu64 " ns (%" PRIu64 " samples)", path,
+			find_extension(path)->name, x.seq, n, x.delivered, x.latency.p50,
+			x.latency.p99, x.latency.count);
 	return 0;
 }

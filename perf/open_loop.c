@@ -1,7 +1,5 @@
-/*
- * engine-open-loop (docs/perf.md): each latency counts from the request's
- * intended send time; every tag must come back exactly once.
- */
+/* engine-open-loop (docs/perf.md): each latency counts from the request's intended send
+ * time; every tag must come back exactly once. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,15 +87,14 @@ static int open_produce(void *arg)
 			sched_yield();
 	}
 	if (rc < 0)
-		engine_error(&run->e, "sending requests and polling "
-			     "replies", rc);
+		engine_error(&run->e, "sending requests and polling replies", rc);
 	sy_msg_free(run->spare);
 	sy_producer_detach(run->e.eng);
 	return rc;
 }
 
-static int engine_open_loop(const struct bench_ctx *ctx, uint64_t n,
-			    uint64_t *samples, double *secs)
+static int engine_open_loop(const struct bench_ctx *ctx, uint64_t n, uint64_t *samples,
+			    double *secs)
 {
 	struct open_run run = {
 		.e = { .n = n, .samples = samples },
@@ -105,27 +102,22 @@ static int engine_open_loop(const struct bench_ctx *ctx, uint64_t n,
 	};
 	struct bench_ctx open = *ctx;
 	/* As engine-rtt: spin on a CPU of its own, unless SY_IDLE decides. */
-	enum sy_idle idle = !getenv("SY_IDLE") && ctx->producer_cpu !=
-			    ctx->consumer_cpu ? SY_IDLE_SPIN : SY_IDLE_DEFAULT;
+	enum sy_idle idle = !getenv("SY_IDLE") && ctx->producer_cpu != ctx->consumer_cpu
+			    ? SY_IDLE_SPIN : SY_IDLE_DEFAULT;
 	int rc;
 
 	open.payload = ctx->payload ? ctx->payload : BENCH_DEFAULT_PAYLOAD;
 	memset(samples, 0, n * sizeof(*samples));
-	rc = engine_open(&run.e, &open, "engine-open-loop", idle, engine_echo,
-			 NULL);
+	rc = engine_open(&run.e, &open, "engine-open-loop", idle, engine_echo, NULL);
 	if (!rc)
-		rc = engine_drive(&run.e, ctx, open_produce, &run);
-	if (!rc)
-		*secs = (double)(run.e.t_end - run.e.t_start) / 1e9;
+		rc = engine_drive(&run.e, ctx, open_produce, &run, secs);
 	return rc;
 }
 
 int scenario_open_loop(const struct bench_ctx *ctx, struct report *rep)
 {
-	const struct report_row *rtt = report_find(rep, "latency",
-						   "engine-rtt");
-	struct variant v = { "engine-open-loop", *ctx, engine_open_loop, 0,
-			     true };
+	const struct report_row *rtt = report_find(rep, "latency", "engine-rtt");
+	struct variant v = { "engine-open-loop", *ctx, engine_open_loop, 0, true };
 	int first;
 
 	if (!rtt || rtt->rate.median <= 0)
@@ -139,9 +131,8 @@ int scenario_open_loop(const struct bench_ctx *ctx, struct report *rep)
 		return first;
 	rep->rows[first].offered_rate = v.ctx.offered_rate;
 	rep->rows[first].rate_fraction = ctx->rate_fraction;
-	report_add_note(rep, "latency: engine-open-loop offers %.0f round "
-			"trips/s (%.2f x engine-rtt's median) on a fixed "
-			"schedule; latency counts from each intended send time",
-			v.ctx.offered_rate, ctx->rate_fraction);
+	report_add_note(rep, "latency: engine-open-loop offers %.0f round trips/s (%.2f x "
+			"engine-rtt's median) on a fixed schedule; latency counts from each "
+			"intended send time", v.ctx.offered_rate, ctx->rate_fraction);
 	return 0;
 }

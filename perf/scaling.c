@@ -13,9 +13,8 @@ int scenario_scaling(const struct bench_ctx *ctx, struct report *rep)
 
 		if (!fits && !ctx->oversubscribe)
 			break;
-		v[ns] = (struct variant){ "engine-burst32", *ctx,
-					  engine_throughput, ctx->messages * k,
-					  true };
+		v[ns] = (struct variant){ "engine-burst32", *ctx, engine_throughput,
+					  ctx->messages * k, true };
 		v[ns].ctx.policy = NULL;
 		v[ns].ctx.burst = BENCH_DEFAULT_BURST;
 		v[ns].ctx.producers = v[ns].ctx.workers = k;
@@ -32,15 +31,13 @@ int scenario_scaling(const struct bench_ctx *ctx, struct report *rep)
 		row->speedup = row->rate.median / rep->rows[first].rate.median;
 		row->efficiency = row->speedup / row->producers;
 		if (2 * row->producers > cpus)
-			report_add_note(rep, "scaling: %ux%u is oversubscribed"
-					": %u threads on %u CPUs",
-					row->producers, row->producers,
-					2 * row->producers, cpus);
+			report_add_note(rep, "scaling: %ux%u is oversubscribed: %u threads on %u "
+					"CPUs", row->producers, row->producers, 2 * row->producers,
+					cpus);
 	}
 	if (first >= 0)
-		rep->rows[first].detail = "k producers x k workers, --messages "
-			"per producer, round_robin over one server per worker; "
-			"producer and worker j on the CPUs 2j and 2j+1 of the "
-			"set; efficiency = speedup / k";
+		rep->rows[first].detail = "k producers x k workers, --messages per producer, "
+			"round_robin over one server per worker; producer and worker j on the CPUs "
+			"2j and 2j+1 of the set; efficiency = speedup / k";
 	return first < 0 ? first : 0;
 }
