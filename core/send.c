@@ -24,16 +24,10 @@
 #include "core/slot.h"
 #include "core/worker.h"
 
-/* Whether @p m is the message the calling handler runs and holds. */
-static bool handling(const struct sy_msg *m)
-{
-	return sy__worker_holds(m);
-}
-
 /* @p m, refused, is its caller's again (the handled message stays held). */
 static void unhold(struct sy_msg *m)
 {
-	if (!handling(m)) {
+	if (!sy__worker_holds(m)) {
 		m->held = 0;
 		/* Not a request any more: sy_msg_status() reads replies only. */
 		m->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
@@ -165,7 +159,7 @@ static __attribute__((noinline, cold)) bool
 burst_meets_own(const struct sy_msg *m, const struct sy_msg *own,
 		struct sy__msg_route *saved)
 {
-	if (own || !handling(m))
+	if (own || !sy__worker_holds(m))
 		return false;
 	sy__msg_route_save(m, saved);
 	return true;

@@ -333,7 +333,7 @@ static int passing_handler(sy_engine *eng, sy_msg *m, void *ctx)
 		break;
 	}
 	atomic_store(&pass.first[way], rc);
-	/* Kept, it is the handler's, and this send takes it. */
+	/* Only a kept message, the handler's now, may go again. */
 	atomic_store(&pass.again[way][0], sy_msg_send(eng, pass.to, m));
 	atomic_store(&pass.again[way][1], sy_msg_send(eng, pass.to, m));
 	atomic_store(&pass.again[way][2], sy_msg_reply(m, m));
