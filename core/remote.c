@@ -80,7 +80,7 @@
 #define SY_REMOTE_TICK_NS 1000000u       /* timeout scan while messages wait */
 #define SY_REMOTE_IDLE_NS 100000000u     /* nap with nothing in flight */
 #define SY_REMOTE_ACK_TIMEOUT_NS 1000000000ull
-#define SY_REMOTE_MAX_IN_FLIGHT 256u
+#define SY_REMOTE_MAX_IN_FLIGHT 1024u
 #define SY_REMOTE_QUEUE_FACTOR 16u      /* waiting: at most this many windows */
 #define SY_SUBJECT_MAX 200
 #define SY_STREAM_MAX 64
