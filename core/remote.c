@@ -80,7 +80,7 @@
 #define SY_REMOTE_TICK_NS 1000000u       /* timeout scan while messages wait */
 #define SY_REMOTE_IDLE_NS 100000000u     /* nap with nothing in flight */
 #define SY_REMOTE_ACK_TIMEOUT_NS 1000000000ull
-#define SY_REMOTE_MAX_IN_FLIGHT 256u
+#define SY_REMOTE_MAX_IN_FLIGHT 1024u
 #define SY_REMOTE_QUEUE_FACTOR 16u      /* waiting: at most this many windows */
 #define SY_SUBJECT_MAX 200
 #define SY_STREAM_MAX 64
@@ -100,15 +100,16 @@ struct pending {
 	struct pending *prev, *next;    /* every pending entry, oldest first */
 	uint64_t id;
 	struct sy_msg *m;
-	struct rserver *rs;
+	struct sy__rserver *rs;
 	uint64_t sent_ns, expires_ns;
 	int fail_rc;                    /* on expiry: -ETIMEDOUT, or why it failed */
+	unsigned span;                  /* the first of a batch: its messages */
 };
 
 /* A remote server: its handler's context. */
-struct rserver {
+struct sy__rserver {
 	struct sy__remote *rm;
-	struct rserver *next;           /* rm->rservers, under eng->lock */
+	struct sy__rserver *next;       /* rm->rservers, under eng->lock */
 	uint64_t ack_timeout_ns;
 	unsigned max_in_flight;
 	_Atomic unsigned in_flight;     /* published, result not yet back */
@@ -117,6 +118,15 @@ struct rserver {
 	 * (msg->next), until results come back. That worker only. */
 	struct sy_msg *queue, **queue_tail;
 	unsigned queued;
+	/* The batch this pass builds (docs/remote.md, "Batches"): its records
+	 * in buf, their pending entries in order (pending.next), published
+	 * at the pass's end or when full. That worker only. */
+	struct sy__rserver *flush_next; /* on the worker's remote_flush list */
+	bool listed;
+	struct pending *batch, **batch_tail;
+	unsigned nbatch;
+	unsigned char *buf;
+	size_t len, cap;
 	char subject[SY_SUBJECT_MAX + 1];
 };
 
@@ -125,6 +135,8 @@ struct served {
 	struct served *hnext;
 	uint32_t seq;
 	bool request;
+	bool batched;                   /* acknowledged in a batch, by id */
+	uint64_t id;                    /* the sender's id (batched) */
 	struct sy_msg *reply;           /* the handler's reply, if any */
 	char reply_to[];                /* the sender's acknowledgement subject */
 };
@@ -141,6 +153,17 @@ struct inmsg {
 	natsMsg *msg;
 	struct export *ex;
 };
+
+/* Acknowledgements of batched messages to one reply subject, built by the
+ * remote thread and published at the end of its pass. */
+struct ackbuf {
+	char to[SY_SUBJECT_MAX + 1];
+	unsigned char *buf;
+	size_t len, cap;
+	unsigned n;
+};
+
+#define SY_ACK_BUFS 8
 
 struct sy__remote {
 	struct sy_engine *eng;
@@ -164,6 +187,7 @@ struct sy__remote {
 	_Atomic uint64_t outstanding;   /* published, not yet back on a ring */
 	_Atomic unsigned nin;           /* entries in `in` (a hint, for parking) */
 	uint64_t instance;              /* random: names this engine in Sy-Id */
+	size_t batch_max;               /* bytes of records in one batch */
 	pthread_mutex_t lock;
 	struct pending *buckets[SY_REMOTE_BUCKETS];
 	struct pending *oldest, *newest;
@@ -174,6 +198,8 @@ struct sy__remote {
 	uint32_t serve_seq;
 	struct sy_msg **waiting;        /* results whose ring was full */
 	unsigned nwaiting, waiting_cap;
+	struct ackbuf acks_out[SY_ACK_BUFS];
+	unsigned nacks_out;
 	struct sy__hist ack_hist;
 	/* The dead letter stream: set at connect, then read-only. */
 	jsCtx *js;                      /* NULL: no stream */
@@ -184,7 +210,7 @@ struct sy__remote {
 	struct sy__dl_copy *dl_todo, **dl_todo_tail; /* the remote thread's */
 	/* Under eng->lock. */
 	struct export *exports;
-	struct rserver *rservers;
+	struct sy__rserver *rservers;
 	_Atomic uint64_t c[RC_COUNT];
 };
 
@@ -276,7 +302,7 @@ static const char *route_name(struct sy_engine *eng, uint32_t id)
 	return r ? r->name : "";
 }
 
-static natsStatus build(struct sy__remote *rm, struct rserver *rs,
+static natsStatus build(struct sy__remote *rm, struct sy__rserver *rs,
 			struct sy_msg *m, uint64_t id, uint64_t wait_ns,
 			const char *inbox, natsMsg **out)
 {
@@ -311,15 +337,35 @@ static natsStatus build(struct sy__remote *rm, struct rserver *rs,
 	return NATS_OK;
 }
 
+/* How long the sender waits for @p m's acknowledgement from @p now: the
+ * far engine gets no longer. */
+static uint64_t wait_for(const struct sy__rserver *rs, const struct sy_msg *m,
+			 uint64_t now)
+{
+	if ((m->flags & SY_MSG_DEADLINE) && m->deadline < now + rs->ack_timeout_ns)
+		return m->deadline > now ? m->deadline - now : 1;
+	return rs->ack_timeout_ns;
+}
+
+/* @p m leaves: its window slot is taken, the sample was taken at the
+ * first run and the field now times the trip. */
+static void leaving(struct sy__rserver *rs, struct sy_msg *m, uint64_t now)
+{
+	m->flags &= (uint8_t)~SY_MSG_TIMED;
+	m->sent_ns = now;
+	atomic_fetch_add_explicit(&rs->in_flight, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&rs->away, 1, memory_order_relaxed);
+}
+
 /*
- * Publish @p m. @return 0: it is the remote thread's now (published, or
- * failed by a connection that dropped meanwhile); a negative errno: it
+ * Publish @p m alone. @return 0: it is the remote thread's now (published,
+ * or failed by a connection that dropped meanwhile); a negative errno: it
  * was not published and is still the caller's.
  */
-static int publish(struct rserver *rs, struct sy_msg *m)
+static int publish(struct sy__rserver *rs, struct sy_msg *m)
 {
 	struct sy__remote *rm = rs->rm;
-	uint64_t now, wait_ns = rs->ack_timeout_ns;
+	uint64_t now, wait_ns;
 	struct pending *p;
 	natsMsg *nm;
 	natsStatus s;
@@ -330,9 +376,7 @@ static int publish(struct rserver *rs, struct sy_msg *m)
 		return -ENOTCONN;
 	}
 	now = sy__now(rm->eng);
-	/* The far engine gets no longer than the sender waits. */
-	if ((m->flags & SY_MSG_DEADLINE) && m->deadline < now + wait_ns)
-		wait_ns = m->deadline > now ? m->deadline - now : 1;
+	wait_ns = wait_for(rs, m, now);
 	/* Alone in flight, it is written at once, on the connection that
 	 * sends promptly; behind others it joins the batch that the
 	 * flusher writes. Each connection has its inbox: the server sends
@@ -352,12 +396,8 @@ static int publish(struct rserver *rs, struct sy_msg *m)
 	p->sent_ns = now;
 	p->expires_ns = now + wait_ns;
 	p->fail_rc = -ETIMEDOUT;
-	/* The sample was taken at the first run; the field now times the
-	 * trip. */
-	m->flags &= (uint8_t)~SY_MSG_TIMED;
-	m->sent_ns = now;
-	atomic_fetch_add_explicit(&rs->in_flight, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&rs->away, 1, memory_order_relaxed);
+	p->span = 1;
+	leaving(rs, m, now);
 	/* From here the remote thread may complete the message at any time:
 	 * it is not touched again. */
 	pthread_mutex_lock(&rm->lock);
@@ -389,19 +429,216 @@ static int publish(struct rserver *rs, struct sy_msg *m)
 	return -ENOTCONN;
 }
 
+/* ---- batches: a pass's messages to one server in one NATS message ---- */
+
+/* A record: key, tag, Sy-Deadline-In, attempt (8, 8, 8, 4 bytes), flags
+ * (1: bit 0 a request), the route name's length (1), the payload's (4),
+ * then the name and the payload; integers little-endian. */
+#define SY_REC_HEAD 34u
+#define SY_REC_REQUEST 1u
+/* An acknowledgement's record: the message's id (8), the result (4, two's
+ * complement), flags (1: bit 0 a reply follows), the reply's length (4),
+ * then the reply. */
+#define SY_ACK_HEAD 17u
+#define SY_ACK_REPLIED 1u
+#define SY_BATCH_MAX_BYTES 65536u
+
+static void put_le(unsigned char *p, uint64_t v, unsigned bytes)
+{
+	for (unsigned i = 0; i < bytes; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t get_le(const unsigned char *p, unsigned bytes)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < bytes; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+/* Room for @p more bytes at the end of @p *buf (@p len used of @p *cap). */
+static bool reserve(unsigned char **buf, size_t *cap, size_t len, size_t more)
+{
+	size_t want = *cap ? *cap : 4096;
+	unsigned char *n;
+
+	if (len + more <= *cap)
+		return true;
+	while (want < len + more)
+		want *= 2;
+	n = realloc(*buf, want);
+	if (!n)
+		return false;
+	*buf = n;
+	*cap = want;
+	return true;
+}
+
+/* Publish @p rs's batch, if it has one, on the connection that writes at
+ * once: one write for the pass's messages. The reply subject names the
+ * batch's first id; the acknowledgements come in batches too. */
+static void batch_flush(struct sy__rserver *rs)
+{
+	struct sy__remote *rm = rs->rm;
+	struct pending *p = rs->batch, *next;
+	unsigned n = rs->nbatch, i = 0;
+	char reply[sizeof(rm->inbox) + 24], sid[48], count_s[16];
+	natsMsg *nm = NULL;
+	natsStatus s;
+	uint64_t base;
+	int rc;
+
+	if (!n)
+		return;
+	base = atomic_fetch_add_explicit(&rm->next_id, n, memory_order_relaxed);
+	snprintf(reply, sizeof(reply), "%s.%" PRIu64, rm->prompt_inbox, base);
+	snprintf(sid, sizeof(sid), "%016" PRIx64 "-%" PRIu64, rm->instance,
+		 base);
+	snprintf(count_s, sizeof(count_s), "%u", n);
+	s = natsMsg_Create(&nm, rs->subject, reply, (const char *)rs->buf,
+			   (int)rs->len);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(nm, "Sy-Id", sid);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(nm, "Sy-Batch", count_s);
+	p->span = n;
+	/* From here the remote thread may complete them at any time. */
+	pthread_mutex_lock(&rm->lock);
+	for (; p; p = next) {
+		next = p->next;
+		p->id = base + i++;
+		pending_insert(rm, p);
+	}
+	pthread_mutex_unlock(&rm->lock);
+	rs->batch = NULL;
+	rs->batch_tail = &rs->batch;
+	rs->nbatch = 0;
+	rs->len = 0;
+	if (s == NATS_OK)
+		s = natsConnection_PublishMsg(rm->prompt, nm);
+	natsMsg_Destroy(nm);
+	if (s == NATS_OK) {
+		atomic_fetch_add_explicit(&rm->c[RC_PUBLISHED], n,
+					  memory_order_relaxed);
+		return;
+	}
+	/* Not published: the remote thread fails each at its next pass,
+	 * unless a dropped connection failed it already. */
+	rc = s == NATS_NO_MEMORY ? -ENOMEM : s == NATS_MAX_PAYLOAD ? -EMSGSIZE :
+	     -ENOTCONN;
+	pthread_mutex_lock(&rm->lock);
+	for (i = 0; i < n; i++) {
+		p = pending_find(rm, base + i);
+		if (!p)
+			continue;
+		p->expires_ns = 0;
+		p->fail_rc = rc;
+		if (rc != -ENOMEM)
+			count(rm, rc == -EMSGSIZE ? RC_TOO_LARGE :
+						    RC_CONN_FAILURES);
+	}
+	pthread_mutex_unlock(&rm->lock);
+	sy__wake(&rm->slot->parker);
+}
+
+/* Add @p m, whose record takes @p rec bytes, to @p rs's batch. Same
+ * contract as publish(). */
+static int batch_add(struct sy__rserver *rs, struct sy__worker *w,
+		     struct sy_msg *m, const char *route, size_t rec)
+{
+	struct sy__remote *rm = rs->rm;
+	size_t rlen = strlen(route);
+	struct pending *p;
+	unsigned char *at;
+	uint64_t now;
+
+	if (state_of(rm) != SY_NATS_CONNECTED) {
+		count(rm, RC_CONN_FAILURES);
+		return -ENOTCONN;
+	}
+	if (!reserve(&rs->buf, &rs->cap, rs->len, rec) ||
+	    !(p = malloc(sizeof(*p))))
+		return -ENOMEM;
+	now = sy__now(rm->eng);
+	*p = (struct pending){ .m = m, .rs = rs, .sent_ns = now,
+			       .fail_rc = -ETIMEDOUT, .span = 1 };
+	p->expires_ns = now + wait_for(rs, m, now);
+	at = rs->buf + rs->len;
+	put_le(at, m->key, 8);
+	put_le(at + 8, m->tag, 8);
+	put_le(at + 16, p->expires_ns - now, 8);
+	put_le(at + 24, m->attempts + 1u, 4);
+	at[28] = (m->flags & SY_MSG_REQUEST) ? SY_REC_REQUEST : 0;
+	at[29] = (unsigned char)rlen;
+	put_le(at + 30, m->size, 4);
+	memcpy(at + SY_REC_HEAD, route, rlen);
+	memcpy(at + SY_REC_HEAD + rlen, m->data, m->size);
+	rs->len += rec;
+	*rs->batch_tail = p;
+	rs->batch_tail = &p->next;
+	rs->nbatch++;
+	leaving(rs, m, now);
+	if (!rs->listed) {
+		rs->listed = true;
+		rs->flush_next = w->remote_flush;
+		w->remote_flush = rs;
+	}
+	return 0;
+}
+
+/*
+ * Send @p m to @p rs: at once and alone while none of the server's
+ * messages is in flight (a lone message does not wait), else in the batch
+ * that this pass of the worker builds. Same contract as publish().
+ */
+static int send_one(struct sy__rserver *rs, struct sy__worker *w,
+		    struct sy_msg *m)
+{
+	const char *route;
+	size_t rec;
+
+	if (!rs->nbatch && !atomic_load_explicit(&rs->in_flight,
+						 memory_order_relaxed))
+		return publish(rs, m);
+	route = route_name(rs->rm->eng, m->route_id);
+	rec = SY_REC_HEAD + strlen(route) + m->size;
+	if (rs->len + rec > rs->rm->batch_max)
+		batch_flush(rs);
+	/* Too large for any batch: alone, as the server's limit decides. */
+	if (rec > rs->rm->batch_max)
+		return publish(rs, m);
+	return batch_add(rs, w, m, route, rec);
+}
+
+void sy__remote_flush(struct sy__worker *w)
+{
+	struct sy__rserver *rs = w->remote_flush;
+
+	w->remote_flush = NULL;
+	while (rs) {
+		struct sy__rserver *next = rs->flush_next;
+
+		rs->listed = false;
+		batch_flush(rs);
+		rs = next;
+	}
+}
+
 /*
  * A message that waited for the window could not be published: the remote
  * thread fails it with @p rc at its next pass, so that it comes back to
  * this worker like any result.
  */
-static void fail_later(struct rserver *rs, struct sy_msg *m, int rc)
+static void fail_later(struct sy__rserver *rs, struct sy_msg *m, int rc)
 {
 	struct sy__remote *rm = rs->rm;
 	struct pending *p;
 
 	while (!(p = malloc(sizeof(*p))))
 		sched_yield();
-	*p = (struct pending){ .m = m, .rs = rs, .fail_rc = rc,
+	*p = (struct pending){ .m = m, .rs = rs, .fail_rc = rc, .span = 1,
 			       .id = atomic_fetch_add_explicit(&rm->next_id, 1,
 							       memory_order_relaxed) };
 	atomic_fetch_add_explicit(&rs->in_flight, 1, memory_order_relaxed);
@@ -412,8 +649,8 @@ static void fail_later(struct rserver *rs, struct sy_msg *m, int rc)
 	sy__wake(&rm->slot->parker);
 }
 
-/* Results came back: publish what waits, while the window has room. */
-static void publish_waiting(struct rserver *rs)
+/* Results came back: send what waits, while the window has room. */
+static void publish_waiting(struct sy__rserver *rs, struct sy__worker *w)
 {
 	while (rs->queue && atomic_load_explicit(&rs->in_flight,
 						 memory_order_relaxed) <
@@ -426,7 +663,7 @@ static void publish_waiting(struct rserver *rs)
 			rs->queue_tail = &rs->queue;
 		rs->queued--;
 		m->next = NULL;
-		rc = publish(rs, m);
+		rc = send_one(rs, w, m);
 		if (rc)
 			fail_later(rs, m, rc);
 	}
@@ -434,14 +671,14 @@ static void publish_waiting(struct rserver *rs)
 
 static int remote_run(sy_engine *eng, sy_msg *m, void *ctx)
 {
-	struct rserver *rs = ctx;
+	struct sy__rserver *rs = ctx;
 	struct sy__worker *w = sy__worker_self();
 	int rc;
 
 	(void)eng;
 	if (m->remote_mark == sy__remote_mark_of(m, SY_REMOTE_DONE)) {
 		rc = remote_result(m);
-		publish_waiting(rs);
+		publish_waiting(rs, w);
 		return rc;
 	}
 	if (rs->queue || atomic_load_explicit(&rs->in_flight,
@@ -460,7 +697,7 @@ static int remote_run(sy_engine *eng, sy_msg *m, void *ctx)
 	}
 	/* Counted before the remote thread can hand it back. */
 	atomic_fetch_add_explicit(&rs->rm->outstanding, 1, memory_order_relaxed);
-	rc = publish(rs, m);
+	rc = send_one(rs, w, m);
 	if (rc) {
 		atomic_fetch_sub_explicit(&rs->rm->outstanding, 1,
 					  memory_order_relaxed);
@@ -584,7 +821,7 @@ static unsigned store_dead_letters(struct sy__remote *rm)
 static bool hand_back(struct sy__remote *rm, struct sy_msg *m)
 {
 	unsigned w = m->server->worker;
-	struct rserver *rs = m->server->ctx;
+	struct sy__rserver *rs = m->server->ctx;
 
 	if (!sy__ring_enqueue_spsc(&sy__slot_out(rm->slot)[w], m))
 		return false;
@@ -680,17 +917,14 @@ static const char *header(natsMsg *nm, const char *key)
 	return natsMsgHeader_Get(nm, key, &v) == NATS_OK ? v : NULL;
 }
 
-/* An acknowledgement on <inbox>.<id>, of either connection's inbox. */
-static void take_ack(struct sy__remote *rm, natsMsg *nm)
+/* Message @p id was acknowledged with @p rc (and the reply @p data of
+ * @p len bytes, if @p replied). */
+static void acked(struct sy__remote *rm, uint64_t id, int rc, bool replied,
+		  const void *data, size_t len)
 {
-	const char *subj = strrchr(natsMsg_GetSubject(nm), '.');
 	struct sy_msg *reply = NULL;
 	struct pending *p;
-	uint64_t id;
-	int rc;
 
-	if (!subj || !parse_u64(subj + 1, &id))
-		return;
 	pthread_mutex_lock(&rm->lock);
 	p = pending_find(rm, id);
 	if (p)
@@ -700,25 +934,95 @@ static void take_ack(struct sy__remote *rm, natsMsg *nm)
 		count(rm, RC_LATE_ACKS);
 		return;
 	}
-	if (natsMsg_IsNoResponders(nm)) {
-		count(rm, RC_NO_RESPONDERS);
-		rc = -EHOSTUNREACH;
-	} else if (!parse_int(header(nm, "Sy-Status"), &rc)) {
-		count(rm, RC_MALFORMED);
-		rc = -EPROTO;
-	} else {
-		count(rm, rc >= 0 ? RC_ACKED : RC_NACKED);
-		sy__hist_record(&rm->ack_hist, sy__now(rm->eng) - p->sent_ns);
-	}
-	if (rc >= 0 && header(nm, "Sy-Replied")) {
-		int len = natsMsg_GetDataLength(nm);
-
-		reply = sy_msg_alloc(rm->eng, (size_t)len);
+	count(rm, rc >= 0 ? RC_ACKED : RC_NACKED);
+	sy__hist_record(&rm->ack_hist, sy__now(rm->eng) - p->sent_ns);
+	if (rc >= 0 && replied) {
+		reply = sy_msg_alloc(rm->eng, len);
 		if (reply)
-			memcpy(sy_msg_data(reply), natsMsg_GetData(nm),
-			       (size_t)len);
+			memcpy(sy_msg_data(reply), data, len);
 	}
 	complete(rm, p, rc, reply);
+}
+
+/* Nobody serves the subject of the message (or batch) whose first id is
+ * @p id: fail each of them. */
+static void no_responders(struct sy__remote *rm, uint64_t id)
+{
+	struct pending *gone = NULL, **tail = &gone, *p;
+	unsigned span;
+
+	pthread_mutex_lock(&rm->lock);
+	p = pending_find(rm, id);
+	span = p ? p->span : 0;
+	for (unsigned i = 0; i < span; i++) {
+		p = pending_find(rm, id + i);
+		if (!p)
+			continue;
+		pending_unlink(rm, p);
+		*tail = p;
+		tail = &p->next;
+	}
+	*tail = NULL;
+	pthread_mutex_unlock(&rm->lock);
+	if (!span)
+		count(rm, RC_LATE_ACKS);
+	while ((p = gone)) {
+		gone = p->next;
+		count(rm, RC_NO_RESPONDERS);
+		complete(rm, p, -EHOSTUNREACH, NULL);
+	}
+}
+
+/* A batch of acknowledgements: checked whole, then each taken. */
+static void take_acks(struct sy__remote *rm, natsMsg *nm)
+{
+	const unsigned char *d = (const unsigned char *)natsMsg_GetData(nm);
+	size_t len = (size_t)natsMsg_GetDataLength(nm), off = 0;
+
+	while (off < len) {
+		if (len - off < SY_ACK_HEAD ||
+		    len - off - SY_ACK_HEAD < get_le(d + off + 13, 4)) {
+			/* Their messages time out. */
+			count(rm, RC_MALFORMED);
+			return;
+		}
+		off += SY_ACK_HEAD + get_le(d + off + 13, 4);
+	}
+	for (const unsigned char *r = d; r < d + len;
+	     r += SY_ACK_HEAD + get_le(r + 13, 4))
+		acked(rm, get_le(r, 8), (int)(int32_t)(uint32_t)get_le(r + 8, 4),
+		      r[12] & SY_ACK_REPLIED, r + SY_ACK_HEAD,
+		      get_le(r + 13, 4));
+}
+
+/* An acknowledgement on <inbox>.<id>, of either connection's inbox: of
+ * one message, or of some messages of the batch that starts at id. */
+static void take_ack(struct sy__remote *rm, natsMsg *nm)
+{
+	const char *subj = strrchr(natsMsg_GetSubject(nm), '.');
+	uint64_t id;
+	int rc;
+
+	if (!subj || !parse_u64(subj + 1, &id))
+		return;
+	if (natsMsg_IsNoResponders(nm)) {
+		no_responders(rm, id);
+	} else if (header(nm, "Sy-Batch")) {
+		take_acks(rm, nm);
+	} else if (!parse_int(header(nm, "Sy-Status"), &rc)) {
+		struct pending *p;
+
+		count(rm, RC_MALFORMED);
+		pthread_mutex_lock(&rm->lock);
+		if ((p = pending_find(rm, id)))
+			pending_unlink(rm, p);
+		pthread_mutex_unlock(&rm->lock);
+		if (p)
+			complete(rm, p, -EPROTO, NULL);
+	} else {
+		acked(rm, id, rc, header(nm, "Sy-Replied") != NULL,
+		      natsMsg_GetData(nm), (size_t)natsMsg_GetDataLength(nm));
+	}
 }
 
 /* Fail every pending message that has expired by @p now (all of them,
@@ -793,58 +1097,125 @@ static void malformed(struct sy__remote *rm, natsMsg *nm, const char *why)
 		natsMsg_GetSubject(nm), why);
 }
 
-/* A message on an exported subject: send it through the route. */
-static void serve(struct sy__remote *rm, struct export *ex, natsMsg *nm)
+/* Publish the acknowledgements gathered for batched messages. */
+static void acks_flush(struct sy__remote *rm)
 {
-	const char *to = natsMsg_GetReply(nm), *v;
-	uint64_t key = 0, tag = 0, wait_ns;
+	for (unsigned i = 0; i < rm->nacks_out; i++) {
+		struct ackbuf *a = &rm->acks_out[i];
+		char count_s[16];
+		natsMsg *nm = NULL;
+		natsStatus s;
+
+		snprintf(count_s, sizeof(count_s), "%u", a->n);
+		s = natsMsg_Create(&nm, a->to, NULL, (const char *)a->buf,
+				   (int)a->len);
+		if (s == NATS_OK)
+			s = natsMsgHeader_Set(nm, "Sy-Batch", count_s);
+		/* Lost, the sender times out and tries again: at least once. */
+		if (s == NATS_OK)
+			natsConnection_PublishMsg(rm->prompt, nm);
+		natsMsg_Destroy(nm);
+		a->len = 0;
+		a->n = 0;
+	}
+	rm->nacks_out = 0;
+}
+
+/* Add message @p id's acknowledgement to those for @p to. */
+static void ack_add(struct sy__remote *rm, const char *to, uint64_t id,
+		    int rc, struct sy_msg *reply)
+{
+	size_t size = reply ? sy_msg_size(reply) : 0, rec = SY_ACK_HEAD + size;
+	struct ackbuf *a = NULL;
+	unsigned char *at;
+
+	for (unsigned i = 0; i < rm->nacks_out && !a; i++)
+		if (!strcmp(rm->acks_out[i].to, to))
+			a = &rm->acks_out[i];
+	if (!a) {
+		if (rm->nacks_out == SY_ACK_BUFS)
+			acks_flush(rm);
+		a = &rm->acks_out[rm->nacks_out++];
+		snprintf(a->to, sizeof(a->to), "%s", to);
+	}
+	if (a->n && a->len + rec > rm->batch_max) {
+		acks_flush(rm);
+		rm->nacks_out = 1;
+		a = &rm->acks_out[0];
+		snprintf(a->to, sizeof(a->to), "%s", to);
+	}
+	if (reserve(&a->buf, &a->cap, a->len, rec)) {
+		at = a->buf + a->len;
+		put_le(at, id, 8);
+		put_le(at + 8, (uint32_t)rc, 4);
+		at[12] = reply ? SY_ACK_REPLIED : 0;
+		put_le(at + 13, size, 4);
+		if (reply)
+			memcpy(at + SY_ACK_HEAD, sy_msg_data(reply), size);
+		a->len += rec;
+		a->n++;
+	}
+	if (reply)
+		sy_msg_free(reply);
+}
+
+/* Answer the sender of a message served here: alone on @p to, or by its
+ * @p id among the batch's acknowledgements. */
+static void answer(struct sy__remote *rm, const char *to, bool batched,
+		   uint64_t id, int rc, struct sy_msg *reply, bool now)
+{
+	if (batched)
+		ack_add(rm, to, id, rc, reply);
+	else
+		ack(rm, to, rc, reply, now);
+}
+
+static unsigned take_results(struct sy__remote *rm);
+
+/* What a served message carries besides its payload. */
+struct far {
+	const char *to;                 /* the acknowledgement's subject */
+	uint64_t id, key, tag, wait_ns;
+	bool request, batched;
+};
+
+/* Send a message from another engine through the route. */
+static void serve_one(struct sy__remote *rm, struct export *ex,
+		      const struct far *f, const void *data, size_t len)
+{
 	struct served *sv, **at;
 	struct sy_msg *m;
-	bool request;
 	uint64_t until;
-	int rc, len;
+	int rc;
 
-	if (!to || !*to) {
-		malformed(rm, nm, "no reply subject");
-		return;
-	}
-	if (!parse_u64(header(nm, "Sy-Deadline-In"), &wait_ns) || !wait_ns) {
-		malformed(rm, nm, "no Sy-Deadline-In header");
-		return;
-	}
-	if (((v = header(nm, "Sy-Key")) && !parse_u64(v, &key)) ||
-	    ((v = header(nm, "Sy-Tag")) && !parse_u64(v, &tag))) {
-		malformed(rm, nm, "a bad Sy-Key or Sy-Tag header");
-		return;
-	}
-	request = header(nm, "Sy-Reply") != NULL;
-	len = natsMsg_GetDataLength(nm);
 	if (atomic_load_explicit(&rm->closing, memory_order_relaxed)) {
 		count(rm, RC_SERVED_FAILED);
-		ack(rm, to, -ESHUTDOWN, NULL, false);
+		answer(rm, f->to, f->batched, f->id, -ESHUTDOWN, NULL, false);
 		return;
 	}
-	m = sy_msg_alloc(rm->eng, (size_t)len);
-	sv = malloc(sizeof(*sv) + strlen(to) + 1);
+	m = sy_msg_alloc(rm->eng, len);
+	sv = malloc(sizeof(*sv) + strlen(f->to) + 1);
 	if (!m || !sv) {
 		sy_msg_free(m);
 		free(sv);
 		count(rm, RC_SERVED_FAILED);
-		ack(rm, to, -ENOMEM, NULL, false);
+		answer(rm, f->to, f->batched, f->id, -ENOMEM, NULL, false);
 		return;
 	}
-	memcpy(sy_msg_data(m), natsMsg_GetData(nm), (size_t)len);
-	sy_msg_set_key(m, key);
-	sy_msg_set_tag(m, tag);
-	until = sy__now(rm->eng) + wait_ns;
+	memcpy(sy_msg_data(m), data, len);
+	sy_msg_set_key(m, f->key);
+	sy_msg_set_tag(m, f->tag);
+	until = sy__now(rm->eng) + f->wait_ns;
 	sy_msg_set_deadline(m, until);
 	do {
 		rm->serve_seq = (rm->serve_seq + 1) & 0xffffffu;
 	} while (!rm->serve_seq || *served_at(rm, rm->serve_seq));
 	sv->seq = rm->serve_seq;
-	sv->request = request;
+	sv->request = f->request;
+	sv->batched = f->batched;
+	sv->id = f->id;
 	sv->reply = NULL;
-	strcpy(sv->reply_to, to);
+	strcpy(sv->reply_to, f->to);
 	at = served_at(rm, sv->seq);
 	sv->hnext = NULL;
 	*at = sv;
@@ -852,11 +1223,13 @@ static void serve(struct sy__remote *rm, struct export *ex, natsMsg *nm)
 	m->remote_mark = sy__remote_mark_of(m, SY_REMOTE_ORIGIN);
 	/* A full ring: wait for room while the sender still waits. */
 	for (;;) {
-		rc = request ? sy_msg_request(rm->eng, ex->route, m) :
-			       sy_msg_send(rm->eng, ex->route, m);
+		rc = f->request ? sy_msg_request(rm->eng, ex->route, m) :
+				  sy_msg_send(rm->eng, ex->route, m);
 		if (rc != -EAGAIN || sy__now(rm->eng) >= until)
 			break;
-		nanosleep(&(struct timespec){ .tv_nsec = 20000 }, NULL);
+		/* The worker may wait for room on this thread's ring. */
+		if (!take_results(rm))
+			nanosleep(&(struct timespec){ .tv_nsec = 20000 }, NULL);
 	}
 	if (rc == 0)
 		return;
@@ -865,7 +1238,81 @@ static void serve(struct sy__remote *rm, struct export *ex, natsMsg *nm)
 	m->remote_mark = 0;
 	sy_msg_free(m);
 	count(rm, RC_SERVED_FAILED);
-	ack(rm, to, rc, NULL, false);
+	answer(rm, f->to, f->batched, f->id, rc, NULL, false);
+}
+
+/* The batch @p nm of @p n records: checked whole, then each sent. */
+static void serve_batch(struct sy__remote *rm, struct export *ex,
+			natsMsg *nm, struct far *f, unsigned n)
+{
+	const unsigned char *d = (const unsigned char *)natsMsg_GetData(nm);
+	size_t len = (size_t)natsMsg_GetDataLength(nm), off = 0;
+	const char *sid = header(nm, "Sy-Id"), *dash = sid ? strchr(sid, '-') : NULL;
+	uint64_t base;
+
+	if (!dash || !parse_u64(dash + 1, &base)) {
+		malformed(rm, nm, "a batch without a good Sy-Id header");
+		return;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if (len - off < SY_REC_HEAD ||
+		    len - off - SY_REC_HEAD < d[off + 29] +
+					      get_le(d + off + 30, 4) ||
+		    !get_le(d + off + 16, 8)) {
+			malformed(rm, nm, "a batch record is cut short or "
+				  "has no deadline");
+			return;
+		}
+		off += SY_REC_HEAD + d[off + 29] + get_le(d + off + 30, 4);
+	}
+	if (off != len) {
+		malformed(rm, nm, "bytes after a batch's last record");
+		return;
+	}
+	f->batched = true;
+	for (const unsigned char *r = d; r < d + len; r += SY_REC_HEAD + r[29] +
+						   get_le(r + 30, 4)) {
+		f->id = base++;
+		f->key = get_le(r, 8);
+		f->tag = get_le(r + 8, 8);
+		f->wait_ns = get_le(r + 16, 8);
+		f->request = r[28] & SY_REC_REQUEST;
+		serve_one(rm, ex, f, r + SY_REC_HEAD + r[29], get_le(r + 30, 4));
+	}
+}
+
+/* A message on an exported subject: send it (or each of a batch)
+ * through the route. */
+static void serve(struct sy__remote *rm, struct export *ex, natsMsg *nm)
+{
+	struct far f = { .to = natsMsg_GetReply(nm) };
+	const char *v;
+	uint64_t n;
+
+	if (!f.to || !*f.to) {
+		malformed(rm, nm, "no reply subject");
+		return;
+	}
+	if ((v = header(nm, "Sy-Batch"))) {
+		if (!parse_u64(v, &n) || !n || n > UINT32_MAX)
+			malformed(rm, nm, "a bad Sy-Batch header");
+		else
+			serve_batch(rm, ex, nm, &f, (unsigned)n);
+		return;
+	}
+	if (!parse_u64(header(nm, "Sy-Deadline-In"), &f.wait_ns) ||
+	    !f.wait_ns) {
+		malformed(rm, nm, "no Sy-Deadline-In header");
+		return;
+	}
+	if (((v = header(nm, "Sy-Key")) && !parse_u64(v, &f.key)) ||
+	    ((v = header(nm, "Sy-Tag")) && !parse_u64(v, &f.tag))) {
+		malformed(rm, nm, "a bad Sy-Key or Sy-Tag header");
+		return;
+	}
+	f.request = header(nm, "Sy-Reply") != NULL;
+	serve_one(rm, ex, &f, natsMsg_GetData(nm),
+		  (size_t)natsMsg_GetDataLength(nm));
 }
 
 /* A result or a reply from a worker's ring; @p last: the ring is empty. */
@@ -893,7 +1340,8 @@ static void take_result(struct sy__remote *rm, void *e, bool last)
 		int rc = (int)(int32_t)(uint32_t)((uintptr_t)e >> 8);
 
 		count(rm, rc >= 0 ? RC_SERVED : RC_SERVED_FAILED);
-		ack(rm, sv->reply_to, rc, rc >= 0 ? sv->reply : NULL, last);
+		answer(rm, sv->reply_to, sv->batched, sv->id, rc,
+		       rc >= 0 ? sv->reply : NULL, last);
 		if (rc < 0 && sv->reply)
 			sy_msg_free(sv->reply);
 	}
@@ -969,6 +1417,7 @@ static void *remote_main(void *arg)
 		unsigned n = take_incoming(rm);
 
 		n += take_results(rm);
+		acks_flush(rm);
 		n += resend_waiting(rm);
 		n += store_dead_letters(rm);
 		if (atomic_exchange_explicit(&rm->dropped, false,
@@ -1224,10 +1673,13 @@ static void remote_free(struct sy__remote *rm)
 			sy_msg_free(sv->reply);
 			free(sv);
 		}
+	for (unsigned i = 0; i < SY_ACK_BUFS; i++)
+		free(rm->acks_out[i].buf);
 	while (rm->rservers) {
-		struct rserver *rs = rm->rservers;
+		struct sy__rserver *rs = rm->rservers;
 
 		rm->rservers = rs->next;
+		free(rs->buf);
 		free(rs);
 	}
 	pthread_mutex_destroy(&rm->dl_admin);
@@ -1316,6 +1768,18 @@ static natsStatus subscribe_acks(struct sy__remote *rm, natsConnection *nc,
 	return s;
 }
 
+/* A batch's records leave room for its headers within the server's
+ * @p max_payload (which counts them). */
+static size_t batch_max(int64_t max_payload)
+{
+	int64_t room = max_payload - 512;
+
+	if (room < (int64_t)SY_REC_HEAD)
+		return SY_REC_HEAD;
+	return room < (int64_t)SY_BATCH_MAX_BYTES ? (size_t)room :
+						    SY_BATCH_MAX_BYTES;
+}
+
 static int connect_locked(struct sy_engine *eng, const struct sy_nats_opts *o,
 			  struct sy__remote *rm)
 {
@@ -1356,8 +1820,8 @@ static int connect_locked(struct sy_engine *eng, const struct sy_nats_opts *o,
 	if (s != NATS_OK)
 		return nats_fail(-ECONNREFUSED, "sy_nats_connect: no server of "
 				 "the list could be reached", s);
-	if (s == NATS_OK)
-		s = subscribe_acks(rm, rm->nc, rm->inbox, &rm->acks);
+	rm->batch_max = batch_max(natsConnection_GetMaxPayload(rm->prompt));
+	s = subscribe_acks(rm, rm->nc, rm->inbox, &rm->acks);
 	if (s == NATS_OK)
 		s = subscribe_acks(rm, rm->prompt, rm->prompt_inbox,
 				   &rm->prompt_acks);
@@ -1446,7 +1910,7 @@ SY_API int sy_server_add_remote(sy_engine *eng, const char *name,
 				const struct sy_remote_opts *opts, uint32_t *id)
 {
 	struct sy_server_opts so = { 0 };
-	struct rserver *rs;
+	struct sy__rserver *rs;
 	struct sy__remote *rm;
 	int rc;
 
@@ -1473,6 +1937,7 @@ SY_API int sy_server_add_remote(sy_engine *eng, const char *name,
 			    opts->max_in_flight : SY_REMOTE_MAX_IN_FLIGHT;
 	strcpy(rs->subject, subject);
 	rs->queue_tail = &rs->queue;
+	rs->batch_tail = &rs->batch;
 	if (opts) {
 		so.worker = opts->worker;
 		so.worker_set = opts->worker_set;
@@ -1809,7 +2274,7 @@ void sy__remote_ended(struct sy__worker *w, uint32_t seq, int rc)
 
 void sy__remote_server_drain(struct sy_engine *eng, struct sy__server *srv)
 {
-	struct rserver *rs = srv->ctx;
+	struct sy__rserver *rs = srv->ctx;
 	struct timespec nap = { .tv_sec = 0, .tv_nsec = 1000000 };
 
 	/* queued is the worker's: read once nothing is away and the worker
@@ -1958,6 +2423,11 @@ void sy__remote_ended(struct sy__worker *w, uint32_t seq, int rc)
 	(void)w;
 	(void)seq;
 	(void)rc;
+}
+
+void sy__remote_flush(struct sy__worker *w)
+{
+	(void)w;
 }
 
 void sy__remote_quiesce(struct sy_engine *eng)

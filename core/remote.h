@@ -63,6 +63,12 @@ static inline uint32_t sy__remote_origin_take(struct sy_msg *m)
  */
 void sy__remote_ended(struct sy__worker *w, uint32_t seq, int rc);
 
+/*
+ * The end of a worker's pass: publish the batches its remote servers
+ * started during the pass (w->remote_flush), one NATS message each.
+ */
+void sy__remote_flush(struct sy__worker *w);
+
 /* The remote thread's ring from a worker carries these besides replies. */
 static inline bool sy__remote_is_end(const void *e)
 {

@@ -703,6 +703,8 @@ static void *worker_main(void *arg)
 		n = poll_pass(w);
 		if (sy__unlikely(w->retries != NULL))
 			n += sy__retries_due(w);
+		if (sy__unlikely(w->remote_flush != NULL))
+			sy__remote_flush(w);
 		sy__slot_read_unlock(&w->slot->rcu);
 		/* P1: pairs with the acquire in sy__worker_wait_handled(). */
 		atomic_fetch_add_explicit(&w->passes, 1, memory_order_release);

@@ -1322,7 +1322,7 @@ struct sy_remote_opts {
 	uint64_t ack_timeout_ns;   /**< longest wait for the far engine's acknowledgement; 0: 1 s */
 	/** Messages published and awaiting their ack (the window); past it
 	 *  messages wait on the worker, up to 16 windows, and past those a
-	 *  run fails (-ENOBUFS). 0: 256. */
+	 *  run fails (-ENOBUFS). 0: 1024. */
 	unsigned max_in_flight;
 	int worker;                /**< the worker that sends to it, as sy_server_opts.worker */
 	bool worker_set;

@@ -139,8 +139,21 @@ Test(remote_connect, bad_subjects_are_refused)
 
 TestSuite(remote_send, .init = start_natsd, .fini = stop_natsd);
 
+/* A plain subscriber beside the queue group: counts NATS messages. */
+static void count_nats(natsConnection *nc, natsSubscription *sub, natsMsg *m,
+		       void *ctx)
+{
+	(void)nc;
+	(void)sub;
+	atomic_fetch_add((_Atomic uint64_t *)ctx, 1);
+	natsMsg_Destroy(m);
+}
+
 Test(remote_send, every_message_runs_once_on_the_other_engine)
 {
+	static _Atomic uint64_t nats_msgs;
+	natsConnection *watch;
+	natsSubscription *sub;
 	sy_engine *a = engine_on(natsd.url), *b = engine_on(natsd.url);
 	struct t_ledger ledger;
 	struct t_ledger_server ls = { .ledger = &ledger };
@@ -151,11 +164,24 @@ Test(remote_send, every_message_runs_once_on_the_other_engine)
 
 	t_ledger_init(&ledger, n);
 	serve(b, "sy.work", t_ledger_handler, &ls);
+	cr_assert_eq(natsConnection_ConnectTo(&watch, natsd.url), NATS_OK);
+	cr_assert_eq(natsConnection_Subscribe(&sub, watch, "sy.work",
+					      count_nats, &nats_msgs), NATS_OK);
+	cr_assert_eq(natsSubscription_SetPendingLimits(sub, -1, -1), NATS_OK);
+	cr_assert_eq(natsConnection_Flush(watch), NATS_OK);
 	route = remote_route(a, "sy.work", (struct sy_route_opts){ 0 }, NULL,
 			     NULL);
 	send_ids(a, route, 0, n);
 	/* Stop waits for every acknowledgement. */
 	t_quiet_stop(a);
+	/* Messages sent while others were in flight left in batches. */
+	cr_assert_eq(natsConnection_Flush(watch), NATS_OK);
+	cr_expect_lt(atomic_load(&nats_msgs), n / 2,
+		     "%llu NATS messages for %llu engine messages",
+		     (unsigned long long)atomic_load(&nats_msgs),
+		     (unsigned long long)n);
+	natsSubscription_Destroy(sub);
+	natsConnection_Destroy(watch);
 	t_expect_accounting(a, n, n, 0);
 	st = nats_stats(a);
 	cr_expect_eq(st.published, n);
@@ -396,6 +422,13 @@ Test(remote_export, a_malformed_message_is_counted_and_dropped)
 		natsMsgHeader_Set(m, "Sy-Deadline-In", "not a number");
 		cr_assert_eq(natsConnection_PublishMsg(nc, m), NATS_OK);
 		natsMsg_Destroy(m);
+		/* A batch of two whose body holds less than one record. */
+		cr_assert_eq(natsMsg_Create(&m, "sy.work", "x.y", "short", 5),
+			     NATS_OK);
+		natsMsgHeader_Set(m, "Sy-Batch", "2");
+		natsMsgHeader_Set(m, "Sy-Id", "0-1");
+		cr_assert_eq(natsConnection_PublishMsg(nc, m), NATS_OK);
+		natsMsg_Destroy(m);
 	}
 	cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
 	natsConnection_Destroy(nc);
@@ -406,7 +439,7 @@ Test(remote_export, a_malformed_message_is_counted_and_dropped)
 	t_quiet_stop(a);
 	t_expect_accounting(a, 10, 10, 0);
 	cr_assert_eq(sy_engine_stop(b), 0);
-	cr_expect_eq(nats_stats(b).malformed, 2);
+	cr_expect_eq(nats_stats(b).malformed, 3);
 	cr_expect_eq(t_ledger_missing(&ledger), 0);
 	sy_engine_destroy(a);
 	sy_engine_destroy(b);
