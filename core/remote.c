@@ -7,11 +7,14 @@
  * table and defers its run (sy__worker_defer()): the worker counts nothing
  * yet. The engine has two connections to NATS. On the first, which also
  * holds the subscriptions, the client buffers what is published and its
- * flusher thread writes the buffer about 1 ms later, so that many messages
- * leave in one write; the second (prompt) writes each publish at once. A
- * message that goes out while none of its server's is in flight takes the
- * prompt one, the others the batch; the remote thread's acknowledgements
- * likewise (the last of its worker's ring prompt). Each connection has its
+ * flusher thread writes the buffer about 1 ms later; the second (prompt)
+ * writes each publish at once. A message that goes out while none of its
+ * server's is in flight is published alone on the prompt one. The others
+ * join the server's batch, which the worker publishes at the end of its
+ * pass (sy__remote_flush()), one NATS message on the prompt connection;
+ * the far engine acknowledges a batch's messages in batches too. A lone
+ * acknowledgement takes the prompt connection when it is the last of its
+ * worker's ring, else the buffered one. Each connection has its
  * own inbox, since the server answers "no responders" to the connection
  * that published. The remote thread then matches the acknowledgement to
  * the pending entry, or times the entry out, or fails it when a connection
@@ -378,9 +381,9 @@ static int publish(struct sy__rserver *rs, struct sy_msg *m)
 	now = sy__now(rm->eng);
 	wait_ns = wait_for(rs, m, now);
 	/* Alone in flight, it is written at once, on the connection that
-	 * sends promptly; behind others it joins the batch that the
-	 * flusher writes. Each connection has its inbox: the server sends
-	 * "no responders" to the connection that published. */
+	 * sends promptly; behind others (too large for a batch) it joins
+	 * the flusher's write. Each connection has its inbox: the server
+	 * sends "no responders" to the connection that published. */
 	idle = !atomic_load_explicit(&rs->in_flight, memory_order_relaxed);
 	p = malloc(sizeof(*p));
 	if (!p)
@@ -456,6 +459,18 @@ static uint64_t get_le(const unsigned char *p, unsigned bytes)
 	for (unsigned i = 0; i < bytes; i++)
 		v |= (uint64_t)p[i] << (8 * i);
 	return v;
+}
+
+/* The bytes of the message record and of the acknowledgement record
+ * that start at @p r (their heads read). */
+static uint64_t rec_size(const unsigned char *r)
+{
+	return SY_REC_HEAD + r[29] + get_le(r + 30, 4);
+}
+
+static uint64_t ack_rec_size(const unsigned char *r)
+{
+	return SY_ACK_HEAD + get_le(r + 13, 4);
 }
 
 /* Room for @p more bytes at the end of @p *buf (@p len used of @p *cap). */
@@ -980,16 +995,14 @@ static void take_acks(struct sy__remote *rm, natsMsg *nm)
 	size_t len = (size_t)natsMsg_GetDataLength(nm), off = 0;
 
 	while (off < len) {
-		if (len - off < SY_ACK_HEAD ||
-		    len - off - SY_ACK_HEAD < get_le(d + off + 13, 4)) {
+		if (len - off < SY_ACK_HEAD || len - off < ack_rec_size(d + off)) {
 			/* Their messages time out. */
 			count(rm, RC_MALFORMED);
 			return;
 		}
-		off += SY_ACK_HEAD + get_le(d + off + 13, 4);
+		off += ack_rec_size(d + off);
 	}
-	for (const unsigned char *r = d; r < d + len;
-	     r += SY_ACK_HEAD + get_le(r + 13, 4))
+	for (const unsigned char *r = d; r < d + len; r += ack_rec_size(r))
 		acked(rm, get_le(r, 8), (int)(int32_t)(uint32_t)get_le(r + 8, 4),
 		      r[12] & SY_ACK_REPLIED, r + SY_ACK_HEAD,
 		      get_le(r + 13, 4));
@@ -1255,23 +1268,20 @@ static void serve_batch(struct sy__remote *rm, struct export *ex,
 		return;
 	}
 	for (unsigned i = 0; i < n; i++) {
-		if (len - off < SY_REC_HEAD ||
-		    len - off - SY_REC_HEAD < d[off + 29] +
-					      get_le(d + off + 30, 4) ||
+		if (len - off < SY_REC_HEAD || len - off < rec_size(d + off) ||
 		    !get_le(d + off + 16, 8)) {
 			malformed(rm, nm, "a batch record is cut short or "
 				  "has no deadline");
 			return;
 		}
-		off += SY_REC_HEAD + d[off + 29] + get_le(d + off + 30, 4);
+		off += rec_size(d + off);
 	}
 	if (off != len) {
 		malformed(rm, nm, "bytes after a batch's last record");
 		return;
 	}
 	f->batched = true;
-	for (const unsigned char *r = d; r < d + len; r += SY_REC_HEAD + r[29] +
-						   get_le(r + 30, 4)) {
+	for (const unsigned char *r = d; r < d + len; r += rec_size(r)) {
 		f->id = base++;
 		f->key = get_le(r, 8);
 		f->tag = get_le(r + 8, 8);
