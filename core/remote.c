@@ -10,17 +10,19 @@
  * flusher thread writes the buffer about 1 ms later; the second (prompt)
  * writes each publish at once. A message that goes out while none of its
  * server's is in flight is published alone on the prompt one. The others
- * join the server's batch, which the worker publishes at the end of its
- * pass (sy__remote_flush()), one NATS message on the prompt connection;
- * the far engine acknowledges a batch's messages in batches too. A lone
- * acknowledgement takes the prompt connection when it is the last of its
- * worker's ring, else the buffered one. Each connection has its
- * own inbox, since the server answers "no responders" to the connection
- * that published. The remote thread then matches the acknowledgement to
- * the pending entry, or times the entry out, or fails it when a connection
- * drops, and hands the message back to its worker on the remote thread's
- * own ring, marked SY_REMOTE_DONE with the result (remote.h). The handler runs
- * again, sees the mark and returns the result: from there the worker
+ * join the server's batch, one NATS message on the prompt connection,
+ * which the worker publishes once one of its passes finds nothing else to
+ * do (sy__remote_flush()), or once the batch holds half the window or
+ * 64 KiB, or has been open SY_REMOTE_BATCH_WAIT_NS: under load a batch
+ * takes what several passes bring. The far engine acknowledges a batch's
+ * messages in batches too. A lone acknowledgement takes the prompt
+ * connection when it is the last of its worker's ring, else the buffered
+ * one. Each connection has its own inbox, since the server answers "no
+ * responders" to the connection that published. The remote thread then
+ * matches the acknowledgement to the pending entry, or times the entry
+ * out, or fails it when a connection drops, and hands the message back to
+ * its worker on the remote thread's own ring, marked SY_REMOTE_DONE with
+ * the result (remote.h). The handler runs again, sees the mark and returns the result: from there the worker
  * counts, breaks, retries and dead-letters as for a local server.
  *
  * Serving side. An exported route's subscription hands each message to the
@@ -85,6 +87,7 @@
 #define SY_REMOTE_ACK_TIMEOUT_NS 1000000000ull
 #define SY_REMOTE_MAX_IN_FLIGHT 1024u
 #define SY_REMOTE_QUEUE_FACTOR 16u      /* waiting: at most this many windows */
+#define SY_REMOTE_BATCH_WAIT_NS 100000u  /* a busy worker's batch, at most */
 #define SY_SUBJECT_MAX 200
 #define SY_STREAM_MAX 64
 #define SY_DL_MAX_PENDING 1024u         /* stream writes awaiting their ack */
@@ -605,14 +608,15 @@ static int batch_add(struct sy__rserver *rs, struct sy__worker *w,
 
 /*
  * Send @p m to @p rs: at once and alone while none of the server's
- * messages is in flight (a lone message does not wait), else in the batch
- * that this pass of the worker builds. Same contract as publish().
+ * messages is in flight (a lone message does not wait), else in the
+ * server's open batch. Same contract as publish().
  */
 static int send_one(struct sy__rserver *rs, struct sy__worker *w,
 		    struct sy_msg *m)
 {
 	const char *route;
 	size_t rec;
+	int rc;
 
 	if (!rs->nbatch && !atomic_load_explicit(&rs->in_flight,
 						 memory_order_relaxed))
@@ -624,21 +628,32 @@ static int send_one(struct sy__rserver *rs, struct sy__worker *w,
 	/* Too large for any batch: alone, as the server's limit decides. */
 	if (rec > rs->rm->batch_max)
 		return publish(rs, m);
-	return batch_add(rs, w, m, route, rec);
+	rc = batch_add(rs, w, m, route, rec);
+	/* Half the window: the other half can fill while this one travels. */
+	if (!rc && rs->nbatch >= (rs->max_in_flight + 1) / 2)
+		batch_flush(rs);
+	return rc;
 }
 
-void sy__remote_flush(struct sy__worker *w)
+void sy__remote_flush(struct sy__worker *w, bool idle)
 {
-	struct sy__rserver *rs = w->remote_flush;
+	struct sy__rserver *rs = w->remote_flush, **keep = &w->remote_flush;
+	uint64_t now = idle ? 0 : sy__now(w->eng);
 
-	w->remote_flush = NULL;
 	while (rs) {
 		struct sy__rserver *next = rs->flush_next;
 
-		rs->listed = false;
-		batch_flush(rs);
+		if (idle || !rs->batch ||
+		    now - rs->batch->sent_ns >= SY_REMOTE_BATCH_WAIT_NS) {
+			rs->listed = false;
+			batch_flush(rs);
+		} else {
+			*keep = rs;
+			keep = &rs->flush_next;
+		}
 		rs = next;
 	}
+	*keep = NULL;
 }
 
 /*
@@ -1416,6 +1431,7 @@ static void *remote_main(void *arg)
 	struct sy__remote *rm = arg;
 	struct sy_engine *eng = rm->eng;
 
+	pthread_setname_np(pthread_self(), "sy-remote");
 	if (sy_producer_attach(eng)) {
 		atomic_store_explicit(&rm->ready, -1, memory_order_release);
 		return NULL;
@@ -2435,8 +2451,9 @@ void sy__remote_ended(struct sy__worker *w, uint32_t seq, int rc)
 	(void)rc;
 }
 
-void sy__remote_flush(struct sy__worker *w)
+void sy__remote_flush(struct sy__worker *w, bool idle)
 {
+	(void)idle;
 	(void)w;
 }
 

@@ -64,10 +64,12 @@ static inline uint32_t sy__remote_origin_take(struct sy_msg *m)
 void sy__remote_ended(struct sy__worker *w, uint32_t seq, int rc);
 
 /*
- * The end of a worker's pass: publish the batches its remote servers
- * started during the pass (w->remote_flush), one NATS message each.
+ * The end of a worker's pass: publish the open batches of its remote
+ * servers (w->remote_flush), one NATS message each: all of them if the
+ * pass found nothing to do (@p idle), else those open for
+ * SY_REMOTE_BATCH_WAIT_NS or longer.
  */
-void sy__remote_flush(struct sy__worker *w);
+void sy__remote_flush(struct sy__worker *w, bool idle);
 
 /* The remote thread's ring from a worker carries these besides replies. */
 static inline bool sy__remote_is_end(const void *e)

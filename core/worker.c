@@ -691,7 +691,11 @@ static void *worker_main(void *arg)
 {
 	struct sy__worker *w = arg;
 	unsigned round = 0;
+	char name[16];
 
+	/* Named for top -H, perf and debuggers. */
+	snprintf(name, sizeof(name), "sy-worker-%u", w->idx);
+	pthread_setname_np(pthread_self(), name);
 	sy__worker_bind(w);
 	for (;;) {
 		/* D1: pairs with the release store in sy__workers_drain(). */
@@ -704,7 +708,7 @@ static void *worker_main(void *arg)
 		if (sy__unlikely(w->retries != NULL))
 			n += sy__retries_due(w);
 		if (sy__unlikely(w->remote_flush != NULL))
-			sy__remote_flush(w);
+			sy__remote_flush(w, n == 0);
 		sy__slot_read_unlock(&w->slot->rcu);
 		/* P1: pairs with the acquire in sy__worker_wait_handled(). */
 		atomic_fetch_add_explicit(&w->passes, 1, memory_order_release);

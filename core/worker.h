@@ -42,8 +42,8 @@ struct sy__worker {
 	struct sy_msg *retries;
 	unsigned nretries;
 	struct sy__budget *budget; /* [max_routes] */
-	/* Remote servers whose batch this pass has started: published at
-	 * the pass's end (sy__remote_flush()). */
+	/* Remote servers with a batch open: published once a pass finds
+	 * nothing else to do, or the batch is old (sy__remote_flush()). */
 	struct sy__rserver *remote_flush;
 };
 

@@ -478,6 +478,7 @@ static int produce(void *arg)
 	struct backoff b = { .limit = run->spin_limit };
 	int rc;
 
+	pthread_setname_np(pthread_self(), "bench-producer");
 	rc = sy_producer_attach(run->eng);
 	if (rc < 0)
 		engine_error(run, "sy_producer_attach", rc);
