@@ -88,6 +88,7 @@
 #define SY_REMOTE_MAX_IN_FLIGHT 1024u
 #define SY_REMOTE_QUEUE_FACTOR 16u      /* waiting: at most this many windows */
 #define SY_REMOTE_BATCH_WAIT_NS 100000u  /* a busy worker's batch, at most */
+#define SY_REMOTE_IDLE_YIELDS 16u       /* the remote thread's, before it parks */
 #define SY_SUBJECT_MAX 200
 #define SY_STREAM_MAX 64
 #define SY_DL_MAX_PENDING 1024u         /* stream writes awaiting their ack */
@@ -131,6 +132,7 @@ struct sy__rserver {
 	bool listed;
 	struct pending *batch, **batch_tail;
 	unsigned nbatch;
+	unsigned busy_passes;           /* the worker's, while a batch is open */
 	unsigned char *buf;
 	size_t len, cap;
 	char subject[SY_SUBJECT_MAX + 1];
@@ -635,17 +637,27 @@ static int send_one(struct sy__rserver *rs, struct sy__worker *w,
 	return rc;
 }
 
+/* Whether @p rs's batch has been open long enough. The clock is read
+ * every 16th busy pass only: a pass can take less time than the read. */
+static bool batch_old(struct sy__rserver *rs, struct sy__worker *w)
+{
+	if (!rs->batch)
+		return true;
+	if (++rs->busy_passes % 16)
+		return false;
+	return sy__now(w->eng) - rs->batch->sent_ns >= SY_REMOTE_BATCH_WAIT_NS;
+}
+
 void sy__remote_flush(struct sy__worker *w, bool idle)
 {
 	struct sy__rserver *rs = w->remote_flush, **keep = &w->remote_flush;
-	uint64_t now = idle ? 0 : sy__now(w->eng);
 
 	while (rs) {
 		struct sy__rserver *next = rs->flush_next;
 
-		if (idle || !rs->batch ||
-		    now - rs->batch->sent_ns >= SY_REMOTE_BATCH_WAIT_NS) {
+		if (idle || batch_old(rs, w)) {
 			rs->listed = false;
+			rs->busy_passes = 0;
 			batch_flush(rs);
 		} else {
 			*keep = rs;
@@ -1440,7 +1452,7 @@ static void *remote_main(void *arg)
 	atomic_store_explicit(&rm->ready, 1, memory_order_release);
 	for (;;) {
 		bool waits;
-		unsigned n = take_incoming(rm);
+		unsigned y, n = take_incoming(rm);
 
 		n += take_results(rm);
 		acks_flush(rm);
@@ -1457,6 +1469,13 @@ static void *remote_main(void *arg)
 		    !rm->nwaiting &&
 		    (!rm->dl_todo || state_of(rm) != SY_NATS_CONNECTED))
 			break;
+		/* Out of work: yield a few rounds before parking. The next
+		 * batch or result is usually this close, and a park costs a
+		 * barrier on every CPU and its waker a system call. */
+		for (y = 0; y < SY_REMOTE_IDLE_YIELDS && !has_work(rm); y++)
+			sched_yield();
+		if (y < SY_REMOTE_IDLE_YIELDS)
+			continue;
 		waits = rm->nwaiting || rm->dl_todo ||
 			atomic_load_explicit(&rm->outstanding,
 					     memory_order_relaxed);
