@@ -960,9 +960,9 @@ static const char *header(natsMsg *nm, const char *key)
 }
 
 /* Message @p id was acknowledged with @p rc (and the reply @p data of
- * @p len bytes, if @p replied). */
+ * @p len bytes, if @p replied), taken at @p now. */
 static void acked(struct sy__remote *rm, uint64_t id, int rc, bool replied,
-		  const void *data, size_t len)
+		  const void *data, size_t len, uint64_t now)
 {
 	struct sy_msg *reply = NULL;
 	struct pending *p;
@@ -977,7 +977,7 @@ static void acked(struct sy__remote *rm, uint64_t id, int rc, bool replied,
 		return;
 	}
 	count(rm, rc >= 0 ? RC_ACKED : RC_NACKED);
-	sy__hist_record(&rm->ack_hist, sy__now(rm->eng) - p->sent_ns);
+	sy__hist_record(&rm->ack_hist, now - p->sent_ns);
 	if (rc >= 0 && replied) {
 		reply = sy_msg_alloc(rm->eng, len);
 		if (reply)
@@ -1020,6 +1020,7 @@ static void take_acks(struct sy__remote *rm, natsMsg *nm)
 {
 	const unsigned char *d = (const unsigned char *)natsMsg_GetData(nm);
 	size_t len = (size_t)natsMsg_GetDataLength(nm), off = 0;
+	uint64_t now;
 
 	while (off < len) {
 		if (len - off < SY_ACK_HEAD || len - off < ack_rec_size(d + off)) {
@@ -1029,10 +1030,11 @@ static void take_acks(struct sy__remote *rm, natsMsg *nm)
 		}
 		off += ack_rec_size(d + off);
 	}
+	now = sy__now(rm->eng);
 	for (const unsigned char *r = d; r < d + len; r += ack_rec_size(r))
 		acked(rm, get_le(r, 8), (int)(int32_t)(uint32_t)get_le(r + 8, 4),
 		      r[12] & SY_ACK_REPLIED, r + SY_ACK_HEAD,
-		      get_le(r + 13, 4));
+		      get_le(r + 13, 4), now);
 }
 
 /* An acknowledgement on <inbox>.<id>, of either connection's inbox: of
@@ -1061,7 +1063,8 @@ static void take_ack(struct sy__remote *rm, natsMsg *nm)
 			complete(rm, p, -EPROTO, NULL);
 	} else {
 		acked(rm, id, rc, header(nm, "Sy-Replied") != NULL,
-		      natsMsg_GetData(nm), (size_t)natsMsg_GetDataLength(nm));
+		      natsMsg_GetData(nm), (size_t)natsMsg_GetDataLength(nm),
+		      sy__now(rm->eng));
 	}
 }
 
