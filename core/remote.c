@@ -132,7 +132,6 @@ struct sy__rserver {
 	bool listed;
 	struct pending *batch, **batch_tail;
 	unsigned nbatch;
-	unsigned busy_passes;           /* the worker's, while a batch is open */
 	unsigned char *buf;
 	size_t len, cap;
 	char subject[SY_SUBJECT_MAX + 1];
@@ -637,27 +636,20 @@ static int send_one(struct sy__rserver *rs, struct sy__worker *w,
 	return rc;
 }
 
-/* Whether @p rs's batch has been open long enough. The clock is read
- * every 16th busy pass only: a pass can take less time than the read. */
-static bool batch_old(struct sy__rserver *rs, struct sy__worker *w)
-{
-	if (!rs->batch)
-		return true;
-	if (++rs->busy_passes % 16)
-		return false;
-	return sy__now(w->eng) - rs->batch->sent_ns >= SY_REMOTE_BATCH_WAIT_NS;
-}
-
 void sy__remote_flush(struct sy__worker *w, bool idle)
 {
 	struct sy__rserver *rs = w->remote_flush, **keep = &w->remote_flush;
+	/* One clock read per busy pass while a batch is open (batch_add()
+	 * takes one per message anyway): a batch waits at most
+	 * SY_REMOTE_BATCH_WAIT_NS and one pass. */
+	uint64_t now = idle ? 0 : sy__now(w->eng);
 
 	while (rs) {
 		struct sy__rserver *next = rs->flush_next;
 
-		if (idle || batch_old(rs, w)) {
+		if (idle || !rs->batch ||
+		    now - rs->batch->sent_ns >= SY_REMOTE_BATCH_WAIT_NS) {
 			rs->listed = false;
-			rs->busy_passes = 0;
 			batch_flush(rs);
 		} else {
 			*keep = rs;
