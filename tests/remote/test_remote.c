@@ -502,6 +502,72 @@ Test(remote_send, removing_a_remote_server_waits_for_its_messages)
 	t_ledger_fini(&ledger);
 }
 
+/* A local server that keeps its worker busy: each run sends the next
+ * message to its own route until told to stop. */
+struct busy {
+	uint32_t route;
+	_Atomic bool stop;
+	_Atomic uint64_t runs;
+};
+
+static int keep_busy(sy_engine *eng, sy_msg *msg, void *ctx)
+{
+	struct busy *b = ctx;
+	sy_msg *next;
+
+	(void)msg;
+	atomic_fetch_add(&b->runs, 1);
+	if (atomic_load(&b->stop) || !(next = sy_msg_alloc(eng, 8)))
+		return 0;
+	if (sy_msg_send(eng, b->route, next))
+		sy_msg_free(next);
+	return 0;
+}
+
+static int count_runs(sy_engine *eng, sy_msg *msg, void *ctx)
+{
+	(void)eng;
+	(void)msg;
+	atomic_fetch_add((_Atomic uint64_t *)ctx, 1);
+	return 0;
+}
+
+/* A worker that never finds its rings empty still publishes the batch it
+ * holds (docs/remote.md, "Batches"): the batch goes once it has been open
+ * 100 us, not only when the worker has nothing else to do. */
+Test(remote_send, a_worker_that_never_idles_still_publishes_its_batches)
+{
+	static _Atomic uint64_t far_runs;
+	sy_engine *a = engine_on(natsd.url), *b = engine_on(natsd.url);
+	struct busy busy = { .stop = false };
+	uint64_t n = 200, runs;
+	sy_msg *first;
+	uint32_t route;
+
+	serve(b, "sy.busy", count_runs, &far_runs);
+	route = remote_route(a, "sy.busy", (struct sy_route_opts){ 0 }, NULL,
+			     NULL);
+	busy.route = t_direct(a, "busy", keep_busy, &busy, 0, NULL);
+	first = sy_msg_alloc(a, 8);
+	cr_assert_eq(sy_msg_send(a, busy.route, first), 0);
+	cr_assert(t_wait_u64(&busy.runs, 1000, 10000), "the busy loop runs");
+	/* The first goes alone; the rest, sent while it is in flight, join
+	 * a batch far below half the window. */
+	send_ids(a, route, 0, n);
+	cr_expect(t_wait_u64(&far_runs, n, 20000),
+		  "%llu of %llu ran on B while A's worker stayed busy",
+		  (unsigned long long)atomic_load(&far_runs),
+		  (unsigned long long)n);
+	runs = atomic_load(&busy.runs);
+	cr_expect(t_wait_u64(&busy.runs, runs + 1, 10000),
+		  "the worker was still busy");
+	atomic_store(&busy.stop, true);
+	t_quiet_stop(a);
+	cr_expect_eq(nats_stats(a).acked, n);
+	sy_engine_destroy(a);
+	sy_engine_destroy(b);
+}
+
 static int succeed(sy_engine *eng, sy_msg *msg, void *ctx)
 {
 	(void)eng;
