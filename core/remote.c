@@ -22,8 +22,9 @@
  * matches the acknowledgement to the pending entry, or times the entry
  * out, or fails it when a connection drops, and hands the message back to
  * its worker on the remote thread's own ring, marked SY_REMOTE_DONE with
- * the result (remote.h). The handler runs again, sees the mark and returns the result: from there the worker
- * counts, breaks, retries and dead-letters as for a local server.
+ * the result (remote.h). The handler runs again, sees the mark and
+ * returns the result: from there the worker counts, breaks, retries and
+ * dead-letters as for a local server.
  *
  * Serving side. An exported route's subscription hands each message to the
  * remote thread, which copies it into an engine message with the sender's
