@@ -89,7 +89,7 @@
 #define SY_REMOTE_MAX_IN_FLIGHT 1024u
 #define SY_REMOTE_QUEUE_FACTOR 16u      /* waiting: at most this many windows */
 #define SY_REMOTE_BATCH_WAIT_NS 100000u  /* a busy worker's batch, at most */
-#define SY_REMOTE_IDLE_YIELDS 16u       /* the remote thread's, before it parks */
+#define SY_REMOTE_IDLE_YIELDS 16u       /* the remote thread's, then it parks */
 #define SY_SUBJECT_MAX 200
 #define SY_STREAM_MAX 64
 #define SY_DL_MAX_PENDING 1024u         /* stream writes awaiting their ack */
