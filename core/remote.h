@@ -67,7 +67,8 @@ void sy__remote_ended(struct sy__worker *w, uint32_t seq, int rc);
  * The end of a worker's pass: publish the open batches of its remote
  * servers (w->remote_flush), one NATS message each: all of them if the
  * pass found nothing to do (@p idle), else those open for
- * SY_REMOTE_BATCH_WAIT_NS or longer.
+ * SY_REMOTE_BATCH_WAIT_NS (remote.c) or longer. Worker @p w's thread
+ * only; each batch is one socket write on the prompt connection.
  */
 void sy__remote_flush(struct sy__worker *w, bool idle);
 

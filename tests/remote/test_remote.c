@@ -524,27 +524,19 @@ static int keep_busy(sy_engine *eng, sy_msg *msg, void *ctx)
 	return 0;
 }
 
-static int count_runs(sy_engine *eng, sy_msg *msg, void *ctx)
-{
-	(void)eng;
-	(void)msg;
-	atomic_fetch_add((_Atomic uint64_t *)ctx, 1);
-	return 0;
-}
-
 /* A worker that never finds its rings empty still publishes the batch it
  * holds (docs/remote.md, "Batches"): the batch goes once it has been open
  * 100 us, not only when the worker has nothing else to do. */
 Test(remote_send, a_worker_that_never_idles_still_publishes_its_batches)
 {
-	static _Atomic uint64_t far_runs;
+	static struct t_server far;
 	sy_engine *a = engine_on(natsd.url), *b = engine_on(natsd.url);
 	struct busy busy = { .stop = false };
 	uint64_t n = 200, runs;
 	sy_msg *first;
 	uint32_t route;
 
-	serve(b, "sy.busy", count_runs, &far_runs);
+	serve(b, "sy.busy", t_server_handler, &far);
 	route = remote_route(a, "sy.busy", (struct sy_route_opts){ 0 }, NULL,
 			     NULL);
 	busy.route = t_direct(a, "busy", keep_busy, &busy, 0, NULL);
@@ -554,9 +546,9 @@ Test(remote_send, a_worker_that_never_idles_still_publishes_its_batches)
 	/* The first goes alone; the rest, sent while it is in flight, join
 	 * a batch far below half the window. */
 	send_ids(a, route, 0, n);
-	cr_expect(t_wait_u64(&far_runs, n, 20000),
+	cr_expect(t_wait_u64(&far.handled, n, 20000),
 		  "%llu of %llu ran on B while A's worker stayed busy",
-		  (unsigned long long)atomic_load(&far_runs),
+		  (unsigned long long)atomic_load(&far.handled),
 		  (unsigned long long)n);
 	runs = atomic_load(&busy.runs);
 	cr_expect(t_wait_u64(&busy.runs, runs + 1, 10000),
