@@ -152,7 +152,7 @@ void sy__hedge_start(struct sy_engine *eng, struct sy__slot *s,
 
 		delay = p95 ? p95 : delay;
 	}
-	h->at = sy__now(eng) + delay;
+	h->at += delay; /* from the request's enqueue (dispatch.c) */
 	if (h->copy->flags & SY_MSG_CALL)
 		return;
 	/* table_room() saw a place when the request was armed. */

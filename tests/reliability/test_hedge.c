@@ -16,7 +16,9 @@
  * how long anything took.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <criterion/criterion.h>
@@ -27,6 +29,7 @@
 #define SLOW_NS (2u * DELAY_NS)
 #define START_NS 1000000000ull
 #define CALL_TIMEOUT_NS (60ull * 1000000000u)
+#define LATE_MS 100u
 
 struct rig {
 	sy_engine *eng;
@@ -37,6 +40,10 @@ struct rig {
 	 * gate (ms). */
 	unsigned gate_ms;
 	uint64_t slow_step_ns;
+	/* Set: the requester's clock reads wait (bounded) for the slowed
+	 * server's first run. */
+	_Atomic bool late_reads;
+	pthread_t requester;
 };
 
 static struct rig rig;
@@ -49,6 +56,19 @@ static int slow_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 	atomic_fetch_add(&r->clock.ns, r->slow_step_ns);
 	t_gate_wait(&r->slow.held, &r->slow.released, r->gate_ms);
 	return t_server_handler(eng, msg, &r->slow);
+}
+
+/* The fake clock, whose reads on the requester's thread, once asked,
+ * wait until the slowed server has run (at most LATE_MS): as if the
+ * requester were preempted before each look at the clock. */
+static uint64_t rig_clock(void *ctx)
+{
+	if (atomic_load(&rig.late_reads) &&
+	    pthread_equal(pthread_self(), rig.requester))
+		for (uint64_t end = t_now_ms() + LATE_MS;
+		     atomic_load(&rig.slow.held) == 0 && t_now_ms() < end;)
+			t_sleep_us(50);
+	return t_clock_now(ctx);
 }
 
 /* Two workers on the fake clock (every request timed, where
@@ -64,6 +84,7 @@ static void rig_with(struct sy_route_opts ro, unsigned n_servers,
 	rig = (struct rig){ .gate_ms = T_WAIT_MS, .slow_step_ns = step_ns };
 	atomic_init(&rig.clock.ns, START_NS);
 	t_config(&cfg, 2, &rig.clock);
+	cfg.clock = rig_clock;
 	cfg.latency_sample = latency_sample;
 	rig.eng = t_create(&cfg);
 	rig.slow_id = t_add_server(rig.eng, "slow", slow_handler, &rig, 0);
@@ -180,6 +201,31 @@ Test(hedge_call, the_copy_answers_a_slowed_call_and_the_loser_is_discarded)
 	/* Two messages, each accepted and delivered once. */
 	t_expect_accounting(rig.eng, 2, 2, 0);
 	t_expect_balanced(rig.eng);
+}
+
+/*
+ * The delay counts from the request's enqueue, whenever the requester next
+ * looks at the clock: here the slowed server has already moved it past
+ * the delay by then, and the copy must still go. Its gate is short, so
+ * that a copy that never went shows as the slowed server's answer.
+ */
+Test(hedge_call, a_server_that_runs_before_the_requester_looks_still_hedges)
+{
+	sy_msg *reply = NULL;
+
+	rig_up((struct sy_route_opts){ .hedge_delay_ns = DELAY_NS }, 2);
+	rig.gate_ms = 2000;
+	rig.requester = pthread_self();
+	atomic_store(&rig.late_reads, true);
+	cr_assert_eq(sy_msg_call(rig.eng, rig.route, t_msg(rig.eng, 5 | T_REPLY),
+				 &reply, CALL_TIMEOUT_NS), 0, "%s", sy_last_error());
+	cr_expect_eq(atomic_load(&rig.fast.runs[5]), 1, "the copy never went");
+	cr_expect_eq(t_msg_value(reply), 5 | T_REPLY);
+	sy_msg_free(reply);
+	cr_expect_eq(stats().hedge_wins, 1);
+	atomic_fetch_add(&rig.slow.released, 1);
+	wait_runs(2);
+	t_expect_accounting(rig.eng, 2, 2, 0);
 }
 
 Test(hedge_call, a_prompt_reply_sends_no_copy)
