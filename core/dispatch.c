@@ -613,8 +613,7 @@ direct_finish(struct sy__slot *s, uint32_t route, struct sy_msg *m,
 	if (s->shard)
 		count_sent(s, route, srv->id);
 	sy__slot_read_unlock(&s->rcu);
-	sy__ring_wake(ring);
-	return 0;
+	return sy__ring_wake(ring);
 }
 
 /* A direct send that is a latency sample (one in latency_sample): stamped,
@@ -634,14 +633,16 @@ direct_sampled(struct sy_engine *eng, struct sy__slot *s, uint32_t route,
  * the producer's cached index, below the route's backpressure threshold
  * (a latency sample among them, through direct_sampled()). Everything it
  * checks comes before anything it changes, so it cannot fail once it has
- * begun: its caller takes
- * sy__dispatch_general() for every other case, as a tail call, and needs
- * no stack frame. Inlined into each entry point by link-time optimization
- * (the default build).
+ * begun: every other case goes to @p general, by a tail call. Each of its
+ * ends is a tail call (the general dispatch, a latency sample's, a
+ * sleeping worker's wake-up) or a return of 0, so an entry point that
+ * returns what it returns needs no stack frame. Inlined into each entry
+ * point by link-time optimization (the default build).
  */
 __attribute__((always_inline)) inline int
-sy__dispatch_direct(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
-		    struct sy__slot *s)
+sy__dispatch_direct_or(struct sy_engine *eng, uint32_t route,
+		       struct sy_msg *m, struct sy__slot *s,
+		       sy__dispatch_fn *general)
 {
 	struct sy__server *srv;
 	struct sy__route *r;
@@ -667,15 +668,20 @@ sy__dispatch_direct(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
 
 general:
 	sy__slot_read_unlock(&s->rcu);
-	return SY_DISPATCH_GENERAL;
+	return general ? general(eng, route, m, s) : SY_DISPATCH_GENERAL;
+}
+
+__attribute__((always_inline)) inline int
+sy__dispatch_direct(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
+		    struct sy__slot *s)
+{
+	return sy__dispatch_direct_or(eng, route, m, s, NULL);
 }
 
 int sy__dispatch(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
 		 struct sy__slot *s)
 {
-	if (sy__likely(sy__dispatch_direct(eng, route, m, s) == 0))
-		return 0;
-	return sy__dispatch_general(eng, route, m, s);
+	return sy__dispatch_direct_or(eng, route, m, s, sy__dispatch_general);
 }
 
 int sy__dispatch_quiet(struct sy_engine *eng, uint32_t route,

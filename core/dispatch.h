@@ -34,6 +34,14 @@ int sy__dispatch(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
 #define SY_DISPATCH_GENERAL 1
 int sy__dispatch_direct(struct sy_engine *eng, uint32_t route,
 			struct sy_msg *m, struct sy__slot *s);
+
+/* sy__dispatch_direct(), which for every case but the common one returns
+ * what @p general returns (a tail call; NULL: SY_DISPATCH_GENERAL). */
+typedef int sy__dispatch_fn(struct sy_engine *eng, uint32_t route,
+			    struct sy_msg *m, struct sy__slot *s);
+int sy__dispatch_direct_or(struct sy_engine *eng, uint32_t route,
+			   struct sy_msg *m, struct sy__slot *s,
+			   sy__dispatch_fn *general);
 int sy__dispatch_general(struct sy_engine *eng, uint32_t route,
 			 struct sy_msg *m, struct sy__slot *s);
 

@@ -95,8 +95,9 @@ static __attribute__((noinline)) int send_slow(sy_engine *eng, uint32_t route,
 }
 
 /* sy_msg_send() past the direct dispatch: every other case. */
-static __attribute__((noinline)) int send_general(sy_engine *eng,
-						  uint32_t route, sy_msg *msg,
+static __attribute__((noinline)) int send_general(struct sy_engine *eng,
+						  uint32_t route,
+						  struct sy_msg *msg,
 						  struct sy__slot *s)
 {
 	int rc = sy__dispatch_general(eng, route, msg, s);
@@ -121,9 +122,7 @@ SY_API int sy_msg_send(sy_engine *eng, uint32_t route, sy_msg *msg)
 	s = sy__tls_hot.slot;
 	msg->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
 	msg->held = 1;
-	if (sy__likely(sy__dispatch_direct(eng, route, msg, s) == 0))
-		return 0;
-	return send_general(eng, route, msg, s);
+	return sy__dispatch_direct_or(eng, route, msg, s, send_general);
 }
 
 SY_API int sy_msg_request(sy_engine *eng, uint32_t route, sy_msg *msg)

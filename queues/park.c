@@ -35,9 +35,15 @@ void sy__park_wait(struct sy__parker *p, uint64_t timeout_ns)
 	atomic_store_explicit(&p->parked, 0, memory_order_relaxed);
 }
 
-void sy__unpark(struct sy__parker *p)
+__attribute__((noinline)) void sy__unpark(struct sy__parker *p)
 {
 	/* W3: only the waker that clears the word makes the system call. */
 	if (atomic_exchange_explicit(&p->parked, 0, memory_order_seq_cst))
 		futex(&p->parked, FUTEX_WAKE_PRIVATE, 1, NULL);
+}
+
+__attribute__((noinline)) int sy__unpark_rc(struct sy__parker *p)
+{
+	sy__unpark(p);
+	return 0;
 }

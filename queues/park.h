@@ -50,17 +50,28 @@ static inline void sy__park_cancel(struct sy__parker *p)
  */
 void sy__park_wait(struct sy__parker *p, uint64_t timeout_ns);
 
-/** W3 slow path: wake the sleeper. */
+/** W3 slow path: wake the sleeper. Never inlined: a waker's common path
+ * makes no call. */
 void sy__unpark(struct sy__parker *p);
 
-/** W2 + W3, after publishing work the sleeper will look for. */
-static inline void sy__wake(struct sy__parker *p)
+/** sy__unpark(), then 0: what a caller that returns 0 after a wake-up
+ * reaches by a tail call, needing no frame of its own for it. */
+int sy__unpark_rc(struct sy__parker *p);
+
+/** W2 + W3, after publishing work the sleeper will look for. @return 0. */
+static inline int sy__wake_rc(struct sy__parker *p)
 {
 	SY_YIELD_POINT();
 	/* W2: order the ring store before the parked load (pairs with S2). */
 	sy__barrier_light();
 	if (atomic_load_explicit(&p->parked, memory_order_relaxed))
-		sy__unpark(p);
+		return sy__unpark_rc(p);
+	return 0;
+}
+
+static inline void sy__wake(struct sy__parker *p)
+{
+	(void)sy__wake_rc(p);
 }
 
 #endif /* SY_QUEUES_PARK_H */

@@ -63,11 +63,11 @@ static inline void sy__ring_init(struct sy__ring *r, void *buf, unsigned size,
 	r->wake = NULL;
 }
 
-/** Producer only, after publishing: wake the consumer if it sleeps. */
-static inline void sy__ring_wake(struct sy__ring *r)
+/** Producer only, after publishing: wake the consumer if it sleeps.
+ * @return 0 (sy__wake_rc()). */
+static inline int sy__ring_wake(struct sy__ring *r)
 {
-	if (r->wake)
-		sy__wake(r->wake);
+	return r->wake ? sy__wake_rc(r->wake) : 0;
 }
 
 /**
