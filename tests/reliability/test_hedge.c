@@ -142,14 +142,26 @@ static void poll_until_discarded(uint64_t discarded, uint32_t *got)
 	}
 }
 
-/* Wait (bounded) until the servers have run @p runs messages in all. */
+/* Wait (bounded) until the servers have run @p runs messages in all, and
+ * the engine has counted them delivered: a worker counts a run after its
+ * handler returns. */
 static void wait_runs(uint64_t runs)
 {
 	uint64_t end = t_now_ms() + T_WAIT_MS;
+	struct sy_accounting a;
 
 	while (atomic_load(&rig.slow.handled) + atomic_load(&rig.fast.handled) <
 	       runs) {
 		cr_assert_lt(t_now_ms(), end);
+		t_sleep_us(50);
+	}
+	for (;;) {
+		cr_assert_eq(sy_engine_accounting(rig.eng, &a), 0);
+		if (a.delivered >= runs)
+			return;
+		cr_assert_lt(t_now_ms(), end, "%llu delivered, not %llu",
+			     (unsigned long long)a.delivered,
+			     (unsigned long long)runs);
 		t_sleep_us(50);
 	}
 }
