@@ -25,6 +25,8 @@
 
 /* Bound of every wait: generous enough for a loaded 2-CPU machine. */
 #define T_WAIT_MS 60000u
+/* Bound of the wait for counts that lag what a test saw by a moment. */
+#define T_SETTLE_MS 10000u
 
 /* ------------------------------------------------------------------ */
 /* Engines, servers, routes                                            */
@@ -208,7 +210,8 @@ void *t_produce_notes(void *arg);
 bool t_wait_dead_letters(sy_engine *eng, size_t want);
 
 /** The accounting counts @p accepted, @p delivered, and @p dead ended in
- * the dead letter queue (evicted or not), none in flight. */
+ * the dead letter queue (evicted or not), none in flight: checked once
+ * nothing is in flight, or after T_SETTLE_MS. */
 void t_expect_accounting(sy_engine *eng, uint64_t accepted, uint64_t delivered,
 			 uint64_t dead);
 
