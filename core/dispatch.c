@@ -530,8 +530,6 @@ again:
 	w = srv->worker; /* srv may be freed once the section ends */
 	if (sy__unlikely(sy__slot_sample(s)))
 		stamp(eng, m);
-	if (arm && arm->copy) /* before its server can answer */
-		arm->at = sy__now(eng);
 	count_accepted(s, 1);
 	if (sy__unlikely(!sy__ring_enqueue_spsc(&sy__slot_out(s)[w], m))) {
 		withdraw(s, 1);

@@ -121,6 +121,9 @@ void sy__hedge_arm(struct sy__slot *s, const struct sy__route *r,
 	h->route = r->id;
 	h->first = SY_ANY;
 	h->seq = m->call_seq | HEDGE_LIVE;
+	/* The delay counts from here: before the request is enqueued, so
+	 * before its server can answer or move the clock. */
+	h->at = sy__now(s->pool.eng);
 	h->delay_ns = r->hedge_delay_ns;
 	h->p95 = r->hedge_p95;
 	h->sent = false;
@@ -152,7 +155,7 @@ void sy__hedge_start(struct sy_engine *eng, struct sy__slot *s,
 
 		delay = p95 ? p95 : delay;
 	}
-	h->at += delay; /* from the request's enqueue (dispatch.c) */
+	h->at += delay; /* from the arming (sy__hedge_arm()) */
 	if (h->copy->flags & SY_MSG_CALL)
 		return;
 	/* table_room() saw a place when the request was armed. */

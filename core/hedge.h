@@ -32,8 +32,8 @@ struct sy__slot;
  * went. seq 0: a free entry of the table. */
 struct sy__hedge {
 	struct sy_msg *copy;   /* NULL: not armed, or the copy was refused */
-	uint64_t at;           /* engine clock: the request's enqueue, then,
-	                        * once started, when the copy may go */
+	uint64_t at;           /* engine clock: when armed, then, once
+	                        * started, when the copy may go */
 	uint64_t delay_ns;     /* the route's fixed delay */
 	uint32_t route;
 	uint32_t first;        /* id of the server the request went to; SY_ANY */
@@ -59,9 +59,9 @@ void sy__hedge_arm(struct sy__slot *s, const struct sy__route *r,
 		   struct sy_msg *m, struct sy__hedge *h);
 
 /* After the dispatch of the request of @p h: sent (@p rc 0), start the
- * delay from the request's enqueue (read before it, so that an answer
- * which moves the clock cannot come first) and, for sy_msg_request(), keep
- * @p h in the table; refused, free the copy. */
+ * delay from when @p h was armed (before the request was enqueued, so
+ * that an answer which moves the clock cannot come first) and, for
+ * sy_msg_request(), keep @p h in the table; refused, free the copy. */
 void sy__hedge_start(struct sy_engine *eng, struct sy__slot *s,
 		     struct sy__hedge *h, int rc);
 

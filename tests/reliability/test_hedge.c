@@ -216,8 +216,8 @@ Test(hedge_call, the_copy_answers_a_slowed_call_and_the_loser_is_discarded)
 }
 
 /*
- * The delay counts from the request's enqueue, whenever the requester next
- * looks at the clock: here the slowed server has already moved it past
+ * The delay counts from the send, whenever the requester next looks at
+ * the clock: here the slowed server has already moved it past
  * the delay by then, and the copy must still go. Its gate is short, so
  * that a copy that never went shows as the slowed server's answer.
  */

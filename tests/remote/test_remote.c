@@ -448,6 +448,7 @@ Test(remote_export, a_malformed_message_is_counted_and_dropped)
 
 Test(remote_export, a_queue_group_shares_the_messages)
 {
+	enum { ROUNDS = 40 };
 	sy_engine *a = engine_on(natsd.url);
 	sy_engine *b1 = engine_on(natsd.url), *b2 = engine_on(natsd.url);
 	struct t_ledger ledger;
@@ -460,7 +461,20 @@ Test(remote_export, a_queue_group_shares_the_messages)
 	serve(b2, "sy.shared", t_ledger_handler, &s2);
 	route = remote_route(a, "sy.shared", (struct sy_route_opts){ 0 }, NULL,
 			     NULL);
-	send_ids(a, route, 0, n);
+	/* A's worker batches what it sends at once into few NATS messages,
+	 * and the group takes each whole: rounds that each wait for their
+	 * runs make ROUNDS messages at least, so that both members getting
+	 * some is all but certain. */
+	for (uint64_t k = 0; k < ROUNDS; k++) {
+		uint64_t end = t_now_ms() + T_WAIT_MS, want = (k + 1) * n / ROUNDS;
+
+		send_ids(a, route, k * n / ROUNDS, n / ROUNDS);
+		while (atomic_load(&s1.got) + atomic_load(&s2.got) < want) {
+			cr_assert_lt(t_now_ms(), end, "round %llu not run",
+				     (unsigned long long)k);
+			t_sleep_us(100);
+		}
+	}
 	t_quiet_stop(a);
 	t_expect_accounting(a, n, n, 0);
 	cr_expect_eq(t_ledger_missing(&ledger), 0);
