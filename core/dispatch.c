@@ -474,14 +474,15 @@ dispatch_general(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
 	struct sy_pick ctx;
 	struct sy__route *r;
 	uint64_t until = 0;
+	uint64_t outer;
 	unsigned w;
 	int err = 0;
 
 again:
-	sy__slot_read_lock(&s->rcu, &eng->rcu_period);
+	outer = sy__slot_read_lock(&s->rcu, &eng->rcu_period);
 	r = route_for_send(eng, route, &err);
 	if (sy__unlikely(!r)) {
-		sy__slot_read_unlock(&s->rcu);
+		sy__slot_read_unlock(&s->rcu, outer);
 		return reject(s, err, 1, route);
 	}
 	ctx.route = r;
@@ -495,13 +496,13 @@ again:
 		goto copy_refused;
 	if (sy__unlikely(!srv)) {
 		err = unreachable(eng, s, r, m);
-		sy__slot_read_unlock(&s->rcu);
+		sy__slot_read_unlock(&s->rcu, outer);
 		return err;
 	}
 	if (sy__unlikely(r->codel_target)) {
 		err = codel_send(eng, s, &ctx, m);
 		if (err) {
-			sy__slot_read_unlock(&s->rcu);
+			sy__slot_read_unlock(&s->rcu, outer);
 			return err == SY_TAKEN ? 0 :
 			       reject_at(s, err, 1, route, srv->id);
 		}
@@ -515,13 +516,13 @@ again:
 		if (err == SY_WAIT) {
 			if (!until)
 				until = block_until(eng, r, m);
-			sy__slot_read_unlock(&s->rcu);
+			sy__slot_read_unlock(&s->rcu, outer);
 			if (block_wait(eng, until))
 				goto again;
 			return reject(s, -ENOBUFS, 1, route);
 		}
 		if (err) {
-			sy__slot_read_unlock(&s->rcu);
+			sy__slot_read_unlock(&s->rcu, outer);
 			return err == SY_TAKEN ? 0 :
 			       reject_at(s, err, 1, route, srv->id);
 		}
@@ -535,21 +536,21 @@ again:
 		withdraw(s, 1);
 		unpick(m);
 		err = reject_at(s, -EAGAIN, 1, route, srv->id);
-		sy__slot_read_unlock(&s->rcu);
+		sy__slot_read_unlock(&s->rcu, outer);
 		return err;
 	}
 	if (s->shard)
 		count_sent(s, route, srv->id);
 	if (arm)
 		arm->first = srv->id;
-	sy__slot_read_unlock(&s->rcu);
+	sy__slot_read_unlock(&s->rcu, outer);
 	wake_worker(eng, w);
 	return 0;
 
 copy_refused:
 	if (srv)
 		unpick(m);
-	sy__slot_read_unlock(&s->rcu);
+	sy__slot_read_unlock(&s->rcu, outer);
 	return -EHOSTUNREACH;
 }
 
@@ -604,25 +605,28 @@ static inline void assign_direct(const struct sy__route *r,
  * count, end the section, wake the worker. */
 static __attribute__((always_inline)) inline int
 direct_finish(struct sy__slot *s, uint32_t route, struct sy_msg *m,
-	      const struct sy__server *srv, struct sy__ring *ring)
+	      const struct sy__server *srv, struct sy__ring *ring, uint64_t outer)
 {
 	count_accepted(s, 1);
 	sy__ring_put_spsc(ring, m);
 	if (s->shard)
 		count_sent(s, route, srv->id);
-	sy__slot_read_unlock(&s->rcu);
+	sy__slot_read_unlock(&s->rcu, outer);
 	return sy__ring_wake(ring);
 }
 
 /* A direct send that is a latency sample (one in latency_sample): stamped,
- * out of the common send's way, which reaches it by a tail call. */
+ * out of the common send's way, which reaches it by a tail call (five
+ * arguments, all in registers: the server and route are m's, assigned). */
 static __attribute__((noinline, cold)) int
-direct_sampled(struct sy_engine *eng, struct sy__slot *s, uint32_t route,
-	       struct sy_msg *m, const struct sy__server *srv,
-	       struct sy__ring *ring)
+direct_sampled(struct sy_engine *eng, struct sy__slot *s, struct sy_msg *m,
+	       struct sy__ring *ring, uint64_t outer)
 {
+	const struct sy__server *srv = m->server;
+	uint32_t route = m->route_id;
+
 	stamp(eng, m);
-	return direct_finish(s, route, m, srv, ring);
+	return direct_finish(s, route, m, srv, ring, outer);
 }
 
 /*
@@ -646,8 +650,8 @@ sy__dispatch_direct_or(struct sy_engine *eng, uint32_t route,
 	struct sy__route *r;
 	struct sy__ring *ring;
 	int err;
+	uint64_t outer = sy__slot_read_lock(&s->rcu, &eng->rcu_period);
 
-	sy__slot_read_lock(&s->rcu, &eng->rcu_period);
 	r = route_for_send(eng, route, &err);
 	if (sy__unlikely(!r || !r->direct))
 		goto general;
@@ -661,11 +665,11 @@ sy__dispatch_direct_or(struct sy_engine *eng, uint32_t route,
 		goto general;
 	assign_direct(r, srv, m, SY_MSG_KEEP_FLAGS);
 	if (sy__unlikely(sy__slot_sample(s)))
-		return direct_sampled(eng, s, route, m, srv, ring);
-	return direct_finish(s, route, m, srv, ring);
+		return direct_sampled(eng, s, m, ring, outer);
+	return direct_finish(s, route, m, srv, ring, outer);
 
 general:
-	sy__slot_read_unlock(&s->rcu);
+	sy__slot_read_unlock(&s->rcu, outer);
 	return general ? general(eng, route, m, s) : SY_DISPATCH_GENERAL;
 }
 
@@ -796,7 +800,7 @@ congested_group(struct sy_engine *eng, struct sy__slot *s,
  */
 static int chunk_to_one(struct sy_engine *eng, uint32_t route,
 			struct sy_msg **msgs, unsigned n, struct sy__slot *s,
-			struct sy__route *r)
+			struct sy__route *r, uint64_t outer)
 {
 	struct sy__server *srv = r->servers[0];
 	unsigned w = srv->worker;
@@ -826,14 +830,14 @@ static int chunk_to_one(struct sy_engine *eng, uint32_t route,
 		for (unsigned i = 0; i < n; i++)
 			unpick(msgs[i]);
 		err = reject_at(s, err, n, route, sid);
-		sy__slot_read_unlock(&s->rcu);
+		sy__slot_read_unlock(&s->rcu, outer);
 		return err;
 	}
 	if (s->shard) {
 		sy__sc_add(&s->shard->route[route], SY_SC_SENT, n);
 		sy__sc_add(&s->shard->server[sid], SY_SC_SENT, n);
 	}
-	sy__slot_read_unlock(&s->rcu);
+	sy__slot_read_unlock(&s->rcu, outer);
 	wake_worker(eng, w);
 	return (int)n;
 }
@@ -859,15 +863,15 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 	struct sy_pick ctx;
 	struct sy__route *r;
 	int err = 0;
+	uint64_t outer = sy__slot_read_lock(&s->rcu, &eng->rcu_period);
 
-	sy__slot_read_lock(&s->rcu, &eng->rcu_period);
 	r = route_for_send(eng, route, &err);
 	if (sy__unlikely(!r)) {
-		sy__slot_read_unlock(&s->rcu);
+		sy__slot_read_unlock(&s->rcu, outer);
 		return reject(s, err, n, route);
 	}
 	if (r->n == 1 && !r->codel_target) {
-		err = chunk_to_one(eng, route, msgs, n, s, r);
+		err = chunk_to_one(eng, route, msgs, n, s, r, outer);
 		if (err != SY_GO)
 			return err;
 	}
@@ -915,12 +919,12 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 			for (unsigned i = 0; i < n; i++)
 				unpick(msgs[i]);
 			err = reject_at(s, err, n, route, sid[0]);
-			sy__slot_read_unlock(&s->rcu);
+			sy__slot_read_unlock(&s->rcu, outer);
 			return err;
 		}
 		if (s->shard)
 			count_sent_burst(s, route, sid, n);
-		sy__slot_read_unlock(&s->rcu);
+		sy__slot_read_unlock(&s->rcu, outer);
 		wake_worker(eng, worker_of[0]);
 		return (int)n;
 	}
@@ -967,7 +971,7 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 		if (!err)
 			err = rc;
 	}
-	sy__slot_read_unlock(&s->rcu);
+	sy__slot_read_unlock(&s->rcu, outer);
 	/* Stable partition: accepted first, refused after, both in order. */
 	for (unsigned i = 0; i < n; i++) {
 		if (worker_of[i] == REFUSED) {

@@ -16,6 +16,7 @@
  * to the allocator.
  */
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 #include "core/engine.h"
@@ -226,6 +227,62 @@ SY_API sy_msg *sy_msg_alloc(sy_engine *eng, size_t size)
 		}
 	}
 	return alloc_slow(eng, size, __func__);
+}
+
+/*
+ * sy_msg_alloc_burst() past its fast path (any check failed, or the
+ * thread's free list ran out after @p have messages): the rest one by one
+ * through the general allocation, all or none.
+ */
+static __attribute__((noinline)) int
+alloc_burst_slow(sy_engine *eng, size_t size, sy_msg **msgs, unsigned n,
+		 unsigned have)
+{
+	const char *call = "sy_msg_alloc_burst";
+
+	for (unsigned i = have; i < n; i++) {
+		msgs[i] = alloc_slow(eng, size, call);
+		if (sy__unlikely(!msgs[i])) {
+			int err = sy_last_error_code();
+
+			while (i-- > 0)
+				sy_msg_free(msgs[i]);
+			return sy__failed(call, err);
+		}
+	}
+	return (int)n;
+}
+
+SY_API int sy_msg_alloc_burst(sy_engine *eng, size_t size, sy_msg **msgs,
+			      unsigned n)
+{
+	struct sy_msg *m;
+	struct sy__pool *p;
+	unsigned i = 0;
+
+	SY__NONNULL(eng);
+	if (n == 0)
+		return 0;
+	SY__NONNULL(msgs);
+	if (sy__unlikely(n > INT_MAX)) {
+		sy__fail(-EINVAL, "burst of %u messages above INT_MAX", n);
+		return sy__failed(__func__, -EINVAL);
+	}
+	/* sy_msg_alloc()'s fast path, once for the burst: the free list is
+	 * walked, and written back once. */
+	if (sy__likely(sy__tls_hot.eng == eng &&
+		       size < atomic_load_explicit(&eng->alloc_fast,
+						   memory_order_relaxed))) {
+		p = &sy__tls_hot.slot->pool;
+		for (m = p->free[0]; i < n && m != NULL; m = m->next) {
+			msgs[i++] = m;
+			msg_init(m, size);
+		}
+		p->free[0] = m;
+		if (sy__likely(i == n))
+			return (int)n;
+	}
+	return alloc_burst_slow(eng, size, msgs, n, i);
 }
 
 static void push_chain(struct sy__pool *p, unsigned k, struct sy_msg *head,

@@ -28,6 +28,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "core/compiler.h"
 #include "queues/barrier.h"
 #include "queues/tsan.h"
 
@@ -48,29 +49,38 @@ extern char sy__rcu_token;
  */
 struct sy__rcu_reader {
 	_Atomic uint64_t period;  /* 0: outside; else the period it entered in */
-	unsigned nest;            /* sections open; the owner's only */
 };
 
-/* Enter a section of the engine's domain (@p period: the engine's). The
- * slot's own thread only; sections nest. */
-static inline void sy__slot_read_lock(struct sy__rcu_reader *r,
-				      _Atomic uint64_t *period)
+/*
+ * Enter a section of the engine's domain (@p period: the engine's). The
+ * slot's own thread only. Sections nest: a nonzero word means this thread
+ * is inside one already, and then the call changes nothing. @return the
+ * word as it was, for sy__slot_read_unlock() to put back.
+ */
+static inline uint64_t sy__slot_read_lock(struct sy__rcu_reader *r,
+					  _Atomic uint64_t *period)
 {
-	if (r->nest++)
-		return;
-	atomic_store_explicit(&r->period,
-			      atomic_load_explicit(period, memory_order_relaxed),
-			      memory_order_relaxed);
-	SY_YIELD_POINT();
-	sy__barrier_light(); /* E1 */
+	uint64_t outer = atomic_load_explicit(&r->period, memory_order_relaxed);
+
+	if (sy__likely(outer == 0)) {
+		atomic_store_explicit(&r->period,
+				      atomic_load_explicit(period,
+							   memory_order_relaxed),
+				      memory_order_relaxed);
+		SY_YIELD_POINT();
+		sy__barrier_light(); /* E1 */
+	}
+	return outer;
 }
 
-static inline void sy__slot_read_unlock(struct sy__rcu_reader *r)
+/* Leave the section that sy__slot_read_lock() entered: put back @p outer,
+ * what it returned (nonzero: an outer section goes on, unchanged). No
+ * branch: a nested section stores the word it found. */
+static inline void sy__slot_read_unlock(struct sy__rcu_reader *r,
+					uint64_t outer)
 {
-	if (--r->nest)
-		return;
 	SY_TSAN_RELEASE(&sy__rcu_token); /* G1 */
-	atomic_store_explicit(&r->period, 0, memory_order_release); /* E2 */
+	atomic_store_explicit(&r->period, outer, memory_order_release); /* E2 */
 }
 
 struct sy_engine;

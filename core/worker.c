@@ -701,15 +701,16 @@ static void *worker_main(void *arg)
 		/* D1: pairs with the release store in sy__workers_drain(). */
 		bool draining = atomic_load_explicit(&w->drain,
 						     memory_order_acquire);
+		uint64_t outer;
 		unsigned n;
 
-		sy__slot_read_lock(&w->slot->rcu, &w->eng->rcu_period);
+		outer = sy__slot_read_lock(&w->slot->rcu, &w->eng->rcu_period);
 		n = poll_pass(w);
 		if (sy__unlikely(w->retries != NULL))
 			n += sy__retries_due(w);
 		if (sy__unlikely(w->remote_flush != NULL))
 			sy__remote_flush(w, n == 0);
-		sy__slot_read_unlock(&w->slot->rcu);
+		sy__slot_read_unlock(&w->slot->rcu, outer);
 		/* P1: pairs with the acquire in sy__worker_wait_handled(). */
 		atomic_fetch_add_explicit(&w->passes, 1, memory_order_release);
 		if (n) {

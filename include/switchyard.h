@@ -598,6 +598,20 @@ SY_API int sy_producer_detach(sy_engine *eng);
 SY_API sy_msg *sy_msg_alloc(sy_engine *eng, size_t size);
 
 /**
+ * Allocate @p n messages as sy_msg_alloc() would, each with room for
+ * @p size payload bytes, into msgs[0..n): all of them or none. For the
+ * senders of bursts: the thread's free list is walked once for the whole
+ * burst. Same threads and blocking as sy_msg_alloc(). @p msgs may be NULL
+ * when @p n is 0.
+ * @return n; or a negative errno and no message allocated (msgs[] holds
+ *         nothing of the caller's): -EINVAL (@p n above INT_MAX),
+ *         -EMSGSIZE (size above SY_MSG_MAX_SIZE), -ESHUTDOWN (the engine
+ *         stopped), -ENOSPC (no producer slot), -ENOMEM.
+ */
+SY_API int sy_msg_alloc_burst(sy_engine *eng, size_t size, sy_msg **msgs,
+			      unsigned n);
+
+/**
  * Return a message to the pool it came from. Any thread; never blocks
  * (a message above 65,472 bytes, allocated alone, takes a mutex briefly).
  * The caller must own @p msg. NULL is ignored.

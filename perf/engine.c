@@ -410,7 +410,8 @@ send_single(const struct engine_run *run, uint64_t first, uint64_t end,
 	return 0;
 }
 
-/* Messages [first, end) with sy_msg_send_burst(), run->burst at a time. */
+/* Messages [first, end) with sy_msg_alloc_burst() and sy_msg_send_burst(),
+ * run->burst at a time. */
 static __attribute__((noinline)) int
 send_bursts(const struct engine_run *run, uint64_t first, uint64_t end,
 	    struct backoff *b)
@@ -425,17 +426,12 @@ send_bursts(const struct engine_run *run, uint64_t first, uint64_t end,
 
 	for (uint64_t sent = first; sent < end; sent += count) {
 		count = end - sent < burst ? (unsigned)(end - sent) : burst;
-		for (unsigned i = 0; i < count; i++) {
-			msgs[i] = sy_msg_alloc(eng, size);
-			if (__builtin_expect(!msgs[i], 0)) {
-				k = engine_error(run, "sy_msg_alloc", -ENOMEM);
-				while (i)
-					sy_msg_free(msgs[--i]);
-				return k;
-			}
-			if (keyed)
+		k = sy_msg_alloc_burst(eng, size, msgs, count);
+		if (__builtin_expect(k < 0, 0))
+			return engine_error(run, "sy_msg_alloc_burst", k);
+		if (keyed)
+			for (unsigned i = 0; i < count; i++)
 				sy_msg_set_key(msgs[i], sent + i);
-		}
 		k = sy_msg_send_burst(eng, route, msgs, count);
 		if (__builtin_expect(k != (int)count, 0)) {
 			k = resend_burst(run, msgs, count, k, b);

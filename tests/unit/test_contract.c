@@ -130,6 +130,8 @@ Test(core_contract, every_function_refuses_null_and_says_so)
 	/* Through a volatile: the compiler would see a constant NULL engine
 	 * dereferenced in the inlined fast path it never reaches. */
 	EXPECT_NOTED("sy_msg_alloc", cr_expect_null(sy_msg_alloc(no_engine, 8)));
+	EXPECT_REFUSED("sy_msg_alloc_burst", sy_msg_alloc_burst(NULL, 8, out, 1), -EINVAL);
+	EXPECT_REFUSED("sy_msg_alloc_burst", sy_msg_alloc_burst(eng, 8, NULL, 1), -EINVAL);
 	EXPECT_REFUSED("sy_msg_data", sy_msg_data(NULL), 0);
 	EXPECT_REFUSED("sy_msg_size", sy_msg_size(NULL), 0);
 	EXPECT_REFUSED("sy_msg_capacity", sy_msg_capacity(NULL), 0);
@@ -222,6 +224,7 @@ Test(core_contract, every_function_refuses_null_and_says_so)
 	sy_snapshot_release(NULL);
 	sy_metrics_serve_stop(NULL);
 	cr_expect_eq(sy_msg_send_burst(eng, route, NULL, 0), 0);
+	cr_expect_eq(sy_msg_alloc_burst(eng, 8, NULL, 0), 0);
 	EXPECT_RECORDED("sy_engine_create", -EINVAL);
 	/* Strings that take any value. */
 	cr_expect_str_eq(sy_strerror(-EINVAL), "invalid argument or configuration");

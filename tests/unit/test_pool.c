@@ -38,6 +38,8 @@ struct counting_allocator {
 	_Atomic uint64_t alloc_bytes;
 	_Atomic uint64_t free_bytes;
 	_Atomic uint64_t misaligned;
+	/* Refuse every allocation from the allocs-th on (0: never). */
+	_Atomic uint64_t fail_from;
 };
 
 static void *count_alloc(size_t size, size_t align, void *ctx)
@@ -45,6 +47,10 @@ static void *count_alloc(size_t size, size_t align, void *ctx)
 	struct counting_allocator *c = ctx;
 	void *p;
 
+	uint64_t from = atomic_load(&c->fail_from);
+
+	if (from && atomic_load(&c->allocs) + 1 >= from)
+		return NULL;
 	if (align < sizeof(void *))
 		align = sizeof(void *);
 	if (posix_memalign(&p, align, size) != 0)
@@ -75,6 +81,7 @@ static void counting_init(struct counting_allocator *c)
 	atomic_init(&c->alloc_bytes, 0);
 	atomic_init(&c->free_bytes, 0);
 	atomic_init(&c->misaligned, 0);
+	atomic_init(&c->fail_from, 0);
 }
 
 static uint64_t calls(struct counting_allocator *c)
@@ -426,4 +433,159 @@ Test(core_pool, destroy_returns_every_allocation_to_the_allocator)
 	}
 	sy_engine_destroy(eng);
 	expect_balanced(&c);
+}
+
+/* ---- sy_msg_alloc_burst() ---- */
+
+static int cmp_ptr(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)*(void *const *)a, y = (uintptr_t)*(void *const *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* msgs[0..n) are n different messages. */
+static void expect_distinct(sy_msg **msgs, unsigned n)
+{
+	sy_msg **sorted = malloc(n * sizeof(*sorted));
+
+	cr_assert_not_null(sorted);
+	memcpy(sorted, msgs, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), cmp_ptr);
+	for (unsigned i = 1; i < n; i++)
+		cr_assert_neq(sorted[i - 1], sorted[i], "message %p given twice",
+			      (void *)sorted[i]);
+	free(sorted);
+}
+
+Test(core_pool, alloc_burst_gives_fresh_messages_of_every_size)
+{
+	enum { N = 40 };
+	_Atomic uint64_t delivered;
+	uint64_t sent = 0;
+	sy_engine *eng = t_engine(1, SY_IDLE_SLEEP);
+	uint32_t route;
+
+	cr_assert_not_null(eng);
+	atomic_init(&delivered, 0);
+	route = t_direct(eng, "count", count_handler, &delivered, 0, NULL);
+	cr_assert_eq(sy_engine_start(eng), 0);
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		sy_msg *b[N];
+
+		/* Used messages of the class first: the burst must not show
+		 * what they carried. */
+		for (unsigned i = 0; i < 3; i++) {
+			b[i] = sy_msg_alloc(eng, sizes[k]);
+			cr_assert_not_null(b[i]);
+			sy_msg_set_tag(b[i], 7);
+			sy_msg_set_key(b[i], 9);
+		}
+		for (unsigned i = 0; i < 3; i++)
+			sy_msg_free(b[i]);
+		cr_assert_eq(sy_msg_alloc_burst(eng, sizes[k], b, N), N,
+			     "size %zu: %s", sizes[k], sy_last_error());
+		expect_distinct(b, N);
+		for (unsigned i = 0; i < N; i++) {
+			cr_assert_eq(sy_msg_size(b[i]), sizes[k]);
+			cr_assert_geq(sy_msg_capacity(b[i]), sizes[k]);
+			cr_assert_eq(sy_msg_tag(b[i]), 0);
+			cr_assert_eq(sy_msg_key(b[i]), 0);
+			/* Under ASan: the whole capacity is the message's own. */
+			memset(sy_msg_data(b[i]), (int)i, sy_msg_capacity(b[i]));
+		}
+		for (unsigned done = 0; done < N;) {
+			int rc = sy_msg_send_burst(eng, route, b + done, N - done);
+
+			if (rc == -EAGAIN) {
+				sched_yield();
+				continue;
+			}
+			cr_assert_gt(rc, 0, "burst: %s", sy_strerror(rc));
+			done += (unsigned)rc;
+		}
+		sent += N;
+	}
+	cr_assert(t_wait_u64(&delivered, sent, WAIT_MS));
+	cr_assert_eq(sy_engine_stop(eng), 0);
+	sy_engine_destroy(eng);
+}
+
+Test(core_pool, alloc_burst_refuses_what_sy_msg_alloc_refuses)
+{
+	sy_engine *eng = t_engine(1, SY_IDLE_SLEEP);
+	sy_msg *b[4] = { NULL };
+
+	cr_assert_not_null(eng);
+	cr_assert_eq(sy_msg_alloc_burst(eng, (size_t)SY_MSG_MAX_SIZE + 1, b, 4),
+		     -EMSGSIZE);
+	cr_assert_eq(sy_last_error_code(), -EMSGSIZE);
+	cr_assert_not_null(strstr(sy_last_error(), "sy_msg_alloc_burst"), "%s",
+			   sy_last_error());
+	cr_assert_eq(sy_msg_alloc_burst(eng, 8, b, 0), 0, "an empty burst");
+	cr_assert_eq(sy_engine_start(eng), 0);
+	cr_assert_eq(sy_engine_stop(eng), 0);
+	cr_assert_eq(sy_msg_alloc_burst(eng, 8, b, 4), -ESHUTDOWN);
+	cr_assert_eq(sy_last_error_code(), -ESHUTDOWN);
+	sy_engine_destroy(eng);
+}
+
+/*
+ * A burst that needs more than the pool can get takes nothing: the
+ * messages it had taken off the free list are back on it, so a burst of
+ * exactly what the free list holds then succeeds without the allocator.
+ */
+Test(core_pool, alloc_burst_is_all_or_nothing)
+{
+	struct counting_allocator c;
+	struct sy_stats st;
+	unsigned have = 0, cap = 1u << 16;
+	uint64_t slabs;
+	sy_msg **b = calloc(cap, sizeof(*b));
+	sy_engine *eng;
+
+	cr_assert_not_null(b);
+	counting_init(&c);
+	eng = counting_engine(&c);
+	/* Fill a slab of the smallest class, and take one message of the
+	 * next: have - 1 messages a slab. */
+	b[have++] = sy_msg_alloc(eng, 16);
+	cr_assert_not_null(b[0]);
+	cr_assert_eq(sy_engine_stats(eng, &st), 0);
+	slabs = st.pool_slabs;
+	do {
+		cr_assert_lt(have, cap);
+		b[have] = sy_msg_alloc(eng, 16);
+		cr_assert_not_null(b[have++]);
+		cr_assert_eq(sy_engine_stats(eng, &st), 0);
+	} while (st.pool_slabs == slabs);
+	for (unsigned i = 0; i < have; i++)
+		sy_msg_free(b[i]);
+	/* The free list holds two slabs' messages. */
+	have = 2 * (have - 1);
+	atomic_store(&c.fail_from, atomic_load(&c.allocs) + 1);
+	cr_assert_eq(sy_msg_alloc_burst(eng, 16, b, have + 1), -ENOMEM);
+	cr_assert_eq(sy_last_error_code(), -ENOMEM);
+	cr_assert_eq(sy_msg_alloc_burst(eng, 16, b, have), (int)have, "%s",
+		     sy_last_error());
+	expect_distinct(b, have);
+	for (unsigned i = 0; i < have; i++)
+		sy_msg_free(b[i]);
+	cr_assert_eq(sy_engine_stats(eng, &st), 0);
+	cr_assert_eq(st.pool_slabs, slabs + 1, "no slab was added");
+
+	/* Messages allocated alone: the ones taken before the refusal go
+	 * back to the allocator. */
+	atomic_store(&c.fail_from, atomic_load(&c.allocs) + 4);
+	{
+		uint64_t allocs = atomic_load(&c.allocs), frees = atomic_load(&c.frees);
+
+		cr_assert_eq(sy_msg_alloc_burst(eng, 70000, b, 5), -ENOMEM);
+		cr_assert_eq(atomic_load(&c.allocs) - allocs, 3);
+		cr_assert_eq(atomic_load(&c.frees) - frees, 3);
+	}
+	atomic_store(&c.fail_from, 0);
+	sy_engine_destroy(eng);
+	expect_balanced(&c);
+	free(b);
 }
