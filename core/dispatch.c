@@ -263,6 +263,14 @@ static inline void stamp(struct sy_engine *eng, struct sy_msg *m)
 	m->flags |= SY_MSG_TIMED;
 }
 
+/* Before @p m (or the burst it leads) goes on @p ring: a sample's index
+ * tells the worker to read the clock when it takes it (queues/ring.h). */
+static inline void mark_sample(struct sy__ring *ring, const struct sy_msg *m)
+{
+	if (sy__unlikely(m->flags & SY_MSG_TIMED))
+		sy__ring_mark_sample(ring);
+}
+
 /* Why no server of @p r was available: all that are left have open circuits? */
 static enum sy_dl_reason unreachable_reason(const struct sy__route *r)
 {
@@ -532,6 +540,7 @@ again:
 	if (sy__unlikely(sy__slot_sample(s)))
 		stamp(eng, m);
 	count_accepted(s, 1);
+	mark_sample(&sy__slot_out(s)[w], m);
 	if (sy__unlikely(!sy__ring_enqueue_spsc(&sy__slot_out(s)[w], m))) {
 		withdraw(s, 1);
 		unpick(m);
@@ -626,6 +635,7 @@ direct_sampled(struct sy_engine *eng, struct sy__slot *s, struct sy_msg *m,
 	uint32_t route = m->route_id;
 
 	stamp(eng, m);
+	sy__ring_mark_sample(ring);
 	return direct_finish(s, route, m, srv, ring, outer);
 }
 
@@ -708,6 +718,7 @@ static int enqueue_group(struct sy__slot *s, unsigned w, struct sy_msg **msgs,
 	struct sy_msg *d;
 	struct sy__burst *b;
 
+	mark_sample(ring, msgs[0]);
 	if (n == 1)
 		return sy__ring_enqueue_spsc(ring, msgs[0]) ? 0 : -EAGAIN;
 	d = sy__msg_alloc(s, sizeof(*b));
@@ -765,6 +776,7 @@ congested_group(struct sy_engine *eng, struct sy__slot *s,
 			struct sy__server *srv = m->server;
 
 			count_accepted(s, 1);
+			mark_sample(&out[srv->worker], m);
 			if (sy__ring_enqueue_spsc(&out[srv->worker], m)) {
 				worker_of[j] = SPILLED;
 				sid[j] = srv->id;
@@ -1047,8 +1059,12 @@ int sy__dispatch_retry(struct sy__worker *w, struct sy_msg *m,
 		m->enq_ns = sy__now(eng);
 		m->codel = 1;
 	}
-	if ((r->bp_mode != SY_BP_OFF && sy__ring_over(ring, r->bp_high)) ||
-	    !sy__ring_enqueue_spsc(ring, m)) {
+	if (r->bp_mode != SY_BP_OFF && sy__ring_over(ring, r->bp_high)) {
+		unpick(m);
+		return -EAGAIN;
+	}
+	mark_sample(ring, m);
+	if (!sy__ring_enqueue_spsc(ring, m)) {
 		unpick(m);
 		return -EAGAIN;
 	}

@@ -857,8 +857,11 @@ static bool hand_back(struct sy__remote *rm, struct sy_msg *m)
 {
 	unsigned w = m->server->worker;
 	struct sy__rserver *rs = m->server->ctx;
+	struct sy__ring *ring = &sy__slot_out(rm->slot)[w];
 
-	if (!sy__ring_enqueue_spsc(&sy__slot_out(rm->slot)[w], m))
+	if (sy__unlikely(m->flags & SY_MSG_TIMED))
+		sy__ring_mark_sample(ring);
+	if (!sy__ring_enqueue_spsc(ring, m))
 		return false;
 	/* Pairs with the acquires of sy__remote_quiesce() and
 	 * sy__remote_server_drain(): the message is on the ring. */

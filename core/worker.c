@@ -523,26 +523,27 @@ static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
 #define SY_DEQUEUE_MAX 32
 
 /*
- * Take up to @p want entries off @p r into @p e and run them. One pass over
- * the slots copies the entries and looks at their flags: a sample among
- * them reads the clock now, for its time in the ring. @return the number.
+ * Run up to @p want entries of @p r in place, then hand their slots back.
+ * A sample among them (the ring's mark says there may be one) reads the
+ * clock now, for its time in the ring. @return the number.
  */
 static inline unsigned take_batch(struct sy__worker *w, struct sy__ring *r,
-				  void **e, unsigned want, struct drain *d)
+				  unsigned want, struct drain *d)
 {
-	unsigned c, n = sy__ring_peek_spsc(r, want, &c);
-	uint8_t any = 0;
+	unsigned c, n = sy__ring_peek_spsc(r, want, &c), k = n;
+	void *const *e;
 
-	for (unsigned i = 0; i < n; i++) {
-		e[i] = sy__ring_entry(r, c + i);
-		any |= ((struct sy_msg *)e[i])->flags;
-	}
 	if (!n)
 		return 0;
-	sy__ring_taken_spsc(r, c, n);
 	d->now = 0;
-	d->taken_ns = sy__unlikely(any & SY_MSG_TIMED) ? sy__now(w->eng) : 0;
-	handle_msgs(w, e, n, d);
+	d->taken_ns = sy__unlikely(sy__ring_sample_pending(r, c)) ?
+		      sy__now(w->eng) : 0;
+	e = sy__ring_entries(r, c, &k);
+	handle_msgs(w, e, k, d);
+	if (sy__unlikely(k < n)) /* the rest, from the buffer's start */
+		handle_msgs(w, sy__ring_entries(r, c + k, &(unsigned){ n - k }),
+			    n - k, d);
+	sy__ring_taken_spsc(r, c, n);
 	return n;
 }
 
@@ -551,11 +552,10 @@ __attribute__((noinline)) unsigned sy__worker_drain_ring(struct sy__worker *w,
 {
 	unsigned burst = w->eng->cfg.burst;
 	unsigned want = burst < SY_DEQUEUE_MAX ? burst : SY_DEQUEUE_MAX;
-	void *e[SY_DEQUEUE_MAX];
 	unsigned n, taken = 0;
 	struct drain d = { .m_server = UINT32_MAX, .m_route = UINT32_MAX };
 
-	while ((n = take_batch(w, r, e, want, &d)) != 0) {
+	while ((n = take_batch(w, r, want, &d)) != 0) {
 		taken += n;
 		if (n < want || taken >= burst)
 			break;

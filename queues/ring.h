@@ -33,17 +33,20 @@
 
 struct sy__ring {
 	struct ck_ring ring;
-	struct ck_ring_buffer *buf;
-	/* The producer's line: its copy of ring.c_head, and the consumer's
-	 * parker, woken after a publish (NULL: the consumer never parks). */
+	void **buf;               /* the slots: one pointer each */
+	/* The producer's line: its copy of ring.c_head, the index of the
+	 * latest entry marked a sample (sy__ring_mark_sample()), and the
+	 * consumer's parker, woken after a publish (NULL: the consumer never
+	 * parks). */
 	unsigned c_cache __attribute__((aligned(64)));
+	unsigned sampled;
 	struct sy__parker *wake;
 } __attribute__((aligned(64)));
 
 /** Bytes of buffer a ring of @p size entries needs. */
 static inline size_t sy__ring_buffer_bytes(unsigned size)
 {
-	return (size_t)size * sizeof(struct ck_ring_buffer);
+	return (size_t)size * sizeof(void *);
 }
 
 /**
@@ -60,6 +63,7 @@ static inline void sy__ring_init(struct sy__ring *r, void *buf, unsigned size,
 	r->ring.p_head = start;
 	r->buf = buf;
 	r->c_cache = start;
+	r->sampled = start - 1; /* behind the consumer: no sample */
 	r->wake = NULL;
 }
 
@@ -87,7 +91,7 @@ static inline void sy__ring_put_spsc(struct sy__ring *r, void *p)
 	struct ck_ring *ring = &r->ring;
 	unsigned prod = ring->p_tail;
 
-	r->buf[prod & ring->mask].value = p;
+	r->buf[prod & ring->mask] = p;
 	SY_YIELD_POINT();
 	/* The slot is written before the entry is published. */
 	ck_pr_fence_store();
@@ -136,7 +140,43 @@ static inline unsigned sy__ring_peek_spsc(struct sy__ring *r, unsigned max,
 /** Consumer only: the entry at index @p i, from sy__ring_peek_spsc(). */
 static inline void *sy__ring_entry(const struct sy__ring *r, unsigned i)
 {
-	return r->buf[i & r->ring.mask].value;
+	return r->buf[i & r->ring.mask];
+}
+
+/**
+ * Consumer only: the entries from index @p first on, in place, as an array
+ * of *@p n (cut to the end of the buffer where they wrap: the rest start at
+ * index first + *n). They are read before sy__ring_taken_spsc() hands
+ * their slots back.
+ */
+static inline void *const *sy__ring_entries(const struct sy__ring *r,
+					    unsigned first, unsigned *n)
+{
+	unsigned at = first & r->ring.mask, to_end = r->ring.mask + 1 - at;
+
+	if (*n > to_end)
+		*n = to_end;
+	return &r->buf[at];
+}
+
+/**
+ * Producer only, before it publishes an entry that is a latency sample:
+ * record the entry's index, so that the consumer reads the clock for the
+ * batch that takes it (sy__ring_sample_pending()). Of several samples in
+ * the ring only the latest is recorded, and a batch before it reads the
+ * clock too: no sample's batch goes without.
+ */
+static inline void sy__ring_mark_sample(struct sy__ring *r)
+{
+	ck_pr_store_uint(&r->sampled, r->ring.p_tail);
+}
+
+/** Consumer only, after sy__ring_peek_spsc() gave @p first: may an entry
+ * from @p first on be a sample? */
+static inline bool sy__ring_sample_pending(const struct sy__ring *r,
+					   unsigned first)
+{
+	return ck_pr_load_uint(&r->sampled) - first <= r->ring.mask;
 }
 
 /** Consumer only: the @p n entries from @p first on are read; their slots

@@ -9,6 +9,7 @@
  * it, and the engine-wide histogram both.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 #include <criterion/criterion.h>
@@ -114,6 +115,77 @@ Test(metrics_route_latency, each_route_shows_its_own_wait)
 	cr_expect_eq(all.count, 2 * N);
 	cr_expect_eq(all.min, FAST_NS);
 	cr_expect_eq(all.max, SLOW_NS);
+	/* Every sample's time in the ring too: the worker read the clock for
+	 * each batch that held one, however far behind it ran. */
+	cr_assert_eq(sy_snapshot_hist(snap, SY_HIST_SOJOURN, false, &all), 0);
+	cr_expect_eq(all.count, 2 * N);
+	cr_expect_eq(all.min, FAST_NS);
+	cr_expect_eq(all.max, SLOW_NS);
+	sy_snapshot_release(snap);
+	sy_engine_destroy(eng);
+}
+
+/* Send msgs in bursts of @p n through @p route, waiting out full rings. */
+static void send_bursts(sy_engine *eng, uint32_t route, unsigned bursts,
+			unsigned n)
+{
+	sy_msg *b[32];
+
+	cr_assert_leq(n, 32);
+	for (unsigned k = 0; k < bursts; k++) {
+		cr_assert_eq(sy_msg_alloc_burst(eng, 8, b, n), (int)n);
+		for (unsigned done = 0; done < n;) {
+			int rc = sy_msg_send_burst(eng, route, b + done, n - done);
+
+			if (rc == -EAGAIN) {
+				sched_yield();
+				continue;
+			}
+			cr_assert_gt(rc, 0, "burst: %s", sy_strerror(rc));
+			done += (unsigned)rc;
+		}
+	}
+}
+
+/*
+ * Every latency sample, however it was sent (a direct route's single
+ * sends and bursts, a route with a policy), has its time in the ring: the
+ * worker reads the clock for every batch that takes one.
+ */
+Test(metrics_route_latency, every_sample_has_its_time_in_the_ring)
+{
+	static struct t_server one, two, three;
+	sy_engine *eng = engine_with_split_clock();
+	uint32_t direct = t_direct(eng, "direct", t_server_handler, &one, 0, NULL);
+	uint32_t ids[2] = { t_add_counter(eng, "two", &two, 0),
+			    t_add_counter(eng, "three", &three, 1) };
+	uint32_t spread = t_add_route(eng, "spread", (struct sy_route_opts){ 0 },
+				      ids, 2);
+	struct sy_hist_summary lat, soj;
+	sy_snapshot *snap;
+
+	cr_assert_eq(sy_engine_start(eng), 0);
+	atomic_store(&delay_ns, FAST_NS);
+	t_send_tags(eng, direct, 0, N);
+	send_bursts(eng, direct, N / 32, 32);
+	t_send_tags(eng, spread, 0, N);
+	cr_assert(t_wait_u64(&one.handled, N + N / 32 * 32, T_WAIT_MS));
+	/* Between them: a send refused by a full ring goes to the other
+	 * server when it is sent again. */
+	for (uint64_t end = t_now_ms() + T_WAIT_MS;
+	     atomic_load(&two.handled) + atomic_load(&three.handled) < N;
+	     sched_yield())
+		cr_assert_lt(t_now_ms(), end, "the spread route's messages did not run");
+	cr_assert_eq(sy_metrics_refresh(eng), 0, "%s", sy_last_error());
+	snap = sy_metrics_snapshot(eng);
+	cr_assert_eq(sy_snapshot_hist(snap, SY_HIST_LATENCY, false, &lat), 0);
+	cr_assert_eq(sy_snapshot_hist(snap, SY_HIST_SOJOURN, false, &soj), 0);
+	/* One sample a single send, one a burst (its first message). */
+	cr_expect_eq(lat.count, 2 * N + N / 32);
+	cr_expect_eq(soj.count, lat.count, "%llu samples, %llu times in the ring",
+		     (unsigned long long)lat.count, (unsigned long long)soj.count);
+	cr_expect_eq(soj.min, FAST_NS);
+	cr_expect_eq(soj.max, FAST_NS);
 	sy_snapshot_release(snap);
 	sy_engine_destroy(eng);
 }
