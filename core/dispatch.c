@@ -654,7 +654,7 @@ direct_sampled(struct sy_engine *eng, struct sy__slot *s, struct sy_msg *m,
 __attribute__((always_inline)) inline int
 sy__dispatch_direct_or(struct sy_engine *eng, uint32_t route,
 		       struct sy_msg *m, struct sy__slot *s,
-		       sy__dispatch_fn *general)
+		       sy__dispatch_fn *general, uint8_t keep)
 {
 	struct sy__server *srv;
 	struct sy__route *r;
@@ -673,7 +673,7 @@ sy__dispatch_direct_or(struct sy_engine *eng, uint32_t route,
 			 (r->bp_mode != SY_BP_OFF &&
 			  sy__ring_over(ring, r->bp_high))))
 		goto general;
-	assign_direct(r, srv, m, SY_MSG_KEEP_FLAGS);
+	assign_direct(r, srv, m, keep);
 	if (sy__unlikely(sy__slot_sample(s)))
 		return direct_sampled(eng, s, m, ring, outer);
 	return direct_finish(s, route, m, srv, ring, outer);
@@ -687,13 +687,14 @@ __attribute__((always_inline)) inline int
 sy__dispatch_direct(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
 		    struct sy__slot *s)
 {
-	return sy__dispatch_direct_or(eng, route, m, s, NULL);
+	return sy__dispatch_direct_or(eng, route, m, s, NULL, SY_MSG_KEEP_FLAGS);
 }
 
 int sy__dispatch(struct sy_engine *eng, uint32_t route, struct sy_msg *m,
 		 struct sy__slot *s)
 {
-	return sy__dispatch_direct_or(eng, route, m, s, sy__dispatch_general);
+	return sy__dispatch_direct_or(eng, route, m, s, sy__dispatch_general,
+				      SY_MSG_KEEP_FLAGS);
 }
 
 int sy__dispatch_quiet(struct sy_engine *eng, uint32_t route,

@@ -36,12 +36,14 @@ int sy__dispatch_direct(struct sy_engine *eng, uint32_t route,
 			struct sy_msg *m, struct sy__slot *s);
 
 /* sy__dispatch_direct(), which for every case but the common one returns
- * what @p general returns (a tail call; NULL: SY_DISPATCH_GENERAL). */
+ * what @p general returns (a tail call; NULL: SY_DISPATCH_GENERAL), and
+ * keeps of m's flags those in @p keep (SY_MSG_KEEP_FLAGS, or fewer where
+ * the caller left clearing them to this one write). */
 typedef int sy__dispatch_fn(struct sy_engine *eng, uint32_t route,
 			    struct sy_msg *m, struct sy__slot *s);
 int sy__dispatch_direct_or(struct sy_engine *eng, uint32_t route,
 			   struct sy_msg *m, struct sy__slot *s,
-			   sy__dispatch_fn *general);
+			   sy__dispatch_fn *general, uint8_t keep);
 int sy__dispatch_general(struct sy_engine *eng, uint32_t route,
 			 struct sy_msg *m, struct sy__slot *s);
 

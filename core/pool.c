@@ -274,13 +274,22 @@ SY_API int sy_msg_alloc_burst(sy_engine *eng, size_t size, sy_msg **msgs,
 		       size < atomic_load_explicit(&eng->alloc_fast,
 						   memory_order_relaxed))) {
 		p = &sy__tls_hot.slot->pool;
-		for (m = p->free[0]; i < n && m != NULL; m = m->next) {
-			msgs[i++] = m;
-			msg_init(m, size);
+		m = p->free[0];
+		for (;;) {
+			for (; i < n && m != NULL; m = m->next) {
+				msgs[i++] = m;
+				msg_init(m, size);
+			}
+			if (sy__likely(i == n))
+				break;
+			/* Out of messages: the ones handed back, or a slab. */
+			if (!(m = pool_refill(p, 0))) {
+				p->free[0] = NULL;
+				return alloc_burst_slow(eng, size, msgs, n, i);
+			}
 		}
 		p->free[0] = m;
-		if (sy__likely(i == n))
-			return (int)n;
+		return (int)n;
 	}
 	return alloc_burst_slow(eng, size, msgs, n, i);
 }

@@ -100,8 +100,10 @@ static __attribute__((noinline)) int send_general(struct sy_engine *eng,
 						  struct sy_msg *msg,
 						  struct sy__slot *s)
 {
-	int rc = sy__dispatch_general(eng, route, msg, s);
+	int rc;
 
+	msg->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
+	rc = sy__dispatch_general(eng, route, msg, s);
 	if (sy__unlikely(rc))
 		return refused("sy_msg_send", msg, rc, route);
 	return 0;
@@ -120,9 +122,12 @@ SY_API int sy_msg_send(sy_engine *eng, uint32_t route, sy_msg *msg)
 	if (sy__unlikely(!msg || msg->held || sy__tls_hot.eng != eng))
 		return send_slow(eng, route, msg);
 	s = sy__tls_hot.slot;
-	msg->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
 	msg->held = 1;
-	return sy__dispatch_direct_or(eng, route, msg, s, send_general);
+	/* A plain message: the direct send's one write of the flags clears
+	 * an earlier use's request marks, send_general() its own. */
+	return sy__dispatch_direct_or(eng, route, msg, s, send_general,
+				      SY_MSG_KEEP_FLAGS &
+				      ~(SY_MSG_REQUEST | SY_MSG_CALL));
 }
 
 SY_API int sy_msg_request(sy_engine *eng, uint32_t route, sy_msg *msg)

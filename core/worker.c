@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "core/breaker.h"
@@ -60,7 +61,7 @@ struct drain {
 	uint64_t taken_ns;             /* when the batch was taken, if it holds a sample */
 	struct sy__server *handled_srv;/* in-flight count not yet given back: */
 	int64_t handled;               /* this many runs of handled_srv */
-	unsigned runs;                 /* handler runs */
+	unsigned runs;                 /* handler runs, counted at runs_flush() */
 	uint32_t m_server, m_route;    /* runs not yet counted, of one server and route: */
 	uint32_t ok, failed, again;    /* again: runs that were not the first */
 };
@@ -114,6 +115,7 @@ static void runs_flush(struct sy__worker *w, struct drain *d)
 {
 	struct sy__shard *sh = w->slot->shard;
 
+	d->runs += d->ok + d->failed;
 	if (d->ok + d->failed > d->again)
 		w->budget[d->m_route].runs += d->ok + d->failed - d->again;
 	d->again = 0;
@@ -278,7 +280,6 @@ static bool run_end(struct sy__worker *w, struct sy_msg *m,
 {
 	if (sy__unlikely(w->taken && w->deferred)) {
 		w->deferred = false;
-		d->runs--;
 		return true;
 	}
 	if (sy__unlikely(srv->breaker != NULL))
@@ -323,7 +324,7 @@ static inline __attribute__((always_inline)) int run_one(struct sy__worker *w,
 	unsigned pick = m->pick;
 	uint64_t t0 = 0, start = 0;
 	uint32_t origin = 0;
-	bool first, drop = false;
+	bool first, drop = false, deferred;
 	int rc;
 
 	if (flags & (SY_MSG_DEADLINE | SY_MSG_TIMED)) {
@@ -348,15 +349,15 @@ static inline __attribute__((always_inline)) int run_one(struct sy__worker *w,
 	d->clock = 0;
 	first = m->attempts == 0; /* failed runs so far */
 	w->current = m;
-	w->taken = false;
 	rc = srv->fn(w->eng, m, srv->ctx);
 	w->current = NULL;
-	d->runs++;
 	/* A message from another engine that failed here ends here (counted
 	 * as kept): its sender retries or dead-letters it. */
 	if (sy__unlikely(origin) && rc < 0 && !w->taken)
 		drop = w->taken = true;
-	if (run_end(w, m, srv, route_id, rc, first, d)) {
+	deferred = run_end(w, m, srv, route_id, rc, first, d);
+	w->taken = false;
+	if (deferred) {
 		if (sy__unlikely(origin))
 			sy__remote_ended(w, origin, rc);
 		return -EINPROGRESS;
@@ -478,12 +479,11 @@ run_msgs(struct sy__worker *w, void *const *e, unsigned n,
 			continue;
 		}
 		w->current = m;
-		w->taken = false;
 		rc = srv->fn(eng, m, srv->ctx);
-		d->runs++;
 		if (sy__unlikely(rc < 0 || w->taken)) {
 			w->current = NULL;
 			run_end(w, m, srv, route_id, rc, true, d);
+			w->taken = false;
 			continue;
 		}
 		if (sy__unlikely(srv->breaker != NULL))
@@ -523,27 +523,28 @@ static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
 #define SY_DEQUEUE_MAX 32
 
 /*
- * Run up to @p want entries of @p r in place, then hand their slots back.
- * A sample among them (the ring's mark says there may be one) reads the
- * clock now, for its time in the ring. @return the number.
+ * Take up to @p want entries off @p r into @p e (copied whole, with no
+ * look at them), hand their slots back, and run them: a message that runs
+ * has left its ring, as a depth or a threshold counts it. A sample among
+ * them (the ring's mark says there may be one) reads the clock now, for
+ * its time in the ring. @return the number.
  */
 static inline unsigned take_batch(struct sy__worker *w, struct sy__ring *r,
-				  unsigned want, struct drain *d)
+				  void **e, unsigned want, struct drain *d)
 {
 	unsigned c, n = sy__ring_peek_spsc(r, want, &c), k = n;
-	void *const *e;
 
 	if (!n)
 		return 0;
+	memcpy(e, sy__ring_entries(r, c, &k), k * sizeof(*e));
+	if (sy__unlikely(k < n)) /* the rest, from the buffer's start */
+		memcpy(e + k, sy__ring_entries(r, c + k, &(unsigned){ n - k }),
+		       (n - k) * sizeof(*e));
 	d->now = 0;
 	d->taken_ns = sy__unlikely(sy__ring_sample_pending(r, c)) ?
 		      sy__now(w->eng) : 0;
-	e = sy__ring_entries(r, c, &k);
-	handle_msgs(w, e, k, d);
-	if (sy__unlikely(k < n)) /* the rest, from the buffer's start */
-		handle_msgs(w, sy__ring_entries(r, c + k, &(unsigned){ n - k }),
-			    n - k, d);
 	sy__ring_taken_spsc(r, c, n);
+	handle_msgs(w, e, n, d);
 	return n;
 }
 
@@ -552,10 +553,11 @@ __attribute__((noinline)) unsigned sy__worker_drain_ring(struct sy__worker *w,
 {
 	unsigned burst = w->eng->cfg.burst;
 	unsigned want = burst < SY_DEQUEUE_MAX ? burst : SY_DEQUEUE_MAX;
+	void *e[SY_DEQUEUE_MAX];
 	unsigned n, taken = 0;
 	struct drain d = { .m_server = UINT32_MAX, .m_route = UINT32_MAX };
 
-	while ((n = take_batch(w, r, want, &d)) != 0) {
+	while ((n = take_batch(w, r, e, want, &d)) != 0) {
 		taken += n;
 		if (n < want || taken >= burst)
 			break;

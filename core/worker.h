@@ -36,7 +36,9 @@ struct sy__worker {
 	int cpu;
 	unsigned nservers;         /* placement; under eng->lock */
 	sy_msg *current;           /* message being handled */
-	bool taken;                /* the handler passed current on */
+	bool taken;                /* the handler passed current on; false
+	                            * outside a run (each run that sets it
+	                            * clears it after) */
 	bool deferred;             /* ...to a remote server: its run ends later */
 	/* Retries waiting for their backoff, soonest first (msg->next). */
 	struct sy_msg *retries;
