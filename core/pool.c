@@ -346,6 +346,20 @@ void sy__msg_release(struct sy__slot *self, struct sy_msg *m)
 	}
 }
 
+void sy__release_batch_switch(struct sy__slot *self,
+			      struct sy__release_batch *b, struct sy_msg *m)
+{
+	sy__release_batch_flush(self, b);
+	if (sy__home_class(m->home) == SY_CLASS_HUGE) {
+		sy__msg_release(self, m);
+		return;
+	}
+	m->next = NULL;
+	b->home = m->home;
+	b->head = b->tail = m;
+	b->n = 1;
+}
+
 void sy__release_batch_flush(struct sy__slot *self, struct sy__release_batch *b)
 {
 	struct sy__pool *p = sy__home_pool(b->home);

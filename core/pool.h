@@ -94,7 +94,14 @@ void sy__pool_destroy(struct sy_engine *eng, struct sy__pool *p);
 /* Free the unpooled messages still allocated (engine destroy). */
 void sy__huge_destroy(struct sy_engine *eng);
 
-static inline void sy__release_batch_add(struct sy__slot *self,
+/* sy__release_batch_add() for a message of another pool than the batch's:
+ * flush the batch, start one with @p m. */
+void sy__release_batch_switch(struct sy__slot *self,
+			      struct sy__release_batch *b, struct sy_msg *m);
+
+/* Add @p m to @p b; *@p self (the caller's slot) is read only when @p m
+ * comes from another pool than the batch's. */
+static inline void sy__release_batch_add(struct sy__slot *const *self,
 					 struct sy__release_batch *b,
 					 struct sy_msg *m)
 {
@@ -104,15 +111,7 @@ static inline void sy__release_batch_add(struct sy__slot *self,
 		b->n++;
 		return;
 	}
-	sy__release_batch_flush(self, b);
-	if (sy__home_class(m->home) == SY_CLASS_HUGE) {
-		sy__msg_release(self, m);
-		return;
-	}
-	m->next = NULL;
-	b->home = m->home;
-	b->head = b->tail = m;
-	b->n = 1;
+	sy__release_batch_switch(*self, b, m);
 }
 
 #endif /* SY_CORE_POOL_H */

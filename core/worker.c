@@ -290,7 +290,7 @@ static bool run_end(struct sy__worker *w, struct sy_msg *m,
 		if (!w->taken)
 			failed(w, m, srv, rc, d);
 	} else if (!w->taken) {
-		sy__release_batch_add(w->slot, &d->done, m);
+		sy__release_batch_add(&w->slot, &d->done, m);
 	}
 	return false;
 }
@@ -495,7 +495,7 @@ run_msgs(struct sy__worker *w, void *const *e, unsigned n,
 			d->m_route = route_id;
 		}
 		d->ok++;
-		sy__release_batch_add(w->slot, &d->done, m);
+		sy__release_batch_add(&w->slot, &d->done, m);
 	}
 	w->current = NULL;
 }
