@@ -599,14 +599,14 @@ int sy__dispatch_hedge(struct sy_engine *eng, uint32_t route,
 	return rc;
 }
 
-/* Record in @p m that it goes to @p srv through @p r, a direct route: no
- * pick index (only an observing policy reads it), no route flags. */
-static inline void assign_direct(const struct sy__route *r,
-				 struct sy__server *srv, struct sy_msg *m,
-				 uint8_t keep)
+/* Record in @p m that it goes to @p srv through the direct route @p route
+ * (its id, which is the route's index in the table): no pick index (only
+ * an observing policy reads it), no route flags. */
+static inline void assign_direct(uint32_t route, struct sy__server *srv,
+				 struct sy_msg *m, uint8_t keep)
 {
 	m->server = srv;
-	m->route_id = r->id;
+	m->route_id = route;
 	m->flags &= keep;
 }
 
@@ -673,7 +673,7 @@ sy__dispatch_direct_or(struct sy_engine *eng, uint32_t route,
 			 (r->bp_mode != SY_BP_OFF &&
 			  sy__ring_over(ring, r->bp_high))))
 		goto general;
-	assign_direct(r, srv, m, keep);
+	assign_direct(route, srv, m, keep);
 	if (sy__unlikely(sy__slot_sample(s)))
 		return direct_sampled(eng, s, m, ring, outer);
 	return direct_finish(s, route, m, srv, ring, outer);
@@ -826,7 +826,7 @@ static int chunk_to_one(struct sy_engine *eng, uint32_t route,
 		return SY_GO;
 	if (r->direct) {
 		for (unsigned i = 0; i < n; i++)
-			assign_direct(r, srv, msgs[i], SY_MSG_KEEP_FLAGS &
+			assign_direct(route, srv, msgs[i], SY_MSG_KEEP_FLAGS &
 				      ~(SY_MSG_REQUEST | SY_MSG_CALL));
 	} else {
 		for (unsigned i = 0; i < n; i++) {

@@ -258,7 +258,6 @@ SY_API int sy_msg_alloc_burst(sy_engine *eng, size_t size, sy_msg **msgs,
 {
 	struct sy_msg *m;
 	struct sy__pool *p;
-	unsigned i = 0;
 
 	SY__NONNULL(eng);
 	if (n == 0)
@@ -273,25 +272,28 @@ SY_API int sy_msg_alloc_burst(sy_engine *eng, size_t size, sy_msg **msgs,
 	if (sy__likely(sy__tls_hot.eng == eng &&
 		       size < atomic_load_explicit(&eng->alloc_fast,
 						   memory_order_relaxed))) {
+		sy_msg **out = msgs, **end = msgs + n;
+
 		p = &sy__tls_hot.slot->pool;
 		m = p->free[0];
 		for (;;) {
-			for (; i < n && m != NULL; m = m->next) {
-				msgs[i++] = m;
+			for (; m != NULL && out != end; m = m->next) {
+				*out++ = m;
 				msg_init(m, size);
 			}
-			if (sy__likely(i == n))
+			if (sy__likely(out == end))
 				break;
 			/* Out of messages: the ones handed back, or a slab. */
 			if (!(m = pool_refill(p, 0))) {
 				p->free[0] = NULL;
-				return alloc_burst_slow(eng, size, msgs, n, i);
+				return alloc_burst_slow(eng, size, msgs, n,
+							(unsigned)(out - msgs));
 			}
 		}
 		p->free[0] = m;
 		return (int)n;
 	}
-	return alloc_burst_slow(eng, size, msgs, n, i);
+	return alloc_burst_slow(eng, size, msgs, n, 0);
 }
 
 static void push_chain(struct sy__pool *p, unsigned k, struct sy_msg *head,

@@ -188,7 +188,7 @@ SY_API int sy_msg_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
 			     unsigned n)
 {
 	struct sy__msg_route saved;
-	struct sy_msg *own = NULL;
+	struct sy_msg *own = NULL, **at;
 	unsigned ok, own_at = 0;
 	int err = 0;
 	struct sy__slot *s;
@@ -200,17 +200,18 @@ SY_API int sy_msg_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
 	/* The messages up to the first that is not the caller's go; the
 	 * message the calling handler runs goes once (a second time in the
 	 * array, it is sent already). */
-	for (ok = 0; ok < n; ok++) {
-		struct sy_msg *m = msgs[ok];
+	for (at = msgs; at != msgs + n; at++) {
+		struct sy_msg *m = *at;
 
 		if (sy__unlikely(!m || m->held)) {
 			if (!m || !burst_meets_own(m, own, &saved))
 				break;
 			own = m;
-			own_at = ok;
+			own_at = (unsigned)(at - msgs);
 		}
 		m->held = 1;
 	}
+	ok = (unsigned)(at - msgs);
 	s = ok ? sy__slot_get(eng, &err) : NULL;
 	if (sy__unlikely(!s)) {
 		for (unsigned i = 0; i < ok; i++)

@@ -532,14 +532,18 @@ static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
 static inline unsigned take_batch(struct sy__worker *w, struct sy__ring *r,
 				  void **e, unsigned want, struct drain *d)
 {
-	unsigned c, n = sy__ring_peek_spsc(r, want, &c), k = n;
+	unsigned c, n = sy__ring_peek_spsc(r, want, &c), k = n, rest;
+	void *const *at;
 
 	if (!n)
 		return 0;
-	memcpy(e, sy__ring_entries(r, c, &k), k * sizeof(*e));
-	if (sy__unlikely(k < n)) /* the rest, from the buffer's start */
-		memcpy(e + k, sy__ring_entries(r, c + k, &(unsigned){ n - k }),
-		       (n - k) * sizeof(*e));
+	at = sy__ring_entries(r, c, &k); /* k: as many as run to the end */
+	memcpy(e, at, k * sizeof(*e));
+	if (sy__unlikely(k < n)) { /* the rest, from the buffer's start */
+		rest = n - k;
+		at = sy__ring_entries(r, c + k, &rest);
+		memcpy(e + k, at, rest * sizeof(*e));
+	}
 	d->now = 0;
 	d->taken_ns = sy__unlikely(sy__ring_sample_pending(r, c)) ?
 		      sy__now(w->eng) : 0;

@@ -7,7 +7,9 @@
  * sy__ring_produced()/sy__ring_passed() tell a third thread when everything
  * published up to a mark has been taken, across the wrap of the 32-bit
  * counters too; sy__ring_dequeue_burst_spsc() takes up to its limit, in
- * order. The last tests move a million sequence numbers between two
+ * order; sy__ring_entries() gives a batch in place, cut at the end of the
+ * buffer; a sample's mark is pending for the batches up to the one that
+ * takes it. The last tests move a million sequence numbers between two
  * threads, one entry or one burst at a time. Every wait is bounded.
  */
 #include <limits.h>
@@ -334,6 +336,68 @@ Test(queues_ring, dequeue_burst_works_across_the_counter_wrap)
 		cr_assert_eq(sy__ring_count(&t.r), 0);
 	}
 	ring_close(&t);
+}
+
+/* A batch read in place: the entries up to the end of the buffer, then
+ * the rest from its start, in order. */
+Test(queues_ring, entries_in_place_stop_at_the_end_of_the_buffer)
+{
+	struct test_ring t;
+	unsigned c, n, k, rest;
+	void *const *at;
+
+	ring_open(&t, 16);
+	ring_rewind_to(&t, 10);
+	for (unsigned i = 0; i < 12; i++)
+		cr_assert(sy__ring_enqueue_spsc(&t.r, seq_ptr(i)));
+	n = sy__ring_peek_spsc(&t.r, 32, &c);
+	cr_assert_eq(n, 12);
+	k = n;
+	at = sy__ring_entries(&t.r, c, &k);
+	cr_assert_eq(k, 6, "six slots to the end of the buffer, got %u", k);
+	for (unsigned i = 0; i < k; i++)
+		cr_assert_eq(ptr_seq(at[i]), i);
+	rest = n - k;
+	at = sy__ring_entries(&t.r, c + k, &rest);
+	cr_assert_eq(rest, 6);
+	cr_assert_eq((const void *)at, t.buf, "the rest starts the buffer");
+	for (unsigned i = 0; i < rest; i++)
+		cr_assert_eq(ptr_seq(at[i]), k + i);
+	sy__ring_taken_spsc(&t.r, c, n);
+	cr_assert_eq(sy__ring_count(&t.r), 0);
+	ring_close(&t);
+}
+
+/* A sample's mark holds for every batch up to the one that takes it, and
+ * not after; across the counter wrap too. */
+Test(queues_ring, a_marked_sample_is_pending_until_its_batch_is_taken)
+{
+	static const unsigned starts[] = { 0, UINT_MAX - 2 };
+
+	for (unsigned s = 0; s < 2; s++) {
+		struct test_ring t = { .size = 16 };
+		unsigned c, n;
+
+		t.buf = calloc(1, sy__ring_buffer_bytes(16));
+		cr_assert_not_null(t.buf);
+		sy__ring_init(&t.r, t.buf, 16, starts[s]);
+		cr_assert_not(sy__ring_sample_pending(&t.r, starts[s]),
+			      "start %u: a new ring has no sample", starts[s]);
+		for (unsigned i = 0; i < 6; i++) {
+			if (i == 3)
+				sy__ring_mark_sample(&t.r);
+			cr_assert(sy__ring_enqueue_spsc(&t.r, seq_ptr(i)));
+		}
+		/* Batches of two: the first two may hold it, the third not. */
+		for (unsigned b = 0; b < 3; b++) {
+			n = sy__ring_peek_spsc(&t.r, 2, &c);
+			cr_assert_eq(n, 2);
+			cr_assert_eq(sy__ring_sample_pending(&t.r, c), b < 2,
+				     "start %u, batch %u", starts[s], b);
+			sy__ring_taken_spsc(&t.r, c, n);
+		}
+		ring_close(&t);
+	}
 }
 
 struct spsc_run {
