@@ -2,8 +2,9 @@
  * Counters: the one counting primitive of the engine.
  *
  * Every counter has exactly one writer, the thread that owns the set it is
- * in (a producer slot or a worker), so an increment is a load and a store,
- * no locked instruction and no shared cache line. The store is a release
+ * in (a producer slot or a worker), so an increment is one unlocked add to
+ * memory (a load and a store where that is not x86-64), no locked
+ * instruction and no shared cache line. The store is a release
  * and a read is an acquire (both free on x86): a reader that sees a count
  * also sees every count its writer made before it, so a message's outcome
  * is never visible without its acceptance (sy_engine_accounting()).
