@@ -230,27 +230,39 @@ SY_API sy_msg *sy_msg_alloc(sy_engine *eng, size_t size)
 }
 
 /*
- * sy_msg_alloc_burst() past its fast path (any check failed, or the
- * thread's free list ran out after @p have messages): the rest one by one
- * through the general allocation, all or none.
+ * sy_msg_alloc_burst() past its fast path (a check failed, the size is
+ * above the smallest class, or the thread's free list ran out after @p have
+ * messages): the first of the rest through sy_msg_alloc()'s checks and
+ * attachment, the others from the calling thread's pool directly. All or
+ * none: on a failure, what was taken goes back.
  */
 static __attribute__((noinline)) int
 alloc_burst_slow(sy_engine *eng, size_t size, sy_msg **msgs, unsigned n,
 		 unsigned have)
 {
 	const char *call = "sy_msg_alloc_burst";
+	struct sy__slot *s = NULL;
+	unsigned i = have;
+	int err = -ENOMEM;
 
-	for (unsigned i = have; i < n; i++) {
-		msgs[i] = alloc_slow(eng, size, call);
-		if (sy__unlikely(!msgs[i])) {
-			int err = sy_last_error_code();
-
-			while (i-- > 0)
-				sy_msg_free(msgs[i]);
-			return sy__failed(call, err);
+	if ((msgs[i] = alloc_slow(eng, size, call)) != NULL) {
+		s = sy__slot_self(eng); /* attached by alloc_slow() */
+		for (i++; i < n; i++) {
+			msgs[i] = sy__msg_alloc(s, size);
+			if (sy__unlikely(!msgs[i])) {
+				sy__fail(-ENOMEM, "no memory for a message of %zu bytes",
+					 size);
+				break;
+			}
 		}
+		if (i == n)
+			return (int)n;
+	} else {
+		err = sy_last_error_code();
 	}
-	return (int)n;
+	while (i-- > 0)
+		sy_msg_free(msgs[i]);
+	return sy__failed(call, err);
 }
 
 SY_API int sy_msg_alloc_burst(sy_engine *eng, size_t size, sy_msg **msgs,

@@ -600,9 +600,9 @@ SY_API sy_msg *sy_msg_alloc(sy_engine *eng, size_t size);
 /**
  * Allocate @p n messages as sy_msg_alloc() would, each with room for
  * @p size payload bytes, into msgs[0..n): all of them or none. For the
- * senders of bursts: the thread's free list is walked once for the whole
- * burst. Same threads and blocking as sy_msg_alloc(). @p msgs may be NULL
- * when @p n is 0.
+ * senders of bursts: the checks are made once for the burst, and for the
+ * smallest size class the thread's free list is walked once. Same threads
+ * and blocking as sy_msg_alloc(). @p msgs may be NULL when @p n is 0.
  * @return n; or a negative errno and no message allocated (msgs[] holds
  *         nothing of the caller's): -EINVAL (@p n above INT_MAX),
  *         -EMSGSIZE (size above SY_MSG_MAX_SIZE), -ESHUTDOWN (the engine
