@@ -263,14 +263,6 @@ static inline void stamp(struct sy_engine *eng, struct sy_msg *m)
 	m->flags |= SY_MSG_TIMED;
 }
 
-/* Before @p m (or the burst it leads) goes on @p ring: a sample's index
- * tells the worker to read the clock when it takes it (queues/ring.h). */
-static inline void mark_sample(struct sy__ring *ring, const struct sy_msg *m)
-{
-	if (sy__unlikely(m->flags & SY_MSG_TIMED))
-		sy__ring_mark_sample(ring);
-}
-
 /* Why no server of @p r was available: all that are left have open circuits? */
 static enum sy_dl_reason unreachable_reason(const struct sy__route *r)
 {
@@ -540,7 +532,7 @@ again:
 	if (sy__unlikely(sy__slot_sample(s)))
 		stamp(eng, m);
 	count_accepted(s, 1);
-	mark_sample(&sy__slot_out(s)[w], m);
+	sy__ring_mark_msg(&sy__slot_out(s)[w], m);
 	if (sy__unlikely(!sy__ring_enqueue_spsc(&sy__slot_out(s)[w], m))) {
 		withdraw(s, 1);
 		unpick(m);
@@ -719,7 +711,7 @@ static int enqueue_group(struct sy__slot *s, unsigned w, struct sy_msg **msgs,
 	struct sy_msg *d;
 	struct sy__burst *b;
 
-	mark_sample(ring, msgs[0]);
+	sy__ring_mark_msg(ring, msgs[0]);
 	if (n == 1)
 		return sy__ring_enqueue_spsc(ring, msgs[0]) ? 0 : -EAGAIN;
 	d = sy__msg_alloc(s, sizeof(*b));
@@ -777,7 +769,7 @@ congested_group(struct sy_engine *eng, struct sy__slot *s,
 			struct sy__server *srv = m->server;
 
 			count_accepted(s, 1);
-			mark_sample(&out[srv->worker], m);
+			sy__ring_mark_msg(&out[srv->worker], m);
 			if (sy__ring_enqueue_spsc(&out[srv->worker], m)) {
 				worker_of[j] = SPILLED;
 				sid[j] = srv->id;
@@ -1064,7 +1056,7 @@ int sy__dispatch_retry(struct sy__worker *w, struct sy_msg *m,
 		unpick(m);
 		return -EAGAIN;
 	}
-	mark_sample(ring, m);
+	sy__ring_mark_msg(ring, m);
 	if (!sy__ring_enqueue_spsc(ring, m)) {
 		unpick(m);
 		return -EAGAIN;

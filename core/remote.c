@@ -859,8 +859,7 @@ static bool hand_back(struct sy__remote *rm, struct sy_msg *m)
 	struct sy__rserver *rs = m->server->ctx;
 	struct sy__ring *ring = &sy__slot_out(rm->slot)[w];
 
-	if (sy__unlikely(m->flags & SY_MSG_TIMED))
-		sy__ring_mark_sample(ring);
+	sy__ring_mark_msg(ring, m);
 	if (!sy__ring_enqueue_spsc(ring, m))
 		return false;
 	/* Pairs with the acquires of sy__remote_quiesce() and

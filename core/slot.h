@@ -111,6 +111,15 @@ static inline struct sy__ring *sy__slot_out(struct sy__slot *s)
 	return atomic_load_explicit(&s->out, memory_order_acquire);
 }
 
+/* Before @p m (or the burst it leads) goes on @p ring: a latency sample's
+ * index tells the worker to read the clock when it takes it (ring.h). */
+static inline void sy__ring_mark_msg(struct sy__ring *ring,
+				     const struct sy_msg *m)
+{
+	if (sy__unlikely(m->flags & SY_MSG_TIMED))
+		sy__ring_mark_sample(ring);
+}
+
 /* The slot's xorshift64* generator: its thread only, no shared line. */
 static inline uint64_t sy__slot_random(struct sy__slot *s)
 {

@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <sched.h>
 #include <stdio.h>
-#include <string.h>
 #include <time.h>
 
 #include "core/breaker.h"
@@ -532,18 +531,11 @@ static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
 static inline unsigned take_batch(struct sy__worker *w, struct sy__ring *r,
 				  void **e, unsigned want, struct drain *d)
 {
-	unsigned c, n = sy__ring_peek_spsc(r, want, &c), k = n, rest;
-	void *const *at;
+	unsigned c, n = sy__ring_peek_spsc(r, want, &c);
 
 	if (!n)
 		return 0;
-	at = sy__ring_entries(r, c, &k); /* k: as many as run to the end */
-	memcpy(e, at, k * sizeof(*e));
-	if (sy__unlikely(k < n)) { /* the rest, from the buffer's start */
-		rest = n - k;
-		at = sy__ring_entries(r, c + k, &rest);
-		memcpy(e + k, at, rest * sizeof(*e));
-	}
+	sy__ring_copy(r, e, c, n);
 	d->now = 0;
 	d->taken_ns = sy__unlikely(sy__ring_sample_pending(r, c)) ?
 		      sy__now(w->eng) : 0;

@@ -26,6 +26,7 @@
 #define SY_QUEUES_RING_H
 
 #include <stdbool.h>
+#include <string.h>
 #include <ck_ring.h>
 
 #include "queues/park.h"
@@ -159,6 +160,23 @@ static inline void *const *sy__ring_entries(const struct sy__ring *r,
 	return &r->buf[at];
 }
 
+/** Consumer only: copy the @p n entries from index @p first on (from
+ * sy__ring_peek_spsc()) into @p out, whole: one copy up to the end of the
+ * buffer, one for the rest from its start. */
+static inline void sy__ring_copy(const struct sy__ring *r, void **out,
+				 unsigned first, unsigned n)
+{
+	unsigned k = n, rest;
+	void *const *at = sy__ring_entries(r, first, &k);
+
+	memcpy(out, at, k * sizeof(*out));
+	if (__builtin_expect(k < n, 0)) {
+		rest = n - k;
+		at = sy__ring_entries(r, first + k, &rest);
+		memcpy(out + k, at, rest * sizeof(*out));
+	}
+}
+
 /**
  * Producer only, before it publishes an entry that is a latency sample:
  * record the entry's index, so that the consumer reads the clock for the
@@ -201,10 +219,10 @@ static inline unsigned sy__ring_dequeue_burst_spsc(struct sy__ring *r,
 {
 	unsigned c, n = sy__ring_peek_spsc(r, max, &c);
 
-	for (unsigned i = 0; i < n; i++)
-		out[i] = sy__ring_entry(r, c + i);
-	if (n)
+	if (n) {
+		sy__ring_copy(r, out, c, n);
 		sy__ring_taken_spsc(r, c, n);
+	}
 	return n;
 }
 

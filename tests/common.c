@@ -71,6 +71,26 @@ int t_send_retry(sy_engine *eng, uint32_t route, sy_msg *m, unsigned max_ms)
 	return rc;
 }
 
+int t_send_burst_retry(sy_engine *eng, uint32_t route, sy_msg **msgs,
+		       unsigned n, unsigned max_ms)
+{
+	uint64_t end = t_now_ms() + max_ms;
+	unsigned done = 0;
+
+	while (done < n) {
+		int rc = sy_msg_send_burst(eng, route, msgs + done, n - done);
+
+		if (rc > 0) {
+			done += (unsigned)rc;
+			continue;
+		}
+		if (rc != -EAGAIN || t_now_ms() >= end)
+			return rc;
+		sched_yield();
+	}
+	return 0;
+}
+
 sy_engine *t_engine(unsigned workers, enum sy_idle idle)
 {
 	struct sy_config cfg;

@@ -44,6 +44,12 @@ bool t_wait_u64(_Atomic uint64_t *v, uint64_t want, unsigned max_ms);
 /** Send, retrying -EAGAIN with a yield, at most about @p max_ms ms; returns the last rc. */
 int t_send_retry(sy_engine *eng, uint32_t route, sy_msg *m, unsigned max_ms);
 
+/** Send msgs[0..n) with sy_msg_send_burst() until all are accepted,
+ * retrying -EAGAIN with a yield, at most about @p max_ms ms; returns 0, or
+ * the last refusal (the messages from there on are still the caller's). */
+int t_send_burst_retry(sy_engine *eng, uint32_t route, sy_msg **msgs,
+		       unsigned n, unsigned max_ms);
+
 /** Create an engine with @p workers workers and @p idle, no env influence on CPUs. */
 sy_engine *t_engine(unsigned workers, enum sy_idle idle);
 

@@ -130,20 +130,13 @@ static void send_bursts(sy_engine *eng, uint32_t route, unsigned bursts,
 			unsigned n)
 {
 	sy_msg *b[32];
+	int rc;
 
 	cr_assert_leq(n, 32);
 	for (unsigned k = 0; k < bursts; k++) {
 		cr_assert_eq(sy_msg_alloc_burst(eng, 8, b, n), (int)n);
-		for (unsigned done = 0; done < n;) {
-			int rc = sy_msg_send_burst(eng, route, b + done, n - done);
-
-			if (rc == -EAGAIN) {
-				sched_yield();
-				continue;
-			}
-			cr_assert_gt(rc, 0, "burst: %s", sy_strerror(rc));
-			done += (unsigned)rc;
-		}
+		rc = t_send_burst_retry(eng, route, b, n, T_WAIT_MS);
+		cr_assert_eq(rc, 0, "burst: %s", sy_strerror(rc));
 	}
 }
 
