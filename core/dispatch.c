@@ -702,27 +702,33 @@ int sy__dispatch_quiet(struct sy_engine *eng, uint32_t route,
 
 /*
  * Enqueue the messages picked for one worker: one message alone, more in a
- * burst descriptor. @return 0 or -EAGAIN (ring full) or -ENOMEM.
+ * burst descriptor. @p one: every message goes to this server through
+ * @p route, and the descriptor says so: the messages' own server and route
+ * need not be set (a message alone gets them here). NULL: each message has
+ * its own, assigned. @return 0 or -EAGAIN (ring full) or -ENOMEM.
  */
 static int enqueue_group(struct sy__slot *s, unsigned w, struct sy_msg **msgs,
-			 unsigned n, struct sy__server *one)
+			 unsigned n, struct sy__server *one, uint32_t route)
 {
 	struct sy__ring *ring = &sy__slot_out(s)[w];
 	struct sy_msg *d;
 	struct sy__burst *b;
 
 	sy__ring_mark_msg(ring, msgs[0]);
-	if (n == 1)
+	if (n == 1) {
+		if (one) {
+			msgs[0]->server = one;
+			msgs[0]->route_id = route;
+		}
 		return sy__ring_enqueue_spsc(ring, msgs[0]) ? 0 : -EAGAIN;
+	}
 	d = sy__msg_alloc(s, sizeof(*b));
 	if (sy__unlikely(!d))
 		return -ENOMEM;
 	/* A worker that sees TIMED reads the clock when it takes the entry. */
 	d->flags = SY_MSG_BURST | (msgs[0]->flags & SY_MSG_TIMED);
-	/* The descriptor's own server and route: every message goes to @p
-	 * one through the same route (NULL: not known to). */
 	d->server = one;
-	d->route_id = msgs[0]->route_id;
+	d->route_id = route;
 	b = (struct sy__burst *)d->data;
 	b->n = n;
 	memcpy(b->msgs, msgs, n * sizeof(msgs[0]));
@@ -816,20 +822,15 @@ static int chunk_to_one(struct sy_engine *eng, uint32_t route,
 	    (r->bp_mode != SY_BP_OFF &&
 	     sy__ring_over(&sy__slot_out(s)[w], r->bp_high)))
 		return SY_GO;
-	if (r->direct) {
+	/* A direct route's messages are left as they are: the worker gives
+	 * each the server and route of the burst's descriptor (worker.c). */
+	if (!r->direct)
 		for (unsigned i = 0; i < n; i++)
-			assign_direct(route, srv, msgs[i], SY_MSG_KEEP_FLAGS &
-				      ~(SY_MSG_REQUEST | SY_MSG_CALL));
-	} else {
-		for (unsigned i = 0; i < n; i++) {
-			msgs[i]->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
 			assign(r, 0, msgs[i]);
-		}
-	}
 	if (sy__unlikely(sy__slot_sample(s)))
 		stamp(eng, msgs[0]);
 	count_accepted(s, n);
-	err = enqueue_group(s, w, msgs, n, srv);
+	err = enqueue_group(s, w, msgs, n, srv, route);
 	if (sy__unlikely(err)) {
 		withdraw(s, n);
 		for (unsigned i = 0; i < n; i++)
@@ -889,7 +890,6 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 		struct sy__server *srv;
 		int rc = SY_GO;
 
-		msgs[i]->flags &= (uint8_t)~(SY_MSG_REQUEST | SY_MSG_CALL);
 		srv = pick(&ctx, msgs[i], SY_ANY);
 		if (srv && sy__unlikely(r->codel_target)) {
 			rc = codel_send(eng, s, &ctx, msgs[i]);
@@ -918,7 +918,7 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 		if (timed)
 			stamp(eng, msgs[0]);
 		count_accepted(s, n);
-		err = enqueue_group(s, worker_of[0], msgs, n, NULL);
+		err = enqueue_group(s, worker_of[0], msgs, n, NULL, route);
 		if (err) {
 			withdraw(s, n);
 			for (unsigned i = 0; i < n; i++)
@@ -956,7 +956,7 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 			timed = false;
 		}
 		count_accepted(s, k);
-		rc = enqueue_group(s, w, group, k, NULL);
+		rc = enqueue_group(s, w, group, k, NULL, route);
 		if (rc == 0) {
 			if (s->shard)
 				for (unsigned j = i; j < n; j++)

@@ -210,6 +210,9 @@ SY_API int sy_msg_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
 			own_at = (unsigned)(at - msgs);
 		}
 		m->held = 1;
+		/* What a send keeps of its flags, the request marks aside:
+		 * the dispatch adds its route's. */
+		m->flags &= SY_MSG_KEEP_FLAGS & ~(SY_MSG_REQUEST | SY_MSG_CALL);
 	}
 	ok = (unsigned)(at - msgs);
 	s = ok ? sy__slot_get(eng, &err) : NULL;

@@ -439,12 +439,15 @@ static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
  * latency sample, observing policy or in-flight count; a run that fails
  * or keeps its message takes run_end(). The others take handle().
  * @p one: every message goes to this server through route @p one_route
- * (a uniform burst), so the server and the run's key are known; NULL: each
- * message names its own.
+ * (a uniform burst), so the server and the run's key are known, and each
+ * message is given them here (the send left them unset); NULL: each
+ * message names its own. @p breaker: whether the servers may have a
+ * circuit breaker (false only with @p one, when it has none).
  */
 static inline __attribute__((always_inline)) void
 run_msgs(struct sy__worker *w, void *const *e, unsigned n,
-	 struct sy__server *one, uint32_t one_route, struct drain *d)
+	 struct sy__server *one, uint32_t one_route, bool breaker,
+	 struct drain *d)
 {
 	struct sy_engine *eng = w->eng;
 
@@ -460,6 +463,10 @@ run_msgs(struct sy__worker *w, void *const *e, unsigned n,
 		uint32_t route_id = one ? one_route : m->route_id;
 		int rc;
 
+		if (one) {
+			m->server = one;
+			m->route_id = one_route;
+		}
 		/* A retry (attempts) or a flag: the general case. */
 		if (sy__unlikely(!sy__msg_plain(m, SY_MSG_SLOW))) {
 			struct sy__parking *t;
@@ -485,7 +492,7 @@ run_msgs(struct sy__worker *w, void *const *e, unsigned n,
 			w->taken = false;
 			continue;
 		}
-		if (sy__unlikely(srv->breaker != NULL))
+		if (breaker && sy__unlikely(srv->breaker != NULL))
 			breaker_result(srv, true);
 		if (!one && sy__unlikely(d->m_server != srv->id ||
 					 d->m_route != route_id)) {
@@ -502,7 +509,7 @@ run_msgs(struct sy__worker *w, void *const *e, unsigned n,
 static void handle_msgs(struct sy__worker *w, void *const *e, unsigned n,
 			struct drain *d)
 {
-	run_msgs(w, e, n, NULL, 0, d);
+	run_msgs(w, e, n, NULL, 0, true, d);
 }
 
 static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
@@ -512,8 +519,10 @@ static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
 
 	/* A descriptor that names a server and route holds messages for them
 	 * only (dispatch.c): they are checked once for the burst. */
-	if (desc->server)
-		run_msgs(w, b->msgs, b->n, desc->server, desc->route_id, d);
+	if (desc->server && !desc->server->breaker)
+		run_msgs(w, b->msgs, b->n, desc->server, desc->route_id, false, d);
+	else if (desc->server)
+		run_msgs(w, b->msgs, b->n, desc->server, desc->route_id, true, d);
 	else
 		handle_msgs(w, b->msgs, b->n, d);
 	sy__msg_release(w->slot, desc);
