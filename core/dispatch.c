@@ -605,30 +605,29 @@ static inline void assign_direct(uint32_t route, struct sy__server *srv,
 /* The end of a direct send, once its checks have passed: accept, publish,
  * count, end the section, wake the worker. */
 static __attribute__((always_inline)) inline int
-direct_finish(struct sy__slot *s, uint32_t route, struct sy_msg *m,
+direct_finish(struct sy__slot *s, const struct sy__route *r, struct sy_msg *m,
 	      const struct sy__server *srv, struct sy__ring *ring, uint64_t outer)
 {
 	count_accepted(s, 1);
 	sy__ring_put_spsc(ring, m);
-	if (s->shard)
-		count_sent(s, route, srv->id);
+	if (s->shard) {
+		sy__shard_add_at(s->shard, srv->sc_at, SY_SC_SENT, 1);
+		sy__shard_add_at(s->shard, r->sc_at, SY_SC_SENT, 1);
+	}
 	sy__slot_read_unlock(&s->rcu, outer);
 	return sy__ring_wake(ring);
 }
 
 /* A direct send that is a latency sample (one in latency_sample): stamped,
- * out of the common send's way, which reaches it by a tail call (five
- * arguments, all in registers: the server and route are m's, assigned). */
+ * out of the common send's way, which reaches it by a tail call (six
+ * arguments, all in registers: the server is m's, assigned). */
 static __attribute__((noinline, cold)) int
 direct_sampled(struct sy_engine *eng, struct sy__slot *s, struct sy_msg *m,
-	       struct sy__ring *ring, uint64_t outer)
+	       const struct sy__route *r, struct sy__ring *ring, uint64_t outer)
 {
-	const struct sy__server *srv = m->server;
-	uint32_t route = m->route_id;
-
 	stamp(eng, m);
 	sy__ring_mark_sample(ring);
-	return direct_finish(s, route, m, srv, ring, outer);
+	return direct_finish(s, r, m, m->server, ring, outer);
 }
 
 /*
@@ -667,8 +666,8 @@ sy__dispatch_direct_or(struct sy_engine *eng, uint32_t route,
 		goto general;
 	assign_direct(route, srv, m, keep);
 	if (sy__unlikely(sy__slot_sample(s)))
-		return direct_sampled(eng, s, m, ring, outer);
-	return direct_finish(s, route, m, srv, ring, outer);
+		return direct_sampled(eng, s, m, r, ring, outer);
+	return direct_finish(s, r, m, srv, ring, outer);
 
 general:
 	sy__slot_read_unlock(&s->rcu, outer);

@@ -34,6 +34,7 @@
 #include "core/slot.h"
 #include "core/slow_start.h"
 #include "core/worker.h"
+#include "metrics/shard.h"
 #include "policies/policy.h"
 
 #define SY_RETIRE_BATCH 64 /* routes freed after one grace period */
@@ -189,6 +190,7 @@ static int route_init(struct sy_engine *eng, struct sy__route *r,
 	r->policy = policy;
 	r->pick = policy->pick;
 	r->id = id;
+	r->sc_at = sy__shard_route_at(eng->cfg.max_servers, id);
 	for (unsigned i = 0; i < r->n; i++)
 		r->servers[i] = eng->servers[r->info[i].id];
 	r->msg_flags = (uint8_t)(((policy->flags & SY_POLICY_INFLIGHT) ? SY_MSG_INFLIGHT : 0) |
@@ -694,6 +696,7 @@ SY_API int sy_server_add(sy_engine *eng, const char *name, sy_handler_fn fn,
 	s->fn = fn;
 	s->ctx = ctx;
 	s->id = sid;
+	s->sc_at = sy__shard_server_at(sid);
 	s->worker = worker < 0 ? least_loaded_worker(eng) : (unsigned)worker;
 	strcpy(s->name, name);
 	atomic_init(&s->gate, 0u);

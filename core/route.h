@@ -47,6 +47,7 @@ struct sy__server {
 	void *ctx;
 	unsigned worker;
 	uint32_t id;
+	uint32_t sc_at;             /* its series in a shard: sy__shard_server_at() */
 	_Atomic unsigned gate;      /* enum sy__gate bits */
 	/* The worker's: a success while closed changes nothing in the
 	 * breaker (no failures in a row, no window). Set by breaker.c. */
@@ -76,6 +77,7 @@ struct sy__route {
 	const struct sy_policy *policy;
 	void *pstate;
 	uint32_t id;
+	uint32_t sc_at;             /* its series in a shard: sy__shard_route_at() */
 	uint8_t msg_flags;          /* SY_MSG_INFLIGHT, SY_MSG_OBSERVE */
 	uint8_t bp_mode;            /* enum sy_backpressure */
 	uint8_t max_attempts;       /* 1: no retries */

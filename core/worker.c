@@ -376,10 +376,64 @@ static inline __attribute__((always_inline)) int run_one(struct sy__worker *w,
 	return rc;
 }
 
+/* Flags that need more than a handler run and a count. */
+#define SY_MSG_SLOW (SY_MSG_BURST | SY_MSG_DEADLINE | SY_MSG_TIMED | \
+		     SY_MSG_OBSERVE | SY_MSG_INFLIGHT)
+
+/*
+ * Run the handler of @p m, a first run that needs no more than a count
+ * and freeing (or its end timed by the caller), on @p srv through
+ * @p route_id; a run that fails or keeps its message takes run_end().
+ * @p keyed: the run's key (server and route) may differ from the last
+ * run's; @p breaker: @p srv may have a circuit breaker. Leaves
+ * w->current set: the caller clears it. @return false when the run was
+ * deferred (sy__worker_defer()).
+ */
+static inline __attribute__((always_inline)) bool
+run_plain(struct sy__worker *w, struct sy_engine *eng, struct sy_msg *m,
+	  struct sy__server *srv, uint32_t route_id, bool keyed, bool breaker,
+	  struct drain *d)
+{
+	int rc;
+
+	w->current = m;
+	rc = srv->fn(eng, m, srv->ctx);
+	if (sy__unlikely(rc < 0 || w->taken)) {
+		bool deferred;
+
+		w->current = NULL;
+		deferred = run_end(w, m, srv, route_id, rc, true, d);
+		w->taken = false;
+		return !deferred;
+	}
+	if (breaker && sy__unlikely(srv->breaker != NULL))
+		breaker_result(srv, true);
+	if (keyed && sy__unlikely(d->m_server != srv->id ||
+				  d->m_route != route_id)) {
+		runs_flush(w, d);
+		d->m_server = srv->id;
+		d->m_route = route_id;
+	}
+	d->ok++;
+	sy__release_batch_add(&w->slot, &d->done, m);
+	return true;
+}
+
 static __attribute__((noinline)) void handle(struct sy__worker *w,
 					     struct sy_msg *m,
 					     struct drain *d)
 {
+	uint64_t start;
+
+	/* A latency sample and nothing else: a plain run between two clock
+	 * reads, without the general case's checks. */
+	if (sy__msg_plain(m, SY_MSG_SLOW & ~SY_MSG_TIMED)) {
+		start = timed_start(w, m, d);
+		if (run_plain(w, w->eng, m, m->server, m->route_id, true, true, d))
+			timed_end(w, start);
+		w->current = NULL;
+		return;
+	}
 	run_one(w, m, d);
 }
 
@@ -426,9 +480,6 @@ static __attribute__((noinline)) void handle_parking(struct sy__worker *w,
 	}
 }
 
-/* Flags that need more than a handler run and a count. */
-#define SY_MSG_SLOW (SY_MSG_BURST | SY_MSG_DEADLINE | SY_MSG_TIMED | \
-		     SY_MSG_OBSERVE | SY_MSG_INFLIGHT)
 
 static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
 			 struct drain *d);
@@ -461,7 +512,6 @@ run_msgs(struct sy__worker *w, void *const *e, unsigned n,
 		struct sy_msg *m = e[i];
 		struct sy__server *srv = one ? one : m->server;
 		uint32_t route_id = one ? one_route : m->route_id;
-		int rc;
 
 		if (one) {
 			m->server = one;
@@ -484,24 +534,7 @@ run_msgs(struct sy__worker *w, void *const *e, unsigned n,
 				handle(w, m, d);
 			continue;
 		}
-		w->current = m;
-		rc = srv->fn(eng, m, srv->ctx);
-		if (sy__unlikely(rc < 0 || w->taken)) {
-			w->current = NULL;
-			run_end(w, m, srv, route_id, rc, true, d);
-			w->taken = false;
-			continue;
-		}
-		if (breaker && sy__unlikely(srv->breaker != NULL))
-			breaker_result(srv, true);
-		if (!one && sy__unlikely(d->m_server != srv->id ||
-					 d->m_route != route_id)) {
-			runs_flush(w, d);
-			d->m_server = srv->id;
-			d->m_route = route_id;
-		}
-		d->ok++;
-		sy__release_batch_add(&w->slot, &d->done, m);
+		run_plain(w, eng, m, srv, route_id, !one, breaker, d);
 	}
 	w->current = NULL;
 }

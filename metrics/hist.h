@@ -7,8 +7,9 @@
  * in it. The last octave starts at 2^41 ns (36 minutes); values from 2^42 ns
  * (73 minutes) up land in the last bucket. 2368 buckets in all.
  *
- * A shard's histogram has one writer (its thread): a record is relaxed loads
- * and stores, no locked instruction. The collector reads it with relaxed
+ * A shard's histogram has one writer (its thread): a record is a few
+ * counter adds (counter.h) and relaxed loads and stores, no locked
+ * instruction. The collector reads it with relaxed
  * loads; a merged view is exact once the writer is quiet, and otherwise off
  * by the records in progress (count and buckets are read separately).
  */
@@ -19,6 +20,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "metrics/counter.h"
 #include "switchyard.h"
 
 #define SY_HIST_LINEAR 128u        /* values with a bucket each */
@@ -63,8 +65,7 @@ static inline unsigned sy__hist_index(uint64_t v)
 
 static inline void sy__hist_bump(_Atomic uint64_t *a, uint64_t n)
 {
-	atomic_store_explicit(a, atomic_load_explicit(a, memory_order_relaxed) + n,
-			      memory_order_relaxed);
+	sy__counter_add(a, n);
 }
 
 /* Record @p ns. The owning thread only. */

@@ -68,6 +68,27 @@ static inline void sy__sc_add(struct sy__sctr *c, enum sy__sc i, uint64_t n)
 	sy__counter_add(&c->v[i], n);
 }
 
+/* Where the series of server @p id, or of route @p id in shards made for
+ * @p max_servers servers, lies in every shard: bytes from its start
+ * (sy__shard_init()'s layout). A send path keeps these with the server and
+ * the route, and reaches a counter with one load and one add. */
+static inline uint32_t sy__shard_server_at(uint32_t id)
+{
+	return (uint32_t)(sizeof(struct sy__shard) + id * sizeof(struct sy__sctr));
+}
+
+static inline uint32_t sy__shard_route_at(unsigned max_servers, uint32_t id)
+{
+	return sy__shard_server_at(max_servers + id);
+}
+
+/* Add @p n to counter @p i of the series at @p at (above) of @p sh. */
+static inline void sy__shard_add_at(struct sy__shard *sh, uint32_t at,
+				    enum sy__sc i, uint64_t n)
+{
+	sy__sc_add((struct sy__sctr *)((char *)sh + at), i, n);
+}
+
 /* Record a timed message's latency for its route. The owner only. */
 static inline void sy__shard_route_lat(struct sy__shard *sh, uint32_t route,
 				       uint64_t ns)
