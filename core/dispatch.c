@@ -615,7 +615,8 @@ direct_finish(struct sy__slot *s, const struct sy__route *r, struct sy_msg *m,
 		sy__shard_add_at(s->shard, r->sc_at, SY_SC_SENT, 1);
 	}
 	sy__slot_read_unlock(&s->rcu, outer);
-	return sy__ring_wake(ring);
+	/* The direct send runs only where the light sides are free. */
+	return sy__ring_wake_as(ring, true);
 }
 
 /* A direct send that is a latency sample (one in latency_sample): stamped,
@@ -650,9 +651,14 @@ sy__dispatch_direct_or(struct sy_engine *eng, uint32_t route,
 	struct sy__server *srv;
 	struct sy__route *r;
 	struct sy__ring *ring;
+	uint64_t outer;
 	int err;
-	uint64_t outer = sy__slot_read_lock(&s->rcu, &eng->rcu_period);
 
+	/* One test of the barriers' mode for the section's and the wake-up's
+	 * light sides: without membarrier, the general path's fences. */
+	if (sy__unlikely(!sy__barrier_asymmetric))
+		goto general_unlocked;
+	outer = sy__slot_read_lock_as(&s->rcu, &eng->rcu_period, true);
 	r = route_for_send(eng, route, &err);
 	if (sy__unlikely(!r || !r->direct))
 		goto general;
@@ -671,6 +677,7 @@ sy__dispatch_direct_or(struct sy_engine *eng, uint32_t route,
 
 general:
 	sy__slot_read_unlock(&s->rcu, outer);
+general_unlocked:
 	return general ? general(eng, route, m, s) : SY_DISPATCH_GENERAL;
 }
 

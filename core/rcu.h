@@ -26,6 +26,7 @@
 #include <urcu/urcu-memb.h>
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/compiler.h"
@@ -52,13 +53,15 @@ struct sy__rcu_reader {
 };
 
 /*
- * Enter a section of the engine's domain (@p period: the engine's). The
- * slot's own thread only. Sections nest: a nonzero word means this thread
+ * Enter a section of the engine's domain (@p period: the engine's), with
+ * @p asymmetric the barriers' mode as the caller read it. The slot's own
+ * thread only. Sections nest: a nonzero word means this thread
  * is inside one already, and then the call changes nothing. @return the
  * word as it was, for sy__slot_read_unlock() to put back.
  */
-static inline uint64_t sy__slot_read_lock(struct sy__rcu_reader *r,
-					  _Atomic uint64_t *period)
+static inline uint64_t sy__slot_read_lock_as(struct sy__rcu_reader *r,
+					     _Atomic uint64_t *period,
+					     bool asymmetric)
 {
 	uint64_t outer = atomic_load_explicit(&r->period, memory_order_relaxed);
 
@@ -68,9 +71,17 @@ static inline uint64_t sy__slot_read_lock(struct sy__rcu_reader *r,
 							   memory_order_relaxed),
 				      memory_order_relaxed);
 		SY_YIELD_POINT();
-		sy__barrier_light(); /* E1 */
+		sy__barrier_light_as(asymmetric); /* E1 */
 	}
 	return outer;
+}
+
+/* sy__slot_read_lock_as() where the caller has not read the barriers'
+ * mode (barrier.h). */
+static inline uint64_t sy__slot_read_lock(struct sy__rcu_reader *r,
+					  _Atomic uint64_t *period)
+{
+	return sy__slot_read_lock_as(r, period, sy__barrier_asymmetric);
 }
 
 /* Leave the section that sy__slot_read_lock() entered: put back @p outer,

@@ -14,6 +14,10 @@ static pthread_once_t barrier_once = PTHREAD_ONCE_INIT;
 
 static void barrier_probe(void)
 {
+#if SY_NO_MEMBARRIER
+	/* Built with -Dmembarrier=false: the fences of a kernel without it. */
+	return;
+#endif
 	long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
 
 	if (cmds < 0 || !(cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED))

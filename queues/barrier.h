@@ -39,13 +39,23 @@ void sy__barrier_init(void);
 /** The heavy side. */
 void sy__barrier_heavy(void);
 
-/** The light side. */
-static inline void sy__barrier_light(void)
+/**
+ * The light side, where the caller read sy__barrier_asymmetric as
+ * @p asymmetric: a path with several light sides tests the mode once (it is
+ * set before any engine exists and never changes).
+ */
+static inline void sy__barrier_light_as(bool asymmetric)
 {
-	if (sy__barrier_asymmetric)
+	if (asymmetric)
 		atomic_signal_fence(memory_order_seq_cst);
 	else
 		sy__fence();
+}
+
+/** The light side. */
+static inline void sy__barrier_light(void)
+{
+	sy__barrier_light_as(sy__barrier_asymmetric);
 }
 
 #endif /* SY_QUEUES_BARRIER_H */

@@ -58,15 +58,21 @@ void sy__unpark(struct sy__parker *p);
  * reaches by a tail call, needing no frame of its own for it. */
 int sy__unpark_rc(struct sy__parker *p);
 
-/** W2 + W3, after publishing work the sleeper will look for. @return 0. */
-static inline int sy__wake_rc(struct sy__parker *p)
+/** W2 + W3, after publishing work the sleeper will look for, with
+ * @p asymmetric the barriers' mode as the caller read it. @return 0. */
+static inline int sy__wake_rc_as(struct sy__parker *p, bool asymmetric)
 {
 	SY_YIELD_POINT();
 	/* W2: order the ring store before the parked load (pairs with S2). */
-	sy__barrier_light();
+	sy__barrier_light_as(asymmetric);
 	if (atomic_load_explicit(&p->parked, memory_order_relaxed))
 		return sy__unpark_rc(p);
 	return 0;
+}
+
+static inline int sy__wake_rc(struct sy__parker *p)
+{
+	return sy__wake_rc_as(p, sy__barrier_asymmetric);
 }
 
 static inline void sy__wake(struct sy__parker *p)

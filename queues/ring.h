@@ -68,11 +68,17 @@ static inline void sy__ring_init(struct sy__ring *r, void *buf, unsigned size,
 	r->wake = NULL;
 }
 
-/** Producer only, after publishing: wake the consumer if it sleeps.
+/** Producer only, after publishing: wake the consumer if it sleeps, with
+ * @p asymmetric the barriers' mode as the caller read it (barrier.h).
  * @return 0 (sy__wake_rc()). */
+static inline int sy__ring_wake_as(struct sy__ring *r, bool asymmetric)
+{
+	return r->wake ? sy__wake_rc_as(r->wake, asymmetric) : 0;
+}
+
 static inline int sy__ring_wake(struct sy__ring *r)
 {
-	return r->wake ? sy__wake_rc(r->wake) : 0;
+	return sy__ring_wake_as(r, sy__barrier_asymmetric);
 }
 
 /**
