@@ -55,7 +55,8 @@ static void observe(struct sy__worker *w, uint32_t route_id, unsigned pick,
 /* What one sy__worker_drain_ring() call carries from message to message. */
 struct drain {
 	struct sy__release_batch done; /* freed messages, handed back together */
-	uint64_t clock;                /* end of the previous timed run, or 0 */
+	uint64_t clock;                /* end of the previous observed run, or 0 */
+	unsigned clock_runs;           /* runs_of() then: none since, if equal */
 	uint64_t now;                  /* clock read for deadlines in this batch, or 0 */
 	uint64_t taken_ns;             /* when the batch was taken, if it holds a sample */
 	struct sy__server *handled_srv;/* in-flight count not yet given back: */
@@ -64,6 +65,12 @@ struct drain {
 	uint32_t m_server, m_route;    /* runs not yet counted, of one server and route: */
 	uint32_t ok, failed, again;    /* again: runs that were not the first */
 };
+
+/* Handler runs counted so far in @p d, whatever their outcome. */
+static inline unsigned runs_of(const struct drain *d)
+{
+	return d->runs + d->ok + d->failed;
+}
 
 /* Give back the in-flight count of the runs handled so far. */
 static void drain_settle(struct drain *d)
@@ -295,7 +302,9 @@ static bool run_end(struct sy__worker *w, struct sy_msg *m,
 }
 
 /* When a run observed by its policy started: for a remote server's result
- * coming back, when the message was published (the round trip). */
+ * coming back, when the message was published (the round trip); right
+ * after an observed run, when that one ended, unless another run came
+ * between them (a plain run does not reset d->clock: it is counted). */
 static uint64_t observe_start(struct sy__worker *w, const struct sy_msg *m,
 			      const struct sy__server *srv,
 			      const struct drain *d)
@@ -303,7 +312,9 @@ static uint64_t observe_start(struct sy__worker *w, const struct sy_msg *m,
 	if (sy__unlikely(srv->remote) &&
 	    m->remote_mark == sy__remote_mark_of(m, SY_REMOTE_DONE))
 		return m->sent_ns;
-	return d->clock ? d->clock : sy__now(w->eng);
+	if (d->clock && d->clock_runs == runs_of(d))
+		return d->clock;
+	return sy__now(w->eng);
 }
 
 /*
@@ -371,6 +382,7 @@ static inline __attribute__((always_inline)) int run_one(struct sy__worker *w,
 		settle_one(d, srv);
 	if (flags & SY_MSG_OBSERVE) {
 		d->clock = sy__now(w->eng);
+		d->clock_runs = runs_of(d); /* this run's count included */
 		observe(w, route_id, pick, srv, rc, t0, d->clock);
 	}
 	return rc;

@@ -260,6 +260,121 @@ Test(policies_user, observe_is_not_called_without_its_flag)
 	sy_engine_destroy(r.eng);
 }
 
+/* ---- first_timed: one server, and the service time of each run ---- */
+
+#define SLOW_NS 1000000u
+
+static struct {
+	_Atomic unsigned n;
+	_Atomic uint64_t service_ns[4];
+} timed;
+
+static int first_pick(const void *state, struct sy_pick *p)
+{
+	(void)state;
+	(void)p;
+	return 0;
+}
+
+static void timed_observe(void *state, unsigned index, int result,
+			  uint64_t service_ns, uint64_t now_ns)
+{
+	unsigned i = atomic_fetch_add(&timed.n, 1);
+
+	(void)state;
+	(void)index;
+	(void)result;
+	(void)now_ns;
+	if (i < 4)
+		atomic_store(&timed.service_ns[i], service_ns);
+}
+
+static const struct sy_policy first_timed = {
+	.name = "first_timed",
+	.flags = SY_POLICY_OBSERVE,
+	.pick = first_pick,
+	.observe = timed_observe,
+};
+
+struct mixed {
+	struct t_clock clock;
+	uint32_t observed, plain;  /* routes */
+	_Atomic unsigned refused;
+	_Atomic uint64_t runs;      /* of the quick and the slow handler */
+};
+
+/* Takes STEP_NS (quick) or SLOW_NS (slow) of fake time. */
+static int quick_handler(sy_engine *eng, sy_msg *msg, void *ctx)
+{
+	struct mixed *x = ctx;
+
+	(void)eng;
+	(void)msg;
+	atomic_fetch_add(&x->clock.ns, STEP_NS);
+	atomic_fetch_add(&x->runs, 1);
+	return 0;
+}
+
+static int slow_handler(sy_engine *eng, sy_msg *msg, void *ctx)
+{
+	struct mixed *x = ctx;
+
+	(void)eng;
+	(void)msg;
+	atomic_fetch_add(&x->clock.ns, SLOW_NS);
+	atomic_fetch_add(&x->runs, 1);
+	return 0;
+}
+
+/* Send to the observed route, the plain one and the observed one again
+ * from the worker: the three wait in its ring to itself until this run
+ * ends, and its next look at that ring takes them together. */
+static int kick_handler(sy_engine *eng, sy_msg *msg, void *ctx)
+{
+	struct mixed *x = ctx;
+	const uint32_t to[] = { x->observed, x->plain, x->observed };
+
+	(void)msg;
+	for (unsigned i = 0; i < 3; i++) {
+		sy_msg *m = sy_msg_alloc(eng, 8);
+
+		if (!m || sy_msg_send(eng, to[i], m) != 0) {
+			sy_msg_free(m);
+			atomic_fetch_add(&x->refused, 1);
+		}
+	}
+	return 0;
+}
+
+Test(policies_user, observe_times_its_own_run_not_the_runs_between)
+{
+	struct sy_route_opts ro = { .policy = "first_timed" };
+	struct mixed x = { .refused = 0, .runs = 0 };
+	uint32_t quick, kick;
+	sy_engine *eng;
+
+	cr_assert_eq(sy_policy_register(&first_timed), 0);
+	eng = t_engine_at(1, &x.clock, 1);
+	quick = t_add_server(eng, "quick", quick_handler, &x, 0);
+	x.observed = t_add_route(eng, "observed", ro, &quick, 1);
+	x.plain = t_direct(eng, "plain", slow_handler, &x, 0, NULL);
+	kick = t_direct(eng, "kick", kick_handler, &x, 0, NULL);
+	cr_assert_eq(sy_engine_start(eng), 0);
+	cr_assert_eq(t_send_retry(eng, kick, t_msg(eng, 0), RIG_WAIT_MS), 0);
+	/* The kick's sends are refused once the engine stops: wait first. */
+	cr_assert(t_wait_u64(&x.runs, 3, RIG_WAIT_MS),
+		  "%u of the three sends refused", atomic_load(&x.refused));
+	cr_assert_eq(sy_engine_stop(eng), 0);
+	cr_assert_eq(atomic_load(&timed.n), 2);
+	/* The slow run between the two observed ones is not the second's. */
+	for (unsigned i = 0; i < 2; i++)
+		cr_expect_eq(atomic_load(&timed.service_ns[i]), STEP_NS,
+			     "observed run %u: %llu ns, not %u", i,
+			     (unsigned long long)atomic_load(&timed.service_ns[i]),
+			     STEP_NS);
+	sy_engine_destroy(eng);
+}
+
 Test(policies_user, pick_sees_the_message_key)
 {
 	struct sy_route_opts ro = { .policy = "even_keys" };
