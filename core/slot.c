@@ -228,10 +228,10 @@ int sy__slot_setup(struct sy_engine *eng, struct sy__slot *s)
 		goto out_free;
 	if (rings_alloc(eng, &out))
 		goto out_free;
-	/* A sender wakes a worker only if the worker may sleep. */
+	/* A worker that never sleeps never sets its parker's word: a
+	 * sender looks at it all the same, and finds nothing to do. */
 	for (unsigned w = 0; w < eng->nworkers; w++)
-		out[w].wake = sy__idle_sleeps(eng) ? &eng->workers[w].parker :
-			      NULL;
+		out[w].wake = &eng->workers[w].parker;
 	s->stash_tail = &s->stash;
 	atomic_store_explicit(&s->gen, sy__wrap_start.slot_gen,
 			      memory_order_relaxed);

@@ -37,8 +37,8 @@ struct sy__ring {
 	void **buf;               /* the slots: one pointer each */
 	/* The producer's line: its copy of ring.c_head, the index of the
 	 * latest entry marked a sample (sy__ring_mark_sample()), and the
-	 * consumer's parker, woken after a publish (NULL: the consumer never
-	 * parks). */
+	 * consumer's parker, looked at after a publish (a consumer that never
+	 * parks leaves its word 0). */
 	unsigned c_cache __attribute__((aligned(64)));
 	unsigned sampled;
 	struct sy__parker *wake;
@@ -69,11 +69,11 @@ static inline void sy__ring_init(struct sy__ring *r, void *buf, unsigned size,
 }
 
 /** Producer only, after publishing: wake the consumer if it sleeps, with
- * @p asymmetric the barriers' mode as the caller read it (barrier.h).
- * @return 0 (sy__wake_rc()). */
+ * @p asymmetric the barriers' mode as the caller read it (barrier.h). The
+ * ring's parker must be set. @return 0 (sy__wake_rc()). */
 static inline int sy__ring_wake_as(struct sy__ring *r, bool asymmetric)
 {
-	return r->wake ? sy__wake_rc_as(r->wake, asymmetric) : 0;
+	return sy__wake_rc_as(r->wake, asymmetric);
 }
 
 static inline int sy__ring_wake(struct sy__ring *r)
