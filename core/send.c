@@ -170,18 +170,22 @@ burst_meets_own(const struct sy_msg *m, const struct sy_msg *own,
 }
 
 /*
- * The message the calling handler runs, at @p at of a burst, after the
- * burst's dispatch returned @p rc: accepted, it was passed on; refused, it
- * is what it was (@p saved).
+ * The message the calling handler runs, @p m, after the burst's dispatch
+ * returned @p rc: accepted (among msgs[0..rc), where the dispatch moved
+ * the accepted ones, wherever @p m was), it was passed on; refused, it is
+ * what it was (@p saved).
  */
 static __attribute__((noinline, cold)) void
-burst_own_end(struct sy_msg *m, unsigned at, int rc,
+burst_own_end(struct sy_msg *m, struct sy_msg *const *msgs, int rc,
 	      const struct sy__msg_route *saved)
 {
-	if (rc > 0 && at < (unsigned)rc)
-		sy__worker_passed_on();
-	else
-		sy__msg_route_restore(m, saved);
+	for (int i = 0; i < rc; i++) {
+		if (msgs[i] == m) {
+			sy__worker_passed_on();
+			return;
+		}
+	}
+	sy__msg_route_restore(m, saved);
 }
 
 SY_API int sy_msg_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
@@ -189,7 +193,7 @@ SY_API int sy_msg_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
 {
 	struct sy__msg_route saved;
 	struct sy_msg *own = NULL, **at;
-	unsigned ok, own_at = 0;
+	unsigned ok;
 	int err = 0;
 	struct sy__slot *s;
 	int rc;
@@ -207,7 +211,6 @@ SY_API int sy_msg_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
 			if (!m || !burst_meets_own(m, own, &saved))
 				break;
 			own = m;
-			own_at = (unsigned)(at - msgs);
 		}
 		m->held = 1;
 		/* What a send keeps of its flags, the request marks aside:
@@ -219,6 +222,8 @@ SY_API int sy_msg_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
 	if (sy__unlikely(!s)) {
 		for (unsigned i = 0; i < ok; i++)
 			unhold(msgs[i]);
+		if (own)
+			sy__msg_route_restore(own, &saved);
 		if (ok == 0)
 			return sy__msg_check(__func__, msgs[0]);
 		return sy__failed(__func__, err);
@@ -227,7 +232,7 @@ SY_API int sy_msg_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
 	for (unsigned i = rc > 0 ? (unsigned)rc : 0; i < ok; i++)
 		unhold(msgs[i]);
 	if (sy__unlikely(own != NULL))
-		burst_own_end(own, own_at, rc, &saved);
+		burst_own_end(own, msgs, rc, &saved);
 	if (rc < 0)
 		return sy__refused(__func__, rc, route);
 	if ((unsigned)rc == ok && ok < n)

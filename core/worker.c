@@ -416,6 +416,8 @@ run_plain(struct sy__worker *w, struct sy_engine *eng, struct sy_msg *m,
 		w->current = NULL;
 		deferred = run_end(w, m, srv, route_id, rc, true, d);
 		w->taken = false;
+		if (deferred)
+			d->clock = 0; /* not counted: the next run is not observed from here */
 		return !deferred;
 	}
 	if (breaker && sy__unlikely(srv->breaker != NULL))

@@ -446,6 +446,152 @@ Test(core_contract, a_burst_sends_the_handled_message_once)
 }
 
 /*
+ * A handler bursts the request it runs to an engine that refuses the burst
+ * before any dispatch (stopped: the handler's thread cannot attach to it).
+ * The request is what it was: still a request, and its reply goes back to
+ * the caller.
+ */
+static struct {
+	sy_engine *stopped;
+	_Atomic int burst, is_request, reply;
+} asked;
+
+static int asked_handler(sy_engine *eng, sy_msg *m, void *ctx)
+{
+	(void)eng;
+	(void)ctx;
+	atomic_store(&asked.burst, sy_msg_send_burst(asked.stopped, 0, &m, 1));
+	atomic_store(&asked.is_request, sy_msg_is_request(m));
+	atomic_store(&asked.reply, sy_msg_reply(m, m));
+	return 0;
+}
+
+Test(core_contract, a_request_burst_refused_before_its_dispatch_stays_a_request)
+{
+	sy_engine *eng = t_engine_at(1, NULL, 0);
+	uint32_t route = t_direct(eng, "asks", asked_handler, NULL, 0, NULL);
+	sy_msg *reply = NULL;
+
+	asked.stopped = t_engine_at(1, NULL, 0);
+	cr_assert_eq(sy_engine_start(asked.stopped), 0);
+	cr_assert_eq(sy_engine_stop(asked.stopped), 0);
+	cr_assert_eq(sy_engine_start(eng), 0);
+	cr_assert_eq(sy_msg_call(eng, route, t_msg(eng, 7), &reply,
+				 (uint64_t)T_WAIT_MS * 1000000u), 0,
+		     "the call: %s", sy_last_error());
+	cr_expect_eq(atomic_load(&asked.burst), -ESHUTDOWN);
+	cr_expect_eq(atomic_load(&asked.is_request), 1);
+	cr_expect_eq(atomic_load(&asked.reply), 0);
+	cr_expect_eq(sy_msg_tag(reply), 7);
+	sy_msg_free(reply);
+	cr_assert_eq(sy_engine_stop(eng), 0);
+	sy_engine_destroy(eng);
+	sy_engine_destroy(asked.stopped);
+}
+
+/*
+ * A handler bursts the message it runs with another, through a route whose
+ * policy sends the first to a server past its backpressure threshold and
+ * the second to a free one. The dispatch accepts the second and moves it
+ * to the front: the handler's message, refused, is still the handler's
+ * (it may send it elsewhere), whatever its place in the array.
+ */
+static int by_key(const void *state, struct sy_pick *p)
+{
+	(void)state;
+	return (int)(sy_pick_key(p) % 2);
+}
+
+static const struct sy_policy by_key_policy = { .name = "contract_by_key",
+						.pick = by_key };
+
+static struct {
+	uint32_t split, elsewhere;
+	_Atomic uint64_t release;   /* the blocked server's handler returns */
+	_Atomic uint64_t done;
+	_Atomic int burst, resend;
+	_Atomic bool own_first, own_last, filled;
+} part;
+
+static int blocked_handler(sy_engine *eng, sy_msg *m, void *ctx)
+{
+	(void)eng;
+	(void)m;
+	(void)ctx;
+	t_wait_u64(&part.release, 1, T_WAIT_MS);
+	return 0;
+}
+
+static int part_handler(sy_engine *eng, sy_msg *own, void *ctx)
+{
+	sy_msg *b[2];
+
+	(void)ctx;
+	/* Key 0 goes to the blocked server: fill its ring past the mark. */
+	for (unsigned i = 0; i < 64; i++) {
+		sy_msg *f = t_msg(eng, 1000 + i);
+
+		sy_msg_set_key(f, 0);
+		if (sy_msg_send(eng, part.split, f) != 0) {
+			sy_msg_free(f);
+			atomic_store(&part.filled, true);
+			break;
+		}
+	}
+	b[0] = own;
+	b[1] = t_msg(eng, 2);
+	sy_msg_set_key(own, 0);
+	sy_msg_set_key(b[1], 1);
+	atomic_store(&part.burst, sy_msg_send_burst(eng, part.split, b, 2));
+	atomic_store(&part.own_first, b[0] == own);
+	atomic_store(&part.own_last, b[1] == own);
+	atomic_store(&part.resend, sy_msg_send(eng, part.elsewhere, own));
+	atomic_store(&part.done, 1);
+	return 0;
+}
+
+Test(core_contract, a_burst_that_refuses_the_handled_message_leaves_it_the_handlers)
+{
+	struct sy_config cfg;
+	struct sy_route_opts ro = {
+		.policy = "contract_by_key", .backpressure = SY_BP_REJECT,
+		.bp_high = 0.25,
+	};
+	struct t_server s = { 0 };
+	uint32_t ids[2], start;
+	struct sy_accounting a;
+	sy_engine *eng;
+
+	cr_assert_eq(sy_policy_register(&by_key_policy), 0);
+	t_config(&cfg, 3, NULL);
+	cfg.ring_size = 16;
+	eng = t_create(&cfg);
+	start = t_direct(eng, "start", part_handler, NULL, 0, NULL);
+	ids[0] = t_add_server(eng, "blocked", blocked_handler, NULL, 1);
+	ids[1] = t_add_counter(eng, "free", &s, 2);
+	part.split = t_add_route(eng, "split", ro, ids, 2);
+	part.elsewhere = t_add_route(eng, "elsewhere", (struct sy_route_opts){ 0 },
+				     &ids[1], 1);
+	cr_assert_eq(sy_engine_start(eng), 0);
+	cr_assert_eq(sy_msg_send(eng, start, t_msg(eng, 1)), 0);
+	cr_assert(t_wait_u64(&part.done, 1, T_WAIT_MS));
+	atomic_store(&part.release, 1);
+	cr_assert_eq(sy_engine_stop(eng), 0);
+
+	cr_assert(atomic_load(&part.filled), "the blocked server's ring filled");
+	cr_expect_eq(atomic_load(&part.burst), 1);
+	cr_expect(atomic_load(&part.own_last), "the refused one moved back");
+	cr_expect_eq(atomic_load(&part.resend), 0,
+		     "the handler's message is still its own after the refusal");
+	cr_expect_eq(atomic_load(&s.runs[1]), 1, "it ran once, where it was resent");
+	cr_expect_eq(atomic_load(&s.runs[2]), 1);
+	cr_assert_eq(sy_engine_accounting(eng, &a), 0);
+	cr_expect_eq(a.in_flight, 0);
+	cr_expect_eq(a.accepted, a.delivered, "every message ran once");
+	sy_engine_destroy(eng);
+}
+
+/*
  * A handler passes the message it runs to a route of another engine, by
  * each call that sends: the message is that engine's then, and the
  * handler's worker must not free it when the handler returns (it went
