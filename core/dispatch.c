@@ -623,10 +623,10 @@ direct_finish(struct sy__slot *s, const struct sy__route *r, struct sy_msg *m,
  * out of the common send's way, which reaches it by a tail call (six
  * arguments, all in registers: the server is m's, assigned). */
 static __attribute__((noinline, cold)) int
-direct_sampled(struct sy_engine *eng, struct sy__slot *s, struct sy_msg *m,
-	       const struct sy__route *r, struct sy__ring *ring, uint64_t outer)
+direct_sampled(struct sy__slot *s, struct sy_msg *m, const struct sy__route *r,
+	       struct sy__ring *ring, uint64_t outer)
 {
-	stamp(eng, m);
+	stamp(s->pool.eng, m);
 	sy__ring_mark_sample(ring);
 	return direct_finish(s, r, m, m->server, ring, outer);
 }
@@ -668,17 +668,18 @@ sy__dispatch_direct_or(struct sy_engine *eng, uint32_t route,
 					      memory_order_relaxed) != 0 ||
 			 !sy__ring_room_cached_spsc(ring) ||
 			 (r->bp_mode != SY_BP_OFF &&
-			  sy__ring_over(ring, r->bp_high))))
+			  sy__ring_over_at(ring, &r->bp_high))))
 		goto general;
 	assign_direct(route, srv, m, keep);
 	if (sy__unlikely(sy__slot_sample(s)))
-		return direct_sampled(eng, s, m, r, ring, outer);
+		return direct_sampled(s, m, r, ring, outer);
 	return direct_finish(s, r, m, srv, ring, outer);
 
 general:
 	sy__slot_read_unlock(&s->rcu, outer);
 general_unlocked:
-	return general ? general(eng, route, m, s) : SY_DISPATCH_GENERAL;
+	/* The slot's engine, @p eng: one register fewer held to here. */
+	return general ? general(s->pool.eng, route, m, s) : SY_DISPATCH_GENERAL;
 }
 
 __attribute__((always_inline)) inline int

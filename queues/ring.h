@@ -254,6 +254,17 @@ static inline bool sy__ring_over(struct sy__ring *r, unsigned limit)
 	return prod - r->c_cache >= limit;
 }
 
+/* sy__ring_over() with the limit read where it lies, @p limit, each time
+ * it is compared: a caller short of registers holds nothing for it. */
+static inline bool sy__ring_over_at(struct sy__ring *r, const unsigned *limit)
+{
+	if (__builtin_expect(r->ring.p_tail - r->c_cache < *limit, 1))
+		return false;
+	r->c_cache = ck_pr_load_uint(&r->ring.c_head);
+	SY_TSAN_ACQUIRE(&r->ring.c_head); /* P2 */
+	return r->ring.p_tail - r->c_cache >= *limit;
+}
+
 /* Entries the ring can hold. */
 static inline unsigned sy__ring_capacity(const struct sy__ring *r)
 {
