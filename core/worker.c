@@ -765,8 +765,11 @@ static void *worker_main(void *arg)
 		if (sy__unlikely(w->remote_flush != NULL))
 			sy__remote_flush(w, n == 0);
 		sy__slot_read_unlock(&w->slot->rcu, outer);
-		/* P1: pairs with the acquire in sy__worker_wait_handled(). */
-		atomic_fetch_add_explicit(&w->passes, 1, memory_order_release);
+		/* P1: pairs with the acquire in sy__worker_wait_handled(). The
+		 * worker is the count's one writer: a compiler barrier and an
+		 * unlocked add (metrics/counter.h), no locked instruction. */
+		atomic_signal_fence(memory_order_release);
+		sy__counter_add(&w->passes, 1);
 		if (n) {
 			round = 0;
 			continue;

@@ -50,17 +50,26 @@ struct sy_hist {
 	uint64_t b[SY_HIST_BUCKETS];
 };
 
+/* The position of @p v's highest set bit, v > 0 (one bsr or lzcnt: the
+ * xor, unlike 63 minus the count, folds into it). */
+static inline unsigned sy__hist_top_bit(uint64_t v)
+{
+	return 63u ^ (unsigned)__builtin_clzll(v);
+}
+
 static inline unsigned sy__hist_index(uint64_t v)
 {
-	unsigned e;
+	unsigned k;
 
 	if (v < SY_HIST_LINEAR)
 		return (unsigned)v;
-	e = 63u - (unsigned)__builtin_clzll(v);
-	if (e > SY_HIST_LAST_EXP)
+	if (v >> (SY_HIST_LAST_EXP + 1))
 		return SY_HIST_BUCKETS - 1;
-	return SY_HIST_LINEAR + (e - SY_HIST_FIRST_EXP) * SY_HIST_SUB +
-	       (unsigned)(v >> (e - 6)) - SY_HIST_SUB;
+	/* The octave [2^e, 2^(e+1)) starts at bucket LINEAR + (e - 7) * 64,
+	 * which is 64 * (e - 6) + 64; v's top 7 bits, v >> (e - 6), are 64
+	 * to 127: their value is the start's 64 plus the bucket in it. */
+	k = sy__hist_top_bit(v) - 6;
+	return (k << 6) + (unsigned)(v >> k);
 }
 
 static inline void sy__hist_bump(_Atomic uint64_t *a, uint64_t n)
@@ -104,9 +113,9 @@ static inline unsigned sy__coarse_index(uint64_t v)
 
 	if (v < ((uint64_t)1 << SY_COARSE_FIRST_EXP))
 		return 0;
-	e = 63u - (unsigned)__builtin_clzll(v);
-	if (e > SY_COARSE_LAST_EXP)
+	if (v >> (SY_COARSE_LAST_EXP + 1))
 		return SY_COARSE_BUCKETS - 1;
+	e = sy__hist_top_bit(v);
 	return 1u + 4u * (e - SY_COARSE_FIRST_EXP) + (unsigned)((v >> (e - 2)) & 3u);
 }
 
