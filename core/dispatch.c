@@ -156,6 +156,18 @@ static inline struct sy__route *route_for_send(struct sy_engine *eng,
 	return r;
 }
 
+/* route_for_send() for the common send: the route if it is direct, else
+ * NULL (the general dispatch finds out why). */
+static inline struct sy__route *direct_for_send(struct sy_engine *eng,
+						uint32_t id)
+{
+	if (sy__unlikely(id >= atomic_load_explicit(&eng->send_limit,
+						    memory_order_acquire)))
+		return NULL;
+	/* A1: pairs with R1 in registry.c. */
+	return atomic_load_explicit(&eng->direct[id], memory_order_acquire);
+}
+
 /* May a message go to @p srv now? Takes a half-open probe token if needed;
  * a ramping server (slow start) takes it without a draw. */
 static inline bool admit(struct sy__server *srv)
@@ -652,15 +664,14 @@ sy__dispatch_direct_or(struct sy_engine *eng, uint32_t route,
 	struct sy__route *r;
 	struct sy__ring *ring;
 	uint64_t outer;
-	int err;
 
 	/* One test of the barriers' mode for the section's and the wake-up's
 	 * light sides: without membarrier, the general path's fences. */
 	if (sy__unlikely(!sy__barrier_asymmetric))
 		goto general_unlocked;
 	outer = sy__slot_read_lock_as(&s->rcu, &eng->rcu_period, true);
-	r = route_for_send(eng, route, &err);
-	if (sy__unlikely(!r || !r->direct))
+	r = direct_for_send(eng, route);
+	if (sy__unlikely(!r))
 		goto general;
 	srv = r->servers[0];
 	ring = &sy__slot_out(s)[srv->worker];

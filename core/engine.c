@@ -49,8 +49,10 @@ static int engine_alloc(struct sy_engine *eng)
 	eng->slots = calloc(eng->nslots, sizeof(*eng->slots));
 	eng->workers = calloc(eng->nworkers, sizeof(*eng->workers));
 	eng->routes = calloc(eng->cfg.max_routes, sizeof(*eng->routes));
+	eng->direct = calloc(eng->cfg.max_routes, sizeof(*eng->direct));
 	eng->servers = calloc(eng->cfg.max_servers, sizeof(*eng->servers));
-	if (!eng->slots || !eng->workers || !eng->routes || !eng->servers)
+	if (!eng->slots || !eng->workers || !eng->routes || !eng->direct ||
+	    !eng->servers)
 		return -ENOMEM;
 	for (unsigned i = 0; i < eng->nslots; i++) {
 		struct sy__slot *s = &eng->slots[i];
@@ -99,6 +101,7 @@ static void engine_free(struct sy_engine *eng)
 	free(eng->slots);
 	free(eng->workers);
 	free(eng->routes);
+	free(eng->direct);
 	free(eng->servers);
 	pthread_mutex_destroy(&eng->lock);
 	pthread_mutex_destroy(&eng->slot_lock);

@@ -53,6 +53,9 @@ struct sy_engine {
 	struct sy__slot *slots;
 	struct sy__worker *workers;
 	_Atomic(struct sy__route *) *routes;   /* [max_routes] */
+	/* [max_routes]: routes[id] where that route is direct, else NULL;
+	 * stored with it (registry.c). The common send's one load. */
+	_Atomic(struct sy__route *) *direct;
 	_Atomic uint64_t rcu_period;     /* the slots' domain (rcu.h), from 1 */
 	struct sy__route *retired;       /* replaced or removed, under lock */
 	unsigned nretired;

@@ -453,6 +453,8 @@ static void route_publish(struct sy_engine *eng, struct sy__route *old,
 	sy__read_unlock();
 	/* R1: pairs with A1 in dispatch.c. */
 	atomic_store_explicit(&eng->routes[r->id], r, memory_order_release);
+	atomic_store_explicit(&eng->direct[r->id], r->direct ? r : NULL,
+			      memory_order_release);
 	sy__rcu_thread_put();
 	if (old)
 		route_retire(eng, old);
@@ -588,6 +590,7 @@ static void route_unpublish(struct sy_engine *eng, struct sy__route *r)
 	cds_lfht_del(eng->route_names, &r->node);
 	sy__read_unlock();
 	atomic_store_explicit(&eng->routes[r->id], NULL, memory_order_release);
+	atomic_store_explicit(&eng->direct[r->id], NULL, memory_order_release);
 	sy__rcu_thread_put();
 	route_retire(eng, r);
 }

@@ -413,6 +413,56 @@ Test(core_registry, route_is_found_by_name)
 	sy_engine_destroy(eng);
 }
 
+/*
+ * A route replaced by one of another kind sends by the new one from the
+ * next send on: a direct route (the common send's) by two servers in turn,
+ * then by a direct route to the other server; removed, it refuses. Single
+ * sends and bursts both.
+ */
+Test(core_registry, a_replaced_route_sends_by_its_new_kind)
+{
+	struct t_server a = { 0 }, b = { 0 };
+	sy_engine *eng = t_engine_at(2, NULL, 0);
+	uint32_t ids[2], route;
+	struct sy_route_opts rr = { .policy = "round_robin", .servers = ids,
+				    .n_servers = 2 };
+	struct sy_route_opts to_b = { .policy = "direct", .servers = &ids[1],
+				      .n_servers = 1 };
+	sy_msg *m;
+
+	ids[0] = t_add_counter(eng, "a", &a, 0);
+	ids[1] = t_add_counter(eng, "b", &b, 1);
+	route = t_add_route(eng, "changes", (struct sy_route_opts){ 0 }, ids, 1);
+	cr_assert_eq(sy_engine_start(eng), 0);
+
+	t_send_tags(eng, route, 0, 4);
+	cr_assert(t_wait_u64(&a.handled, 4, T_WAIT_MS));
+	cr_expect_eq(atomic_load(&b.handled), 0);
+
+	cr_assert_eq(sy_route_replace(eng, route, &rr), 0);
+	t_send_tags(eng, route, 4, 4);
+	cr_assert(t_wait_u64(&a.handled, 6, T_WAIT_MS) &&
+		  t_wait_u64(&b.handled, 2, T_WAIT_MS),
+		  "round robin: a %llu, b %llu",
+		  (unsigned long long)atomic_load(&a.handled),
+		  (unsigned long long)atomic_load(&b.handled));
+
+	cr_assert_eq(sy_route_replace(eng, route, &to_b), 0);
+	t_send_tags(eng, route, 8, 4);
+	cr_assert(t_wait_u64(&b.handled, 6, T_WAIT_MS));
+	cr_expect_eq(atomic_load(&a.handled), 6, "the direct route to b only");
+
+	cr_assert_eq(sy_route_remove(eng, route), 0);
+	m = t_msg(eng, 12);
+	cr_expect_eq(sy_msg_send(eng, route, m), -ENOENT);
+	cr_expect_eq(sy_msg_send_burst(eng, route, &m, 1), -ENOENT);
+	sy_msg_free(m);
+	cr_assert_eq(sy_engine_stop(eng), 0);
+	t_expect_each_once(&a, 0, 4);
+	t_expect_each_once(&b, 8, 4);
+	sy_engine_destroy(eng);
+}
+
 Test(core_registry, server_is_found_by_name)
 {
 	uint32_t servers[3], found = UINT32_MAX;
