@@ -240,22 +240,9 @@ static inline bool sy__ring_dequeue_spsc(struct sy__ring *r, void **p)
 
 /** Entries in the ring; exact for its producer or consumer, a hint otherwise. */
 /*
- * Does the ring hold @p limit entries or more? The producer only. Reads the
+ * Does the ring hold *@p limit entries or more? The producer only. Reads the
  * consumer's index only when the cached one says it might.
  */
-static inline bool sy__ring_over(struct sy__ring *r, unsigned limit)
-{
-	unsigned prod = r->ring.p_tail;
-
-	if (__builtin_expect(prod - r->c_cache < limit, 1))
-		return false;
-	r->c_cache = ck_pr_load_uint(&r->ring.c_head);
-	SY_TSAN_ACQUIRE(&r->ring.c_head); /* P2 */
-	return prod - r->c_cache >= limit;
-}
-
-/* sy__ring_over() with the limit read where it lies, @p limit, each time
- * it is compared: a caller short of registers holds nothing for it. */
 static inline bool sy__ring_over_at(struct sy__ring *r, const unsigned *limit)
 {
 	if (__builtin_expect(r->ring.p_tail - r->c_cache < *limit, 1))
@@ -263,6 +250,13 @@ static inline bool sy__ring_over_at(struct sy__ring *r, const unsigned *limit)
 	r->c_cache = ck_pr_load_uint(&r->ring.c_head);
 	SY_TSAN_ACQUIRE(&r->ring.c_head); /* P2 */
 	return r->ring.p_tail - r->c_cache >= *limit;
+}
+
+/* sy__ring_over_at() of a limit held in hand. (_at reads it where it lies
+ * each time it compares: a caller short of registers holds nothing for it.) */
+static inline bool sy__ring_over(struct sy__ring *r, unsigned limit)
+{
+	return sy__ring_over_at(r, &limit);
 }
 
 /* Entries the ring can hold. */

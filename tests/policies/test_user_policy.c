@@ -300,29 +300,23 @@ struct mixed {
 	struct t_clock clock;
 	uint32_t observed, plain;  /* routes */
 	_Atomic unsigned refused;
-	_Atomic uint64_t runs;      /* of the quick and the slow handler */
+	_Atomic uint64_t runs;      /* of the quick and the slow server */
 };
 
-/* Takes STEP_NS (quick) or SLOW_NS (slow) of fake time. */
-static int quick_handler(sy_engine *eng, sy_msg *msg, void *ctx)
+/* A server that takes @p ns of the fake clock of @p x. */
+struct stepper {
+	struct mixed *x;
+	uint64_t ns;
+};
+
+static int stepper_handler(sy_engine *eng, sy_msg *msg, void *ctx)
 {
-	struct mixed *x = ctx;
+	const struct stepper *s = ctx;
 
 	(void)eng;
 	(void)msg;
-	atomic_fetch_add(&x->clock.ns, STEP_NS);
-	atomic_fetch_add(&x->runs, 1);
-	return 0;
-}
-
-static int slow_handler(sy_engine *eng, sy_msg *msg, void *ctx)
-{
-	struct mixed *x = ctx;
-
-	(void)eng;
-	(void)msg;
-	atomic_fetch_add(&x->clock.ns, SLOW_NS);
-	atomic_fetch_add(&x->runs, 1);
+	atomic_fetch_add(&s->x->clock.ns, s->ns);
+	atomic_fetch_add(&s->x->runs, 1);
 	return 0;
 }
 
@@ -350,14 +344,15 @@ Test(policies_user, observe_times_its_own_run_not_the_runs_between)
 {
 	struct sy_route_opts ro = { .policy = "first_timed" };
 	struct mixed x = { .refused = 0, .runs = 0 };
+	struct stepper quick_run = { &x, STEP_NS }, slow_run = { &x, SLOW_NS };
 	uint32_t quick, kick;
 	sy_engine *eng;
 
 	cr_assert_eq(sy_policy_register(&first_timed), 0);
 	eng = t_engine_at(1, &x.clock, 1);
-	quick = t_add_server(eng, "quick", quick_handler, &x, 0);
+	quick = t_add_server(eng, "quick", stepper_handler, &quick_run, 0);
 	x.observed = t_add_route(eng, "observed", ro, &quick, 1);
-	x.plain = t_direct(eng, "plain", slow_handler, &x, 0, NULL);
+	x.plain = t_direct(eng, "plain", stepper_handler, &slow_run, 0, NULL);
 	kick = t_direct(eng, "kick", kick_handler, &x, 0, NULL);
 	cr_assert_eq(sy_engine_start(eng), 0);
 	cr_assert_eq(t_send_retry(eng, kick, t_msg(eng, 0), RIG_WAIT_MS), 0);
