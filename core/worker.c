@@ -397,14 +397,15 @@ static inline __attribute__((always_inline)) int run_one(struct sy__worker *w,
  * and freeing (or its end timed by the caller), on @p srv through
  * @p route_id; a run that fails or keeps its message takes run_end().
  * @p keyed: the run's key (server and route) may differ from the last
- * run's; @p breaker: @p srv may have a circuit breaker. Leaves
- * w->current set: the caller clears it. @return false when the run was
- * deferred (sy__worker_defer()).
+ * run's; @p breaker: @p srv may have a circuit breaker; @p unset: m's
+ * server and route are not written yet (a failed run's handling reads
+ * them). Leaves w->current set: the caller clears it. @return false when
+ * the run was deferred (sy__worker_defer()).
  */
 static inline __attribute__((always_inline)) bool
 run_plain(struct sy__worker *w, struct sy_engine *eng, struct sy_msg *m,
 	  struct sy__server *srv, uint32_t route_id, bool keyed, bool breaker,
-	  struct drain *d)
+	  bool unset, struct drain *d)
 {
 	int rc;
 
@@ -413,6 +414,11 @@ run_plain(struct sy__worker *w, struct sy_engine *eng, struct sy_msg *m,
 	if (sy__unlikely(rc < 0 || w->taken)) {
 		bool deferred;
 
+		/* Still the worker's (not kept, not passed on): it failed. */
+		if (unset && !w->taken) {
+			m->server = srv;
+			m->route_id = route_id;
+		}
 		w->current = NULL;
 		deferred = run_end(w, m, srv, route_id, rc, true, d);
 		w->taken = false;
@@ -443,7 +449,8 @@ static __attribute__((noinline)) void handle(struct sy__worker *w,
 	 * reads, without the general case's checks. */
 	if (sy__msg_plain(m, SY_MSG_SLOW & ~SY_MSG_TIMED)) {
 		start = timed_start(w, m, d);
-		if (run_plain(w, w->eng, m, m->server, m->route_id, true, true, d))
+		if (run_plain(w, w->eng, m, m->server, m->route_id, true, true,
+			      false, d))
 			timed_end(w, start);
 		w->current = NULL;
 		return;
@@ -506,12 +513,16 @@ static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
  * @p one: every message goes to this server through route @p one_route
  * (a uniform burst), so the server and the run's key are known, and each
  * message is given them here (the send left them unset); NULL: each
- * message names its own. @p breaker: whether the servers may have a
- * circuit breaker (false only with @p one, when it has none).
+ * message names its own. @p breaker: the servers may have a circuit
+ * breaker (false only with @p one, when it has none). @p lazy (with
+ * @p one only, when it runs here, not remote): a message gets its server
+ * and route only where they are read, before the general case or after a
+ * run that failed; a handler that passes its message on (or keeps it)
+ * reads neither there, and the send writes its own.
  */
 static inline __attribute__((always_inline)) void
 run_msgs(struct sy__worker *w, void *const *e, unsigned n,
-	 struct sy__server *one, uint32_t one_route, bool breaker,
+	 struct sy__server *one, uint32_t one_route, bool breaker, bool lazy,
 	 struct drain *d)
 {
 	struct sy_engine *eng = w->eng;
@@ -527,7 +538,7 @@ run_msgs(struct sy__worker *w, void *const *e, unsigned n,
 		struct sy__server *srv = one ? one : m->server;
 		uint32_t route_id = one ? one_route : m->route_id;
 
-		if (one) {
+		if (one && !lazy) {
 			m->server = one;
 			m->route_id = one_route;
 		}
@@ -535,6 +546,10 @@ run_msgs(struct sy__worker *w, void *const *e, unsigned n,
 		if (sy__unlikely(!sy__msg_plain(m, SY_MSG_SLOW))) {
 			struct sy__parking *t;
 
+			if (lazy) {
+				m->server = one;
+				m->route_id = one_route;
+			}
 			/* One test for the two that are not handle()'s. */
 			if (!(m->flags & (SY_MSG_BURST | SY_MSG_INFLIGHT)))
 				handle(w, m, d);
@@ -548,7 +563,7 @@ run_msgs(struct sy__worker *w, void *const *e, unsigned n,
 				handle(w, m, d);
 			continue;
 		}
-		run_plain(w, eng, m, srv, route_id, !one, breaker, d);
+		run_plain(w, eng, m, srv, route_id, !one, breaker, lazy, d);
 	}
 	w->current = NULL;
 }
@@ -556,22 +571,26 @@ run_msgs(struct sy__worker *w, void *const *e, unsigned n,
 static void handle_msgs(struct sy__worker *w, void *const *e, unsigned n,
 			struct drain *d)
 {
-	run_msgs(w, e, n, NULL, 0, true, d);
+	run_msgs(w, e, n, NULL, 0, true, false, d);
 }
 
 static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
 			 struct drain *d)
 {
 	struct sy__burst *b = (struct sy__burst *)desc->data;
+	struct sy__server *one = desc->server;
 
 	/* A descriptor that names a server and route holds messages for them
-	 * only (dispatch.c): they are checked once for the burst. */
-	if (desc->server && !desc->server->breaker)
-		run_msgs(w, b->msgs, b->n, desc->server, desc->route_id, false, d);
-	else if (desc->server)
-		run_msgs(w, b->msgs, b->n, desc->server, desc->route_id, true, d);
-	else
+	 * only (dispatch.c): they are checked once for the burst. A remote
+	 * server's handler reads the message's server at once. */
+	if (!one)
 		handle_msgs(w, b->msgs, b->n, d);
+	else if (one->remote)
+		run_msgs(w, b->msgs, b->n, one, desc->route_id, true, false, d);
+	else if (one->breaker)
+		run_msgs(w, b->msgs, b->n, one, desc->route_id, true, true, d);
+	else
+		run_msgs(w, b->msgs, b->n, one, desc->route_id, false, true, d);
 	sy__msg_release(w->slot, desc);
 }
 

@@ -590,3 +590,54 @@ Test(reliability_dlq, replayed_failures_go_through_once_the_handler_is_fixed)
 	cr_assert_eq(a.dlq_held, 0);
 	rig_fini(&r);
 }
+
+/*
+ * A burst through a direct route whose handler fails: each message is
+ * retried by that route's policy and dead-lettered under its id and server,
+ * whatever the messages' headers named before (the burst's send leaves
+ * them to the worker; fresh messages name nothing, or route 0).
+ */
+Test(reliability_dlq, a_failed_burst_is_retried_and_dead_lettered_by_its_route)
+{
+	struct t_server ok = { 0 }, fails = { .fail_before = T_FAIL_ALWAYS };
+	struct sy_route_opts ro = { .max_attempts = 2 };
+	struct sy_dead_letter dl[8];
+	struct sy_accounting a;
+	uint32_t ok_id, fails_id, before, route;
+	sy_engine *eng = t_engine_at(1, NULL, 0);
+	sy_msg *m[8];
+
+	ok_id = t_add_counter(eng, "ok", &ok, 0);
+	before = t_add_route(eng, "before", (struct sy_route_opts){ 0 }, &ok_id, 1);
+	fails_id = t_add_counter(eng, "fails", &fails, 0);
+	route = t_add_route(eng, "fails", ro, &fails_id, 1);
+	cr_assert_neq(route, before);
+	cr_assert_eq(sy_engine_start(eng), 0);
+	for (unsigned round = 0; round < 2; round++) {
+		cr_assert_eq(sy_msg_alloc_burst(eng, 8, m, 8), 8);
+		for (unsigned i = 0; i < 8; i++)
+			sy_msg_set_tag(m[i], round * 8 + i);
+		cr_assert_eq(t_send_burst_retry(eng, round ? route : before, m, 8,
+						T_WAIT_MS), 0);
+		cr_assert(t_wait_u64(round ? &fails.handled : &ok.handled,
+				     round ? 16 : 8, T_WAIT_MS));
+	}
+	cr_assert(t_wait_dead_letters(eng, 8));
+	cr_assert_eq(sy_engine_stop(eng), 0);
+
+	cr_assert_eq(sy_dlq_list(eng, NULL, dl, 8), 8);
+	for (unsigned i = 0; i < 8; i++) {
+		cr_expect_eq(dl[i].route, route, "entry %u: route %u", i,
+			     dl[i].route);
+		cr_expect_eq(dl[i].server, fails_id);
+		cr_expect_eq(dl[i].attempts, 2, "retried once, as the route says");
+		cr_expect_eq(dl[i].reason, SY_DL_RETRIES_EXHAUSTED);
+	}
+	cr_assert_eq(sy_engine_accounting(eng, &a), 0);
+	cr_expect_eq(a.accepted, 16);
+	cr_expect_eq(a.delivered, 8);
+	cr_expect_eq(a.retried, 8);
+	cr_expect_eq(a.dead_lettered, 8);
+	cr_expect_eq(a.in_flight, 0);
+	sy_engine_destroy(eng);
+}

@@ -507,6 +507,7 @@ static const struct sy_policy by_key_policy = { .name = "contract_by_key",
 
 static struct {
 	uint32_t split, elsewhere;
+	_Atomic uint64_t entered;   /* the blocked server's handler runs */
 	_Atomic uint64_t release;   /* the blocked server's handler returns */
 	_Atomic uint64_t done;
 	_Atomic int burst, resend;
@@ -518,6 +519,7 @@ static int blocked_handler(sy_engine *eng, sy_msg *m, void *ctx)
 	(void)eng;
 	(void)m;
 	(void)ctx;
+	atomic_fetch_add(&part.entered, 1);
 	t_wait_u64(&part.release, 1, T_WAIT_MS);
 	return 0;
 }
@@ -527,7 +529,8 @@ static int part_handler(sy_engine *eng, sy_msg *own, void *ctx)
 	sy_msg *b[2];
 
 	(void)ctx;
-	/* Key 0 goes to the blocked server: fill its ring past the mark. */
+	/* Key 0 goes to the blocked server: once its worker is in the
+	 * handler (and takes nothing more), fill its ring past the mark. */
 	for (unsigned i = 0; i < 64; i++) {
 		sy_msg *f = t_msg(eng, 1000 + i);
 
@@ -537,6 +540,8 @@ static int part_handler(sy_engine *eng, sy_msg *own, void *ctx)
 			atomic_store(&part.filled, true);
 			break;
 		}
+		if (i == 0 && !t_wait_u64(&part.entered, 1, T_WAIT_MS))
+			break;
 	}
 	b[0] = own;
 	b[1] = t_msg(eng, 2);
