@@ -632,8 +632,9 @@ direct_finish(struct sy__slot *s, const struct sy__route *r, struct sy_msg *m,
 }
 
 /* A direct send that is a latency sample (one in latency_sample): stamped,
- * out of the common send's way, which reaches it by a tail call (six
- * arguments, all in registers: the server is m's, assigned). */
+ * out of the common send's way, which reaches it by a tail call (five
+ * arguments, all in registers: the server is m's, assigned; the engine
+ * is the slot's). */
 static __attribute__((noinline, cold)) int
 direct_sampled(struct sy__slot *s, struct sy_msg *m, const struct sy__route *r,
 	       struct sy__ring *ring, uint64_t outer)

@@ -501,7 +501,6 @@ static __attribute__((noinline)) void handle_parking(struct sy__worker *w,
 	}
 }
 
-
 static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
 			 struct drain *d);
 
@@ -511,14 +510,14 @@ static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
  * latency sample, observing policy or in-flight count; a run that fails
  * or keeps its message takes run_end(). The others take handle().
  * @p one: every message goes to this server through route @p one_route
- * (a uniform burst), so the server and the run's key are known, and each
- * message is given them here (the send left them unset); NULL: each
- * message names its own. @p breaker: the servers may have a circuit
- * breaker (false only with @p one, when it has none). @p lazy (with
- * @p one only, when it runs here, not remote): a message gets its server
- * and route only where they are read, before the general case or after a
- * run that failed; a handler that passes its message on (or keeps it)
- * reads neither there, and the send writes its own.
+ * (a uniform burst), so the server and the run's key are known, and the
+ * worker writes them into each message (the send left them unset): before
+ * its run, or, with @p lazy (@p one runs here, not remote), only where
+ * they are read: before the general case, after a run that failed. A
+ * handler that passes its message on or keeps it reads neither, and the
+ * next send writes its own. NULL: each message names its own.
+ * @p breaker: the servers may have a circuit breaker (false only with
+ * @p one, when it has none).
  */
 static inline __attribute__((always_inline)) void
 run_msgs(struct sy__worker *w, void *const *e, unsigned n,

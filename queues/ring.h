@@ -121,8 +121,9 @@ static inline bool sy__ring_enqueue_spsc(struct sy__ring *r, void *p)
 
 /**
  * Consumer only: how many entries are published and not yet taken, at most
- * @p max, from index *first on (read them with sy__ring_entry(), then hand
- * their slots back with sy__ring_taken_spsc()). One load of the producer's
+ * @p max, from index *first on (read them with sy__ring_copy() or
+ * sy__ring_entries(), then hand their slots back with
+ * sy__ring_taken_spsc()). One load of the producer's
  * counter for all of them.
  */
 static inline unsigned sy__ring_peek_spsc(struct sy__ring *r, unsigned max,
@@ -142,12 +143,6 @@ static inline unsigned sy__ring_peek_spsc(struct sy__ring *r, unsigned max,
 	SY_TSAN_ACQUIRE(&ring->p_tail); /* C1 */
 	*first = c;
 	return n;
-}
-
-/** Consumer only: the entry at index @p i, from sy__ring_peek_spsc(). */
-static inline void *sy__ring_entry(const struct sy__ring *r, unsigned i)
-{
-	return r->buf[i & r->ring.mask];
 }
 
 /**
@@ -238,7 +233,6 @@ static inline bool sy__ring_dequeue_spsc(struct sy__ring *r, void **p)
 	return sy__ring_dequeue_burst_spsc(r, p, 1) == 1;
 }
 
-/** Entries in the ring; exact for its producer or consumer, a hint otherwise. */
 /*
  * Does the ring hold *@p limit entries or more? The producer only. Reads the
  * consumer's index only when the cached one says it might.
@@ -265,6 +259,7 @@ static inline unsigned sy__ring_capacity(const struct sy__ring *r)
 	return r->ring.mask;
 }
 
+/** Entries in the ring; exact for its producer or consumer, a hint otherwise. */
 static inline unsigned sy__ring_count(const struct sy__ring *r)
 {
 	return ck_ring_size(&r->ring);
