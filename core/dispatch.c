@@ -744,12 +744,10 @@ static int enqueue_group(struct sy__slot *s, unsigned w, struct sy_msg **msgs,
 	d = sy__msg_alloc(s, sizeof(*b));
 	if (sy__unlikely(!d))
 		return -ENOMEM;
+	sy__msg_init_burst(d, one, route, n);
 	/* A worker that sees TIMED reads the clock when it takes the entry. */
-	d->flags = SY_MSG_BURST | (msgs[0]->flags & SY_MSG_TIMED);
-	d->server = one;
-	d->route_id = route;
+	d->flags |= msgs[0]->flags & SY_MSG_TIMED;
 	b = (struct sy__burst *)d->data;
-	b->n = n;
 	memcpy(b->msgs, msgs, n * sizeof(msgs[0]));
 	if (sy__likely(sy__ring_enqueue_spsc(ring, d)))
 		return 0;
@@ -1008,11 +1006,73 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 	return accepted ? (int)accepted : err;
 }
 
+/*
+ * A burst's common send, as sy__dispatch_direct_or() is a message's: 2 to
+ * SY_BURST_MAX messages through a direct route whose server takes
+ * messages, with room in the ring by the producer's cached index, below the
+ * route's threshold, and a descriptor on the slot's free list. The
+ * descriptor names the server and route, so the messages are left as they
+ * are (the worker gives them both, worker.c). Everything it checks comes
+ * before anything it changes: @return @p n, or SY_DISPATCH_GENERAL with
+ * nothing done.
+ */
+static inline int burst_direct(struct sy_engine *eng, uint32_t route,
+			       struct sy_msg **msgs, unsigned n,
+			       struct sy__slot *s)
+{
+	struct sy_msg *d = s->pool.free[SY_BURST_CLASS];
+	struct sy__server *srv;
+	struct sy__route *r;
+	struct sy__ring *ring;
+	uint64_t outer;
+
+	if (sy__unlikely(!sy__barrier_asymmetric || n < 2 ||
+			 n > SY_BURST_MAX || !d))
+		return SY_DISPATCH_GENERAL;
+	outer = sy__slot_read_lock_as(&s->rcu, &eng->rcu_period, true);
+	r = direct_for_send(eng, route);
+	if (sy__unlikely(!r))
+		goto general;
+	srv = r->servers[0];
+	ring = &sy__slot_out(s)[srv->worker];
+	if (sy__unlikely(atomic_load_explicit(&srv->gate,
+					      memory_order_relaxed) != 0 ||
+			 !sy__ring_room_cached_spsc(ring) ||
+			 (r->bp_mode != SY_BP_OFF &&
+			  sy__ring_over_at(ring, &r->bp_high))))
+		goto general;
+	s->pool.free[SY_BURST_CLASS] = d->next;
+	sy__msg_init_burst(d, srv, route, n);
+	if (sy__unlikely(sy__slot_sample(s))) {
+		stamp(eng, msgs[0]);
+		d->flags |= SY_MSG_TIMED;
+		sy__ring_mark_sample(ring);
+	}
+	count_accepted(s, n);
+	memcpy(((struct sy__burst *)d->data)->msgs, msgs, n * sizeof(msgs[0]));
+	sy__ring_put_spsc(ring, d);
+	if (s->shard) {
+		sy__shard_add_at(s->shard, srv->sc_at, SY_SC_SENT, n);
+		sy__shard_add_at(s->shard, r->sc_at, SY_SC_SENT, n);
+	}
+	sy__slot_read_unlock(&s->rcu, outer);
+	sy__ring_wake_as(ring, true);
+	return (int)n;
+
+general:
+	sy__slot_read_unlock(&s->rcu, outer);
+	return SY_DISPATCH_GENERAL;
+}
+
 int sy__dispatch_burst(struct sy_engine *eng, uint32_t route,
 		       struct sy_msg **msgs, unsigned n, struct sy__slot *s)
 {
 	uint64_t until = 0;
 	unsigned done = 0;
+	int direct = burst_direct(eng, route, msgs, n, s);
+
+	if (sy__likely(direct != SY_DISPATCH_GENERAL))
+		return direct;
 
 	while (done < n) {
 		unsigned chunk = n - done < SY_BURST_MAX ? n - done : SY_BURST_MAX;

@@ -183,4 +183,16 @@ struct sy__burst {
 	void *msgs[SY_BURST_MAX];  /* struct sy_msg *, as ring entries are */
 };
 
+/* Make @p d, a message off a free list, the descriptor of @p n messages
+ * for @p one through @p route (NULL: each message names its own). */
+static inline void sy__msg_init_burst(struct sy_msg *d, struct sy__server *one,
+				      uint32_t route, unsigned n)
+{
+	d->attempts = 0;
+	d->flags = SY_MSG_BURST;
+	d->server = one;
+	d->route_id = route;
+	((struct sy__burst *)d->data)->n = n;
+}
+
 #endif /* SY_CORE_MSG_H */

@@ -37,6 +37,9 @@ struct sy__huge {
 static const uint32_t class_bytes[SY_CLASSES] = {
 	SY_CLASS0_BYTES, 256, 512, 2048, 8192, 65536,
 };
+_Static_assert(sizeof(struct sy_msg) + sizeof(struct sy__burst) > 256 &&
+	       sizeof(struct sy_msg) + sizeof(struct sy__burst) <= 512,
+	       "a burst descriptor is of class SY_BURST_CLASS (512 bytes)");
 
 static inline unsigned class_of(size_t size)
 {

@@ -22,6 +22,10 @@
 /* The largest payload of the smallest class: sy_msg_alloc()'s fast path. */
 #define SY_POOL_FAST_MAX (SY_CLASS0_BYTES - (uint32_t)sizeof(struct sy_msg))
 
+/* The class of a burst descriptor (msg.h): its header and struct sy__burst
+ * fit 512 bytes, not 256 (pool.c checks). */
+#define SY_BURST_CLASS 2u
+
 struct sy_engine;
 struct sy__slot;
 

@@ -55,6 +55,7 @@ static void observe(struct sy__worker *w, uint32_t route_id, unsigned pick,
 /* What one sy__worker_drain_ring() call carries from message to message. */
 struct drain {
 	struct sy__release_batch done; /* freed messages, handed back together */
+	struct sy__release_batch descs;/* burst descriptors, the same way */
 	uint64_t clock;                /* end of the previous observed run, or 0 */
 	unsigned clock_runs;           /* runs_of() then: none since, if equal */
 	uint64_t now;                  /* clock read for deadlines in this batch, or 0 */
@@ -573,6 +574,14 @@ static void handle_msgs(struct sy__worker *w, void *const *e, unsigned n,
 	run_msgs(w, e, n, NULL, 0, true, false, d);
 }
 
+/* A burst's descriptor is done with: it goes back with the drain's others. */
+static __attribute__((noinline)) void desc_done(struct sy__worker *w,
+						struct sy_msg *desc,
+						struct drain *d)
+{
+	sy__release_batch_add(&w->slot, &d->descs, desc);
+}
+
 static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
 			 struct drain *d)
 {
@@ -590,7 +599,7 @@ static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
 		run_msgs(w, b->msgs, b->n, one, desc->route_id, true, true, d);
 	else
 		run_msgs(w, b->msgs, b->n, one, desc->route_id, false, true, d);
-	sy__msg_release(w->slot, desc);
+	desc_done(w, desc, d);
 }
 
 #define SY_DEQUEUE_MAX 32
@@ -639,6 +648,8 @@ __attribute__((noinline)) unsigned sy__worker_drain_ring(struct sy__worker *w,
 	drain_settle(&d);
 	runs_flush(w, &d);
 	sy__release_batch_flush(w->slot, &d.done);
+	if (d.descs.n)
+		sy__release_batch_flush(w->slot, &d.descs);
 	if (d.runs)
 		sy__total_add(&w->slot->totals, SY_T_DELIVERED, d.runs);
 	return taken;
