@@ -64,6 +64,12 @@ static int engine_alloc(struct sy_engine *eng)
 		s->stash_tail = &s->stash;
 	}
 	for (unsigned i = 0; i < eng->nworkers; i++) {
+		eng->workers[i].inbox = calloc(eng->nslots,
+					       sizeof(*eng->workers[i].inbox));
+		if (!eng->workers[i].inbox)
+			return -ENOMEM;
+	}
+	for (unsigned i = 0; i < eng->nworkers; i++) {
 		struct sy__worker *w = &eng->workers[i];
 
 		w->eng = eng;
@@ -96,8 +102,10 @@ static void engine_free(struct sy_engine *eng)
 	}
 	sy__huge_destroy(eng);
 	sy__mem_fini(eng);
-	for (unsigned i = 0; eng->workers && i < eng->nworkers; i++)
+	for (unsigned i = 0; eng->workers && i < eng->nworkers; i++) {
 		free(eng->workers[i].budget);
+		free(eng->workers[i].inbox);
+	}
 	free(eng->slots);
 	free(eng->workers);
 	free(eng->routes);

@@ -204,6 +204,7 @@ SY_API int sy_msg_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
 	/* The messages up to the first that is not the caller's go; the
 	 * message the calling handler runs goes once (a second time in the
 	 * array, it is sent already). */
+#pragma GCC unroll 4
 	for (at = msgs; at != msgs + n; at++) {
 		struct sy_msg *m = *at;
 

@@ -239,6 +239,17 @@ int sy__slot_setup(struct sy_engine *eng, struct sy__slot *s)
 	/* Release pairs with the workers' acquire in sy__slot_out(): a
 	 * worker that sees the rings sees them initialized. */
 	atomic_store_explicit(&s->out, out, memory_order_release);
+	/* I1: each worker's list of its rings gets this slot's, published
+	 * by the count (release; a worker's spin acquires it). One writer:
+	 * slots are set up at create, or under slot_lock. */
+	for (unsigned w = 0; w < eng->nworkers; w++) {
+		struct sy__worker *wk = &eng->workers[w];
+		unsigned k = atomic_load_explicit(&wk->ninbox,
+						  memory_order_relaxed);
+
+		wk->inbox[k] = &out[w];
+		atomic_store_explicit(&wk->ninbox, k + 1, memory_order_release);
+	}
 	return 0;
 
 out_free:

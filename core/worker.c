@@ -669,39 +669,43 @@ static __attribute__((noinline)) void check_congested(struct sy__worker *w,
 					    w->eng->cfg.callback_ctx);
 }
 
-static unsigned poll_pass(struct sy__worker *w)
+/* on_backpressure: check_congested() for each slot's ring. */
+static __attribute__((noinline)) void check_all_congested(struct sy__worker *w)
 {
 	struct sy_engine *eng = w->eng;
 	unsigned used = atomic_load_explicit(&eng->slots_used,
 					     memory_order_acquire);
-	unsigned n = 0;
 
 	for (unsigned i = 0; i < used; i++) {
 		struct sy__ring *out = sy__slot_out(&eng->slots[i]);
 
-		if (!out)
-			continue;
-		/* Most rings of a pass are empty: look before the call. */
-		if (sy__ring_count(&out[w->idx]))
-			n += sy__worker_drain_ring(w, &out[w->idx]);
-		if (sy__unlikely(eng->cfg.on_backpressure != NULL))
+		if (out)
 			check_congested(w, &eng->slots[i], &out[w->idx]);
 	}
+}
+
+static unsigned poll_pass(struct sy__worker *w)
+{
+	unsigned nin = atomic_load_explicit(&w->ninbox, memory_order_acquire);
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < nin; i++)
+		/* Most rings of a pass are empty: look before the call. */
+		if (sy__ring_waiting(w->inbox[i]))
+			n += sy__worker_drain_ring(w, w->inbox[i]);
+	if (sy__unlikely(w->eng->cfg.on_backpressure != NULL))
+		check_all_congested(w);
 	return n;
 }
 
+/* Whether a ring into @p w has an entry (I1 in slot.c: the list of them). */
 static bool inbox_has_work(struct sy__worker *w)
 {
-	struct sy_engine *eng = w->eng;
-	unsigned used = atomic_load_explicit(&eng->slots_used,
-					     memory_order_acquire);
+	unsigned n = atomic_load_explicit(&w->ninbox, memory_order_acquire);
 
-	for (unsigned i = 0; i < used; i++) {
-		struct sy__ring *out = sy__slot_out(&eng->slots[i]);
-
-		if (out && sy__ring_count(&out[w->idx]))
+	for (unsigned i = 0; i < n; i++)
+		if (sy__ring_waiting(w->inbox[i]))
 			return true;
-	}
 	return false;
 }
 

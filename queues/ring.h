@@ -265,6 +265,13 @@ static inline unsigned sy__ring_count(const struct sy__ring *r)
 	return ck_ring_size(&r->ring);
 }
 
+/** Consumer only: whether an entry is waiting (one load of the producer's
+ * counter, one compare with the consumer's). */
+static inline bool sy__ring_waiting(const struct sy__ring *r)
+{
+	return ck_pr_load_uint(&r->ring.p_tail) != r->ring.c_head;
+}
+
 /** Entries the producer has published so far (wraps). Any thread. */
 static inline unsigned sy__ring_produced(const struct sy__ring *r)
 {
