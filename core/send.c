@@ -188,6 +188,14 @@ burst_own_end(struct sy_msg *m, struct sy_msg *const *msgs, int rc,
 	sy__msg_route_restore(m, saved);
 }
 
+/* @p m goes in a burst: held, with what a send keeps of its flags, the
+ * request marks aside (the dispatch adds its route's). */
+static inline void burst_hold(struct sy_msg *m)
+{
+	m->held = 1;
+	m->flags &= SY_MSG_KEEP_FLAGS & ~(SY_MSG_REQUEST | SY_MSG_CALL);
+}
+
 SY_API int sy_msg_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
 			     unsigned n)
 {
@@ -203,9 +211,22 @@ SY_API int sy_msg_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
 	SY__NONNULL(msgs);
 	/* The messages up to the first that is not the caller's go; the
 	 * message the calling handler runs goes once (a second time in the
-	 * array, it is sent already). */
-#pragma GCC unroll 4
-	for (at = msgs; at != msgs + n; at++) {
+	 * array, it is sent already). Four at a time while all four are the
+	 * caller's and not held, then one at a time. */
+	at = msgs;
+	for (unsigned left = n / 4; left; left--) {
+		struct sy_msg *m0 = at[0], *m1 = at[1], *m2 = at[2], *m3 = at[3];
+
+		if (sy__unlikely(!m0 || m0->held || !m1 || m1->held ||
+				 !m2 || m2->held || !m3 || m3->held))
+			break;
+		burst_hold(m0);
+		burst_hold(m1);
+		burst_hold(m2);
+		burst_hold(m3);
+		at += 4;
+	}
+	for (; at != msgs + n; at++) {
 		struct sy_msg *m = *at;
 
 		if (sy__unlikely(!m || m->held)) {
@@ -213,10 +234,7 @@ SY_API int sy_msg_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
 				break;
 			own = m;
 		}
-		m->held = 1;
-		/* What a send keeps of its flags, the request marks aside:
-		 * the dispatch adds its route's. */
-		m->flags &= SY_MSG_KEEP_FLAGS & ~(SY_MSG_REQUEST | SY_MSG_CALL);
+		burst_hold(m);
 	}
 	ok = (unsigned)(at - msgs);
 	s = ok ? sy__slot_get(eng, &err) : NULL;
