@@ -1067,9 +1067,9 @@ general:
 int sy__dispatch_burst(struct sy_engine *eng, uint32_t route,
 		       struct sy_msg **msgs, unsigned n, struct sy__slot *s)
 {
+	int direct = burst_direct(eng, route, msgs, n, s);
 	uint64_t until = 0;
 	unsigned done = 0;
-	int direct = burst_direct(eng, route, msgs, n, s);
 
 	if (sy__likely(direct != SY_DISPATCH_GENERAL))
 		return direct;

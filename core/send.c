@@ -248,6 +248,9 @@ SY_API int sy_msg_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
 		return sy__failed(__func__, err);
 	}
 	rc = sy__dispatch_burst(eng, route, msgs, ok, s);
+	/* The common burst: every message went, none the handler's own. */
+	if (sy__likely(rc == (int)n && !own))
+		return rc;
 	for (unsigned i = rc > 0 ? (unsigned)rc : 0; i < ok; i++)
 		unhold(msgs[i]);
 	if (sy__unlikely(own != NULL))

@@ -702,9 +702,10 @@ static unsigned poll_pass(struct sy__worker *w)
 static bool inbox_has_work(struct sy__worker *w)
 {
 	unsigned n = atomic_load_explicit(&w->ninbox, memory_order_acquire);
+	struct sy__ring *const *in = w->inbox, *const *end = in + n;
 
-	for (unsigned i = 0; i < n; i++)
-		if (sy__ring_waiting(w->inbox[i]))
+	for (; in != end; in++)
+		if (sy__ring_waiting(*in))
 			return true;
 	return false;
 }
