@@ -63,7 +63,9 @@ struct drain {
 	struct sy__server *handled_srv;/* in-flight count not yet given back: */
 	int64_t handled;               /* this many runs of handled_srv */
 	unsigned runs;                 /* handler runs, counted at runs_flush() */
-	uint32_t m_server, m_route;    /* runs not yet counted, of one server and route: */
+	/* Runs not yet counted, of one server (NULL: none yet) and route: */
+	const struct sy__server *m_srv;
+	uint32_t m_route;
 	uint32_t ok, failed, again;    /* again: runs that were not the first */
 };
 
@@ -127,11 +129,11 @@ static void runs_flush(struct sy__worker *w, struct drain *d)
 		w->budget[d->m_route].runs += d->ok + d->failed - d->again;
 	d->again = 0;
 	if (sh && d->ok) {
-		sy__sc_add(&sh->server[d->m_server], SY_SC_DELIVERED, d->ok);
+		sy__sc_add(&sh->server[d->m_srv->id], SY_SC_DELIVERED, d->ok);
 		sy__sc_add(&sh->route[d->m_route], SY_SC_DELIVERED, d->ok);
 	}
 	if (sh && d->failed) {
-		sy__sc_add(&sh->server[d->m_server], SY_SC_FAILED, d->failed);
+		sy__sc_add(&sh->server[d->m_srv->id], SY_SC_FAILED, d->failed);
 		sy__sc_add(&sh->route[d->m_route], SY_SC_FAILED, d->failed);
 	}
 	d->ok = d->failed = 0;
@@ -139,12 +141,12 @@ static void runs_flush(struct sy__worker *w, struct drain *d)
 
 /* Gather a handler run while its server and route repeat. */
 static inline void count_run(struct sy__worker *w, struct drain *d,
-			     uint32_t server, uint32_t route, int rc,
-			     bool first)
+			     const struct sy__server *server, uint32_t route,
+			     int rc, bool first)
 {
-	if (d->m_server != server || d->m_route != route) {
+	if (d->m_srv != server || d->m_route != route) {
 		runs_flush(w, d);
-		d->m_server = server;
+		d->m_srv = server;
 		d->m_route = route;
 	}
 	d->again += !first;
@@ -291,7 +293,7 @@ static bool run_end(struct sy__worker *w, struct sy_msg *m,
 	}
 	if (sy__unlikely(srv->breaker != NULL))
 		breaker_result(srv, rc >= 0);
-	count_run(w, d, srv->id, route_id, rc, first);
+	count_run(w, d, srv, route_id, rc, first);
 	if (sy__unlikely(rc < 0)) {
 		sy__total_add(&w->slot->totals, SY_T_HANDLER_FAILED, 1);
 		if (!w->taken)
@@ -429,10 +431,10 @@ run_plain(struct sy__worker *w, struct sy_engine *eng, struct sy_msg *m,
 	}
 	if (breaker && sy__unlikely(srv->breaker != NULL))
 		breaker_result(srv, true);
-	if (keyed && sy__unlikely(d->m_server != srv->id ||
+	if (keyed && sy__unlikely(d->m_srv != srv ||
 				  d->m_route != route_id)) {
 		runs_flush(w, d);
-		d->m_server = srv->id;
+		d->m_srv = srv;
 		d->m_route = route_id;
 	}
 	d->ok++;
@@ -528,9 +530,9 @@ run_msgs(struct sy__worker *w, void *const *e, unsigned n,
 	struct sy_engine *eng = w->eng;
 
 	/* Known for the whole batch: the run's key is set once. */
-	if (one && (d->m_server != one->id || d->m_route != one_route)) {
+	if (one && (d->m_srv != one || d->m_route != one_route)) {
 		runs_flush(w, d);
-		d->m_server = one->id;
+		d->m_srv = one;
 		d->m_route = one_route;
 	}
 	for (unsigned i = 0; i < n; i++) {
@@ -634,7 +636,7 @@ __attribute__((noinline)) unsigned sy__worker_drain_ring(struct sy__worker *w,
 	unsigned want = burst < SY_DEQUEUE_MAX ? burst : SY_DEQUEUE_MAX;
 	void *e[SY_DEQUEUE_MAX];
 	unsigned n, taken = 0;
-	struct drain d = { .m_server = UINT32_MAX, .m_route = UINT32_MAX };
+	struct drain d = { .m_srv = NULL, .m_route = UINT32_MAX };
 
 	while ((n = take_batch(w, r, e, want, &d)) != 0) {
 		taken += n;
