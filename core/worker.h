@@ -47,8 +47,8 @@ struct sy__worker {
 	/* Remote servers with a batch open: published once a pass finds
 	 * nothing else to do, or the batch is old (sy__remote_flush()). */
 	struct sy__rserver *remote_flush;
-	/* The rings into this worker, one per slot set up so far, for an
-	 * idle worker's spin (I1 in slot.c publishes them). */
+	/* The rings into this worker, one per slot set up so far, for its
+	 * passes and its idle spin (I1 in slot.c publishes them). */
 	struct sy__ring **inbox;   /* [nslots] */
 	_Atomic unsigned ninbox;
 };
