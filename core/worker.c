@@ -700,16 +700,22 @@ static unsigned poll_pass(struct sy__worker *w)
 	return n;
 }
 
-/* Whether a ring into @p w has an entry (I1 in slot.c: the list of them). */
-static bool inbox_has_work(struct sy__worker *w)
+/* Whether a ring of in[0..end) has an entry. */
+static inline bool rings_waiting(struct sy__ring *const *in,
+				 struct sy__ring *const *end)
 {
-	unsigned n = atomic_load_explicit(&w->ninbox, memory_order_acquire);
-	struct sy__ring *const *in = w->inbox, *const *end = in + n;
-
 	for (; in != end; in++)
 		if (sy__ring_waiting(*in))
 			return true;
 	return false;
+}
+
+/* Whether a ring into @p w has an entry (I1 in slot.c: the list of them). */
+static bool inbox_has_work(struct sy__worker *w)
+{
+	unsigned n = atomic_load_explicit(&w->ninbox, memory_order_acquire);
+
+	return rings_waiting(w->inbox, w->inbox + n);
 }
 
 #define SY_SPIN_ROUNDS 64
@@ -735,16 +741,19 @@ static uint64_t retry_wait(struct sy__worker *w)
  * Spin up to @p rounds pauses, until a ring has entries: an idle worker
  * looks at the rings' indices only, with no read-side section and no pass
  * (a pass that finds every inbox empty would change nothing but `passes`).
- * @return the rounds spun, at least one.
+ * The rings are those set up when it starts: a slot set up while it spins
+ * is seen by the next pass. @return the rounds spun, at least one.
  */
 static unsigned spin_for_work(struct sy__worker *w, unsigned rounds)
 {
+	unsigned n = atomic_load_explicit(&w->ninbox, memory_order_acquire);
+	struct sy__ring *const *in = w->inbox, *const *end = in + n;
 	unsigned spun = 0;
 
 	do {
 		__builtin_ia32_pause();
 		spun++;
-	} while (spun < rounds && !inbox_has_work(w));
+	} while (spun < rounds && !rings_waiting(in, end));
 	return spun;
 }
 
