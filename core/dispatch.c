@@ -614,6 +614,23 @@ static inline void assign_direct(uint32_t route, struct sy__server *srv,
 	m->flags &= keep;
 }
 
+/*
+ * Inside a read-side section: whether a send through @p r, a direct route,
+ * may take the direct way now: its server (*@p srv) takes messages, and the
+ * ring from slot @p s to the server's worker (*@p ring) has room by the
+ * producer's cached index and is below the route's threshold.
+ */
+static __attribute__((always_inline)) inline bool
+direct_open(const struct sy__route *r, struct sy__slot *s,
+	    struct sy__server **srv, struct sy__ring **ring)
+{
+	*srv = r->servers[0];
+	*ring = &sy__slot_out(s)[(*srv)->worker];
+	return atomic_load_explicit(&(*srv)->gate, memory_order_relaxed) == 0 &&
+	       sy__ring_room_cached_spsc(*ring) &&
+	       (r->bp_mode == SY_BP_OFF || !sy__ring_over_at(*ring, &r->bp_high));
+}
+
 /* The end of a direct send, once its checks have passed: accept, publish,
  * count, end the section, wake the worker. */
 static __attribute__((always_inline)) inline int
@@ -672,15 +689,7 @@ sy__dispatch_direct_or(struct sy_engine *eng, uint32_t route,
 		goto general_unlocked;
 	outer = sy__slot_read_lock_as(&s->rcu, &eng->rcu_period, true);
 	r = direct_for_send(eng, route);
-	if (sy__unlikely(!r))
-		goto general;
-	srv = r->servers[0];
-	ring = &sy__slot_out(s)[srv->worker];
-	if (sy__unlikely(atomic_load_explicit(&srv->gate,
-					      memory_order_relaxed) != 0 ||
-			 !sy__ring_room_cached_spsc(ring) ||
-			 (r->bp_mode != SY_BP_OFF &&
-			  sy__ring_over_at(ring, &r->bp_high))))
+	if (sy__unlikely(!r || !direct_open(r, s, &srv, &ring)))
 		goto general;
 	assign_direct(route, srv, m, keep);
 	if (sy__unlikely(sy__slot_sample(s)))
@@ -1031,15 +1040,7 @@ static inline int burst_direct(struct sy_engine *eng, uint32_t route,
 		return SY_DISPATCH_GENERAL;
 	outer = sy__slot_read_lock_as(&s->rcu, &eng->rcu_period, true);
 	r = direct_for_send(eng, route);
-	if (sy__unlikely(!r))
-		goto general;
-	srv = r->servers[0];
-	ring = &sy__slot_out(s)[srv->worker];
-	if (sy__unlikely(atomic_load_explicit(&srv->gate,
-					      memory_order_relaxed) != 0 ||
-			 !sy__ring_room_cached_spsc(ring) ||
-			 (r->bp_mode != SY_BP_OFF &&
-			  sy__ring_over_at(ring, &r->bp_high))))
+	if (sy__unlikely(!r || !direct_open(r, s, &srv, &ring)))
 		goto general;
 	s->pool.free[SY_BURST_CLASS] = d->next;
 	sy__msg_init_burst(d, srv, route, n);
