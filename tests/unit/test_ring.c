@@ -175,6 +175,33 @@ Test(queues_ring, count_is_exact_when_the_counters_wrap)
 	ring_close(&t);
 }
 
+/* An idle worker's spin and its passes look at sy__ring_waiting() alone:
+ * it must see every entry, a full ring's and one across the wrap included. */
+Test(queues_ring, waiting_says_whether_an_entry_is_there)
+{
+	static const unsigned starts[] = { 0, UINT_MAX - 4 };
+	struct test_ring t;
+	void *out;
+
+	for (size_t s = 0; s < sizeof(starts) / sizeof(starts[0]); s++) {
+		ring_open(&t, 16);
+		ring_rewind_to(&t, starts[s]);
+		cr_assert_not(sy__ring_waiting(&t.r), "start %u", starts[s]);
+		cr_assert(sy__ring_enqueue_spsc(&t.r, seq_ptr(0)));
+		cr_assert(sy__ring_waiting(&t.r));
+		for (unsigned i = 1; i < t.size - 1; i++)
+			cr_assert(sy__ring_enqueue_spsc(&t.r, seq_ptr(i)));
+		cr_assert(sy__ring_waiting(&t.r), "a full ring, start %u", starts[s]);
+		for (unsigned i = 0; i < t.size - 1; i++) {
+			cr_assert(sy__ring_waiting(&t.r), "%u taken", i);
+			cr_assert(sy__ring_dequeue_spsc(&t.r, &out));
+		}
+		cr_assert_not(sy__ring_waiting(&t.r), "drained, start %u",
+			      starts[s]);
+		ring_close(&t);
+	}
+}
+
 Test(queues_ring, produced_counts_accepted_enqueues_only)
 {
 	struct test_ring t;
