@@ -196,6 +196,16 @@ static inline void burst_hold(struct sy_msg *m)
 	m->flags &= SY_MSG_KEEP_FLAGS & ~(SY_MSG_REQUEST | SY_MSG_CALL);
 }
 
+/* The common case of a burst's message: the caller's, and not held (not
+ * yet in this burst): hold it. false: the one-at-a-time check decides. */
+static inline bool burst_take(struct sy_msg *m)
+{
+	if (!m || m->held)
+		return false;
+	burst_hold(m);
+	return true;
+}
+
 SY_API int sy_msg_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
 			     unsigned n)
 {
@@ -211,19 +221,26 @@ SY_API int sy_msg_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
 	SY__NONNULL(msgs);
 	/* The messages up to the first that is not the caller's go; the
 	 * message the calling handler runs goes once (a second time in the
-	 * array, it is sent already). Four at a time while all four are the
-	 * caller's and not held, then one at a time. */
+	 * array, it is sent already). Four a step while each is the caller's,
+	 * each held before the next is looked at (a message twice in the
+	 * step is held in its second place), then one at a time from the
+	 * first that is not. */
 	at = msgs;
 	for (unsigned left = n / 4; left; left--) {
-		struct sy_msg *m0 = at[0], *m1 = at[1], *m2 = at[2], *m3 = at[3];
-
-		if (sy__unlikely(!m0 || m0->held || !m1 || m1->held ||
-				 !m2 || m2->held || !m3 || m3->held))
+		if (sy__unlikely(!burst_take(at[0])))
 			break;
-		burst_hold(m0);
-		burst_hold(m1);
-		burst_hold(m2);
-		burst_hold(m3);
+		if (sy__unlikely(!burst_take(at[1]))) {
+			at += 1;
+			break;
+		}
+		if (sy__unlikely(!burst_take(at[2]))) {
+			at += 2;
+			break;
+		}
+		if (sy__unlikely(!burst_take(at[3]))) {
+			at += 3;
+			break;
+		}
 		at += 4;
 	}
 	for (; at != msgs + n; at++) {

@@ -305,6 +305,49 @@ Test(core_contract, a_message_that_is_not_the_callers_is_refused)
 }
 
 /*
+ * A message twice in one burst is the caller's in its first place only:
+ * the burst stops at its second, wherever the two places fall among the
+ * messages the send checks together (four at a step), and the message runs
+ * once.
+ */
+Test(core_contract, a_message_twice_in_a_burst_goes_once)
+{
+	static const unsigned places[][2] = {
+		{ 0, 1 }, { 1, 3 }, { 2, 3 }, { 0, 4 }, { 4, 5 }, { 5, 7 },
+	};
+	enum { N = 8 };
+	struct t_server s = { 0 };
+	sy_engine *eng = t_engine_at(1, NULL, 0);
+	uint32_t sid = t_add_counter(eng, "s", &s, 0);
+	uint32_t route = t_add_route(eng, "r", (struct sy_route_opts){ 0 }, &sid, 1);
+	struct sy_accounting a;
+	uint64_t sent = 0;
+
+	cr_assert_eq(sy_engine_start(eng), 0);
+	for (size_t k = 0; k < sizeof(places) / sizeof(places[0]); k++) {
+		unsigned first = places[k][0], second = places[k][1];
+		sy_msg *b[N];
+
+		for (unsigned i = 0; i < N; i++)
+			b[i] = i == second ? b[first] : t_msg(eng, i);
+		cr_expect_eq(sy_msg_send_burst(eng, route, b, N), (int)second,
+			     "places %u and %u", first, second);
+		EXPECT_RECORDED("sy_msg_send_burst", -EINVAL);
+		sent += second;
+		/* The rest are the caller's still. */
+		for (unsigned i = second + 1; i < N; i++)
+			sy_msg_free(b[i]);
+	}
+	cr_assert(t_wait_u64(&s.handled, sent, T_WAIT_MS));
+	cr_assert_eq(sy_engine_stop(eng), 0);
+	cr_assert_eq(sy_engine_accounting(eng, &a), 0);
+	cr_expect_eq(a.accepted, sent);
+	cr_expect_eq(a.delivered, sent);
+	cr_expect_eq(atomic_load(&s.handled), sent, "nothing ran twice");
+	sy_engine_destroy(eng);
+}
+
+/*
  * A handler passes its message on once: by sending it, replying with it or
  * keeping it. The tag says which; then it tries every way again, and each
  * try must be refused, so that no message is on two rings at once.
