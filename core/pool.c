@@ -275,6 +275,45 @@ alloc_burst_slow(sy_engine *eng, size_t size, sy_msg **msgs, unsigned n,
 	return sy__failed(call, err);
 }
 
+/* Hand out the messages of the free list that starts at @p m into *@p out,
+ * up to @p end, as allocations: @return the rest of the list. */
+static inline struct sy_msg *take_free(struct sy_msg *m, sy_msg ***out,
+				       sy_msg **end, size_t size)
+{
+	sy_msg **o = *out;
+
+	for (; m != NULL && o != end; m = m->next) {
+		*o++ = m;
+		msg_init(m, size);
+	}
+	*out = o;
+	return m;
+}
+
+/*
+ * sy_msg_alloc_burst()'s fast path ran out of messages after @p have: the
+ * rest from the ones handed back to the calling thread's pool, or a slab,
+ * else through alloc_burst_slow().
+ */
+static __attribute__((noinline)) int
+alloc_burst_refill(sy_engine *eng, size_t size, sy_msg **msgs, unsigned n,
+		   unsigned have)
+{
+	struct sy__pool *p = &sy__tls_hot.slot->pool;
+	sy_msg **out = msgs + have, **end = msgs + n;
+	struct sy_msg *m;
+
+	while (out != end) {
+		if (!(m = pool_refill(p, 0))) {
+			p->free[0] = NULL;
+			return alloc_burst_slow(eng, size, msgs, n,
+						(unsigned)(out - msgs));
+		}
+		p->free[0] = take_free(m, &out, end, size);
+	}
+	return (int)n;
+}
+
 SY_API int sy_msg_alloc_burst(sy_engine *eng, size_t size, sy_msg **msgs,
 			      unsigned n)
 {
@@ -290,30 +329,20 @@ SY_API int sy_msg_alloc_burst(sy_engine *eng, size_t size, sy_msg **msgs,
 		return sy__failed(__func__, -EINVAL);
 	}
 	/* sy_msg_alloc()'s fast path, once for the burst: the free list is
-	 * walked, and written back once. */
+	 * walked, and written back once. It makes no call but a tail call
+	 * when the list runs out, so it keeps no register across one. */
 	if (sy__likely(sy__tls_hot.eng == eng &&
 		       size < atomic_load_explicit(&eng->alloc_fast,
 						   memory_order_relaxed))) {
 		sy_msg **out = msgs, **end = msgs + n;
 
 		p = &sy__tls_hot.slot->pool;
-		m = p->free[0];
-		for (;;) {
-			for (; m != NULL && out != end; m = m->next) {
-				*out++ = m;
-				msg_init(m, size);
-			}
-			if (sy__likely(out == end))
-				break;
-			/* Out of messages: the ones handed back, or a slab. */
-			if (!(m = pool_refill(p, 0))) {
-				p->free[0] = NULL;
-				return alloc_burst_slow(eng, size, msgs, n,
-							(unsigned)(out - msgs));
-			}
-		}
+		m = take_free(p->free[0], &out, end, size);
 		p->free[0] = m;
-		return (int)n;
+		if (sy__likely(out == end))
+			return (int)n;
+		return alloc_burst_refill(eng, size, msgs, n,
+					  (unsigned)(out - msgs));
 	}
 	return alloc_burst_slow(eng, size, msgs, n, 0);
 }

@@ -576,12 +576,19 @@ static void handle_msgs(struct sy__worker *w, void *const *e, unsigned n,
 	run_msgs(w, e, n, NULL, 0, true, false, d);
 }
 
-/* A burst's descriptor is done with: it goes back with the drain's others. */
-static __attribute__((noinline)) void desc_done(struct sy__worker *w,
-						struct sy_msg *desc,
-						struct drain *d)
+/* A burst's descriptor is done with: it goes back with the drain's others
+ * (@p b). Out of line, so that a drain's loop holds nothing for it. */
+static __attribute__((noinline)) void desc_done(struct sy__slot *self,
+						struct sy__release_batch *b,
+						struct sy_msg *desc)
 {
-	sy__release_batch_add(&w->slot, &d->descs, desc);
+	if (sy__likely(desc->home == b->home)) {
+		desc->next = b->head;
+		b->head = desc;
+		b->n++;
+		return;
+	}
+	sy__release_batch_switch(self, b, desc);
 }
 
 static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
@@ -601,7 +608,7 @@ static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
 		run_msgs(w, b->msgs, b->n, one, desc->route_id, true, true, d);
 	else
 		run_msgs(w, b->msgs, b->n, one, desc->route_id, false, true, d);
-	desc_done(w, desc, d);
+	desc_done(w->slot, &d->descs, desc);
 }
 
 #define SY_DEQUEUE_MAX 32
