@@ -1016,7 +1016,8 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
 }
 
 /*
- * A burst's common send, as sy__dispatch_direct_or() is a message's: 2 to
+ * A burst's common send, as sy__dispatch_direct_or() is a message's (inlined
+ * into sy_msg_send_burst() by link-time optimization): 2 to
  * SY_BURST_MAX messages through a direct route whose server takes
  * messages, with room in the ring by the producer's cached index, below the
  * route's threshold, and a descriptor on the slot's free list. The
@@ -1025,9 +1026,9 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
  * before anything it changes: @return @p n, or SY_DISPATCH_GENERAL with
  * nothing done.
  */
-static inline int burst_direct(struct sy_engine *eng, uint32_t route,
-			       struct sy_msg **msgs, unsigned n,
-			       struct sy__slot *s)
+__attribute__((always_inline)) inline int
+sy__dispatch_burst_direct(struct sy_engine *eng, uint32_t route,
+			  struct sy_msg **msgs, unsigned n, struct sy__slot *s)
 {
 	struct sy_msg *d = s->pool.free[SY_BURST_CLASS];
 	struct sy__server *srv;
@@ -1074,7 +1075,7 @@ general:
 int sy__dispatch_burst(struct sy_engine *eng, uint32_t route,
 		       struct sy_msg **msgs, unsigned n, struct sy__slot *s)
 {
-	int direct = burst_direct(eng, route, msgs, n, s);
+	int direct = sy__dispatch_burst_direct(eng, route, msgs, n, s);
 	uint64_t until = 0;
 	unsigned done = 0;
 

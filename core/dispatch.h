@@ -73,6 +73,11 @@ int sy__dispatch_quiet(struct sy_engine *eng, uint32_t route,
  */
 int sy__dispatch_burst(struct sy_engine *eng, uint32_t route,
 		       struct sy_msg **msgs, unsigned n, struct sy__slot *s);
+/* sy__dispatch_burst()'s common case alone (inline, it changes nothing
+ * unless it succeeds): @p n, or SY_DISPATCH_GENERAL. */
+int sy__dispatch_burst_direct(struct sy_engine *eng, uint32_t route,
+			      struct sy_msg **msgs, unsigned n,
+			      struct sy__slot *s);
 
 /*
  * A worker's retry of @p m through its route, avoiding the server that

@@ -206,9 +206,18 @@ static inline bool burst_take(struct sy_msg *m)
 	return true;
 }
 
-SY_API int sy_msg_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
-			     unsigned n)
+/*
+ * sy_msg_send_burst() past its common case, from msgs[@p start] on (those
+ * before it are held already): the check one message at a time (a held
+ * message, the handler's own among them, or NULL stops it), the dispatch,
+ * and the refused messages given back.
+ */
+static __attribute__((noinline)) int send_burst_rest(sy_engine *eng,
+						     uint32_t route,
+						     sy_msg **msgs, unsigned n,
+						     unsigned start)
 {
+	static const char call[] = "sy_msg_send_burst";
 	struct sy__msg_route saved;
 	struct sy_msg *own = NULL, **at;
 	unsigned ok;
@@ -216,34 +225,7 @@ SY_API int sy_msg_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
 	struct sy__slot *s;
 	int rc;
 
-	if (n == 0)
-		return 0;
-	SY__NONNULL(msgs);
-	/* The messages up to the first that is not the caller's go; the
-	 * message the calling handler runs goes once (a second time in the
-	 * array, it is sent already). Four a step while each is the caller's,
-	 * each held before the next is looked at (a message twice in the
-	 * step is held in its second place), then one at a time from the
-	 * first that is not. */
-	at = msgs;
-	for (unsigned left = n / 4; left; left--) {
-		if (sy__unlikely(!burst_take(at[0])))
-			break;
-		if (sy__unlikely(!burst_take(at[1]))) {
-			at += 1;
-			break;
-		}
-		if (sy__unlikely(!burst_take(at[2]))) {
-			at += 2;
-			break;
-		}
-		if (sy__unlikely(!burst_take(at[3]))) {
-			at += 3;
-			break;
-		}
-		at += 4;
-	}
-	for (; at != msgs + n; at++) {
+	for (at = msgs + start; at != msgs + n; at++) {
 		struct sy_msg *m = *at;
 
 		if (sy__unlikely(!m || m->held)) {
@@ -261,22 +243,65 @@ SY_API int sy_msg_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
 		if (own)
 			sy__msg_route_restore(own, &saved);
 		if (ok == 0)
-			return sy__msg_check(__func__, msgs[0]);
-		return sy__failed(__func__, err);
+			return sy__msg_check(call, msgs[0]);
+		return sy__failed(call, err);
 	}
 	rc = sy__dispatch_burst(eng, route, msgs, ok, s);
-	/* The common burst: every message went, none the handler's own. */
-	if (sy__likely(rc == (int)n && !own))
-		return rc;
 	for (unsigned i = rc > 0 ? (unsigned)rc : 0; i < ok; i++)
 		unhold(msgs[i]);
 	if (sy__unlikely(own != NULL))
 		burst_own_end(own, msgs, rc, &saved);
 	if (rc < 0)
-		return sy__refused(__func__, rc, route);
+		return sy__refused(call, rc, route);
 	if ((unsigned)rc == ok && ok < n)
-		sy__msg_check(__func__, msgs[ok]); /* records why it stopped there */
+		sy__msg_check(call, msgs[ok]); /* records why it stopped there */
 	return rc;
+}
+
+/*
+ * The messages up to the first that is not the caller's go; the message
+ * the calling handler runs goes once (a second time in the array, it is
+ * sent already). The common burst (its messages the caller's, four a step,
+ * through a direct route) makes no call but send_burst_rest()'s, a tail
+ * call, for everything else: a held or NULL message, a count that is not
+ * a multiple of four, a thread not attached, a route that is not direct.
+ */
+SY_API int sy_msg_send_burst(sy_engine *eng, uint32_t route, sy_msg **msgs,
+			     unsigned n)
+{
+	sy_msg **at = msgs;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	SY__NONNULL(msgs);
+	/* Four a step while each is the caller's, each held before the next
+	 * is looked at (a message twice in the step is held in its second
+	 * place). */
+	for (unsigned left = n / 4; left; left--) {
+		if (sy__unlikely(!burst_take(at[0])))
+			break;
+		if (sy__unlikely(!burst_take(at[1]))) {
+			at += 1;
+			break;
+		}
+		if (sy__unlikely(!burst_take(at[2]))) {
+			at += 2;
+			break;
+		}
+		if (sy__unlikely(!burst_take(at[3]))) {
+			at += 3;
+			break;
+		}
+		at += 4;
+	}
+	if (sy__likely(at == msgs + n && sy__tls_hot.eng == eng)) {
+		rc = sy__dispatch_burst_direct(eng, route, msgs, n,
+					       sy__tls_hot.slot);
+		if (sy__likely(rc != SY_DISPATCH_GENERAL))
+			return rc;
+	}
+	return send_burst_rest(eng, route, msgs, n, (unsigned)(at - msgs));
 }
 
 static uint64_t now_ns(void)
