@@ -103,19 +103,28 @@ void sy__huge_destroy(struct sy_engine *eng);
 void sy__release_batch_switch(struct sy__slot *self,
 			      struct sy__release_batch *b, struct sy_msg *m);
 
+/* Add @p m to @p b if it goes back where the batch's do: @return false if
+ * it does not (sy__release_batch_switch() then). */
+static inline bool sy__release_batch_join(struct sy__release_batch *b,
+					  struct sy_msg *m)
+{
+	if (sy__likely(m->home == b->home)) {
+		m->next = b->head;
+		b->head = m;
+		b->n++;
+		return true;
+	}
+	return false;
+}
+
 /* Add @p m to @p b; *@p self (the caller's slot) is read only when @p m
  * comes from another pool than the batch's. */
 static inline void sy__release_batch_add(struct sy__slot *const *self,
 					 struct sy__release_batch *b,
 					 struct sy_msg *m)
 {
-	if (sy__likely(m->home == b->home)) {
-		m->next = b->head;
-		b->head = m;
-		b->n++;
-		return;
-	}
-	sy__release_batch_switch(*self, b, m);
+	if (!sy__release_batch_join(b, m))
+		sy__release_batch_switch(*self, b, m);
 }
 
 #endif /* SY_CORE_POOL_H */

@@ -582,13 +582,8 @@ static __attribute__((noinline)) void desc_done(struct sy__slot *self,
 						struct sy__release_batch *b,
 						struct sy_msg *desc)
 {
-	if (sy__likely(desc->home == b->home)) {
-		desc->next = b->head;
-		b->head = desc;
-		b->n++;
-		return;
-	}
-	sy__release_batch_switch(self, b, desc);
+	if (!sy__release_batch_join(b, desc))
+		sy__release_batch_switch(self, b, desc);
 }
 
 static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
