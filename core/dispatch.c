@@ -1020,7 +1020,7 @@ static int send_chunk(struct sy_engine *eng, uint32_t route,
  * into sy_msg_send_burst() by link-time optimization): 2 to
  * SY_BURST_MAX messages through a direct route whose server takes
  * messages, with room in the ring by the producer's cached index, below the
- * route's threshold, and a descriptor on the slot's free list. The
+ * route's threshold, and a descriptor in the slot's open group. The
  * descriptor names the server and route, so the messages are left as they
  * are (the worker gives them both, worker.c). Everything it checks comes
  * before anything it changes: @return @p n, or SY_DISPATCH_GENERAL with
@@ -1030,20 +1030,21 @@ __attribute__((always_inline)) inline int
 sy__dispatch_burst_direct(struct sy_engine *eng, uint32_t route,
 			  struct sy_msg **msgs, unsigned n, struct sy__slot *s)
 {
-	struct sy_msg *d = s->pool.free[SY_BURST_CLASS];
+	struct sy_msg **d_at = s->pool.at[SY_BURST_CLASS], *d;
 	struct sy__server *srv;
 	struct sy__route *r;
 	struct sy__ring *ring;
 	uint64_t outer;
 
 	if (sy__unlikely(!sy__barrier_asymmetric || n < 2 ||
-			 n > SY_BURST_MAX || !d))
+			 n > SY_BURST_MAX || d_at == s->pool.end[SY_BURST_CLASS]))
 		return SY_DISPATCH_GENERAL;
 	outer = sy__slot_read_lock_as(&s->rcu, &eng->rcu_period, true);
 	r = direct_for_send(eng, route);
 	if (sy__unlikely(!r || !direct_open(r, s, &srv, &ring)))
 		goto general;
-	s->pool.free[SY_BURST_CLASS] = d->next;
+	d = *d_at;
+	s->pool.at[SY_BURST_CLASS] = d_at + 1;
 	sy__msg_init_burst(d, srv, route, n);
 	if (sy__unlikely(sy__slot_sample(s))) {
 		stamp(eng, msgs[0]);

@@ -1,16 +1,23 @@
 /*
  * Message pools.
  *
- * Every slot (thread) has a pool with one free list per size class. A thread
- * allocates from its own pool and frees into it without atomics. A message
- * freed by another thread goes back to the pool it came from: the freeing
- * thread chains it with others for the same pool and class, and pushes the
- * chain of SY_RETURN_BATCH messages with one compare-and-swap onto the
- * pool's remote stack. A message of another engine, sent through this
- * one, is pushed onto its pool's remote stack at once: the chains a slot
- * keeps are indexed by its own engine's slots. When the owner's free list
- * runs dry it takes the whole remote stack with one exchange. A pool grows
- * by a slab when both are empty; in steady state nothing is allocated.
+ * Every slot (thread) has a pool with one set of free messages per size
+ * class, kept in groups (pool.h): a leader lists up to SY_GROUP_MAX more.
+ * The owner opens one group at a time and hands out its messages from
+ * the list, the leader last, so an allocation reads no free message to
+ * find the next: a free message's line may still be on the core that
+ * freed it, and a walk from link to link would wait for each in turn.
+ *
+ * A thread allocates from its own pool and frees into it without atomics.
+ * A message freed by another thread goes back to the pool it came from:
+ * the freeing thread groups it with others for the same pool and class,
+ * and pushes the chain of groups, about SY_RETURN_BATCH messages, with one
+ * compare-and-swap onto the pool's remote stack. A message of another
+ * engine, sent through this one, is pushed onto its pool's remote stack at
+ * once: the chains a slot keeps are indexed by its own engine's slots.
+ * When the owner's groups run out it takes the whole remote stack with one
+ * exchange. A pool grows by a slab when both are empty; in steady state
+ * nothing is allocated.
  *
  * Messages above the largest class are allocated alone and freed straight
  * to the allocator.
@@ -57,7 +64,7 @@ static struct sy_msg *pool_grow(struct sy__pool *p, unsigned k)
 	size_t count = SY_SLAB_BYTES / obj < 8 ? 8 : SY_SLAB_BYTES / obj;
 	size_t bytes = SY_CACHELINE + count * obj;
 	char *slab = sy__mem_alloc(p->eng, bytes);
-	struct sy_msg *head = NULL;
+	struct sy_msg *head = NULL, *tail = NULL;
 
 	if (!slab)
 		return NULL;
@@ -71,8 +78,7 @@ static struct sy_msg *pool_grow(struct sy__pool *p, unsigned k)
 		m->home = sy__home(p, k);
 		m->held = 1;
 		m->cap = (uint32_t)(obj - sizeof(struct sy_msg));
-		m->next = head;
-		head = m;
+		sy__groups_push(&head, &tail, m);
 	}
 	atomic_store_explicit(&p->slab_count,
 			      atomic_load_explicit(&p->slab_count, memory_order_relaxed) + 1,
@@ -155,32 +161,74 @@ void sy__huge_destroy(struct sy_engine *eng)
 	}
 }
 
-/* The free list of class k is empty: take the remote stack, or grow. */
+/* Open @p g, a group off the owner's list, as class @p k's: its leader
+ * lists itself last. */
+static inline void group_open(struct sy__pool *p, unsigned k, struct sy_msg *g)
+{
+	struct sy_msg **list = sy__group(g);
+
+	p->free[k] = g->next;
+	list[g->tag] = g;
+	p->at[k] = list;
+	p->end[k] = list + g->tag + 1;
+}
+
+/*
+ * Ask for the first line of each message of the group whose list is
+ * @p list, all at once: the whole list, SY_GROUP_MAX + 1 entries, a loop
+ * the compiler unrolls. A short group's last entries are stale, and a
+ * prefetch of any address is harmless.
+ */
+static inline void group_prefetch(struct sy_msg *const *list)
+{
+	for (unsigned i = 0; i <= SY_GROUP_MAX; i++)
+		__builtin_prefetch(list[i], 1);
+}
+
+/*
+ * Class @p k's open group is handed out: open the next one (the owner's,
+ * else the remote stack's, else a new slab's) and hand out its first
+ * message. NULL: no memory.
+ */
 static __attribute__((noinline)) struct sy_msg *pool_refill(struct sy__pool *p,
 							     unsigned k)
 {
-	/* Acquire pairs with the release in push_chain(): the chain's next
-	 * pointers are visible. */
-	struct sy_msg *m = atomic_exchange_explicit(&p->remote[k], NULL,
-						    memory_order_acquire);
+	struct sy_msg *g = p->free[k];
 
-	return m ? m : pool_grow(p, k);
+	/* Acquire pairs with the release in push_chain(): the groups' links
+	 * and lists are visible. */
+	if (!g)
+		g = atomic_exchange_explicit(&p->remote[k], NULL,
+					     memory_order_acquire);
+	if (!g && !(g = pool_grow(p, k)))
+		return NULL;
+	group_open(p, k, g);
+	group_prefetch(p->at[k]);
+	return *p->at[k]++;
+}
+
+/* The next message of class @p k, from the open group or the next one. */
+static inline struct sy_msg *pool_take(struct sy__pool *p, unsigned k)
+{
+	struct sy_msg **at = p->at[k];
+
+	if (sy__likely(at != p->end[k])) {
+		p->at[k] = at + 1;
+		return *at;
+	}
+	return pool_refill(p, k);
 }
 
 struct sy_msg *sy__msg_alloc(struct sy__slot *s, size_t size)
 {
-	struct sy__pool *p = &s->pool;
 	unsigned k = class_of(size);
 	struct sy_msg *m;
 
 	if (sy__unlikely(k == SY_CLASS_HUGE))
 		return alloc_huge(s, size);
-	m = p->free[k];
-	if (sy__unlikely(!m) && !(m = pool_refill(p, k)))
+	m = pool_take(&s->pool, k);
+	if (sy__unlikely(!m))
 		return NULL;
-	p->free[k] = m->next;
-	/* Prefetching NULL is harmless: no branch. */
-	__builtin_prefetch(m->next, 1);
 	msg_init(m, size);
 	return m;
 }
@@ -218,23 +266,37 @@ alloc_slow(struct sy_engine *eng, size_t size, const char *call)
 	return m;
 }
 
+/* sy_msg_alloc()'s common case, but the open group is handed out. */
+static __attribute__((noinline)) struct sy_msg *
+alloc_refill(sy_engine *eng, struct sy__pool *p, size_t size)
+{
+	struct sy_msg *m = pool_refill(p, 0);
+
+	if (sy__unlikely(!m))
+		return alloc_slow(eng, size, "sy_msg_alloc");
+	msg_init(m, size);
+	return m;
+}
+
 SY_API sy_msg *sy_msg_alloc(sy_engine *eng, size_t size)
 {
 	/* The common case: an attached thread, the smallest class, an engine
-	 * not stopped (one compare for both: alloc_fast), and a message on
-	 * the thread's own free list. */
+	 * not stopped (one compare for both: alloc_fast), and a message left
+	 * in the thread's open group. */
 	if (sy__likely(sy__tls_hot.eng == eng &&
 		       size < atomic_load_explicit(&eng->alloc_fast,
 						   memory_order_relaxed))) {
 		struct sy__pool *p = &sy__tls_hot.slot->pool;
-		struct sy_msg *m = p->free[0];
+		struct sy_msg **at = p->at[0];
 
-		if (sy__likely(m != NULL)) {
-			p->free[0] = m->next;
-			__builtin_prefetch(m->next, 1);
+		if (sy__likely(at != p->end[0])) {
+			struct sy_msg *m = *at;
+
+			p->at[0] = at + 1;
 			msg_init(m, size);
 			return m;
 		}
+		return alloc_refill(eng, p, size);
 	}
 	return alloc_slow(eng, size, __func__);
 }
@@ -275,25 +337,43 @@ alloc_burst_slow(sy_engine *eng, size_t size, sy_msg **msgs, unsigned n,
 	return sy__failed(call, err);
 }
 
-/* Hand out the messages of the free list that starts at @p m into *@p out,
- * up to @p end, as allocations: @return the rest of the list. */
-static inline struct sy_msg *take_free(struct sy_msg *m, sy_msg ***out,
-				       sy_msg **end, size_t size)
+/*
+ * Hand out messages of class 0 as allocations into *@p out, up to @p end:
+ * the open group's, then those of the owner's next groups, opened here.
+ * Stops early when the owner's groups run out. No prefetch: the walk
+ * knows every address from the lists, so no line it asks for waits for
+ * another.
+ */
+static inline void take_groups(struct sy__pool *p, sy_msg ***out, sy_msg **end,
+			       size_t size)
 {
+	struct sy_msg **at = p->at[0], **last = p->end[0];
 	sy_msg **o = *out;
 
-	for (; m != NULL && o != end; m = m->next) {
-		*o++ = m;
-		msg_init(m, size);
+	for (;;) {
+		size_t k = (size_t)(last - at) < (size_t)(end - o) ?
+			   (size_t)(last - at) : (size_t)(end - o);
+
+		for (size_t i = 0; i < k; i++) {
+			o[i] = at[i];
+			msg_init(at[i], size);
+		}
+		at += k;
+		o += k;
+		if (o == end || !p->free[0])
+			break;
+		group_open(p, 0, p->free[0]);
+		at = p->at[0];
+		last = p->end[0];
 	}
+	p->at[0] = at;
 	*out = o;
-	return m;
 }
 
 /*
- * sy_msg_alloc_burst()'s fast path ran out of messages after @p have: the
- * rest from the ones handed back to the calling thread's pool, or a slab,
- * else through alloc_burst_slow().
+ * sy_msg_alloc_burst()'s fast path ran out of groups after @p have
+ * messages: the rest from the ones handed back to the calling thread's
+ * pool, or a slab, else through alloc_burst_slow().
  */
 static __attribute__((noinline)) int
 alloc_burst_refill(sy_engine *eng, size_t size, sy_msg **msgs, unsigned n,
@@ -304,12 +384,12 @@ alloc_burst_refill(sy_engine *eng, size_t size, sy_msg **msgs, unsigned n,
 	struct sy_msg *m;
 
 	while (out != end) {
-		if (!(m = pool_refill(p, 0))) {
-			p->free[0] = NULL;
+		if (!(m = pool_refill(p, 0)))
 			return alloc_burst_slow(eng, size, msgs, n,
 						(unsigned)(out - msgs));
-		}
-		p->free[0] = take_free(m, &out, end, size);
+		msg_init(m, size);
+		*out++ = m;
+		take_groups(p, &out, end, size);
 	}
 	return (int)n;
 }
@@ -317,9 +397,6 @@ alloc_burst_refill(sy_engine *eng, size_t size, sy_msg **msgs, unsigned n,
 SY_API int sy_msg_alloc_burst(sy_engine *eng, size_t size, sy_msg **msgs,
 			      unsigned n)
 {
-	struct sy_msg *m;
-	struct sy__pool *p;
-
 	SY__NONNULL(eng);
 	if (n == 0)
 		return 0;
@@ -328,17 +405,16 @@ SY_API int sy_msg_alloc_burst(sy_engine *eng, size_t size, sy_msg **msgs,
 		sy__fail(-EINVAL, "burst of %u messages above INT_MAX", n);
 		return sy__failed(__func__, -EINVAL);
 	}
-	/* sy_msg_alloc()'s fast path, once for the burst: the free list is
-	 * walked, and written back once. It makes no call but a tail call
-	 * when the list runs out, so it keeps no register across one. */
+	/* sy_msg_alloc()'s fast path, once for the burst: the groups' lists
+	 * are walked, and the cursor written back once. It makes no call but
+	 * a tail call when the groups run out, so it keeps no register across
+	 * one. */
 	if (sy__likely(sy__tls_hot.eng == eng &&
 		       size < atomic_load_explicit(&eng->alloc_fast,
 						   memory_order_relaxed))) {
 		sy_msg **out = msgs, **end = msgs + n;
 
-		p = &sy__tls_hot.slot->pool;
-		m = take_free(p->free[0], &out, end, size);
-		p->free[0] = m;
+		take_groups(&sy__tls_hot.slot->pool, &out, end, size);
 		if (sy__likely(out == end))
 			return (int)n;
 		return alloc_burst_refill(eng, size, msgs, n,
@@ -353,7 +429,7 @@ static void push_chain(struct sy__pool *p, unsigned k, struct sy_msg *head,
 	struct sy_msg *old = atomic_load_explicit(&p->remote[k],
 						  memory_order_relaxed);
 
-	/* Release pairs with the owner's acquire exchange in sy__msg_alloc(). */
+	/* Release pairs with the owner's acquire exchange in pool_refill(). */
 	do {
 		tail->next = old;
 	} while (!atomic_compare_exchange_weak_explicit(&p->remote[k], &old,
@@ -362,41 +438,56 @@ static void push_chain(struct sy__pool *p, unsigned k, struct sy_msg *head,
 							memory_order_relaxed));
 }
 
+/* The chain @p self keeps for pool @p p (of its engine) and class @p k,
+ * listed as dirty. */
+static struct sy__chain *pending_of(struct sy__slot *self,
+				    const struct sy__pool *p, unsigned k)
+{
+	uint32_t idx = p->slot * SY_CLASSES + k;
+	struct sy__chain *c = &self->pending[idx];
+
+	if (!c->listed) {
+		c->listed = true;
+		self->dirty[self->ndirty++] = idx;
+	}
+	return c;
+}
+
+/* @p c holds @p n more messages for pool @p p, class @p k: push it once
+ * it holds a return's worth. */
+static void pending_added(struct sy__chain *c, struct sy__pool *p, unsigned k,
+			  uint32_t n)
+{
+	c->n += n;
+	if (c->n >= SY_RETURN_BATCH) {
+		push_chain(p, k, c->head, c->tail);
+		c->head = NULL;
+		c->n = 0;
+	}
+}
+
 void sy__msg_release(struct sy__slot *self, struct sy_msg *m)
 {
 	struct sy__pool *p = sy__home_pool(m->home);
 	unsigned k = sy__home_class(m->home);
 	struct sy__chain *c;
-	uint32_t idx;
 
 	if (sy__unlikely(k == SY_CLASS_HUGE)) {
 		free_huge(p->eng, m);
 		return;
 	}
 	if (self && &self->pool == p) {
-		m->next = p->free[k];
-		p->free[k] = m;
+		sy__groups_push(&p->free[k], NULL, m);
 		return;
 	}
 	if (!self || sy__unlikely(p->eng != self->pool.eng)) {
+		m->tag = 0; /* a group of its own */
 		push_chain(p, k, m, m);
 		return;
 	}
-	idx = p->slot * SY_CLASSES + k;
-	c = &self->pending[idx];
-	if (!c->listed) {
-		c->listed = true;
-		self->dirty[self->ndirty++] = idx;
-	}
-	if (!c->head)
-		c->tail = m;
-	m->next = c->head;
-	c->head = m;
-	if (++c->n == SY_RETURN_BATCH) {
-		push_chain(p, k, c->head, c->tail);
-		c->head = NULL;
-		c->n = 0;
-	}
+	c = pending_of(self, p, k);
+	sy__groups_push(&c->head, &c->tail, m);
+	pending_added(c, p, k, 1);
 }
 
 void sy__release_batch_switch(struct sy__slot *self,
@@ -407,49 +498,52 @@ void sy__release_batch_switch(struct sy__slot *self,
 		sy__msg_release(self, m);
 		return;
 	}
+	m->tag = 0;
 	m->next = NULL;
 	b->home = m->home;
 	b->head = b->tail = m;
-	b->n = 1;
 }
 
 void sy__release_batch_flush(struct sy__slot *self, struct sy__release_batch *b)
 {
 	struct sy__pool *p = sy__home_pool(b->home);
 	unsigned k = sy__home_class(b->home);
-	uint32_t n = b->n, idx;
+	struct sy_msg *head = b->head, *tail = b->tail;
 	struct sy__chain *c;
+	uint32_t n = 0;
 
-
-	if (!n)
+	if (!b->home)
 		return;
-	b->n = 0;
 	b->home = 0;
+	b->head = b->tail = NULL;
 	if (p == &self->pool) {
-		b->tail->next = p->free[k];
-		p->free[k] = b->head;
+		tail->next = p->free[k];
+		p->free[k] = head;
 		return;
 	}
 	if (sy__unlikely(p->eng != self->pool.eng)) {
-		push_chain(p, k, b->head, b->tail);
+		push_chain(p, k, head, tail);
 		return;
 	}
-	idx = p->slot * SY_CLASSES + k;
-	c = &self->pending[idx];
-	if (!c->listed) {
-		c->listed = true;
-		self->dirty[self->ndirty++] = idx;
+	c = pending_of(self, p, k);
+	if (head == tail && c->head) {
+		/* One group, most likely short (a drain of a few): its
+		 * messages fill the chain's first group instead. */
+		struct sy_msg **list = sy__group(head);
+
+		n = (uint32_t)head->tag + 1;
+		for (uint32_t i = 0; i + 1 < n; i++)
+			sy__groups_push(&c->head, &c->tail, list[i]);
+		sy__groups_push(&c->head, &c->tail, head);
+	} else {
+		for (struct sy_msg *g = head; g; g = g->next)
+			n += (uint32_t)g->tag + 1;
+		tail->next = c->head;
+		if (!c->head)
+			c->tail = tail;
+		c->head = head;
 	}
-	if (!c->head)
-		c->tail = b->tail;
-	b->tail->next = c->head;
-	c->head = b->head;
-	c->n += n;
-	if (c->n >= SY_RETURN_BATCH) {
-		push_chain(p, k, c->head, c->tail);
-		c->head = NULL;
-		c->n = 0;
-	}
+	pending_added(c, p, k, n);
 }
 
 void sy__pending_flush(struct sy__slot *self)

@@ -2,16 +2,23 @@
  * Message pools (pool.c): one per slot, in SY_CLASSES size classes, carved
  * from slabs of the engine's allocator.
  *
- * The owner allocates and frees without atomics. A message freed on
- * another thread goes back to its origin pool in chains of
- * SY_RETURN_BATCH, pushed with one CAS each on the pool's remote stacks;
- * the owner takes a whole stack at once when its free list runs dry.
+ * Free messages are kept in groups: a leader, a free message whose own
+ * bytes list up to SY_GROUP_MAX more free messages of its pool and class
+ * (its members). The owner hands out a group's members by their listed
+ * addresses, then the leader: it never waits for one free message's link
+ * to learn where the next one is, and may fetch them all at once.
+ *
+ * The owner allocates and frees without atomics. Messages freed on another
+ * thread go back to their origin pool in chains of groups of about
+ * SY_RETURN_BATCH messages, pushed with one CAS each on the pool's remote
+ * stacks; the owner takes a whole stack at once when its groups run out.
  */
 #ifndef SY_CORE_POOL_H
 #define SY_CORE_POOL_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/compiler.h"
@@ -29,12 +36,25 @@
 struct sy_engine;
 struct sy__slot;
 
+/* Members a group's leader lists, at most: from its second cache line to
+ * the end of the smallest class, with a place left for the leader itself
+ * (the owner lists it last when it opens the group). */
+#define SY_GROUP_MAX 15u
+_Static_assert(offsetof(struct sy_msg, deadline) +
+	       (SY_GROUP_MAX + 1) * sizeof(struct sy_msg *) <= SY_CLASS0_BYTES,
+	       "a group's list fits a message of the smallest class");
+
 struct sy__pool {
 	/* Read-only after create; other threads read them. */
 	struct sy_engine *eng;
 	uint32_t slot;
-	/* Owner side: only the slot's thread writes these, on their own line. */
-	_Alignas(SY_CACHELINE) struct sy_msg *free[SY_CLASSES];
+	/* Owner side: only the slot's thread writes these, on their own
+	 * lines. Per class: the open group's messages not yet handed out,
+	 * [at, end), its leader last; the other groups, linked by their
+	 * leaders' next. */
+	_Alignas(SY_CACHELINE) struct sy_msg **at[SY_CLASSES];
+	struct sy_msg **end[SY_CLASSES];
+	struct sy_msg *free[SY_CLASSES];
 	void *slabs;               /* singly linked through the slab's first word */
 	_Atomic uint64_t slab_count;
 	_Atomic uint64_t slab_bytes;
@@ -43,13 +63,42 @@ struct sy__pool {
 	_Alignas(SY_CACHELINE) _Atomic(struct sy_msg *) remote[SY_CLASSES];
 };
 
-/* Messages freed by a thread for another thread's pool, returned 32 at once. */
+/* Messages freed by a thread for another thread's pool, in groups,
+ * returned about SY_RETURN_BATCH at once. */
 struct sy__chain {
-	struct sy_msg *head;
+	struct sy_msg *head;       /* the group filling, then the others */
 	struct sy_msg *tail;
-	uint32_t n;
+	uint32_t n;                /* messages */
 	bool listed;               /* its index is in the slot's dirty list */
 };
+
+/* The list of the group @p lead leads; its count is in lead->tag (a free
+ * message has no tag: an allocation clears it). */
+static inline struct sy_msg **sy__group(struct sy_msg *lead)
+{
+	return (struct sy_msg **)(void *)&lead->deadline;
+}
+
+/*
+ * Add @p m, free, to the chain of groups *@p head (its last group
+ * *@p tail, or NULL where no tail is kept): into the first group if it has
+ * room, else as the leader of a new first group.
+ */
+static inline void sy__groups_push(struct sy_msg **head, struct sy_msg **tail,
+				   struct sy_msg *m)
+{
+	struct sy_msg *g = *head;
+
+	if (g && g->tag < SY_GROUP_MAX) {
+		sy__group(g)[g->tag++] = m;
+		return;
+	}
+	m->tag = 0;
+	m->next = g;
+	*head = m;
+	if (!g && tail)
+		*tail = m;
+}
 
 /*
  * A message's home word (msg.h): its pool and its size class. A pool lives
@@ -77,14 +126,13 @@ static inline unsigned sy__home_class(uintptr_t home)
 }
 
 /*
- * Messages freed one after another by one thread, chained while they go
+ * Messages freed one after another by one thread, grouped while they go
  * back to the same pool and class (home), then handed back together.
  */
 struct sy__release_batch {
 	uintptr_t home;            /* 0: empty */
-	struct sy_msg *head;
+	struct sy_msg *head;       /* the group filling, then the others */
 	struct sy_msg *tail;
-	uint32_t n;
 };
 
 /* Allocate from @p s's pool (its thread only). NULL: -ENOMEM. */
@@ -103,15 +151,29 @@ void sy__huge_destroy(struct sy_engine *eng);
 void sy__release_batch_switch(struct sy__slot *self,
 			      struct sy__release_batch *b, struct sy_msg *m);
 
-/* Add @p m to @p b if it goes back where the batch's do: @return false if
- * it does not (sy__release_batch_switch() then). */
+/*
+ * Add @p m to @p b if it goes back where the batch's do: @return false if
+ * it does not (sy__release_batch_switch() then). A member's next is
+ * written too, though no one reads it: the store leaves the line modified
+ * in this core's cache, and the owner's allocation, which writes the
+ * line, gets a modified line from the other core much sooner than one
+ * only read there (docs/results.md, the eighth round).
+ */
 static inline bool sy__release_batch_join(struct sy__release_batch *b,
 					  struct sy_msg *m)
 {
 	if (sy__likely(m->home == b->home)) {
-		m->next = b->head;
-		b->head = m;
-		b->n++;
+		struct sy_msg *g = b->head;
+		uint64_t n = g->tag;
+
+		m->next = g;
+		if (sy__likely(n < SY_GROUP_MAX)) {
+			sy__group(g)[n] = m;
+			g->tag = n + 1;
+		} else {
+			m->tag = 0;
+			b->head = m;
+		}
 		return true;
 	}
 	return false;

@@ -652,7 +652,7 @@ __attribute__((noinline)) unsigned sy__worker_drain_ring(struct sy__worker *w,
 	drain_settle(&d);
 	runs_flush(w, &d);
 	sy__release_batch_flush(w->slot, &d.done);
-	if (d.descs.n)
+	if (d.descs.home)
 		sy__release_batch_flush(w->slot, &d.descs);
 	if (d.runs)
 		sy__total_add(&w->slot->totals, SY_T_DELIVERED, d.runs);
