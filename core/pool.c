@@ -168,9 +168,33 @@ static inline void group_open(struct sy__pool *p, unsigned k, struct sy_msg *g)
 	struct sy_msg **list = sy__group(g);
 
 	p->free[k] = g->next;
+	if (sy__unlikely(sy__home_class(g->home) != k)) {
+		/* A burst descriptor listing its messages. */
+		struct sy__burst *b = (struct sy__burst *)g->data;
+
+		p->desc[k] = g;
+		p->at[k] = (struct sy_msg **)b->msgs;
+		p->end[k] = p->at[k] + b->n;
+		return;
+	}
 	list[g->tag] = g;
 	p->at[k] = list;
 	p->end[k] = list + g->tag + 1;
+}
+
+/* Class @p k's open group, led by a burst descriptor, is handed out: free
+ * the descriptor, most likely into this pool's own groups. */
+static inline void group_close_desc(struct sy__pool *p, unsigned k)
+{
+	struct sy_msg *desc = p->desc[k];
+
+	p->desc[k] = NULL;
+	if (sy__likely(sy__home_pool(desc->home) == p))
+		sy__groups_push(&p->free[sy__home_class(desc->home)], NULL,
+				desc);
+	else
+		sy__msg_release(sy__container_of(p, struct sy__slot, pool),
+				desc);
 }
 
 /*
@@ -193,8 +217,11 @@ static inline void group_prefetch(struct sy_msg *const *list)
 static __attribute__((noinline)) struct sy_msg *pool_refill(struct sy__pool *p,
 							     unsigned k)
 {
-	struct sy_msg *g = p->free[k];
+	struct sy_msg *g;
 
+	if (p->desc[k])
+		group_close_desc(p, k);
+	g = p->free[k];
 	/* Acquire pairs with the release in push_chain(): the groups' links
 	 * and lists are visible. */
 	if (!g)
@@ -360,7 +387,11 @@ static inline void take_groups(struct sy__pool *p, sy_msg ***out, sy_msg **end,
 		}
 		at += k;
 		o += k;
-		if (o == end || !p->free[0])
+		if (o == end)
+			break;
+		if (sy__unlikely(p->desc[0] != NULL))
+			group_close_desc(p, 0);
+		if (!p->free[0])
 			break;
 		group_open(p, 0, p->free[0]);
 		at = p->at[0];
@@ -544,6 +575,31 @@ void sy__release_batch_flush(struct sy__slot *self, struct sy__release_batch *b)
 		c->head = head;
 	}
 	pending_added(c, p, k, n);
+}
+
+void sy__release_whole(struct sy__slot *self, struct sy_msg *desc,
+		       uintptr_t home)
+{
+	struct sy__pool *p = sy__home_pool(home);
+	unsigned k = sy__home_class(home);
+	struct sy__chain *c;
+
+	desc->tag = SY_GROUP_MAX; /* full: a release adds nothing to it */
+	if (p == &self->pool) {
+		desc->next = p->free[k];
+		p->free[k] = desc;
+		return;
+	}
+	if (sy__unlikely(p->eng != self->pool.eng)) {
+		push_chain(p, k, desc, desc);
+		return;
+	}
+	c = pending_of(self, p, k);
+	desc->next = c->head;
+	if (!c->head)
+		c->tail = desc;
+	c->head = desc;
+	pending_added(c, p, k, ((struct sy__burst *)desc->data)->n);
 }
 
 void sy__pending_flush(struct sy__slot *self)

@@ -55,6 +55,10 @@ struct sy__pool {
 	_Alignas(SY_CACHELINE) struct sy_msg **at[SY_CLASSES];
 	struct sy_msg **end[SY_CLASSES];
 	struct sy_msg *free[SY_CLASSES];
+	/* The open group's leader where it is a burst descriptor that went
+	 * back whole (sy__release_whole()): not one of the group's, freed
+	 * once its list is handed out. NULL: none. */
+	struct sy_msg *desc[SY_CLASSES];
 	void *slabs;               /* singly linked through the slab's first word */
 	_Atomic uint64_t slab_count;
 	_Atomic uint64_t slab_bytes;
@@ -134,6 +138,27 @@ struct sy__release_batch {
 	struct sy_msg *head;       /* the group filling, then the others */
 	struct sy_msg *tail;
 };
+
+/*
+ * The home of the messages burst descriptor @p desc lists, if they may go
+ * back as one group listed in the descriptor (sy__release_whole()): 0 for
+ * the descriptors' own class, whose groups' leaders are their own.
+ */
+static inline uintptr_t sy__whole_home(const struct sy_msg *desc)
+{
+	const struct sy__burst *b = (const struct sy__burst *)desc->data;
+	uintptr_t home = ((const struct sy_msg *)b->msgs[0])->home;
+	unsigned k = sy__home_class(home);
+
+	return k != SY_BURST_CLASS && k != SY_CLASS_HUGE ? home : 0;
+}
+
+/* @p desc, a burst descriptor whose messages are freed from slot @p self's
+ * thread, all of home @p home (sy__whole_home()), goes back to their pool
+ * as one group: the descriptor leads it, and is freed in turn once the
+ * pool has handed out its list. */
+void sy__release_whole(struct sy__slot *self, struct sy_msg *desc,
+		       uintptr_t home);
 
 /* Allocate from @p s's pool (its thread only). NULL: -ENOMEM. */
 struct sy_msg *sy__msg_alloc(struct sy__slot *s, size_t size);

@@ -264,11 +264,17 @@ static void timed_end(struct sy__worker *w, uint64_t start)
 
 /* Tell @p srv's breaker how a run went; a success while it is closed and
  * has nothing counted changes nothing, and costs no call. */
+/* Whether a success has nothing to tell @p srv's breaker now. */
+static inline bool breaker_quiet(const struct sy__server *srv)
+{
+	return srv->breaker_quiet &&
+	       !(atomic_load_explicit(&srv->gate, memory_order_relaxed) &
+		 SY_GATE_BREAKER);
+}
+
 static inline void breaker_result(struct sy__server *srv, bool ok)
 {
-	if (ok && srv->breaker_quiet &&
-	    !(atomic_load_explicit(&srv->gate, memory_order_relaxed) &
-	      SY_GATE_BREAKER))
+	if (ok && breaker_quiet(srv))
 		return;
 	sy__breaker_record(srv, ok);
 }
@@ -396,6 +402,31 @@ static inline __attribute__((always_inline)) int run_one(struct sy__worker *w,
 		     SY_MSG_OBSERVE | SY_MSG_INFLIGHT)
 
 /*
+ * A uniform burst whose messages may go back whole: while every run so
+ * far was plain and freed its message, of one pool and class (home), the
+ * freed messages stay listed in the descriptor (msgs), which goes back to
+ * their pool as one group of them (sy__release_whole()). home is 0 once
+ * that stopped.
+ */
+struct whole {
+	uintptr_t home;
+	void *const *msgs;
+};
+
+/* The burst does not go back whole after all: the messages its plain
+ * runs freed so far, those listed before @p end, are counted and released
+ * one by one, as other runs' are. */
+static __attribute__((noinline, cold)) void
+whole_end(struct sy__worker *w, struct whole *whole, void *const *end,
+	  struct drain *d)
+{
+	whole->home = 0;
+	d->ok += (uint32_t)(end - whole->msgs);
+	for (void *const *at = whole->msgs; at != end; at++)
+		sy__release_batch_add(&w->slot, &d->done, *at);
+}
+
+/*
  * Run the handler of @p m, a first run that needs no more than a count
  * and freeing (or its end timed by the caller), on @p srv through
  * @p route_id; a run that fails or keeps its message takes run_end().
@@ -408,7 +439,7 @@ static inline __attribute__((always_inline)) int run_one(struct sy__worker *w,
 static inline __attribute__((always_inline)) bool
 run_plain(struct sy__worker *w, struct sy_engine *eng, struct sy_msg *m,
 	  struct sy__server *srv, uint32_t route_id, bool keyed, bool breaker,
-	  bool unset, struct drain *d)
+	  bool unset, struct drain *d, struct whole *whole, void *const *at)
 {
 	int rc;
 
@@ -416,6 +447,9 @@ run_plain(struct sy__worker *w, struct sy_engine *eng, struct sy_msg *m,
 	rc = srv->fn(eng, m, srv->ctx);
 	if (sy__unlikely(rc < 0 || w->taken)) {
 		bool deferred;
+
+		if (whole)
+			whole_end(w, whole, at, d);
 
 		/* Still the worker's (not kept, not passed on): it failed. */
 		if (unset && !w->taken) {
@@ -427,7 +461,7 @@ run_plain(struct sy__worker *w, struct sy_engine *eng, struct sy_msg *m,
 		w->taken = false;
 		if (deferred)
 			d->clock = 0; /* not counted: the next run is not observed from here */
-		return !deferred;
+		return !deferred && !whole;
 	}
 	if (breaker && sy__unlikely(srv->breaker != NULL))
 		breaker_result(srv, true);
@@ -436,6 +470,14 @@ run_plain(struct sy__worker *w, struct sy_engine *eng, struct sy_msg *m,
 		runs_flush(w, d);
 		d->m_srv = srv;
 		d->m_route = route_id;
+	}
+	if (whole) {
+		/* Leave the line modified here, as a release does (pool.h). */
+		m->next = NULL;
+		if (sy__likely(m->home == whole->home))
+			return true;
+		whole_end(w, whole, at + 1, d);
+		return false;
 	}
 	d->ok++;
 	sy__release_batch_add(&w->slot, &d->done, m);
@@ -453,7 +495,7 @@ static __attribute__((noinline)) void handle(struct sy__worker *w,
 	if (sy__msg_plain(m, SY_MSG_SLOW & ~SY_MSG_TIMED)) {
 		start = timed_start(w, m, d);
 		if (run_plain(w, w->eng, m, m->server, m->route_id, true, true,
-			      false, d))
+			      false, d, NULL, NULL))
 			timed_end(w, start);
 		w->current = NULL;
 		return;
@@ -507,6 +549,48 @@ static __attribute__((noinline)) void handle_parking(struct sy__worker *w,
 static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
 			 struct drain *d);
 
+/* run_msgs()'s step: the entry at @p at. @return false when it ends
+ * @p whole (the burst does not go back whole), true otherwise. */
+static inline __attribute__((always_inline)) bool
+run_entry(struct sy__worker *w, void *const *at, struct sy__server *one,
+	  uint32_t one_route, bool breaker, bool lazy, struct drain *d,
+	  struct whole *whole)
+{
+	struct sy_msg *m = *at;
+	struct sy__server *srv = one ? one : m->server;
+	uint32_t route_id = one ? one_route : m->route_id;
+
+	if (one && !lazy) {
+		m->server = one;
+		m->route_id = one_route;
+	}
+	/* A retry (attempts) or a flag: the general case. */
+	if (sy__unlikely(!sy__msg_plain(m, SY_MSG_SLOW))) {
+		struct sy__parking *t;
+
+		if (whole)
+			whole_end(w, whole, at, d);
+		if (lazy) {
+			m->server = one;
+			m->route_id = one_route;
+		}
+		/* One test for the two that are not handle()'s. */
+		if (!(m->flags & (SY_MSG_BURST | SY_MSG_INFLIGHT)))
+			handle(w, m, d);
+		else if (!one && (m->flags & SY_MSG_BURST))
+			handle_burst(w, m, d);
+		/* An in-flight count: a parking route's, perhaps. */
+		else if ((m->flags & SY_MSG_INFLIGHT) &&
+			 sy__unlikely((t = sy__parking_of(w->eng)) != NULL))
+			handle_parking(w, t, m, d);
+		else
+			handle(w, m, d);
+		return !whole;
+	}
+	return run_plain(w, w->eng, m, srv, route_id, !one, breaker, lazy, d,
+			 whole, at) || !whole;
+}
+
 /*
  * Run the messages (and burst descriptors) in e[0..n). The common message
  * needs no more than its handler run, a count and freeing: no deadline,
@@ -520,14 +604,17 @@ static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
  * handler that passes its message on or keeps it reads neither, and the
  * next send writes its own. NULL: each message names its own.
  * @p breaker: the servers may have a circuit breaker (false only with
- * @p one, when it has none).
+ * @p one, when it has none). @p whole: the burst may go back whole (its
+ * home 0 after this call if it may not), and @p one's breaker, if any, was
+ * quiet when the burst began; its loop runs until it may not, and the
+ * common loop runs the rest.
  */
 static inline __attribute__((always_inline)) void
 run_msgs(struct sy__worker *w, void *const *e, unsigned n,
 	 struct sy__server *one, uint32_t one_route, bool breaker, bool lazy,
-	 struct drain *d)
+	 struct drain *d, struct whole *whole)
 {
-	struct sy_engine *eng = w->eng;
+	void *const *at = e, *const *end = e + n;
 
 	/* Known for the whole batch: the run's key is set once. */
 	if (one && (d->m_srv != one || d->m_route != one_route)) {
@@ -535,45 +622,31 @@ run_msgs(struct sy__worker *w, void *const *e, unsigned n,
 		d->m_srv = one;
 		d->m_route = one_route;
 	}
-	for (unsigned i = 0; i < n; i++) {
-		struct sy_msg *m = e[i];
-		struct sy__server *srv = one ? one : m->server;
-		uint32_t route_id = one ? one_route : m->route_id;
-
-		if (one && !lazy) {
-			m->server = one;
-			m->route_id = one_route;
-		}
-		/* A retry (attempts) or a flag: the general case. */
-		if (sy__unlikely(!sy__msg_plain(m, SY_MSG_SLOW))) {
-			struct sy__parking *t;
-
-			if (lazy) {
-				m->server = one;
-				m->route_id = one_route;
+	if (whole) {
+		/* Each run's success leaves the breaker as it is: the caller
+		 * found it quiet. A failure ends this loop. */
+		for (; at != end; at++) {
+			if (sy__unlikely(!run_entry(w, at, one, one_route,
+						    false, lazy, d, whole))) {
+				at++;
+				break;
 			}
-			/* One test for the two that are not handle()'s. */
-			if (!(m->flags & (SY_MSG_BURST | SY_MSG_INFLIGHT)))
-				handle(w, m, d);
-			else if (!one && (m->flags & SY_MSG_BURST))
-				handle_burst(w, m, d);
-			/* An in-flight count: a parking route's, perhaps. */
-			else if ((m->flags & SY_MSG_INFLIGHT) &&
-				 sy__unlikely((t = sy__parking_of(eng)) != NULL))
-				handle_parking(w, t, m, d);
-			else
-				handle(w, m, d);
-			continue;
 		}
-		run_plain(w, eng, m, srv, route_id, !one, breaker, lazy, d);
+		if (whole->home) {
+			d->ok += n;
+			w->current = NULL;
+			return;
+		}
 	}
+	for (; at != end; at++)
+		run_entry(w, at, one, one_route, breaker, lazy, d, NULL);
 	w->current = NULL;
 }
 
 static void handle_msgs(struct sy__worker *w, void *const *e, unsigned n,
 			struct drain *d)
 {
-	run_msgs(w, e, n, NULL, 0, true, false, d);
+	run_msgs(w, e, n, NULL, 0, true, false, d, NULL);
 }
 
 /* A burst's descriptor is done with: it goes back with the drain's others
@@ -591,18 +664,37 @@ static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
 {
 	struct sy__burst *b = (struct sy__burst *)desc->data;
 	struct sy__server *one = desc->server;
+	struct whole whole = { .home = 0, .msgs = b->msgs };
 
 	/* A descriptor that names a server and route holds messages for them
 	 * only (dispatch.c): they are checked once for the burst. A remote
 	 * server's handler reads the message's server at once. */
-	if (!one)
+	if (!one) {
 		handle_msgs(w, b->msgs, b->n, d);
-	else if (one->remote)
-		run_msgs(w, b->msgs, b->n, one, desc->route_id, true, false, d);
-	else if (one->breaker)
-		run_msgs(w, b->msgs, b->n, one, desc->route_id, true, true, d);
-	else
-		run_msgs(w, b->msgs, b->n, one, desc->route_id, false, true, d);
+	} else if (one->remote) {
+		run_msgs(w, b->msgs, b->n, one, desc->route_id, true, false, d,
+			 NULL);
+	} else {
+		/* A local server's uniform burst may go back whole, while
+		 * the server's breaker, if any, has nothing to record of a
+		 * success (checked once for the burst: a change during it is
+		 * the next burst's to see). */
+		if (!one->breaker || breaker_quiet(one))
+			whole.home = sy__whole_home(desc);
+		if (!whole.home)
+			run_msgs(w, b->msgs, b->n, one, desc->route_id, true,
+				 true, d, NULL);
+		else if (one->breaker)
+			run_msgs(w, b->msgs, b->n, one, desc->route_id, true,
+				 true, d, &whole);
+		else
+			run_msgs(w, b->msgs, b->n, one, desc->route_id, false,
+				 true, d, &whole);
+		if (sy__likely(whole.home != 0)) {
+			sy__release_whole(w->slot, desc, whole.home);
+			return;
+		}
+	}
 	desc_done(w->slot, &d->descs, desc);
 }
 

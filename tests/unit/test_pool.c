@@ -9,6 +9,7 @@
  * pool past that bound before it measures: "steady state" is then a fact of
  * the test, not of the scheduler.
  */
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -581,4 +582,204 @@ Test(core_pool, alloc_burst_is_all_or_nothing)
 	sy_engine_destroy(eng);
 	expect_balanced(&c);
 	free(b);
+}
+
+/* ---- bursts that go back whole ---- */
+
+/*
+ * A uniform burst through a local server goes back to its pool as one
+ * group listed in its descriptor, unless one of its runs fails, or its
+ * messages come from more than one pool, or the server's breaker has
+ * something to record: then its messages go back one by one. Either way,
+ * each message must go back once: a message freed twice would sit in two
+ * groups, and come out of its pool twice.
+ */
+#define FAIL_EVERY 61u  /* the handler fails the tags that are multiples */
+#define WHOLE_BURST 32u
+#define FOREIGN 8u      /* of each mixed burst's messages, from another pool */
+
+struct picky {
+	_Atomic uint64_t ran;
+	_Atomic uint64_t bad;
+};
+
+static int picky_handler(sy_engine *eng, sy_msg *m, void *ctx)
+{
+	struct picky *p = ctx;
+	uint64_t v;
+
+	(void)eng;
+	memcpy(&v, sy_msg_data(m), sizeof(v));
+	if (v != sy_msg_tag(m))
+		atomic_fetch_add_explicit(&p->bad, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&p->ran, 1, memory_order_release);
+	return sy_msg_tag(m) % FAIL_EVERY == 0 ? -EIO : 0;
+}
+
+static void burst_fill(sy_msg **msgs, unsigned n, uint64_t *next)
+{
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t tag = (*next)++;
+
+		sy_msg_set_tag(msgs[i], tag);
+		memcpy(sy_msg_data(msgs[i]), &tag, sizeof(tag));
+	}
+}
+
+static void burst_send_all(sy_engine *eng, uint32_t route, sy_msg **msgs,
+			   unsigned n)
+{
+	unsigned done = 0, tries = 0;
+
+	while (done < n) {
+		int rc = sy_msg_send_burst(eng, route, msgs + done, n - done);
+
+		if (rc > 0) {
+			done += (unsigned)rc;
+			continue;
+		}
+		cr_assert_eq(rc, -EAGAIN, "burst: %s", sy_strerror(rc));
+		cr_assert_lt(++tries, 10000000u, "burst refused for too long");
+		sched_yield();
+	}
+}
+
+static int by_address(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)*(sy_msg *const *)a;
+	uintptr_t y = (uintptr_t)*(sy_msg *const *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* How many messages of the calling thread's pool come out twice when it
+ * hands out more than the engine's slabs hold, at once (SIZE_MAX: an
+ * allocation failed). Any thread: no assertion here. */
+static size_t count_twice(sy_engine *eng)
+{
+	struct sy_stats st;
+	size_t n, twice = 0, got = 0;
+	sy_msg **held;
+
+	sy_engine_stats(eng, &st);
+	n = (size_t)(st.pool_bytes / 192u) + 64u;
+	held = calloc(n, sizeof(*held));
+	if (!held)
+		return SIZE_MAX;
+	while (got < n && (held[got] = sy_msg_alloc(eng, 8)) != NULL)
+		got++;
+	qsort(held, got, sizeof(*held), by_address);
+	for (size_t i = 1; i < got; i++)
+		twice += held[i] == held[i - 1];
+	/* A message out twice is freed once. */
+	for (size_t i = 0; i < got; i++)
+		if (i == 0 || held[i] != held[i - 1])
+			sy_msg_free(held[i]);
+	free(held);
+	return got == n ? twice : SIZE_MAX;
+}
+
+struct foreign {
+	sy_engine *eng;
+	sy_msg *msgs[FOREIGN];
+	_Atomic int step; /* 1: fill msgs; 2: filled; 3: check the pool; 4: done */
+	size_t twice;     /* count_twice() of its pool, at step 4 */
+};
+
+/* Another thread's pool: it allocates the foreign messages of each mixed
+ * burst, and at the end checks that each came back to it once. */
+static void *foreign_main(void *arg)
+{
+	struct foreign *f = arg;
+
+	for (;;) {
+		int step = atomic_load(&f->step);
+
+		if (step == 1) {
+			/* On failure the sender finds NULL messages. */
+			if (sy_msg_alloc_burst(f->eng, 8, f->msgs, FOREIGN) < 0)
+				memset(f->msgs, 0, sizeof(f->msgs));
+			atomic_store(&f->step, 2);
+		} else if (step == 3) {
+			f->twice = count_twice(f->eng);
+			atomic_store(&f->step, 4);
+			return NULL;
+		} else {
+			sched_yield();
+		}
+	}
+}
+
+static void foreign_wait(struct foreign *f, int step)
+{
+	uint64_t tries = 0;
+
+	while (atomic_load(&f->step) != step) {
+		cr_assert_lt(++tries, 100000000u, "the other thread is stuck");
+		sched_yield();
+	}
+}
+
+Test(core_pool, bursts_go_back_whole_or_one_by_one_and_each_message_once)
+{
+	const struct sy_breaker_opts bo = { .consecutive_failures = 1000,
+					    .window = 128,
+					    .failure_rate = 1.0 };
+	struct sy_server_opts so = { .breaker = &bo };
+	struct picky plain = { 0 }, guarded = { 0 };
+	struct foreign f = { .step = 0 };
+	uint32_t routes[2], srv;
+	sy_msg *msgs[WHOLE_BURST];
+	uint64_t next = 1, sent = 0;
+	pthread_t other;
+
+	f.eng = t_engine(1, SY_IDLE_SLEEP);
+	routes[0] = t_direct(f.eng, "plain", picky_handler, &plain, 0, NULL);
+	cr_assert_eq(sy_server_add(f.eng, "guarded", picky_handler, &guarded,
+				   &so, &srv), 0, "%s", sy_last_error());
+	routes[1] = t_add_route(f.eng, "guarded", (struct sy_route_opts){ 0 },
+				&srv, 1);
+	cr_assert_eq(sy_engine_start(f.eng), 0, "%s", sy_last_error());
+	cr_assert_eq(pthread_create(&other, NULL, foreign_main, &f), 0);
+
+	for (unsigned b = 0; b < 3000; b++) {
+		uint32_t route = routes[b % 2];
+
+		if (b % 3 == 2) {
+			/* Mixed: a quarter of it from the other thread. */
+			atomic_store(&f.step, 1);
+			foreign_wait(&f, 2);
+			cr_assert_eq(sy_msg_alloc_burst(f.eng, 8, msgs,
+							WHOLE_BURST - FOREIGN),
+				     (int)(WHOLE_BURST - FOREIGN));
+			memcpy(msgs + WHOLE_BURST - FOREIGN, f.msgs,
+			       sizeof(f.msgs));
+			cr_assert_not_null(f.msgs[0], "the other thread's "
+					   "allocation failed");
+			atomic_store(&f.step, 0);
+		} else {
+			cr_assert_eq(sy_msg_alloc_burst(f.eng, 8, msgs,
+							WHOLE_BURST),
+				     (int)WHOLE_BURST);
+		}
+		burst_fill(msgs, WHOLE_BURST, &next);
+		burst_send_all(f.eng, route, msgs, WHOLE_BURST);
+		sent += WHOLE_BURST;
+	}
+	cr_assert(t_wait_u64(&plain.ran, sent / 2, T_WAIT_MS));
+	cr_assert(t_wait_u64(&guarded.ran, sent / 2, T_WAIT_MS));
+	cr_assert_eq(atomic_load(&plain.bad) + atomic_load(&guarded.bad), 0,
+		     "payloads arrived damaged");
+	/* The failed runs were dead-lettered, the others delivered. */
+	t_expect_accounting(f.eng, sent, sent - sent / FAIL_EVERY,
+			    sent / FAIL_EVERY);
+	cr_assert_eq(count_twice(f.eng), 0, "messages of this thread's pool "
+		     "handed out twice (SIZE_MAX: an allocation failed)");
+	atomic_store(&f.step, 3);
+	foreign_wait(&f, 4);
+	pthread_join(other, NULL);
+	cr_assert_eq(f.twice, 0, "messages of the other thread's pool handed "
+		     "out twice (SIZE_MAX: an allocation failed)");
+	cr_assert_eq(sy_engine_stop(f.eng), 0);
+	sy_engine_destroy(f.eng);
 }
