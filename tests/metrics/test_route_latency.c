@@ -179,6 +179,12 @@ Test(metrics_route_latency, every_sample_has_its_time_in_the_ring)
 		     (unsigned long long)lat.count, (unsigned long long)soj.count);
 	cr_expect_eq(soj.min, FAST_NS);
 	cr_expect_eq(soj.max, FAST_NS);
+	/* Each sample under its own route: a burst's too, whose messages
+	 * carry no route until something reads it. */
+	expect_latency(&route_series(snap, "direct")->latency_total,
+		       N + N / 32, FAST_NS, "the direct route");
+	expect_latency(&route_series(snap, "spread")->latency_total, N,
+		       FAST_NS, "the spread route");
 	sy_snapshot_release(snap);
 	sy_engine_destroy(eng);
 }
