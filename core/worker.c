@@ -253,8 +253,7 @@ static __attribute__((noinline)) uint64_t timed_start(struct sy__worker *w,
 	return now;
 }
 
-static inline __attribute__((always_inline)) void
-timed_end(struct sy__worker *w, uint64_t start)
+static void timed_end(struct sy__worker *w, uint64_t start)
 {
 	struct sy__shard *sh = w->slot->shard;
 
@@ -550,31 +549,6 @@ static __attribute__((noinline)) void handle_parking(struct sy__worker *w,
 static void handle_burst(struct sy__worker *w, struct sy_msg *desc,
 			 struct drain *d);
 
-/*
- * In a uniform burst that may go back whole (@p whole), @p m, the entry at
- * @p at, is a latency sample and nothing else: run it as handle() does,
- * between two clock reads, with its server and route written (the sample
- * records its route). A local server's run is never deferred, so its end
- * is always timed. Out of line: the burst's loop keeps its registers.
- * @return false when it ends @p whole.
- */
-static __attribute__((noinline)) bool
-whole_sample(struct sy__worker *w, struct sy_msg *m, struct sy__server *one,
-	     uint32_t one_route, struct drain *d, struct whole *whole,
-	     void *const *at)
-{
-	uint64_t start;
-	bool more;
-
-	m->server = one;
-	m->route_id = one_route;
-	start = timed_start(w, m, d);
-	more = run_plain(w, w->eng, m, one, one_route, false, false, false, d,
-			 whole, at);
-	timed_end(w, start);
-	return more;
-}
-
 /* run_msgs()'s step: the entry at @p at. @return false when it ends
  * @p whole (the burst does not go back whole), true otherwise. */
 static inline __attribute__((always_inline)) bool
@@ -594,10 +568,6 @@ run_entry(struct sy__worker *w, void *const *at, struct sy__server *one,
 	if (sy__unlikely(!sy__msg_plain(m, SY_MSG_SLOW))) {
 		struct sy__parking *t;
 
-		/* A latency sample and nothing else: the burst may still go
-		 * back whole. */
-		if (whole && sy__msg_plain(m, SY_MSG_SLOW & ~SY_MSG_TIMED))
-			return whole_sample(w, m, one, one_route, d, whole, at);
 		if (whole)
 			whole_end(w, whole, at, d);
 		if (lazy) {
