@@ -262,8 +262,6 @@ static void timed_end(struct sy__worker *w, uint64_t start)
 				sy__now(w->eng) - start);
 }
 
-/* Tell @p srv's breaker how a run went; a success while it is closed and
- * has nothing counted changes nothing, and costs no call. */
 /* Whether a success has nothing to tell @p srv's breaker now. */
 static inline bool breaker_quiet(const struct sy__server *srv)
 {
@@ -272,6 +270,8 @@ static inline bool breaker_quiet(const struct sy__server *srv)
 		 SY_GATE_BREAKER);
 }
 
+/* Tell @p srv's breaker how a run went; a success while it is closed and
+ * has nothing counted changes nothing, and costs no call. */
 static inline void breaker_result(struct sy__server *srv, bool ok)
 {
 	if (ok && breaker_quiet(srv))

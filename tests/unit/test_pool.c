@@ -605,6 +605,9 @@ Test(core_pool, alloc_burst_is_all_or_nothing)
 #define FAIL_EVERY 61u  /* the handler fails the tags that are multiples */
 #define WHOLE_BURST 32u
 #define FOREIGN 8u      /* of each mixed burst's messages, from another pool */
+/* The smallest message a pool holds, header included (SY_CLASS0_BYTES in
+ * core/pool.h): the slabs hold at most pool_bytes / this messages. */
+#define SMALLEST_CLASS_BYTES 192u
 
 struct picky {
 	_Atomic uint64_t ran;
@@ -652,7 +655,7 @@ static size_t count_twice(sy_engine *eng)
 	sy_msg **held;
 
 	sy_engine_stats(eng, &st);
-	n = (size_t)(st.pool_bytes / 192u) + 64u;
+	n = (size_t)(st.pool_bytes / SMALLEST_CLASS_BYTES) + 64u;
 	held = calloc(n, sizeof(*held));
 	if (!held)
 		return SIZE_MAX;
@@ -681,8 +684,11 @@ struct foreign {
 static void *foreign_main(void *arg)
 {
 	struct foreign *f = arg;
+	/* Each wait for the test's next step is bounded: the test, which
+	 * waits for this thread's steps, then fails. */
+	uint64_t until = t_now_ms() + T_WAIT_MS;
 
-	for (;;) {
+	while (t_now_ms() < until) {
 		int step = atomic_load(&f->step);
 
 		if (step == 1) {
@@ -690,22 +696,24 @@ static void *foreign_main(void *arg)
 			if (sy_msg_alloc_burst(f->eng, 8, f->msgs, FOREIGN) < 0)
 				memset(f->msgs, 0, sizeof(f->msgs));
 			atomic_store(&f->step, 2);
+			until = t_now_ms() + T_WAIT_MS;
 		} else if (step == 3) {
 			f->twice = count_twice(f->eng);
 			atomic_store(&f->step, 4);
-			return NULL;
+			break;
 		} else {
 			sched_yield();
 		}
 	}
+	return NULL;
 }
 
 static void foreign_wait(struct foreign *f, int step)
 {
-	uint64_t tries = 0;
+	uint64_t until = t_now_ms() + T_WAIT_MS;
 
 	while (atomic_load(&f->step) != step) {
-		cr_assert_lt(++tries, 100000000u, "the other thread is stuck");
+		cr_assert_lt(t_now_ms(), until, "the other thread is stuck");
 		sched_yield();
 	}
 }
