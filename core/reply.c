@@ -41,6 +41,39 @@ void sy__reply_drop(struct sy__slot *s, struct sy_msg *m)
 	sy__msg_release(s, m);
 }
 
+/* The requester's fields of @p request, with @p status, into @p reply,
+ * another message, which becomes held. */
+static void reply_copy(const struct sy_msg *request, struct sy_msg *reply,
+		       int status)
+{
+	reply->tag = request->tag;
+	reply->reply_gen = request->reply_gen;
+	reply->call_seq = request->call_seq;
+	reply->hedge = request->hedge;
+	reply->status = status;
+	reply->flags = request->flags & (SY_MSG_REQUEST | SY_MSG_CALL | SY_MSG_TIMED);
+	if (sy__unlikely(request->flags & SY_MSG_TIMED))
+		reply->sent_ns = request->sent_ns; /* the round trip's start */
+	reply->held = 1;
+}
+
+/*
+ * A request @p m that goes back as its own reply, with @p status: it holds
+ * the requester's fields already (and is held), so only what differs is
+ * written. The requester's cache may still have both of the header's lines
+ * from the send: a line the worker does not write stays there, and reading
+ * the reply costs the requester no transfer of it.
+ */
+static void reply_in_place(struct sy_msg *m, int status)
+{
+	const uint8_t flags = m->flags & (SY_MSG_REQUEST | SY_MSG_CALL | SY_MSG_TIMED);
+
+	if (m->status != status)
+		m->status = status;
+	if (m->flags != flags)
+		m->flags = flags;
+}
+
 /*
  * Send @p reply, with @p status, to the thread that sent @p request (the
  * message worker @p w runs or ran). @return 0; -ECONNRESET (the requester
@@ -59,15 +92,10 @@ static int reply_deliver(struct sy__worker *w, const struct sy_msg *request,
 		sy__total_add(&w->slot->totals, SY_T_REPLIES_DROPPED, 1);
 		return -ECONNRESET;
 	}
-	reply->tag = request->tag;
-	reply->reply_gen = request->reply_gen;
-	reply->call_seq = request->call_seq;
-	reply->hedge = request->hedge;
-	reply->status = status;
-	reply->flags = request->flags & (SY_MSG_REQUEST | SY_MSG_CALL | SY_MSG_TIMED);
-	if (sy__unlikely(request->flags & SY_MSG_TIMED))
-		reply->sent_ns = request->sent_ns; /* the round trip's start */
-	reply->held = 1;
+	if (reply == request)
+		reply_in_place(reply, status);
+	else
+		reply_copy(request, reply, status);
 	if (!sy__ring_enqueue_spsc(&to->replies[w->idx], reply)) {
 		if (reply != w->current)
 			reply->held = 0;
@@ -262,8 +290,7 @@ SY_API int sy_msg_call(sy_engine *eng, uint32_t route, sy_msg *req,
 			       SY_MSG_REQUEST | SY_MSG_CALL);
 	req->call_seq = seq;
 	req->hedge = 0;
-	req->reply_slot = s->id;
-	req->reply_gen = atomic_load_explicit(&s->gen, memory_order_relaxed);
+	sy__reply_address(req, s);
 	req->held = 1;
 	rc = sy__dispatch_request(eng, route, req, s, &h);
 	sy__hedge_start(eng, s, &h, rc);

@@ -2,8 +2,10 @@
 #ifndef SY_CORE_REPLY_H
 #define SY_CORE_REPLY_H
 
-struct sy_msg;
-struct sy__slot;
+#include <stdatomic.h>
+
+#include "core/msg.h"
+#include "core/slot.h"
 
 struct sy__worker;
 
@@ -14,5 +16,18 @@ void sy__reply_drop(struct sy__slot *s, struct sy_msg *m);
  * requester as the reply (SY_FAIL_RETURN). @return 0; -ECONNRESET or
  * -EAGAIN (not handed back: the message is still the worker's). */
 int sy__reply_failure(struct sy__worker *w, struct sy_msg *m, int status);
+
+/* Address request @p m's reply to slot @p s. The generation lies in the
+ * header's second line, which a round trip's other steps leave alone:
+ * written only when it changes, the worker that reads it keeps its copy
+ * from the slot's previous request. */
+static inline void sy__reply_address(struct sy_msg *m, const struct sy__slot *s)
+{
+	uint32_t gen = atomic_load_explicit(&s->gen, memory_order_relaxed);
+
+	m->reply_slot = s->id;
+	if (m->reply_gen != gen)
+		m->reply_gen = gen;
+}
 
 #endif /* SY_CORE_REPLY_H */

@@ -21,6 +21,7 @@
 #include "core/error.h"
 #include "core/hedge.h"
 #include "core/msg.h"
+#include "core/reply.h"
 #include "core/slot.h"
 #include "core/worker.h"
 
@@ -144,8 +145,7 @@ SY_API int sy_msg_request(sy_engine *eng, uint32_t route, sy_msg *msg)
 		return sy__failed(__func__, err);
 	own = sy__msg_route_own(msg, &saved);
 	msg->flags = (uint8_t)((msg->flags & ~SY_MSG_CALL) | SY_MSG_REQUEST);
-	msg->reply_slot = s->id;
-	msg->reply_gen = atomic_load_explicit(&s->gen, memory_order_relaxed);
+	sy__reply_address(msg, s);
 	msg->hedge = 0; /* no marks from an earlier use */
 	err = send_from(__func__, eng, route, msg, s, &h, own);
 	if (err == 0)

@@ -37,9 +37,15 @@ struct sy__slot {
 	struct sy__totals totals;
 	struct sy__pool pool;
 	struct sy__parker parker;  /* a thread waiting in sy_msg_call() */
-	struct sy__ring *_Atomic out; /* [workers], published once */
+	/* What a worker reads to reply, on a line of its own: written at
+	 * attach and detach only, it stays in the workers' caches while the
+	 * slot's thread sends (which writes sample_left, rng, call_seq...). */
+	_Alignas(64) struct sy__ring *_Atomic out; /* [workers], published once */
 	struct sy__ring *replies;  /* [workers] */
-	struct sy__chain *pending; /* [slots * SY_CLASSES] return chains */
+	uint32_t id;
+	_Atomic uint32_t gen;      /* changes at every attach */
+	_Atomic int state;
+	_Alignas(64) struct sy__chain *pending; /* [slots * SY_CLASSES] return chains */
 	uint32_t *dirty;           /* indices of non-empty pending chains */
 	unsigned ndirty;
 	uint64_t *policy_words;    /* [max_routes] */
@@ -59,10 +65,7 @@ struct sy__slot {
 	 * the ring to worker w passed; cleared (on_backpressure) once the
 	 * ring has drained below it. */
 	_Atomic uint32_t *congested;
-	uint32_t id;
 	uint32_t call_seq;
-	_Atomic uint32_t gen;      /* changes at every attach */
-	_Atomic int state;
 	bool is_worker;
 	bool quiet;                /* refusals now are a waiting send's: not counted */
 };
