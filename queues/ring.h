@@ -9,9 +9,13 @@
  *
  * The producer keeps a private copy of the consumer's counter and reloads
  * it only when the ring looks full, so an enqueue does not touch the
- * consumer's cache line; the consumer takes entries in bursts, with one load
- * of the producer's counter and one store of its own per burst. Both sides
- * use ck_ring's layout and fences, so the ring stays a ck_ring.
+ * consumer's cache line. It keeps its own counter on that private line too
+ * and only stores ck_ring's p_tail: a line the consumer has read since the
+ * producer wrote it is not in the producer's cache any more, and an
+ * enqueue that loaded p_tail would wait for it. The consumer takes entries
+ * in bursts, with one load of the producer's counter and one store of its
+ * own per burst. Both sides use ck_ring's layout and fences, so the ring
+ * stays a ck_ring.
  *
  * The produced/consumed counters let a control thread wait until everything
  * enqueued before a point has been taken (see sy__ring_passed()).
@@ -35,13 +39,18 @@
 struct sy__ring {
 	struct ck_ring ring;
 	void **buf;               /* the slots: one pointer each */
-	/* The producer's line: its copy of ring.c_head, the index of the
-	 * latest entry marked a sample (sy__ring_mark_sample()), and the
-	 * consumer's parker, looked at after a publish (a consumer that never
-	 * parks leaves its word 0). */
+	/* The producer's line, which the consumer never reads: its copy of
+	 * ring.c_head, its own of ring.p_tail, and the consumer's parker,
+	 * looked at after a publish (a consumer that never parks leaves its
+	 * word 0). */
 	unsigned c_cache __attribute__((aligned(64)));
-	unsigned sampled;
+	unsigned p_next;
 	struct sy__parker *wake;
+	/* The index of the latest entry marked a sample
+	 * (sy__ring_mark_sample()), on a line of its own: the consumer reads
+	 * it at each take, alongside the slots rather than before them, and
+	 * the producer writes it for a sample only. */
+	unsigned sampled __attribute__((aligned(64)));
 } __attribute__((aligned(64)));
 
 /** Bytes of buffer a ring of @p size entries needs. */
@@ -64,6 +73,7 @@ static inline void sy__ring_init(struct sy__ring *r, void *buf, unsigned size,
 	r->ring.p_head = start;
 	r->buf = buf;
 	r->c_cache = start;
+	r->p_next = start;
 	r->sampled = start - 1; /* behind the consumer: no sample */
 	r->wake = NULL;
 }
@@ -89,14 +99,14 @@ static inline int sy__ring_wake(struct sy__ring *r)
 static inline bool sy__ring_room_cached_spsc(const struct sy__ring *r)
 {
 	/* A ring of size n holds n - 1 entries: mask of them. */
-	return r->ring.p_tail - r->c_cache < r->ring.mask;
+	return r->p_next - r->c_cache < r->ring.mask;
 }
 
 /** Producer only, after sy__ring_room_cached_spsc() said there is room. */
 static inline void sy__ring_put_spsc(struct sy__ring *r, void *p)
 {
 	struct ck_ring *ring = &r->ring;
-	unsigned prod = ring->p_tail;
+	unsigned prod = r->p_next;
 
 	r->buf[prod & ring->mask] = p;
 	SY_YIELD_POINT();
@@ -104,6 +114,7 @@ static inline void sy__ring_put_spsc(struct sy__ring *r, void *p)
 	ck_pr_fence_store();
 	SY_TSAN_RELEASE(&ring->p_tail); /* P1 */
 	ck_pr_store_uint(&ring->p_tail, prod + 1);
+	r->p_next = prod + 1;
 }
 
 /** Producer only. @return false when full. */
@@ -187,7 +198,7 @@ static inline void sy__ring_copy(const struct sy__ring *r, void **out,
  */
 static inline void sy__ring_mark_sample(struct sy__ring *r)
 {
-	ck_pr_store_uint(&r->sampled, r->ring.p_tail);
+	ck_pr_store_uint(&r->sampled, r->p_next);
 }
 
 /** Consumer only, after sy__ring_peek_spsc() gave @p first: may an entry
@@ -239,11 +250,11 @@ static inline bool sy__ring_dequeue_spsc(struct sy__ring *r, void **p)
  */
 static inline bool sy__ring_over_at(struct sy__ring *r, const unsigned *limit)
 {
-	if (__builtin_expect(r->ring.p_tail - r->c_cache < *limit, 1))
+	if (__builtin_expect(r->p_next - r->c_cache < *limit, 1))
 		return false;
 	r->c_cache = ck_pr_load_uint(&r->ring.c_head);
 	SY_TSAN_ACQUIRE(&r->ring.c_head); /* P2 */
-	return r->ring.p_tail - r->c_cache >= *limit;
+	return r->p_next - r->c_cache >= *limit;
 }
 
 /* sy__ring_over_at() of a limit held in hand. (_at reads it where it lies

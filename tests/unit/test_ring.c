@@ -61,9 +61,7 @@ static uintptr_t ptr_seq(void *p)
 /* Start both counters at @p at, as if that many entries had passed. */
 static void ring_rewind_to(struct test_ring *t, unsigned at)
 {
-	t->r.ring.c_head = at;
-	t->r.ring.p_tail = at;
-	t->r.ring.p_head = at;
+	sy__ring_init(&t->r, t->buf, t->size, at);
 }
 
 Test(queues_ring, holds_size_minus_one_entries_then_refuses)
