@@ -16,6 +16,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/compiler.h"
@@ -69,6 +70,9 @@ struct sy__slot {
 	bool is_worker;
 	bool quiet;                /* refusals now are a waiting send's: not counted */
 };
+_Static_assert(offsetof(struct sy__slot, pending) -
+	       offsetof(struct sy__slot, out) == 64,
+	       "a worker's reply reads a line of its own (out to state)");
 
 /* What sy__tls_hot.eng holds while the thread has no engine: no engine's
  * address and not NULL, so that a NULL engine never matches it. */

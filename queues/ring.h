@@ -30,6 +30,7 @@
 #define SY_QUEUES_RING_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <string.h>
 #include <ck_ring.h>
 
@@ -52,6 +53,13 @@ struct sy__ring {
 	 * the producer writes it for a sample only. */
 	unsigned sampled __attribute__((aligned(64)));
 } __attribute__((aligned(64)));
+_Static_assert(offsetof(struct sy__ring, c_cache) / 64 !=
+	       offsetof(struct sy__ring, buf) / 64 &&
+	       offsetof(struct sy__ring, c_cache) / 64 !=
+	       offsetof(struct sy__ring, ring.p_tail) / 64 &&
+	       offsetof(struct sy__ring, sampled) / 64 !=
+	       offsetof(struct sy__ring, c_cache) / 64,
+	       "the producer's private line holds nothing the consumer reads");
 
 /** Bytes of buffer a ring of @p size entries needs. */
 static inline size_t sy__ring_buffer_bytes(unsigned size)
