@@ -18,9 +18,9 @@ void sy__reply_drop(struct sy__slot *s, struct sy_msg *m);
 int sy__reply_failure(struct sy__worker *w, struct sy_msg *m, int status);
 
 /* Address request @p m's reply to slot @p s. The generation lies in the
- * header's second line, which a round trip's other steps leave alone:
- * written only when it changes, the worker that reads it keeps its copy
- * from the slot's previous request. */
+ * header's second line, which a round trip's other steps do not write: it
+ * is written only when it changes, so that a message sent as request after
+ * request leaves that line alone (docs/results.md, the ninth round). */
 static inline void sy__reply_address(struct sy_msg *m, const struct sy__slot *s)
 {
 	uint32_t gen = atomic_load_explicit(&s->gen, memory_order_relaxed);

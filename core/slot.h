@@ -41,12 +41,12 @@ struct sy__slot {
 	/* What a worker reads to reply, on a line of its own: written at
 	 * attach and detach only, it stays in the workers' caches while the
 	 * slot's thread sends (which writes sample_left, rng, call_seq...). */
-	_Alignas(64) struct sy__ring *_Atomic out; /* [workers], published once */
+	_Alignas(SY_CACHELINE) struct sy__ring *_Atomic out; /* [workers], published once */
 	struct sy__ring *replies;  /* [workers] */
 	uint32_t id;
 	_Atomic uint32_t gen;      /* changes at every attach */
 	_Atomic int state;
-	_Alignas(64) struct sy__chain *pending; /* [slots * SY_CLASSES] return chains */
+	_Alignas(SY_CACHELINE) struct sy__chain *pending; /* [slots * SY_CLASSES] return chains */
 	uint32_t *dirty;           /* indices of non-empty pending chains */
 	unsigned ndirty;
 	uint64_t *policy_words;    /* [max_routes] */
@@ -71,7 +71,7 @@ struct sy__slot {
 	bool quiet;                /* refusals now are a waiting send's: not counted */
 };
 _Static_assert(offsetof(struct sy__slot, pending) -
-	       offsetof(struct sy__slot, out) == 64,
+	       offsetof(struct sy__slot, out) == SY_CACHELINE,
 	       "a worker's reply reads a line of its own (out to state)");
 
 /* What sy__tls_hot.eng holds while the thread has no engine: no engine's
