@@ -60,9 +60,9 @@ static void reply_copy(const struct sy_msg *request, struct sy_msg *reply,
 /*
  * A request @p m that goes back as its own reply, with @p status: it holds
  * the requester's fields already (and is held), so only what differs is
- * written. The requester's cache may still have both of the header's lines
- * from the send: a line the worker does not write stays there, and reading
- * the reply costs the requester no transfer of it.
+ * written, and a plain reply writes nothing of the header: the requester,
+ * which reads the reply next, then waits for no line the worker wrote
+ * (docs/results.md, the ninth round).
  */
 static void reply_in_place(struct sy_msg *m, int status)
 {
