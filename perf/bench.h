@@ -299,8 +299,8 @@ int plot_report(const struct report *rep, const char *dir, FILE *out);
 typedef int bench_run_fn(const struct bench_ctx *ctx, uint64_t n, uint64_t *samples,
 			 double *secs);
 /* The raw baselines (baselines.c), and engine_run() as a variant. */
-bench_run_fn baseline_ck, baseline_batched_limit, baseline_mutex_queue, baseline_zmq_inproc,
-	engine_throughput, engine_rtt;
+bench_run_fn baseline_ck, baseline_batched_limit, baseline_message_ring, baseline_mutex_queue,
+	baseline_zmq_inproc, engine_throughput, engine_rtt;
 
 struct variant {
 	char name[64];

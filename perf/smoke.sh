@@ -23,7 +23,7 @@ run all --json "$tmp/all.json" --csv "$tmp/all.csv" --metrics "$tmp/metrics.json
 check "$tmp/all.json" '.tool == "sy-bench" and (.version | length > 0)'
 check "$tmp/all.json" '.machine.cpus >= 1 and .machine.probe_rtt_ns.before > 0 and .machine.probe_rtt_ns.after > 0'
 check "$tmp/all.json" "$(rows throughput)"' | map(select(.msgs_per_sec.median > 0 and .msgs_per_sec.runs == 1) | .variant)
-	| map(select(. != "zmq-inproc")) == ["ck-spsc", "batched-limit", "mutex-queue", "engine-single", "engine-burst32"]'
+	| map(select(. != "zmq-inproc")) == ["ck-spsc", "batched-limit", "message-ring", "mutex-queue", "engine-single", "engine-burst32"]'
 check "$tmp/all.json" "$(rows throughput)"' | map(select(.variant | startswith("engine-")) | .ratio_vs["ck-spsc"] > 0) | all'
 # The headline engine rows run the library's default configuration.
 check "$tmp/all.json" '[.results[] | select(.scenario == "throughput" or .scenario == "latency") | select(.variant | startswith("engine-"))

@@ -6,6 +6,7 @@ int scenario_throughput(const struct bench_ctx *ctx, struct report *rep)
 	struct variant v[] = {
 		{ "ck-spsc", *ctx, baseline_ck, ctx->messages, false },
 		{ "batched-limit", *ctx, baseline_batched_limit, ctx->messages, false },
+		{ "message-ring", *ctx, baseline_message_ring, ctx->messages, false },
 		{ "mutex-queue", *ctx, baseline_mutex_queue, ctx->messages, false },
 #ifdef SY_BENCH_HAVE_ZMQ
 		{ "zmq-inproc", *ctx, baseline_zmq_inproc, ctx->messages, false },
