@@ -210,6 +210,22 @@ static inline void group_prefetch(struct sy_msg *const *list)
 }
 
 /*
+ * Ask for the lines of @p lead, the leader of the group that opens next
+ * (NULL: none yet), that its opening reads: its link and home, and its
+ * list. Opening it then waits for neither, where it would wait for the
+ * link and then for the list, each last written by the worker that freed
+ * the group.
+ */
+static inline void leader_prefetch(const struct sy_msg *lead)
+{
+	if (lead) {
+		__builtin_prefetch(lead, 1);
+		__builtin_prefetch((const char *)lead + SY_CACHELINE, 1);
+		__builtin_prefetch((const char *)lead + 2 * SY_CACHELINE, 1);
+	}
+}
+
+/*
  * Class @p k's open group is handed out: open the next one (the owner's,
  * else the remote stack's, else a new slab's) and hand out its first
  * message. NULL: no memory.
@@ -231,6 +247,7 @@ static __attribute__((noinline)) struct sy_msg *pool_refill(struct sy__pool *p,
 		return NULL;
 	group_open(p, k, g);
 	group_prefetch(p->at[k]);
+	leader_prefetch(p->free[k]);
 	return *p->at[k]++;
 }
 
