@@ -411,6 +411,7 @@ static inline void take_groups(struct sy__pool *p, sy_msg ***out, sy_msg **end,
 		if (!p->free[0])
 			break;
 		group_open(p, 0, p->free[0]);
+		leader_prefetch(p->free[0]);
 		at = p->at[0];
 		last = p->end[0];
 	}
