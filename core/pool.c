@@ -384,9 +384,10 @@ alloc_burst_slow(sy_engine *eng, size_t size, sy_msg **msgs, unsigned n,
 /*
  * Hand out messages of class 0 as allocations into *@p out, up to @p end:
  * the open group's, then those of the owner's next groups, opened here.
- * Stops early when the owner's groups run out. No prefetch: the walk
- * knows every address from the lists, so no line it asks for waits for
- * another.
+ * Stops early when the owner's groups run out. No prefetch of the
+ * messages: the walk knows every address from the lists, so no line it
+ * asks for waits for another. The next group's leader is asked for as
+ * each group opens: its link says where the walk goes next.
  */
 static inline void take_groups(struct sy__pool *p, sy_msg ***out, sy_msg **end,
 			       size_t size)
