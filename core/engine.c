@@ -126,6 +126,7 @@ SY_API int sy_engine_create(const struct sy_config *cfg, sy_engine **out)
 
 	SY__NONNULL(out);
 	sy__barrier_init();
+	sy__prefetchw_init();
 	eng = calloc(1, sizeof(*eng));
 	if (!eng)
 		return sy__failed(__func__, sy__fail(-ENOMEM, "no memory for an engine"));

@@ -24,7 +24,11 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include "core/engine.h"
 #include "core/error.h"
@@ -197,6 +201,44 @@ static inline void group_close_desc(struct sy__pool *p, unsigned k)
 				desc);
 }
 
+bool sy__prefetchw;
+static pthread_once_t prefetchw_once = PTHREAD_ONCE_INIT;
+
+static void prefetchw_probe(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	unsigned a, b, c, d;
+
+	/* CPUID 0x80000001: ECX bit 8, PREFETCHW. */
+	sy__prefetchw = __get_cpuid(0x80000001u, &a, &b, &c, &d) &&
+			(c & (1u << 8));
+#endif
+}
+
+void sy__prefetchw_init(void)
+{
+	pthread_once(&prefetchw_once, prefetchw_probe);
+}
+
+/*
+ * Ask for the line at @p p to write it: PREFETCHW, which takes the line
+ * from the core that holds it, where the CPU has it (sy__prefetchw; the
+ * compiler's prefetch for writing is a plain one unless built for such a
+ * CPU only), a plain prefetch elsewhere. @p w: sy__prefetchw, as the caller
+ * read it for a run of them.
+ */
+static inline void prefetch_write(const void *p, bool w)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	if (w) {
+		__asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
+		return;
+	}
+#endif
+	(void)w;
+	__builtin_prefetch(p, 1);
+}
+
 /*
  * Ask for the first line of each message of the group whose list is
  * @p list, all at once: the whole list, SY_GROUP_MAX + 1 entries, a loop
@@ -205,8 +247,10 @@ static inline void group_close_desc(struct sy__pool *p, unsigned k)
  */
 static inline void group_prefetch(struct sy_msg *const *list)
 {
+	const bool w = sy__prefetchw;
+
 	for (unsigned i = 0; i <= SY_GROUP_MAX; i++)
-		__builtin_prefetch(list[i], 1);
+		prefetch_write(list[i], w);
 }
 
 /*
@@ -218,10 +262,12 @@ static inline void group_prefetch(struct sy_msg *const *list)
  */
 static inline void leader_prefetch(const struct sy_msg *lead)
 {
+	const bool w = sy__prefetchw;
+
 	if (lead) {
-		__builtin_prefetch(lead, 1);
-		__builtin_prefetch((const char *)lead + SY_CACHELINE, 1);
-		__builtin_prefetch((const char *)lead + 2 * SY_CACHELINE, 1);
+		prefetch_write(lead, w);
+		prefetch_write((const char *)lead + SY_CACHELINE, w);
+		prefetch_write((const char *)lead + 2 * SY_CACHELINE, w);
 	}
 }
 

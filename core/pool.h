@@ -36,6 +36,11 @@
 struct sy_engine;
 struct sy__slot;
 
+/* Whether the CPU has PREFETCHW (pool.c): set by sy__prefetchw_init(),
+ * once per process, before an engine's first allocation. */
+extern bool sy__prefetchw;
+void sy__prefetchw_init(void);
+
 /* Members a group's leader lists, at most: from its second cache line to
  * the end of the smallest class, with a place left for the leader itself
  * (the owner lists it last when it opens the group). */
