@@ -231,7 +231,8 @@ static inline void prefetch_write(const void *p, bool w)
 {
 #if defined(__x86_64__) || defined(__i386__)
 	if (w) {
-		__asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
+		/* The address in a register: nothing here reads *p. */
+		__asm__ volatile("prefetchw (%0)" : : "r"(p));
 		return;
 	}
 #endif
@@ -254,21 +255,20 @@ static inline void group_prefetch(struct sy_msg *const *list)
 }
 
 /*
- * Ask for the lines of @p lead, the leader of the group that opens next
- * (NULL: none yet), that its opening reads: its link and home, and its
- * list. Opening it then waits for neither, where it would wait for the
- * link and then for the list, each last written by the worker that freed
- * the group.
+ * Ask for the lines of @p lead, the leader of the group that opens next,
+ * that its opening reads: its link and home, and its list. Opening it
+ * then waits for neither, where it would wait for the link and then for
+ * the list, each last written by the worker that freed the group. NULL
+ * (no next group yet) needs no test: a prefetch of any address is
+ * harmless.
  */
 static inline void leader_prefetch(const struct sy_msg *lead)
 {
 	const bool w = sy__prefetchw;
 
-	if (lead) {
-		prefetch_write(lead, w);
-		prefetch_write((const char *)lead + SY_CACHELINE, w);
-		prefetch_write((const char *)lead + 2 * SY_CACHELINE, w);
-	}
+	prefetch_write(lead, w);
+	prefetch_write((const char *)lead + SY_CACHELINE, w);
+	prefetch_write((const char *)lead + 2 * SY_CACHELINE, w);
 }
 
 /*
