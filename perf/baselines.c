@@ -321,7 +321,8 @@ static int message_consume(void *arg)
 			if (((struct message *)burst[i])->seq != ++seen)
 				return -EPROTO;
 			/* Never full: the pool is no larger than the ring. */
-			(void)batch_enqueue_sp(&q->back, burst[i]);
+			if (!batch_enqueue_sp(&q->back, burst[i]))
+				return -EPROTO;
 		}
 		batch_flush_sp(&q->back);
 	}
